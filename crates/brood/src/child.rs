@@ -1,0 +1,315 @@
+//! [`Child`]: what every kind of child is — a pid held through a pidfd, its
+//! policies, and the status the reaper keeps for it.
+
+use crate::globals::globals;
+use crate::policy::{Policy, Tree};
+use crate::sys::{self, pidfd, pidfd::Reap};
+use crate::{Error, ExitStatus, Result, Signal};
+use std::os::fd::{AsFd, BorrowedFd, OwnedFd};
+use std::sync::{Arc, Condvar, Mutex, MutexGuard};
+use std::time::{Duration, Instant};
+
+/// Who learns the child's exit status.
+#[derive(Copy, Clone, Debug, PartialEq, Eq)]
+pub(crate) enum WaitSource {
+    /// Our own child: we reap it through its pidfd.
+    Own,
+    /// Another process's child (the fork server's): the status is reported to us
+    /// with [`Child::set_reported`]; the pidfd serves signals and liveness only.
+    Remote,
+}
+
+#[derive(Copy, Clone, Debug, PartialEq, Eq)]
+pub(crate) enum State {
+    Running,
+    Exited(ExitStatus),
+    ReapedElsewhere,
+}
+
+pub(crate) struct ChildInner {
+    pub(crate) pid: u32,
+    pub(crate) pidfd: OwnedFd,
+    pub(crate) seq: u64,
+    pub(crate) policy: Policy,
+    pub(crate) source: WaitSource,
+    state: Mutex<State>,
+    changed: Condvar,
+}
+
+/// A child process: a pid held through a pidfd, with its policies and, once it
+/// ended, its status.
+///
+/// `Child` is cheap to clone; all clones speak of the same process, and any number
+/// of threads may wait for it and signal it at once. Dropping every handle does not
+/// end the child: its [`OnExit`](crate::OnExit) policy still applies at exit, and
+/// brood still reaps it when it ends (no zombie).
+///
+/// Signals go through the child's pidfd, so a signal can never reach another
+/// process that happened to get the same pid after the child was reaped.
+///
+/// ```
+/// # brood::init();
+/// use brood::{Command, Signal};
+/// use std::time::Duration;
+///
+/// let child = Command::new("sleep").arg("10").spawn()?;
+/// assert!(child.is_alive());
+/// assert_eq!(child.wait_timeout(Duration::from_millis(10))?, None);
+/// child.kill()?;
+/// let status = child.wait()?;
+/// assert_eq!(status.signal(), Some(Signal::KILL));
+/// assert_eq!(status.exitcode(), -9);
+/// # Ok::<(), brood::Error>(())
+/// ```
+#[derive(Clone)]
+pub struct Child {
+    pub(crate) inner: Arc<ChildInner>,
+}
+
+impl std::fmt::Debug for Child {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Child")
+            .field("pid", &self.inner.pid)
+            .field("state", &*self.inner.lock())
+            .field("policy", &self.inner.policy)
+            .finish()
+    }
+}
+
+impl ChildInner {
+    fn lock(&self) -> MutexGuard<'_, State> {
+        self.state.lock().unwrap_or_else(|e| e.into_inner())
+    }
+
+    /// Brings the state up to date (reaping an own child that has ended) and
+    /// returns it. The lock is held across `waitid` so exactly one caller reaps.
+    pub(crate) fn refresh(&self) -> Result<State> {
+        let mut st = self.lock();
+        if *st != State::Running || self.source == WaitSource::Remote {
+            return Ok(*st);
+        }
+        let new = match pidfd::try_reap(self.pidfd.as_fd()) {
+            Ok(Reap::Running) => return Ok(State::Running),
+            Ok(Reap::Exited(status)) => State::Exited(status),
+            Ok(Reap::Gone) => State::ReapedElsewhere,
+            Err(e) => return Err(Error::os("waitid", self.pid, e)),
+        };
+        *st = new;
+        drop(st);
+        self.finished();
+        Ok(new)
+    }
+
+    fn finished(&self) {
+        self.changed.notify_all();
+        globals().registry.forget(self);
+    }
+}
+
+impl Child {
+    /// Registers a child that was just created, so that it is reaped and its
+    /// `OnExit` applied. `pidfd` must refer to `pid`.
+    pub(crate) fn adopt(
+        pid: u32,
+        pidfd: OwnedFd,
+        policy: Policy,
+        source: WaitSource,
+    ) -> Result<Child> {
+        let g = globals();
+        let inner = Arc::new(ChildInner {
+            pid,
+            pidfd,
+            seq: g.registry.next_seq(),
+            policy,
+            source,
+            state: Mutex::new(State::Running),
+            changed: Condvar::new(),
+        });
+        g.registry
+            .adopt(Arc::clone(&inner))
+            .map_err(|e| Error::os("epoll_ctl", pid, e))?;
+        Ok(Child { inner })
+    }
+
+    /// Records the status of a [`WaitSource::Remote`] child, as its real parent
+    /// reported it. `None` means the reporter lost it (reaped elsewhere).
+    pub(crate) fn set_reported(&self, status: Option<ExitStatus>) {
+        let mut st = self.inner.lock();
+        if *st == State::Running {
+            *st = status.map_or(State::ReapedElsewhere, State::Exited);
+            drop(st);
+            self.inner.finished();
+        }
+    }
+
+    /// The child's process id.
+    pub fn pid(&self) -> u32 {
+        self.inner.pid
+    }
+
+    /// The child's pidfd, for callers that want to poll it themselves (it becomes
+    /// readable when the child exits).
+    pub fn pidfd(&self) -> BorrowedFd<'_> {
+        self.inner.pidfd.as_fd()
+    }
+
+    /// The policies this child was started with.
+    pub fn policy(&self) -> Policy {
+        self.inner.policy
+    }
+
+    /// The child's status if it has ended, without blocking (Python's `poll()`).
+    ///
+    /// `Err(Error::ReapedElsewhere)` when someone else reaped it: brood never
+    /// answers "still running" for a child that is gone.
+    pub fn poll(&self) -> Result<Option<ExitStatus>> {
+        answer(self.inner.pid, self.inner.refresh()?)
+    }
+
+    /// Waits until the child ends and returns its status.
+    pub fn wait(&self) -> Result<ExitStatus> {
+        match self.wait_until(None)? {
+            Some(status) => Ok(status),
+            None => unreachable!("a wait without deadline returns only when the child ended"),
+        }
+    }
+
+    /// Waits at most `timeout`; `Ok(None)` if the child is still running then.
+    pub fn wait_timeout(&self, timeout: Duration) -> Result<Option<ExitStatus>> {
+        self.wait_until(Some(Instant::now() + timeout))
+    }
+
+    /// Waits until `deadline` (or forever with `None`).
+    pub fn wait_until(&self, deadline: Option<Instant>) -> Result<Option<ExitStatus>> {
+        let inner = &*self.inner;
+        loop {
+            if let Some(status) = answer(inner.pid, inner.refresh()?)? {
+                return Ok(Some(status));
+            }
+            let left = deadline.map(|d| d.saturating_duration_since(Instant::now()));
+            if left == Some(Duration::ZERO) {
+                return Ok(None);
+            }
+            match inner.source {
+                WaitSource::Own => {
+                    let exited = pidfd::wait_exited(inner.pidfd.as_fd(), left)
+                        .map_err(|e| Error::os("poll(pidfd)", inner.pid, e))?;
+                    if !exited {
+                        return answer(inner.pid, inner.refresh()?);
+                    }
+                }
+                WaitSource::Remote => {
+                    let st = inner.lock();
+                    if *st == State::Running {
+                        let left = left.unwrap_or(Duration::from_secs(3600));
+                        drop(inner.changed.wait_timeout(st, left));
+                    }
+                }
+            }
+        }
+    }
+
+    /// True while the child has not ended. A child reaped elsewhere is not alive.
+    pub fn is_alive(&self) -> bool {
+        matches!(self.inner.refresh(), Ok(State::Running))
+    }
+
+    /// Sends `sig` to the child alone (Python's `send_signal`). Does nothing if the
+    /// child has already ended and was reaped by brood.
+    pub fn send_signal(&self, sig: Signal) -> Result<()> {
+        self.signal(sig, false)
+    }
+
+    /// Sends `sig` to the child's whole tree: its process group with
+    /// [`Tree::Group`] or [`Tree::Session`], the child alone with [`Tree::Own`].
+    /// With a group, members still left after the leader ended are signalled too.
+    pub fn signal_tree(&self, sig: Signal) -> Result<()> {
+        self.signal(sig, self.inner.policy.tree != Tree::Own)
+    }
+
+    /// SIGTERM to the child's tree (see [`Child::signal_tree`]).
+    pub fn terminate(&self) -> Result<()> {
+        self.signal_tree(Signal::TERM)
+    }
+
+    /// SIGKILL to the child's tree (see [`Child::signal_tree`]).
+    pub fn kill(&self) -> Result<()> {
+        self.signal_tree(Signal::KILL)
+    }
+
+    /// SIGTERM to the tree, then SIGKILL once `grace` has passed if the child (or,
+    /// with a group, any member of it) is still there; returns the child's status.
+    ///
+    /// Unlike Python's `terminate()` + `join()`, this cannot hang on a child that
+    /// ignores SIGTERM.
+    pub fn terminate_timeout(&self, grace: Duration) -> Result<ExitStatus> {
+        let deadline = Instant::now() + grace;
+        self.terminate()?;
+        self.finish_by(deadline)
+    }
+
+    /// After a SIGTERM: wait until `deadline`, then SIGKILL what is left.
+    pub(crate) fn finish_by(&self, deadline: Instant) -> Result<ExitStatus> {
+        let status = match self.wait_until(Some(deadline))? {
+            Some(status) => status,
+            None => {
+                self.kill()?;
+                self.wait()?
+            }
+        };
+        if self.inner.policy.tree != Tree::Own {
+            // The leader is gone; give the rest of its group what is left of the
+            // grace, then kill the stragglers.
+            let pgid = self.inner.pid;
+            while sys::pgrp::group_exists(pgid) && Instant::now() < deadline {
+                std::thread::sleep(Duration::from_millis(5));
+            }
+            let _ = sys::pgrp::kill_group(pgid, libc::SIGKILL);
+        }
+        Ok(status)
+    }
+
+    fn signal(&self, sig: Signal, tree: bool) -> Result<()> {
+        let inner = &*self.inner;
+        // Holding the lock keeps the reaper from reaping while we signal: the
+        // child's pid, and so its group id, cannot be reused meanwhile.
+        let st = inner.lock();
+        match *st {
+            State::ReapedElsewhere => return Err(Error::ReapedElsewhere { pid: inner.pid }),
+            State::Exited(_) => {
+                if tree {
+                    // Stragglers of the group may remain; ESRCH means none.
+                    let _ = sys::pgrp::kill_group(inner.pid, sig.as_raw());
+                }
+                return Ok(());
+            }
+            State::Running => {}
+        }
+        if tree {
+            match sys::pgrp::kill_group(inner.pid, sig.as_raw()) {
+                Ok(()) => return Ok(()),
+                // The child has not made its group or session yet (it is still
+                // starting): it has no descendants yet, signal it alone.
+                Err(e) if e.raw_os_error() == Some(libc::ESRCH) => {}
+                Err(e) => return Err(Error::os("kill(-pgid)", inner.pid, e)),
+            }
+        }
+        match pidfd::send_signal(inner.pidfd.as_fd(), sig) {
+            Ok(()) => Ok(()),
+            Err(e) if e.raw_os_error() == Some(libc::ESRCH) => {
+                // Reaped, but not by us (we hold the lock): find out for sure.
+                drop(st);
+                answer(inner.pid, inner.refresh()?).map(|_| ())
+            }
+            Err(e) => Err(Error::os("pidfd_send_signal", inner.pid, e)),
+        }
+    }
+}
+
+fn answer(pid: u32, st: State) -> Result<Option<ExitStatus>> {
+    match st {
+        State::Running => Ok(None),
+        State::Exited(status) => Ok(Some(status)),
+        State::ReapedElsewhere => Err(Error::ReapedElsewhere { pid }),
+    }
+}

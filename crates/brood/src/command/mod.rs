@@ -1,0 +1,1 @@
+//! Command/Popen (in progress).

@@ -1,0 +1,184 @@
+//! [`Error`]: everything that can go wrong, naming the program, the pid and the cause.
+
+use crate::ExitStatus;
+use std::io;
+use std::time::Duration;
+
+/// The result type of brood's fallible calls.
+pub type Result<T, E = Error> = std::result::Result<T, E>;
+
+/// What went wrong, with the program or pid it concerns and the cause.
+///
+/// ```
+/// use brood::Error;
+/// let e = Error::ReapedElsewhere { pid: 4242 };
+/// assert_eq!(
+///     e.to_string(),
+///     "child 4242 was reaped by someone else (a foreign waitpid(-1), or SIGCHLD set to SIG_IGN): its status is lost"
+/// );
+/// ```
+#[derive(Debug, thiserror::Error)]
+#[non_exhaustive]
+pub enum Error {
+    /// Someone other than brood waited for the child (`waitpid(-1)`, `wait()`, or
+    /// `SIGCHLD` set to `SIG_IGN`), so its exit status is gone. brood never guesses
+    /// a status and never signals that pid again.
+    #[error("child {pid} was reaped by someone else (a foreign waitpid(-1), or SIGCHLD set to SIG_IGN): its status is lost")]
+    ReapedElsewhere {
+        /// The child's pid (which may by now belong to another process).
+        pid: u32,
+    },
+
+    /// The program could not be started.
+    #[error("cannot start {program:?}: {cause}")]
+    Spawn {
+        /// The program as it was given.
+        program: String,
+        /// Why.
+        cause: SpawnError,
+    },
+
+    /// `fork(2)` (or `clone(2)`) failed: too many processes, or out of memory.
+    #[error("cannot fork: {0}")]
+    Fork(#[source] io::Error),
+
+    /// A system call about a child failed in a way brood cannot recover from.
+    #[error("{op} failed for pid {pid}: {source}")]
+    Os {
+        /// What brood was doing (`"pidfd_open"`, `"waitid"`, …).
+        op: &'static str,
+        /// The child concerned.
+        pid: u32,
+        /// The kernel's answer.
+        #[source]
+        source: io::Error,
+    },
+
+    /// Plain I/O on a child's pipes failed.
+    #[error("{what}: {source}")]
+    Io {
+        /// What brood was doing.
+        what: String,
+        /// The kernel's answer.
+        #[source]
+        source: io::Error,
+    },
+
+    /// `communicate` or `run` ran past its timeout. The child is left running (for
+    /// `communicate`) or was ended (for `run`); what it wrote so far is kept.
+    #[error("{program:?} (pid {pid}) did not finish within {timeout:?}")]
+    Timeout {
+        /// The program.
+        program: String,
+        /// Its pid.
+        pid: u32,
+        /// The timeout that passed.
+        timeout: Duration,
+        /// What the child wrote to its stdout so far.
+        stdout: Vec<u8>,
+        /// What the child wrote to its stderr so far.
+        stderr: Vec<u8>,
+    },
+
+    /// `run` with `check` saw the program fail (Python's `CalledProcessError`).
+    #[error("{program:?} (pid {pid}) {status}")]
+    Failed {
+        /// The program.
+        program: String,
+        /// Its pid.
+        pid: u32,
+        /// How it ended.
+        status: ExitStatus,
+        /// Its captured stdout.
+        stdout: Vec<u8>,
+        /// Its captured stderr.
+        stderr: Vec<u8>,
+    },
+
+    /// A policy cannot be applied (for example `OnParentDeath` on a platform
+    /// without a parent-death signal).
+    #[error("unsupported: {0}")]
+    Unsupported(String),
+}
+
+/// Why a program could not be started.
+#[derive(Debug, thiserror::Error)]
+#[non_exhaustive]
+pub enum SpawnError {
+    /// No such file, or not found on `PATH`.
+    #[error("program not found (searched {searched})")]
+    NotFound {
+        /// Where brood looked (`"PATH"` or the path itself).
+        searched: String,
+    },
+    /// The file exists but may not be executed (EACCES), or is not executable.
+    #[error("permission denied")]
+    PermissionDenied,
+    /// The working directory given with `current_dir` cannot be entered.
+    #[error("cannot enter working directory {dir:?}: {source}")]
+    CurrentDir {
+        /// The directory.
+        dir: std::path::PathBuf,
+        /// The kernel's answer.
+        #[source]
+        source: io::Error,
+    },
+    /// An argument, environment entry or path contains a NUL byte, which cannot
+    /// cross `execve(2)`.
+    #[error("{what} contains a NUL byte")]
+    NulByte {
+        /// Which one (`"argument 2"`, `"environment variable FOO"`, …).
+        what: String,
+    },
+    /// The arguments and environment together exceed the kernel's limit (E2BIG).
+    #[error("argument list and environment too long ({bytes} bytes; the kernel's limit is about {limit})")]
+    TooLong {
+        /// Bytes of arguments and environment.
+        bytes: usize,
+        /// The limit (`ARG_MAX`).
+        limit: usize,
+    },
+    /// Setting up the child failed at some step before `execve`.
+    #[error("{step} failed in the child: {source}")]
+    Setup {
+        /// The step (`"dup2"`, `"setsid"`, `"prctl(PR_SET_PDEATHSIG)"`…).
+        step: &'static str,
+        /// The kernel's answer.
+        #[source]
+        source: io::Error,
+    },
+    /// `execve` failed for another reason.
+    #[error("execve failed: {0}")]
+    Exec(#[source] io::Error),
+    /// Creating the process failed.
+    #[error("cannot create the process: {0}")]
+    Fork(#[source] io::Error),
+}
+
+impl Error {
+    /// The pid the error concerns, when there is one.
+    pub fn pid(&self) -> Option<u32> {
+        match self {
+            Error::ReapedElsewhere { pid }
+            | Error::Os { pid, .. }
+            | Error::Timeout { pid, .. }
+            | Error::Failed { pid, .. } => Some(*pid),
+            _ => None,
+        }
+    }
+
+    pub(crate) fn os(op: &'static str, pid: u32, source: impl Into<io::Error>) -> Error {
+        Error::Os {
+            op,
+            pid,
+            source: source.into(),
+        }
+    }
+
+    pub(crate) fn io(what: impl Into<String>, source: impl Into<io::Error>) -> Error {
+        Error::Io {
+            what: what.into(),
+            source: source.into(),
+        }
+    }
+}

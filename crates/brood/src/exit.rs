@@ -1,0 +1,102 @@
+//! Leaving the process: [`exit`] (Python's `sys.exit`) applies every live child's
+//! [`OnExit`], [`exit_now`] (Python's `os._exit`) applies nothing.
+//!
+//! Returning from `main` and `std::process::exit` call libc's `exit`, which runs
+//! the `atexit` hook brood installs with its first child, so they behave like
+//! [`exit`].
+
+use crate::globals::globals;
+use crate::policy::OnExit;
+use crate::sys;
+use std::io::Write;
+use std::sync::Once;
+use std::time::Instant;
+
+/// Applies every live child's [`OnExit`], then ends the process with `code`
+/// (Python's `sys.exit`, claim X2).
+///
+/// The order follows Python's `multiprocessing` at exit: first every
+/// `Terminate` child is sent SIGTERM (in start order), so their graces run
+/// together; then, in start order, `Wait` children are waited for and `Terminate`
+/// children are waited for until their grace ends and then SIGKILLed. `Detach`
+/// children are left running.
+///
+/// ```no_run
+/// brood::init();
+/// let child = brood::ForkBuilder::new()
+///     .on_exit(brood::OnExit::Wait)
+///     .fork_with(|| 0)?;
+/// brood::exit(0); // returns only after `child` has ended
+/// # Ok::<(), brood::Error>(())
+/// ```
+pub fn exit(code: i32) -> ! {
+    apply_on_exit();
+    std::process::exit(code)
+}
+
+/// Ends the process at once with `code`, touching no child and flushing nothing
+/// (Python's `os._exit`, claim X1): every child keeps running unless its
+/// [`OnParentDeath`](crate::OnParentDeath) says otherwise.
+///
+/// ```no_run
+/// brood::exit_now(3);
+/// ```
+pub fn exit_now(code: i32) -> ! {
+    sys::fork::exit_now(code)
+}
+
+/// Applies the `OnExit` policy of every child still running, as [`exit`] does,
+/// without exiting. Idempotent: children already handled have ended.
+pub fn apply_on_exit() {
+    let live = globals().registry.live();
+    let mut deadlines = Vec::with_capacity(live.len());
+    for inner in &live {
+        let child = crate::Child {
+            inner: inner.clone(),
+        };
+        if let OnExit::Terminate { grace } = inner.policy.on_exit {
+            if child.is_alive() && child.terminate().is_ok() {
+                deadlines.push((inner.seq, Instant::now() + grace));
+            }
+        }
+    }
+    for inner in live {
+        let child = crate::Child { inner };
+        match child.inner.policy.on_exit {
+            OnExit::Detach => {}
+            // A child reaped elsewhere is gone already: nothing to wait for.
+            OnExit::Wait => drop(child.wait()),
+            OnExit::Terminate { .. } => {
+                if let Some(&(_, deadline)) = deadlines.iter().find(|(s, _)| *s == child.inner.seq) {
+                    drop(child.finish_by(deadline));
+                }
+            }
+        }
+    }
+}
+
+/// Installs the `atexit` hook once per process image (fork inherits it, and the
+/// hook then works on the child's own children).
+pub(crate) fn ensure_hooked() {
+    static HOOK: Once = Once::new();
+    HOOK.call_once(|| {
+        // SAFETY: registering a plain extern "C" function with no captured state.
+        unsafe { libc::atexit(at_exit) };
+    });
+}
+
+extern "C" fn at_exit() {
+    // Unwinding out of an extern "C" function aborts; never let a panic escape.
+    let _ = std::panic::catch_unwind(apply_on_exit);
+}
+
+/// How a forked child leaves once its function returned: its own children's
+/// `OnExit` applies, Rust's buffered output is flushed, and then `_exit` — never
+/// libc's `exit`, which would run `atexit` handlers the parent installed for
+/// itself (a forked child must not flush the parent's C stdio buffers twice).
+pub(crate) fn leave_forked_child(code: i32) -> ! {
+    apply_on_exit();
+    let _ = std::io::stdout().flush();
+    let _ = std::io::stderr().flush();
+    sys::fork::exit_now(code)
+}

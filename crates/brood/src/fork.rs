@@ -1,0 +1,264 @@
+//! `os.fork`, made safe where it can be: [`fork_with`] runs a closure in a forked
+//! child and ends the child with its result, so the child can never fall through
+//! into the caller's code (claim F3). [`fork`] keeps Python's shape for those who
+//! want it.
+
+use crate::child::WaitSource;
+use crate::globals::globals;
+use crate::policy::{Kind, OnExit, OnParentDeath, Policy, Tree};
+use crate::sys::{self, fork::Forked};
+use crate::{Child, Error, Result};
+use std::panic::{self, AssertUnwindSafe};
+use std::sync::atomic::{AtomicBool, Ordering};
+
+/// Which side of [`fork`] the caller is on.
+#[derive(Debug)]
+pub enum Fork {
+    /// In the new child.
+    Child,
+    /// In the parent, with a handle on the child.
+    Parent(Child),
+}
+
+/// Options for a forked child: its policies. Starts with Python's `os.fork`
+/// behaviour ([`Kind::Fork`]: detach at exit, survive the parent).
+///
+/// ```
+/// # brood::init();
+/// use brood::{ForkBuilder, OnParentDeath, Signal};
+/// let child = ForkBuilder::new()
+///     .on_parent_death(OnParentDeath::Signal(Signal::KILL))
+///     .fork_with(|| 7)?;
+/// assert_eq!(child.wait()?.code(), Some(7));
+/// # Ok::<(), brood::Error>(())
+/// ```
+#[derive(Clone, Debug)]
+pub struct ForkBuilder {
+    policy: Policy,
+}
+
+impl Default for ForkBuilder {
+    fn default() -> Self {
+        ForkBuilder::new()
+    }
+}
+
+impl ForkBuilder {
+    /// Python's defaults for `os.fork`.
+    pub fn new() -> ForkBuilder {
+        ForkBuilder {
+            policy: Policy::for_kind(Kind::Fork),
+        }
+    }
+
+    /// What happens to the child when this process ends normally.
+    pub fn on_exit(mut self, on_exit: OnExit) -> Self {
+        self.policy.on_exit = on_exit;
+        self
+    }
+
+    /// What happens to the child when this process dies in any way.
+    pub fn on_parent_death(mut self, on_parent_death: OnParentDeath) -> Self {
+        self.policy.on_parent_death = on_parent_death;
+        self
+    }
+
+    /// Whether the child leads its own process group or session.
+    pub fn tree(mut self, tree: Tree) -> Self {
+        self.policy.tree = tree;
+        self
+    }
+
+    /// All three policies at once.
+    pub fn policy(mut self, policy: Policy) -> Self {
+        self.policy = policy;
+        self
+    }
+
+    /// Forks; the child runs `f` and exits with the code it returns (101, with the
+    /// panic message on stderr, if `f` panics). Returns the child in the parent.
+    ///
+    /// In the child, the child's own children get their `OnExit` applied and Rust's
+    /// stdout/stderr are flushed before `_exit`; the parent's `atexit` handlers do
+    /// not run there. After a fork in a multi-threaded parent, `f` must not need a
+    /// lock another thread held at that moment (stdout's included): brood warns
+    /// once when threads other than its own exist.
+    pub fn fork_with<F>(self, f: F) -> Result<Child>
+    where
+        F: FnOnce() -> i32 + Send,
+    {
+        let policy = self.policy;
+        let go = move || -> Result<Child> {
+            // SAFETY: the child side never returns: it runs `f` and `_exit`s.
+            match unsafe { fork_raw(&policy)? } {
+                (Forked::Child, _) => {
+                    let code = panic::catch_unwind(AssertUnwindSafe(f)).unwrap_or(101);
+                    crate::exit::leave_forked_child(code)
+                }
+                (Forked::Parent(_), child) => Ok(child.expect("parent side has a child")),
+            }
+        };
+        if policy.death_signal().is_some() {
+            globals()
+                .spawner
+                .run_durable(go)
+                .map_err(Error::Fork)?
+        } else {
+            go()
+        }
+    }
+
+    /// Python's `os.fork()`: returns twice, [`Fork::Child`] in the child and
+    /// [`Fork::Parent`] in the parent.
+    ///
+    /// # Safety
+    /// The child is a copy of a possibly multi-threaded process with only the
+    /// calling thread: until it execs or exits it may only do what is safe after
+    /// `fork(2)` (no lock another thread may have held). It should end with
+    /// [`crate::exit`] or [`crate::exit_now`], or it will run the caller's code
+    /// after the fork a second time (claim F3).
+    ///
+    /// With [`OnParentDeath::Signal`] this must be called on the main thread: the
+    /// kernel ties the signal to the creating *thread*, and a raw fork cannot move
+    /// to brood's spawner thread (use [`ForkBuilder::fork_with`] instead).
+    pub unsafe fn fork(self) -> Result<Fork> {
+        if self.policy.death_signal().is_some() && !sys::fork::is_main_thread() {
+            return Err(Error::Unsupported(
+                "fork() with OnParentDeath::Signal off the main thread: the signal would fire when \
+                 this thread ends; use fork_with, which forks from a durable thread"
+                    .into(),
+            ));
+        }
+        // SAFETY: the caller accepted fork's contract.
+        match unsafe { fork_raw(&self.policy)? } {
+            (Forked::Child, _) => Ok(Fork::Child),
+            (Forked::Parent(_), child) => Ok(Fork::Parent(child.expect("parent side has a child"))),
+        }
+    }
+}
+
+/// Forks a child with brood's defaults for `os.fork` and runs `f` in it; see
+/// [`ForkBuilder::fork_with`].
+///
+/// ```
+/// # brood::init();
+/// let child = brood::fork_with(|| {
+///     // only the child runs this, and it cannot fall through
+///     3
+/// })?;
+/// assert_eq!(child.wait()?.code(), Some(3));
+/// # Ok::<(), brood::Error>(())
+/// ```
+pub fn fork_with<F>(f: F) -> Result<Child>
+where
+    F: FnOnce() -> i32 + Send,
+{
+    ForkBuilder::new().fork_with(f)
+}
+
+/// Python's `os.fork()` with brood's defaults; see [`ForkBuilder::fork`].
+///
+/// # Safety
+/// As for [`ForkBuilder::fork`].
+///
+/// ```
+/// # brood::init();
+/// match unsafe { brood::fork()? } {
+///     brood::Fork::Child => brood::exit_now(5),
+///     brood::Fork::Parent(child) => assert_eq!(child.wait()?.code(), Some(5)),
+/// }
+/// # Ok::<(), brood::Error>(())
+/// ```
+pub unsafe fn fork() -> Result<Fork> {
+    // SAFETY: forwarded contract.
+    unsafe { ForkBuilder::new().fork() }
+}
+
+/// Forks and applies `policy` on both sides. In the child returns
+/// `(Forked::Child, None)` after arming; in the parent the adopted child.
+///
+/// # Safety
+/// As `fork(2)`; see [`ForkBuilder::fork`].
+pub(crate) unsafe fn fork_raw(policy: &Policy) -> Result<(Forked, Option<Child>)> {
+    warn_about_foreign_threads();
+    let parent = sys::getpid();
+    // SAFETY: forwarded contract.
+    match unsafe { sys::fork::fork() }.map_err(Error::Fork)? {
+        Forked::Child => {
+            arm_child(policy, parent);
+            Ok((Forked::Child, None))
+        }
+        Forked::Parent(pid) => {
+            if policy.tree == Tree::Group {
+                // Both sides set the group, so a signal to the group cannot
+                // arrive before it exists whichever runs first. EACCES/ESRCH once
+                // the child has exec'd or ended: harmless.
+                let _ = sys::pgrp::setpgid(pid, pid);
+            }
+            // The child is ours and not yet reaped, so the pid still names it.
+            let fd = sys::pidfd::open(pid).map_err(|e| Error::os("pidfd_open", pid, e))?;
+            let child = Child::adopt(pid, fd, *policy, WaitSource::Own)?;
+            Ok((Forked::Parent(pid), Some(child)))
+        }
+    }
+}
+
+/// In a freshly forked child, before any of the caller's code: make the group or
+/// session, arm the parent-death signal, and if the parent already died while we
+/// were starting, act on it now. Only async-signal-safe calls.
+pub(crate) fn arm_child(policy: &Policy, parent: u32) {
+    let fail = |what: &str| -> ! {
+        // Raw write: after fork in a threaded parent, stderr's lock may be held.
+        let msg = format!("brood: {what} failed in the child\n");
+        // SAFETY: writing a valid buffer to fd 2.
+        unsafe { libc::write(2, msg.as_ptr().cast(), msg.len()) };
+        sys::fork::exit_now(127)
+    };
+    match policy.tree {
+        Tree::Own => {}
+        Tree::Group => {
+            if sys::pgrp::setpgid(0, 0).is_err() {
+                fail("setpgid")
+            }
+        }
+        Tree::Session => {
+            if sys::pgrp::setsid().is_err() {
+                fail("setsid")
+            }
+        }
+    }
+    if let Some(sig) = policy.death_signal() {
+        if sys::prctl::set_parent_death_signal(sig.as_raw()).is_err() {
+            fail("prctl(PR_SET_PDEATHSIG)")
+        }
+        // The parent may have died between fork and prctl: then no signal will
+        // ever come, and we are already re-parented. Deliver it ourselves.
+        if sys::getppid() != parent {
+            // SAFETY: signalling ourselves.
+            unsafe { libc::kill(libc::getpid(), sig.as_raw()) };
+        }
+    }
+}
+
+/// Warns once per process when a fork happens while threads other than brood's
+/// own exist: the child gets only the forking thread, and any lock another thread
+/// held stays locked there forever.
+fn warn_about_foreign_threads() {
+    static WARNED: AtomicBool = AtomicBool::new(false);
+    if WARNED.load(Ordering::Relaxed) || std::env::var_os("BROOD_NO_FORK_WARNING").is_some() {
+        return;
+    }
+    let ours = globals().own_threads.load(Ordering::Relaxed);
+    let Ok(total) = sys::fork::thread_count() else {
+        return;
+    };
+    if total > 1 + ours && !WARNED.swap(true, Ordering::Relaxed) {
+        eprintln!(
+            "brood: warning: fork() with {} other thread(s) running (pid {}); the child gets only \
+             the calling thread, and a lock another thread held stays locked there. Prefer \
+             StartMethod::ForkServer or Spawn. (Set BROOD_NO_FORK_WARNING to silence.)",
+            total - 1 - ours,
+            sys::getpid()
+        );
+    }
+}

@@ -1,0 +1,77 @@
+//! # brood
+//!
+//! Child processes that behave the way their parent says, always.
+//!
+//! Python has three ways to make a child — `multiprocessing.Process`, `os.fork`
+//! and `subprocess.Popen` — and they live and die by different, mostly implicit
+//! rules. brood rebuilds the three in Rust with each rule an explicit
+//! [`Policy`], chosen per child and guaranteed:
+//!
+//! | Python | brood | default policy (Python's behaviour) |
+//! | --- | --- | --- |
+//! | `multiprocessing.Process` | [`Process`] | wait at exit (daemon: terminate), survive the parent |
+//! | `os.fork` | [`fork_with`], [`fork`] | detach at exit, survive the parent |
+//! | `subprocess.Popen` | [`Command`] → [`Popen`] | detach at exit, survive the parent |
+//!
+//! What brood adds to every kind: no zombie ever (the reaper collects each child
+//! the moment it ends and keeps its status), a clear [`Error::ReapedElsewhere`]
+//! instead of a wrong answer when foreign code reaps a child, signals through
+//! pidfds (never to a reused pid), [`OnParentDeath::Signal`] that holds even when
+//! the parent is SIGKILLed, and [`Tree::Group`] so a kill reaches grandchildren.
+//!
+//! ```
+//! # brood::init();
+//! use brood::{Command, OnParentDeath, Signal, Tree};
+//!
+//! // `subprocess.run(["echo", "hi"], capture_output=True, check=True)`
+//! let out = Command::new("echo").arg("hi").run()?;
+//! assert_eq!(out.stdout, b"hi\n");
+//!
+//! // A child that cannot outlive us, even if we are SIGKILLed, and whose whole
+//! // tree a kill reaches.
+//! let child = Command::new("sleep")
+//!     .arg("30")
+//!     .on_parent_death(OnParentDeath::Signal(Signal::KILL))
+//!     .tree(Tree::Group)
+//!     .spawn()?;
+//! child.kill()?;
+//! assert_eq!(child.wait()?.exitcode(), -9);
+//! # Ok::<(), brood::Error>(())
+//! ```
+//!
+//! ## What each guarantee needs from the kernel (Linux)
+//! - pidfds (signal without pid reuse, reap, poll): Linux 5.4.
+//! - `CLONE_PIDFD` for `Command`: Linux 5.2.
+//! - `OnParentDeath::Signal`: `PR_SET_PDEATHSIG` (any supported kernel).
+//! - `Tree::Group`/`Session`: process groups (any).
+//! - `brood run`'s orphan reaping: `PR_SET_CHILD_SUBREAPER` (Linux 3.4).
+//!
+//! The platform calls live in one module (`sys`), so that macOS can follow.
+
+#![warn(missing_docs)]
+
+mod child;
+mod command;
+mod error;
+mod exit;
+mod fork;
+mod globals;
+mod policy;
+mod process;
+mod reaper;
+mod signal;
+pub mod signals;
+mod spawner;
+mod status;
+#[doc(hidden)]
+pub mod sys;
+
+pub use child::Child;
+pub use command::*;
+pub use error::{Error, Result, SpawnError};
+pub use exit::{apply_on_exit, exit, exit_now};
+pub use fork::{fork, fork_with, Fork, ForkBuilder};
+pub use policy::{Kind, OnExit, OnParentDeath, Policy, Tree};
+pub use process::*;
+pub use signal::Signal;
+pub use status::ExitStatus;

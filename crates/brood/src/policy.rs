@@ -1,0 +1,135 @@
+//! Lifecycle policies: what happens to a child when its parent leaves, normally or
+//! abruptly, and how far a signal to it reaches.
+//!
+//! Each kind of child starts with Python's behaviour for that kind (see
+//! [`Policy::for_kind`]), with one exception brood makes for every kind: a child
+//! is never left a zombie.
+
+use crate::Signal;
+use std::time::Duration;
+
+/// What brood does with a still-running child when the parent ends *normally*:
+/// returns from `main`, calls `std::process::exit` or [`crate::exit`].
+///
+/// [`crate::exit_now`] (Python's `os._exit`) and abrupt deaths skip this; see
+/// [`OnParentDeath`] for those.
+#[derive(Copy, Clone, Debug, PartialEq, Eq)]
+pub enum OnExit {
+    /// Wait for the child to end (Python's non-daemon `Process`, claim P1).
+    Wait,
+    /// Send SIGTERM (to the whole tree with [`Tree::Group`]/[`Tree::Session`]),
+    /// wait up to `grace`, then SIGKILL (Python's daemon `Process`, claim P2 —
+    /// except that Python never escalates, so a child ignoring SIGTERM hangs it).
+    Terminate {
+        /// How long the child may take to leave after SIGTERM.
+        grace: Duration,
+    },
+    /// Leave it running (Python's `os.fork` and `Popen`, claims F1/F2, S1/S2).
+    Detach,
+}
+
+impl OnExit {
+    /// `Terminate` with the default grace of one second.
+    pub const TERMINATE: OnExit = OnExit::Terminate {
+        grace: Duration::from_secs(1),
+    };
+}
+
+/// What happens to the child when the parent dies *abruptly* (SIGKILL, an
+/// unhandled SIGTERM, [`crate::exit_now`], abort) — or, for that matter, in any
+/// other way.
+///
+/// `Signal(sig)` is armed inside the child with `PR_SET_PDEATHSIG` before any of
+/// the child's own code runs, and the child then checks that the parent recorded
+/// before the fork is still its parent: if the parent died during the start-up,
+/// the child acts at once. The kernel ties the parent-death signal to the
+/// *thread* that created the child, so brood creates these children from a thread
+/// that lives as long as the process (the calling thread when it is the main
+/// thread, brood's spawner thread otherwise): a worker thread that spawns a child
+/// and ends does not kill it.
+#[derive(Copy, Clone, Debug, PartialEq, Eq)]
+pub enum OnParentDeath {
+    /// The child keeps running, re-parented (Python's behaviour for every kind,
+    /// claims P3, F4, S3, X1).
+    Survive,
+    /// The kernel sends this signal to the child when the parent dies.
+    Signal(Signal),
+}
+
+/// How far the child's own descendants are bound to it.
+#[derive(Copy, Clone, Debug, PartialEq, Eq)]
+pub enum Tree {
+    /// The child stays in the parent's process group; signals reach the child only.
+    Own,
+    /// The child leads a new process group: `terminate`, `kill` and
+    /// `terminate_timeout` signal the whole group, grandchildren included.
+    Group,
+    /// Like `Group`, in a new session (`setsid`): also detached from the
+    /// controlling terminal, so a terminal's hang-up or Ctrl-C does not reach it.
+    Session,
+}
+
+/// The three policies of one child.
+///
+/// ```
+/// use brood::{Kind, OnExit, OnParentDeath, Policy, Signal, Tree};
+/// let p = Policy::for_kind(Kind::Command);
+/// assert_eq!(p.on_exit, OnExit::Detach);
+/// assert_eq!(p.on_parent_death, OnParentDeath::Survive);
+/// let worker = Policy::for_kind(Kind::PoolWorker);
+/// assert_eq!(worker.on_parent_death, OnParentDeath::Signal(Signal::KILL));
+/// assert_eq!(Policy::for_kind(Kind::Process { daemon: true }).on_exit, OnExit::TERMINATE);
+/// ```
+#[derive(Copy, Clone, Debug, PartialEq, Eq)]
+pub struct Policy {
+    /// When the parent ends normally.
+    pub on_exit: OnExit,
+    /// When the parent dies in any way.
+    pub on_parent_death: OnParentDeath,
+    /// Which processes a terminate or kill reaches.
+    pub tree: Tree,
+}
+
+/// The kinds of child, each with Python's defaults.
+#[derive(Copy, Clone, Debug, PartialEq, Eq)]
+pub enum Kind {
+    /// `multiprocessing.Process`.
+    Process {
+        /// Python's `daemon` flag.
+        daemon: bool,
+    },
+    /// `os.fork`.
+    Fork,
+    /// `subprocess.Popen`.
+    Command,
+    /// A worker of a pool.
+    PoolWorker,
+}
+
+impl Policy {
+    /// Python's behaviour for this kind of child (DESIGN §1).
+    pub fn for_kind(kind: Kind) -> Policy {
+        let on_exit = match kind {
+            Kind::Process { daemon: false } => OnExit::Wait,
+            Kind::Process { daemon: true } | Kind::PoolWorker => OnExit::TERMINATE,
+            Kind::Fork | Kind::Command => OnExit::Detach,
+        };
+        let on_parent_death = match kind {
+            Kind::PoolWorker => OnParentDeath::Signal(Signal::KILL),
+            _ => OnParentDeath::Survive,
+        };
+        Policy {
+            on_exit,
+            on_parent_death,
+            tree: Tree::Own,
+        }
+    }
+
+    /// The signal to arm with `PR_SET_PDEATHSIG`, if any.
+    pub(crate) fn death_signal(&self) -> Option<Signal> {
+        match self.on_parent_death {
+            OnParentDeath::Survive => None,
+            OnParentDeath::Signal(sig) => Some(sig),
+        }
+    }
+}

@@ -1,0 +1,39 @@
+//! Opt-in: turn termination signals into a normal exit, so that children's
+//! [`OnExit`](crate::OnExit) policies apply when the parent is told to stop.
+
+use crate::globals::spawn_own_thread;
+use crate::{Error, Result, Signal};
+use signal_hook::iterator::Signals;
+
+/// Makes each of `signals` behave like [`crate::exit`]: apply every live child's
+/// `OnExit`, then die *by the same signal* (the default action), so whoever waits
+/// for this process still sees "killed by SIGTERM".
+///
+/// A dedicated thread receives the signals (through signal-hook's self-pipe), so
+/// the policies run outside signal-handler context. SIGKILL and SIGSTOP cannot be
+/// caught and are refused.
+///
+/// ```no_run
+/// brood::signals::graceful(&[brood::Signal::TERM, brood::Signal::INT])?;
+/// # Ok::<(), brood::Error>(())
+/// ```
+pub fn graceful(signals: &[Signal]) -> Result<()> {
+    if let Some(bad) = signals
+        .iter()
+        .find(|s| **s == Signal::KILL || **s == Signal::STOP)
+    {
+        return Err(Error::Unsupported(format!("{bad} cannot be caught")));
+    }
+    let raw: Vec<i32> = signals.iter().map(|s| s.as_raw()).collect();
+    let mut iter = Signals::new(&raw).map_err(|e| Error::io("installing signal handlers", e))?;
+    spawn_own_thread("brood-graceful", move || {
+        if let Some(sig) = iter.forever().next() {
+            crate::exit::apply_on_exit();
+            // Resets the disposition to SIG_DFL and raises: we die of `sig`.
+            let _ = signal_hook::low_level::emulate_default_handler(sig);
+            crate::sys::fork::exit_now(128 + sig);
+        }
+    })
+    .map_err(|e| Error::io("starting the signal thread", e))?;
+    Ok(())
+}

@@ -1,0 +1,61 @@
+//! `fork(2)`, `_exit(2)` and thread identity.
+//!
+//! # References
+//! fork(2), _exit(2), gettid(2), proc(5) (`/proc/self/stat` field 20, num_threads).
+
+use std::io;
+
+/// Which side of a fork we are on.
+pub enum Forked {
+    /// In the new child.
+    Child,
+    /// In the caller; the child's pid.
+    Parent(u32),
+}
+
+/// `fork()`.
+///
+/// # Safety
+/// In a multi-threaded process the child may only call async-signal-safe functions
+/// until it execs or exits, unless the caller knows no other thread held a lock
+/// (malloc's are handled by glibc; others, such as stdout's, are not).
+pub unsafe fn fork() -> io::Result<Forked> {
+    // SAFETY: the caller takes on fork's contract (see above).
+    match unsafe { libc::fork() } {
+        -1 => Err(io::Error::last_os_error()),
+        0 => Ok(Forked::Child),
+        pid => Ok(Forked::Parent(pid as u32)),
+    }
+}
+
+/// `_exit(code)`: leave at once, running no `atexit` handler and flushing nothing.
+pub fn exit_now(code: i32) -> ! {
+    // SAFETY: _exit is always safe to call; it does not return.
+    unsafe { libc::_exit(code) }
+}
+
+/// `gettid()`.
+pub fn gettid() -> u32 {
+    rustix::thread::gettid().as_raw_nonzero().get() as u32
+}
+
+/// Is the caller the process's main thread (tid == pid)?
+pub fn is_main_thread() -> bool {
+    gettid() == super::getpid()
+}
+
+/// How many threads this process has: field 20 of `/proc/self/stat`.
+pub fn thread_count() -> io::Result<usize> {
+    let stat = std::fs::read_to_string("/proc/self/stat")?;
+    // The command name (field 2) may hold spaces and parentheses: count from the
+    // last ')'.
+    let after = stat
+        .rfind(')')
+        .map(|i| &stat[i + 1..])
+        .ok_or_else(|| io::Error::other("malformed /proc/self/stat"))?;
+    after
+        .split_whitespace()
+        .nth(17)
+        .and_then(|n| n.parse().ok())
+        .ok_or_else(|| io::Error::other("malformed /proc/self/stat"))
+}

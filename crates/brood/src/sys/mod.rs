@@ -1,0 +1,41 @@
+//! The platform layer: every kernel mechanism brood relies on, one file each.
+//!
+//! Nothing outside this module makes a system call about process lifecycles; the
+//! rest of the crate is written against these small functions so that another
+//! platform (macOS: kqueue `EVFILT_PROC` and a death pipe) can follow by providing
+//! the same functions.
+//!
+//! | mechanism | file | Linux needed |
+//! | --- | --- | --- |
+//! | process file descriptors: open, signal, wait, poll | [`pidfd`] | 5.4 (`pidfd_open` 5.3, `waitid(P_PIDFD)` 5.4) |
+//! | parent-death signal, child subreaper | [`prctl`] | 2.1.57 / 3.4 |
+//! | process groups and sessions | [`pgrp`] | any |
+//! | fork, `_exit`, thread identity | [`fork`] | any |
+//! | `clone(CLONE_VM \| CLONE_VFORK \| CLONE_PIDFD)` then `execve` | `crate::command::exec` | 5.2 |
+
+#[cfg(not(target_os = "linux"))]
+compile_error!("brood supports Linux today; see the platform table in src/sys/mod.rs for what another OS must provide");
+
+pub mod fork;
+pub mod pgrp;
+pub mod pidfd;
+pub mod prctl;
+pub mod watch;
+
+/// The calling process's pid: `getpid(2)`.
+pub fn getpid() -> u32 {
+    rustix::process::getpid().as_raw_nonzero().get() as u32
+}
+
+/// The parent's pid: `getppid(2)` (0 when the parent is in another pid namespace).
+pub fn getppid() -> u32 {
+    rustix::process::getppid().map_or(0, |p| p.as_raw_nonzero().get() as u32)
+}
+
+/// Is there a process with this pid? `kill(pid, 0)`: true for a zombie too, and true
+/// when it exists but belongs to someone we may not signal (EPERM).
+pub fn pid_exists(pid: u32) -> bool {
+    // SAFETY: kill with signal 0 sends nothing; it only checks existence/permission.
+    let rc = unsafe { libc::kill(pid as libc::pid_t, 0) };
+    rc == 0 || std::io::Error::last_os_error().raw_os_error() == Some(libc::EPERM)
+}

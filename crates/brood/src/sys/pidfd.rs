@@ -1,0 +1,133 @@
+//! Process file descriptors (pidfds): a handle on one process that can never be
+//! confused with a later process that reuses the pid.
+//!
+//! - `pidfd_open(2)` (Linux 5.3) opens one for an existing pid.
+//! - `pidfd_send_signal(2)` (Linux 5.1) signals exactly that process; after it has
+//!   been reaped the call fails with `ESRCH`, so a reused pid is never hit.
+//! - `poll(2)` on a pidfd reports it readable once the process has exited (zombie
+//!   or reaped).
+//! - `waitid(P_PIDFD, fd, …)` (Linux 5.4) reaps it; `ECHILD` then means someone
+//!   else already reaped it.
+//!
+//! # References
+//! pidfd_open(2), pidfd_send_signal(2), waitid(2), poll(2).
+
+use crate::{ExitStatus, Signal};
+use rustix::event::{PollFd, PollFlags};
+use rustix::process::{WaitIdOptions, WaitIdStatus};
+use std::io;
+use std::os::fd::{AsFd, BorrowedFd, FromRawFd, OwnedFd};
+use std::time::{Duration, Instant};
+
+/// `syscall(SYS_pidfd_open, pid, 0)`: a pidfd for `pid`, close-on-exec.
+pub fn open(pid: u32) -> io::Result<OwnedFd> {
+    let pid = rustix::process::Pid::from_raw(pid as i32)
+        .ok_or_else(|| io::Error::from_raw_os_error(libc::EINVAL))?;
+    Ok(rustix::process::pidfd_open(
+        pid,
+        rustix::process::PidfdFlags::empty(),
+    )?)
+}
+
+/// Wraps a raw pidfd received from the kernel (`CLONE_PIDFD`) or another process.
+///
+/// # Safety
+/// `fd` must be an open pidfd that nothing else owns.
+pub unsafe fn from_raw(fd: i32) -> OwnedFd {
+    // SAFETY: the caller promises sole ownership of an open descriptor.
+    unsafe { OwnedFd::from_raw_fd(fd) }
+}
+
+/// `syscall(SYS_pidfd_send_signal, fd, sig, NULL, 0)`.
+pub fn send_signal(fd: BorrowedFd<'_>, sig: Signal) -> io::Result<()> {
+    use std::os::fd::AsRawFd;
+    // SAFETY: a plain syscall on a borrowed, open fd with a null siginfo pointer,
+    // which the kernel accepts as "like kill(2)".
+    let rc = unsafe {
+        libc::syscall(
+            libc::SYS_pidfd_send_signal,
+            fd.as_raw_fd(),
+            sig.as_raw(),
+            std::ptr::null::<libc::siginfo_t>(),
+            0u32,
+        )
+    };
+    if rc == 0 {
+        Ok(())
+    } else {
+        Err(io::Error::last_os_error())
+    }
+}
+
+/// What a non-blocking reap found.
+#[derive(Debug, PartialEq, Eq)]
+pub enum Reap {
+    /// Still running (or stopped).
+    Running,
+    /// We reaped it now; this is how it ended.
+    Exited(ExitStatus),
+    /// `ECHILD`: it was not (or no longer) ours to reap — someone else reaped it.
+    Gone,
+}
+
+/// `waitid(P_PIDFD, fd, WEXITED | WNOHANG)`: reap the process if it has ended.
+pub fn try_reap(fd: BorrowedFd<'_>) -> io::Result<Reap> {
+    let opts = WaitIdOptions::EXITED | WaitIdOptions::NOHANG;
+    loop {
+        match rustix::process::waitid(rustix::process::WaitId::PidFd(fd), opts) {
+            Ok(None) => return Ok(Reap::Running),
+            Ok(Some(st)) => return Ok(decode(&st).map_or(Reap::Running, Reap::Exited)),
+            Err(rustix::io::Errno::CHILD) => return Ok(Reap::Gone),
+            Err(rustix::io::Errno::INTR) => continue,
+            Err(e) => return Err(e.into()),
+        }
+    }
+}
+
+fn decode(st: &WaitIdStatus) -> Option<ExitStatus> {
+    if st.exited() {
+        st.exit_status().map(ExitStatus::Exited)
+    } else if st.killed() || st.dumped() {
+        Some(ExitStatus::Signaled {
+            signal: Signal::from_raw(st.terminating_signal()?)?,
+            core_dumped: st.dumped(),
+        })
+    } else {
+        // A zero si_pid (nothing to report) also lands here.
+        None
+    }
+}
+
+/// `poll(2)` the pidfd for readability: true once the process has exited.
+/// `timeout` None waits without limit. EINTR is retried with the time left.
+pub fn wait_exited(fd: BorrowedFd<'_>, timeout: Option<Duration>) -> io::Result<bool> {
+    let deadline = timeout.map(|t| Instant::now() + t);
+    loop {
+        let mut fds = [PollFd::new(&fd, PollFlags::IN)];
+        let left = match deadline {
+            None => None,
+            Some(d) => {
+                let left = d.saturating_duration_since(Instant::now());
+                Some(rustix::event::Timespec {
+                    tv_sec: left.as_secs() as i64,
+                    tv_nsec: left.subsec_nanos() as i64,
+                })
+            }
+        };
+        match rustix::event::poll(&mut fds, left.as_ref()) {
+            Ok(0) => return Ok(false),
+            Ok(_) => return Ok(true),
+            Err(rustix::io::Errno::INTR) => {
+                if deadline.is_some_and(|d| Instant::now() >= d) {
+                    return Ok(false);
+                }
+            }
+            Err(e) => return Err(e.into()),
+        }
+    }
+}
+
+/// Has the process behind the pidfd exited? (A zero-timeout poll.)
+pub fn has_exited(fd: impl AsFd) -> io::Result<bool> {
+    wait_exited(fd.as_fd(), Some(Duration::ZERO))
+}
