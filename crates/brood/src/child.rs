@@ -28,7 +28,9 @@ pub(crate) enum State {
 
 pub(crate) struct ChildInner {
     pub(crate) pid: u32,
-    pub(crate) pidfd: OwnedFd,
+    /// `None` only for a child that was reaped elsewhere before brood could open
+    /// one (its state is then `ReapedElsewhere` from the start and never changes).
+    pub(crate) pidfd: Option<OwnedFd>,
     pub(crate) seq: u64,
     pub(crate) policy: Policy,
     pub(crate) source: WaitSource,
@@ -88,7 +90,10 @@ impl ChildInner {
         if *st != State::Running || self.source == WaitSource::Remote {
             return Ok(*st);
         }
-        let new = match pidfd::try_reap(self.pidfd.as_fd()) {
+        let Some(fd) = &self.pidfd else {
+            return Ok(*st);
+        };
+        let new = match pidfd::try_reap(fd.as_fd()) {
             Ok(Reap::Running) => return Ok(State::Running),
             Ok(Reap::Exited(status)) => State::Exited(status),
             Ok(Reap::Gone) => State::ReapedElsewhere,
@@ -118,7 +123,7 @@ impl Child {
         let g = globals();
         let inner = Arc::new(ChildInner {
             pid,
-            pidfd,
+            pidfd: Some(pidfd),
             seq: g.registry.next_seq(),
             policy,
             source,
@@ -129,6 +134,21 @@ impl Child {
             .adopt(Arc::clone(&inner))
             .map_err(|e| Error::os("epoll_ctl", pid, e))?;
         Ok(Child { inner })
+    }
+
+    /// A child that was reaped by someone else before brood could take hold of it.
+    pub(crate) fn gone(pid: u32, policy: Policy) -> Child {
+        Child {
+            inner: Arc::new(ChildInner {
+                pid,
+                pidfd: None,
+                seq: globals().registry.next_seq(),
+                policy,
+                source: WaitSource::Own,
+                state: Mutex::new(State::ReapedElsewhere),
+                changed: Condvar::new(),
+            }),
+        }
     }
 
     /// Records the status of a [`WaitSource::Remote`] child, as its real parent
@@ -148,9 +168,10 @@ impl Child {
     }
 
     /// The child's pidfd, for callers that want to poll it themselves (it becomes
-    /// readable when the child exits).
-    pub fn pidfd(&self) -> BorrowedFd<'_> {
-        self.inner.pidfd.as_fd()
+    /// readable when the child exits). `None` for a child that was reaped
+    /// elsewhere before brood could open one.
+    pub fn pidfd(&self) -> Option<BorrowedFd<'_>> {
+        self.inner.pidfd.as_ref().map(|fd| fd.as_fd())
     }
 
     /// The policies this child was started with.
@@ -192,7 +213,10 @@ impl Child {
             }
             match inner.source {
                 WaitSource::Own => {
-                    let exited = pidfd::wait_exited(inner.pidfd.as_fd(), left)
+                    let Some(fd) = &inner.pidfd else {
+                        return answer(inner.pid, inner.refresh()?);
+                    };
+                    let exited = pidfd::wait_exited(fd.as_fd(), left)
                         .map_err(|e| Error::os("poll(pidfd)", inner.pid, e))?;
                     if !exited {
                         return answer(inner.pid, inner.refresh()?);
@@ -294,7 +318,10 @@ impl Child {
                 Err(e) => return Err(Error::os("kill(-pgid)", inner.pid, e)),
             }
         }
-        match pidfd::send_signal(inner.pidfd.as_fd(), sig) {
+        let Some(fd) = &inner.pidfd else {
+            return Err(Error::ReapedElsewhere { pid: inner.pid });
+        };
+        match pidfd::send_signal(fd.as_fd(), sig) {
             Ok(()) => Ok(()),
             Err(e) if e.raw_os_error() == Some(libc::ESRCH) => {
                 // Reaped, but not by us (we hold the lock): find out for sure.

@@ -99,10 +99,7 @@ impl ForkBuilder {
             }
         };
         if policy.death_signal().is_some() {
-            globals()
-                .spawner
-                .run_durable(go)
-                .map_err(Error::Fork)?
+            globals().spawner.run_durable(go).map_err(Error::Fork)?
         } else {
             go()
         }
@@ -182,24 +179,50 @@ pub unsafe fn fork() -> Result<Fork> {
 pub(crate) unsafe fn fork_raw(policy: &Policy) -> Result<(Forked, Option<Child>)> {
     warn_about_foreign_threads();
     let parent = sys::getpid();
+    // Signals stay blocked across the fork: in the child until it has reset the
+    // handlers it must not keep (see `arm_child`), so none of them can run there
+    // first; pending ones are delivered once the mask is restored.
+    let mask = sys::sigmask::block_all();
     // SAFETY: forwarded contract.
-    match unsafe { sys::fork::fork() }.map_err(Error::Fork)? {
-        Forked::Child => {
+    let forked = unsafe { sys::fork::fork() };
+    match forked {
+        Ok(Forked::Child) => {
             arm_child(policy, parent);
+            mask.restore();
             Ok((Forked::Child, None))
         }
-        Forked::Parent(pid) => {
+        Ok(Forked::Parent(pid)) => {
+            mask.restore();
             if policy.tree == Tree::Group {
                 // Both sides set the group, so a signal to the group cannot
                 // arrive before it exists whichever runs first. EACCES/ESRCH once
                 // the child has exec'd or ended: harmless.
                 let _ = sys::pgrp::setpgid(pid, pid);
             }
-            // The child is ours and not yet reaped, so the pid still names it.
-            let fd = sys::pidfd::open(pid).map_err(|e| Error::os("pidfd_open", pid, e))?;
-            let child = Child::adopt(pid, fd, *policy, WaitSource::Own)?;
-            Ok((Forked::Parent(pid), Some(child)))
+            Ok((Forked::Parent(pid), Some(adopt_forked(pid, policy)?)))
         }
+        Err(e) => {
+            mask.restore();
+            Err(Error::Fork(e))
+        }
+    }
+}
+
+/// Takes hold of a child just forked. Between `fork` returning and
+/// `pidfd_open`, foreign code may reap it (`waitpid(-1)`, or the kernel with
+/// SIGCHLD ignored): then it is `ReapedElsewhere` from the start. And if the pid
+/// was reaped *and* reused in that window, the pidfd names a process that is not
+/// our child, which `waitid(WNOWAIT)` detects without reaping anything.
+fn adopt_forked(pid: u32, policy: &Policy) -> Result<Child> {
+    let fd = match sys::pidfd::open(pid) {
+        Ok(fd) => fd,
+        Err(e) if e.raw_os_error() == Some(libc::ESRCH) => return Ok(Child::gone(pid, *policy)),
+        Err(e) => return Err(Error::os("pidfd_open", pid, e)),
+    };
+    match sys::pidfd::is_own_child(std::os::fd::AsFd::as_fd(&fd)) {
+        Ok(true) => Child::adopt(pid, fd, *policy, WaitSource::Own),
+        Ok(false) => Ok(Child::gone(pid, *policy)),
+        Err(e) => Err(Error::os("waitid(WNOWAIT)", pid, e)),
     }
 }
 
@@ -214,6 +237,7 @@ pub(crate) fn arm_child(policy: &Policy, parent: u32) {
         unsafe { libc::write(2, msg.as_ptr().cast(), msg.len()) };
         sys::fork::exit_now(127)
     };
+    crate::signals::reset_in_child();
     match policy.tree {
         Tree::Own => {}
         Tree::Group => {

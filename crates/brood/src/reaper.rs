@@ -54,7 +54,8 @@ impl Registry {
         if child.source == WaitSource::Own {
             let watcher = self.watcher()?;
             // Level-triggered: a child that already ended is reported at once.
-            if let Err(e) = watcher.add(&child.pidfd, child.seq) {
+            let fd = child.pidfd.as_ref().expect("an adopted child has a pidfd");
+            if let Err(e) = watcher.add(fd, child.seq) {
                 self.forget(&child);
                 return Err(e);
             }
@@ -65,9 +66,9 @@ impl Registry {
     /// Removes a child that has finished (or that brood gives up on).
     pub(crate) fn forget(&self, child: &ChildInner) {
         if child.source == WaitSource::Own {
-            if let Some(Ok(w)) = self.watcher.get() {
+            if let (Some(Ok(w)), Some(fd)) = (self.watcher.get(), &child.pidfd) {
                 // ENOENT when it was never added or already removed: fine.
-                let _ = w.remove(&child.pidfd);
+                let _ = w.remove(fd);
             }
         }
         self.children
@@ -100,7 +101,8 @@ impl Registry {
             spawn_own_thread("brood-reaper", reaper_loop)?;
             Ok(w)
         });
-        made.as_ref().map_err(|e| std::io::Error::new(e.kind(), e.to_string()))
+        made.as_ref()
+            .map_err(|e| std::io::Error::new(e.kind(), e.to_string()))
     }
 }
 

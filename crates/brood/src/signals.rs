@@ -4,6 +4,25 @@
 use crate::globals::spawn_own_thread;
 use crate::{Error, Result, Signal};
 use signal_hook::iterator::Signals;
+use std::sync::atomic::{AtomicU64, Ordering};
+
+/// The signals [`graceful`] took over in this process, one bit each. A forked
+/// child inherits the handlers but not the thread that reads their self-pipe, so
+/// in the child those signals would vanish: `reset_in_child` puts them back.
+static TAKEN: AtomicU64 = AtomicU64::new(0);
+
+/// In a freshly forked child: restore the default action of every signal that
+/// [`graceful`] took over in the parent. Async-signal-safe (an atomic load and
+/// `signal(2)`).
+pub(crate) fn reset_in_child() {
+    let taken = TAKEN.load(Ordering::Relaxed);
+    for sig in 1..64 {
+        if taken & (1 << sig) != 0 {
+            // SAFETY: restoring SIG_DFL for a valid signal number.
+            unsafe { libc::signal(sig, libc::SIG_DFL) };
+        }
+    }
+}
 
 /// Makes each of `signals` behave like [`crate::exit`]: apply every live child's
 /// `OnExit`, then die *by the same signal* (the default action), so whoever waits
@@ -25,6 +44,9 @@ pub fn graceful(signals: &[Signal]) -> Result<()> {
         return Err(Error::Unsupported(format!("{bad} cannot be caught")));
     }
     let raw: Vec<i32> = signals.iter().map(|s| s.as_raw()).collect();
+    for &sig in &raw {
+        TAKEN.fetch_or(1 << sig, Ordering::Relaxed);
+    }
     let mut iter = Signals::new(&raw).map_err(|e| Error::io("installing signal handlers", e))?;
     spawn_own_thread("brood-graceful", move || {
         if let Some(sig) = iter.forever().next() {

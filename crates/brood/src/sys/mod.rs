@@ -11,15 +11,21 @@
 //! | parent-death signal, child subreaper | [`prctl`] | 2.1.57 / 3.4 |
 //! | process groups and sessions | [`pgrp`] | any |
 //! | fork, `_exit`, thread identity | [`fork`] | any |
-//! | `clone(CLONE_VM \| CLONE_VFORK \| CLONE_PIDFD)` then `execve` | `crate::command::exec` | 5.2 |
+//! | pipes, descriptor plumbing | [`pipe`] | 2.6.35 (`F_SETPIPE_SZ`, optional) |
+//! | private sockets passing descriptors, peer credentials | [`socket`] | 2.6.23 (`MSG_CMSG_CLOEXEC`) |
+//! | `clone(CLONE_VM \| CLONE_VFORK \| CLONE_PIDFD)` then `execve` | [`clone`] | 5.2 |
 
 #[cfg(not(target_os = "linux"))]
 compile_error!("brood supports Linux today; see the platform table in src/sys/mod.rs for what another OS must provide");
 
+pub mod clone;
 pub mod fork;
 pub mod pgrp;
 pub mod pidfd;
+pub mod pipe;
 pub mod prctl;
+pub mod sigmask;
+pub mod socket;
 pub mod watch;
 
 /// The calling process's pid: `getpid(2)`.

@@ -98,9 +98,29 @@ fn decode(st: &WaitIdStatus) -> Option<ExitStatus> {
     }
 }
 
+/// Is the process behind `fd` a child of the caller (reaped or not yet)?
+/// `waitid(P_PIDFD, fd, WEXITED | WNOHANG | WNOWAIT)`: reaps nothing; `ECHILD`
+/// means it is not (or no longer) ours to wait for.
+pub fn is_own_child(fd: BorrowedFd<'_>) -> io::Result<bool> {
+    let opts = WaitIdOptions::EXITED | WaitIdOptions::NOHANG | WaitIdOptions::NOWAIT;
+    loop {
+        match rustix::process::waitid(rustix::process::WaitId::PidFd(fd), opts) {
+            Ok(_) => return Ok(true),
+            Err(rustix::io::Errno::CHILD) => return Ok(false),
+            Err(rustix::io::Errno::INTR) => continue,
+            Err(e) => return Err(e.into()),
+        }
+    }
+}
+
 /// `poll(2)` the pidfd for readability: true once the process has exited.
 /// `timeout` None waits without limit. EINTR is retried with the time left.
 pub fn wait_exited(fd: BorrowedFd<'_>, timeout: Option<Duration>) -> io::Result<bool> {
+    wait_readable(fd, timeout)
+}
+
+/// `poll(2)` any fd for readability (or hang-up) up to `timeout`.
+pub fn wait_readable(fd: BorrowedFd<'_>, timeout: Option<Duration>) -> io::Result<bool> {
     let deadline = timeout.map(|t| Instant::now() + t);
     loop {
         let mut fds = [PollFd::new(&fd, PollFlags::IN)];

@@ -1,0 +1,190 @@
+//! Observing real processes for the lifecycle tests: `/proc/<pid>/stat`,
+//! `kill(pid, 0)`, pidfds. Nothing here mocks the kernel.
+#![allow(dead_code)]
+
+use std::io::{BufRead, BufReader, Read};
+use std::os::fd::AsFd;
+use std::time::{Duration, Instant};
+
+/// Makes this test process a child subreaper: orphans of the processes it starts
+/// are re-parented here, so the test can watch them and must reap them.
+pub fn become_subreaper() {
+    brood::sys::prctl::set_child_subreaper(true).expect("PR_SET_CHILD_SUBREAPER");
+}
+
+/// State letter and parent pid from `/proc/<pid>/stat`, if the process exists.
+pub fn stat(pid: u32) -> Option<(char, u32)> {
+    let text = std::fs::read_to_string(format!("/proc/{pid}/stat")).ok()?;
+    let rest = &text[text.rfind(')')? + 2..];
+    let mut fields = rest.split_whitespace();
+    let state = fields.next()?.chars().next()?;
+    let ppid = fields.next()?.parse().ok()?;
+    Some((state, ppid))
+}
+
+/// Pids of zombies (state Z) whose parent is `ppid`.
+pub fn zombies_of(ppid: u32) -> Vec<u32> {
+    let mut found = Vec::new();
+    for entry in std::fs::read_dir("/proc").unwrap().flatten() {
+        let Some(pid) = entry
+            .file_name()
+            .to_str()
+            .and_then(|s| s.parse::<u32>().ok())
+        else {
+            continue;
+        };
+        if let Some(('Z', parent)) = stat(pid) {
+            if parent == ppid {
+                found.push(pid);
+            }
+        }
+    }
+    found
+}
+
+/// `kill(pid, 0)` finds it (alive or zombie).
+pub fn exists(pid: u32) -> bool {
+    brood::sys::pid_exists(pid)
+}
+
+/// Alive: exists and is not a zombie.
+pub fn alive(pid: u32) -> bool {
+    matches!(stat(pid), Some((s, _)) if s != 'Z' && s != 'X')
+}
+
+pub fn me() -> u32 {
+    std::process::id()
+}
+
+/// Waits until the process `pid` (not necessarily our child) has exited, up to
+/// `timeout`, by polling a pidfd. True if it exited (or was already gone).
+/// If it is our child (an orphan re-parented to this subreaper), reaps it.
+pub fn wait_exit(pid: u32, timeout: Duration) -> bool {
+    let exited = match brood::sys::pidfd::open(pid) {
+        Ok(fd) => brood::sys::pidfd::wait_exited(fd.as_fd(), Some(timeout)).unwrap(),
+        Err(_) => true,
+    };
+    if exited {
+        reap_if_ours(pid);
+    }
+    exited
+}
+
+/// Reaps `pid` if it is a (non-brood) child of ours: orphans re-parented to us.
+pub fn reap_if_ours(pid: u32) {
+    if stat(pid).is_some_and(|(_, ppid)| ppid == me()) {
+        let mut status = 0;
+        // SAFETY: waitpid on a specific pid with a valid status pointer.
+        unsafe { libc::waitpid(pid as i32, &mut status, 0) };
+    }
+}
+
+/// SIGKILLs `pid` if it still exists and reaps it if it is ours. For cleanup.
+pub fn kill_and_reap(pid: u32) {
+    if pid > 1 && exists(pid) {
+        // SAFETY: plain kill of a pid this test started.
+        unsafe { libc::kill(pid as i32, libc::SIGKILL) };
+        wait_exit(pid, Duration::from_secs(5));
+    }
+}
+
+/// Kills every pid registered with it when dropped, so a failing assertion does
+/// not leave processes behind.
+#[derive(Default)]
+pub struct Cleanup(pub Vec<u32>);
+
+impl Cleanup {
+    pub fn add(&mut self, pid: u32) -> u32 {
+        self.0.push(pid);
+        pid
+    }
+}
+
+impl Drop for Cleanup {
+    fn drop(&mut self) {
+        for &pid in self.0.iter().rev() {
+            kill_and_reap(pid);
+        }
+    }
+}
+
+/// A pipe whose read end the test keeps, for children to report lines on.
+pub struct Report {
+    reader: BufReader<std::io::PipeReader>,
+    pub writer: Option<std::io::PipeWriter>,
+}
+
+impl Report {
+    pub fn new() -> Report {
+        let (r, w) = std::io::pipe().unwrap();
+        Report {
+            reader: BufReader::new(r),
+            writer: Some(w),
+        }
+    }
+
+    /// A raw fd children may `write` to.
+    pub fn fd(&self) -> i32 {
+        use std::os::fd::AsRawFd;
+        self.writer.as_ref().unwrap().as_raw_fd()
+    }
+
+    /// Closes our copy of the write end, so that EOF comes once every child closed
+    /// theirs.
+    pub fn close_writer(&mut self) {
+        self.writer = None;
+    }
+
+    /// The next line, without its newline. Fails the test (rather than hanging
+    /// it) when nothing comes within 10 s.
+    pub fn line(&mut self) -> String {
+        if self.reader.buffer().is_empty() {
+            use std::os::fd::AsFd;
+            let fd = self.reader.get_ref().as_fd();
+            let ready =
+                brood::sys::pidfd::wait_readable(fd, Some(Duration::from_secs(10))).unwrap();
+            assert!(ready, "no line from the child within 10 s");
+        }
+        let mut line = String::new();
+        self.reader.read_line(&mut line).unwrap();
+        line.trim_end().to_string()
+    }
+
+    pub fn pid(&mut self) -> u32 {
+        let line = self.line();
+        line.parse()
+            .unwrap_or_else(|_| panic!("expected a pid, got {line:?}"))
+    }
+
+    pub fn rest(&mut self) -> String {
+        self.close_writer();
+        let mut s = String::new();
+        self.reader.read_to_string(&mut s).unwrap();
+        s
+    }
+}
+
+/// Writes a line to a raw fd with one write(2): safe in a forked child.
+pub fn say(fd: i32, text: &str) {
+    let line = format!("{text}\n");
+    // SAFETY: writing a valid buffer to an fd the test created.
+    unsafe { libc::write(fd, line.as_ptr().cast(), line.len()) };
+}
+
+/// Blocks forever (until a signal ends the process).
+pub fn park() -> ! {
+    loop {
+        // SAFETY: pause has no preconditions.
+        unsafe { libc::pause() };
+    }
+}
+
+/// Ignore SIGTERM in the calling process.
+pub fn ignore_term() {
+    // SAFETY: setting a signal disposition to SIG_IGN.
+    unsafe { libc::signal(libc::SIGTERM, libc::SIG_IGN) };
+}
+
+pub fn elapsed_since(t: Instant) -> Duration {
+    t.elapsed()
+}
