@@ -138,6 +138,24 @@ pub enum SpawnError {
         /// The limit (`ARG_MAX`).
         limit: usize,
     },
+    /// One argument or environment entry is longer than the kernel accepts for a
+    /// single string (`MAX_ARG_STRLEN`, 128 KiB), which `execve` reports as E2BIG.
+    #[error("{what} is too long ({bytes} bytes; the kernel accepts at most {limit} per entry)")]
+    EntryTooLong {
+        /// Which one (`"argument 2"`, `"environment variable FOO"`, …).
+        what: String,
+        /// Its length, NUL included.
+        bytes: usize,
+        /// The limit.
+        limit: usize,
+    },
+    /// An environment variable name is empty or contains `=`, so the child could
+    /// not read it back.
+    #[error("environment variable name {key:?} is empty or contains '='")]
+    InvalidEnvKey {
+        /// The name.
+        key: String,
+    },
     /// Setting up the child failed at some step before `execve`.
     #[error("{step} failed in the child: {source}")]
     Setup {

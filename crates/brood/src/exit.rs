@@ -67,7 +67,8 @@ pub fn apply_on_exit() {
             // A child reaped elsewhere is gone already: nothing to wait for.
             OnExit::Wait => drop(child.wait()),
             OnExit::Terminate { .. } => {
-                if let Some(&(_, deadline)) = deadlines.iter().find(|(s, _)| *s == child.inner.seq) {
+                if let Some(&(_, deadline)) = deadlines.iter().find(|(s, _)| *s == child.inner.seq)
+                {
                     drop(child.finish_by(deadline));
                 }
             }

@@ -43,7 +43,9 @@ impl Spawner {
         match done_rx.recv() {
             Ok(Ok(value)) => Ok(value),
             Ok(Err(panic)) => panic::resume_unwind(panic),
-            Err(_) => Err(std::io::Error::other("brood's spawner thread dropped a job")),
+            Err(_) => Err(std::io::Error::other(
+                "brood's spawner thread dropped a job",
+            )),
         }
     }
 

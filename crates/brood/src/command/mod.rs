@@ -1,1 +1,400 @@
-//! Command/Popen (in progress).
+//! [`Command`] → [`Popen`]: `subprocess.Popen` on the shape of
+//! `std::process::Command`, with brood's lifecycle policies, started at a cost that
+//! stays flat however large the parent grows.
+//!
+//! - `mod.rs`: the builder.
+//! - `stdio.rs`: [`Stdio`] and the descriptors of one spawn.
+//! - `prepare.rs`: argv, envp and PATH turned into C in the parent, with the checks.
+//! - `exec.rs`: `spawn` — the clone, the typed errors, adoption by the reaper.
+//! - `popen.rs`: [`Popen`]; `communicate.rs`: [`Popen::communicate`];
+//!   `run.rs`: [`Command::run`] and [`Output`].
+
+mod communicate;
+mod exec;
+mod popen;
+mod prepare;
+mod run;
+mod stdio;
+
+pub use popen::Popen;
+pub use run::Output;
+pub use stdio::{ChildStderr, ChildStdin, ChildStdout, Stdio};
+
+use crate::policy::{Kind, OnExit, OnParentDeath, Policy, Tree};
+use std::collections::BTreeMap;
+use std::ffi::{OsStr, OsString};
+use std::path::{Path, PathBuf};
+use std::time::Duration;
+
+/// A program to start: its arguments, environment, working directory, standard
+/// streams and lifecycle policies (`subprocess.Popen`'s arguments, with the
+/// builder of `std::process::Command`).
+///
+/// Policies start at Python's behaviour for `Popen` ([`Kind::Command`]): the child
+/// is left running when we exit and survives our death. Unlike Python, a child
+/// that ends is reaped at once, so it never lingers as a zombie.
+///
+/// The program is found like `execvp` does (and Python): a name without `/` is
+/// searched on the child's `PATH` if the environment was changed, on ours
+/// otherwise (`/bin:/usr/bin` when there is none); a path with `/` is used as is,
+/// relative to [`current_dir`](Command::current_dir) when one is set. Descriptors
+/// other than 0, 1 and 2 are not closed: as in `std`, brood relies on
+/// close-on-exec, which Rust sets on every descriptor it opens.
+///
+/// ```
+/// # brood::init();
+/// use brood::{Command, Stdio};
+///
+/// let mut child = Command::new("sh")
+///     .arg("-c")
+///     .arg("echo $GREETING from $(pwd)")
+///     .env("GREETING", "hello")
+///     .current_dir("/")
+///     .stdout(Stdio::piped())
+///     .spawn()?;
+/// let (out, _) = child.communicate(None, None)?;
+/// assert_eq!(out, b"hello from /\n");
+/// assert_eq!(child.returncode(), Some(0));
+/// # Ok::<(), brood::Error>(())
+/// ```
+#[derive(Debug)]
+pub struct Command {
+    program: OsString,
+    args: Vec<OsString>,
+    /// Changes to the environment: `None` removes the variable.
+    env: BTreeMap<OsString, Option<OsString>>,
+    env_clear: bool,
+    cwd: Option<PathBuf>,
+    stdin: Option<Stdio>,
+    stdout: Option<Stdio>,
+    stderr: Option<Stdio>,
+    policy: Policy,
+    // For `run` only.
+    input: Option<Vec<u8>>,
+    timeout: Option<Duration>,
+    check: bool,
+}
+
+impl Command {
+    /// A command that runs `program` with no arguments, our environment and
+    /// working directory, inherited standard streams and Python's `Popen` policies.
+    ///
+    /// ```
+    /// # brood::init();
+    /// let status = brood::Command::new("true").spawn()?.wait()?;
+    /// assert!(status.success());
+    /// # Ok::<(), brood::Error>(())
+    /// ```
+    pub fn new(program: impl AsRef<OsStr>) -> Command {
+        Command {
+            program: program.as_ref().to_owned(),
+            args: Vec::new(),
+            env: BTreeMap::new(),
+            env_clear: false,
+            cwd: None,
+            stdin: None,
+            stdout: None,
+            stderr: None,
+            policy: Policy::for_kind(Kind::Command),
+            input: None,
+            timeout: None,
+            check: true,
+        }
+    }
+
+    /// Adds one argument.
+    ///
+    /// ```
+    /// # brood::init();
+    /// let out = brood::Command::new("echo").arg("a b").run()?;
+    /// assert_eq!(out.stdout, b"a b\n");
+    /// # Ok::<(), brood::Error>(())
+    /// ```
+    pub fn arg(&mut self, arg: impl AsRef<OsStr>) -> &mut Command {
+        self.args.push(arg.as_ref().to_owned());
+        self
+    }
+
+    /// Adds several arguments.
+    ///
+    /// ```
+    /// # brood::init();
+    /// let out = brood::Command::new("printf").args(["%s-%s", "x", "y"]).run()?;
+    /// assert_eq!(out.stdout, b"x-y");
+    /// # Ok::<(), brood::Error>(())
+    /// ```
+    pub fn args<I, S>(&mut self, args: I) -> &mut Command
+    where
+        I: IntoIterator<Item = S>,
+        S: AsRef<OsStr>,
+    {
+        self.args
+            .extend(args.into_iter().map(|a| a.as_ref().to_owned()));
+        self
+    }
+
+    /// Sets an environment variable for the child.
+    ///
+    /// ```
+    /// # brood::init();
+    /// let out = brood::Command::new("sh").args(["-c", "echo $X"]).env("X", "1").run()?;
+    /// assert_eq!(out.stdout, b"1\n");
+    /// # Ok::<(), brood::Error>(())
+    /// ```
+    pub fn env(&mut self, key: impl AsRef<OsStr>, value: impl AsRef<OsStr>) -> &mut Command {
+        self.env
+            .insert(key.as_ref().to_owned(), Some(value.as_ref().to_owned()));
+        self
+    }
+
+    /// Sets several environment variables.
+    ///
+    /// ```
+    /// # brood::init();
+    /// let out = brood::Command::new("sh")
+    ///     .args(["-c", "echo $A$B"])
+    ///     .envs([("A", "1"), ("B", "2")])
+    ///     .run()?;
+    /// assert_eq!(out.stdout, b"12\n");
+    /// # Ok::<(), brood::Error>(())
+    /// ```
+    pub fn envs<I, K, V>(&mut self, vars: I) -> &mut Command
+    where
+        I: IntoIterator<Item = (K, V)>,
+        K: AsRef<OsStr>,
+        V: AsRef<OsStr>,
+    {
+        for (k, v) in vars {
+            self.env(k, v);
+        }
+        self
+    }
+
+    /// Removes an environment variable from the child's environment.
+    ///
+    /// ```
+    /// # brood::init();
+    /// let out = brood::Command::new("sh")
+    ///     .args(["-c", "echo ${HOME-unset}"])
+    ///     .env_remove("HOME")
+    ///     .run()?;
+    /// assert_eq!(out.stdout, b"unset\n");
+    /// # Ok::<(), brood::Error>(())
+    /// ```
+    pub fn env_remove(&mut self, key: impl AsRef<OsStr>) -> &mut Command {
+        self.env.insert(key.as_ref().to_owned(), None);
+        self
+    }
+
+    /// Starts the child with an empty environment (plus what [`env`](Command::env)
+    /// adds afterwards). The program is then searched on `/bin:/usr/bin` unless a
+    /// `PATH` is set.
+    ///
+    /// ```
+    /// # brood::init();
+    /// let out = brood::Command::new("env").env_clear().env("ONLY", "me").run()?;
+    /// assert_eq!(out.stdout, b"ONLY=me\n");
+    /// # Ok::<(), brood::Error>(())
+    /// ```
+    pub fn env_clear(&mut self) -> &mut Command {
+        self.env.clear();
+        self.env_clear = true;
+        self
+    }
+
+    /// The child's working directory. A relative program path is taken from there.
+    ///
+    /// ```
+    /// # brood::init();
+    /// let out = brood::Command::new("pwd").current_dir("/tmp").run()?;
+    /// assert_eq!(out.stdout, b"/tmp\n");
+    /// # Ok::<(), brood::Error>(())
+    /// ```
+    pub fn current_dir(&mut self, dir: impl AsRef<Path>) -> &mut Command {
+        self.cwd = Some(dir.as_ref().to_owned());
+        self
+    }
+
+    /// The child's standard input (default: inherited).
+    ///
+    /// ```
+    /// # brood::init();
+    /// let out = brood::Command::new("cat").stdin(brood::Stdio::null()).run()?;
+    /// assert!(out.stdout.is_empty());
+    /// # Ok::<(), brood::Error>(())
+    /// ```
+    pub fn stdin(&mut self, stdin: impl Into<Stdio>) -> &mut Command {
+        self.stdin = Some(stdin.into());
+        self
+    }
+
+    /// The child's standard output (default: inherited; captured by [`run`](Command::run)).
+    ///
+    /// ```
+    /// # brood::init();
+    /// let mut child = brood::Command::new("echo").arg("x").stdout(brood::Stdio::piped()).spawn()?;
+    /// assert_eq!(child.communicate(None, None)?.0, b"x\n");
+    /// # Ok::<(), brood::Error>(())
+    /// ```
+    pub fn stdout(&mut self, stdout: impl Into<Stdio>) -> &mut Command {
+        self.stdout = Some(stdout.into());
+        self
+    }
+
+    /// The child's standard error (default: inherited; captured by [`run`](Command::run)).
+    ///
+    /// ```
+    /// # brood::init();
+    /// let mut child = brood::Command::new("sh")
+    ///     .args(["-c", "echo oops >&2"])
+    ///     .stderr(brood::Stdio::piped())
+    ///     .spawn()?;
+    /// assert_eq!(child.communicate(None, None)?.1, b"oops\n");
+    /// # Ok::<(), brood::Error>(())
+    /// ```
+    pub fn stderr(&mut self, stderr: impl Into<Stdio>) -> &mut Command {
+        self.stderr = Some(stderr.into());
+        self
+    }
+
+    /// What happens to the child when this process ends normally (default
+    /// [`OnExit::Detach`], as in Python).
+    ///
+    /// ```no_run
+    /// # brood::init();
+    /// brood::Command::new("sleep").arg("1").on_exit(brood::OnExit::Wait).spawn()?;
+    /// brood::exit(0); // waits for `sleep` first
+    /// # Ok::<(), brood::Error>(())
+    /// ```
+    pub fn on_exit(&mut self, on_exit: OnExit) -> &mut Command {
+        self.policy.on_exit = on_exit;
+        self
+    }
+
+    /// What happens to the child when this process dies in any way, SIGKILL
+    /// included (default [`OnParentDeath::Survive`], as in Python).
+    ///
+    /// ```
+    /// # brood::init();
+    /// use brood::{Command, OnParentDeath, Signal};
+    /// let child = Command::new("sleep")
+    ///     .arg("30")
+    ///     .on_parent_death(OnParentDeath::Signal(Signal::KILL))
+    ///     .spawn()?;
+    /// child.kill()?;
+    /// child.wait()?;
+    /// # Ok::<(), brood::Error>(())
+    /// ```
+    pub fn on_parent_death(&mut self, on_parent_death: OnParentDeath) -> &mut Command {
+        self.policy.on_parent_death = on_parent_death;
+        self
+    }
+
+    /// Whether the child leads its own process group or session, so that
+    /// `terminate`/`kill` reach its own children too (default [`Tree::Own`]).
+    ///
+    /// ```
+    /// # brood::init();
+    /// let child = brood::Command::new("sleep").arg("30").tree(brood::Tree::Group).spawn()?;
+    /// child.kill()?; // the whole group
+    /// assert_eq!(child.wait()?.exitcode(), -9);
+    /// # Ok::<(), brood::Error>(())
+    /// ```
+    pub fn tree(&mut self, tree: Tree) -> &mut Command {
+        self.policy.tree = tree;
+        self
+    }
+
+    /// All three policies at once.
+    ///
+    /// ```
+    /// # brood::init();
+    /// use brood::{Command, Kind, Policy};
+    /// let child = Command::new("true").policy(Policy::for_kind(Kind::PoolWorker)).spawn()?;
+    /// assert!(child.wait()?.success());
+    /// # Ok::<(), brood::Error>(())
+    /// ```
+    pub fn policy(&mut self, policy: Policy) -> &mut Command {
+        self.policy = policy;
+        self
+    }
+
+    /// For [`run`](Command::run): bytes to write to the child's stdin (which is then
+    /// a pipe), closed afterwards (`subprocess.run(input=…)`).
+    ///
+    /// ```
+    /// # brood::init();
+    /// let out = brood::Command::new("tr").args(["a-z", "A-Z"]).input("shout").run()?;
+    /// assert_eq!(out.stdout, b"SHOUT");
+    /// # Ok::<(), brood::Error>(())
+    /// ```
+    pub fn input(&mut self, input: impl Into<Vec<u8>>) -> &mut Command {
+        self.input = Some(input.into());
+        self
+    }
+
+    /// For [`run`](Command::run): how long the child may run; past it, the child
+    /// (its whole tree with [`Tree::Group`]/[`Tree::Session`]) is SIGKILLed and
+    /// `run` returns [`Error::Timeout`](crate::Error::Timeout).
+    ///
+    /// ```
+    /// # brood::init();
+    /// use std::time::Duration;
+    /// let err = brood::Command::new("sleep")
+    ///     .arg("10")
+    ///     .timeout(Duration::from_millis(50))
+    ///     .run()
+    ///     .unwrap_err();
+    /// assert!(matches!(err, brood::Error::Timeout { .. }));
+    /// ```
+    pub fn timeout(&mut self, timeout: Duration) -> &mut Command {
+        self.timeout = Some(timeout);
+        self
+    }
+
+    /// For [`run`](Command::run): whether a non-zero exit is an
+    /// [`Error::Failed`](crate::Error::Failed). On by default — unlike Python's
+    /// `check=False` — because an ignored failure is the more costly mistake.
+    ///
+    /// ```
+    /// # brood::init();
+    /// let out = brood::Command::new("false").check(false).run()?;
+    /// assert_eq!(out.status.code(), Some(1));
+    /// assert!(brood::Command::new("false").run().is_err());
+    /// # Ok::<(), brood::Error>(())
+    /// ```
+    pub fn check(&mut self, check: bool) -> &mut Command {
+        self.check = check;
+        self
+    }
+
+    /// The program, as given.
+    ///
+    /// ```
+    /// assert_eq!(brood::Command::new("ls").get_program(), "ls");
+    /// ```
+    pub fn get_program(&self) -> &OsStr {
+        &self.program
+    }
+
+    /// The arguments (without the program).
+    ///
+    /// ```
+    /// let mut cmd = brood::Command::new("ls");
+    /// cmd.args(["-l", "/"]);
+    /// assert_eq!(cmd.get_args().collect::<Vec<_>>(), ["-l", "/"]);
+    /// ```
+    pub fn get_args(&self) -> impl Iterator<Item = &OsStr> {
+        self.args.iter().map(|a| a.as_os_str())
+    }
+
+    /// The policies the child will get.
+    ///
+    /// ```
+    /// use brood::{Command, Kind, Policy};
+    /// assert_eq!(Command::new("ls").get_policy(), Policy::for_kind(Kind::Command));
+    /// ```
+    pub fn get_policy(&self) -> Policy {
+        self.policy
+    }
+}

@@ -26,7 +26,7 @@ pub fn set_parent_death_signal(sig: i32) -> io::Result<()> {
 
 /// `prctl(PR_SET_CHILD_SUBREAPER, on)`.
 pub fn set_child_subreaper(on: bool) -> io::Result<()> {
-    let me = on.then(|| rustix::process::getpid());
+    let me = on.then(rustix::process::getpid);
     Ok(rustix::process::set_child_subreaper(me)?)
 }
 

@@ -44,7 +44,11 @@ impl Watcher {
     pub fn wait(&self, ready: &mut Vec<u64>) -> io::Result<()> {
         let mut events: Vec<epoll::Event> = Vec::with_capacity(64);
         loop {
-            match epoll::wait(&self.epoll, rustix::buffer::spare_capacity(&mut events), None) {
+            match epoll::wait(
+                &self.epoll,
+                rustix::buffer::spare_capacity(&mut events),
+                None,
+            ) {
                 Ok(_) => break,
                 Err(rustix::io::Errno::INTR) => continue,
                 Err(e) => return Err(e.into()),

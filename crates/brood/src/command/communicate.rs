@@ -1,0 +1,311 @@
+//! [`Popen::communicate`]: feed stdin and drain stdout and stderr at the same
+//! time, with `poll(2)` over non-blocking pipes, so that neither side can block
+//! the other however much data flows each way.
+
+use super::Popen;
+use crate::{Error, Result};
+use std::io;
+use std::os::fd::{AsFd, AsRawFd, BorrowedFd};
+use std::time::{Duration, Instant};
+
+/// Bytes written to stdin per `write` call (a non-blocking pipe takes what fits).
+const WRITE_CHUNK: usize = 1 << 20;
+/// Bytes read per `read` call.
+const READ_CHUNK: usize = 1 << 16;
+
+/// What `communicate` has done so far, kept across a timeout so that a later call
+/// continues where the last one stopped (as Python's does).
+#[derive(Default)]
+pub(super) struct Progress {
+    started: bool,
+    /// Input not written yet when a call timed out.
+    pending: Vec<u8>,
+    out: Vec<u8>,
+    err: Vec<u8>,
+}
+
+impl Popen {
+    /// Python's `Popen.communicate(input, timeout)`: writes `input` to the child's
+    /// stdin and closes it, reads stdout and stderr until both end, waits for the
+    /// child, and returns what it wrote to each (empty for a stream that is not
+    /// [`piped`](crate::Stdio::piped)).
+    ///
+    /// It never deadlocks, whatever the sizes: the three pipes are driven together
+    /// with `poll(2)`. With `timeout`, when it passes the call returns
+    /// [`Error::Timeout`] holding the output read so far and leaves the child
+    /// running: call `communicate(None, …)` again to continue (the final result
+    /// holds all output from the start, as in Python) or end the child.
+    ///
+    /// Output ends when every writer has closed the pipe: a grandchild that
+    /// inherited it keeps it open, and `communicate` waits for it too (as Python's
+    /// does). Give such a child [`Tree::Group`](crate::Tree::Group) and a timeout.
+    ///
+    /// Errors: `input` given when stdin is not piped, or given again after a first
+    /// call, is an [`Error::Io`] (`InvalidInput`). A child that closes its stdin
+    /// early is not an error: the rest of the input is dropped, as in Python.
+    ///
+    /// ```
+    /// # brood::init();
+    /// use brood::{Command, Error, Stdio, Tree};
+    /// use std::time::Duration;
+    ///
+    /// let mut p = Command::new("sh")
+    ///     .args(["-c", "cat; echo done >&2"])
+    ///     .stdin(Stdio::piped())
+    ///     .stdout(Stdio::piped())
+    ///     .stderr(Stdio::piped())
+    ///     .spawn()?;
+    /// let (out, err) = p.communicate(Some(b"ping"), Some(Duration::from_secs(10)))?;
+    /// assert_eq!((out.as_slice(), err.as_slice()), (&b"ping"[..], &b"done\n"[..]));
+    ///
+    /// // On timeout the child keeps running, and what it wrote so far is kept.
+    /// let mut slow = Command::new("sh")
+    ///     .args(["-c", "echo early; sleep 30"])
+    ///     .stdout(Stdio::piped())
+    ///     .tree(Tree::Group) // so that kill() reaches `sleep` too
+    ///     .spawn()?;
+    /// match slow.communicate(None, Some(Duration::from_secs(1))) {
+    ///     Err(Error::Timeout { stdout, .. }) => assert_eq!(stdout, b"early\n"),
+    ///     other => panic!("{other:?}"),
+    /// }
+    /// assert!(slow.is_alive());
+    /// slow.kill()?;
+    /// slow.wait()?;
+    /// # Ok::<(), brood::Error>(())
+    /// ```
+    pub fn communicate(
+        &mut self,
+        input: Option<&[u8]>,
+        timeout: Option<Duration>,
+    ) -> Result<(Vec<u8>, Vec<u8>)> {
+        let deadline = timeout.map(|t| Instant::now() + t);
+        let first = !self.progress.started;
+        if input.is_some_and(|i| !i.is_empty()) {
+            if !first {
+                return Err(invalid(
+                    "cannot send more input after communicate has started",
+                ));
+            }
+            if self.stdin.is_none() {
+                return Err(invalid(
+                    "communicate was given input, but the child's stdin is not piped",
+                ));
+            }
+        }
+        self.progress.started = true;
+        // This call's input: borrowed from the caller, copied only on a timeout.
+        let saved = std::mem::take(&mut self.progress.pending);
+        let mut input: &[u8] = if first {
+            input.unwrap_or_default()
+        } else {
+            &saved
+        };
+        if input.is_empty() {
+            self.stdin = None;
+        }
+
+        let pumped = self.pump(&mut input, deadline);
+        if !matches!(pumped, Ok(true)) {
+            self.progress.pending = input.to_vec();
+            self.set_pipes_blocking();
+        }
+        match pumped {
+            Ok(true) => {}
+            Ok(false) => return Err(self.timeout_error(timeout)),
+            Err(e) => return Err(e),
+        }
+        if self.child().wait_until(deadline)?.is_none() {
+            return Err(self.timeout_error(timeout));
+        }
+        let out = std::mem::take(&mut self.progress.out);
+        let err = std::mem::take(&mut self.progress.err);
+        Ok((out, err))
+    }
+
+    fn timeout_error(&self, timeout: Option<Duration>) -> Error {
+        Error::Timeout {
+            program: self.program().to_string(),
+            pid: self.pid(),
+            timeout: timeout.unwrap_or_default(),
+            stdout: self.progress.out.clone(),
+            stderr: self.progress.err.clone(),
+        }
+    }
+
+    /// Moves data until every pipe is closed (`Ok(true)`) or `deadline` passes
+    /// (`Ok(false)`). A pipe is closed (set to `None`) when its job is done.
+    fn pump(&mut self, input: &mut &[u8], deadline: Option<Instant>) -> Result<bool> {
+        for fd in self.pipe_fds().into_iter().flatten() {
+            set_nonblocking(fd, true).map_err(|e| self.io_error("fcntl(O_NONBLOCK)", e))?;
+        }
+        loop {
+            let mut fds: Vec<libc::pollfd> = Vec::with_capacity(3);
+            let mut which: Vec<usize> = Vec::with_capacity(3);
+            for (i, fd) in self.pipe_fds().into_iter().enumerate() {
+                if let Some(fd) = fd {
+                    let events = if i == 0 { libc::POLLOUT } else { libc::POLLIN };
+                    fds.push(libc::pollfd {
+                        fd: fd.as_raw_fd(),
+                        events,
+                        revents: 0,
+                    });
+                    which.push(i);
+                }
+            }
+            if fds.is_empty() {
+                return Ok(true);
+            }
+            let wait_ms = match deadline {
+                None => -1,
+                Some(d) => {
+                    let left = d.saturating_duration_since(Instant::now());
+                    if left.is_zero() {
+                        return Ok(false);
+                    }
+                    // Round up, so that we do not spin on a sub-millisecond rest.
+                    left.as_nanos().div_ceil(1_000_000).min(i32::MAX as u128) as i32
+                }
+            };
+            // SAFETY: `fds` is a valid array of `fds.len()` pollfds.
+            let rc = unsafe { libc::poll(fds.as_mut_ptr(), fds.len() as libc::nfds_t, wait_ms) };
+            if rc < 0 {
+                let e = io::Error::last_os_error();
+                if e.kind() == io::ErrorKind::Interrupted {
+                    continue;
+                }
+                return Err(self.io_error("poll", e));
+            }
+            for (pfd, &i) in fds.iter().zip(&which) {
+                if pfd.revents == 0 {
+                    continue;
+                }
+                match i {
+                    0 => self.feed(input)?,
+                    1 => self.drain(1)?,
+                    _ => self.drain(2)?,
+                }
+            }
+        }
+    }
+
+    /// Writes the next chunk of input; closes stdin when all is written or the
+    /// child closed its end (EPIPE — SIGPIPE is ignored in Rust programs).
+    fn feed(&mut self, input: &mut &[u8]) -> Result<()> {
+        let Some(stdin) = self.stdin.as_ref() else {
+            return Ok(());
+        };
+        let chunk = &input[..input.len().min(WRITE_CHUNK)];
+        // SAFETY: writes from a valid buffer to an open fd.
+        let n = unsafe { libc::write(stdin.as_raw_fd(), chunk.as_ptr().cast(), chunk.len()) };
+        if n < 0 {
+            let e = io::Error::last_os_error();
+            return match e.raw_os_error() {
+                Some(libc::EAGAIN) | Some(libc::EINTR) => Ok(()),
+                Some(libc::EPIPE) => {
+                    self.stdin = None;
+                    *input = &[];
+                    Ok(())
+                }
+                _ => Err(self.io_error("write to stdin", e)),
+            };
+        }
+        *input = &input[n as usize..];
+        if input.is_empty() {
+            self.stdin = None;
+        }
+        Ok(())
+    }
+
+    /// Reads what is there from stdout (1) or stderr (2); closes it at EOF.
+    fn drain(&mut self, which: usize) -> Result<()> {
+        let (pipe, buf) = if which == 1 {
+            (
+                self.stdout.as_ref().map(|p| p.as_raw_fd()),
+                &mut self.progress.out,
+            )
+        } else {
+            (
+                self.stderr.as_ref().map(|p| p.as_raw_fd()),
+                &mut self.progress.err,
+            )
+        };
+        let Some(fd) = pipe else { return Ok(()) };
+        buf.reserve(READ_CHUNK);
+        let spare = buf.spare_capacity_mut();
+        // SAFETY: reads into the vector's spare capacity, at most its length.
+        let n = unsafe { libc::read(fd, spare.as_mut_ptr().cast(), spare.len()) };
+        if n < 0 {
+            let e = io::Error::last_os_error();
+            return match e.raw_os_error() {
+                Some(libc::EAGAIN) | Some(libc::EINTR) => Ok(()),
+                _ => Err(self.io_error(
+                    if which == 1 {
+                        "read stdout"
+                    } else {
+                        "read stderr"
+                    },
+                    e,
+                )),
+            };
+        }
+        if n == 0 {
+            if which == 1 {
+                self.stdout = None;
+            } else {
+                self.stderr = None;
+            }
+            return Ok(());
+        }
+        // SAFETY: the kernel initialised `n` bytes of the spare capacity.
+        unsafe { buf.set_len(buf.len() + n as usize) };
+        Ok(())
+    }
+
+    fn pipe_fds(&self) -> [Option<BorrowedFd<'_>>; 3] {
+        [
+            self.stdin.as_ref().map(|p| p.as_fd()),
+            self.stdout.as_ref().map(|p| p.as_fd()),
+            self.stderr.as_ref().map(|p| p.as_fd()),
+        ]
+    }
+
+    /// After a timeout the pipes stay with the caller: give them back blocking.
+    fn set_pipes_blocking(&self) {
+        for fd in self.pipe_fds().into_iter().flatten() {
+            let _ = set_nonblocking(fd, false);
+        }
+    }
+
+    fn io_error(&self, what: &str, e: io::Error) -> Error {
+        Error::io(
+            format!("{what} of {:?} (pid {})", self.program(), self.pid()),
+            e,
+        )
+    }
+}
+
+fn invalid(msg: &str) -> Error {
+    Error::io(msg, io::Error::from(io::ErrorKind::InvalidInput))
+}
+
+/// `fcntl(F_SETFL)` with `O_NONBLOCK` on or off. The flag belongs to our end's
+/// open file description only; the child's end is another one, unaffected.
+fn set_nonblocking(fd: BorrowedFd<'_>, on: bool) -> io::Result<()> {
+    let fd = fd.as_raw_fd();
+    // SAFETY: F_GETFL/F_SETFL on an open descriptor we borrow.
+    unsafe {
+        let flags = libc::fcntl(fd, libc::F_GETFL);
+        if flags < 0 {
+            return Err(io::Error::last_os_error());
+        }
+        let new = if on {
+            flags | libc::O_NONBLOCK
+        } else {
+            flags & !libc::O_NONBLOCK
+        };
+        if new != flags && libc::fcntl(fd, libc::F_SETFL, new) < 0 {
+            return Err(io::Error::last_os_error());
+        }
+    }
+    Ok(())
+}

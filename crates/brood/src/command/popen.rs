@@ -1,0 +1,142 @@
+//! [`Popen`]: a started [`Command`](crate::Command) — a [`Child`] plus the parent's
+//! ends of its pipes and what `communicate` has gathered so far.
+
+use super::communicate::Progress;
+use super::stdio::{ChildStderr, ChildStdin, ChildStdout};
+use crate::Child;
+use std::ops::Deref;
+
+/// A running (or finished) program started by [`Command::spawn`](crate::Command::spawn):
+/// Python's `subprocess.Popen`.
+///
+/// It dereferences to [`Child`], which gives Python's verbs: `pid`, `poll`,
+/// `wait`, `wait_timeout`, `is_alive`, `send_signal`, `terminate`, `kill`,
+/// `terminate_timeout`. The pipes asked for with [`Stdio::piped`](crate::Stdio::piped)
+/// are in `stdin`, `stdout` and `stderr`; take them to use them directly, or let
+/// [`communicate`](Popen::communicate) drive them all without deadlock.
+///
+/// Dropping a `Popen` closes its pipes but neither waits for nor ends the
+/// program (its [`OnExit`](crate::OnExit) applies when we exit); brood still
+/// reaps it when it ends, so it never becomes a zombie.
+///
+/// ```
+/// # brood::init();
+/// use brood::{Command, Signal, Stdio};
+///
+/// let mut p = Command::new("cat").stdin(Stdio::piped()).stdout(Stdio::piped()).spawn()?;
+/// assert_eq!(p.returncode(), None);
+/// let (out, _) = p.communicate(Some(b"echo"), None)?;
+/// assert_eq!(out, b"echo");
+/// assert_eq!(p.returncode(), Some(0));
+///
+/// let sleeper = Command::new("sleep").arg("30").spawn()?;
+/// sleeper.send_signal(Signal::TERM)?;
+/// sleeper.wait()?;
+/// assert_eq!(sleeper.returncode(), Some(-15));
+/// # Ok::<(), brood::Error>(())
+/// ```
+pub struct Popen {
+    child: Child,
+    program: String,
+    /// The write end of the child's stdin, if it was [`Stdio::piped`](crate::Stdio::piped).
+    /// Set it to `None` (drop it) to close the child's stdin.
+    pub stdin: Option<ChildStdin>,
+    /// The read end of the child's stdout, if piped.
+    pub stdout: Option<ChildStdout>,
+    /// The read end of the child's stderr, if piped.
+    pub stderr: Option<ChildStderr>,
+    pub(super) progress: Progress,
+}
+
+impl Popen {
+    pub(super) fn new(
+        child: Child,
+        program: String,
+        stdin: Option<ChildStdin>,
+        stdout: Option<ChildStdout>,
+        stderr: Option<ChildStderr>,
+    ) -> Popen {
+        Popen {
+            child,
+            program,
+            stdin,
+            stdout,
+            stderr,
+            progress: Progress::default(),
+        }
+    }
+
+    /// The program, as given to [`Command::new`](crate::Command::new).
+    ///
+    /// ```
+    /// # brood::init();
+    /// let p = brood::Command::new("true").spawn()?;
+    /// assert_eq!(p.program(), "true");
+    /// # p.wait()?;
+    /// # Ok::<(), brood::Error>(())
+    /// ```
+    pub fn program(&self) -> &str {
+        &self.program
+    }
+
+    /// The [`Child`] itself (cheap to clone; it outlives the `Popen`).
+    ///
+    /// ```
+    /// # brood::init();
+    /// let child: brood::Child = brood::Command::new("true").spawn()?.child().clone();
+    /// assert!(child.wait()?.success());
+    /// # Ok::<(), brood::Error>(())
+    /// ```
+    pub fn child(&self) -> &Child {
+        &self.child
+    }
+
+    /// Gives up the pipes and keeps only the [`Child`].
+    ///
+    /// ```
+    /// # brood::init();
+    /// let child = brood::Command::new("true").spawn()?.into_child();
+    /// assert!(child.wait()?.success());
+    /// # Ok::<(), brood::Error>(())
+    /// ```
+    pub fn into_child(self) -> Child {
+        self.child
+    }
+
+    /// Python's `Popen.returncode`: `None` while the program runs, then its exit
+    /// code, or `-N` if signal N killed it. It does not block. Unlike Python's
+    /// attribute it is always current (brood reaps the child the moment it ends,
+    /// so no `poll()` is needed first). `None` too if someone else reaped the
+    /// child; [`Child::poll`] tells that case apart.
+    ///
+    /// ```
+    /// # brood::init();
+    /// let p = brood::Command::new("sh").args(["-c", "exit 4"]).spawn()?;
+    /// p.wait()?;
+    /// assert_eq!(p.returncode(), Some(4));
+    /// # Ok::<(), brood::Error>(())
+    /// ```
+    pub fn returncode(&self) -> Option<i32> {
+        self.child.poll().ok().flatten().map(|s| s.exitcode())
+    }
+}
+
+impl Deref for Popen {
+    type Target = Child;
+
+    fn deref(&self) -> &Child {
+        &self.child
+    }
+}
+
+impl std::fmt::Debug for Popen {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Popen")
+            .field("program", &self.program)
+            .field("child", &self.child)
+            .field("stdin", &self.stdin.is_some())
+            .field("stdout", &self.stdout.is_some())
+            .field("stderr", &self.stderr.is_some())
+            .finish()
+    }
+}

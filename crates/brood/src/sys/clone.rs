@@ -1,0 +1,371 @@
+//! `clone(CLONE_VM | CLONE_VFORK | CLONE_PIDFD | SIGCHLD)`, then `execve`: how
+//! `Command` starts a program at a cost that does not grow with the parent's memory.
+//!
+//! A plain `fork` copies the parent's page tables, so its cost grows with the
+//! parent's memory (tens of milliseconds for a parent with gigabytes). With
+//! `CLONE_VM` the child borrows the parent's memory instead, and with
+//! `CLONE_VFORK` the calling thread sleeps until the child has called `execve`
+//! (or exited), so the two never run at the same time on the same memory. This is
+//! what glibc's `posix_spawn` and CPython's `_posixsubprocess` do. `CLONE_PIDFD`
+//! (Linux 5.2) returns a pidfd for the child from the same call, so there is no
+//! window in which the pid could name another process.
+//!
+//! Because the child shares our memory (and, through the thread pointer, the
+//! calling thread's thread-local storage), it may only make raw system calls until
+//! `execve`: no allocation, no locks, no panics, no Rust standard-library I/O.
+//! Everything it needs — C strings, pointer arrays, the file descriptors to install,
+//! the candidate paths of the program — is prepared by the parent in an
+//! [`ExecPlan`]; the child reports a failure as `{step, errno}` in memory the
+//! parent reads once it resumes.
+//!
+//! # References
+//! clone(2) (`CLONE_VM`, `CLONE_VFORK`, `CLONE_PIDFD` since Linux 5.2), execve(2),
+//! sigaction(2), pthread_sigmask(3), prctl(2) (`PR_SET_PDEATHSIG`), setpgid(2),
+//! setsid(2), dup2(2), chdir(2), _exit(2), waitid(2) (`P_PIDFD` since Linux 5.4).
+
+use std::ffi::{c_char, c_int, c_void};
+use std::io;
+use std::os::fd::{AsRawFd, OwnedFd};
+use std::sync::atomic::{AtomicI32, Ordering};
+
+/// The child's stack. It only runs [`child_main`] and the libc syscall wrappers it
+/// calls, a few hundred bytes of frames even in a debug build; 64 KiB leaves a wide
+/// margin. It lives on the heap (a malloc of this size is served from the arena,
+/// cheaper than an `mmap` + `munmap` per spawn) and is freed once `clone` returns,
+/// which with `CLONE_VFORK` is after the child stopped using it.
+const STACK_SIZE: usize = 64 * 1024;
+
+/// Highest signal number the kernel knows (`_NSIG - 1` on every Linux architecture
+/// brood builds for).
+const MAX_SIGNAL: c_int = 64;
+
+/// How the child joins a process group or session before `execve`.
+#[derive(Copy, Clone, Debug, PartialEq, Eq)]
+pub enum NewGroup {
+    /// Stay in the parent's group.
+    No,
+    /// `setpgid(0, 0)`: lead a new process group.
+    Group,
+    /// `setsid()`: lead a new session (and group).
+    Session,
+}
+
+/// Everything the child does between `clone` and `execve`, prepared by the parent.
+pub struct ExecPlan<'a> {
+    /// Paths to try with `execve`, in order (PATH already resolved); each a
+    /// NUL-terminated string.
+    pub candidates: &'a [*const c_char],
+    /// NULL-terminated `argv`.
+    pub argv: *const *const c_char,
+    /// NULL-terminated `envp`.
+    pub envp: *const *const c_char,
+    /// For fds 0, 1, 2: the descriptor to `dup2` onto it, or -1 to leave it as is.
+    /// Each source must be ≥ 3, so that no `dup2` overwrites another's source.
+    pub stdio: [c_int; 3],
+    /// Directory to `chdir` to (NUL-terminated), or null.
+    pub cwd: *const c_char,
+    /// Process group or session.
+    pub group: NewGroup,
+    /// Parent-death signal to arm with `PR_SET_PDEATHSIG`, or 0.
+    pub death_signal: c_int,
+    /// Our pid, recorded before the clone: if the child's parent is no longer this
+    /// after arming the death signal, the parent died during the start-up.
+    pub parent: libc::pid_t,
+}
+
+/// The step of the child's set-up that failed.
+#[derive(Copy, Clone, Debug, PartialEq, Eq)]
+pub enum Step {
+    /// Resetting a signal handler to `SIG_DFL`.
+    Sigaction,
+    /// `setpgid(0, 0)`.
+    Setpgid,
+    /// `setsid()`.
+    Setsid,
+    /// `prctl(PR_SET_PDEATHSIG)`.
+    DeathSignal,
+    /// `dup2` of a stdio descriptor.
+    Dup2,
+    /// `chdir` to the working directory.
+    Chdir,
+    /// Restoring the signal mask.
+    Sigmask,
+    /// `execve` itself (for every candidate path).
+    Exec,
+}
+
+impl Step {
+    const ALL: [Step; 8] = [
+        Step::Sigaction,
+        Step::Setpgid,
+        Step::Setsid,
+        Step::DeathSignal,
+        Step::Dup2,
+        Step::Chdir,
+        Step::Sigmask,
+        Step::Exec,
+    ];
+
+    /// The system call, as error messages name it.
+    pub fn name(self) -> &'static str {
+        match self {
+            Step::Sigaction => "sigaction",
+            Step::Setpgid => "setpgid",
+            Step::Setsid => "setsid",
+            Step::DeathSignal => "prctl(PR_SET_PDEATHSIG)",
+            Step::Dup2 => "dup2",
+            Step::Chdir => "chdir",
+            Step::Sigmask => "sigprocmask",
+            Step::Exec => "execve",
+        }
+    }
+
+    fn code(self) -> i32 {
+        Step::ALL
+            .iter()
+            .position(|&s| s == self)
+            .map_or(0, |i| i as i32 + 1)
+    }
+
+    fn from_code(code: i32) -> Option<Step> {
+        Step::ALL
+            .get(usize::try_from(code).ok()?.checked_sub(1)?)
+            .copied()
+    }
+}
+
+/// Why [`spawn`] did not start the program.
+#[derive(Debug)]
+pub enum SpawnFailure {
+    /// `clone` itself failed (EAGAIN, ENOMEM, …): there is no child.
+    Clone(io::Error),
+    /// The child failed at `step` with this error, exited with 127 and was reaped.
+    Child {
+        /// What failed.
+        step: Step,
+        /// The kernel's answer.
+        error: io::Error,
+    },
+}
+
+/// Memory the child and the parent share (`CLONE_VM`): the plan, and the report of
+/// a failure. Atomics, so that the compiler cannot assume the parent's view of the
+/// report is unchanged across the clone call (the kernel's vfork completion orders
+/// the child's stores before the parent's loads).
+struct Shared<'a> {
+    plan: &'a ExecPlan<'a>,
+    step: AtomicI32,
+    errno: AtomicI32,
+}
+
+/// Starts the program described by `plan`: returns its pid and pidfd once it has
+/// called `execve` successfully, or the failure.
+///
+/// All signals are blocked in the calling thread around the clone, so that no
+/// handler of ours can run in the child while it shares our memory; the child
+/// resets every handled signal to `SIG_DFL` before it unblocks them.
+///
+/// # Safety
+/// Every pointer in `plan` must be valid for the duration of the call: `argv`
+/// and `envp` NULL-terminated arrays of NUL-terminated strings, `candidates` and
+/// `cwd` NUL-terminated strings, and the `stdio` fds open.
+pub unsafe fn spawn(plan: &ExecPlan<'_>) -> Result<(u32, OwnedFd), SpawnFailure> {
+    let shared = Shared {
+        plan,
+        step: AtomicI32::new(0),
+        errno: AtomicI32::new(0),
+    };
+    let mut stack: Vec<u128> = Vec::with_capacity(STACK_SIZE / 16);
+    // The stack grows down: pass its (16-byte aligned) top.
+    // SAFETY: one past the end of the allocation, which is allowed.
+    let top = unsafe { stack.as_mut_ptr().add(stack.capacity()) }.cast::<c_void>();
+
+    let mut pidfd: c_int = -1;
+    let flags = libc::CLONE_VM | libc::CLONE_VFORK | libc::CLONE_PIDFD | libc::SIGCHLD;
+    // No handler of ours may run in the child while it shares our memory: block
+    // everything here; the child resets the handlers before it unblocks.
+    let saved = super::sigmask::block_all();
+    // SAFETY: `child_main` never returns into our frames: it ends in `execve` or
+    // `_exit` on its own stack `top`, which stays allocated until clone returns —
+    // and with CLONE_VFORK clone returns only after the child has exec'd or exited,
+    // so the child no longer uses the stack nor `shared`. `shared` outlives the call.
+    // With CLONE_PIDFD the kernel stores the child's pidfd in `pidfd` (the
+    // parent_tid argument).
+    let pid = unsafe {
+        libc::clone(
+            child_main,
+            top,
+            flags,
+            (&shared as *const Shared<'_>).cast_mut().cast::<c_void>(),
+            &mut pidfd as *mut c_int,
+        )
+    };
+    let clone_error = io::Error::last_os_error();
+    saved.restore();
+    drop(stack);
+
+    if pid < 0 {
+        return Err(SpawnFailure::Clone(clone_error));
+    }
+    // SAFETY: the kernel gave us this new pidfd and nothing else owns it.
+    let pidfd = unsafe { super::pidfd::from_raw(pidfd) };
+    match Step::from_code(shared.step.load(Ordering::Acquire)) {
+        None => Ok((pid as u32, pidfd)),
+        Some(step) => {
+            let error = io::Error::from_raw_os_error(shared.errno.load(Ordering::Acquire));
+            reap_blocking(&pidfd);
+            Err(SpawnFailure::Child { step, error })
+        }
+    }
+}
+
+/// Reaps a child that reported a failure and is exiting with 127. Blocking: the
+/// vfork completion comes when the child releases our memory, shortly *before* it
+/// becomes a zombie, so a non-blocking wait could miss it.
+fn reap_blocking(pidfd: &OwnedFd) {
+    loop {
+        // SAFETY: siginfo_t is plain data for which all zeroes is valid.
+        let mut info: libc::siginfo_t = unsafe { std::mem::zeroed() };
+        // SAFETY: waitid writes the siginfo_t we own; the pidfd is open.
+        let rc = unsafe {
+            libc::waitid(
+                libc::P_PIDFD,
+                pidfd.as_raw_fd() as libc::id_t,
+                &mut info,
+                libc::WEXITED,
+            )
+        };
+        if rc == 0 || io::Error::last_os_error().raw_os_error() != Some(libc::EINTR) {
+            return;
+        }
+    }
+}
+
+/// The errno of the last failed libc call. In the child this reads the *parent
+/// thread's* errno slot (we share its thread pointer); the parent is suspended
+/// and does not look at errno after clone, so the child may use it freely.
+fn errno() -> c_int {
+    // SAFETY: __errno_location always returns a valid pointer for this thread.
+    unsafe { *libc::__errno_location() }
+}
+
+/// The child, between `clone` and `execve`.
+///
+/// It makes only these calls, each a thin glibc wrapper around one system call —
+/// async-signal-safe, allocation-free and lock-free, so safe in a process that
+/// shares the parent's memory while another of the parent's threads may hold any
+/// lock:
+/// - `sigaction` (read, then reset to `SIG_DFL`, every handled signal; SIGPIPE to
+///   `SIG_DFL` even when ignored, since Rust ignores it): once signals are
+///   unblocked below, a signal must kill the child or be ignored, never run one of
+///   the parent's handlers on the parent's memory.
+/// - `setpgid(0, 0)` or `setsid()` for `Tree::Group` / `Tree::Session`.
+/// - `prctl(PR_SET_PDEATHSIG)`, `getppid`, `getpid`, `kill`: arm the parent-death
+///   signal, and deliver it ourselves if the parent already died.
+/// - `dup2` onto fds 0–2 (every source is ≥ 3, prepared by the parent, so none
+///   overwrites another; dup2 clears close-on-exec on the new descriptor).
+/// - `chdir`, `sigprocmask` (restore an empty mask), `execve` for each candidate.
+/// - `_exit(127)` on failure, after storing `{step, errno}` in the shared report.
+///
+/// No panic is possible: no indexing, no arithmetic that can overflow, no
+/// `unwrap`; every loop walks a slice or a fixed range.
+extern "C" fn child_main(arg: *mut c_void) -> c_int {
+    // SAFETY: `arg` is the `Shared` of `spawn`, alive until we exec or exit.
+    let shared = unsafe { &*arg.cast::<Shared<'_>>() };
+    let plan = shared.plan;
+    let fail = |step: Step, err: c_int| -> ! {
+        shared.errno.store(err, Ordering::Release);
+        shared.step.store(step.code(), Ordering::Release);
+        // SAFETY: _exit ends the child at once, touching no shared state.
+        unsafe { libc::_exit(127) }
+    };
+
+    // SAFETY (whole block): every call below is a syscall wrapper given pointers to
+    // our own stack or to the parent's prepared, immutable plan.
+    unsafe {
+        for sig in 1..=MAX_SIGNAL {
+            if sig == libc::SIGKILL || sig == libc::SIGSTOP {
+                continue;
+            }
+            let mut old: libc::sigaction = std::mem::zeroed();
+            // EINVAL for the signals glibc reserves for itself (32, 33): skip.
+            if libc::sigaction(sig, std::ptr::null(), &mut old) != 0 {
+                continue;
+            }
+            let keep = old.sa_sigaction == libc::SIG_DFL
+                || (old.sa_sigaction == libc::SIG_IGN && sig != libc::SIGPIPE);
+            if keep {
+                continue;
+            }
+            let mut dfl: libc::sigaction = std::mem::zeroed();
+            dfl.sa_sigaction = libc::SIG_DFL;
+            if libc::sigaction(sig, &dfl, std::ptr::null_mut()) != 0 {
+                fail(Step::Sigaction, errno());
+            }
+        }
+
+        match plan.group {
+            NewGroup::No => {}
+            NewGroup::Group => {
+                if libc::setpgid(0, 0) != 0 {
+                    fail(Step::Setpgid, errno());
+                }
+            }
+            NewGroup::Session => {
+                if libc::setsid() < 0 {
+                    fail(Step::Setsid, errno());
+                }
+            }
+        }
+
+        if plan.death_signal != 0 {
+            if libc::prctl(
+                libc::PR_SET_PDEATHSIG,
+                plan.death_signal as libc::c_ulong,
+                0,
+                0,
+                0,
+            ) != 0
+            {
+                fail(Step::DeathSignal, errno());
+            }
+            // The parent may have died between clone and prctl: then no signal
+            // will ever come. Deliver it ourselves (it stays pending while signals
+            // are blocked, and kills us once the mask is restored — SIGKILL at once).
+            if libc::getppid() != plan.parent {
+                libc::kill(libc::getpid(), plan.death_signal);
+            }
+        }
+
+        for (target, &source) in (0..).zip(plan.stdio.iter()) {
+            if source >= 0 && libc::dup2(source, target) < 0 {
+                fail(Step::Dup2, errno());
+            }
+        }
+
+        if !plan.cwd.is_null() && libc::chdir(plan.cwd) != 0 {
+            fail(Step::Chdir, errno());
+        }
+
+        let mut empty: libc::sigset_t = std::mem::zeroed();
+        libc::sigemptyset(&mut empty);
+        if libc::sigprocmask(libc::SIG_SETMASK, &empty, std::ptr::null_mut()) != 0 {
+            fail(Step::Sigmask, errno());
+        }
+
+        // Like execvp: try each candidate; remember EACCES over ENOENT; stop at an
+        // error that another directory of PATH would not fix.
+        let mut saw_eacces = false;
+        let mut last = libc::ENOENT;
+        for &path in plan.candidates {
+            libc::execve(path, plan.argv, plan.envp);
+            last = errno();
+            match last {
+                libc::EACCES => saw_eacces = true,
+                libc::ENOENT | libc::ENOTDIR | libc::ESTALE | libc::ENODEV | libc::ETIMEDOUT => {}
+                _ => fail(Step::Exec, last),
+            }
+        }
+        fail(Step::Exec, if saw_eacces { libc::EACCES } else { last })
+    }
+}
