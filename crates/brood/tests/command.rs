@@ -3,10 +3,10 @@
 //! The lifecycle rows that need a parent to die (S1, S2, guarantee (a)) are in
 //! `command_lifecycle.rs`, which runs its own helper processes.
 
-mod common;
+mod support;
 
 use brood::{Command, Error, ExitStatus, OnParentDeath, Signal, SpawnError, Stdio, Tree};
-use common::*;
+use support::*;
 use std::io::{BufRead, BufReader, Read, Write};
 use std::os::unix::fs::PermissionsExt;
 use std::time::{Duration, Instant};

@@ -9,10 +9,10 @@
 //! change process-wide state), and at the end the harness fails if any process
 //! it started is left.
 
-mod common;
+mod support;
 
 use brood::{Command, Error, OnParentDeath, Signal};
-use common::*;
+use support::*;
 use std::io::{BufRead, BufReader, Read};
 use std::process::{Child as StdChild, ChildStdout, Stdio as StdStdio};
 use std::time::{Duration, Instant};

@@ -188,3 +188,47 @@ pub fn ignore_term() {
 pub fn elapsed_since(t: Instant) -> Duration {
     t.elapsed()
 }
+
+/// Running: exists and is not a zombie (the name the Command tests use).
+pub fn running(pid: u32) -> bool {
+    alive(pid)
+}
+
+/// Pids whose parent is `parent` (any state).
+pub fn children_of(parent: u32) -> Vec<u32> {
+    let mut found = Vec::new();
+    for entry in std::fs::read_dir("/proc").unwrap().flatten() {
+        let Some(pid) = entry.file_name().to_str().and_then(|s| s.parse::<u32>().ok()) else {
+            continue;
+        };
+        if stat(pid).is_some_and(|(_, p)| p == parent) {
+            found.push(pid);
+        }
+    }
+    found
+}
+
+/// `pidfd_open(pid)`: None if the process is already gone.
+pub fn pidfd(pid: u32) -> Option<std::os::fd::OwnedFd> {
+    brood::sys::pidfd::open(pid).ok()
+}
+
+/// Waits up to `timeout` for the process behind `fd` to exit; true if it did.
+pub fn exits_within(fd: &std::os::fd::OwnedFd, timeout: Duration) -> bool {
+    brood::sys::pidfd::wait_exited(fd.as_fd(), Some(timeout)).unwrap()
+}
+
+/// Reaps `pid` if it is (now) our child, waiting up to a second for its exit
+/// notification to finish.
+pub fn reap(pid: u32) {
+    let deadline = Instant::now() + Duration::from_secs(1);
+    loop {
+        let mut st = 0;
+        // SAFETY: waitpid on a specific pid with a status word we own.
+        let rc = unsafe { libc::waitpid(pid as i32, &mut st, libc::WNOHANG) };
+        if rc == pid as i32 || rc < 0 || Instant::now() > deadline {
+            return;
+        }
+        std::thread::sleep(Duration::from_millis(5));
+    }
+}
