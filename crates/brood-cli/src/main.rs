@@ -1,1 +1,185 @@
-fn main() {}
+//! `brood`: measure Python's child-process lifecycle claims against CPython and
+//! brood (`lab`), and show process trees with their zombies (`tree`).
+
+mod lab;
+mod lab_child;
+mod procfs;
+mod run;
+mod tree;
+
+use std::path::PathBuf;
+use std::process::ExitCode;
+use std::time::Duration;
+
+use clap::{Parser, Subcommand};
+
+#[derive(Parser)]
+#[command(
+    name = "brood",
+    version,
+    about = "Child processes that live and die the way their parent says"
+)]
+struct Cli {
+    #[command(subcommand)]
+    command: Cmd,
+}
+
+#[derive(Subcommand)]
+enum Cmd {
+    /// Measure the field report's claims on this machine, for CPython and for brood.
+    Lab(LabArgs),
+    /// Supervise one command: subreaper, signal forwarding, the whole tree ended
+    /// on exit or timeout, the command's exit status.
+    Run(RunArgs),
+    /// Show the process tree under PID (default: all of your processes), with
+    /// states, zombies, and which process will reap each.
+    Tree {
+        /// The root of the tree.
+        pid: Option<u32>,
+    },
+    /// Play the parent's role of one lab scenario with the brood library
+    /// (used by `brood lab`; prints the lab's line protocol).
+    #[command(hide = true)]
+    LabChild {
+        /// KIND MODE [key=value …]
+        #[arg(trailing_var_arg = true, allow_hyphen_values = true)]
+        args: Vec<String>,
+    },
+}
+
+#[derive(clap::Args)]
+struct RunArgs {
+    /// Signal the command gets if `brood run` dies, even by SIGKILL ("none" to
+    /// let it survive).
+    #[arg(long, value_name = "SIG", default_value = "KILL")]
+    on_parent_death: String,
+    /// End the command's whole tree after this long (10s, 500ms, 2m); exit 124.
+    #[arg(long, value_name = "DURATION", value_parser = run::parse_duration)]
+    timeout: Option<Duration>,
+    /// Time between SIGTERM and SIGKILL when ending the tree.
+    #[arg(long, value_name = "DURATION", value_parser = run::parse_duration, default_value = "2s")]
+    grace: Duration,
+    /// List processes the command left running, and exit 125 if there were any
+    /// (and the command itself succeeded).
+    #[arg(long)]
+    check_leftovers: bool,
+    /// The command and its arguments.
+    #[arg(required = true, trailing_var_arg = true, allow_hyphen_values = true)]
+    command: Vec<String>,
+}
+
+#[derive(clap::Args)]
+struct LabArgs {
+    /// Print JSON (schema: crates/brood-cli/lab-schema.json).
+    #[arg(long, conflicts_with = "markdown")]
+    json: bool,
+    /// Print a Markdown report.
+    #[arg(long)]
+    markdown: bool,
+    /// Run only these: comma-separated claim ids or prefixes (P3, F) or scenario
+    /// key substrings (kill-parent).
+    #[arg(long, value_name = "PATTERN")]
+    only: Option<String>,
+    /// Use these interpreters (each gets the full matrix) instead of searching.
+    #[arg(long, value_name = "PATH", num_args = 1..)]
+    python: Vec<PathBuf>,
+    /// Give every interpreter found the full matrix (default: python3 full,
+    /// the others the version sweep).
+    #[arg(long)]
+    all_pythons: bool,
+    /// Skip brood's side (Python only).
+    #[arg(long)]
+    no_brood: bool,
+    /// Language of the claim texts.
+    #[arg(long, value_enum, default_value = "en")]
+    lang: lab::claims::Lang,
+    /// Runs in parallel (default: the number of CPUs).
+    #[arg(long, value_name = "N")]
+    jobs: Option<usize>,
+    /// Per-run timeout in seconds.
+    #[arg(long, value_name = "SECS", default_value_t = 20.0)]
+    timeout: f64,
+}
+
+fn main() -> ExitCode {
+    lab_child::init();
+    let cli = Cli::parse();
+    match cli.command {
+        Cmd::Lab(a) => {
+            let format = if a.json {
+                lab::report::Format::Json
+            } else if a.markdown {
+                lab::report::Format::Markdown
+            } else {
+                lab::report::Format::Table
+            };
+            if !(a.timeout.is_finite() && a.timeout > 0.0 && a.timeout < 3600.0) {
+                eprintln!("brood lab: --timeout must be between 0 and 3600 seconds");
+                return ExitCode::from(2);
+            }
+            let opts = lab::Options {
+                format,
+                only: a.only,
+                pythons: a.python,
+                all_pythons: a.all_pythons,
+                no_brood: a.no_brood,
+                lang: a.lang,
+                jobs: a.jobs,
+                timeout: Duration::from_secs_f64(a.timeout),
+            };
+            match lab::run(&opts) {
+                Ok(()) => ExitCode::SUCCESS,
+                Err(lab::LabError::Interrupted) => {
+                    eprintln!("brood lab: {}", lab::LabError::Interrupted);
+                    ExitCode::from(130)
+                }
+                Err(e @ lab::LabError::NothingSelected(_)) => {
+                    eprintln!("brood lab: {e}");
+                    ExitCode::from(2)
+                }
+                Err(e) => {
+                    eprintln!("brood lab: {e}");
+                    ExitCode::from(1)
+                }
+            }
+        }
+        Cmd::Run(a) => {
+            let on_parent_death = if a.on_parent_death.eq_ignore_ascii_case("none") {
+                None
+            } else {
+                match brood::Signal::parse(&a.on_parent_death) {
+                    Some(sig) => Some(sig),
+                    None => {
+                        eprintln!("brood run: unknown signal {:?}", a.on_parent_death);
+                        return ExitCode::from(2);
+                    }
+                }
+            };
+            let opts = run::RunOptions {
+                command: a.command,
+                on_parent_death,
+                timeout: a.timeout,
+                grace: a.grace,
+                check_leftovers: a.check_leftovers,
+            };
+            match run::run(&opts) {
+                Ok(code) => ExitCode::from(code),
+                Err(e) => {
+                    eprintln!("brood run: {e}");
+                    ExitCode::from(run::LEFTOVERS)
+                }
+            }
+        }
+        Cmd::Tree { pid } => match tree::render(pid) {
+            Ok(text) => {
+                print!("{text}");
+                ExitCode::SUCCESS
+            }
+            Err(e) => {
+                eprintln!("brood tree: {e}");
+                ExitCode::from(1)
+            }
+        },
+        Cmd::LabChild { args } => lab_child::main(&args),
+    }
+}

@@ -7,7 +7,6 @@
 //!
 //! # References
 //! - proc(5): `/proc/<pid>/stat`, `/proc/<pid>/cmdline`, `/proc/<pid>/environ`
-//! - kill(2): signal 0 tests for existence (`ESRCH` when there is no such process)
 
 use std::collections::BTreeMap;
 use std::fs;
@@ -146,27 +145,6 @@ pub fn descendants(snap: &BTreeMap<u32, Stat>, root: u32) -> Vec<u32> {
     out
 }
 
-/// `kill(pid, 0)`: whether a process with this pid exists (zombies included).
-///
-/// `EPERM` means it exists but belongs to someone else.
-pub fn alive(pid: u32) -> bool {
-    let Ok(raw) = i32::try_from(pid) else {
-        return false;
-    };
-    if raw <= 0 {
-        return false;
-    }
-    // SAFETY: kill with signal 0 sends nothing; it only checks the pid.
-    let rc = unsafe { libc::kill(raw, 0) };
-    rc == 0 || std::io::Error::last_os_error().raw_os_error() == Some(libc::EPERM)
-}
-
-/// Whether the process `pid` that started at `starttime` still exists and is
-/// not a zombie. A pid reused by another process counts as gone.
-pub fn running(pid: u32, starttime: u64) -> bool {
-    matches!(stat(pid), Some(s) if s.starttime == starttime && !s.is_zombie())
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -175,7 +153,10 @@ mod tests {
     fn parses_plain_stat() {
         let s = parse_stat("42 (sleep) S 1 42 42 0 -1 4194560 100 0 0 0 0 0 0 0 20 0 1 0 777 0 0")
             .unwrap();
-        assert_eq!((s.pid, s.comm.as_str(), s.state, s.ppid), (42, "sleep", 'S', 1));
+        assert_eq!(
+            (s.pid, s.comm.as_str(), s.state, s.ppid),
+            (42, "sleep", 'S', 1)
+        );
         assert_eq!((s.pgid, s.sid, s.starttime), (42, 42, 777));
     }
 
@@ -199,8 +180,5 @@ mod tests {
         let me = std::process::id();
         let s = stat(me).unwrap();
         assert_eq!(s.pid, me);
-        assert!(alive(me));
-        assert!(running(me, s.starttime));
-        assert!(!running(me, s.starttime + 1));
     }
 }

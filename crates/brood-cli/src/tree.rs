@@ -38,10 +38,23 @@ pub fn render(root: Option<u32>) -> Result<String, TreeError> {
         None => user_roots(&snap),
     };
     let mut out = String::new();
-    let _ = writeln!(out, "{:>7}  {:<5}  {:<34}  COMMAND", "PID", "STATE", "REAPED BY");
+    let _ = writeln!(
+        out,
+        "{:>7}  {:<5}  {:<34}  COMMAND",
+        "PID", "STATE", "REAPED BY"
+    );
     let mut zombies = 0;
     for pid in roots {
-        walk(&snap, &children, pid, "", true, true, &mut out, &mut zombies);
+        walk(
+            &snap,
+            &children,
+            pid,
+            "",
+            true,
+            true,
+            &mut out,
+            &mut zombies,
+        );
     }
     if zombies > 0 {
         let _ = writeln!(
@@ -49,6 +62,11 @@ pub fn render(root: Option<u32>) -> Result<String, TreeError> {
             "\n{zombies} zombie(s): each stays until the process named under REAPED BY waits for it (or ends)."
         );
     }
+    let _ = writeln!(
+        out,
+        "REAPED BY is the parent; if the parent ends first, the kernel hands the child to the \
+         nearest ancestor that is a child subreaper, else to init (1)."
+    );
     Ok(out)
 }
 
@@ -111,7 +129,16 @@ fn walk(
         format!("{prefix}│  ")
     };
     for (i, kid) in kids.iter().enumerate() {
-        walk(snap, children, *kid, &next_prefix, i + 1 == kids.len(), false, out, zombies);
+        walk(
+            snap,
+            children,
+            *kid,
+            &next_prefix,
+            i + 1 == kids.len(),
+            false,
+            out,
+            zombies,
+        );
     }
 }
 
@@ -156,6 +183,9 @@ mod tests {
 
     #[test]
     fn unknown_pid_is_an_error() {
-        assert!(matches!(render(Some(u32::MAX - 1)), Err(TreeError::NoSuchPid(_))));
+        assert!(matches!(
+            render(Some(u32::MAX - 1)),
+            Err(TreeError::NoSuchPid(_))
+        ));
     }
 }

@@ -37,19 +37,15 @@ pub struct Interpreter {
     /// `(major, minor)`.
     #[serde(skip)]
     pub major_minor: (u32, u32),
-    /// multiprocessing start methods, as `get_all_start_methods()` lists them
-    /// (`["fork"]` on Python 2.7, which has no choice).
+    /// multiprocessing start methods, as `get_all_start_methods()` lists them,
+    /// the default first; empty on Python 2.7, which has no start methods (it
+    /// always forks).
     pub start_methods: Vec<String>,
     /// Full matrix or version sweep.
     pub scope: Scope,
 }
 
 impl Interpreter {
-    /// A short label such as `py3.11.7`.
-    pub fn label(&self) -> String {
-        format!("py{}", self.version)
-    }
-
     /// Whether `multiprocessing` lets the script choose a start method.
     pub fn has_contexts(&self) -> bool {
         self.major_minor >= (3, 4)
@@ -72,7 +68,7 @@ try:
     import multiprocessing as m
     ms = m.get_all_start_methods()
 except Exception:
-    ms = ['fork']
+    ms = []  # Python 2.7: no start methods, multiprocessing always forks
 sys.stdout.write("%d.%d.%d\n%s\n%s\n" % (sys.version_info[0], sys.version_info[1], sys.version_info[2], ",".join(ms), os.path.realpath(sys.executable)))
 "#;
 
@@ -100,7 +96,9 @@ pub fn discover(explicit: &[PathBuf], all: bool) -> (Vec<Interpreter>, Vec<Unusa
                 if mm < (2, 7) || (mm.0 == 3 && mm.1 < 6) {
                     bad.push(Unusable {
                         path: cand.display().to_string(),
-                        reason: format!("Python {version} is older than the lab supports (2.7, 3.6+)"),
+                        reason: format!(
+                            "Python {version} is older than the lab supports (2.7, 3.6+)"
+                        ),
                     });
                     continue;
                 }
@@ -112,9 +110,14 @@ pub fn discover(explicit: &[PathBuf], all: bool) -> (Vec<Interpreter>, Vec<Unusa
                     scope,
                 });
             }
-            Err(reason) => bad.push(Unusable { path: cand.display().to_string(), reason }),
+            Err(reason) => bad.push(Unusable {
+                path: cand.display().to_string(),
+                reason,
+            }),
         }
     }
+    // python3 (full) first, then the others by version.
+    found.sort_by_key(|i| (i.scope != Scope::Full, i.major_minor, i.version.clone()));
     (found, bad)
 }
 
@@ -127,7 +130,9 @@ fn parse_mm(version: &str) -> (u32, u32) {
 /// shims answer for versions that are not enabled, and the versions themselves
 /// are found directly.
 fn path_candidates() -> Vec<PathBuf> {
-    let Some(path) = std::env::var_os("PATH") else { return Vec::new() };
+    let Some(path) = std::env::var_os("PATH") else {
+        return Vec::new();
+    };
     let mut names = vec!["python2".to_string(), "python2.7".to_string()];
     names.extend((6..=14).map(|m| format!("python3.{m}")));
     let mut out = Vec::new();
@@ -150,7 +155,9 @@ fn pyenv_candidates() -> Vec<PathBuf> {
         .map(PathBuf::from)
         .or_else(|| std::env::var_os("HOME").map(|h| Path::new(&h).join(".pyenv")));
     let Some(root) = root else { return Vec::new() };
-    let Ok(dir) = std::fs::read_dir(root.join("versions")) else { return Vec::new() };
+    let Ok(dir) = std::fs::read_dir(root.join("versions")) else {
+        return Vec::new();
+    };
     let mut out: Vec<PathBuf> = dir
         .filter_map(|e| e.ok())
         .map(|e| e.path().join("bin").join("python"))
@@ -182,10 +189,16 @@ fn probe(python: &Path) -> Result<(String, Vec<String>, PathBuf), String> {
             Err(e) => return Err(format!("wait failed: {e}")),
         }
     }
-    let out = child.wait_with_output().map_err(|e| format!("cannot read its output: {e}"))?;
+    let out = child
+        .wait_with_output()
+        .map_err(|e| format!("cannot read its output: {e}"))?;
     if !out.status.success() {
         let err = String::from_utf8_lossy(&out.stderr);
-        return Err(format!("{}: {}", out.status, err.trim().lines().last().unwrap_or("")));
+        return Err(format!(
+            "{}: {}",
+            out.status,
+            err.trim().lines().last().unwrap_or("")
+        ));
     }
     let text = String::from_utf8_lossy(&out.stdout);
     let mut lines = text.lines();
@@ -193,7 +206,11 @@ fn probe(python: &Path) -> Result<(String, Vec<String>, PathBuf), String> {
     else {
         return Err(format!("unexpected probe output {text:?}"));
     };
-    let methods = methods.split(',').filter(|m| !m.is_empty()).map(String::from).collect();
+    let methods = methods
+        .split(',')
+        .filter(|m| !m.is_empty())
+        .map(String::from)
+        .collect();
     Ok((version.to_string(), methods, PathBuf::from(real)))
 }
 

@@ -254,6 +254,7 @@ def mode_pool(kind, method, a):
 def mode_twice(kind, method, a):
     """F3: code after the child's if-block, with or without an else: branch."""
     style = a.get("style", "if")
+    say("style", style=style)
     pid = os.fork()
     if style == "if":
         if pid == 0:

@@ -1,0 +1,311 @@
+//! The brood side of each scenario mode, with the brood library.
+
+use std::process::ExitCode;
+use std::time::Duration;
+
+use brood::{Child, Command, ForkBuilder, OnExit, OnParentDeath, Signal, Tree};
+
+use super::{body, go, say, unsupported, Args};
+
+/// The policies asked for on the command line (`None`: the kind's default).
+#[derive(Clone, Copy, Default)]
+pub struct Asked {
+    pub on_exit: Option<OnExit>,
+    pub on_parent_death: Option<OnParentDeath>,
+    pub tree: Option<Tree>,
+    /// `fork`, `spawn` or `forkserver` (for `process`).
+    pub method: Option<&'static str>,
+}
+
+fn asked(a: &Args) -> Asked {
+    Asked {
+        method: match a.get("method") {
+            Some("fork") => Some("fork"),
+            Some("spawn") => Some("spawn"),
+            Some("forkserver") => Some("forkserver"),
+            _ => None,
+        },
+        on_exit: match a.get("on_exit") {
+            Some("wait") => Some(OnExit::Wait),
+            Some("terminate") => Some(OnExit::TERMINATE),
+            Some("terminate_fast") => Some(OnExit::Terminate {
+                grace: Duration::from_millis(200),
+            }),
+            Some("detach") => Some(OnExit::Detach),
+            _ => None,
+        },
+        on_parent_death: match a.get("on_parent_death") {
+            Some("kill") => Some(OnParentDeath::Signal(Signal::KILL)),
+            Some("term") => Some(OnParentDeath::Signal(Signal::TERM)),
+            _ => None,
+        },
+        tree: match a.get("tree") {
+            Some("group") => Some(Tree::Group),
+            Some("session") => Some(Tree::Session),
+            _ => None,
+        },
+    }
+}
+
+/// What a child body does, for every kind.
+pub struct Body {
+    pub name: String,
+    pub secs: f64,
+    pub code: i32,
+    pub daemon: bool,
+}
+
+fn start(a: &Args, b: Body) -> Result<Child, String> {
+    let p = asked(a);
+    match a.kind.as_str() {
+        "fork" => {
+            let mut f = ForkBuilder::new();
+            if let Some(x) = p.on_exit {
+                f = f.on_exit(x);
+            }
+            if let Some(x) = p.on_parent_death {
+                f = f.on_parent_death(x);
+            }
+            if let Some(x) = p.tree {
+                f = f.tree(x);
+            }
+            let Body {
+                name, secs, code, ..
+            } = b;
+            f.fork_with(move || body(&name, secs, code))
+                .map_err(|e| e.to_string())
+        }
+        "popen" => {
+            let exe = std::env::current_exe().map_err(|e| e.to_string())?;
+            let mut c = Command::new(exe);
+            c.args([
+                "lab-child",
+                "body",
+                &b.name,
+                &b.secs.to_string(),
+                &b.code.to_string(),
+            ]);
+            if let Some(x) = p.on_exit {
+                c.on_exit(x);
+            }
+            if let Some(x) = p.on_parent_death {
+                c.on_parent_death(x);
+            }
+            if let Some(x) = p.tree {
+                c.tree(x);
+            }
+            c.spawn().map(|p| p.into_child()).map_err(|e| e.to_string())
+        }
+        "process" => super::process::start(p, b),
+        other => Err(format!("unknown kind {other}")),
+    }
+}
+
+fn leave(how: &str) -> ExitCode {
+    say("main_done", &[("how", how.to_string())]);
+    match how {
+        "os_exit" => brood::exit_now(0),
+        "sys_exit" => brood::exit(0),
+        // "return": back to main, whose return runs libc's exit and so brood's
+        // atexit hook, as a Rust program that just ends would.
+        _ => ExitCode::SUCCESS,
+    }
+}
+
+fn forever() -> ! {
+    loop {
+        std::thread::sleep(Duration::from_secs(60));
+    }
+}
+
+fn pid_of(c: &Child) -> (&'static str, String) {
+    ("pid", c.pid().to_string())
+}
+
+/// Plays `a.mode`.
+pub fn play(a: &Args) -> ExitCode {
+    match run(a) {
+        Ok(code) => code,
+        Err(Unplayable(why)) => unsupported(&why),
+    }
+}
+
+/// A scenario brood does not play, and why.
+pub struct Unplayable(pub String);
+
+impl From<String> for Unplayable {
+    fn from(s: String) -> Self {
+        Unplayable(s)
+    }
+}
+
+fn sleep_body(secs: f64, code: i32, daemon: bool) -> Body {
+    Body {
+        name: "sleep".into(),
+        secs,
+        code,
+        daemon,
+    }
+}
+
+fn run(a: &Args) -> Result<ExitCode, Unplayable> {
+    match a.mode.as_str() {
+        "exit" => {
+            let daemon = a.get("daemon") == Some("1");
+            let name = a.get("body").unwrap_or("sleep").to_string();
+            let c = start(
+                a,
+                Body {
+                    name,
+                    secs: a.secs("secs", 1.0),
+                    code: 0,
+                    daemon,
+                },
+            )?;
+            say(
+                "child",
+                &[pid_of(&c), ("daemon", u8::from(daemon).to_string())],
+            );
+            go();
+            Ok(leave(a.get("how").unwrap_or("return")))
+        }
+        "mixed" => {
+            let n = start(a, sleep_body(a.secs("secs", 0.8), 0, false))?;
+            say("child", &[pid_of(&n), ("daemon", "0".into())]);
+            let d = start(a, sleep_body(30.0, 0, true))?;
+            say("child", &[pid_of(&d), ("daemon", "1".into())]);
+            go();
+            Ok(leave(a.get("how").unwrap_or("return")))
+        }
+        "signal_parent" => {
+            let mut kids = vec![start(a, sleep_body(30.0, 0, false))?];
+            if a.kind == "process" {
+                kids.push(start(a, sleep_body(30.0, 0, true))?);
+            }
+            for (i, k) in kids.iter().enumerate() {
+                say("child", &[pid_of(k), ("daemon", i.to_string())]);
+            }
+            say("ready", &[]);
+            forever()
+        }
+        "signal_child" => {
+            let c = start(a, sleep_body(30.0, 0, false))?;
+            say("child", &[pid_of(&c)]);
+            match c.wait() {
+                Ok(st) => say(
+                    "child_exit",
+                    &[pid_of(&c), ("exitcode", st.exitcode().to_string())],
+                ),
+                Err(e) => say("child_exit", &[pid_of(&c), ("error", e.to_string())]),
+            }
+            say("parent_alive", &[("pid", std::process::id().to_string())]);
+            go();
+            Ok(leave("return"))
+        }
+        "zombie" => {
+            let c = start(a, sleep_body(a.secs("secs", 0.0), 0, false))?;
+            say("child", &[pid_of(&c)]);
+            go();
+            Ok(leave("return"))
+        }
+        "starting" => {
+            let c = start(a, sleep_body(1.5, 0, false))?;
+            say("child", &[pid_of(&c)]);
+            forever()
+        }
+        "reaped" => {
+            if a.kind == "fork" {
+                return Err(Unplayable(
+                    "fork reaped: Python has no such scenario".into(),
+                ));
+            }
+            // SIGCHLD ignored: the kernel reaps the child itself the moment it
+            // ends, so no reaper, brood's included, can get its status first.
+            // SAFETY: SIG_IGN installs no handler code.
+            unsafe { libc::signal(libc::SIGCHLD, libc::SIG_IGN) };
+            let c = start(a, sleep_body(0.1, 3, false))?;
+            say("child", &[pid_of(&c), ("true_exitcode", "3".into())]);
+            let proc_dir = format!("/proc/{}", c.pid());
+            while std::path::Path::new(&proc_dir).exists() {
+                std::thread::sleep(Duration::from_millis(10));
+            }
+            say(
+                "foreign_reap",
+                &[pid_of(&c), ("by", "SIGCHLD=SIG_IGN".into())],
+            );
+            match c.poll() {
+                Ok(Some(st)) => say("answer", &[("poll", st.exitcode().to_string())]),
+                Ok(None) => say(
+                    "answer",
+                    &[("poll", "None".into()), ("is_alive", "True".into())],
+                ),
+                Err(brood::Error::ReapedElsewhere { .. }) => {
+                    say("answer", &[("reaped_elsewhere", "1".into())])
+                }
+                Err(e) => say("answer_error", &[("type", e.to_string())]),
+            }
+            Ok(leave("return"))
+        }
+        "grandchild" => {
+            let c = start(
+                a,
+                Body {
+                    name: "grandchild".into(),
+                    secs: 30.0,
+                    code: 0,
+                    daemon: false,
+                },
+            )?;
+            say("child", &[pid_of(&c)]);
+            go();
+            let _ = c.terminate();
+            match c.wait() {
+                Ok(st) => say(
+                    "child_exit",
+                    &[pid_of(&c), ("exitcode", st.exitcode().to_string())],
+                ),
+                Err(e) => say("child_exit", &[pid_of(&c), ("error", e.to_string())]),
+            }
+            go();
+            Ok(leave("return"))
+        }
+        "twice" if a.kind == "fork" => twice(a.get("style").unwrap_or("fork_with")),
+        "os_wait" if a.kind == "process" => super::process::os_wait(a, asked(a)),
+        other => Err(Unplayable(format!("mode {other} for kind {}", a.kind))),
+    }
+}
+
+/// F3 with brood: `fork_with` (the child cannot fall through) or the raw,
+/// unsafe `fork` (Python's shape, where it can).
+fn twice(style: &str) -> Result<ExitCode, Unplayable> {
+    say("style", &[("style", style.to_string())]);
+    let me = || ("pid", std::process::id().to_string());
+    let child = if style == "raw" {
+        // SAFETY: this process has no threads that hold locks the child needs:
+        // the child only writes with write(2) and leaves with exit_now.
+        match unsafe { brood::fork() }.map_err(|e| e.to_string())? {
+            brood::Fork::Child => {
+                say("in_child", &[me()]);
+                None
+            }
+            brood::Fork::Parent(c) => Some(c),
+        }
+    } else {
+        let c = brood::fork_with(|| {
+            say("in_child", &[("pid", std::process::id().to_string())]);
+            0
+        })
+        .map_err(|e| e.to_string())?;
+        Some(c)
+    };
+    // The code after the block.
+    say("after_if", &[me()]);
+    match child {
+        Some(c) => {
+            say("child", &[pid_of(&c)]);
+            let _ = c.wait();
+            Ok(leave("return"))
+        }
+        None => brood::exit_now(0),
+    }
+}

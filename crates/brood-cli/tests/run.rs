@@ -1,0 +1,230 @@
+//! `brood run` on real processes: exit statuses, the timeout, leftovers, signal
+//! forwarding, parent death, and orphan reaping. Each test watches the processes
+//! by pid through `/proc` and `kill(pid, 0)`, and cleans up every one it made.
+
+use std::io::{BufRead, BufReader, Write};
+use std::os::fd::AsFd;
+use std::process::{Child, Command, Stdio};
+use std::time::{Duration, Instant};
+
+fn brood() -> Command {
+    Command::new(env!("CARGO_BIN_EXE_brood"))
+}
+
+fn exists(pid: u32) -> bool {
+    brood::sys::pid_exists(pid)
+}
+
+fn state(pid: u32) -> Option<char> {
+    let text = std::fs::read_to_string(format!("/proc/{pid}/stat")).ok()?;
+    text[text.rfind(')')? + 2..].chars().next()
+}
+
+/// Waits until `pid` has exited (pidfd), reaping it if it became our child.
+fn gone_within(pid: u32, timeout: Duration) -> bool {
+    let exited = match brood::sys::pidfd::open(pid) {
+        Ok(fd) => brood::sys::pidfd::wait_exited(fd.as_fd(), Some(timeout)).unwrap(),
+        Err(_) => true,
+    };
+    if exited {
+        let mut st = 0;
+        // SAFETY: reaping pid if (and only if) it is our child; WNOHANG.
+        unsafe { libc::waitpid(pid as i32, &mut st, libc::WNOHANG) };
+    }
+    exited
+}
+
+fn kill(pid: u32, sig: i32) {
+    // SAFETY: signalling a process this test started.
+    unsafe { libc::kill(pid as i32, sig) };
+}
+
+/// Kills the listed pids at the end of a test, whatever happened.
+struct Cleanup(Vec<u32>);
+impl Drop for Cleanup {
+    fn drop(&mut self) {
+        for &pid in &self.0 {
+            if exists(pid) {
+                kill(pid, libc::SIGKILL);
+                gone_within(pid, Duration::from_secs(5));
+            }
+        }
+    }
+}
+
+fn spawn_piped(cmd: &mut Command) -> (Child, BufReader<std::process::ChildStdout>) {
+    let mut child = cmd
+        .stdin(Stdio::piped())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    let out = BufReader::new(child.stdout.take().unwrap());
+    (child, out)
+}
+
+fn line(out: &mut BufReader<std::process::ChildStdout>) -> String {
+    let mut l = String::new();
+    out.read_line(&mut l).unwrap();
+    l.trim().to_string()
+}
+
+#[test]
+fn exit_status_passes_through() {
+    let st = brood()
+        .args(["run", "--", "sh", "-c", "exit 3"])
+        .status()
+        .unwrap();
+    assert_eq!(st.code(), Some(3));
+    let st = brood()
+        .args(["run", "--", "sh", "-c", "kill -TERM $$"])
+        .status()
+        .unwrap();
+    assert_eq!(st.code(), Some(128 + 15), "a signal death is 128+N");
+}
+
+#[test]
+fn missing_program_is_a_clear_error() {
+    let out = brood()
+        .args(["run", "--", "/nonexistent/prog"])
+        .output()
+        .unwrap();
+    assert_ne!(out.status.code(), Some(0));
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(
+        err.contains("/nonexistent/prog") && err.contains("not found"),
+        "{err}"
+    );
+}
+
+/// The timeout ends the whole tree, grandchildren included, and exits 124.
+#[test]
+fn timeout_ends_the_whole_tree() {
+    let (mut child, mut out) = spawn_piped(brood().args([
+        "run",
+        "--timeout",
+        "500ms",
+        "--grace",
+        "200ms",
+        "--",
+        "sh",
+        "-c",
+        "sleep 60 & echo $!; sleep 60",
+    ]));
+    let grandchild: u32 = line(&mut out).parse().unwrap();
+    let _cleanup = Cleanup(vec![grandchild, child.id()]);
+    let t = Instant::now();
+    let st = child.wait().unwrap();
+    assert_eq!(st.code(), Some(124));
+    assert!(t.elapsed() < Duration::from_secs(5));
+    assert!(
+        gone_within(grandchild, Duration::from_secs(1)),
+        "grandchild survived the timeout"
+    );
+}
+
+/// A process the command leaves running is reported, killed, and fails the run.
+#[test]
+fn leftovers_are_reported_and_killed() {
+    let (mut child, mut out) = spawn_piped(brood().args([
+        "run",
+        "--check-leftovers",
+        "--grace",
+        "200ms",
+        "--",
+        "sh",
+        "-c",
+        "sleep 60 & echo $!",
+    ]));
+    let leftover: u32 = line(&mut out).parse().unwrap();
+    let _cleanup = Cleanup(vec![leftover, child.id()]);
+    let st = child.wait().unwrap();
+    let mut err = String::new();
+    std::io::Read::read_to_string(child.stderr.as_mut().unwrap(), &mut err).unwrap();
+    assert_eq!(st.code(), Some(125), "{err}");
+    assert!(err.contains(&format!("pid {leftover}")), "{err}");
+    assert!(
+        gone_within(leftover, Duration::from_secs(1)),
+        "leftover not killed"
+    );
+}
+
+/// SIGTERM to `brood run` reaches the command, whose own exit status is kept.
+#[test]
+fn sigterm_is_forwarded() {
+    let (mut child, mut out) = spawn_piped(brood().args([
+        "run",
+        "--",
+        "sh",
+        "-c",
+        "trap 'echo got-term; exit 7' TERM; echo ready; while :; do sleep 0.05; done",
+    ]));
+    let _cleanup = Cleanup(vec![child.id()]);
+    assert_eq!(line(&mut out), "ready");
+    kill(child.id(), libc::SIGTERM);
+    assert_eq!(line(&mut out), "got-term");
+    assert_eq!(child.wait().unwrap().code(), Some(7));
+}
+
+/// `brood run` SIGKILLed: the command gets its parent-death signal.
+#[test]
+fn command_dies_with_sigkilled_supervisor() {
+    brood::sys::prctl::set_child_subreaper(true).unwrap();
+    let (mut child, mut out) =
+        spawn_piped(brood().args(["run", "--", "sh", "-c", "echo $$; exec sleep 60"]));
+    let command: u32 = line(&mut out).parse().unwrap();
+    let _cleanup = Cleanup(vec![command, child.id()]);
+    kill(child.id(), libc::SIGKILL);
+    child.wait().unwrap();
+    assert!(
+        gone_within(command, Duration::from_secs(1)),
+        "the command outlived its SIGKILLed supervisor"
+    );
+}
+
+/// An orphan the command leaves is re-parented to `brood run` and reaped when it
+/// ends: never a zombie.
+#[test]
+fn orphans_are_reaped() {
+    let (mut child, mut out) = spawn_piped(brood().args([
+        "run",
+        "--",
+        "sh",
+        "-c",
+        // The subshell exits at once, orphaning the inner sh, which reports its
+        // pid and then waits for a line on stdin.
+        "(sh -c 'echo $$; read x; exit 0' &); echo started; while :; do sleep 0.05; done",
+    ]));
+    let _cleanup = Cleanup(vec![child.id()]);
+    let first = line(&mut out);
+    let second = line(&mut out);
+    let orphan: u32 = if first == "started" { second } else { first }
+        .parse()
+        .unwrap();
+    let supervisor = child.id();
+    // Wait until it is re-parented to brood run.
+    let deadline = Instant::now() + Duration::from_secs(5);
+    while std::fs::read_to_string(format!("/proc/{orphan}/stat"))
+        .map(|t| !t.contains(&format!(" {supervisor} ")))
+        .unwrap_or(false)
+    {
+        assert!(
+            Instant::now() < deadline,
+            "orphan never re-parented to brood run"
+        );
+        std::thread::sleep(Duration::from_millis(5));
+    }
+    // Let it end, then it must vanish from /proc (reaped), not stay a zombie.
+    writeln!(child.stdin.as_mut().unwrap()).unwrap();
+    let deadline = Instant::now() + Duration::from_secs(5);
+    while exists(orphan) {
+        assert!(
+            Instant::now() < deadline,
+            "orphan {orphan} not reaped, state {:?}",
+            state(orphan)
+        );
+        std::thread::sleep(Duration::from_millis(5));
+    }
+    kill(supervisor, libc::SIGTERM);
+    assert_eq!(child.wait().unwrap().code(), Some(128 + 15));
+}

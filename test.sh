@@ -1,0 +1,21 @@
+#!/usr/bin/env bash
+# The project's test command (README, and .ci/run runs exactly this).
+#
+# Runs every test of the workspace with cargo-nextest (each test in its own
+# process: the lifecycle tests fork, become subreapers and change signal
+# dispositions), then the doctests, all under `brood run --check-leftovers`:
+# brood run is a subreaper, so any process a test leaves behind is re-parented
+# to it, listed by pid, killed, and fails the run (exit 125).
+set -euo pipefail
+cd "$(dirname "$0")"
+
+if ! cargo nextest --version >/dev/null 2>&1; then
+    echo "test.sh: cargo-nextest is missing; installing it from crates.io" >&2
+    cargo install cargo-nextest --locked
+fi
+
+cargo build --quiet -p brood-cli
+supervise=(target/debug/brood run --check-leftovers --grace 2s --on-parent-death KILL --)
+
+"${supervise[@]}" cargo nextest run --workspace --no-fail-fast "$@"
+"${supervise[@]}" cargo test --workspace --doc --quiet
