@@ -5,7 +5,6 @@
 //! the `atexit` hook brood installs with its first child, so they behave like
 //! [`exit`].
 
-use crate::globals::globals;
 use crate::policy::OnExit;
 use crate::sys;
 use std::io::Write;
@@ -48,7 +47,11 @@ pub fn exit_now(code: i32) -> ! {
 /// Applies the `OnExit` policy of every child still running, as [`exit`] does,
 /// without exiting. Idempotent: children already handled have ended.
 pub fn apply_on_exit() {
-    let live = globals().registry.live();
+    // No state in this process means no child was ever started here.
+    let Some(g) = crate::globals::existing() else {
+        return;
+    };
+    let live = g.registry.live();
     let mut deadlines = Vec::with_capacity(live.len());
     for inner in &live {
         let child = crate::Child {

@@ -56,6 +56,16 @@ pub(crate) fn globals() -> &'static Globals {
     }
 }
 
+/// This process's state if it was already made, without making it. A forked
+/// child that never started children of its own has none: leaving it must not
+/// allocate (each page it writes is a copy-on-write fault, a real part of a
+/// fork's cost).
+pub(crate) fn existing() -> Option<&'static Globals> {
+    let seen = CURRENT.load(Ordering::Acquire);
+    // SAFETY: a non-null CURRENT always points to a leaked, never-freed Globals.
+    unsafe { seen.as_ref() }.filter(|g| g.pid == sys::getpid())
+}
+
 /// Starts a thread that brood owns, counted for the fork warning.
 pub(crate) fn spawn_own_thread(
     name: &str,

@@ -56,6 +56,7 @@ mod error;
 mod exit;
 mod fork;
 mod globals;
+mod ipc;
 mod policy;
 mod process;
 mod reaper;

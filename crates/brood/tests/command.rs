@@ -6,10 +6,10 @@
 mod support;
 
 use brood::{Command, Error, ExitStatus, OnParentDeath, Signal, SpawnError, Stdio, Tree};
-use support::*;
 use std::io::{BufRead, BufReader, Read, Write};
 use std::os::unix::fs::PermissionsExt;
 use std::time::{Duration, Instant};
+use support::*;
 
 fn spawn_error(result: Result<brood::Popen, Error>) -> (String, SpawnError, String) {
     match result {

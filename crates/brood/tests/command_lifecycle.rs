@@ -12,10 +12,10 @@
 mod support;
 
 use brood::{Command, Error, OnParentDeath, Signal};
-use support::*;
 use std::io::{BufRead, BufReader, Read};
 use std::process::{Child as StdChild, ChildStdout, Stdio as StdStdio};
 use std::time::{Duration, Instant};
+use support::*;
 
 /// `[(name, fn)]` from function names.
 macro_rules! named {

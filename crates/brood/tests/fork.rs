@@ -150,6 +150,7 @@ fn f5_no_zombie_status_kept() {
 /// leave no zombie.
 #[test]
 fn g_b_2000_dropped_children_leave_no_zombie() {
+    require_own_process();
     let mut pids = Vec::with_capacity(2000);
     for _ in 0..2000 {
         let child = brood::fork_with(|| 0).unwrap();
@@ -252,6 +253,7 @@ fn g_a_spawning_thread_exit_does_not_kill_child() {
 /// says so on every query and never claims the child is running.
 #[test]
 fn g_c_sigchld_ignored_gives_reaped_elsewhere() {
+    require_own_process();
     // SAFETY: setting SIGCHLD's disposition; this test process is alone (nextest).
     unsafe { libc::signal(libc::SIGCHLD, libc::SIG_IGN) };
     let child = brood::fork_with(|| 0).unwrap();
@@ -279,6 +281,7 @@ fn g_c_sigchld_ignored_gives_reaped_elsewhere() {
 /// already blocked in the kernel when the child ends, so it wins almost always.
 #[test]
 fn g_c_foreign_waitpid_gives_reaped_elsewhere() {
+    require_own_process();
     let mut foreign_won = false;
     for _ in 0..50 {
         let mut report = Report::new();

@@ -198,7 +198,11 @@ pub fn running(pid: u32) -> bool {
 pub fn children_of(parent: u32) -> Vec<u32> {
     let mut found = Vec::new();
     for entry in std::fs::read_dir("/proc").unwrap().flatten() {
-        let Some(pid) = entry.file_name().to_str().and_then(|s| s.parse::<u32>().ok()) else {
+        let Some(pid) = entry
+            .file_name()
+            .to_str()
+            .and_then(|s| s.parse::<u32>().ok())
+        else {
             continue;
         };
         if stat(pid).is_some_and(|(_, p)| p == parent) {
@@ -231,4 +235,18 @@ pub fn reap(pid: u32) {
         }
         std::thread::sleep(Duration::from_millis(5));
     }
+}
+
+/// Tests that change process-wide state (SIGCHLD's disposition, a `waitpid(-1)`,
+/// counting every zombie of this process) need a process of their own, which
+/// nextest gives each test (`./test.sh`). Under plain `cargo test`, tests share
+/// one process on several threads and would disturb each other at random, so
+/// these refuse at once, saying why.
+pub fn require_own_process() {
+    let mode = std::env::var("NEXTEST_EXECUTION_MODE").unwrap_or_default();
+    assert_eq!(
+        mode, "process-per-test",
+        "this test changes process-wide state and needs a process of its own: run it with \
+         `cargo nextest run` (./test.sh does), not `cargo test`"
+    );
 }

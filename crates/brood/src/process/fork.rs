@@ -1,0 +1,54 @@
+//! [`StartMethod::Fork`](super::StartMethod::Fork): `fork(2)` in the caller, then
+//! run the function. The argument needs no crossing (the child has a copy of
+//! our memory); the result comes back through a pipe.
+
+use super::child::run_and_send;
+use crate::fork::fork_raw;
+use crate::globals::globals;
+use crate::policy::Policy;
+use crate::sys::{self, fork::Forked};
+use crate::{Child, Error, Result};
+use serde::Serialize;
+use std::os::fd::{AsFd, OwnedFd};
+
+/// Forks a child that runs `f(arg)`; returns it and the read end of its result
+/// pipe.
+///
+/// With a parent-death signal the fork happens on a thread that lives as long
+/// as the process (the kernel ties the signal to the forking *thread*); see
+/// `crate::spawner`. `fork_raw` warns once when foreign threads exist.
+pub(super) fn start<A, R>(f: fn(A) -> R, arg: A, policy: Policy) -> Result<(Child, OwnedFd)>
+where
+    A: Send,
+    R: Serialize + 'static,
+{
+    // The child flushes Rust's stdout and stderr as it leaves: set them up once
+    // here, so that no child pays for it in copy-on-write faults.
+    static STDIO: std::sync::Once = std::sync::Once::new();
+    STDIO.call_once(|| {
+        let _ = (std::io::stdout(), std::io::stderr(), sys::pipe::dev_null());
+    });
+    let (r, w) = sys::pipe::pipe().map_err(|e| Error::io("creating the result pipe", e))?;
+    let go = move || -> Result<Child> {
+        // SAFETY: the child side never returns into the caller: it runs `f`,
+        // sends the outcome and leaves through `_exit`. Between fork and `f` it
+        // only arms its policies (async-signal-safe, in fork_raw).
+        match unsafe { fork_raw(&policy)? } {
+            (Forked::Child, _) => {
+                // As with every start method (and Python's), the child's stdin
+                // is /dev/null: it must not compete with the parent for input.
+                let _ = sys::pipe::null_onto(0);
+                let code = run_and_send(f, arg, w.as_fd());
+                drop(w);
+                crate::exit::leave_forked_child(code)
+            }
+            (Forked::Parent(_), child) => Ok(child.expect("the parent side has a child")),
+        }
+    };
+    let child = if policy.death_signal().is_some() {
+        globals().spawner.run_durable(go).map_err(Error::Fork)??
+    } else {
+        go()?
+    };
+    Ok((child, r))
+}

@@ -1,0 +1,321 @@
+//! The client's side of the fork server: launch it, ask it for children, and a
+//! thread (`brood-forkserver`) that receives its answers and the children's
+//! statuses.
+
+use super::{ToClient, ToServer};
+use crate::child::WaitSource;
+use crate::globals::spawn_own_thread;
+use crate::policy::Policy;
+use crate::process::child::Request;
+use crate::process::spawn::{argv0, SELF_EXE};
+use crate::process::{fn_ref, send_arg};
+use crate::sys::{self, pidfd, socket};
+use crate::{Child, Error, ExitStatus, Result};
+use serde::{de::DeserializeOwned, Serialize};
+use std::collections::HashMap;
+use std::os::fd::{AsFd, OwnedFd};
+use std::os::unix::process::CommandExt;
+use std::process::{Command, Stdio};
+use std::sync::atomic::{AtomicBool, AtomicPtr, Ordering};
+use std::sync::{mpsc, Arc, Mutex};
+use std::time::Duration;
+
+/// How long a new server may take to say it is ready.
+const READY_TIMEOUT: Duration = Duration::from_secs(30);
+
+/// A connection to this process's fork server.
+pub(crate) struct Conn {
+    sock: OwnedFd,
+    server_pid: u32,
+    dead: AtomicBool,
+    state: Mutex<State>,
+}
+
+#[derive(Default)]
+struct State {
+    next_id: u64,
+    pending: HashMap<u64, (Policy, mpsc::SyncSender<std::result::Result<Child, String>>)>,
+    kids: HashMap<u32, Child>,
+}
+
+impl Conn {
+    pub(crate) fn is_dead(&self) -> bool {
+        self.dead.load(Ordering::Acquire)
+    }
+
+    pub(crate) fn server_pid(&self) -> u32 {
+        self.server_pid
+    }
+
+    fn state(&self) -> std::sync::MutexGuard<'_, State> {
+        self.state.lock().unwrap_or_else(|e| e.into_inner())
+    }
+}
+
+/// The connection slot of *this* process. Like `crate::globals`, keyed by pid:
+/// a forked child must not use (or wait on a lock of) its parent's connection;
+/// it starts a server of its own.
+struct Slot {
+    pid: u32,
+    conn: Mutex<Option<Arc<Conn>>>,
+}
+
+static SLOT: AtomicPtr<Slot> = AtomicPtr::new(std::ptr::null_mut());
+
+fn slot() -> &'static Slot {
+    let pid = sys::getpid();
+    loop {
+        let seen = SLOT.load(Ordering::Acquire);
+        // SAFETY: a non-null SLOT points to a leaked, never-freed Slot.
+        if let Some(s) = unsafe { seen.as_ref() } {
+            if s.pid == pid {
+                return s;
+            }
+        }
+        let fresh = Box::into_raw(Box::new(Slot {
+            pid,
+            conn: Mutex::new(None),
+        }));
+        if SLOT
+            .compare_exchange(seen, fresh, Ordering::AcqRel, Ordering::Acquire)
+            .is_ok()
+        {
+            // SAFETY: just published; never freed (the parent's copy is leaked on
+            // purpose, as in crate::globals).
+            return unsafe { &*fresh };
+        }
+        // SAFETY: `fresh` was never published; we still own it.
+        drop(unsafe { Box::from_raw(fresh) });
+    }
+}
+
+/// The live connection, if any.
+pub(crate) fn current() -> Option<Arc<Conn>> {
+    let conn = slot().conn.lock().unwrap_or_else(|e| e.into_inner());
+    conn.as_ref().filter(|c| !c.is_dead()).cloned()
+}
+
+fn connection() -> Result<Arc<Conn>> {
+    let mut conn = slot().conn.lock().unwrap_or_else(|e| e.into_inner());
+    if let Some(c) = conn.as_ref().filter(|c| !c.is_dead()) {
+        return Ok(Arc::clone(c));
+    }
+    let c = launch()?;
+    *conn = Some(Arc::clone(&c));
+    Ok(c)
+}
+
+fn launch() -> Result<Arc<Conn>> {
+    let err =
+        |what: &str, e: std::io::Error| Error::io(format!("starting the fork server: {what}"), e);
+    let (ours, theirs) = socket::seqpacket_pair().map_err(|e| err("socketpair", e))?;
+    let me = pidfd::open(sys::getpid()).map_err(|e| err("pidfd_open(self)", e))?;
+    let mut cmd = Command::new(SELF_EXE);
+    cmd.arg0(argv0())
+        .env(super::super::ENV, format!("server:{}", sys::getpid()))
+        .stdin(Stdio::from(theirs));
+    let mut intermediate = cmd.spawn().map_err(|e| Error::Spawn {
+        program: SELF_EXE.into(),
+        cause: crate::SpawnError::Exec(e),
+    })?;
+    drop(cmd);
+    let hello = postcard::to_allocvec(&ToServer::Hello)
+        .map_err(|e| err("encoding", std::io::Error::other(e)))?;
+    let ready = socket::send_with_fds(ours.as_fd(), &hello, &[me.as_fd()]).and_then(|()| {
+        if !sys::pidfd::wait_exited(ours.as_fd(), Some(READY_TIMEOUT))? {
+            return Err(std::io::Error::new(
+                std::io::ErrorKind::TimedOut,
+                "no answer",
+            ));
+        }
+        let mut buf = [0u8; 64];
+        let (n, _) = socket::recv_with_fds(ours.as_fd(), &mut buf)?;
+        match postcard::from_bytes::<ToClient>(&buf[..n]) {
+            Ok(ToClient::Ready { pid }) => Ok(pid),
+            _ => Err(std::io::Error::new(
+                std::io::ErrorKind::UnexpectedEof,
+                "it exited without answering (is brood::init() the first line of main, or \
+                     brood::init_before_main!() in this test file?)",
+            )),
+        }
+    });
+    // The intermediate exits as soon as it forked the server. If the handshake
+    // failed it may be running the program's own main instead: stop it.
+    if ready.is_err() {
+        let _ = intermediate.kill();
+    }
+    let _ = intermediate.wait();
+    let server_pid = ready.map_err(|e| err("handshake", e))?;
+    let conn = Arc::new(Conn {
+        sock: ours,
+        server_pid,
+        dead: AtomicBool::new(false),
+        state: Mutex::new(State::default()),
+    });
+    let listener = Arc::clone(&conn);
+    spawn_own_thread("brood-forkserver", move || listen(listener)).map_err(|e| err("thread", e))?;
+    Ok(conn)
+}
+
+/// Asks the server for a child running `f(arg)`.
+pub(crate) fn start<A, R>(
+    f: fn(A) -> R,
+    arg: &A,
+    policy: Policy,
+    name: &str,
+) -> Result<(Child, OwnedFd, Arc<Conn>)>
+where
+    A: Serialize + DeserializeOwned + 'static,
+    R: Serialize + DeserializeOwned + 'static,
+{
+    let req = Request::new(fn_ref(f)?, &policy, name);
+    // One retry: a server that died since the last start is replaced.
+    let mut attempt = 0;
+    loop {
+        attempt += 1;
+        let conn = connection()?;
+        match ask(&conn, &req, policy, arg) {
+            Ok((child, res_r)) => return Ok((child, res_r, conn)),
+            Err(e) if conn.is_dead() && attempt < 2 => drop(e),
+            Err(e) => return Err(e),
+        }
+    }
+}
+
+fn ask<A: Serialize + 'static>(
+    conn: &Conn,
+    req: &Request,
+    policy: Policy,
+    arg: &A,
+) -> Result<(Child, OwnedFd)> {
+    let io = |what: &str, e: std::io::Error| {
+        Error::io(format!("fork server (pid {}): {what}", conn.server_pid), e)
+    };
+    let (arg_r, arg_w) = sys::pipe::pipe().map_err(|e| io("pipe", e))?;
+    let (res_r, res_w) = sys::pipe::pipe().map_err(|e| io("pipe", e))?;
+    let (tx, rx) = mpsc::sync_channel(1);
+    let id = {
+        let mut st = conn.state();
+        st.next_id += 1;
+        let id = st.next_id;
+        st.pending.insert(id, (policy, tx));
+        id
+    };
+    let msg = postcard::to_allocvec(&ToServer::Start {
+        id,
+        req: req.clone(),
+    })
+    .map_err(|e| io("encoding the request", std::io::Error::other(e)))?;
+    if let Err(e) = socket::send_with_fds(conn.sock.as_fd(), &msg, &[arg_r.as_fd(), res_w.as_fd()])
+    {
+        conn.state().pending.remove(&id);
+        if matches!(e.raw_os_error(), Some(libc::EPIPE) | Some(libc::ECONNRESET)) {
+            conn.dead.store(true, Ordering::Release);
+        }
+        return Err(io("sending a request", e));
+    }
+    drop((arg_r, res_w));
+    // Send the argument now, while the server forks: the child finds it waiting
+    // instead of waiting for our round trip. This cannot block forever: if the
+    // server fails or dies before forking, the last read end closes and the
+    // write fails with EPIPE (which `send_arg` leaves to the answer below).
+    send_arg(
+        arg_w,
+        arg,
+        &format!("a child of the fork server (pid {})", conn.server_pid),
+    )?;
+    match rx.recv() {
+        Ok(Ok(child)) => Ok((child, res_r)),
+        Ok(Err(msg)) => Err(Error::Fork(std::io::Error::other(format!(
+            "the fork server (pid {}) could not fork: {msg}",
+            conn.server_pid
+        )))),
+        Err(_) => Err(io(
+            "waiting for the child's pid",
+            std::io::Error::other("the fork server died"),
+        )),
+    }
+}
+
+/// The client thread: route the server's answers, record statuses; when the
+/// server dies, fail what is pending and keep watching its orphans so that
+/// their joins end (with `ServerDied`) instead of hanging.
+fn listen(conn: Arc<Conn>) {
+    let mut buf = vec![0u8; 4096];
+    loop {
+        let (n, fds) = match socket::recv_with_fds(conn.sock.as_fd(), &mut buf) {
+            Ok((0, _)) | Err(_) => break,
+            Ok(x) => x,
+        };
+        let Ok(msg) = postcard::from_bytes::<ToClient>(&buf[..n]) else {
+            continue;
+        };
+        let mut st = conn.state();
+        match msg {
+            ToClient::Started { id, pid } => {
+                let Some((policy, reply)) = st.pending.remove(&id) else {
+                    continue;
+                };
+                let Some(fd) = fds.into_iter().next() else {
+                    let _ = reply.send(Err(format!("child {pid} came without a pidfd")));
+                    continue;
+                };
+                match Child::adopt(pid, fd, policy, WaitSource::Remote) {
+                    Ok(child) => {
+                        st.kids.insert(pid, child.clone());
+                        let _ = reply.send(Ok(child));
+                    }
+                    Err(e) => {
+                        let _ = reply.send(Err(e.to_string()));
+                    }
+                }
+            }
+            ToClient::Failed { id, error } => {
+                if let Some((_, reply)) = st.pending.remove(&id) {
+                    let _ = reply.send(Err(error));
+                }
+            }
+            ToClient::Exited { pid, status } => {
+                if let Some(child) = st.kids.remove(&pid) {
+                    child.set_reported(ExitStatus::from_wait_status(status));
+                }
+            }
+            ToClient::Ready { .. } => {}
+        }
+    }
+    conn.dead.store(true, Ordering::Release);
+    let orphans: Vec<Child> = {
+        let mut st = conn.state();
+        st.pending.clear(); // their senders drop: the waiting starts fail
+        st.kids.drain().map(|(_, c)| c).collect()
+    };
+    watch_orphans(orphans);
+}
+
+/// The server is gone: nobody will report these children's statuses. Wait for
+/// each to end (its pidfd still says when) and mark its status lost.
+fn watch_orphans(mut orphans: Vec<Child>) {
+    while !orphans.is_empty() {
+        // Fork-server children always hold a pidfd (the server sends it).
+        let pidfds: Vec<_> = orphans.iter().filter_map(|c| c.pidfd()).collect();
+        let mut fds: Vec<_> = pidfds
+            .iter()
+            .map(|fd| rustix::event::PollFd::new(fd, rustix::event::PollFlags::IN))
+            .collect();
+        if matches!(rustix::event::poll(&mut fds, None), Err(e) if e != rustix::io::Errno::INTR) {
+            return;
+        }
+        let done: Vec<bool> = fds.iter().map(|p| !p.revents().is_empty()).collect();
+        drop(fds);
+        drop(pidfds);
+        let mut i = 0;
+        orphans.retain(|c| {
+            let keep = !done[i];
+            i += 1;
+            if !keep {
+                c.set_reported(None);
+            }
+            keep
+        });
+    }
+}

@@ -1,0 +1,281 @@
+//! The fork server: single-threaded, so that each `fork` copies a process with
+//! no lock held by another thread. It never starts a thread; it waits with one
+//! `poll(2)` on the client's socket, the client's pidfd and its children's pidfds.
+
+use super::{ToClient, ToServer};
+use crate::process::child::{self, Request, CODE_SETUP};
+use crate::process::crossing;
+use crate::process::spawn::ignore_sigpipe;
+use crate::sys::{self, fork::Forked, pidfd, pidfd::Reap, socket};
+use std::os::fd::{AsFd, AsRawFd, OwnedFd};
+
+struct Kid {
+    pid: u32,
+    pidfd: OwnedFd,
+    death_signal: i32,
+}
+
+struct Server {
+    /// `None` once the client is gone.
+    client: Option<(OwnedFd, OwnedFd)>,
+    kids: Vec<Kid>,
+    me: u32,
+}
+
+/// `init` in the re-executed process: become the server, serve, exit.
+pub(crate) fn main(client: u32) -> ! {
+    ignore_sigpipe();
+    // A client that ignores SIGCHLD passed that on through exec; the kernel would
+    // then reap our children before we could report their statuses.
+    // SAFETY: restoring a default disposition installs no handler code.
+    unsafe { libc::signal(libc::SIGCHLD, libc::SIG_DFL) };
+    let fail = |msg: String| -> ! {
+        eprintln!("brood: fork server for pid {client}: {msg}");
+        sys::fork::exit_now(CODE_SETUP)
+    };
+    let sock = sys::pipe::dup_high(sys::pipe::borrow_std(0))
+        .unwrap_or_else(|e| fail(format!("dup(stdin): {e}")));
+    if let Err(e) = sys::pipe::null_onto(0) {
+        fail(format!("stdin to /dev/null: {e}"))
+    }
+    // Leave the client's children (see the module doc of `forkserver`): the
+    // intermediate exits, the grandchild serves.
+    // SAFETY: this process is single-threaded (re-executed, before main).
+    match unsafe { sys::fork::fork() } {
+        Ok(Forked::Child) => {}
+        Ok(Forked::Parent(_)) => sys::fork::exit_now(0),
+        Err(e) => fail(format!("fork: {e}")),
+    }
+    let mut server = Server::new(sock, client).unwrap_or_else(|msg| fail(msg));
+    server.run();
+    sys::fork::exit_now(0)
+}
+
+impl Server {
+    fn new(sock: OwnedFd, client: u32) -> Result<Server, String> {
+        let cred = socket::peer_cred(sock.as_fd()).map_err(|e| format!("SO_PEERCRED: {e}"))?;
+        if cred.pid != client || cred.uid != socket::getuid() {
+            return Err(format!(
+                "refusing a peer that is pid {} uid {} (expected pid {client} uid {})",
+                cred.pid,
+                cred.uid,
+                socket::getuid()
+            ));
+        }
+        let mut buf = [0u8; 64];
+        let (n, fds) =
+            socket::recv_with_fds(sock.as_fd(), &mut buf).map_err(|e| format!("hello: {e}"))?;
+        let (Ok(ToServer::Hello), Some(client_fd)) =
+            (postcard::from_bytes(&buf[..n]), fds.into_iter().next())
+        else {
+            return Err("the client's first message is not a hello with its pidfd".into());
+        };
+        // Children resolve their function against this image: read it once here
+        // rather than in every child.
+        crossing::warm();
+        // Each child flushes Rust's stdout and stderr as it leaves; making them
+        // here spares every child the allocation (and its copy-on-write faults).
+        let _ = (std::io::stdout(), std::io::stderr());
+        let me = sys::getpid();
+        send(&sock, &ToClient::Ready { pid: me }, None).map_err(|e| format!("ready: {e}"))?;
+        Ok(Server {
+            client: Some((sock, client_fd)),
+            kids: Vec::new(),
+            me,
+        })
+    }
+
+    fn run(&mut self) {
+        let mut buf = vec![0u8; 64 << 10];
+        loop {
+            if self.client.is_none() && self.kids.is_empty() {
+                return;
+            }
+            let mut fds: Vec<libc::pollfd> = Vec::with_capacity(2 + self.kids.len());
+            let pfd = |fd: &OwnedFd| libc::pollfd {
+                fd: fd.as_raw_fd(),
+                events: libc::POLLIN,
+                revents: 0,
+            };
+            if let Some((sock, client)) = &self.client {
+                fds.push(pfd(sock));
+                fds.push(pfd(client));
+            }
+            fds.extend(self.kids.iter().map(|k| pfd(&k.pidfd)));
+            // SAFETY: `fds` is a valid array of pollfd of the length given.
+            let rc = unsafe { libc::poll(fds.as_mut_ptr(), fds.len() as libc::nfds_t, -1) };
+            if rc < 0 {
+                if std::io::Error::last_os_error().kind() == std::io::ErrorKind::Interrupted {
+                    continue;
+                }
+                // poll fails only for programming errors; do not spin.
+                return;
+            }
+            let mut first_kid = 0;
+            if self.client.is_some() {
+                first_kid = 2;
+                let (sock_ev, client_ev) = (fds[0].revents, fds[1].revents);
+                if client_ev != 0 || (sock_ev != 0 && !self.handle_message(&mut buf)) {
+                    self.client_gone();
+                }
+            }
+            // Reap the children that ended (indices refer to `kids` at poll time;
+            // new kids were pushed at the end, so the prefix is unchanged).
+            let ended: Vec<usize> = fds[first_kid..]
+                .iter()
+                .enumerate()
+                .filter(|(_, p)| p.revents != 0)
+                .map(|(i, _)| i)
+                .collect();
+            for i in ended.into_iter().rev() {
+                self.reap(i);
+            }
+        }
+    }
+
+    /// One message from the client; false when the client is gone.
+    fn handle_message(&mut self, buf: &mut [u8]) -> bool {
+        let Some((sock, _)) = &self.client else {
+            return false;
+        };
+        let (n, fds) = match socket::recv_with_fds(sock.as_fd(), buf) {
+            Ok((0, _)) => return false,
+            Ok(x) => x,
+            Err(e) if e.kind() == std::io::ErrorKind::WouldBlock => return true,
+            Err(_) => return false,
+        };
+        match postcard::from_bytes::<ToServer>(&buf[..n]) {
+            Ok(ToServer::Start { id, req }) => match <[OwnedFd; 2]>::try_from(fds) {
+                Ok([arg, out]) => self.start(id, req, arg, out),
+                Err(_) => self.reply(&ToClient::Failed {
+                    id,
+                    error: "the request came without its two pipes".into(),
+                }),
+            },
+            // A corrupt or unexpected message from our own client is a bug on its
+            // side: ignore it rather than die and take every child's status along.
+            Ok(ToServer::Hello) | Err(_) => {}
+        }
+        true
+    }
+
+    fn start(&mut self, id: u64, req: Request, arg: OwnedFd, out: OwnedFd) {
+        // SAFETY: this process is single-threaded; the child never returns from
+        // this branch (it ends with `leave_forked_child`).
+        match unsafe { sys::fork::fork() } {
+            Ok(Forked::Child) => {
+                self.close_in_child();
+                if let Err(e) = child::arm(&req, self.me) {
+                    child::send_failure(out.as_fd(), &e);
+                    sys::fork::exit_now(CODE_SETUP);
+                }
+                let code = child::run_request(&req, arg, out);
+                crate::exit::leave_forked_child(code)
+            }
+            Ok(Forked::Parent(pid)) => {
+                drop((arg, out));
+                if req.tree == 1 {
+                    // Both sides set the group (see crate::fork::fork_raw).
+                    let _ = sys::pgrp::setpgid(pid, pid);
+                }
+                match pidfd::open(pid) {
+                    Ok(fd) => {
+                        let sent = send_ref(
+                            &self.client,
+                            &ToClient::Started { id, pid },
+                            Some(fd.as_fd()),
+                        );
+                        if sent.is_err() {
+                            // The client is gone; its death is noticed by poll.
+                        }
+                        self.kids.push(Kid {
+                            pid,
+                            pidfd: fd,
+                            death_signal: req.death_signal,
+                        });
+                    }
+                    Err(e) => {
+                        // Cannot happen for our own unreaped child; do not leave it
+                        // unwatched.
+                        // SAFETY: kill of our own unreaped child by pid.
+                        unsafe { libc::kill(pid as libc::pid_t, libc::SIGKILL) };
+                        let mut st = 0;
+                        // SAFETY: reaping our own child; `st` is a valid int.
+                        unsafe { libc::waitpid(pid as libc::pid_t, &mut st, 0) };
+                        self.reply(&ToClient::Failed {
+                            id,
+                            error: format!("pidfd_open({pid}): {e}"),
+                        });
+                    }
+                }
+            }
+            Err(e) => self.reply(&ToClient::Failed {
+                id,
+                error: format!("fork: {e}"),
+            }),
+        }
+    }
+
+    /// In a new child: close the server's descriptors, so that the client sees
+    /// the server's death as the socket's end even while children live.
+    fn close_in_child(&mut self) {
+        if let Some((sock, client)) = self.client.take() {
+            drop((sock, client));
+        }
+        for kid in self.kids.drain(..) {
+            drop(kid.pidfd);
+        }
+    }
+
+    fn reap(&mut self, i: usize) {
+        let Some(kid) = self.kids.get(i) else { return };
+        let status = match pidfd::try_reap(kid.pidfd.as_fd()) {
+            Ok(Reap::Running) => return,
+            Ok(Reap::Exited(status)) => status.to_wait_status(),
+            // Cannot happen (nobody else waits in this process); report a loss.
+            Ok(Reap::Gone) | Err(_) => -1,
+        };
+        let kid = self.kids.swap_remove(i);
+        self.reply(&ToClient::Exited {
+            pid: kid.pid,
+            status,
+        });
+    }
+
+    /// The client died or closed the channel: apply each child's OnParentDeath.
+    fn client_gone(&mut self) {
+        self.client = None;
+        for kid in &self.kids {
+            if let Some(sig) = crate::Signal::from_raw(kid.death_signal) {
+                let _ = pidfd::send_signal(kid.pidfd.as_fd(), sig);
+            }
+        }
+    }
+
+    fn reply(&self, msg: &ToClient) {
+        let _ = send_ref(&self.client, msg, None);
+    }
+}
+
+fn send_ref(
+    client: &Option<(OwnedFd, OwnedFd)>,
+    msg: &ToClient,
+    fd: Option<std::os::fd::BorrowedFd<'_>>,
+) -> std::io::Result<()> {
+    match client {
+        Some((sock, _)) => send(sock, msg, fd),
+        None => Ok(()),
+    }
+}
+
+fn send(
+    sock: &OwnedFd,
+    msg: &ToClient,
+    fd: Option<std::os::fd::BorrowedFd<'_>>,
+) -> std::io::Result<()> {
+    let bytes = postcard::to_allocvec(msg).map_err(std::io::Error::other)?;
+    match fd {
+        Some(fd) => socket::send_with_fds(sock.as_fd(), &bytes, &[fd]),
+        None => socket::send_with_fds(sock.as_fd(), &bytes, &[]),
+    }
+}

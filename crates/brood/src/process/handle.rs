@@ -1,0 +1,416 @@
+//! [`Handle`]: a started [`Process`](super::Process) — join it for its result,
+//! signal it, ask how it ended.
+
+use super::StartMethod;
+use crate::ipc::{self, Feed, FrameKind, FrameReader};
+use crate::sys;
+use crate::{Child, Error, ExitStatus, Signal};
+use rustix::event::{PollFd, PollFlags};
+use serde::de::DeserializeOwned;
+use std::marker::PhantomData;
+use std::os::fd::{AsFd, OwnedFd};
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant};
+
+/// Why [`Handle::join`] has no value to give.
+///
+/// ```
+/// # brood::init();
+/// use brood::{JoinError, Process, StartMethod};
+/// fn boom(_: ()) -> u8 { panic!("no luck") }
+/// let h = Process::new(boom, ()).start_method(StartMethod::Fork).start()?;
+/// match h.join() {
+///     Err(JoinError::Panicked { message, .. }) => assert_eq!(message, "no luck"),
+///     other => panic!("{other:?}"),
+/// }
+/// # Ok::<(), brood::Error>(())
+/// ```
+#[derive(Debug, thiserror::Error)]
+#[non_exhaustive]
+pub enum JoinError {
+    /// The function panicked in the child; `message` is the panic's.
+    #[error("process {pid} panicked: {message}")]
+    Panicked {
+        /// The child's pid.
+        pid: u32,
+        /// The panic message.
+        message: String,
+    },
+    /// A signal killed the child before it sent a result.
+    #[error("process {pid} was killed by {signal} before it sent a result")]
+    Killed {
+        /// The child's pid.
+        pid: u32,
+        /// The signal.
+        signal: Signal,
+    },
+    /// The child exited without sending a result (it called `exit` itself, or
+    /// could not start the function).
+    #[error("process {pid} {status} without sending a result{}", reason.as_ref().map(|r| format!(": {r}")).unwrap_or_default())]
+    NoResult {
+        /// The child's pid.
+        pid: u32,
+        /// How it ended.
+        status: ExitStatus,
+        /// What the child said went wrong, when it could say.
+        reason: Option<String>,
+    },
+    /// Someone else reaped the child (a foreign `waitpid(-1)`, or `SIGCHLD` set to
+    /// `SIG_IGN`): its status is lost, and brood does not guess.
+    #[error("process {pid} was reaped by someone else (a foreign waitpid(-1), or SIGCHLD set to SIG_IGN): its status is lost")]
+    ReapedElsewhere {
+        /// The child's pid.
+        pid: u32,
+    },
+    /// The fork server that was the child's parent died, so the child's status
+    /// is lost. The next `start()` starts a new server.
+    #[error("the fork server died, so the status of process {pid} is lost")]
+    ServerDied {
+        /// The child's pid.
+        pid: u32,
+    },
+    /// `join_timeout` ran out; the child is left running and can be joined again.
+    #[error("process {pid} did not finish within {timeout:?} (it is still running)")]
+    Timeout {
+        /// The child's pid.
+        pid: u32,
+        /// The time waited.
+        timeout: Duration,
+    },
+    /// The result arrived but could not be decoded.
+    #[error("the result of process {pid} could not be decoded: {reason}")]
+    Decode {
+        /// The child's pid.
+        pid: u32,
+        /// Why.
+        reason: String,
+    },
+    /// Reading the result or waiting for the child failed.
+    #[error("joining process {pid}: {source}")]
+    Io {
+        /// The child's pid.
+        pid: u32,
+        /// The cause.
+        #[source]
+        source: Error,
+    },
+    /// The result was already taken by an earlier `join`.
+    #[error("process {pid} was already joined")]
+    AlreadyJoined {
+        /// The child's pid.
+        pid: u32,
+    },
+}
+
+/// The result channel's state, behind the handle's lock.
+struct Reading {
+    fd: Option<OwnedFd>,
+    reader: FrameReader,
+    frame: Option<(FrameKind, Vec<u8>)>,
+    error: Option<String>,
+    taken: bool,
+}
+
+/// A started process: Python's `Process` object after `start()`, plus a typed
+/// result.
+///
+/// Every method takes `&self`, so one thread may `join` while another calls
+/// `terminate`. Dropping the handle does not stop the child: its
+/// [`OnExit`](crate::OnExit) still applies when this process exits.
+///
+/// ```
+/// # brood::init();
+/// use brood::Process;
+/// fn square(x: u64) -> u64 { x * x }
+/// let h = Process::new(square, 12).start()?;
+/// assert_eq!(h.join().unwrap(), 144);
+/// assert_eq!(h.exitcode(), Some(0));
+/// # Ok::<(), brood::Error>(())
+/// ```
+pub struct Handle<R> {
+    child: Child,
+    name: String,
+    method: StartMethod,
+    reading: Mutex<Reading>,
+    server: Option<Arc<super::forkserver::client::Conn>>,
+    _r: PhantomData<fn() -> R>,
+}
+
+impl<R> std::fmt::Debug for Handle<R> {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Handle")
+            .field("name", &self.name)
+            .field("method", &self.method)
+            .field("child", &self.child)
+            .finish()
+    }
+}
+
+impl<R: DeserializeOwned + 'static> Handle<R> {
+    pub(crate) fn new(
+        child: Child,
+        name: String,
+        method: StartMethod,
+        result: OwnedFd,
+        server: Option<Arc<super::forkserver::client::Conn>>,
+    ) -> Handle<R> {
+        Handle {
+            child,
+            name,
+            method,
+            reading: Mutex::new(Reading {
+                fd: Some(result),
+                reader: FrameReader::default(),
+                frame: None,
+                error: None,
+                taken: false,
+            }),
+            server,
+            _r: PhantomData,
+        }
+    }
+
+    /// The child's process id.
+    pub fn pid(&self) -> u32 {
+        self.child.pid()
+    }
+
+    /// The name given with [`Process::name`](super::Process::name) (Python's
+    /// default `Process-N` otherwise).
+    pub fn name(&self) -> &str {
+        &self.name
+    }
+
+    /// How the child was started.
+    pub fn start_method(&self) -> StartMethod {
+        self.method
+    }
+
+    /// The underlying [`Child`]: policies, pidfd, raw status.
+    pub fn child(&self) -> &Child {
+        &self.child
+    }
+
+    /// Waits until the child ends and returns the function's result.
+    ///
+    /// Returns the value even if the child was killed after sending it. Errors
+    /// tell apart a panic (with its message), a child killed or exiting before
+    /// it sent a result, a child reaped by someone else, and decoding failures;
+    /// see [`JoinError`]. The value can be taken once; a later `join` answers
+    /// [`JoinError::AlreadyJoined`].
+    pub fn join(&self) -> Result<R, JoinError> {
+        self.join_until(None)
+    }
+
+    /// Like [`Handle::join`], waiting at most `timeout`. On
+    /// [`JoinError::Timeout`] the child is left running and the handle can be
+    /// joined again.
+    ///
+    /// ```
+    /// # brood::init();
+    /// use brood::{JoinError, Process};
+    /// use std::time::Duration;
+    /// fn nap(ms: u64) { std::thread::sleep(Duration::from_millis(ms)) }
+    /// let h = Process::new(nap, 10_000).start()?;
+    /// assert!(matches!(h.join_timeout(Duration::from_millis(20)), Err(JoinError::Timeout { .. })));
+    /// assert!(h.is_alive());
+    /// h.kill()?;
+    /// assert!(matches!(h.join(), Err(JoinError::Killed { .. })));
+    /// assert_eq!(h.exitcode(), Some(-9));
+    /// # Ok::<(), brood::Error>(())
+    /// ```
+    pub fn join_timeout(&self, timeout: Duration) -> Result<R, JoinError> {
+        self.join_until(Some(Instant::now() + timeout))
+            .map_err(|e| match e {
+                JoinError::Timeout { pid, .. } => JoinError::Timeout { pid, timeout },
+                e => e,
+            })
+    }
+
+    fn join_until(&self, deadline: Option<Instant>) -> Result<R, JoinError> {
+        let pid = self.pid();
+        let mut rd = self.reading.lock().unwrap_or_else(|e| e.into_inner());
+        if rd.taken {
+            return Err(JoinError::AlreadyJoined { pid });
+        }
+        self.read_result(&mut rd, deadline)?;
+        let status = match self.child.wait_until(deadline) {
+            Ok(Some(status)) => status,
+            Ok(None) => {
+                return Err(JoinError::Timeout {
+                    pid,
+                    timeout: Duration::ZERO,
+                })
+            }
+            Err(e) => return Err(self.wait_error(e)),
+        };
+        if let Some(reason) = rd.error.take() {
+            return Err(JoinError::Decode { pid, reason });
+        }
+        match rd.frame.take() {
+            Some((FrameKind::Value, payload)) => {
+                rd.taken = true;
+                ipc::decode::<R>(payload).map_err(|reason| JoinError::Decode { pid, reason })
+            }
+            Some((FrameKind::Panic, payload)) => Err(JoinError::Panicked {
+                pid,
+                message: ipc::decode_message(&payload),
+            }),
+            Some((FrameKind::Failed, payload)) => Err(JoinError::NoResult {
+                pid,
+                status,
+                reason: Some(ipc::decode_message(&payload)),
+            }),
+            None => match status.signal() {
+                Some(signal) => Err(JoinError::Killed { pid, signal }),
+                None => Err(JoinError::NoResult {
+                    pid,
+                    status,
+                    reason: None,
+                }),
+            },
+        }
+    }
+
+    fn wait_error(&self, e: Error) -> JoinError {
+        let pid = self.pid();
+        match e {
+            Error::ReapedElsewhere { .. } if self.server.as_ref().is_some_and(|s| s.is_dead()) => {
+                JoinError::ServerDied { pid }
+            }
+            Error::ReapedElsewhere { .. } => JoinError::ReapedElsewhere { pid },
+            e => JoinError::Io { pid, source: e },
+        }
+    }
+
+    /// Reads the result frame until it is whole, the pipe ends, or the child
+    /// has exited and the pipe is drained. A grandchild that inherited the write
+    /// end cannot make this hang: the child's exit ends the wait.
+    fn read_result(&self, rd: &mut Reading, deadline: Option<Instant>) -> Result<(), JoinError> {
+        let pid = self.pid();
+        let io = |what: &str, e: std::io::Error| JoinError::Io {
+            pid,
+            source: Error::io(format!("{what} (process {pid})"), e),
+        };
+        let Some(fd) = rd.fd.take() else {
+            return Ok(());
+        };
+        // A child reaped elsewhere before brood could open its pidfd has ended.
+        let Some(pidfd) = self.child.pidfd() else {
+            return Err(JoinError::ReapedElsewhere { pid });
+        };
+        let mut exited = false;
+        loop {
+            let left = deadline.map(|d| d.saturating_duration_since(Instant::now()));
+            let (readable, now_exited) = if exited {
+                (true, true)
+            } else {
+                let mut fds = [
+                    PollFd::new(&fd, PollFlags::IN),
+                    PollFd::new(&pidfd, PollFlags::IN),
+                ];
+                let ts = left.map(|l| rustix::event::Timespec {
+                    tv_sec: l.as_secs() as i64,
+                    tv_nsec: l.subsec_nanos() as i64,
+                });
+                match rustix::event::poll(&mut fds, ts.as_ref()) {
+                    Ok(0) => {
+                        rd.fd = Some(fd);
+                        return Err(JoinError::Timeout {
+                            pid,
+                            timeout: Duration::ZERO,
+                        });
+                    }
+                    Ok(_) => (!fds[0].revents().is_empty(), !fds[1].revents().is_empty()),
+                    Err(rustix::io::Errno::INTR) => continue,
+                    Err(e) => return Err(io("poll", e.into())),
+                }
+            };
+            if now_exited && !exited {
+                // Drain without blocking: what the child wrote is in the pipe.
+                exited = true;
+                sys::pipe::set_nonblocking(fd.as_fd(), true).map_err(|e| io("fcntl", e))?;
+            }
+            if readable {
+                match rd.reader.feed(fd.as_fd()) {
+                    Ok(Feed::Done) => {
+                        rd.frame = rd.reader.take();
+                        return Ok(());
+                    }
+                    Ok(Feed::Eof) => {
+                        self.cut_short(rd);
+                        return Ok(());
+                    }
+                    Ok(Feed::Pending) if exited => {
+                        self.cut_short(rd);
+                        return Ok(());
+                    }
+                    Ok(Feed::Pending) => {}
+                    Err(e) => {
+                        rd.error = Some(e.to_string());
+                        return Ok(());
+                    }
+                }
+            }
+        }
+    }
+
+    fn cut_short(&self, rd: &mut Reading) {
+        if !rd.reader.is_empty() {
+            rd.error = Some("the result was cut short (the child died while sending it)".into());
+        }
+    }
+
+    /// True until the child has ended (Python's `is_alive()`). A child reaped by
+    /// someone else is not alive.
+    pub fn is_alive(&self) -> bool {
+        self.settle();
+        self.child.is_alive()
+    }
+
+    /// A fork-server child's status comes as a message from the server, a moment
+    /// after the process has ended. Once its pidfd says it ended, wait for that
+    /// message, so that `is_alive`, `exitcode` and `poll` never describe a
+    /// finished child as running.
+    fn settle(&self) {
+        if self.server.is_some()
+            && self
+                .child
+                .pidfd()
+                .is_none_or(|fd| sys::pidfd::has_exited(fd).unwrap_or(false))
+        {
+            let _ = self.child.wait_timeout(Duration::from_secs(5));
+        }
+    }
+
+    /// Python's `exitcode`: `None` while the child runs, its exit code once it
+    /// ended, `-N` if signal N killed it. Also `None` when the status is lost
+    /// (reaped elsewhere); [`Handle::poll`] tells that case apart.
+    pub fn exitcode(&self) -> Option<i32> {
+        self.settle();
+        self.child.poll().ok().flatten().map(|s| s.exitcode())
+    }
+
+    /// The child's status if it ended, without blocking; says
+    /// [`JoinError::ReapedElsewhere`] (or `ServerDied`) when the status is lost.
+    pub fn poll(&self) -> Result<Option<ExitStatus>, JoinError> {
+        self.settle();
+        self.child.poll().map_err(|e| self.wait_error(e))
+    }
+
+    /// SIGTERM to the child (its whole group with [`Tree::Group`](crate::Tree)).
+    pub fn terminate(&self) -> crate::Result<()> {
+        self.child.terminate()
+    }
+
+    /// SIGKILL to the child (its whole group with [`Tree::Group`](crate::Tree)).
+    pub fn kill(&self) -> crate::Result<()> {
+        self.child.kill()
+    }
+
+    /// SIGTERM, then SIGKILL after `grace` if the child is still there; returns
+    /// how it ended. Cannot hang on a child that ignores SIGTERM.
+    pub fn terminate_timeout(&self, grace: Duration) -> crate::Result<ExitStatus> {
+        self.child.terminate_timeout(grace)
+    }
+}

@@ -1,0 +1,138 @@
+//! [`StartMethod::Spawn`](super::StartMethod::Spawn): re-execute this program;
+//! [`init`](super::init) in the child reads the request and runs the function.
+//!
+//! The child's stdin is one end of a private `SOCK_SEQPACKET` socketpair (no
+//! filesystem name); the marker `__BROOD_CHILD=spawn:<parent pid>` tells `init`
+//! so. Over it comes one message, the request (the function's offsets, the
+//! policies), with two descriptors attached: the read end of the argument pipe
+//! and the write end of the result pipe. `init` then points stdin at
+//! `/dev/null`, as Python's spawn does.
+//!
+//! **Parent-death signal.** The child is created with brood's own
+//! [`Command`](crate::Command): `clone(CLONE_VM | CLONE_VFORK | CLONE_PIDFD)`, so
+//! its cost does not grow with our memory and its pidfd comes from the kernel
+//! with it. Between clone and exec the new process makes its group or session
+//! and arms `PR_SET_PDEATHSIG`, then compares its parent pid with ours: if we
+//! died at any point before the arming, it has already been re-parented, sees
+//! another parent pid and sends itself the signal; if we die after, the kernel
+//! sends it — and the setting survives `execve` (for a binary that is not
+//! set-uid or file-capable). No window is left, and none of the program's code
+//! runs before. The kernel ties the signal to the creating *thread*, so such a
+//! child is created from a thread that lives as long as the process
+//! (`crate::spawner`).
+
+use super::child::{self, Request, CODE_SETUP};
+use super::{fn_ref, send_arg, ENV};
+use crate::policy::Policy;
+use crate::sys::{self, socket};
+use crate::{Child, Error, Result};
+use serde::{de::DeserializeOwned, Serialize};
+use std::os::fd::{AsFd, OwnedFd};
+
+/// The path that re-executes this very file, even if it was moved or replaced.
+pub(crate) const SELF_EXE: &str = "/proc/self/exe";
+
+/// This program's `argv[0]`, for the re-executed child's `ps` line.
+pub(crate) fn argv0() -> std::ffi::OsString {
+    std::env::args_os()
+        .next()
+        .unwrap_or_else(|| SELF_EXE.into())
+}
+
+pub(super) fn start<A, R>(
+    f: fn(A) -> R,
+    arg: &A,
+    policy: Policy,
+    name: &str,
+) -> Result<(Child, OwnedFd)>
+where
+    A: Serialize + DeserializeOwned + 'static,
+    R: Serialize + DeserializeOwned + 'static,
+{
+    let req = Request::new(fn_ref(f)?, &policy, name);
+    let msg = postcard::to_allocvec(&req)
+        .map_err(|e| Error::io("encoding the request", std::io::Error::other(e)))?;
+    let pipes = || -> std::io::Result<_> {
+        let (ours, theirs) = socket::seqpacket_pair()?;
+        let (arg_r, arg_w) = sys::pipe::pipe()?;
+        let (res_r, res_w) = sys::pipe::pipe()?;
+        Ok((ours, theirs, arg_r, arg_w, res_r, res_w))
+    };
+    let (ours, theirs, arg_r, arg_w, res_r, res_w) =
+        pipes().map_err(|e| Error::io("creating pipes for a child", e))?;
+
+    // brood's own Command: clone(CLONE_VM | CLONE_VFORK | CLONE_PIDFD), so the
+    // cost does not grow with our memory and the pidfd comes with the child;
+    // the group or session and the parent-death signal are set up before exec.
+    let mut cmd = crate::Command::new(SELF_EXE);
+    cmd.env(ENV, format!("spawn:{}", sys::getpid()))
+        .stdin(crate::Stdio::from(theirs))
+        .policy(policy);
+    let child = cmd.spawn()?.into_child();
+    drop(cmd); // closes our copy of the child's end of the socket
+    let pid = child.pid();
+
+    match socket::send_with_fds(ours.as_fd(), &msg, &[arg_r.as_fd(), res_w.as_fd()]) {
+        Ok(()) => {}
+        // Died before reading: `join` will say how.
+        Err(e)
+            if e.raw_os_error() == Some(libc::EPIPE)
+                || e.raw_os_error() == Some(libc::ECONNRESET) => {}
+        Err(e) => {
+            let _ = child.kill();
+            return Err(Error::io(
+                format!("sending the request to process {pid}"),
+                e,
+            ));
+        }
+    }
+    drop((ours, arg_r, res_w));
+    send_arg(arg_w, arg, &format!("process {pid}"))?;
+    Ok((child, res_r))
+}
+
+/// `init` in a spawned child: read the request, arm, run, exit.
+pub(super) fn child_main(parent: u32) -> ! {
+    let code = match serve_one(parent) {
+        Ok(code) => code,
+        Err(msg) => {
+            eprintln!("brood: spawned child {}: {msg}", sys::getpid());
+            CODE_SETUP
+        }
+    };
+    // A fresh image: libc's exit is right here (our own children's OnExit runs
+    // from brood's atexit hook, C stdio is flushed).
+    std::process::exit(code)
+}
+
+fn serve_one(parent: u32) -> std::result::Result<i32, String> {
+    ignore_sigpipe();
+    let sock =
+        sys::pipe::dup_high(sys::pipe::borrow_std(0)).map_err(|e| format!("dup(stdin): {e}"))?;
+    sys::pipe::null_onto(0).map_err(|e| format!("stdin to /dev/null: {e}"))?;
+    let mut buf = vec![0u8; 64 << 10];
+    let (n, fds) = socket::recv_with_fds(sock.as_fd(), &mut buf)
+        .map_err(|e| format!("reading the request: {e}"))?;
+    drop(sock);
+    let req: Request = postcard::from_bytes(&buf[..n]).map_err(|e| {
+        if n == 0 {
+            "the parent closed the channel before sending a request".to_string()
+        } else {
+            format!("the request does not decode: {e}")
+        }
+    })?;
+    let Ok::<[OwnedFd; 2], _>([arg, out]) = fds.try_into() else {
+        return Err("the request came without its two pipes".into());
+    };
+    // The group or session and the parent-death signal were set up before exec
+    // (see the module doc); `parent` is what that check compared with.
+    let _ = parent;
+    Ok(child::run_request(&req, arg, out))
+}
+
+/// Writing to a pipe whose reader left must be an error (EPIPE), not a death:
+/// as in any Rust `main`, which this child has not reached.
+pub(crate) fn ignore_sigpipe() {
+    // SAFETY: setting a signal's disposition to SIG_IGN installs no handler code.
+    unsafe { libc::signal(libc::SIGPIPE, libc::SIG_IGN) };
+}

@@ -1,0 +1,81 @@
+//! The fork server's own guarantees: it is not our child, a server that dies is
+//! reported (no hang) and replaced, and it leaves when its client is gone.
+//! One test function, because the server is shared by the whole process.
+
+mod support;
+
+use brood::{JoinError, Process, StartMethod};
+use std::time::Duration;
+
+brood::init_before_main!();
+
+fn park(_: ()) -> u8 {
+    support::park()
+}
+
+fn one(_: ()) -> u8 {
+    1
+}
+
+#[test]
+fn server_death_is_reported_and_the_server_replaced() {
+    support::become_subreaper();
+    let mut clean = support::Cleanup::default();
+    let start = |f: fn(()) -> u8| {
+        Process::new(f, ())
+            .start_method(StartMethod::ForkServer)
+            .start()
+            .unwrap()
+    };
+    assert_eq!(start(one).join().unwrap(), 1);
+    let server = clean.add(brood::fork_server_pid().unwrap());
+    // Not our child: a waitpid(-1) here can neither block on it nor reap its
+    // children. (As a subreaper we adopted it when its intermediate exited, so
+    // check that it was re-parented, not that it was forked by us.)
+    assert_ne!(support::stat(server).unwrap().1, 0);
+
+    let h = start(park);
+    let child = clean.add(h.pid());
+    assert!(h.is_alive());
+    // The server dies; the child (Survive) is orphaned and keeps running.
+    support::kill_and_reap(server);
+    assert!(support::alive(child));
+    assert!(matches!(
+        h.join_timeout(Duration::from_millis(50)),
+        Err(JoinError::Timeout { .. })
+    ));
+    // It can still be signalled through its pidfd; its status is lost.
+    h.kill().unwrap();
+    assert!(
+        matches!(h.join(), Err(JoinError::ServerDied { .. })),
+        "{:?}",
+        h.join()
+    );
+    assert!(support::wait_exit(child, Duration::from_secs(5)));
+
+    // The next start launches a new server.
+    assert_eq!(start(one).join().unwrap(), 1);
+    let second = clean.add(brood::fork_server_pid().unwrap());
+    assert_ne!(second, server);
+}
+
+/// A re-executed child that receives garbage instead of a request says so and
+/// exits with code 3: no crash, no jump into garbage, no hang.
+#[test]
+fn a_corrupt_request_is_an_error_not_a_crash() {
+    use std::os::fd::AsFd;
+    let (ours, theirs) = brood::sys::socket::seqpacket_pair().unwrap();
+    let out = std::process::Command::new(std::env::current_exe().unwrap())
+        .env("__BROOD_CHILD", format!("spawn:{}", std::process::id()))
+        .stdin(std::process::Stdio::from(theirs))
+        .stdout(std::process::Stdio::null())
+        .stderr(std::process::Stdio::piped())
+        .spawn()
+        .unwrap();
+    brood::sys::socket::send_with_fds(ours.as_fd(), &[0xff; 40], &[]).unwrap();
+    drop(ours);
+    let out = out.wait_with_output().unwrap();
+    assert_eq!(out.status.code(), Some(3));
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(err.contains("the request does not decode"), "{err}");
+}
