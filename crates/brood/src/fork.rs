@@ -187,7 +187,14 @@ pub(crate) unsafe fn fork_raw(policy: &Policy) -> Result<(Forked, Option<Child>)
     let forked = unsafe { sys::fork::fork() };
     match forked {
         Ok(Forked::Child) => {
-            arm_child(policy, parent);
+            if let Err((step, e)) = arm_child(policy, parent) {
+                // Raw write: after fork in a threaded parent, stderr's lock may
+                // be held.
+                let msg = format!("brood: {step} failed in the child: {e}\n");
+                // SAFETY: writing a valid buffer to fd 2.
+                unsafe { libc::write(2, msg.as_ptr().cast(), msg.len()) };
+                sys::fork::exit_now(127)
+            }
             mask.restore();
             Ok((Forked::Child, None))
         }
@@ -226,35 +233,24 @@ fn adopt_forked(pid: u32, policy: &Policy) -> Result<Child> {
     }
 }
 
-/// In a freshly forked child, before any of the caller's code: make the group or
-/// session, arm the parent-death signal, and if the parent already died while we
-/// were starting, act on it now. Only async-signal-safe calls.
-pub(crate) fn arm_child(policy: &Policy, parent: u32) {
-    let fail = |what: &str| -> ! {
-        // Raw write: after fork in a threaded parent, stderr's lock may be held.
-        let msg = format!("brood: {what} failed in the child\n");
-        // SAFETY: writing a valid buffer to fd 2.
-        unsafe { libc::write(2, msg.as_ptr().cast(), msg.len()) };
-        sys::fork::exit_now(127)
-    };
+/// In a freshly forked child, before any of the caller's code: give back the
+/// signals `graceful` took over, make the group or session, arm the parent-death
+/// signal, and if the parent already died while we were starting, act on it now.
+/// Only async-signal-safe calls. On failure, returns the step and the kernel's
+/// answer.
+pub(crate) fn arm_child(
+    policy: &Policy,
+    parent: u32,
+) -> std::result::Result<(), (&'static str, std::io::Error)> {
     crate::signals::reset_in_child();
     match policy.tree {
         Tree::Own => {}
-        Tree::Group => {
-            if sys::pgrp::setpgid(0, 0).is_err() {
-                fail("setpgid")
-            }
-        }
-        Tree::Session => {
-            if sys::pgrp::setsid().is_err() {
-                fail("setsid")
-            }
-        }
+        Tree::Group => sys::pgrp::setpgid(0, 0).map_err(|e| ("setpgid", e))?,
+        Tree::Session => sys::pgrp::setsid().map_err(|e| ("setsid", e))?,
     }
     if let Some(sig) = policy.death_signal() {
-        if sys::prctl::set_parent_death_signal(sig.as_raw()).is_err() {
-            fail("prctl(PR_SET_PDEATHSIG)")
-        }
+        sys::prctl::set_parent_death_signal(sig.as_raw())
+            .map_err(|e| ("prctl(PR_SET_PDEATHSIG)", e))?;
         // The parent may have died between fork and prctl: then no signal will
         // ever come, and we are already re-parented. Deliver it ourselves.
         if sys::getppid() != parent {
@@ -262,6 +258,7 @@ pub(crate) fn arm_child(policy: &Policy, parent: u32) {
             unsafe { libc::kill(libc::getpid(), sig.as_raw()) };
         }
     }
+    Ok(())
 }
 
 /// Warns once per process when a fork happens while threads other than brood's

@@ -7,10 +7,12 @@
 //! copied one without touching its locks. The children listed in the copy are the
 //! parent's, not ours, and must not be waited for or signalled by the child.
 
+use crate::process::forkserver::client::Conn as ForkServerConn;
 use crate::reaper::Registry;
 use crate::spawner::Spawner;
 use crate::sys;
 use std::sync::atomic::{AtomicPtr, AtomicUsize, Ordering};
+use std::sync::{Arc, Mutex};
 
 pub(crate) struct Globals {
     /// The process this state belongs to.
@@ -20,6 +22,9 @@ pub(crate) struct Globals {
     /// How many threads brood itself started in this process (reaper, spawner,
     /// signal and fork-server threads): the fork warning discounts them.
     pub(crate) own_threads: AtomicUsize,
+    /// This process's connection to its fork server. A forked child must not
+    /// use (or wait on a lock of) its parent's: it starts a server of its own.
+    pub(crate) fork_server: Mutex<Option<Arc<ForkServerConn>>>,
 }
 
 static CURRENT: AtomicPtr<Globals> = AtomicPtr::new(std::ptr::null_mut());
@@ -40,6 +45,7 @@ pub(crate) fn globals() -> &'static Globals {
             registry: Registry::new(),
             spawner: Spawner::default(),
             own_threads: AtomicUsize::new(0),
+            fork_server: Mutex::new(None),
         }));
         match CURRENT.compare_exchange(seen, fresh, Ordering::AcqRel, Ordering::Acquire) {
             // The old state (if any) is the parent's: leaked on purpose, see above.

@@ -7,6 +7,38 @@ use brood::{ExitStatus, ForkBuilder, OnExit, OnParentDeath, Signal, Tree};
 use std::time::{Duration, Instant};
 use support::*;
 
+/// A parent process (forked from this test) that forks a child with `child`'s
+/// policies (the child parks until killed), reports the child's pid, and then
+/// runs `then` as the rest of its life. Both are registered in `cleanup`.
+fn family(
+    cleanup: &mut Cleanup,
+    child: ForkBuilder,
+    then: impl FnOnce() -> i32 + Send,
+) -> (brood::Child, u32) {
+    family_of(cleanup, ForkBuilder::new(), child, then)
+}
+
+/// [`family`] with the parent's own policies too.
+fn family_of(
+    cleanup: &mut Cleanup,
+    parent: ForkBuilder,
+    child: ForkBuilder,
+    then: impl FnOnce() -> i32 + Send,
+) -> (brood::Child, u32) {
+    let mut report = Report::new();
+    let fd = report.fd();
+    let parent = parent
+        .fork_with(move || {
+            let child = child.fork_with(|| park()).unwrap();
+            say(fd, &child.pid().to_string());
+            then()
+        })
+        .unwrap();
+    cleanup.add(parent.pid());
+    let grandchild = cleanup.add(report.pid());
+    (parent, grandchild)
+}
+
 /// F3: the closure runs only in the child; the caller's code after `fork_with`
 /// runs once, in the parent.
 #[test]
@@ -65,15 +97,8 @@ fn fork_with_panic_exits_101() {
 fn f1_f2_parent_exits_child_keeps_running() {
     become_subreaper();
     let mut cleanup = Cleanup::default();
-    let mut report = Report::new();
-    let fd = report.fd();
-    let parent = brood::fork_with(move || {
-        let child = brood::fork_with(|| park()).unwrap();
-        say(fd, &child.pid().to_string());
-        0 // returns at once: default OnExit::Detach
-    })
-    .unwrap();
-    let grandchild = cleanup.add(report.pid());
+    // The parent returns at once; the child has the default OnExit::Detach.
+    let (parent, grandchild) = family(&mut cleanup, ForkBuilder::new(), || 0);
     let t = Instant::now();
     assert_eq!(parent.wait().unwrap(), ExitStatus::Exited(0));
     assert!(
@@ -94,16 +119,7 @@ fn f4_signal_to_parent_child_lives() {
     become_subreaper();
     for sig in [Signal::TERM, Signal::KILL] {
         let mut cleanup = Cleanup::default();
-        let mut report = Report::new();
-        let fd = report.fd();
-        let parent = brood::fork_with(move || {
-            let child = brood::fork_with(|| park()).unwrap();
-            say(fd, &child.pid().to_string());
-            park()
-        })
-        .unwrap();
-        cleanup.add(parent.pid());
-        let grandchild = cleanup.add(report.pid());
+        let (parent, grandchild) = family(&mut cleanup, ForkBuilder::new(), || park());
         parent.send_signal(sig).unwrap();
         assert_eq!(parent.wait().unwrap().signal(), Some(sig));
         assert!(alive(grandchild), "child died after {sig} to its parent");
@@ -186,19 +202,9 @@ fn g_a_parent_sigkilled_child_follows_100_times() {
     become_subreaper();
     for trial in 0..100 {
         let mut cleanup = Cleanup::default();
-        let mut report = Report::new();
-        let fd = report.fd();
-        let parent = brood::fork_with(move || {
-            let child = ForkBuilder::new()
-                .on_parent_death(OnParentDeath::Signal(Signal::KILL))
-                .fork_with(|| park())
-                .unwrap();
-            say(fd, &child.pid().to_string());
-            park()
-        })
-        .unwrap();
-        cleanup.add(parent.pid());
-        let grandchild = cleanup.add(report.pid());
+        let dies_with_parent =
+            ForkBuilder::new().on_parent_death(OnParentDeath::Signal(Signal::KILL));
+        let (parent, grandchild) = family(&mut cleanup, dies_with_parent, || park());
         parent.kill().unwrap();
         assert!(
             wait_exit(grandchild, Duration::from_secs(1)),
@@ -386,18 +392,8 @@ fn g_e_group_kill_reaches_grandchild() {
     become_subreaper();
     for tree in [Tree::Group, Tree::Session] {
         let mut cleanup = Cleanup::default();
-        let mut report = Report::new();
-        let fd = report.fd();
-        let child = ForkBuilder::new()
-            .tree(tree)
-            .fork_with(move || {
-                let grandchild = brood::fork_with(|| park()).unwrap();
-                say(fd, &grandchild.pid().to_string());
-                park()
-            })
-            .unwrap();
-        cleanup.add(child.pid());
-        let grandchild = cleanup.add(report.pid());
+        let leader = ForkBuilder::new().tree(tree);
+        let (child, grandchild) = family_of(&mut cleanup, leader, ForkBuilder::new(), || park());
         assert_eq!(brood::sys::pgrp::getpgid(grandchild).unwrap(), child.pid());
         child.kill().unwrap();
         assert_eq!(child.wait().unwrap().signal(), Some(Signal::KILL));
@@ -413,16 +409,7 @@ fn g_e_group_kill_reaches_grandchild() {
 fn own_tree_kill_spares_grandchild() {
     become_subreaper();
     let mut cleanup = Cleanup::default();
-    let mut report = Report::new();
-    let fd = report.fd();
-    let child = brood::fork_with(move || {
-        let grandchild = brood::fork_with(|| park()).unwrap();
-        say(fd, &grandchild.pid().to_string());
-        park()
-    })
-    .unwrap();
-    cleanup.add(child.pid());
-    let grandchild = cleanup.add(report.pid());
+    let (child, grandchild) = family(&mut cleanup, ForkBuilder::new(), || park());
     child.kill().unwrap();
     child.wait().unwrap();
     assert!(alive(grandchild));
@@ -433,18 +420,8 @@ fn own_tree_kill_spares_grandchild() {
 fn x1_exit_now_leaves_children() {
     become_subreaper();
     let mut cleanup = Cleanup::default();
-    let mut report = Report::new();
-    let fd = report.fd();
-    let parent = brood::fork_with(move || {
-        let child = ForkBuilder::new()
-            .on_exit(OnExit::Wait)
-            .fork_with(|| park())
-            .unwrap();
-        say(fd, &child.pid().to_string());
-        brood::exit_now(0)
-    })
-    .unwrap();
-    let grandchild = cleanup.add(report.pid());
+    let waited = ForkBuilder::new().on_exit(OnExit::Wait);
+    let (parent, grandchild) = family(&mut cleanup, waited, || brood::exit_now(0));
     assert_eq!(
         parent.wait_timeout(Duration::from_secs(5)).unwrap(),
         Some(ExitStatus::Exited(0))
@@ -459,23 +436,12 @@ fn x2_exit_waits_for_wait_children() {
     become_subreaper();
     for way in ["brood::exit", "std::process::exit", "return"] {
         let mut cleanup = Cleanup::default();
-        let mut report = Report::new();
-        let fd = report.fd();
-        let parent = brood::fork_with(move || {
-            let child = ForkBuilder::new()
-                .on_exit(OnExit::Wait)
-                .fork_with(|| park())
-                .unwrap();
-            say(fd, &child.pid().to_string());
-            match way {
-                "brood::exit" => brood::exit(0),
-                "std::process::exit" => std::process::exit(0),
-                _ => 0,
-            }
-        })
-        .unwrap();
-        cleanup.add(parent.pid());
-        let grandchild = cleanup.add(report.pid());
+        let waited = ForkBuilder::new().on_exit(OnExit::Wait);
+        let (parent, grandchild) = family(&mut cleanup, waited, move || match way {
+            "brood::exit" => brood::exit(0),
+            "std::process::exit" => std::process::exit(0),
+            _ => 0,
+        });
         // The parent must still be there, waiting: give it every chance to leave.
         assert_eq!(
             parent.wait_timeout(Duration::from_millis(300)).unwrap(),

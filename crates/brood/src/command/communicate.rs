@@ -3,6 +3,7 @@
 //! the other however much data flows each way.
 
 use super::Popen;
+use crate::sys::pipe::set_nonblocking;
 use crate::{Error, Result};
 use std::io;
 use std::os::fd::{AsFd, AsRawFd, BorrowedFd};
@@ -286,26 +287,4 @@ impl Popen {
 
 fn invalid(msg: &str) -> Error {
     Error::io(msg, io::Error::from(io::ErrorKind::InvalidInput))
-}
-
-/// `fcntl(F_SETFL)` with `O_NONBLOCK` on or off. The flag belongs to our end's
-/// open file description only; the child's end is another one, unaffected.
-fn set_nonblocking(fd: BorrowedFd<'_>, on: bool) -> io::Result<()> {
-    let fd = fd.as_raw_fd();
-    // SAFETY: F_GETFL/F_SETFL on an open descriptor we borrow.
-    unsafe {
-        let flags = libc::fcntl(fd, libc::F_GETFL);
-        if flags < 0 {
-            return Err(io::Error::last_os_error());
-        }
-        let new = if on {
-            flags | libc::O_NONBLOCK
-        } else {
-            flags & !libc::O_NONBLOCK
-        };
-        if new != flags && libc::fcntl(fd, libc::F_SETFL, new) < 0 {
-            return Err(io::Error::last_os_error());
-        }
-    }
-    Ok(())
 }

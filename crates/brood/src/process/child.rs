@@ -28,6 +28,21 @@ pub(crate) struct Request {
 }
 
 impl Request {
+    /// The policies the child arms itself (its `OnExit` is the client's
+    /// business, not the child's).
+    pub(crate) fn policy(&self) -> Policy {
+        Policy {
+            on_exit: crate::OnExit::Detach,
+            on_parent_death: crate::Signal::from_raw(self.death_signal)
+                .map_or(crate::OnParentDeath::Survive, crate::OnParentDeath::Signal),
+            tree: match self.tree {
+                1 => Tree::Group,
+                2 => Tree::Session,
+                _ => Tree::Own,
+            },
+        }
+    }
+
     pub(crate) fn new(func: FnRef, policy: &Policy, name: &str) -> Request {
         Request {
             func,
@@ -42,24 +57,10 @@ impl Request {
     }
 }
 
-/// In a fresh child, before the function: make its group or session and arm its
-/// parent-death signal; if `parent` is already gone, act now (the signal would
-/// never come). Returns an error message on failure.
+/// In a fresh child, before the function: the same set-up as every forked
+/// child (`crate::fork::arm_child`). Returns an error message on failure.
 pub(crate) fn arm(req: &Request, parent: u32) -> Result<(), String> {
-    match req.tree {
-        1 => sys::pgrp::setpgid(0, 0).map_err(|e| format!("setpgid: {e}"))?,
-        2 => sys::pgrp::setsid().map_err(|e| format!("setsid: {e}"))?,
-        _ => {}
-    }
-    if req.death_signal != 0 {
-        sys::prctl::set_parent_death_signal(req.death_signal)
-            .map_err(|e| format!("prctl(PR_SET_PDEATHSIG): {e}"))?;
-        if sys::getppid() != parent {
-            // SAFETY: signalling ourselves.
-            unsafe { libc::kill(libc::getpid(), req.death_signal) };
-        }
-    }
-    Ok(())
+    crate::fork::arm_child(&req.policy(), parent).map_err(|(step, e)| format!("{step}: {e}"))
 }
 
 /// Runs `f(arg)` and sends the outcome to `out`; returns the exit code.

@@ -22,8 +22,8 @@ pub fn stat(pid: u32) -> Option<(char, u32)> {
     Some((state, ppid))
 }
 
-/// Pids of zombies (state Z) whose parent is `ppid`.
-pub fn zombies_of(ppid: u32) -> Vec<u32> {
+/// Pids in `/proc` whose state letter and parent pass `keep`.
+pub fn pids_where(keep: impl Fn(char, u32) -> bool) -> Vec<u32> {
     let mut found = Vec::new();
     for entry in std::fs::read_dir("/proc").unwrap().flatten() {
         let Some(pid) = entry
@@ -33,13 +33,16 @@ pub fn zombies_of(ppid: u32) -> Vec<u32> {
         else {
             continue;
         };
-        if let Some(('Z', parent)) = stat(pid) {
-            if parent == ppid {
-                found.push(pid);
-            }
+        if stat(pid).is_some_and(|(state, parent)| keep(state, parent)) {
+            found.push(pid);
         }
     }
     found
+}
+
+/// Pids of zombies (state Z) whose parent is `ppid`.
+pub fn zombies_of(ppid: u32) -> Vec<u32> {
+    pids_where(|state, parent| state == 'Z' && parent == ppid)
 }
 
 /// `kill(pid, 0)` finds it (alive or zombie).
@@ -196,20 +199,7 @@ pub fn running(pid: u32) -> bool {
 
 /// Pids whose parent is `parent` (any state).
 pub fn children_of(parent: u32) -> Vec<u32> {
-    let mut found = Vec::new();
-    for entry in std::fs::read_dir("/proc").unwrap().flatten() {
-        let Some(pid) = entry
-            .file_name()
-            .to_str()
-            .and_then(|s| s.parse::<u32>().ok())
-        else {
-            continue;
-        };
-        if stat(pid).is_some_and(|(_, p)| p == parent) {
-            found.push(pid);
-        }
-    }
-    found
+    pids_where(|_, p| p == parent)
 }
 
 /// `pidfd_open(pid)`: None if the process is already gone.

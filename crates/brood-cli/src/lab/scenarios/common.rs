@@ -204,14 +204,16 @@ pub fn survives(o: &Obs, pid: u32, te: f64) -> (bool, bool) {
     (alive, adopted)
 }
 
-/// P1: the parent's exit waits for the running child.
-pub fn judge_waits(o: &Obs) -> Judgement {
+/// What P1 and P2 are judged from: when main was done, when the parent exited,
+/// when its first child ended (if it did), and those times as one line of
+/// evidence. `Err` is the verdict when the run does not tell.
+fn exit_timeline(o: &Obs) -> Result<(f64, f64, Option<f64>, String), Judgement> {
     let (md, (te, _)) = match (main_done(o), parent_end(o)) {
         (Ok(m), Ok(e)) => (m, e),
-        (Err(j), _) | (_, Err(j)) => return j,
+        (Err(j), _) | (_, Err(j)) => return Err(j),
     };
     let Some(&child) = o.children().first() else {
-        return Judgement::new(Verdict::Inconclusive, "no child announced");
+        return Err(Judgement::new(Verdict::Inconclusive, "no child announced"));
     };
     let tc = child_end(o, child);
     let evidence = format!(
@@ -221,6 +223,15 @@ pub fn judge_waits(o: &Obs) -> Judgement {
         secs(te),
         secs(te - md)
     );
+    Ok((md, te, tc, evidence))
+}
+
+/// P1: the parent's exit waits for the running child.
+pub fn judge_waits(o: &Obs) -> Judgement {
+    let (md, te, tc, evidence) = match exit_timeline(o) {
+        Ok(t) => t,
+        Err(j) => return j,
+    };
     match tc {
         None => Judgement::new(
             Verdict::DoesNotHold,
@@ -241,21 +252,10 @@ pub fn judge_waits(o: &Obs) -> Judgement {
 
 /// P2: the parent ends the running child at once, then exits.
 pub fn judge_terminates(o: &Obs) -> Judgement {
-    let (md, (te, _)) = match (main_done(o), parent_end(o)) {
-        (Ok(m), Ok(e)) => (m, e),
-        (Err(j), _) | (_, Err(j)) => return j,
+    let (md, te, tc, evidence) = match exit_timeline(o) {
+        Ok(t) => t,
+        Err(j) => return j,
     };
-    let Some(&child) = o.children().first() else {
-        return Judgement::new(Verdict::Inconclusive, "no child announced");
-    };
-    let tc = child_end(o, child);
-    let evidence = format!(
-        "main done {}; child ended {}; parent exited {} ({} after main)",
-        secs(md),
-        end_text(tc),
-        secs(te),
-        secs(te - md)
-    );
     let quick_child = tc.is_some_and(|tc| tc - md < 0.5);
     let quick_parent = te - md < 0.8;
     match (quick_child, quick_parent) {

@@ -4,158 +4,43 @@ use super::common::*;
 use super::{BroodPlay, Judgement, Kind, Scenario, Verdict};
 use crate::lab::observe::Obs;
 
-const KILL_POLICY: &str = "OnParentDeath::Signal(KILL)";
-
 /// The scenarios of this family, in report order.
 pub fn list() -> Vec<Scenario> {
-    let f = |claim, key, variant, mode, drive, judge, brood| Scenario {
-        claim,
+    let f3 = |key, variant, mode, brood| Scenario {
+        claim: "F3",
         key,
         variant,
         kind: Kind::Fork,
         mode,
         sweep: false,
-        drive,
-        judge,
+        drive: drive_until_exit,
+        judge: judge_twice,
         brood,
     };
-    vec![
-        f(
-            "F1",
-            "F1.exit",
-            "child runs 1 s; parent's main returns",
-            &["exit", "secs=1.0"],
-            drive_exit,
-            judge_exits_without_waiting,
+    let mut rows = parent_leaves_rows!(Kind::Fork, "fork", "F1", "F2");
+    rows.push(Scenario {
+        sweep: true,
+        ..f3(
+            "F3.if",
+            "code after `if pid == 0:` without else",
+            &["twice", "style=if"],
             Some(BroodPlay {
-                default: &["fork", "exit", "secs=1.0"],
+                default: &["fork", "twice", "style=fork_with"],
                 policy: Some((
-                    "OnExit::Wait",
-                    &["fork", "exit", "secs=1.0", "on_exit=wait"],
+                    "unsafe brood::fork() (Python's shape)",
+                    &["fork", "twice", "style=raw"],
                 )),
             }),
-        ),
-        f(
-            "F2",
-            "F2.exit",
-            "child runs 1 s; parent's main returns",
-            &["exit", "secs=1.0"],
-            drive_exit,
-            judge_child_lives_on,
-            Some(BroodPlay {
-                default: &["fork", "exit", "secs=1.0"],
-                policy: Some((
-                    KILL_POLICY,
-                    &["fork", "exit", "secs=1.0", "on_parent_death=kill"],
-                )),
-            }),
-        ),
-        Scenario {
-            sweep: true,
-            ..f(
-                "F3",
-                "F3.if",
-                "code after `if pid == 0:` without else",
-                &["twice", "style=if"],
-                drive_until_exit,
-                judge_twice,
-                Some(BroodPlay {
-                    default: &["fork", "twice", "style=fork_with"],
-                    policy: Some((
-                        "unsafe brood::fork() (Python's shape)",
-                        &["fork", "twice", "style=raw"],
-                    )),
-                }),
-            )
-        },
-        f(
-            "F3",
-            "F3.else",
-            "the parent's part in an else: branch",
-            &["twice", "style=else"],
-            drive_until_exit,
-            judge_twice,
-            None,
-        ),
-        f(
-            "F4",
-            "F4.term-parent",
-            "SIGTERM to the parent",
-            &["signal_parent"],
-            drive_term_parent,
-            judge_parent_signaled,
-            Some(BroodPlay {
-                default: &["fork", "signal_parent"],
-                policy: Some((
-                    KILL_POLICY,
-                    &["fork", "signal_parent", "on_parent_death=kill"],
-                )),
-            }),
-        ),
-        f(
-            "F4",
-            "F4.kill-parent",
-            "SIGKILL to the parent",
-            &["signal_parent"],
-            drive_kill_parent,
-            judge_parent_signaled,
-            Some(BroodPlay {
-                default: &["fork", "signal_parent"],
-                policy: Some((
-                    KILL_POLICY,
-                    &["fork", "signal_parent", "on_parent_death=kill"],
-                )),
-            }),
-        ),
-        f(
-            "F4",
-            "F4.term-child",
-            "SIGTERM to the child; the parent waits for it",
-            &["signal_child"],
-            drive_term_child,
-            judge_child_signaled,
-            Some(BroodPlay {
-                default: &["fork", "signal_child"],
-                policy: None,
-            }),
-        ),
-        f(
-            "F4",
-            "F4.kill-child",
-            "SIGKILL to the child; the parent waits for it",
-            &["signal_child"],
-            drive_kill_child,
-            judge_child_signaled,
-            Some(BroodPlay {
-                default: &["fork", "signal_child"],
-                policy: None,
-            }),
-        ),
-        f(
-            "F5",
-            "F5.zombie-self",
-            "child exits at once; never waited for",
-            &["zombie", "secs=0"],
-            drive_zombie,
-            judge_zombie,
-            Some(BroodPlay {
-                default: &["fork", "zombie", "secs=0"],
-                policy: None,
-            }),
-        ),
-        f(
-            "F5",
-            "F5.zombie-killed",
-            "child SIGKILLed by the lab; never waited for",
-            &["zombie", "secs=30"],
-            drive_zombie_killed,
-            judge_zombie,
-            Some(BroodPlay {
-                default: &["fork", "zombie", "secs=30"],
-                policy: None,
-            }),
-        ),
-    ]
+        )
+    });
+    rows.push(f3(
+        "F3.else",
+        "the parent's part in an else: branch",
+        &["twice", "style=else"],
+        None,
+    ));
+    rows.extend(signals_and_zombies_rows!(Kind::Fork, "fork", "F4", "F5"));
+    rows
 }
 
 /// F3: how many processes ran the code after the if-block.

@@ -7,6 +7,8 @@
 //! what Python or brood does.
 
 mod common;
+#[macro_use]
+mod detached;
 mod exit;
 mod extras;
 mod fork;

@@ -4,7 +4,7 @@
 
 use super::{ToClient, ToServer};
 use crate::child::WaitSource;
-use crate::globals::spawn_own_thread;
+use crate::globals::{globals, spawn_own_thread};
 use crate::policy::Policy;
 use crate::process::child::Request;
 use crate::process::spawn::{argv0, SELF_EXE};
@@ -16,7 +16,7 @@ use std::collections::HashMap;
 use std::os::fd::{AsFd, OwnedFd};
 use std::os::unix::process::CommandExt;
 use std::process::{Command, Stdio};
-use std::sync::atomic::{AtomicBool, AtomicPtr, Ordering};
+use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{mpsc, Arc, Mutex};
 use std::time::Duration;
 
@@ -52,51 +52,20 @@ impl Conn {
     }
 }
 
-/// The connection slot of *this* process. Like `crate::globals`, keyed by pid:
-/// a forked child must not use (or wait on a lock of) its parent's connection;
-/// it starts a server of its own.
-struct Slot {
-    pid: u32,
-    conn: Mutex<Option<Arc<Conn>>>,
-}
-
-static SLOT: AtomicPtr<Slot> = AtomicPtr::new(std::ptr::null_mut());
-
-fn slot() -> &'static Slot {
-    let pid = sys::getpid();
-    loop {
-        let seen = SLOT.load(Ordering::Acquire);
-        // SAFETY: a non-null SLOT points to a leaked, never-freed Slot.
-        if let Some(s) = unsafe { seen.as_ref() } {
-            if s.pid == pid {
-                return s;
-            }
-        }
-        let fresh = Box::into_raw(Box::new(Slot {
-            pid,
-            conn: Mutex::new(None),
-        }));
-        if SLOT
-            .compare_exchange(seen, fresh, Ordering::AcqRel, Ordering::Acquire)
-            .is_ok()
-        {
-            // SAFETY: just published; never freed (the parent's copy is leaked on
-            // purpose, as in crate::globals).
-            return unsafe { &*fresh };
-        }
-        // SAFETY: `fresh` was never published; we still own it.
-        drop(unsafe { Box::from_raw(fresh) });
-    }
-}
-
 /// The live connection, if any.
 pub(crate) fn current() -> Option<Arc<Conn>> {
-    let conn = slot().conn.lock().unwrap_or_else(|e| e.into_inner());
+    let conn = globals()
+        .fork_server
+        .lock()
+        .unwrap_or_else(|e| e.into_inner());
     conn.as_ref().filter(|c| !c.is_dead()).cloned()
 }
 
 fn connection() -> Result<Arc<Conn>> {
-    let mut conn = slot().conn.lock().unwrap_or_else(|e| e.into_inner());
+    let mut conn = globals()
+        .fork_server
+        .lock()
+        .unwrap_or_else(|e| e.into_inner());
     if let Some(c) = conn.as_ref().filter(|c| !c.is_dead()) {
         return Ok(Arc::clone(c));
     }
