@@ -12,6 +12,7 @@
 //! | `multiprocessing.Process` | [`Process`] | wait at exit (daemon: terminate), survive the parent |
 //! | `os.fork` | [`fork_with`], [`fork`] | detach at exit, survive the parent |
 //! | `subprocess.Popen` | [`Command`] → [`Popen`] | detach at exit, survive the parent |
+//! | `multiprocessing.Pool` | [`Pool`] | workers terminated at exit, killed with the parent; a dead worker fails only its item |
 //!
 //! What brood adds to every kind: no zombie ever (the reaper collects each child
 //! the moment it ends and keeps its status), a clear [`Error::ReapedElsewhere`]
@@ -58,6 +59,7 @@ mod fork;
 mod globals;
 mod ipc;
 mod policy;
+mod pool;
 mod process;
 mod reaper;
 mod signal;
@@ -73,6 +75,7 @@ pub use error::{Error, Result, SpawnError};
 pub use exit::{apply_on_exit, exit, exit_now};
 pub use fork::{fork, fork_with, Fork, ForkBuilder};
 pub use policy::{Kind, OnExit, OnParentDeath, Policy, Tree};
+pub use pool::*;
 pub use process::*;
 pub use signal::Signal;
 pub use status::ExitStatus;

@@ -43,7 +43,7 @@ pub(crate) struct ImageId {
 }
 
 /// A function, as it crosses.
-#[derive(Copy, Clone, Debug, Serialize, Deserialize)]
+#[derive(Copy, Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
 pub(crate) struct FnRef {
     image: ImageId,
     trampoline: i64,

@@ -18,7 +18,7 @@
 //! [`OnParentDeath::Signal`] so they follow it.
 
 mod child;
-mod crossing;
+pub(crate) mod crossing;
 mod fork;
 pub(crate) mod forkserver;
 mod handle;

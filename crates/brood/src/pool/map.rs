@@ -1,0 +1,277 @@
+//! One `map`: [`MapUnordered`], the iterator that drives the pool's event loop.
+//!
+//! Each turn, run only when no finished result is waiting to be yielded: hand
+//! out chunks, write them without blocking, then one `poll(2)` over every
+//! worker's socket and pidfd, with the nearest task deadline as its timeout;
+//! read results, bury a worker whose pidfd fired (its running item fails, the
+//! rest go back in line), kill a worker past its deadline, and refill empty
+//! slots while work remains. Nothing waits on a guess: a death wakes the poll.
+
+use super::run::{parse, timespec, Cause, Inner, Run};
+use super::{default_chunk, Config, TaskError};
+use crate::process::crossing::FnRef;
+use crate::{Error, Result};
+use rustix::event::{PollFd, PollFlags};
+use serde::{de::DeserializeOwned, Serialize};
+use std::collections::VecDeque;
+use std::marker::PhantomData;
+use std::sync::MutexGuard;
+use std::time::{Duration, Instant};
+
+/// The results of [`Pool::map_unordered`](super::Pool::map_unordered), as they
+/// finish: `(index in the input, result)`. Holds the pool for its lifetime.
+pub struct MapUnordered<'a, R> {
+    inner: MutexGuard<'a, Inner>,
+    cfg: &'a Config,
+    run: Run,
+    _r: PhantomData<fn() -> R>,
+}
+
+impl<R> std::fmt::Debug for MapUnordered<'_, R> {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("MapUnordered")
+            .field("total", &self.run.total)
+            .field("yielded", &self.run.yielded)
+            .finish()
+    }
+}
+
+impl<'a, R: DeserializeOwned + 'static> MapUnordered<'a, R> {
+    pub(super) fn new<A: Serialize + 'static>(
+        mut inner: MutexGuard<'a, Inner>,
+        cfg: &'a Config,
+        func: FnRef,
+        items: impl IntoIterator<Item = A>,
+    ) -> Result<Self> {
+        if inner.closed {
+            return Err(Error::Unsupported(
+                "the pool was closed or terminated".into(),
+            ));
+        }
+        let mut run = Run {
+            func,
+            args: Vec::new(),
+            spans: Vec::new(),
+            pending: VecDeque::new(),
+            results: Vec::new(),
+            ready: VecDeque::new(),
+            total: 0,
+            yielded: 0,
+            chunk: 1,
+            timeout: cfg.timeout,
+            max_tasks: cfg.max_tasks,
+        };
+        for (i, item) in items.into_iter().enumerate() {
+            match run.add(&item) {
+                Ok(()) => run.pending.push_back(i),
+                Err(reason) => run.ready.push_back((i, Err(TaskError::Failed { reason }))),
+            }
+        }
+        run.total = run.spans.len();
+        run.chunk = cfg
+            .chunk
+            .unwrap_or_else(|| default_chunk(run.pending.len(), cfg.size));
+        // Workers that ended while the pool was idle (killed from outside)
+        // are replaced before they are given work.
+        for slot in 0..inner.slots.len() {
+            let dead = inner.slots[slot].as_ref().is_some_and(|w| {
+                w.handle
+                    .child()
+                    .pidfd()
+                    .is_none_or(|fd| crate::sys::pidfd::has_exited(fd).unwrap_or(true))
+            });
+            if dead {
+                inner.bury(slot, &mut run, Cause::Exited);
+            }
+        }
+        if !run.pending.is_empty() && inner.live() < cfg.size {
+            if let Err(e) = inner.fill(cfg) {
+                if inner.live() == 0 {
+                    return Err(e);
+                }
+            }
+        }
+        Ok(MapUnordered {
+            inner,
+            cfg,
+            run,
+            _r: PhantomData,
+        })
+    }
+
+    /// One turn of the loop: hand out work, write, wait for any event, handle it.
+    fn step(&mut self) {
+        let (inner, run) = (&mut *self.inner, &mut self.run);
+        for w in inner.slots.iter_mut().flatten() {
+            run.dispatch(w);
+            w.flush();
+        }
+        let now = Instant::now();
+        let mut wake: Option<Instant> = None;
+        let mut fds = Vec::new();
+        let mut owners = Vec::new();
+        for (slot, w) in inner.slots.iter().enumerate() {
+            let Some(w) = w else { continue };
+            let mut flags = PollFlags::IN;
+            if !w.out.is_empty() {
+                flags |= PollFlags::OUT;
+            }
+            fds.push(PollFd::new(&w.sock, flags));
+            owners.push((slot, false));
+            if let Some(fd) = w.handle.child().pidfd() {
+                fds.push(PollFd::from_borrowed_fd(fd, PollFlags::IN));
+                owners.push((slot, true));
+            }
+            if let (Some(t), Some(_)) = (run.timeout, w.inflight.front()) {
+                let at = w.since + t;
+                wake = Some(wake.map_or(at, |x| x.min(at)));
+            }
+        }
+        if fds.is_empty() {
+            // No worker at all, and none could be started: fail what is left
+            // rather than wait for nothing.
+            drop(fds);
+            self.fail_pending("no pool worker could be started");
+            return;
+        }
+        let ts = wake.map(|at| timespec(at.saturating_duration_since(now)));
+        let events: Vec<(usize, bool, bool)> = match rustix::event::poll(&mut fds, ts.as_ref()) {
+            Ok(_) => fds
+                .iter()
+                .zip(&owners)
+                .filter(|(f, _)| !f.revents().is_empty())
+                .map(|(f, &(slot, pidfd))| {
+                    let r = f.revents();
+                    let readable = r.intersects(PollFlags::IN | PollFlags::HUP | PollFlags::ERR);
+                    (slot, pidfd, readable)
+                })
+                .collect(),
+            Err(rustix::io::Errno::INTR) => Vec::new(),
+            Err(e) => {
+                // poll(2) itself failing (ENOMEM) would repeat forever: give up
+                // on this map rather than spin.
+                drop(fds);
+                self.abandon(&format!("poll(2) failed: {e}"));
+                return;
+            }
+        };
+        drop(fds);
+        for (slot, pidfd, readable) in events {
+            let Some(w) = inner.slots[slot].as_mut() else {
+                continue;
+            };
+            if pidfd {
+                inner.bury(slot, run, Cause::Exited);
+            } else if readable {
+                let eof = w.read_some();
+                if !parse(w, run) {
+                    inner.bury(slot, run, Cause::Broken);
+                } else if eof {
+                    inner.bury(slot, run, Cause::Exited);
+                }
+            }
+        }
+        if let Some(t) = run.timeout {
+            let now = Instant::now();
+            for slot in 0..inner.slots.len() {
+                let late = inner.slots[slot]
+                    .as_ref()
+                    .is_some_and(|w| !w.inflight.is_empty() && now >= w.since + t);
+                if late {
+                    inner.bury(slot, run, Cause::Timeout);
+                }
+            }
+        }
+        if !run.pending.is_empty() && inner.live() < self.cfg.size {
+            if let Err(e) = inner.fill(self.cfg) {
+                if inner.live() == 0 {
+                    self.fail_pending(&format!("no pool worker could be started: {e}"));
+                }
+            }
+        }
+    }
+
+    /// Ends the map: workers still running its items are killed, and every
+    /// item without a result fails with `reason`.
+    fn abandon(&mut self, reason: &str) {
+        for slot in 0..self.inner.slots.len() {
+            let busy = self.inner.slots[slot]
+                .as_ref()
+                .is_some_and(|w| !w.inflight.is_empty());
+            if busy {
+                if let Some(mut w) = self.inner.slots[slot].take() {
+                    let _ = w.handle.kill();
+                    let _ = w.handle.child().wait_timeout(Duration::from_secs(5));
+                    self.run.pending.extend(w.inflight.drain(..));
+                }
+            }
+        }
+        self.fail_pending(reason);
+    }
+
+    fn fail_pending(&mut self, reason: &str) {
+        while let Some(idx) = self.run.pending.pop_front() {
+            self.run.finish(
+                idx,
+                Err(TaskError::Failed {
+                    reason: reason.to_string(),
+                }),
+            );
+        }
+    }
+}
+
+impl<R: DeserializeOwned + 'static> Iterator for MapUnordered<'_, R> {
+    type Item = (usize, std::result::Result<R, TaskError>);
+
+    fn next(&mut self) -> Option<Self::Item> {
+        loop {
+            if let Some((idx, outcome)) = self.run.ready.pop_front() {
+                self.run.yielded += 1;
+                let value = outcome.and_then(|range| {
+                    let bytes = &self.run.results[range];
+                    postcard::from_bytes::<R>(bytes).map_err(|e| TaskError::Failed {
+                        reason: format!(
+                            "cannot decode the result as a {}: {e}",
+                            std::any::type_name::<R>()
+                        ),
+                    })
+                });
+                if self.run.ready.is_empty() {
+                    self.run.results.clear();
+                }
+                return Some((idx, value));
+            }
+            if self.run.yielded >= self.run.total {
+                return None;
+            }
+            self.step();
+        }
+    }
+
+    fn size_hint(&self) -> (usize, Option<usize>) {
+        let left = self.run.total - self.run.yielded;
+        (left, Some(left))
+    }
+}
+
+impl<R: DeserializeOwned + 'static> ExactSizeIterator for MapUnordered<'_, R> {}
+
+impl<R> Drop for MapUnordered<'_, R> {
+    /// Abandoned before the end: a worker still running items of this map would
+    /// send their results into the next one, so it is killed (and replaced at
+    /// the next `map`).
+    fn drop(&mut self) {
+        for slot in 0..self.inner.slots.len() {
+            let busy = self.inner.slots[slot]
+                .as_ref()
+                .is_some_and(|w| !w.inflight.is_empty() || !w.inbuf.is_empty());
+            if busy {
+                if let Some(w) = self.inner.slots[slot].take() {
+                    let _ = w.handle.kill();
+                    let _ = w.handle.child().wait_timeout(Duration::from_secs(5));
+                }
+            }
+        }
+    }
+}

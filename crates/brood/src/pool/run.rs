@@ -1,0 +1,568 @@
+//! The pool's side: starting and accepting workers, ending them, burying one
+//! that died, and handing out chunks (the loop itself is in `map.rs`).
+
+use super::progress::Progress;
+use super::worker::{self, Boot, TaskHead, TAG_FAILED, TAG_OK, TAG_PANIC};
+use super::{Config, TaskError};
+use crate::process::crossing::FnRef;
+use crate::{Error, Handle, OnExit, Process, Result};
+use rustix::event::{PollFd, PollFlags};
+use std::collections::VecDeque;
+use std::io::{self, Read};
+use std::os::fd::AsFd;
+use std::os::linux::net::SocketAddrExt;
+use std::os::unix::net::{SocketAddr, UnixListener, UnixStream};
+use std::time::{Duration, Instant};
+
+/// How long a worker may hold finished results before sending them, in µs:
+/// small enough that a crash loses little finished work (which then runs again),
+/// large enough that a batch of tiny items costs one write.
+const FLUSH_AFTER_US: u64 = 200;
+
+/// How long a new worker may take to connect back (a re-executed worker on a
+/// loaded machine can take a while; a dead one is seen at once, by its pidfd).
+const CONNECT_TIMEOUT: Duration = Duration::from_secs(30);
+
+/// A worker, as the pool sees it.
+pub(super) struct Worker {
+    pub(super) handle: Handle<()>,
+    pub(super) sock: UnixStream,
+    /// Result bytes read but not yet parsed.
+    pub(super) inbuf: Vec<u8>,
+    /// Task bytes not yet written (the socket is non-blocking, so that the pool
+    /// never blocks on a worker that is busy writing results to it).
+    pub(super) out: Vec<u8>,
+    out_pos: usize,
+    /// Items sent and not yet answered, in the order the worker runs them.
+    pub(super) inflight: VecDeque<usize>,
+    /// When the front item started, as far as the pool can tell: the arrival
+    /// of the last result, or the hand-out to an idle worker. Exact with a task
+    /// timeout, under which workers send each result at once.
+    pub(super) since: Instant,
+    /// Items ever given to this worker (for `max_tasks_per_child`).
+    assigned: usize,
+    /// Told to quit (retiring, or the pool is closing).
+    quitting: bool,
+    /// Results received over the worker's life.
+    pub(super) received: u64,
+    /// The worker's own count of items started and finished.
+    progress: Progress,
+}
+
+impl Worker {
+    fn pid(&self) -> u32 {
+        self.handle.pid()
+    }
+
+    /// Writes what it can of `out` without blocking. A worker that went away
+    /// is noticed through its pidfd, so write errors only stop the writing.
+    pub(super) fn flush(&mut self) {
+        while self.out_pos < self.out.len() {
+            // MSG_NOSIGNAL: a dead worker must give EPIPE, not kill us with
+            // SIGPIPE (a program may have restored its default action).
+            match rustix::net::send(
+                &self.sock,
+                &self.out[self.out_pos..],
+                rustix::net::SendFlags::NOSIGNAL,
+            ) {
+                Ok(n) => self.out_pos += n,
+                Err(rustix::io::Errno::INTR) => {}
+                Err(rustix::io::Errno::AGAIN) => return,
+                Err(_) => self.out_pos = self.out.len(),
+            }
+        }
+        self.out.clear();
+        self.out_pos = 0;
+    }
+
+    /// Reads what is there; true at end of file (or a reset connection).
+    pub(super) fn read_some(&mut self) -> bool {
+        let mut buf = [0u8; 64 << 10];
+        loop {
+            match (&self.sock).read(&mut buf) {
+                Ok(0) => return true,
+                Ok(n) => self.inbuf.extend_from_slice(&buf[..n]),
+                Err(e) if e.kind() == io::ErrorKind::Interrupted => {}
+                Err(e) if e.kind() == io::ErrorKind::WouldBlock => return false,
+                Err(_) => return true,
+            }
+        }
+    }
+
+    fn push_quit(&mut self) {
+        self.out.extend_from_slice(&0u32.to_le_bytes());
+        self.quitting = true;
+    }
+}
+
+/// The pool's state, behind its lock.
+pub(crate) struct Inner {
+    listener: UnixListener,
+    addr: Vec<u8>,
+    pub(super) slots: Vec<Option<Worker>>,
+    pub(super) closed: bool,
+}
+
+impl std::fmt::Debug for Inner {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Inner")
+            .field("workers", &self.pids())
+            .field("closed", &self.closed)
+            .finish()
+    }
+}
+
+/// An unguessable number, from the kernel (getrandom(2)).
+fn random() -> u64 {
+    let mut bytes = [0u8; 8];
+    // SAFETY: getrandom(2) writes at most `bytes.len()` bytes into our buffer.
+    let n = unsafe { libc::getrandom(bytes.as_mut_ptr().cast(), bytes.len(), 0) };
+    if n == bytes.len() as isize {
+        return u64::from_le_bytes(bytes);
+    }
+    // getrandom cannot fail for 8 bytes once the kernel's pool is seeded; if it
+    // did, std's per-process random hash keys are still unpredictable enough
+    // for a token that only backs up the kernel's peer-pid check.
+    use std::hash::{BuildHasher, Hasher};
+    let mut h = std::collections::hash_map::RandomState::new().build_hasher();
+    h.write_u32(std::process::id());
+    h.finish()
+}
+
+impl Inner {
+    /// Listens, and starts every worker.
+    pub(super) fn start(cfg: &Config) -> Result<Inner> {
+        static COUNTER: std::sync::atomic::AtomicU64 = std::sync::atomic::AtomicU64::new(0);
+        let n = COUNTER.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+        let addr = format!("brood-pool/{}/{n}/{:016x}", std::process::id(), random()).into_bytes();
+        let io = |e| Error::io("listening for pool workers", e);
+        let listener = SocketAddr::from_abstract_name(&addr)
+            .and_then(|a| UnixListener::bind_addr(&a))
+            .map_err(io)?;
+        listener.set_nonblocking(true).map_err(io)?;
+        let mut inner = Inner {
+            listener,
+            addr,
+            slots: (0..cfg.size).map(|_| None).collect(),
+            closed: false,
+        };
+        if let Err(e) = inner.fill(cfg) {
+            let _ = inner.terminate(cfg);
+            return Err(e);
+        }
+        Ok(inner)
+    }
+
+    pub(super) fn pids(&self) -> Vec<u32> {
+        self.slots.iter().flatten().map(Worker::pid).collect()
+    }
+
+    pub(super) fn live(&self) -> usize {
+        self.slots.iter().flatten().count()
+    }
+
+    /// Starts a worker in every empty slot: all of them first, then accepts
+    /// their connections, so that start-up costs overlap.
+    pub(super) fn fill(&mut self, cfg: &Config) -> Result<()> {
+        let empty: Vec<usize> = (0..self.slots.len())
+            .filter(|&i| self.slots[i].is_none())
+            .collect();
+        let mut pending = Vec::new();
+        let mut failure = None;
+        for slot in empty {
+            let token = random();
+            let boot = Boot {
+                addr: self.addr.clone(),
+                token,
+                // With a task timeout, each result goes out at once, so that
+                // the pool knows when the next item started.
+                flush_after_us: if cfg.timeout.is_some() {
+                    0
+                } else {
+                    FLUSH_AFTER_US
+                },
+            };
+            let mut p = Process::new(worker::worker_main, boot)
+                .name(&format!("brood-pool-worker-{slot}"))
+                .on_exit(cfg.policy.on_exit)
+                .on_parent_death(cfg.policy.on_parent_death)
+                .tree(cfg.policy.tree);
+            if let Some(m) = cfg.method {
+                p = p.start_method(m);
+            }
+            match p.start() {
+                Ok(h) => pending.push((slot, h, token)),
+                Err(e) => {
+                    failure = Some(e);
+                    break;
+                }
+            }
+        }
+        let accepted = self.accept(pending);
+        match failure {
+            Some(e) => Err(e),
+            None => accepted,
+        }
+    }
+
+    /// Accepts the connections of the workers just started. A worker that dies
+    /// or does not connect in time is killed and reported.
+    fn accept(&mut self, mut pending: Vec<(usize, Handle<()>, u64)>) -> Result<()> {
+        let deadline = Instant::now() + CONNECT_TIMEOUT;
+        let mut failure: Option<Error> = None;
+        while !pending.is_empty() && failure.is_none() {
+            let left = deadline.saturating_duration_since(Instant::now());
+            let mut fds = vec![PollFd::new(&self.listener, PollFlags::IN)];
+            for (_, h, _) in &pending {
+                if let Some(fd) = h.child().pidfd() {
+                    fds.push(PollFd::from_borrowed_fd(fd, PollFlags::IN));
+                }
+            }
+            match rustix::event::poll(&mut fds, Some(&timespec(left))) {
+                Ok(0) => {
+                    failure = Some(Error::Unsupported(format!(
+                        "pool workers did not connect within {CONNECT_TIMEOUT:?}"
+                    )));
+                    break;
+                }
+                Ok(_) => {}
+                Err(rustix::io::Errno::INTR) => continue,
+                Err(e) => return Err(Error::io("poll", io::Error::from(e))),
+            }
+            let exited = fds[1..].iter().any(|f| !f.revents().is_empty());
+            drop(fds);
+            loop {
+                match self.listener.accept() {
+                    Ok((sock, _)) => {
+                        if let Some((i, progress)) = identify(&sock, &pending) {
+                            let (slot, handle, _) = pending.swap_remove(i);
+                            sock.set_nonblocking(true)
+                                .map_err(|e| Error::io("pool socket", e))?;
+                            self.slots[slot] = Some(Worker {
+                                handle,
+                                sock,
+                                inbuf: Vec::new(),
+                                out: Vec::new(),
+                                out_pos: 0,
+                                inflight: VecDeque::new(),
+                                since: Instant::now(),
+                                assigned: 0,
+                                quitting: false,
+                                received: 0,
+                                progress,
+                            });
+                        }
+                    }
+                    Err(e) if e.kind() == io::ErrorKind::Interrupted => {}
+                    Err(_) => break,
+                }
+            }
+            if exited {
+                // Connected ones were taken above; a pending one that exited
+                // will never connect.
+                if let Some((_, h, _)) = pending.iter().find(|(_, h, _)| !h.is_alive()) {
+                    let how = h
+                        .poll()
+                        .ok()
+                        .flatten()
+                        .map_or("ended".to_string(), |s| s.to_string());
+                    failure = Some(Error::Unsupported(format!(
+                        "pool worker {} {how} before connecting (for re-executed workers: is \
+                         brood::init() the first line of main, or brood::init_before_main!() in \
+                         this test?)",
+                        h.pid()
+                    )));
+                }
+            }
+        }
+        for (_, h, _) in pending {
+            let _ = h.kill();
+            let _ = h.child().wait_timeout(Duration::from_secs(5));
+        }
+        failure.map_or(Ok(()), Err)
+    }
+
+    /// Python's `close()` + `join()`: workers finish what they hold, then quit.
+    pub(super) fn close(&mut self, cfg: &Config) -> Result<()> {
+        self.closed = true;
+        for w in self.slots.iter_mut().flatten() {
+            if !w.quitting {
+                w.push_quit();
+            }
+            let _ = w.sock.set_nonblocking(false);
+            w.flush();
+        }
+        let limit = Instant::now() + cfg.timeout.unwrap_or(Duration::ZERO) + Duration::from_secs(5);
+        for w in self.slots.iter_mut().filter_map(Option::take) {
+            if w.handle.child().wait_until(Some(limit))?.is_none() {
+                w.handle.kill()?;
+                w.handle.child().wait()?;
+            }
+        }
+        Ok(())
+    }
+
+    /// SIGTERM to every worker, SIGKILL after the grace, and wait.
+    pub(super) fn terminate(&mut self, cfg: &Config) -> Result<()> {
+        self.closed = true;
+        let grace = match cfg.policy.on_exit {
+            OnExit::Terminate { grace } => grace,
+            _ => Duration::from_secs(1),
+        };
+        let deadline = Instant::now() + grace;
+        let workers: Vec<Worker> = self.slots.iter_mut().filter_map(Option::take).collect();
+        for w in &workers {
+            let _ = w.handle.terminate();
+        }
+        let mut first_err = None;
+        for w in &workers {
+            if let Err(e) = w.handle.child().finish_by(deadline) {
+                first_err.get_or_insert(e);
+            }
+        }
+        first_err.map_or(Ok(()), Err)
+    }
+
+    /// Ends a worker that died, timed out or broke the protocol: collects the
+    /// results it sent, charges the running item, puts the rest back in line.
+    pub(super) fn bury(&mut self, slot: usize, run: &mut Run, cause: Cause) {
+        let Some(mut w) = self.slots[slot].take() else {
+            return;
+        };
+        if cause != Cause::Timeout {
+            w.read_some();
+            if !parse(&mut w, run) {
+                let _ = w.handle.kill();
+            }
+        }
+        let child = w.handle.child();
+        if cause != Cause::Exited {
+            let _ = child.kill();
+        }
+        // Exited: the pidfd said so (a fork-server worker's status follows a
+        // moment later). Otherwise it was just SIGKILLed.
+        let status = match child.wait_timeout(Duration::from_secs(5)) {
+            Ok(Some(s)) => Some(s),
+            Ok(None) => {
+                let _ = child.kill();
+                child.wait().ok()
+            }
+            Err(_) => None,
+        };
+        let pid = w.pid();
+        // The worker's counters say what the results cannot: items it finished
+        // whose results died with it (they run again), and whether it died
+        // while running one (that one fails).
+        let (started, finished) = w.progress.read();
+        let lost = finished
+            .saturating_sub(w.received)
+            .min(w.inflight.len() as u64) as usize;
+        let again: Vec<usize> = w.inflight.drain(..lost).collect();
+        let running = started > finished || cause != Cause::Exited;
+        let culprit = if running {
+            w.inflight.pop_front()
+        } else {
+            None
+        };
+        if let Some(idx) = culprit {
+            let err = match cause {
+                Cause::Timeout => TaskError::Timeout {
+                    pid,
+                    timeout: run.timeout.unwrap_or_default(),
+                },
+                Cause::Exited => TaskError::WorkerDied {
+                    pid,
+                    signal: status.and_then(|s| s.signal()),
+                    status,
+                },
+                Cause::Broken => TaskError::Failed {
+                    reason: format!("worker {pid} sent a malformed result frame; it was killed"),
+                },
+            };
+            run.finish(idx, Err(err));
+        }
+        // Never started, or to run again: back to the front of the line, in order.
+        for idx in again.into_iter().chain(w.inflight).rev() {
+            run.pending.push_front(idx);
+        }
+    }
+}
+
+#[derive(Copy, Clone, PartialEq, Eq)]
+pub(super) enum Cause {
+    Exited,
+    Timeout,
+    Broken,
+}
+
+/// Which pending worker this connection is — its kernel-reported pid and the
+/// token it sends must both match — and its progress page, which comes with
+/// the token.
+fn identify(sock: &UnixStream, pending: &[(usize, Handle<()>, u64)]) -> Option<(usize, Progress)> {
+    let cred = crate::sys::socket::peer_cred(sock.as_fd()).ok()?;
+    let i = pending.iter().position(|(_, h, _)| h.pid() == cred.pid)?;
+    sock.set_read_timeout(Some(Duration::from_secs(5))).ok()?;
+    let mut token = [0u8; 8];
+    let (n, fds) = crate::sys::socket::recv_with_fds(sock.as_fd(), &mut token).ok()?;
+    (&*sock).read_exact(&mut token[n..]).ok()?;
+    sock.set_read_timeout(None).ok()?;
+    if u64::from_le_bytes(token) != pending[i].2 {
+        return None;
+    }
+    let progress = Progress::open(fds.first()?.as_fd()).ok()?;
+    Some((i, progress))
+}
+
+pub(super) fn timespec(d: Duration) -> rustix::event::Timespec {
+    rustix::event::Timespec {
+        tv_sec: d.as_secs().min(i64::MAX as u64) as i64,
+        tv_nsec: d.subsec_nanos() as _,
+    }
+}
+
+/// Parses the whole result frames in `inbuf`; false on a malformed one.
+pub(super) fn parse(w: &mut Worker, run: &mut Run) -> bool {
+    let mut pos = 0;
+    let mut ok = true;
+    while let Some(head) = w.inbuf.get(pos..pos + 4) {
+        let len = u32::from_le_bytes(head.try_into().expect("4 bytes")) as usize;
+        let Some(frame) = w.inbuf.get(pos + 4..pos + 4 + len) else {
+            break;
+        };
+        let (Some((&tag, payload)), Some(idx)) = (frame.split_first(), w.inflight.pop_front())
+        else {
+            ok = false;
+            break;
+        };
+        let text = || String::from_utf8_lossy(payload).into_owned();
+        let outcome = match tag {
+            TAG_OK => Ok(run.keep(payload)),
+            TAG_PANIC => Err(TaskError::Panicked { message: text() }),
+            TAG_FAILED => Err(TaskError::Failed { reason: text() }),
+            _ => {
+                w.inflight.push_front(idx);
+                ok = false;
+                break;
+            }
+        };
+        run.finish(idx, outcome);
+        w.received += 1;
+        pos += 4 + len;
+    }
+    if pos > 0 {
+        w.since = Instant::now();
+        w.inbuf.drain(..pos);
+    }
+    ok
+}
+
+/// A result: the range of its bytes in [`Run::results`], or why there is none.
+pub(super) type Outcome = std::result::Result<std::ops::Range<usize>, TaskError>;
+
+/// One `map`'s items and results. Arguments and results live in two arenas
+/// rather than one allocation each: for tiny items the allocator was a
+/// measurable part of a map.
+pub(super) struct Run {
+    pub(super) func: FnRef,
+    /// Every item, encoded, one after the other…
+    pub(super) args: Vec<u8>,
+    /// …and where each one lies in `args`.
+    pub(super) spans: Vec<(usize, u32)>,
+    pub(super) pending: VecDeque<usize>,
+    /// Result bytes of the items in `ready`; emptied whenever `ready` is.
+    pub(super) results: Vec<u8>,
+    pub(super) ready: VecDeque<(usize, Outcome)>,
+    pub(super) total: usize,
+    pub(super) yielded: usize,
+    pub(super) chunk: usize,
+    pub(super) timeout: Option<Duration>,
+    pub(super) max_tasks: Option<usize>,
+}
+
+impl Run {
+    pub(super) fn finish(&mut self, idx: usize, outcome: Outcome) {
+        self.ready.push_back((idx, outcome));
+    }
+
+    /// Copies a result's bytes into the arena.
+    fn keep(&mut self, bytes: &[u8]) -> std::ops::Range<usize> {
+        let start = self.results.len();
+        self.results.extend_from_slice(bytes);
+        start..self.results.len()
+    }
+
+    /// Encodes an item into the arena; its span, or why it cannot be sent.
+    pub(super) fn add<A: serde::Serialize>(&mut self, item: &A) -> std::result::Result<(), String> {
+        let start = self.args.len();
+        let encoded = postcard::to_extend(item, Append(&mut self.args)).map(drop);
+        let len = self.args.len() - start;
+        match (encoded, u32::try_from(len)) {
+            (Ok(_), Ok(len)) => {
+                self.spans.push((start, len));
+                Ok(())
+            }
+            (encoded, _) => {
+                self.args.truncate(start);
+                self.spans.push((start, 0));
+                Err(match encoded {
+                    Err(e) => format!("cannot encode the argument: {e}"),
+                    Ok(_) => "the argument is larger than 4 GiB".into(),
+                })
+            }
+        }
+    }
+
+    /// Gives each worker up to two chunks (so none waits for the next), within
+    /// its `max_tasks_per_child`; a worker that reached it is told to quit.
+    pub(super) fn dispatch(&mut self, w: &mut Worker) {
+        if w.quitting {
+            return;
+        }
+        while w.inflight.len() < 2 * self.chunk && !self.pending.is_empty() {
+            let mut n = self.chunk.min(self.pending.len());
+            if let Some(max) = self.max_tasks {
+                n = n.min(max.saturating_sub(w.assigned));
+            }
+            if n == 0 {
+                break;
+            }
+            let head = TaskHead {
+                func: self.func,
+                count: n as u32,
+            };
+            let start = w.out.len();
+            w.out.extend_from_slice(&[0; 4]);
+            let Ok(out) = postcard::to_extend(&head, std::mem::take(&mut w.out)) else {
+                unreachable!("a TaskHead always encodes into a Vec")
+            };
+            w.out = out;
+            if w.inflight.is_empty() {
+                w.since = Instant::now();
+            }
+            for _ in 0..n {
+                let idx = self.pending.pop_front().expect("n <= pending");
+                let (start, len) = self.spans[idx];
+                w.out.extend_from_slice(&len.to_le_bytes());
+                w.out
+                    .extend_from_slice(&self.args[start..start + len as usize]);
+                w.inflight.push_back(idx);
+            }
+            let len = (w.out.len() - start - 4) as u32;
+            w.out[start..start + 4].copy_from_slice(&len.to_le_bytes());
+            w.assigned += n;
+        }
+        if self.max_tasks.is_some_and(|max| w.assigned >= max) {
+            w.push_quit();
+        }
+    }
+}
+
+/// `Extend` into a borrowed `Vec`, for postcard's `to_extend` (which takes its
+/// output by value and would drop a `Vec` on error).
+pub(super) struct Append<'a>(pub(super) &'a mut Vec<u8>);
+
+impl Extend<u8> for Append<'_> {
+    fn extend<T: IntoIterator<Item = u8>>(&mut self, iter: T) {
+        self.0.extend(iter);
+    }
+}
