@@ -106,6 +106,19 @@ fn brood_child_with_kill_on_parent_death_does_not_outlive_a_sigkilled_parent() {
     }
 }
 
+/// N5: where Python's `Pool.map` hangs on a worker SIGKILLed mid-task, brood's
+/// returns at once, failing only the killed worker's item.
+#[test]
+fn brood_pool_map_survives_a_dead_worker() {
+    let (_, v) = lab_json(&["--only", "N5", "--python", "python3"]);
+    let brood: Vec<&Value> = runs(&v).into_iter().filter(|r| is_brood(r)).collect();
+    assert_eq!(brood.len(), 1, "brood's N5 run missing: {:?}", runs(&v));
+    let r = brood[0];
+    assert_eq!(r["verdict"], "does_not_hold", "{r}");
+    let ev = r["evidence"].as_str().unwrap();
+    assert!(ev.contains("returned 0,WorkerDied(SIGKILL),2,3"), "{r}");
+}
+
 #[test]
 fn interrupted_lab_leaves_no_process_behind() {
     // N1 and N5 keep their processes alive for seconds: a good moment to interrupt.

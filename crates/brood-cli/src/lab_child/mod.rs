@@ -10,6 +10,7 @@
 //! side for `popen` (this same binary, run as the child program).
 
 mod play;
+mod pool;
 mod process;
 
 use std::collections::BTreeMap;

@@ -150,6 +150,7 @@ fn sleep_body(secs: f64, code: i32, daemon: bool) -> Body {
 
 fn run(a: &Args) -> Result<ExitCode, Unplayable> {
     match a.mode.as_str() {
+        "pool" => super::pool::play(),
         "exit" => {
             let daemon = a.get("daemon") == Some("1");
             let name = a.get("body").unwrap_or("sleep").to_string();

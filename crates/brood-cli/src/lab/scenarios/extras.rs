@@ -145,7 +145,10 @@ pub fn list() -> Vec<Scenario> {
             &["pool"],
             drive_pool,
             judge_pool,
-            None,
+            Some(BroodPlay {
+                default: &["process", "pool"],
+                policy: None,
+            }),
         ),
     ]
 }
