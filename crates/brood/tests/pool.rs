@@ -313,26 +313,39 @@ fn drop_and_terminate_and_close_end_every_worker() {
     }
 }
 
+/// A parent process (forked from this test) that builds a pool with `build`,
+/// reports its two worker pids and parks. Returns the parent and pidfds of the
+/// workers; all of them are registered in `cleanup`.
+fn parent_with_pool(
+    cleanup: &mut Cleanup,
+    build: impl FnOnce() -> Pool + Send,
+) -> (brood::Child, Vec<std::os::fd::OwnedFd>) {
+    let mut report = Report::new();
+    let fd = report.fd();
+    let parent = brood::fork_with(move || {
+        let pool = build();
+        for p in pool.worker_pids() {
+            say(fd, &p.to_string());
+        }
+        park()
+    })
+    .unwrap();
+    cleanup.add(parent.pid());
+    let workers = [report.pid(), report.pid()];
+    let fds = workers.iter().map(|&p| pidfd(p).unwrap()).collect();
+    for &p in &workers {
+        cleanup.add(p);
+    }
+    (parent, fds)
+}
+
 #[test]
 fn workers_die_with_a_sigkilled_parent() {
     for m in [StartMethod::Fork, StartMethod::Spawn] {
         let mut cleanup = Cleanup::default();
-        let mut report = Report::new();
-        let fd = report.fd();
-        let parent = brood::fork_with(move || {
-            let pool = Pool::new(2).start_method(m).build().unwrap();
-            for p in pool.worker_pids() {
-                say(fd, &p.to_string());
-            }
-            park()
-        })
-        .unwrap();
-        cleanup.add(parent.pid());
-        let workers = [report.pid(), report.pid()];
-        let fds: Vec<_> = workers.iter().map(|&p| pidfd(p).unwrap()).collect();
-        for &p in &workers {
-            cleanup.add(p);
-        }
+        let (parent, fds) = parent_with_pool(&mut cleanup, move || {
+            Pool::new(2).start_method(m).build().unwrap()
+        });
         parent.kill().unwrap();
         parent.wait().unwrap();
         for fd in &fds {
@@ -344,26 +357,13 @@ fn workers_die_with_a_sigkilled_parent() {
 #[test]
 fn sigterm_with_graceful_ends_the_workers() {
     let mut cleanup = Cleanup::default();
-    let mut report = Report::new();
-    let fd = report.fd();
-    let parent = brood::fork_with(move || {
+    let (parent, fds) = parent_with_pool(&mut cleanup, || {
         brood::signals::graceful(&[Signal::TERM]).unwrap();
-        let pool = Pool::new(2)
+        Pool::new(2)
             .start_method(StartMethod::Fork)
             .build()
-            .unwrap();
-        for p in pool.worker_pids() {
-            say(fd, &p.to_string());
-        }
-        park()
-    })
-    .unwrap();
-    cleanup.add(parent.pid());
-    let workers = [report.pid(), report.pid()];
-    let fds: Vec<_> = workers.iter().map(|&p| pidfd(p).unwrap()).collect();
-    for &p in &workers {
-        cleanup.add(p);
-    }
+            .unwrap()
+    });
     parent.terminate().unwrap();
     // The parent applied OnExit::Terminate to the workers, then died of SIGTERM.
     assert_eq!(parent.wait().unwrap().signal(), Some(Signal::TERM));

@@ -30,6 +30,7 @@
 //!   `progress.rs`).
 
 use super::progress::Progress;
+use crate::process::child::panic_message;
 use crate::process::crossing::{self, FnRef, Trampoline};
 use crate::sys::socket::send_with_fds;
 use serde::{de::DeserializeOwned, Deserialize, Serialize};
@@ -239,17 +240,6 @@ fn push_value<R: Serialize>(r: &R) -> Result<(), String> {
             }
         }
     })
-}
-
-/// The text of a panic payload (`panic!("…")` gives a `&str` or a `String`).
-fn panic_message(payload: &(dyn std::any::Any + Send)) -> String {
-    if let Some(s) = payload.downcast_ref::<&str>() {
-        (*s).to_string()
-    } else if let Some(s) = payload.downcast_ref::<String>() {
-        s.clone()
-    } else {
-        "(a panic with a non-string payload)".to_string()
-    }
 }
 
 /// The function reference a task frame carries for `f`.

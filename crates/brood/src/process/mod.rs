@@ -17,7 +17,7 @@
 //! reach its whole tree, or give the grandchildren
 //! [`OnParentDeath::Signal`] so they follow it.
 
-mod child;
+pub(crate) mod child;
 pub(crate) mod crossing;
 mod fork;
 pub(crate) mod forkserver;
