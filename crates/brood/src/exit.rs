@@ -51,30 +51,29 @@ pub fn apply_on_exit() {
     let Some(g) = crate::globals::existing() else {
         return;
     };
-    let live = g.registry.live();
-    let mut deadlines = Vec::with_capacity(live.len());
-    for inner in &live {
-        let child = crate::Child {
-            inner: inner.clone(),
-        };
-        if let OnExit::Terminate { grace } = inner.policy.on_exit {
-            if child.is_alive() && child.terminate().is_ok() {
-                deadlines.push((inner.seq, Instant::now() + grace));
-            }
-        }
-    }
-    for inner in live {
-        let child = crate::Child { inner };
-        match child.inner.policy.on_exit {
-            OnExit::Detach => {}
-            // A child reaped elsewhere is gone already: nothing to wait for.
-            OnExit::Wait => drop(child.wait()),
-            OnExit::Terminate { .. } => {
-                if let Some(&(_, deadline)) = deadlines.iter().find(|(s, _)| *s == child.inner.seq)
-                {
-                    drop(child.finish_by(deadline));
+    // First pass: SIGTERM every Terminate child, each remembering when its
+    // grace ends (None: not signalled, so nothing to finish).
+    let live: Vec<(crate::Child, Option<Instant>)> = g
+        .registry
+        .live()
+        .into_iter()
+        .map(|inner| {
+            let child = crate::Child { inner };
+            let deadline = match child.inner.policy.on_exit {
+                OnExit::Terminate { grace } if child.is_alive() && child.terminate().is_ok() => {
+                    Some(Instant::now() + grace)
                 }
-            }
+                _ => None,
+            };
+            (child, deadline)
+        })
+        .collect();
+    for (child, deadline) in live {
+        match (child.inner.policy.on_exit, deadline) {
+            // A child reaped elsewhere is gone already: nothing to wait for.
+            (OnExit::Wait, _) => drop(child.wait()),
+            (OnExit::Terminate { .. }, Some(deadline)) => drop(child.finish_by(deadline)),
+            _ => {}
         }
     }
 }

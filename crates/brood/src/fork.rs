@@ -98,11 +98,10 @@ impl ForkBuilder {
                 (Forked::Parent(_), child) => Ok(child.expect("parent side has a child")),
             }
         };
-        if policy.death_signal().is_some() {
-            globals().spawner.run_durable(go).map_err(Error::Fork)?
-        } else {
-            go()
-        }
+        globals()
+            .spawner
+            .run_for(&policy, go)
+            .map_err(Error::Fork)?
     }
 
     /// Python's `os.fork()`: returns twice, [`Fork::Child`] in the child and

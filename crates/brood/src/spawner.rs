@@ -8,6 +8,7 @@
 //! process) or on this thread, which never ends.
 
 use crate::globals::spawn_own_thread;
+use crate::policy::Policy;
 use crate::sys::fork::is_main_thread;
 use std::panic::{self, AssertUnwindSafe};
 use std::sync::{mpsc, Mutex};
@@ -21,6 +22,22 @@ pub(crate) struct Spawner {
 }
 
 impl Spawner {
+    /// Runs `f` where a child with `policy` must be created: on a durable thread
+    /// (see [`Spawner::run_durable`]) when the policy asks for a parent-death
+    /// signal, which the kernel ties to the creating thread; on the caller's
+    /// thread otherwise.
+    pub(crate) fn run_for<T: Send>(
+        &self,
+        policy: &Policy,
+        f: impl FnOnce() -> T + Send,
+    ) -> std::io::Result<T> {
+        if policy.death_signal().is_some() {
+            self.run_durable(f)
+        } else {
+            Ok(f())
+        }
+    }
+
     /// Runs `f` on a thread that lives as long as the process — the caller's own
     /// when it is the main thread, the spawner's otherwise — and returns its result.
     /// A panic in `f` is resumed in the caller.

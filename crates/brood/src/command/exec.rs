@@ -76,24 +76,18 @@ impl Command {
             death_signal: policy.death_signal().map_or(0, Signal::as_raw),
             parent: sys::getpid() as libc::pid_t,
         };
-        let started = if plan.death_signal != 0 {
-            // PR_SET_PDEATHSIG follows the creating *thread*: clone from one that
-            // lives as long as the process (see spawner.rs).
-            let plan = SendPlan(&plan);
-            globals()
-                .spawner
-                .run_durable(move || {
-                    let plan = plan;
-                    // SAFETY: every pointer in the plan points into `prepared` or
-                    // `wiring`, alive and unchanged while we block in run_durable.
-                    unsafe { clone::spawn(plan.0) }
-                })
-                .map_err(|e| spawn_error(SpawnError::Fork(e)))?
-        } else {
-            // SAFETY: every pointer in `plan` points into `prepared` or `wiring`,
-            // both alive (and unchanged) until after the call.
-            unsafe { clone::spawn(&plan) }
-        };
+        // PR_SET_PDEATHSIG follows the creating *thread*: with a death signal
+        // the clone happens on one that lives as long as the process.
+        let plan = SendPlan(&plan);
+        let started = globals()
+            .spawner
+            .run_for(&policy, move || {
+                let plan = plan;
+                // SAFETY: every pointer in the plan points into `prepared` or
+                // `wiring`, alive and unchanged while we block in run_for.
+                unsafe { clone::spawn(plan.0) }
+            })
+            .map_err(|e| spawn_error(SpawnError::Fork(e)))?;
         let (pid, fd) = started.map_err(|f| spawn_error(cause(f, &prepared, self)))?;
 
         let child = match Child::adopt(pid, fd, policy, WaitSource::Own) {
@@ -120,11 +114,11 @@ impl Command {
 
 /// Lets the durable thread borrow the plan. The plan holds raw pointers (hence not
 /// `Send`) into memory the caller keeps alive and unchanged while it blocks in
-/// `run_durable`.
+/// `Spawner::run_for`.
 struct SendPlan<'a>(&'a ExecPlan<'a>);
 
 // SAFETY: the pointed-to strings and fds are only read, and the caller blocks
-// until the durable thread is done with them (run_durable's contract).
+// until the durable thread is done with them (run_for's contract).
 unsafe impl Send for SendPlan<'_> {}
 
 /// The typed cause of a failed start.

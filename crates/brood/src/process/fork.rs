@@ -45,10 +45,9 @@ where
             (Forked::Parent(_), child) => Ok(child.expect("the parent side has a child")),
         }
     };
-    let child = if policy.death_signal().is_some() {
-        globals().spawner.run_durable(go).map_err(Error::Fork)??
-    } else {
-        go()?
-    };
+    let child = globals()
+        .spawner
+        .run_for(&policy, go)
+        .map_err(Error::Fork)??;
     Ok((child, r))
 }
