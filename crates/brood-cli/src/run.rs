@@ -206,7 +206,7 @@ fn signal_descendants(sig: i32) {
         };
         // The pid might have been reused between the snapshot and the open.
         if procfs::stat(s.pid).is_some_and(|now| now.starttime == s.starttime) {
-            let _ = brood::sys::pidfd::send_signal(fd.as_fd(), sig);
+            let _ = brood::sys::pidfd::send_signal(fd.as_fd(), sig.as_raw());
         }
     }
 }

@@ -1,10 +1,13 @@
 //! [`Child`]: what every kind of child is — a pid held through a pidfd, its
 //! policies, and the status the reaper keeps for it.
 
-use crate::globals::globals;
+use crate::error::{Error, Result};
 use crate::policy::{Policy, Tree};
+use crate::reaper::{Registry, Watched};
+use crate::signal::Signal;
+use crate::status::ExitStatus;
+use crate::sys::forklocal::ForkLocal;
 use crate::sys::{self, pidfd, pidfd::Reap};
-use crate::{Error, ExitStatus, Result, Signal};
 use std::os::fd::{AsFd, BorrowedFd, OwnedFd};
 use std::sync::{Arc, Condvar, Mutex, MutexGuard};
 use std::time::{Duration, Instant};
@@ -24,6 +27,19 @@ pub(crate) enum State {
     Running,
     Exited(ExitStatus),
     ReapedElsewhere,
+    /// A fork-server child whose server died before reporting its status.
+    ServerDied,
+}
+
+/// This process's children (a forked child starts with none: see `ForkLocal`).
+static CHILDREN: ForkLocal<Registry<ChildInner>> = ForkLocal::new(Registry::new);
+
+/// The children of this process that have not ended, in start order. Empty in
+/// a process that never started one (and then nothing is allocated).
+pub(crate) fn live_children() -> Vec<Child> {
+    CHILDREN.existing().map_or_else(Vec::new, |r| {
+        r.live().into_iter().map(|inner| Child { inner }).collect()
+    })
 }
 
 pub(crate) struct ChildInner {
@@ -95,7 +111,9 @@ impl ChildInner {
         };
         let new = match pidfd::try_reap(fd.as_fd()) {
             Ok(Reap::Running) => return Ok(State::Running),
-            Ok(Reap::Exited(status)) => State::Exited(status),
+            Ok(Reap::Exited(raw)) => {
+                ExitStatus::from_wait_status(raw).map_or(State::Running, State::Exited)
+            }
             Ok(Reap::Gone) => State::ReapedElsewhere,
             Err(e) => return Err(Error::os("waitid", self.pid, e)),
         };
@@ -107,32 +125,50 @@ impl ChildInner {
 
     fn finished(&self) {
         self.changed.notify_all();
-        globals().registry.forget(self);
+        CHILDREN.get().forget(self);
+    }
+}
+
+impl Watched for ChildInner {
+    fn seq(&self) -> u64 {
+        self.seq
+    }
+
+    fn watch_fd(&self) -> Option<BorrowedFd<'_>> {
+        match self.source {
+            WaitSource::Own => self.pidfd.as_ref().map(|fd| fd.as_fd()),
+            WaitSource::Remote => None,
+        }
+    }
+
+    fn on_ready(&self) -> std::io::Result<()> {
+        self.refresh().map(drop).map_err(std::io::Error::other)
     }
 }
 
 impl Child {
-    /// Registers a child that was just created, so that it is reaped and its
-    /// `OnExit` applied. `pidfd` must refer to `pid`.
-    pub(crate) fn adopt(
+    /// Registers a child that was just created, so that it is reaped. `pidfd`
+    /// must refer to `pid`. The kinds call [`crate::exit::adopt`], which also
+    /// makes sure the exit hook will apply the child's `OnExit`.
+    pub(crate) fn register(
         pid: u32,
         pidfd: OwnedFd,
         policy: Policy,
         source: WaitSource,
     ) -> Result<Child> {
-        let g = globals();
+        let registry = CHILDREN.get();
         let inner = Arc::new(ChildInner {
             pid,
             pidfd: Some(pidfd),
-            seq: g.registry.next_seq(),
+            seq: registry.next_seq(),
             policy,
             source,
             state: Mutex::new(State::Running),
             changed: Condvar::new(),
         });
-        g.registry
+        registry
             .adopt(Arc::clone(&inner))
-            .map_err(|e| Error::os("epoll_ctl", pid, e))?;
+            .map_err(|e| Error::os(e.step(), pid, e.into_io()))?;
         Ok(Child { inner })
     }
 
@@ -142,7 +178,7 @@ impl Child {
             inner: Arc::new(ChildInner {
                 pid,
                 pidfd: None,
-                seq: globals().registry.next_seq(),
+                seq: CHILDREN.get().next_seq(),
                 policy,
                 source: WaitSource::Own,
                 state: Mutex::new(State::ReapedElsewhere),
@@ -160,6 +196,22 @@ impl Child {
             drop(st);
             self.inner.finished();
         }
+    }
+
+    /// Records that the process that would have reported this
+    /// [`WaitSource::Remote`] child's status (the fork server) died first.
+    pub(crate) fn set_server_died(&self) {
+        let mut st = self.inner.lock();
+        if *st == State::Running {
+            *st = State::ServerDied;
+            drop(st);
+            self.inner.finished();
+        }
+    }
+
+    /// Whether another process (the fork server) reports this child's status.
+    pub(crate) fn is_remote(&self) -> bool {
+        self.inner.source == WaitSource::Remote
     }
 
     /// The child's process id.
@@ -300,6 +352,9 @@ impl Child {
         let st = inner.lock();
         match *st {
             State::ReapedElsewhere => return Err(Error::ReapedElsewhere { pid: inner.pid }),
+            // The process may well run on (a `Survive` child outlives its
+            // server): its pidfd still reaches exactly it.
+            State::ServerDied => {}
             State::Exited(_) => {
                 if tree {
                     // Stragglers of the group may remain; ESRCH means none.
@@ -321,7 +376,7 @@ impl Child {
         let Some(fd) = &inner.pidfd else {
             return Err(Error::ReapedElsewhere { pid: inner.pid });
         };
-        match pidfd::send_signal(fd.as_fd(), sig) {
+        match pidfd::send_signal(fd.as_fd(), sig.as_raw()) {
             Ok(()) => Ok(()),
             Err(e) if e.raw_os_error() == Some(libc::ESRCH) => {
                 // Reaped, but not by us (we hold the lock): find out for sure.
@@ -338,5 +393,6 @@ fn answer(pid: u32, st: State) -> Result<Option<ExitStatus>> {
         State::Running => Ok(None),
         State::Exited(status) => Ok(Some(status)),
         State::ReapedElsewhere => Err(Error::ReapedElsewhere { pid }),
+        State::ServerDied => Err(Error::ServerDied { pid }),
     }
 }

@@ -29,6 +29,16 @@ pub enum Error {
         pid: u32,
     },
 
+    /// The fork server that was this child's parent died before it reported
+    /// the child's status, so the status is lost (the process itself may still
+    /// run: a `Survive` child outlives its server). The next start launches a
+    /// new server.
+    #[error("the fork server died, so the status of process {pid} is lost")]
+    ServerDied {
+        /// The child.
+        pid: u32,
+    },
+
     /// The program could not be started.
     #[error("cannot start {program:?}: {cause}")]
     Spawn {
@@ -178,6 +188,7 @@ impl Error {
     pub fn pid(&self) -> Option<u32> {
         match self {
             Error::ReapedElsewhere { pid }
+            | Error::ServerDied { pid }
             | Error::Os { pid, .. }
             | Error::Timeout { pid, .. }
             | Error::Failed { pid, .. } => Some(*pid),

@@ -5,9 +5,12 @@
 //! the `atexit` hook brood installs with its first child, so they behave like
 //! [`exit`].
 
-use crate::policy::OnExit;
+use crate::child::{live_children, Child, WaitSource};
+use crate::error::Result;
+use crate::policy::{OnExit, Policy};
 use crate::sys;
 use std::io::Write;
+use std::os::fd::OwnedFd;
 use std::sync::Once;
 use std::time::Instant;
 
@@ -47,18 +50,12 @@ pub fn exit_now(code: i32) -> ! {
 /// Applies the `OnExit` policy of every child still running, as [`exit`] does,
 /// without exiting. Idempotent: children already handled have ended.
 pub fn apply_on_exit() {
-    // No state in this process means no child was ever started here.
-    let Some(g) = crate::globals::existing() else {
-        return;
-    };
     // First pass: SIGTERM every Terminate child, each remembering when its
-    // grace ends (None: not signalled, so nothing to finish).
-    let live: Vec<(crate::Child, Option<Instant>)> = g
-        .registry
-        .live()
+    // grace ends (None: not signalled, so nothing to finish). A process that
+    // never started a child has none, and allocates nothing here.
+    let live: Vec<(Child, Option<Instant>)> = live_children()
         .into_iter()
-        .map(|inner| {
-            let child = crate::Child { inner };
+        .map(|child| {
             let deadline = match child.inner.policy.on_exit {
                 OnExit::Terminate { grace } if child.is_alive() && child.terminate().is_ok() => {
                     Some(Instant::now() + grace)
@@ -78,18 +75,23 @@ pub fn apply_on_exit() {
     }
 }
 
-/// Installs the `atexit` hook once per process image (fork inherits it, and the
-/// hook then works on the child's own children).
-pub(crate) fn ensure_hooked() {
-    static HOOK: Once = Once::new();
-    HOOK.call_once(|| {
-        // SAFETY: registering a plain extern "C" function with no captured state.
-        unsafe { libc::atexit(at_exit) };
-    });
+/// Registers a child that was just created (see [`Child::register`]) and makes
+/// sure that the process's normal exit will apply its `OnExit`. Every kind of
+/// child comes through here.
+pub(crate) fn adopt(pid: u32, pidfd: OwnedFd, policy: Policy, source: WaitSource) -> Result<Child> {
+    ensure_hooked();
+    Child::register(pid, pidfd, policy, source)
 }
 
-extern "C" fn at_exit() {
-    // Unwinding out of an extern "C" function aborts; never let a panic escape.
+/// Installs the `atexit` hook once per process image (fork inherits it, and the
+/// hook then works on the child's own children).
+fn ensure_hooked() {
+    static HOOK: Once = Once::new();
+    HOOK.call_once(|| sys::atexit::register(at_exit));
+}
+
+fn at_exit() {
+    // `sys::atexit` calls this from libc's exit: unwinding out of it would abort.
     let _ = std::panic::catch_unwind(apply_on_exit);
 }
 

@@ -4,7 +4,6 @@
 //! want it.
 
 use crate::child::WaitSource;
-use crate::globals::globals;
 use crate::policy::{Kind, OnExit, OnParentDeath, Policy, Tree};
 use crate::sys::{self, fork::Forked};
 use crate::{Child, Error, Result};
@@ -98,10 +97,7 @@ impl ForkBuilder {
                 (Forked::Parent(_), child) => Ok(child.expect("parent side has a child")),
             }
         };
-        globals()
-            .spawner
-            .run_for(&policy, go)
-            .map_err(Error::Fork)?
+        crate::spawner::run_for(&policy, go).map_err(Error::Fork)?
     }
 
     /// Python's `os.fork()`: returns twice, [`Fork::Child`] in the child and
@@ -226,7 +222,7 @@ fn adopt_forked(pid: u32, policy: &Policy) -> Result<Child> {
         Err(e) => return Err(Error::os("pidfd_open", pid, e)),
     };
     match sys::pidfd::is_own_child(std::os::fd::AsFd::as_fd(&fd)) {
-        Ok(true) => Child::adopt(pid, fd, *policy, WaitSource::Own),
+        Ok(true) => crate::exit::adopt(pid, fd, *policy, WaitSource::Own),
         Ok(false) => Ok(Child::gone(pid, *policy)),
         Err(e) => Err(Error::os("waitid(WNOWAIT)", pid, e)),
     }
@@ -283,7 +279,7 @@ fn warn_about_foreign_threads() {
     {
         return;
     }
-    let ours = globals().own_threads.load(Ordering::Relaxed);
+    let ours = crate::runtime::own_threads();
     let Ok(total) = sys::fork::thread_count() else {
         return;
     };

@@ -1,7 +1,7 @@
 //! Opt-in: turn termination signals into a normal exit, so that children's
 //! [`OnExit`](crate::OnExit) policies apply when the parent is told to stop.
 
-use crate::globals::spawn_own_thread;
+use crate::runtime::spawn_own_thread;
 use crate::{Error, Result, Signal};
 use signal_hook::iterator::Signals;
 use std::sync::atomic::{AtomicU64, Ordering};

@@ -7,13 +7,25 @@
 //! children are created either on the main thread (which ends only with the
 //! process) or on this thread, which never ends.
 
-use crate::globals::spawn_own_thread;
 use crate::policy::Policy;
+use crate::runtime::spawn_own_thread;
 use crate::sys::fork::is_main_thread;
-use std::panic::{self, AssertUnwindSafe};
+use crate::sys::forklocal::ForkLocal;
 use std::sync::{mpsc, Mutex};
 
-type Job = Box<dyn FnOnce() + Send + 'static>;
+use crate::sys::thread::Job;
+
+/// This process's spawner (a forked child gets its own: its parent's thread
+/// did not come along).
+static SPAWNER: ForkLocal<Spawner> = ForkLocal::new(Spawner::default);
+
+/// Runs `f` where a child with `policy` must be created; see [`Spawner::run_for`].
+pub(crate) fn run_for<T: Send>(
+    policy: &Policy,
+    f: impl FnOnce() -> T + Send,
+) -> std::io::Result<T> {
+    SPAWNER.get().run_for(policy, f)
+}
 
 /// A handle on this process's spawner thread (made on first use).
 #[derive(Default)]
@@ -45,25 +57,7 @@ impl Spawner {
         if is_main_thread() {
             return Ok(f());
         }
-        let (done_tx, done_rx) = mpsc::sync_channel(1);
-        let job: Box<dyn FnOnce() + Send + '_> = Box::new(move || {
-            let _ = done_tx.send(panic::catch_unwind(AssertUnwindSafe(f)));
-        });
-        // SAFETY: the job may borrow from the caller's stack, so it must not
-        // outlive this call. We block on `done_rx` until the job has run or been
-        // dropped (either drops `done_tx`, the only sender), so every borrow it
-        // holds ends before we return.
-        let job: Job = unsafe { std::mem::transmute::<Box<dyn FnOnce() + Send + '_>, Job>(job) };
-        self.sender()?
-            .send(job)
-            .map_err(|_| std::io::Error::other("brood's spawner thread has stopped"))?;
-        match done_rx.recv() {
-            Ok(Ok(value)) => Ok(value),
-            Ok(Err(panic)) => panic::resume_unwind(panic),
-            Err(_) => Err(std::io::Error::other(
-                "brood's spawner thread dropped a job",
-            )),
-        }
+        crate::sys::thread::run_borrowed(&self.sender()?, f)
     }
 
     fn sender(&self) -> std::io::Result<mpsc::Sender<Job>> {

@@ -5,11 +5,10 @@ use super::prepare::{display_program, prepare, Prepared};
 use super::stdio::{Kind as StdioKind, Wiring};
 use super::{Command, Popen};
 use crate::child::WaitSource;
-use crate::globals::globals;
 use crate::policy::Tree;
 use crate::sys::clone::{self, ExecPlan, NewGroup, SpawnFailure, Step};
 use crate::sys::{self, pidfd};
-use crate::{Child, Error, Result, Signal, SpawnError};
+use crate::{Error, Result, Signal, SpawnError};
 use std::os::fd::AsFd;
 
 impl Command {
@@ -79,23 +78,21 @@ impl Command {
         // PR_SET_PDEATHSIG follows the creating *thread*: with a death signal
         // the clone happens on one that lives as long as the process.
         let plan = SendPlan(&plan);
-        let started = globals()
-            .spawner
-            .run_for(&policy, move || {
-                let plan = plan;
-                // SAFETY: every pointer in the plan points into `prepared` or
-                // `wiring`, alive and unchanged while we block in run_for.
-                unsafe { clone::spawn(plan.0) }
-            })
-            .map_err(|e| spawn_error(SpawnError::Fork(e)))?;
+        let started = crate::spawner::run_for(&policy, move || {
+            let plan = plan;
+            // SAFETY: every pointer in the plan points into `prepared` or
+            // `wiring`, alive and unchanged while we block in run_for.
+            unsafe { clone::spawn(plan.0) }
+        })
+        .map_err(|e| spawn_error(SpawnError::Fork(e)))?;
         let (pid, fd) = started.map_err(|f| spawn_error(cause(f, &prepared, self)))?;
 
-        let child = match Child::adopt(pid, fd, policy, WaitSource::Own) {
+        let child = match crate::exit::adopt(pid, fd, policy, WaitSource::Own) {
             Ok(child) => child,
             Err(e) => {
                 // Not registered, so nobody would reap it: end it here.
                 if let Ok(fd) = pidfd::open(pid) {
-                    let _ = pidfd::send_signal(fd.as_fd(), Signal::KILL);
+                    let _ = pidfd::send_signal(fd.as_fd(), Signal::KILL.as_raw());
                     let _ = pidfd::wait_exited(fd.as_fd(), None);
                     let _ = pidfd::try_reap(fd.as_fd());
                 }

@@ -4,7 +4,6 @@
 
 use super::child::run_and_send;
 use crate::fork::fork_raw;
-use crate::globals::globals;
 use crate::policy::Policy;
 use crate::sys::{self, fork::Forked};
 use crate::{Child, Error, Result};
@@ -45,9 +44,6 @@ where
             (Forked::Parent(_), child) => Ok(child.expect("the parent side has a child")),
         }
     };
-    let child = globals()
-        .spawner
-        .run_for(&policy, go)
-        .map_err(Error::Fork)??;
+    let child = crate::spawner::run_for(&policy, go).map_err(Error::Fork)??;
     Ok((child, r))
 }

@@ -9,7 +9,7 @@ use rustix::event::{PollFd, PollFlags};
 use serde::de::DeserializeOwned;
 use std::marker::PhantomData;
 use std::os::fd::{AsFd, OwnedFd};
-use std::sync::{Arc, Mutex};
+use std::sync::Mutex;
 use std::time::{Duration, Instant};
 
 /// Why [`Handle::join`] has no value to give.
@@ -132,7 +132,6 @@ pub struct Handle<R> {
     name: String,
     method: StartMethod,
     reading: Mutex<Reading>,
-    server: Option<Arc<super::forkserver::client::Conn>>,
     _r: PhantomData<fn() -> R>,
 }
 
@@ -152,7 +151,6 @@ impl<R: DeserializeOwned + 'static> Handle<R> {
         name: String,
         method: StartMethod,
         result: OwnedFd,
-        server: Option<Arc<super::forkserver::client::Conn>>,
     ) -> Handle<R> {
         Handle {
             child,
@@ -165,7 +163,6 @@ impl<R: DeserializeOwned + 'static> Handle<R> {
                 error: None,
                 taken: false,
             }),
-            server,
             _r: PhantomData,
         }
     }
@@ -275,9 +272,7 @@ impl<R: DeserializeOwned + 'static> Handle<R> {
     fn wait_error(&self, e: Error) -> JoinError {
         let pid = self.pid();
         match e {
-            Error::ReapedElsewhere { .. } if self.server.as_ref().is_some_and(|s| s.is_dead()) => {
-                JoinError::ServerDied { pid }
-            }
+            Error::ServerDied { .. } => JoinError::ServerDied { pid },
             Error::ReapedElsewhere { .. } => JoinError::ReapedElsewhere { pid },
             e => JoinError::Io { pid, source: e },
         }
@@ -373,7 +368,7 @@ impl<R: DeserializeOwned + 'static> Handle<R> {
     /// message, so that `is_alive`, `exitcode` and `poll` never describe a
     /// finished child as running.
     fn settle(&self) {
-        if self.server.is_some()
+        if self.child.is_remote()
             && self
                 .child
                 .pidfd()

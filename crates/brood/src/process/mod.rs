@@ -311,16 +311,15 @@ where
         match method {
             StartMethod::Fork => {
                 let (child, result) = fork::start(self.f, self.arg, policy)?;
-                Ok(Handle::new(child, name, method, result, None))
+                Ok(Handle::new(child, name, method, result))
             }
             StartMethod::Spawn => {
                 let (child, result) = spawn::start(self.f, &self.arg, policy, &name)?;
-                Ok(Handle::new(child, name, method, result, None))
+                Ok(Handle::new(child, name, method, result))
             }
             StartMethod::ForkServer => {
-                let (child, result, conn) =
-                    forkserver::client::start(self.f, &self.arg, policy, &name)?;
-                Ok(Handle::new(child, name, method, result, Some(conn)))
+                let (child, result) = forkserver::client::start(self.f, &self.arg, policy, &name)?;
+                Ok(Handle::new(child, name, method, result))
             }
         }
     }

@@ -18,14 +18,17 @@
 #[cfg(not(target_os = "linux"))]
 compile_error!("brood supports Linux today; see the platform table in src/sys/mod.rs for what another OS must provide");
 
+pub mod atexit;
 pub mod clone;
 pub mod fork;
+pub mod forklocal;
 pub mod pgrp;
 pub mod pidfd;
 pub mod pipe;
 pub mod prctl;
 pub mod sigmask;
 pub mod socket;
+pub mod thread;
 pub mod watch;
 
 /// The calling process's pid: `getpid(2)`.

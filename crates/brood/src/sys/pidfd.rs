@@ -12,7 +12,6 @@
 //! # References
 //! pidfd_open(2), pidfd_send_signal(2), waitid(2), poll(2).
 
-use crate::{ExitStatus, Signal};
 use rustix::event::{PollFd, PollFlags};
 use rustix::process::{WaitIdOptions, WaitIdStatus};
 use std::io;
@@ -39,24 +38,15 @@ pub unsafe fn from_raw(fd: i32) -> OwnedFd {
 }
 
 /// `syscall(SYS_pidfd_send_signal, fd, sig, NULL, 0)`.
-pub fn send_signal(fd: BorrowedFd<'_>, sig: Signal) -> io::Result<()> {
-    use std::os::fd::AsRawFd;
-    // SAFETY: a plain syscall on a borrowed, open fd with a null siginfo pointer,
-    // which the kernel accepts as "like kill(2)".
-    let rc = unsafe {
-        libc::syscall(
-            libc::SYS_pidfd_send_signal,
-            fd.as_raw_fd(),
-            sig.as_raw(),
-            std::ptr::null::<libc::siginfo_t>(),
-            0u32,
-        )
-    };
-    if rc == 0 {
-        Ok(())
-    } else {
-        Err(io::Error::last_os_error())
+pub fn send_signal(fd: BorrowedFd<'_>, sig: i32) -> io::Result<()> {
+    if !(1..=64).contains(&sig) {
+        return Err(io::Error::from_raw_os_error(libc::EINVAL));
     }
+    // SAFETY: 1..=64 are the kernel's signal numbers; the value is only sent
+    // (rustix's caveat about libc-reserved real-time signals concerns handlers
+    // and masks in *this* process, which sending to another does not touch).
+    let sig = unsafe { rustix::process::Signal::from_raw_unchecked(sig) };
+    Ok(rustix::process::pidfd_send_signal(fd, sig)?)
 }
 
 /// What a non-blocking reap found.
@@ -64,8 +54,8 @@ pub fn send_signal(fd: BorrowedFd<'_>, sig: Signal) -> io::Result<()> {
 pub enum Reap {
     /// Still running (or stopped).
     Running,
-    /// We reaped it now; this is how it ended.
-    Exited(ExitStatus),
+    /// We reaped it now; how it ended, as a classic wait status (`WIFEXITED`…).
+    Exited(i32),
     /// `ECHILD`: it was not (or no longer) ours to reap — someone else reaped it.
     Gone,
 }
@@ -76,7 +66,7 @@ pub fn try_reap(fd: BorrowedFd<'_>) -> io::Result<Reap> {
     loop {
         match rustix::process::waitid(rustix::process::WaitId::PidFd(fd), opts) {
             Ok(None) => return Ok(Reap::Running),
-            Ok(Some(st)) => return Ok(decode(&st).map_or(Reap::Running, Reap::Exited)),
+            Ok(Some(st)) => return Ok(wait_status(&st).map_or(Reap::Running, Reap::Exited)),
             Err(rustix::io::Errno::CHILD) => return Ok(Reap::Gone),
             Err(rustix::io::Errno::INTR) => continue,
             Err(e) => return Err(e.into()),
@@ -84,14 +74,12 @@ pub fn try_reap(fd: BorrowedFd<'_>) -> io::Result<Reap> {
     }
 }
 
-fn decode(st: &WaitIdStatus) -> Option<ExitStatus> {
+fn wait_status(st: &WaitIdStatus) -> Option<i32> {
     if st.exited() {
-        st.exit_status().map(ExitStatus::Exited)
+        st.exit_status().map(|code| (code & 0xff) << 8)
     } else if st.killed() || st.dumped() {
-        Some(ExitStatus::Signaled {
-            signal: Signal::from_raw(st.terminating_signal()?)?,
-            core_dumped: st.dumped(),
-        })
+        let core = if st.dumped() { 0x80 } else { 0 };
+        st.terminating_signal().map(|sig| sig | core)
     } else {
         // A zero si_pid (nothing to report) also lands here.
         None

@@ -4,11 +4,12 @@
 
 use super::{ToClient, ToServer};
 use crate::child::WaitSource;
-use crate::globals::{globals, spawn_own_thread};
 use crate::policy::Policy;
 use crate::process::child::Request;
 use crate::process::spawn::{argv0, SELF_EXE};
 use crate::process::{fn_ref, send_arg};
+use crate::runtime::spawn_own_thread;
+use crate::sys::forklocal::ForkLocal;
 use crate::sys::{self, pidfd, socket};
 use crate::{Child, Error, ExitStatus, Result};
 use serde::{de::DeserializeOwned, Serialize};
@@ -53,19 +54,17 @@ impl Conn {
 }
 
 /// The live connection, if any.
+/// This process's connection to its fork server. A forked child must not use
+/// (or wait on a lock of) its parent's: it starts a server of its own.
+static CONN: ForkLocal<Mutex<Option<Arc<Conn>>>> = ForkLocal::new(|| Mutex::new(None));
+
 pub(crate) fn current() -> Option<Arc<Conn>> {
-    let conn = globals()
-        .fork_server
-        .lock()
-        .unwrap_or_else(|e| e.into_inner());
+    let conn = CONN.get().lock().unwrap_or_else(|e| e.into_inner());
     conn.as_ref().filter(|c| !c.is_dead()).cloned()
 }
 
 fn connection() -> Result<Arc<Conn>> {
-    let mut conn = globals()
-        .fork_server
-        .lock()
-        .unwrap_or_else(|e| e.into_inner());
+    let mut conn = CONN.get().lock().unwrap_or_else(|e| e.into_inner());
     if let Some(c) = conn.as_ref().filter(|c| !c.is_dead()) {
         return Ok(Arc::clone(c));
     }
@@ -132,7 +131,7 @@ pub(crate) fn start<A, R>(
     arg: &A,
     policy: Policy,
     name: &str,
-) -> Result<(Child, OwnedFd, Arc<Conn>)>
+) -> Result<(Child, OwnedFd)>
 where
     A: Serialize + DeserializeOwned + 'static,
     R: Serialize + DeserializeOwned + 'static,
@@ -144,7 +143,7 @@ where
         attempt += 1;
         let conn = connection()?;
         match ask(&conn, &req, policy, arg) {
-            Ok((child, res_r)) => return Ok((child, res_r, conn)),
+            Ok(started) => return Ok(started),
             Err(e) if conn.is_dead() && attempt < 2 => drop(e),
             Err(e) => return Err(e),
         }
@@ -229,7 +228,7 @@ fn listen(conn: Arc<Conn>) {
                     let _ = reply.send(Err(format!("child {pid} came without a pidfd")));
                     continue;
                 };
-                match Child::adopt(pid, fd, policy, WaitSource::Remote) {
+                match crate::exit::adopt(pid, fd, policy, WaitSource::Remote) {
                     Ok(child) => {
                         st.kids.insert(pid, child.clone());
                         let _ = reply.send(Ok(child));
@@ -282,7 +281,7 @@ fn watch_orphans(mut orphans: Vec<Child>) {
             let keep = !done[i];
             i += 1;
             if !keep {
-                c.set_reported(None);
+                c.set_server_died();
             }
             keep
         });

@@ -231,7 +231,7 @@ impl Server {
         let Some(kid) = self.kids.get(i) else { return };
         let status = match pidfd::try_reap(kid.pidfd.as_fd()) {
             Ok(Reap::Running) => return,
-            Ok(Reap::Exited(status)) => status.to_wait_status(),
+            Ok(Reap::Exited(status)) => status,
             // Cannot happen (nobody else waits in this process); report a loss.
             Ok(Reap::Gone) | Err(_) => -1,
         };
@@ -246,8 +246,8 @@ impl Server {
     fn client_gone(&mut self) {
         self.client = None;
         for kid in &self.kids {
-            if let Some(sig) = crate::Signal::from_raw(kid.death_signal) {
-                let _ = pidfd::send_signal(kid.pidfd.as_fd(), sig);
+            if kid.death_signal != 0 {
+                let _ = pidfd::send_signal(kid.pidfd.as_fd(), kid.death_signal);
             }
         }
     }

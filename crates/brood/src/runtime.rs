@@ -1,0 +1,37 @@
+//! The fork-aware runtime: what brood keeps per process besides its children.
+//!
+//! Each concern keeps its own [`ForkLocal`](crate::sys::forklocal::ForkLocal)
+//! cell beside its code (the children in `child`, the spawner thread in
+//! `spawner`, the fork-server connection in `process::forkserver::client`);
+//! this module holds the one piece they share: brood's own threads, counted so
+//! that the fork warning can tell them from the program's.
+
+use crate::sys::forklocal::ForkLocal;
+use std::sync::atomic::{AtomicUsize, Ordering};
+
+/// How many threads brood itself started in this process (reaper, spawner,
+/// signal and fork-server threads). A forked child starts at zero: its parent's
+/// threads did not come along.
+static OWN_THREADS: ForkLocal<AtomicUsize> = ForkLocal::new(|| AtomicUsize::new(0));
+
+/// How many of this process's threads are brood's own.
+pub(crate) fn own_threads() -> usize {
+    OWN_THREADS
+        .existing()
+        .map_or(0, |n| n.load(Ordering::Relaxed))
+}
+
+/// Starts a thread that brood owns, counted for the fork warning.
+pub(crate) fn spawn_own_thread(
+    name: &str,
+    body: impl FnOnce() + Send + 'static,
+) -> std::io::Result<std::thread::JoinHandle<()>> {
+    let count = OWN_THREADS.get();
+    count.fetch_add(1, Ordering::Relaxed);
+    std::thread::Builder::new()
+        .name(name.to_string())
+        .spawn(body)
+        .inspect_err(|_| {
+            count.fetch_sub(1, Ordering::Relaxed);
+        })
+}
