@@ -39,6 +39,21 @@ pub enum Error {
         pid: u32,
     },
 
+    /// This process was started by brood to run a function (a Spawn child, a
+    /// fork-server child), but `brood::init()` did not run first in `main`, so
+    /// the program's own `main` ran instead. Call `brood::init()` as the first
+    /// line of `main` (`brood::init_before_main!()` in tests and benches).
+    #[error(
+        "brood::init() was not called first in main (or brood::init_before_main!() in a test): \
+         this process was started by brood to run a function, and ran the program's main instead"
+    )]
+    InitNotCalled,
+
+    /// The function cannot cross into another process image (it is not code of
+    /// the executable), or a received one does not belong to this executable.
+    #[error(transparent)]
+    Crossing(#[from] crate::sys::image::CrossingError),
+
     /// The program could not be started.
     #[error("cannot start {program:?}: {cause}")]
     Spawn {

@@ -56,7 +56,6 @@ mod command;
 mod error;
 mod exit;
 mod fork;
-mod ipc;
 mod policy;
 mod pool;
 mod process;
@@ -68,6 +67,7 @@ mod spawner;
 mod status;
 #[doc(hidden)]
 pub mod sys;
+mod wire;
 
 pub use child::Child;
 pub use command::*;
@@ -77,5 +77,5 @@ pub use fork::{fork, fork_with, Fork, ForkBuilder};
 pub use policy::{Kind, OnExit, OnParentDeath, Policy, Tree};
 pub use pool::*;
 pub use process::*;
-pub use signal::Signal;
+pub use signal::{NotASignal, Signal};
 pub use status::ExitStatus;

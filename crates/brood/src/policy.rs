@@ -5,7 +5,8 @@
 //! [`Policy::for_kind`]), with one exception brood makes for every kind: a child
 //! is never left a zombie.
 
-use crate::Signal;
+use crate::signal::Signal;
+use serde::{Deserialize, Serialize};
 use std::time::Duration;
 
 /// What brood does with a still-running child when the parent ends *normally*:
@@ -13,7 +14,7 @@ use std::time::Duration;
 ///
 /// [`crate::exit_now`] (Python's `os._exit`) and abrupt deaths skip this; see
 /// [`OnParentDeath`] for those.
-#[derive(Copy, Clone, Debug, PartialEq, Eq)]
+#[derive(Copy, Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
 pub enum OnExit {
     /// Wait for the child to end (Python's non-daemon `Process`, claim P1).
     Wait,
@@ -47,7 +48,7 @@ impl OnExit {
 /// that lives as long as the process (the calling thread when it is the main
 /// thread, brood's spawner thread otherwise): a worker thread that spawns a child
 /// and ends does not kill it.
-#[derive(Copy, Clone, Debug, PartialEq, Eq)]
+#[derive(Copy, Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
 pub enum OnParentDeath {
     /// The child keeps running, re-parented (Python's behaviour for every kind,
     /// claims P3, F4, S3, X1).
@@ -57,7 +58,7 @@ pub enum OnParentDeath {
 }
 
 /// How far the child's own descendants are bound to it.
-#[derive(Copy, Clone, Debug, PartialEq, Eq)]
+#[derive(Copy, Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
 pub enum Tree {
     /// The child stays in the parent's process group; signals reach the child only.
     Own,
@@ -80,7 +81,7 @@ pub enum Tree {
 /// assert_eq!(worker.on_parent_death, OnParentDeath::Signal(Signal::KILL));
 /// assert_eq!(Policy::for_kind(Kind::Process { daemon: true }).on_exit, OnExit::TERMINATE);
 /// ```
-#[derive(Copy, Clone, Debug, PartialEq, Eq)]
+#[derive(Copy, Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
 pub struct Policy {
     /// When the parent ends normally.
     pub on_exit: OnExit,

@@ -14,7 +14,10 @@ use std::fmt;
 /// assert_eq!(Signal::from_raw(2), Some(Signal::INT));
 /// assert_eq!(Signal::from_raw(0), None);
 /// ```
-#[derive(Copy, Clone, PartialEq, Eq, Hash, PartialOrd, Ord)]
+#[derive(
+    Copy, Clone, PartialEq, Eq, Hash, PartialOrd, Ord, serde::Serialize, serde::Deserialize,
+)]
+#[serde(try_from = "i32", into = "i32")]
 pub struct Signal(i32);
 
 macro_rules! signals {
@@ -111,3 +114,23 @@ impl fmt::Debug for Signal {
         write!(f, "{}({})", self.name(), self.0)
     }
 }
+
+impl From<Signal> for i32 {
+    fn from(sig: Signal) -> i32 {
+        sig.0
+    }
+}
+
+impl TryFrom<i32> for Signal {
+    type Error = NotASignal;
+
+    /// As [`Signal::from_raw`], with an error that says which number it was.
+    fn try_from(raw: i32) -> Result<Signal, NotASignal> {
+        Signal::from_raw(raw).ok_or(NotASignal(raw))
+    }
+}
+
+/// A number that is not a signal this system can deliver.
+#[derive(Copy, Clone, Debug, PartialEq, Eq, thiserror::Error)]
+#[error("{0} is not a signal number (1 to SIGRTMAX)")]
+pub struct NotASignal(pub i32);

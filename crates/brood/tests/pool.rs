@@ -164,20 +164,30 @@ fn a_worker_that_exits_fails_only_its_item() {
 #[test]
 fn a_panic_fails_its_item_and_the_worker_goes_on() {
     let mut cleanup = Cleanup::default();
-    let pool = Pool::new(1)
-        .start_method(StartMethod::Fork)
-        .build()
-        .unwrap();
-    let before = watch(&pool, &mut cleanup);
-    let out = pool.map(panic_on_three, 0..6).unwrap();
+    // The worker is made inside the capture, so it inherits the captured stderr.
+    let ((pool, before, out), stderr) = support::capture_stderr(|| {
+        let pool = Pool::new(1)
+            .start_method(StartMethod::Fork)
+            .build()
+            .unwrap();
+        let before = watch(&pool, &mut cleanup);
+        let out = pool.map(panic_on_three, 0..6).unwrap();
+        (pool, before, out)
+    });
+    assert!(
+        !stderr.contains("three is right out"),
+        "the panic was printed on the parent's stderr: {stderr:?}"
+    );
     for (i, r) in out.iter().enumerate() {
         if i == 3 {
-            assert_eq!(
-                r,
-                &Err(TaskError::Panicked {
-                    message: "three is right out".into()
-                })
-            );
+            match r {
+                Err(TaskError::Panicked { message, location }) => {
+                    assert_eq!(message, "three is right out");
+                    let location = location.as_deref().unwrap_or("(none)");
+                    assert!(location.contains("pool.rs:"), "{location}");
+                }
+                other => panic!("{other:?}"),
+            }
         } else {
             assert_eq!(r, &Ok((i as u32, before[0])));
         }

@@ -83,21 +83,38 @@ fn hundred_megabytes_each_way() {
 }
 
 #[test]
-fn a_panic_comes_back_with_its_message() {
-    for m in METHODS {
-        let h = Process::new(boom, "gears".to_string())
-            .start_method(m)
-            .start()
-            .unwrap();
-        match h.join() {
-            Err(JoinError::Panicked { message, pid }) => {
-                assert_eq!(message, "it broke: gears", "{m:?}");
-                assert_eq!(pid, h.pid());
+fn a_panic_comes_back_with_its_message_and_location_and_prints_nothing() {
+    // The fork server (started on first use) inherits the stderr of that
+    // moment: make sure that is the captured one.
+    let ((), stderr) = support::capture_stderr(|| {
+        for m in METHODS {
+            let h = Process::new(boom, "gears".to_string())
+                .start_method(m)
+                .start()
+                .unwrap();
+            match h.join() {
+                Err(JoinError::Panicked {
+                    message,
+                    pid,
+                    location,
+                }) => {
+                    assert_eq!(message, "it broke: gears", "{m:?}");
+                    assert_eq!(pid, h.pid());
+                    let location = location.unwrap_or_else(|| panic!("{m:?}: no location"));
+                    assert!(
+                        location.contains("process_results.rs:"),
+                        "{m:?}: {location}"
+                    );
+                }
+                other => panic!("{m:?}: {other:?}"),
             }
-            other => panic!("{m:?}: {other:?}"),
+            assert_eq!(h.exitcode(), Some(1));
         }
-        assert_eq!(h.exitcode(), Some(1));
-    }
+    });
+    assert!(
+        !stderr.contains("it broke"),
+        "the panic was printed on the parent's stderr: {stderr:?}"
+    );
 }
 
 #[test]

@@ -9,7 +9,7 @@
 
 use super::run::{parse, timespec, Cause, Inner, Run};
 use super::{default_chunk, Config, TaskError};
-use crate::process::crossing::FnRef;
+use crate::sys::image::FnRef;
 use crate::{Error, Result};
 use rustix::event::{PollFd, PollFlags};
 use serde::{de::DeserializeOwned, Serialize};

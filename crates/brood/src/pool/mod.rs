@@ -69,7 +69,7 @@ pub use map::MapUnordered;
 /// let pool = Pool::new(2).start_method(StartMethod::Fork).build()?;
 /// let out = pool.map(inverse, [5, 0, 50])?;
 /// assert_eq!(out[0].as_ref().ok(), Some(&20));
-/// assert!(matches!(&out[1], Err(TaskError::Panicked { message }) if message == "no inverse for zero"));
+/// assert!(matches!(&out[1], Err(TaskError::Panicked { message, .. }) if message == "no inverse for zero"));
 /// assert_eq!(out[2].as_ref().ok(), Some(&2));
 /// # Ok::<(), brood::Error>(())
 /// ```
@@ -77,10 +77,12 @@ pub use map::MapUnordered;
 #[non_exhaustive]
 pub enum TaskError {
     /// The function panicked; the worker caught it and carries on.
-    #[error("the task panicked: {message}")]
+    #[error("the task panicked{}: {message}", location.as_ref().map(|l| format!(" at {l}")).unwrap_or_default())]
     Panicked {
         /// The panic message.
         message: String,
+        /// Where it panicked (`file:line:column`), when known.
+        location: Option<String>,
     },
     /// The worker died while running this item (killed by a signal, a crash,
     /// an abort, or an `exit` in the function). The worker was replaced.
@@ -337,7 +339,7 @@ impl Pool {
         A: Serialize + DeserializeOwned + 'static,
         R: Serialize + DeserializeOwned + 'static,
     {
-        let func = worker::fn_ref(f).map_err(crate::Error::Unsupported)?;
+        let func = worker::fn_ref(f).map_err(crate::Error::Crossing)?;
         map::MapUnordered::new(self.lock(), &self.cfg, func, items)
     }
 

@@ -2,9 +2,11 @@
 //! that died, and handing out chunks (the loop itself is in `map.rs`).
 
 use super::progress::Progress;
-use super::worker::{self, Boot, TaskHead, TAG_FAILED, TAG_OK, TAG_PANIC};
+use super::worker;
 use super::{Config, TaskError};
-use crate::process::crossing::FnRef;
+use crate::sys::image::FnRef;
+use crate::wire::frame::{self, FrameKind};
+use crate::wire::{self, Boot, PanicReport, TaskHead};
 use crate::{Error, Handle, OnExit, Process, Result};
 use rustix::event::{PollFd, PollFlags};
 use std::collections::VecDeque;
@@ -90,7 +92,8 @@ impl Worker {
     }
 
     fn push_quit(&mut self) {
-        self.out.extend_from_slice(&0u32.to_le_bytes());
+        let start = frame::begin_frame(&mut self.out, FrameKind::Quit);
+        frame::end_frame(&mut self.out, start);
         self.quitting = true;
     }
 }
@@ -424,22 +427,29 @@ pub(super) fn timespec(d: Duration) -> rustix::event::Timespec {
 pub(super) fn parse(w: &mut Worker, run: &mut Run) -> bool {
     let mut pos = 0;
     let mut ok = true;
-    while let Some(head) = w.inbuf.get(pos..pos + 4) {
-        let len = u32::from_le_bytes(head.try_into().expect("4 bytes")) as usize;
-        let Some(frame) = w.inbuf.get(pos + 4..pos + 4 + len) else {
-            break;
+    loop {
+        let (kind, payload, used) = match frame::split_frame(&w.inbuf[pos..]) {
+            Ok(Some(f)) => f,
+            Ok(None) => break,
+            Err(_) => {
+                ok = false;
+                break;
+            }
         };
-        let (Some((&tag, payload)), Some(idx)) = (frame.split_first(), w.inflight.pop_front())
-        else {
+        let Some(idx) = w.inflight.pop_front() else {
             ok = false;
             break;
         };
-        let text = || String::from_utf8_lossy(payload).into_owned();
-        let outcome = match tag {
-            TAG_OK => Ok(run.keep(payload)),
-            TAG_PANIC => Err(TaskError::Panicked { message: text() }),
-            TAG_FAILED => Err(TaskError::Failed { reason: text() }),
-            _ => {
+        let outcome = match kind {
+            FrameKind::Value => Ok(run.keep(payload)),
+            FrameKind::Panic => {
+                let PanicReport { message, location } = PanicReport::decode(payload);
+                Err(TaskError::Panicked { message, location })
+            }
+            FrameKind::Failed => Err(TaskError::Failed {
+                reason: wire::decode_reason(payload),
+            }),
+            FrameKind::Task | FrameKind::Quit => {
                 w.inflight.push_front(idx);
                 ok = false;
                 break;
@@ -447,7 +457,7 @@ pub(super) fn parse(w: &mut Worker, run: &mut Run) -> bool {
         };
         run.finish(idx, outcome);
         w.received += 1;
-        pos += 4 + len;
+        pos += used;
     }
     if pos > 0 {
         w.since = Instant::now();
@@ -494,7 +504,7 @@ impl Run {
     /// Encodes an item into the arena; its span, or why it cannot be sent.
     pub(super) fn add<A: serde::Serialize>(&mut self, item: &A) -> std::result::Result<(), String> {
         let start = self.args.len();
-        let encoded = postcard::to_extend(item, Append(&mut self.args)).map(drop);
+        let encoded = postcard::to_extend(item, frame::Append(&mut self.args)).map(drop);
         let len = self.args.len() - start;
         match (encoded, u32::try_from(len)) {
             (Ok(_), Ok(len)) => {
@@ -530,39 +540,24 @@ impl Run {
                 func: self.func,
                 count: n as u32,
             };
-            let start = w.out.len();
-            w.out.extend_from_slice(&[0; 4]);
-            let Ok(out) = postcard::to_extend(&head, std::mem::take(&mut w.out)) else {
+            let start = frame::begin_frame(&mut w.out, FrameKind::Task);
+            if postcard::to_extend(&head, frame::Append(&mut w.out)).is_err() {
                 unreachable!("a TaskHead always encodes into a Vec")
-            };
-            w.out = out;
+            }
             if w.inflight.is_empty() {
                 w.since = Instant::now();
             }
             for _ in 0..n {
                 let idx = self.pending.pop_front().expect("n <= pending");
                 let (start, len) = self.spans[idx];
-                w.out.extend_from_slice(&len.to_le_bytes());
-                w.out
-                    .extend_from_slice(&self.args[start..start + len as usize]);
+                frame::append_item(&mut w.out, &self.args[start..start + len as usize]);
                 w.inflight.push_back(idx);
             }
-            let len = (w.out.len() - start - 4) as u32;
-            w.out[start..start + 4].copy_from_slice(&len.to_le_bytes());
+            frame::end_frame(&mut w.out, start);
             w.assigned += n;
         }
         if self.max_tasks.is_some_and(|max| w.assigned >= max) {
             w.push_quit();
         }
-    }
-}
-
-/// `Extend` into a borrowed `Vec`, for postcard's `to_extend` (which takes its
-/// output by value and would drop a `Vec` on error).
-pub(super) struct Append<'a>(pub(super) &'a mut Vec<u8>);
-
-impl Extend<u8> for Append<'_> {
-    fn extend<T: IntoIterator<Item = u8>>(&mut self, iter: T) {
-        self.0.extend(iter);
     }
 }

@@ -1,75 +1,72 @@
-//! The child's side, shared by every start method: run the function, catch a
-//! panic, send the outcome as one frame.
+//! What every start method shares: the child's side (run the function, catch a
+//! panic with its location, send the outcome as one frame) and the parent's
+//! (name the function for crossing, send the argument).
 
-use super::crossing::{self, FnRef};
-use crate::ipc::{self, FrameKind};
-use crate::policy::{Policy, Tree};
-use crate::sys;
-use serde::{de::DeserializeOwned, Deserialize, Serialize};
-use std::os::fd::{AsFd, AsRawFd, BorrowedFd, OwnedFd, RawFd};
+use crate::error::{Error, Result};
+use crate::sys::{self, image};
+use crate::wire::{frame, FrameKind, PanicReport, Request};
+use serde::{de::DeserializeOwned, Serialize};
+use std::cell::RefCell;
+use std::os::fd::{AsFd, BorrowedFd, OwnedFd};
 use std::panic::{self, AssertUnwindSafe};
+use std::sync::Once;
 
-/// Exit code of a child whose function returned.
+/// Exit code of a child whose function returned (its result was sent).
 pub(crate) const CODE_OK: i32 = 0;
-/// Exit code of a child whose function panicked (Python: an exception gives 1).
+/// Exit code of a child whose function panicked.
 pub(crate) const CODE_PANIC: i32 = 1;
-/// Exit code of a child that could not even run the function (bad request).
+/// Exit code of a child that could not run the function at all.
 pub(crate) const CODE_SETUP: i32 = 3;
 
-/// What a re-executed child (or a fork-server child) is asked to run.
-#[derive(Debug, Clone, Serialize, Deserialize)]
-pub(crate) struct Request {
-    pub(crate) func: FnRef,
-    /// 0 own, 1 group, 2 session.
-    pub(crate) tree: u8,
-    /// The parent-death signal, 0 for none.
-    pub(crate) death_signal: i32,
-    pub(crate) name: String,
-}
+/// Runs a `Process`'s function in the child: decodes the argument, sends the
+/// outcome to the result pipe.
+pub(crate) struct RunProcess;
 
-impl Request {
-    /// The policies the child arms itself (its `OnExit` is the client's
-    /// business, not the child's).
-    pub(crate) fn policy(&self) -> Policy {
-        Policy {
-            on_exit: crate::OnExit::Detach,
-            on_parent_death: crate::Signal::from_raw(self.death_signal)
-                .map_or(crate::OnParentDeath::Survive, crate::OnParentDeath::Signal),
-            tree: match self.tree {
-                1 => Tree::Group,
-                2 => Tree::Session,
-                _ => Tree::Own,
-            },
-        }
-    }
-
-    pub(crate) fn new(func: FnRef, policy: &Policy, name: &str) -> Request {
-        Request {
-            func,
-            tree: match policy.tree {
-                Tree::Own => 0,
-                Tree::Group => 1,
-                Tree::Session => 2,
-            },
-            death_signal: policy.death_signal().map_or(0, |s| s.as_raw()),
-            name: name.to_string(),
+impl<A, R> image::Runner<A, R> for RunProcess
+where
+    A: DeserializeOwned + 'static,
+    R: Serialize + 'static,
+{
+    fn run(f: fn(A) -> R, arg: Vec<u8>, out: Option<BorrowedFd<'_>>) -> i32 {
+        let Some(out) = out else {
+            return CODE_SETUP;
+        };
+        match frame::decode::<A>(arg) {
+            Ok(arg) => run_and_send(f, arg, out),
+            Err(e) => {
+                send_failure(out, &format!("cannot decode the argument: {e}"));
+                CODE_SETUP
+            }
         }
     }
 }
 
-/// In a fresh child, before the function: the same set-up as every forked
-/// child (`crate::fork::arm_child`). Returns an error message on failure.
-pub(crate) fn arm(req: &Request, parent: u32) -> Result<(), String> {
-    crate::fork::arm_child(&req.policy(), parent).map_err(|(step, e)| format!("{step}: {e}"))
+/// The crossing form of `f`, to run as a `Process`.
+pub(crate) fn fn_ref<A, R>(f: fn(A) -> R) -> Result<image::FnRef>
+where
+    A: DeserializeOwned + 'static,
+    R: Serialize + 'static,
+{
+    image::fn_ref::<A, R, RunProcess>(f).map_err(Error::Crossing)
 }
 
-/// Runs `f(arg)` and sends the outcome to `out`; returns the exit code.
+/// Sends the argument frame; a child that died first (EPIPE) is not an error
+/// here (its `join` reports how it ended).
+pub(crate) fn send_arg<A: Serialize + 'static>(fd: OwnedFd, arg: &A, to: &str) -> Result<()> {
+    match frame::write_frame(fd.as_fd(), FrameKind::Value, arg) {
+        Ok(()) => Ok(()),
+        Err(e) if e.raw_os_error() == Some(libc::EPIPE) => Ok(()),
+        Err(e) => Err(Error::io(format!("sending the argument to {to}"), e)),
+    }
+}
+
+/// Runs `f(arg)` and sends its value, or its panic, to `out`; the exit code.
 pub(crate) fn run_and_send<A, R>(f: fn(A) -> R, arg: A, out: BorrowedFd<'_>) -> i32
 where
     R: Serialize + 'static,
 {
-    match panic::catch_unwind(AssertUnwindSafe(move || f(arg))) {
-        Ok(value) => match ipc::write_frame(out, FrameKind::Value, &value) {
+    match catch(move || f(arg)) {
+        Ok(value) => match frame::write_frame(out, FrameKind::Value, &value) {
             Ok(()) => CODE_OK,
             Err(e) if e.kind() == std::io::ErrorKind::InvalidInput => {
                 send_failure(out, &format!("cannot encode the result: {e}"));
@@ -78,9 +75,8 @@ where
             // The parent closed its end (it died or stopped caring).
             Err(_) => CODE_OK,
         },
-        Err(payload) => {
-            let msg = panic_message(payload.as_ref());
-            if let Ok(frame) = ipc::encode_frame(FrameKind::Panic, &msg) {
+        Err(report) => {
+            if let Ok(frame) = frame::encode_frame(FrameKind::Panic, &report) {
                 let _ = sys::pipe::write_all(out, &frame);
             }
             CODE_PANIC
@@ -88,7 +84,56 @@ where
     }
 }
 
-/// The text of a panic payload (`panic!("…")` gives a `&str` or a `String`).
+thread_local! {
+    /// Set while brood runs a child's function on this thread: the panic hook
+    /// then records the panic's location here instead of printing it.
+    static CAUGHT: RefCell<Option<Option<String>>> = const { RefCell::new(None) };
+}
+
+/// Runs `f`, turning a panic into a [`PanicReport`] (its message and
+/// location). The panic is not printed: it travels to the parent, which returns
+/// it as an error. Set `BROOD_PRINT_PANICS=1` to have it printed as well.
+pub(crate) fn catch<T>(f: impl FnOnce() -> T) -> std::result::Result<T, PanicReport> {
+    install_hook();
+    // Nested (a pool worker's task inside the worker's own run): the outer
+    // catch is restored afterwards.
+    let outer = CAUGHT.with(|c| c.replace(Some(None)));
+    let outcome = panic::catch_unwind(AssertUnwindSafe(f));
+    let location = CAUGHT.with(|c| c.replace(outer)).flatten();
+    outcome.map_err(|payload| PanicReport {
+        message: panic_message(payload.as_ref()),
+        location,
+    })
+}
+
+/// Installs, once per process image, a panic hook that records the location
+/// of a panic inside [`catch`] and passes every other panic to the hook that
+/// was there before. It is installed before any fork, so a forked child never
+/// has to take the hook's lock to change it.
+pub(crate) fn install_hook() {
+    static HOOK: Once = Once::new();
+    HOOK.call_once(|| {
+        let previous = panic::take_hook();
+        let print = std::env::var_os("BROOD_PRINT_PANICS").is_some_and(|v| v != "0");
+        panic::set_hook(Box::new(move |info| {
+            let inside = CAUGHT.with(|c| {
+                let mut c = c.borrow_mut();
+                match c.as_mut() {
+                    Some(slot) => {
+                        *slot = info.location().map(|l| l.to_string());
+                        true
+                    }
+                    None => false,
+                }
+            });
+            if !inside || print {
+                previous(info);
+            }
+        }));
+    });
+}
+
+/// The message of a panic payload (`panic!("…")` gives a `&str` or a `String`).
 pub(crate) fn panic_message(payload: &(dyn std::any::Any + Send)) -> String {
     if let Some(s) = payload.downcast_ref::<&str>() {
         (*s).to_string()
@@ -99,55 +144,30 @@ pub(crate) fn panic_message(payload: &(dyn std::any::Any + Send)) -> String {
     }
 }
 
-/// Sends a `Failed` frame: the child could not run the function.
+/// Tells the parent the function could not be run, and why.
 pub(crate) fn send_failure(out: BorrowedFd<'_>, msg: &str) {
-    if let Ok(frame) = ipc::encode_frame(FrameKind::Failed, msg) {
+    if let Ok(frame) = frame::encode_frame(FrameKind::Failed, msg) {
         let _ = sys::pipe::write_all(out, &frame);
     }
 }
 
-/// One per `(A, R)`: the function a re-executed child jumps to (see
-/// [`crossing`]). Decodes the argument and runs [`run_and_send`].
-pub(crate) fn trampoline<A, R>(func: usize, arg: Vec<u8>, out: RawFd) -> i32
-where
-    A: DeserializeOwned + 'static,
-    R: Serialize + 'static,
-{
-    // SAFETY: `out` is the open result descriptor owned by `run_request`, which
-    // outlives this call.
-    let out = unsafe { BorrowedFd::borrow_raw(out) };
-    // SAFETY: `func` was resolved by `crossing::resolve` from an offset that the
-    // parent computed for a `fn(A) -> R` with the same `(A, R)` as this
-    // trampoline instance (both offsets come from one generic instantiation in
-    // `Process::<A, R>::start`), in a process running the same executable file;
-    // see `crossing` for why the address then names the same function here.
-    let f = unsafe { std::mem::transmute::<*const (), fn(A) -> R>(func as *const ()) };
-    match ipc::decode::<A>(arg) {
-        Ok(arg) => run_and_send(f, arg, out),
-        Err(e) => {
-            send_failure(out, &format!("cannot decode the argument: {e}"));
-            CODE_SETUP
-        }
-    }
-}
-
-/// Runs a request in a re-executed or fork-server child: read the argument
-/// frame, resolve the function, run it. Returns the exit code.
+/// Runs a received request in a re-executed or fork-server child: resolve the
+/// function, read the argument, run.
 pub(crate) fn run_request(req: &Request, arg: OwnedFd, out: OwnedFd) -> i32 {
     let fail = |msg: String| {
         send_failure(out.as_fd(), &msg);
         CODE_SETUP
     };
-    let (tramp, func) = match crossing::resolve(&req.func) {
-        Ok(x) => x,
-        Err(e) => return fail(e),
+    let resolved = match image::resolve(&req.func) {
+        Ok(r) => r,
+        Err(e) => return fail(e.to_string()),
     };
-    let payload = match ipc::read_frame(arg.as_fd()) {
+    let payload = match frame::read_frame(arg.as_fd()) {
         Ok((FrameKind::Value, payload)) => payload,
         Ok((kind, _)) => return fail(format!("expected the argument, got a {kind:?} frame")),
         // The parent died or gave up before sending the argument.
         Err(e) => return fail(format!("cannot read the argument: {e}")),
     };
     drop(arg);
-    tramp(func, payload, out.as_raw_fd())
+    resolved.run(payload, Some(out.as_fd()))
 }

@@ -2,8 +2,9 @@
 //! signal it, ask how it ended.
 
 use super::StartMethod;
-use crate::ipc::{self, Feed, FrameKind, FrameReader};
 use crate::sys;
+use crate::wire::frame::{self, Feed, FrameKind, FrameReader};
+use crate::wire::{self, PanicReport};
 use crate::{Child, Error, ExitStatus, Signal};
 use rustix::event::{PollFd, PollFlags};
 use serde::de::DeserializeOwned;
@@ -29,12 +30,14 @@ use std::time::{Duration, Instant};
 #[non_exhaustive]
 pub enum JoinError {
     /// The function panicked in the child; `message` is the panic's.
-    #[error("process {pid} panicked: {message}")]
+    #[error("process {pid} panicked{}: {message}", location.as_ref().map(|l| format!(" at {l}")).unwrap_or_default())]
     Panicked {
         /// The child's pid.
         pid: u32,
         /// The panic message.
         message: String,
+        /// Where it panicked (`file:line:column`), when known.
+        location: Option<String>,
     },
     /// A signal killed the child before it sent a result.
     #[error("process {pid} was killed by {signal} before it sent a result")]
@@ -247,16 +250,27 @@ impl<R: DeserializeOwned + 'static> Handle<R> {
         match rd.frame.take() {
             Some((FrameKind::Value, payload)) => {
                 rd.taken = true;
-                ipc::decode::<R>(payload).map_err(|reason| JoinError::Decode { pid, reason })
+                frame::decode::<R>(payload).map_err(|e| JoinError::Decode {
+                    pid,
+                    reason: e.to_string(),
+                })
             }
-            Some((FrameKind::Panic, payload)) => Err(JoinError::Panicked {
-                pid,
-                message: ipc::decode_message(&payload),
-            }),
+            Some((FrameKind::Panic, payload)) => {
+                let PanicReport { message, location } = PanicReport::decode(&payload);
+                Err(JoinError::Panicked {
+                    pid,
+                    message,
+                    location,
+                })
+            }
             Some((FrameKind::Failed, payload)) => Err(JoinError::NoResult {
                 pid,
                 status,
-                reason: Some(ipc::decode_message(&payload)),
+                reason: Some(wire::decode_reason(&payload)),
+            }),
+            Some((kind @ (FrameKind::Task | FrameKind::Quit), _)) => Err(JoinError::Decode {
+                pid,
+                reason: format!("the child sent a {kind:?} frame instead of its result"),
             }),
             None => match status.signal() {
                 Some(signal) => Err(JoinError::Killed { pid, signal }),

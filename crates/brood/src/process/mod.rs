@@ -17,164 +17,23 @@
 //! reach its whole tree, or give the grandchildren
 //! [`OnParentDeath::Signal`] so they follow it.
 
+mod boot;
 pub(crate) mod child;
-pub(crate) mod crossing;
 mod fork;
 pub(crate) mod forkserver;
 mod handle;
+mod method;
 mod spawn;
 
+pub use boot::init;
 pub use forkserver::fork_server_pid;
 pub use handle::{Handle, JoinError};
+pub use method::{set_start_method, start_method, StartMethod};
 
 use crate::policy::{Kind, OnExit, OnParentDeath, Policy, Tree};
-use crate::{Error, Result};
+use crate::Result;
 use serde::{de::DeserializeOwned, Serialize};
-use std::sync::atomic::{AtomicBool, AtomicU64, AtomicU8, Ordering};
-use std::sync::OnceLock;
-
-/// The environment variable that marks a process brood started by
-/// re-execution, and says what it is for (`spawn:<parent pid>` or
-/// `server:<client pid>`); its stdin is the private socket.
-pub(crate) const ENV: &str = "__BROOD_CHILD";
-
-/// How a [`Process`] makes its child.
-///
-/// ```
-/// # brood::init();
-/// use brood::{Process, StartMethod};
-/// fn twice(x: i64) -> i64 { 2 * x }
-/// for m in [StartMethod::Fork, StartMethod::Spawn, StartMethod::ForkServer] {
-///     let h = Process::new(twice, 21).start_method(m).start()?;
-///     assert_eq!(h.start_method(), m);
-///     assert_eq!(h.join().unwrap(), 42);
-/// }
-/// # Ok::<(), brood::Error>(())
-/// ```
-#[derive(Copy, Clone, Debug, PartialEq, Eq, Hash)]
-pub enum StartMethod {
-    /// `fork(2)` in the caller, then run the function. The cheapest; unsafe in
-    /// spirit when other threads hold locks the child needs (brood warns).
-    Fork,
-    /// Re-execute this program; [`init`] in the child runs the function.
-    Spawn,
-    /// Ask brood's fork server (one per process, started by re-execution on first
-    /// use) to fork the child. Safe with threads, and nearly as cheap as `Fork`.
-    ForkServer,
-}
-
-static DEFAULT_METHOD: AtomicU8 = AtomicU8::new(2);
-
-/// Sets the start method of every later [`Process`] that does not choose one
-/// (Python's `multiprocessing.set_start_method`). The default is
-/// [`StartMethod::ForkServer`].
-///
-/// ```
-/// # brood::init();
-/// brood::set_start_method(brood::StartMethod::Spawn);
-/// assert_eq!(brood::start_method(), brood::StartMethod::Spawn);
-/// brood::set_start_method(brood::StartMethod::ForkServer);
-/// ```
-pub fn set_start_method(method: StartMethod) {
-    DEFAULT_METHOD.store(method as u8, Ordering::Relaxed);
-}
-
-/// The process-wide default start method.
-pub fn start_method() -> StartMethod {
-    match DEFAULT_METHOD.load(Ordering::Relaxed) {
-        0 => StartMethod::Fork,
-        1 => StartMethod::Spawn,
-        _ => StartMethod::ForkServer,
-    }
-}
-
-static INIT_DONE: AtomicBool = AtomicBool::new(false);
-
-/// The first line of a program's `main`.
-///
-/// In a process that brood started by re-execution (a [`StartMethod::Spawn`]
-/// child, or the fork server) it takes over — runs the requested function or
-/// serves — and never returns. Anywhere else it returns at once; calling it
-/// again costs one atomic load.
-///
-/// ```
-/// # #[allow(clippy::needless_doctest_main)]
-/// fn main() {
-///     brood::init();
-///     // … the program …
-/// }
-/// ```
-///
-/// Tests, benches and doctests that do not own `main` use
-/// [`init_before_main!`](crate::init_before_main) instead.
-pub fn init() {
-    if INIT_DONE.swap(true, Ordering::AcqRel) {
-        return;
-    }
-    let Some(marker) = std::env::var_os(ENV) else {
-        return;
-    };
-    // Our own children must not take the marker for theirs. Removing it is safe
-    // here: init runs first in `main` (or before it), before other threads.
-    std::env::remove_var(ENV);
-    let marker = marker.to_string_lossy().into_owned();
-    let request = marker
-        .split_once(':')
-        .and_then(|(what, pid)| Some((what, pid.parse::<u32>().ok()?)));
-    match request {
-        Some(("spawn", parent)) => spawn::child_main(parent),
-        Some(("server", client)) => forkserver::server::main(client),
-        _ => {
-            eprintln!("brood: {ENV}={marker:?} is not a brood request; exiting");
-            crate::exit_now(crate::process::child::CODE_SETUP)
-        }
-    }
-}
-
-/// Runs [`init`] before `main`, from the executable's `.init_array`: for
-/// integration tests, benches and examples whose `main` is not yours (libtest's).
-/// Put it once at the top level of each test file that starts a [`Process`]
-/// with [`StartMethod::Spawn`] or [`StartMethod::ForkServer`] (the default):
-/// without it the re-executed test binary would run the tests again instead of
-/// the function, and the start fails.
-///
-/// ```
-/// brood::init_before_main!();
-/// # fn main() {}
-/// ```
-///
-/// The entry is an ordinary ELF constructor: it runs after the C library is set
-/// up, in link order with other constructors. The test suite checks that a
-/// function run this way sees the standard library ready (`std::env::args`
-/// included); a stack overflow there aborts without Rust's usual message, since
-/// that handler is installed by `main`'s runtime setup.
-#[macro_export]
-macro_rules! init_before_main {
-    () => {
-        #[used]
-        #[unsafe(link_section = ".init_array")]
-        static __BROOD_INIT_BEFORE_MAIN: extern "C" fn() = {
-            extern "C" fn __brood_init_before_main() {
-                $crate::init();
-            }
-            __brood_init_before_main
-        };
-    };
-}
-
-/// Refuses to start a child from a re-executed process that skipped [`init`]
-/// (it would otherwise start its parent's work again, recursively).
-fn check_initialised() -> Result<()> {
-    static MARKED: OnceLock<bool> = OnceLock::new();
-    if *MARKED.get_or_init(|| !INIT_DONE.load(Ordering::Acquire) && std::env::var_os(ENV).is_some())
-    {
-        return Err(Error::Unsupported(format!(
-            "this process was started by brood to run a function, but brood::init() was not called \
-             first in main (or brood::init_before_main!() in a test); {ENV} is still set"
-        )));
-    }
-    Ok(())
-}
+use std::sync::atomic::{AtomicU64, Ordering};
 
 /// A function to run in a child process, with its argument and policies:
 /// Python's `multiprocessing.Process(target=f, args=(arg,))`.
@@ -302,7 +161,7 @@ where
     /// says how it ended.
     pub fn start(self) -> Result<Handle<R>> {
         static COUNTER: AtomicU64 = AtomicU64::new(1);
-        check_initialised()?;
+        boot::check_initialised()?;
         let policy = self.policy();
         let method = self.method.unwrap_or_else(start_method);
         let name = self
@@ -322,25 +181,5 @@ where
                 Ok(Handle::new(child, name, method, result))
             }
         }
-    }
-}
-
-/// The crossing form of `f` with its trampoline, as an error brood reports.
-fn fn_ref<A, R>(f: fn(A) -> R) -> Result<crossing::FnRef>
-where
-    A: DeserializeOwned + 'static,
-    R: Serialize + 'static,
-{
-    crossing::fn_ref(child::trampoline::<A, R>, f as usize).map_err(Error::Unsupported)
-}
-
-/// Sends the argument frame; a child that died first (EPIPE) is not an error
-/// here (its `join` reports how it ended).
-fn send_arg<A: Serialize + 'static>(fd: std::os::fd::OwnedFd, arg: &A, to: &str) -> Result<()> {
-    use std::os::fd::AsFd;
-    match crate::ipc::write_frame(fd.as_fd(), crate::ipc::FrameKind::Value, arg) {
-        Ok(()) => Ok(()),
-        Err(e) if e.raw_os_error() == Some(libc::EPIPE) => Ok(()),
-        Err(e) => Err(Error::io(format!("sending the argument to {to}"), e)),
     }
 }

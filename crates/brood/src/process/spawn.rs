@@ -21,10 +21,11 @@
 //! child is created from a thread that lives as long as the process
 //! (`crate::spawner`).
 
-use super::child::{self, Request, CODE_SETUP};
-use super::{fn_ref, send_arg, ENV};
+use super::boot::ENV;
+use super::child::{self, fn_ref, send_arg, CODE_SETUP};
 use crate::policy::Policy;
 use crate::sys::{self, socket};
+use crate::wire::{self, Request};
 use crate::{Child, Error, Result};
 use serde::{de::DeserializeOwned, Serialize};
 use std::os::fd::{AsFd, OwnedFd};
@@ -50,7 +51,7 @@ where
     R: Serialize + DeserializeOwned + 'static,
 {
     let req = Request::new(fn_ref(f)?, &policy, name);
-    let msg = postcard::to_allocvec(&req)
+    let msg = wire::encode(&req)
         .map_err(|e| Error::io("encoding the request", std::io::Error::other(e)))?;
     let pipes = || -> std::io::Result<_> {
         let (ours, theirs) = socket::seqpacket_pair()?;
@@ -114,7 +115,7 @@ fn serve_one(parent: u32) -> std::result::Result<i32, String> {
     let (n, fds) = socket::recv_with_fds(sock.as_fd(), &mut buf)
         .map_err(|e| format!("reading the request: {e}"))?;
     drop(sock);
-    let req: Request = postcard::from_bytes(&buf[..n]).map_err(|e| {
+    let req: Request = wire::decode(&buf[..n]).map_err(|e| {
         if n == 0 {
             "the parent closed the channel before sending a request".to_string()
         } else {

@@ -22,6 +22,7 @@ pub mod atexit;
 pub mod clone;
 pub mod fork;
 pub mod forklocal;
+pub mod image;
 pub mod pgrp;
 pub mod pidfd;
 pub mod pipe;

@@ -240,3 +240,24 @@ pub fn require_own_process() {
          `cargo nextest run` (./test.sh does), not `cargo test`"
     );
 }
+
+/// Runs `f` with this process's stderr (fd 2) pointed at a pipe, and returns
+/// what was written there by then — by this process and by the children that
+/// inherited that stderr (they must have written before `f` returned). The
+/// read does not block: a child still holding the pipe cannot stall it.
+pub fn capture_stderr<T>(f: impl FnOnce() -> T) -> (T, String) {
+    use std::os::fd::AsFd;
+    let (r, w) = rustix::pipe::pipe().unwrap();
+    let saved = rustix::io::dup(std::io::stderr().as_fd()).unwrap();
+    rustix::stdio::dup2_stderr(&w).unwrap();
+    drop(w);
+    let out = f();
+    rustix::stdio::dup2_stderr(&saved).unwrap();
+    rustix::fs::fcntl_setfl(&r, rustix::fs::OFlags::NONBLOCK).unwrap();
+    let mut text = Vec::new();
+    let mut buf = [0u8; 4096];
+    while let Ok(n @ 1..) = rustix::io::read(&r, &mut buf) {
+        text.extend_from_slice(&buf[..n]);
+    }
+    (out, String::from_utf8_lossy(&text).into_owned())
+}

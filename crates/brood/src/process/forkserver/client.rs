@@ -2,15 +2,15 @@
 //! thread (`brood-forkserver`) that receives its answers and the children's
 //! statuses.
 
-use super::{ToClient, ToServer};
 use crate::child::WaitSource;
 use crate::policy::Policy;
-use crate::process::child::Request;
+use crate::process::boot::ENV;
+use crate::process::child::{fn_ref, send_arg};
 use crate::process::spawn::{argv0, SELF_EXE};
-use crate::process::{fn_ref, send_arg};
 use crate::runtime::spawn_own_thread;
 use crate::sys::forklocal::ForkLocal;
 use crate::sys::{self, pidfd, socket};
+use crate::wire::{self, Request, ToClient, ToServer};
 use crate::{Child, Error, ExitStatus, Result};
 use serde::{de::DeserializeOwned, Serialize};
 use std::collections::HashMap;
@@ -80,15 +80,15 @@ fn launch() -> Result<Arc<Conn>> {
     let me = pidfd::open(sys::getpid()).map_err(|e| err("pidfd_open(self)", e))?;
     let mut cmd = Command::new(SELF_EXE);
     cmd.arg0(argv0())
-        .env(super::super::ENV, format!("server:{}", sys::getpid()))
+        .env(ENV, format!("server:{}", sys::getpid()))
         .stdin(Stdio::from(theirs));
     let mut intermediate = cmd.spawn().map_err(|e| Error::Spawn {
         program: SELF_EXE.into(),
         cause: crate::SpawnError::Exec(e),
     })?;
     drop(cmd);
-    let hello = postcard::to_allocvec(&ToServer::Hello)
-        .map_err(|e| err("encoding", std::io::Error::other(e)))?;
+    let hello =
+        wire::encode(&ToServer::Hello).map_err(|e| err("encoding", std::io::Error::other(e)))?;
     let ready = socket::send_with_fds(ours.as_fd(), &hello, &[me.as_fd()]).and_then(|()| {
         if !sys::pidfd::wait_exited(ours.as_fd(), Some(READY_TIMEOUT))? {
             return Err(std::io::Error::new(
@@ -98,7 +98,7 @@ fn launch() -> Result<Arc<Conn>> {
         }
         let mut buf = [0u8; 64];
         let (n, _) = socket::recv_with_fds(ours.as_fd(), &mut buf)?;
-        match postcard::from_bytes::<ToClient>(&buf[..n]) {
+        match wire::decode::<ToClient>(&buf[..n]) {
             Ok(ToClient::Ready { pid }) => Ok(pid),
             _ => Err(std::io::Error::new(
                 std::io::ErrorKind::UnexpectedEof,
@@ -169,7 +169,7 @@ fn ask<A: Serialize + 'static>(
         st.pending.insert(id, (policy, tx));
         id
     };
-    let msg = postcard::to_allocvec(&ToServer::Start {
+    let msg = wire::encode(&ToServer::Start {
         id,
         req: req.clone(),
     })
@@ -215,7 +215,7 @@ fn listen(conn: Arc<Conn>) {
             Ok((0, _)) | Err(_) => break,
             Ok(x) => x,
         };
-        let Ok(msg) = postcard::from_bytes::<ToClient>(&buf[..n]) else {
+        let Ok(msg) = wire::decode::<ToClient>(&buf[..n]) else {
             continue;
         };
         let mut st = conn.state();

@@ -40,32 +40,6 @@
 pub(crate) mod client;
 pub(crate) mod server;
 
-use super::child::Request;
-use serde::{Deserialize, Serialize};
-
-/// Client → server.
-#[derive(Debug, Serialize, Deserialize)]
-pub(crate) enum ToServer {
-    /// First message, with a pidfd of the client attached.
-    Hello,
-    /// Fork a child for `req`; the argument pipe's read end and the result
-    /// pipe's write end are attached.
-    Start { id: u64, req: Request },
-}
-
-/// Server → client.
-#[derive(Debug, Serialize, Deserialize)]
-pub(crate) enum ToClient {
-    /// The server is serving; its pid.
-    Ready { pid: u32 },
-    /// Request `id` is child `pid`; a pidfd for it is attached.
-    Started { id: u64, pid: u32 },
-    /// Request `id` could not be forked.
-    Failed { id: u64, error: String },
-    /// Child `pid` ended with this `wait(2)` status.
-    Exited { pid: u32, status: i32 },
-}
-
 /// The pid of this process's fork server, if one is running.
 ///
 /// ```

@@ -2,11 +2,11 @@
 //! no lock held by another thread. It never starts a thread; it waits with one
 //! `poll(2)` on the client's socket, the client's pidfd and its children's pidfds.
 
-use super::{ToClient, ToServer};
-use crate::process::child::{self, Request, CODE_SETUP};
-use crate::process::crossing;
+use crate::process::child::{self, CODE_SETUP};
 use crate::process::spawn::ignore_sigpipe;
+use crate::sys::image;
 use crate::sys::{self, fork::Forked, pidfd, pidfd::Reap, socket};
+use crate::wire::{self, Request, ToClient, ToServer};
 use std::os::fd::{AsFd, AsRawFd, OwnedFd};
 
 struct Kid {
@@ -66,13 +66,13 @@ impl Server {
         let (n, fds) =
             socket::recv_with_fds(sock.as_fd(), &mut buf).map_err(|e| format!("hello: {e}"))?;
         let (Ok(ToServer::Hello), Some(client_fd)) =
-            (postcard::from_bytes(&buf[..n]), fds.into_iter().next())
+            (wire::decode(&buf[..n]), fds.into_iter().next())
         else {
             return Err("the client's first message is not a hello with its pidfd".into());
         };
         // Children resolve their function against this image: read it once here
         // rather than in every child.
-        crossing::warm();
+        image::warm();
         // Each child flushes Rust's stdout and stderr as it leaves; making them
         // here spares every child the allocation (and its copy-on-write faults).
         let _ = (std::io::stdout(), std::io::stderr());
@@ -144,7 +144,7 @@ impl Server {
             Err(e) if e.kind() == std::io::ErrorKind::WouldBlock => return true,
             Err(_) => return false,
         };
-        match postcard::from_bytes::<ToServer>(&buf[..n]) {
+        match wire::decode::<ToServer>(&buf[..n]) {
             Ok(ToServer::Start { id, req }) => match <[OwnedFd; 2]>::try_from(fds) {
                 Ok([arg, out]) => self.start(id, req, arg, out),
                 Err(_) => self.reply(&ToClient::Failed {
@@ -165,8 +165,8 @@ impl Server {
         match unsafe { sys::fork::fork() } {
             Ok(Forked::Child) => {
                 self.close_in_child();
-                if let Err(e) = child::arm(&req, self.me) {
-                    child::send_failure(out.as_fd(), &e);
+                if let Err((step, e)) = crate::fork::arm_child(&req.policy, self.me) {
+                    child::send_failure(out.as_fd(), &format!("{step}: {e}"));
                     sys::fork::exit_now(CODE_SETUP);
                 }
                 let code = child::run_request(&req, arg, out);
@@ -174,7 +174,7 @@ impl Server {
             }
             Ok(Forked::Parent(pid)) => {
                 drop((arg, out));
-                if req.tree == 1 {
+                if req.policy.tree == crate::policy::Tree::Group {
                     // Both sides set the group (see crate::fork::fork_raw).
                     let _ = sys::pgrp::setpgid(pid, pid);
                 }
@@ -191,7 +191,7 @@ impl Server {
                         self.kids.push(Kid {
                             pid,
                             pidfd: fd,
-                            death_signal: req.death_signal,
+                            death_signal: req.policy.death_signal().map_or(0, |s| s.as_raw()),
                         });
                     }
                     Err(e) => {
@@ -273,7 +273,7 @@ fn send(
     msg: &ToClient,
     fd: Option<std::os::fd::BorrowedFd<'_>>,
 ) -> std::io::Result<()> {
-    let bytes = postcard::to_allocvec(msg).map_err(std::io::Error::other)?;
+    let bytes = wire::encode(msg).map_err(std::io::Error::other)?;
     match fd {
         Some(fd) => socket::send_with_fds(sock.as_fd(), &bytes, &[fd]),
         None => socket::send_with_fds(sock.as_fd(), &bytes, &[]),

@@ -1,5 +1,5 @@
-//! Framed serde messages over pipes: how a [`Process`](crate::Process)'s argument
-//! and result cross between processes.
+//! Frames on byte streams: a [`Process`](crate::Process)'s argument and result
+//! on pipes, a pool's tasks and results on its sockets.
 //!
 //! A frame is a 16-byte header — the magic `b"brd1"`, a kind byte, three zero
 //! bytes, the payload length as a little-endian `u64` — followed by the payload.
@@ -30,13 +30,21 @@ pub(crate) const PREALLOC: usize = 256 << 20;
 #[derive(Copy, Clone, Debug, PartialEq, Eq)]
 #[repr(u8)]
 pub(crate) enum FrameKind {
-    /// A value: the argument, or the function's result.
+    /// A value: an argument, or a function's result.
     Value = 1,
-    /// The function panicked; the payload is the message as a postcard `String`.
+    /// The function panicked; the payload is a postcard
+    /// [`PanicReport`](super::PanicReport).
     Panic = 2,
-    /// The child could not run the function (a bad request, an argument that did
-    /// not decode); the payload is the reason as a postcard `String`.
+    /// The function could not be run or its result not sent (a bad request, an
+    /// argument that did not decode); the payload is the reason as a postcard
+    /// `String`.
     Failed = 3,
+    /// Pool → worker: a postcard [`TaskHead`](super::TaskHead), then its items,
+    /// each `[u32 len][bytes]`.
+    Task = 4,
+    /// Pool → worker: stop. (A forked worker inherits the pool's end of its
+    /// siblings' sockets, so end-of-file alone cannot be relied on.)
+    Quit = 5,
 }
 
 impl FrameKind {
@@ -45,6 +53,8 @@ impl FrameKind {
             1 => Some(FrameKind::Value),
             2 => Some(FrameKind::Panic),
             3 => Some(FrameKind::Failed),
+            4 => Some(FrameKind::Task),
+            5 => Some(FrameKind::Quit),
             _ => None,
         }
     }
@@ -119,34 +129,43 @@ pub(crate) fn encode_frame<T: Serialize + ?Sized>(
 }
 
 /// Decodes a `Value` payload as a `T`.
-pub(crate) fn decode<T: DeserializeOwned + 'static>(payload: Vec<u8>) -> Result<T, String> {
+pub(crate) fn decode<T: DeserializeOwned + 'static>(payload: Vec<u8>) -> Result<T, DecodeError> {
     use std::any::TypeId;
     if TypeId::of::<T>() == TypeId::of::<Vec<u8>>() {
         let boxed: Box<dyn Any> = Box::new(payload);
         return boxed
             .downcast::<T>()
             .map(|b| *b)
-            .map_err(|_| "internal: type mismatch".to_string());
+            .map_err(|_| DecodeError::Internal);
     }
     if TypeId::of::<T>() == TypeId::of::<String>() {
-        let s = String::from_utf8(payload).map_err(|e| format!("string is not UTF-8: {e}"))?;
+        let s = String::from_utf8(payload).map_err(|e| DecodeError::NotUtf8(e.utf8_error()))?;
         let boxed: Box<dyn Any> = Box::new(s);
         return boxed
             .downcast::<T>()
             .map(|b| *b)
-            .map_err(|_| "internal: type mismatch".to_string());
+            .map_err(|_| DecodeError::Internal);
     }
-    postcard::from_bytes(&payload)
-        .map_err(|e| format!("cannot decode a {}: {e}", std::any::type_name::<T>()))
+    postcard::from_bytes(&payload).map_err(|cause| DecodeError::Postcard {
+        type_name: std::any::type_name::<T>(),
+        cause,
+    })
 }
 
-/// Decodes a `Panic` or `Failed` payload: the message.
-pub(crate) fn decode_message(payload: &[u8]) -> String {
-    postcard::from_bytes::<String>(payload)
-        .unwrap_or_else(|e| format!("(the panic message did not decode: {e})"))
+/// Why a payload is not the value its receiver expects.
+#[derive(Debug, thiserror::Error)]
+pub(crate) enum DecodeError {
+    #[error("cannot decode a {type_name}: {cause}")]
+    Postcard {
+        type_name: &'static str,
+        cause: postcard::Error,
+    },
+    #[error("string is not UTF-8: {0}")]
+    NotUtf8(std::str::Utf8Error),
+    #[error("internal: type mismatch")]
+    Internal,
 }
 
-/// Where an incremental read stands.
 #[derive(Debug, PartialEq, Eq)]
 pub(crate) enum Feed {
     /// A whole frame has arrived.
@@ -203,27 +222,13 @@ impl FrameReader {
     }
 
     fn parse_header(&mut self) -> io::Result<()> {
-        let bad = |what: String| io::Error::new(io::ErrorKind::InvalidData, what);
-        if self.head[..4] != MAGIC {
-            return Err(bad(format!(
-                "not a brood frame (magic {:02x?})",
-                &self.head[..4]
-            )));
-        }
-        self.kind = Some(
-            FrameKind::from_u8(self.head[4])
-                .ok_or_else(|| bad(format!("unknown frame kind {}", self.head[4])))?,
-        );
-        let len = u64::from_le_bytes(self.head[8..].try_into().expect("8 bytes"));
-        self.len = usize::try_from(len)
-            .ok()
-            .filter(|&l| l <= isize::MAX as usize)
-            .ok_or_else(|| bad(format!("frame length {len} is impossible")))?;
+        let (kind, len) = parse_header(&self.head)?;
+        self.kind = Some(kind);
+        self.len = len;
         self.payload = Vec::with_capacity(self.len.min(PREALLOC));
         Ok(())
     }
 
-    /// True once nothing at all has arrived.
     pub(crate) fn is_empty(&self) -> bool {
         self.head_len == 0
     }
@@ -241,6 +246,96 @@ impl FrameReader {
 }
 
 /// Reads one whole frame from a blocking descriptor.
+/// Checks a header: the magic, a known kind, a possible length.
+fn parse_header(head: &[u8; HEADER]) -> io::Result<(FrameKind, usize)> {
+    let bad = |what: String| io::Error::new(io::ErrorKind::InvalidData, what);
+    if head[..4] != MAGIC {
+        return Err(bad(format!(
+            "not a brood frame (magic {:02x?})",
+            &head[..4]
+        )));
+    }
+    let kind = FrameKind::from_u8(head[4])
+        .ok_or_else(|| bad(format!("unknown frame kind {}", head[4])))?;
+    let len = u64::from_le_bytes(head[8..].try_into().expect("8 bytes"));
+    let len = usize::try_from(len)
+        .ok()
+        .filter(|&l| l <= isize::MAX as usize)
+        .ok_or_else(|| bad(format!("frame length {len} is impossible")))?;
+    Ok((kind, len))
+}
+
+/// The first whole frame in `buf`: its kind, its payload, and how many bytes of
+/// `buf` it took. `Ok(None)` while it is still incomplete; an error for a
+/// header that is not a brood frame's.
+pub(crate) fn split_frame(buf: &[u8]) -> io::Result<Option<(FrameKind, &[u8], usize)>> {
+    let Some(head) = buf.first_chunk::<HEADER>() else {
+        return Ok(None);
+    };
+    let (kind, len) = parse_header(head)?;
+    Ok(buf
+        .get(HEADER..HEADER + len)
+        .map(|payload| (kind, payload, HEADER + len)))
+}
+
+/// Starts a frame of `kind` at the end of `buf` (its length is patched by
+/// [`end_frame`]); returns where it starts. For building a frame in place,
+/// without a buffer of its own per frame.
+pub(crate) fn begin_frame(buf: &mut Vec<u8>, kind: FrameKind) -> usize {
+    let start = buf.len();
+    buf.extend_from_slice(&header(kind, 0));
+    start
+}
+
+/// Writes the payload length of the frame begun at `start`.
+pub(crate) fn end_frame(buf: &mut [u8], start: usize) {
+    let len = (buf.len() - start - HEADER) as u64;
+    buf[start + 8..start + HEADER].copy_from_slice(&len.to_le_bytes());
+}
+
+/// Appends a whole frame of `kind` holding `value` (postcard) to `buf`. On an
+/// encoding error `buf` is left as it was.
+pub(crate) fn append_frame<T: Serialize + ?Sized>(
+    buf: &mut Vec<u8>,
+    kind: FrameKind,
+    value: &T,
+) -> Result<(), postcard::Error> {
+    let start = begin_frame(buf, kind);
+    match postcard::to_extend(value, Append(buf)) {
+        Ok(_) => {
+            end_frame(buf, start);
+            Ok(())
+        }
+        Err(e) => {
+            buf.truncate(start);
+            Err(e)
+        }
+    }
+}
+
+/// `Extend` into a borrowed `Vec`, for postcard's `to_extend` (which takes its
+/// output by value and would drop a `Vec` on error).
+pub(crate) struct Append<'a>(pub(crate) &'a mut Vec<u8>);
+
+impl Extend<u8> for Append<'_> {
+    fn extend<T: IntoIterator<Item = u8>>(&mut self, iter: T) {
+        self.0.extend(iter);
+    }
+}
+
+/// Appends one item of a task frame: `[u32 len][bytes]`.
+pub(crate) fn append_item(buf: &mut Vec<u8>, item: &[u8]) {
+    buf.extend_from_slice(&(item.len() as u32).to_le_bytes());
+    buf.extend_from_slice(item);
+}
+
+/// One `[u32 len][bytes]` item off the front of `buf`.
+pub(crate) fn split_item(buf: &[u8]) -> Option<(&[u8], &[u8])> {
+    let (len, rest) = buf.split_first_chunk::<4>()?;
+    let len = u32::from_le_bytes(*len) as usize;
+    (rest.len() >= len).then(|| rest.split_at(len))
+}
+
 pub(crate) fn read_frame(fd: BorrowedFd<'_>) -> io::Result<(FrameKind, Vec<u8>)> {
     let mut r = FrameReader::default();
     match r.feed(fd)? {
@@ -304,5 +399,31 @@ mod tests {
         // A frame whose payload does not decode as the type asked for.
         assert!(decode::<(u64, String)>(vec![0xff; 3]).is_err());
         assert!(decode::<String>(vec![0xff, 0xfe]).is_err());
+    }
+
+    #[test]
+    fn frames_built_in_a_buffer_split_back() {
+        let mut buf = Vec::new();
+        append_frame(&mut buf, FrameKind::Value, &(7u32, "x")).unwrap();
+        let start = begin_frame(&mut buf, FrameKind::Task);
+        append_item(&mut buf, b"ab");
+        append_item(&mut buf, b"");
+        end_frame(&mut buf, start);
+        let (kind, payload, used) = split_frame(&buf).unwrap().unwrap();
+        assert_eq!(kind, FrameKind::Value);
+        assert_eq!(
+            postcard::from_bytes::<(u32, String)>(payload).unwrap(),
+            (7, "x".into())
+        );
+        let (kind, payload, used2) = split_frame(&buf[used..]).unwrap().unwrap();
+        assert_eq!(kind, FrameKind::Task);
+        assert_eq!(used + used2, buf.len());
+        let (a, rest) = split_item(payload).unwrap();
+        let (b, rest) = split_item(rest).unwrap();
+        assert_eq!((a, b, rest), (&b"ab"[..], &b""[..], &b""[..]));
+        // Incomplete: not yet a frame; garbage: an error.
+        assert!(split_frame(&buf[..used - 1]).unwrap().is_none());
+        assert!(split_frame(&[0u8; 20]).is_err());
+        assert!(split_item(&[5, 0, 0, 0, 1]).is_none());
     }
 }

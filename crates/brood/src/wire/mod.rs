@@ -1,0 +1,120 @@
+//! The wire: every byte brood sends between its processes, in one place.
+//!
+//! Two shapes of transport, one set of typed messages (serde, encoded with
+//! `postcard`, a maintained compact format):
+//!
+//! - **Byte streams** (pipes, a pool's sockets) carry [`frame`]s: a 16-byte
+//!   header (magic, [`FrameKind`], payload length) and the payload. A
+//!   `Process`'s argument and result, a pool's task batches and result frames.
+//! - **Datagrams** (the fork server's and the Spawn child's `SOCK_SEQPACKET`
+//!   sockets, which keep message boundaries and carry descriptors) carry one
+//!   message each: [`ToServer`], [`ToClient`], [`Request`].
+//!
+//! Nothing read is trusted: a wrong magic, an unknown kind, a short or
+//! undecodable payload is an error of that one message, never a panic.
+
+pub(crate) mod frame;
+
+pub(crate) use frame::{DecodeError, FrameKind};
+
+use crate::policy::Policy;
+use crate::sys::image::FnRef;
+use serde::{de::DeserializeOwned, Deserialize, Serialize};
+
+/// What a child must run: the function, its policies, its name.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub(crate) struct Request {
+    pub(crate) func: FnRef,
+    /// The policies the child arms itself (its `on_exit` belongs to the parent).
+    pub(crate) policy: Policy,
+    /// Python's `Process.name`.
+    pub(crate) name: String,
+}
+
+impl Request {
+    pub(crate) fn new(func: FnRef, policy: &Policy, name: &str) -> Request {
+        Request {
+            func,
+            policy: *policy,
+            name: name.to_string(),
+        }
+    }
+}
+
+/// Client → fork server.
+#[derive(Debug, Serialize, Deserialize)]
+pub(crate) enum ToServer {
+    /// The first message, with the client's pidfd attached.
+    Hello,
+    /// Fork a child for `req`; the argument pipe's read end and the result
+    /// pipe's write end are attached.
+    Start { id: u64, req: Request },
+}
+
+/// Fork server → client.
+#[derive(Debug, Serialize, Deserialize)]
+pub(crate) enum ToClient {
+    /// The server is up (answers `Hello`).
+    Ready { pid: u32 },
+    /// The child for request `id` runs; its pidfd is attached.
+    Started { id: u64, pid: u32 },
+    /// Request `id` could not be started.
+    Failed { id: u64, error: String },
+    /// A child ended: its classic wait status.
+    Exited { pid: u32, status: i32 },
+}
+
+/// What a pool worker starts with.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub(crate) struct Boot {
+    /// The abstract socket name (without the leading NUL).
+    pub(crate) addr: Vec<u8>,
+    /// Proves to the pool that this connection is the worker it started.
+    pub(crate) token: u64,
+    /// Send the batch of results once it is this old (0: after every item).
+    pub(crate) flush_after_us: u64,
+}
+
+/// The head of a pool's [`FrameKind::Task`] frame.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub(crate) struct TaskHead {
+    pub(crate) func: FnRef,
+    pub(crate) count: u32,
+}
+
+/// A panic, as it crosses ([`FrameKind::Panic`]): its message and where it
+/// happened (`file:line:column`), when the panic hook saw it.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub(crate) struct PanicReport {
+    pub(crate) message: String,
+    pub(crate) location: Option<String>,
+}
+
+impl PanicReport {
+    /// Reads a report; one that does not decode still says so, in its message.
+    pub(crate) fn decode(payload: &[u8]) -> PanicReport {
+        postcard::from_bytes(payload).unwrap_or_else(|e| PanicReport {
+            message: format!("(the panic report did not decode: {e})"),
+            location: None,
+        })
+    }
+}
+
+/// The reason carried by a [`FrameKind::Failed`] frame.
+pub(crate) fn decode_reason(payload: &[u8]) -> String {
+    postcard::from_bytes::<String>(payload)
+        .unwrap_or_else(|e| format!("(the reason did not decode: {e})"))
+}
+
+/// One datagram message, encoded.
+pub(crate) fn encode<T: Serialize>(msg: &T) -> Result<Vec<u8>, postcard::Error> {
+    postcard::to_allocvec(msg)
+}
+
+/// One datagram message, decoded.
+pub(crate) fn decode<T: DeserializeOwned>(bytes: &[u8]) -> Result<T, DecodeError> {
+    postcard::from_bytes(bytes).map_err(|cause| DecodeError::Postcard {
+        type_name: std::any::type_name::<T>(),
+        cause,
+    })
+}
