@@ -117,19 +117,7 @@ impl std::fmt::Debug for Inner {
 
 /// An unguessable number, from the kernel (getrandom(2)).
 fn random() -> u64 {
-    let mut bytes = [0u8; 8];
-    // SAFETY: getrandom(2) writes at most `bytes.len()` bytes into our buffer.
-    let n = unsafe { libc::getrandom(bytes.as_mut_ptr().cast(), bytes.len(), 0) };
-    if n == bytes.len() as isize {
-        return u64::from_le_bytes(bytes);
-    }
-    // getrandom cannot fail for 8 bytes once the kernel's pool is seeded; if it
-    // did, std's per-process random hash keys are still unpredictable enough
-    // for a token that only backs up the kernel's peer-pid check.
-    use std::hash::{BuildHasher, Hasher};
-    let mut h = std::collections::hash_map::RandomState::new().build_hasher();
-    h.write_u32(std::process::id());
-    h.finish()
+    crate::sys::random::u64()
 }
 
 impl Inner {

@@ -134,6 +134,5 @@ fn serve_one(parent: u32) -> std::result::Result<i32, String> {
 /// Writing to a pipe whose reader left must be an error (EPIPE), not a death:
 /// as in any Rust `main`, which this child has not reached.
 pub(crate) fn ignore_sigpipe() {
-    // SAFETY: setting a signal's disposition to SIG_IGN installs no handler code.
-    unsafe { libc::signal(libc::SIGPIPE, libc::SIG_IGN) };
+    sys::sigaction::ignore(libc::SIGPIPE);
 }

@@ -5,9 +5,11 @@
 use crate::process::child::{self, CODE_SETUP};
 use crate::process::spawn::ignore_sigpipe;
 use crate::sys::image;
+use crate::sys::thread::SingleThreaded;
 use crate::sys::{self, fork::Forked, pidfd, pidfd::Reap, socket};
 use crate::wire::{self, Request, ToClient, ToServer};
-use std::os::fd::{AsFd, AsRawFd, OwnedFd};
+use rustix::event::{PollFd, PollFlags};
+use std::os::fd::{AsFd, OwnedFd};
 
 struct Kid {
     pid: u32,
@@ -20,6 +22,7 @@ struct Server {
     client: Option<(OwnedFd, OwnedFd)>,
     kids: Vec<Kid>,
     me: u32,
+    single: SingleThreaded,
 }
 
 /// `init` in the re-executed process: become the server, serve, exit.
@@ -27,8 +30,7 @@ pub(crate) fn main(client: u32) -> ! {
     ignore_sigpipe();
     // A client that ignores SIGCHLD passed that on through exec; the kernel would
     // then reap our children before we could report their statuses.
-    // SAFETY: restoring a default disposition installs no handler code.
-    unsafe { libc::signal(libc::SIGCHLD, libc::SIG_DFL) };
+    sys::sigaction::default(libc::SIGCHLD);
     let fail = |msg: String| -> ! {
         eprintln!("brood: fork server for pid {client}: {msg}");
         sys::fork::exit_now(CODE_SETUP)
@@ -38,21 +40,23 @@ pub(crate) fn main(client: u32) -> ! {
     if let Err(e) = sys::pipe::null_onto(0) {
         fail(format!("stdin to /dev/null: {e}"))
     }
+    // Re-executed and still before main: one thread, and the server never
+    // starts another, so every fork below is safe.
+    let single = SingleThreaded::check().unwrap_or_else(|e| fail(format!("{e}")));
     // Leave the client's children (see the module doc of `forkserver`): the
     // intermediate exits, the grandchild serves.
-    // SAFETY: this process is single-threaded (re-executed, before main).
-    match unsafe { sys::fork::fork() } {
+    match single.fork() {
         Ok(Forked::Child) => {}
         Ok(Forked::Parent(_)) => sys::fork::exit_now(0),
         Err(e) => fail(format!("fork: {e}")),
     }
-    let mut server = Server::new(sock, client).unwrap_or_else(|msg| fail(msg));
+    let mut server = Server::new(sock, client, single).unwrap_or_else(|msg| fail(msg));
     server.run();
     sys::fork::exit_now(0)
 }
 
 impl Server {
-    fn new(sock: OwnedFd, client: u32) -> Result<Server, String> {
+    fn new(sock: OwnedFd, client: u32, single: SingleThreaded) -> Result<Server, String> {
         let cred = socket::peer_cred(sock.as_fd()).map_err(|e| format!("SO_PEERCRED: {e}"))?;
         if cred.pid != client || cred.uid != socket::getuid() {
             return Err(format!(
@@ -82,6 +86,7 @@ impl Server {
             client: Some((sock, client_fd)),
             kids: Vec::new(),
             me,
+            single,
         })
     }
 
@@ -91,40 +96,41 @@ impl Server {
             if self.client.is_none() && self.kids.is_empty() {
                 return;
             }
-            let mut fds: Vec<libc::pollfd> = Vec::with_capacity(2 + self.kids.len());
-            let pfd = |fd: &OwnedFd| libc::pollfd {
-                fd: fd.as_raw_fd(),
-                events: libc::POLLIN,
-                revents: 0,
-            };
-            if let Some((sock, client)) = &self.client {
-                fds.push(pfd(sock));
-                fds.push(pfd(client));
-            }
-            fds.extend(self.kids.iter().map(|k| pfd(&k.pidfd)));
-            // SAFETY: `fds` is a valid array of pollfd of the length given.
-            let rc = unsafe { libc::poll(fds.as_mut_ptr(), fds.len() as libc::nfds_t, -1) };
-            if rc < 0 {
-                if std::io::Error::last_os_error().kind() == std::io::ErrorKind::Interrupted {
-                    continue;
+            let ready = {
+                let mut fds: Vec<PollFd<'_>> = Vec::with_capacity(2 + self.kids.len());
+                if let Some((sock, client)) = &self.client {
+                    fds.push(PollFd::new(sock, PollFlags::IN));
+                    fds.push(PollFd::new(client, PollFlags::IN));
                 }
-                // poll fails only for programming errors; do not spin.
-                return;
-            }
+                fds.extend(
+                    self.kids
+                        .iter()
+                        .map(|k| PollFd::new(&k.pidfd, PollFlags::IN)),
+                );
+                match rustix::event::poll(&mut fds, None) {
+                    Ok(_) => {}
+                    Err(rustix::io::Errno::INTR) => continue,
+                    // poll fails only for programming errors; do not spin.
+                    Err(_) => return,
+                }
+                fds.iter()
+                    .map(|p| !p.revents().is_empty())
+                    .collect::<Vec<bool>>()
+            };
             let mut first_kid = 0;
             if self.client.is_some() {
                 first_kid = 2;
-                let (sock_ev, client_ev) = (fds[0].revents, fds[1].revents);
-                if client_ev != 0 || (sock_ev != 0 && !self.handle_message(&mut buf)) {
+                let (sock_ev, client_ev) = (ready[0], ready[1]);
+                if client_ev || (sock_ev && !self.handle_message(&mut buf)) {
                     self.client_gone();
                 }
             }
             // Reap the children that ended (indices refer to `kids` at poll time;
             // new kids were pushed at the end, so the prefix is unchanged).
-            let ended: Vec<usize> = fds[first_kid..]
+            let ended: Vec<usize> = ready[first_kid..]
                 .iter()
                 .enumerate()
-                .filter(|(_, p)| p.revents != 0)
+                .filter(|(_, &r)| r)
                 .map(|(i, _)| i)
                 .collect();
             for i in ended.into_iter().rev() {
@@ -160,9 +166,9 @@ impl Server {
     }
 
     fn start(&mut self, id: u64, req: Request, arg: OwnedFd, out: OwnedFd) {
-        // SAFETY: this process is single-threaded; the child never returns from
-        // this branch (it ends with `leave_forked_child`).
-        match unsafe { sys::fork::fork() } {
+        // The child never returns from this branch (it ends with
+        // `leave_forked_child`).
+        match self.single.fork() {
             Ok(Forked::Child) => {
                 self.close_in_child();
                 if let Err((step, e)) = crate::fork::arm_child(&req.policy, self.me) {
@@ -197,11 +203,7 @@ impl Server {
                     Err(e) => {
                         // Cannot happen for our own unreaped child; do not leave it
                         // unwatched.
-                        // SAFETY: kill of our own unreaped child by pid.
-                        unsafe { libc::kill(pid as libc::pid_t, libc::SIGKILL) };
-                        let mut st = 0;
-                        // SAFETY: reaping our own child; `st` is a valid int.
-                        unsafe { libc::waitpid(pid as libc::pid_t, &mut st, 0) };
+                        let _ = sys::reap::kill_and_reap_own(pid);
                         self.reply(&ToClient::Failed {
                             id,
                             error: format!("pidfd_open({pid}): {e}"),

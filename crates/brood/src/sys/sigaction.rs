@@ -1,0 +1,54 @@
+//! Signal dispositions of processes brood itself runs (the fork server, a
+//! re-executed child before `main`): `signal(2)` with `SIG_IGN` / `SIG_DFL`
+//! only — brood installs no handler code of its own here.
+//!
+//! # References
+//! signal(2), sigaction(2), signal(7).
+
+/// `signal(sig, SIG_IGN)`: e.g. SIGPIPE, so that writing to a pipe whose reader
+/// left is an error (EPIPE), not a death — as in any Rust `main`.
+pub fn ignore(sig: i32) {
+    // SAFETY: setting a disposition to SIG_IGN installs no handler code.
+    unsafe { libc::signal(sig, libc::SIG_IGN) };
+}
+
+/// `signal(sig, SIG_DFL)`: e.g. SIGCHLD in the fork server, which must reap its
+/// children itself even when its client ignored SIGCHLD (an ignored SIGCHLD
+/// is inherited through exec and makes the kernel reap children at once).
+pub fn default(sig: i32) {
+    // SAFETY: restoring the default disposition installs no handler code.
+    unsafe { libc::signal(sig, libc::SIG_DFL) };
+}
+
+#[cfg(test)]
+mod tests {
+    use super::super::fork::{self, Forked};
+    use super::super::pidfd;
+    use std::os::fd::AsFd;
+
+    #[test]
+    fn an_ignored_signal_is_survived_and_a_default_one_kills() {
+        // In a forked child, so this test's own dispositions are untouched.
+        // SAFETY: the child only changes dispositions, signals itself and leaves.
+        match unsafe { fork::fork() }.unwrap() {
+            Forked::Child => {
+                super::ignore(libc::SIGUSR1);
+                // SAFETY: raise with a valid signal number.
+                unsafe { libc::raise(libc::SIGUSR1) };
+                super::default(libc::SIGUSR1);
+                // SAFETY: as above.
+                unsafe { libc::raise(libc::SIGUSR1) };
+                fork::exit_now(0)
+            }
+            Forked::Parent(pid) => {
+                let fd = pidfd::open(pid).unwrap();
+                pidfd::wait_exited(fd.as_fd(), None).unwrap();
+                // Survived the ignored one, killed by the default one.
+                assert_eq!(
+                    pidfd::try_reap(fd.as_fd()).unwrap(),
+                    pidfd::Reap::Exited(libc::SIGUSR1)
+                );
+            }
+        }
+    }
+}
