@@ -43,6 +43,31 @@ pub fn run_borrowed<T: Send>(
     }
 }
 
+/// Proof that this process has one thread, so that `fork(2)` is safe in it
+/// (no other thread can hold a lock the child needs). Only brood's own
+/// single-threaded processes (the fork server) make one, once, at start.
+pub struct SingleThreaded(std::marker::PhantomData<*const ()>);
+
+impl SingleThreaded {
+    /// Checks that the process has exactly one thread (from `/proc/self/stat`).
+    pub fn check() -> io::Result<SingleThreaded> {
+        match super::fork::thread_count()? {
+            1 => Ok(SingleThreaded(std::marker::PhantomData)),
+            n => Err(io::Error::other(format!(
+                "expected a single-threaded process, found {n} threads"
+            ))),
+        }
+    }
+
+    /// `fork()` — safe here: the token says no other thread exists. (It is
+    /// `!Send`, and its holder starts no thread.)
+    pub fn fork(&self) -> io::Result<super::fork::Forked> {
+        // SAFETY: the process had one thread when the token was made, and the
+        // token's owner (the fork server) never starts another.
+        unsafe { super::fork::fork() }
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -73,30 +98,5 @@ mod tests {
         let (dead_tx, dead_rx) = mpsc::channel::<Job>();
         drop(dead_rx);
         assert!(run_borrowed(&dead_tx, || 1).is_err());
-    }
-}
-
-/// Proof that this process has one thread, so that `fork(2)` is safe in it
-/// (no other thread can hold a lock the child needs). Only brood's own
-/// single-threaded processes (the fork server) make one, once, at start.
-pub struct SingleThreaded(std::marker::PhantomData<*const ()>);
-
-impl SingleThreaded {
-    /// Checks that the process has exactly one thread (from `/proc/self/stat`).
-    pub fn check() -> io::Result<SingleThreaded> {
-        match super::fork::thread_count()? {
-            1 => Ok(SingleThreaded(std::marker::PhantomData)),
-            n => Err(io::Error::other(format!(
-                "expected a single-threaded process, found {n} threads"
-            ))),
-        }
-    }
-
-    /// `fork()` — safe here: the token says no other thread exists. (It is
-    /// `!Send`, and its holder starts no thread.)
-    pub fn fork(&self) -> io::Result<super::fork::Forked> {
-        // SAFETY: the process had one thread when the token was made, and the
-        // token's owner (the fork server) never starts another.
-        unsafe { super::fork::fork() }
     }
 }
