@@ -79,3 +79,39 @@ fn a_corrupt_request_is_an_error_not_a_crash() {
     let err = String::from_utf8_lossy(&out.stderr);
     assert!(err.contains("the request does not decode"), "{err}");
 }
+
+/// `ps` names brood's processes after the program, as Python's are
+/// recognisable: the server `myapp (brood fork server)`, each child
+/// `myapp (brood <its name>)`, and `comm` (what `top` and `pgrep` show) follows.
+#[test]
+fn ps_names_the_server_and_its_children_after_the_program() {
+    let mut clean = support::Cleanup::default();
+    let program = std::env::args().next().unwrap();
+    let cmdline = |pid: u32| {
+        let raw = std::fs::read(format!("/proc/{pid}/cmdline")).unwrap();
+        String::from_utf8_lossy(&raw)
+            .trim_end_matches('\0')
+            .to_string()
+    };
+    let h = Process::new(park, ())
+        .name("resizer")
+        .start_method(StartMethod::ForkServer)
+        .start()
+        .unwrap();
+    clean.add(h.pid());
+    let server = clean.add(brood::fork_server_pid().unwrap());
+    assert_eq!(cmdline(server), format!("{program} (brood fork server)"));
+    // The child renames itself right after the fork: wait until it has (a
+    // bounded poll on the kernel's view, not a sleep-and-hope).
+    let want = format!("{program} (brood resizer)");
+    let deadline = std::time::Instant::now() + Duration::from_secs(10);
+    while cmdline(h.pid()) != want && std::time::Instant::now() < deadline {
+        std::thread::yield_now();
+    }
+    assert_eq!(cmdline(h.pid()), want);
+    let comm = std::fs::read_to_string(format!("/proc/{}/comm", h.pid())).unwrap();
+    let expected: String = want.chars().take(15).collect();
+    assert_eq!(comm.trim_end(), expected);
+    h.kill().unwrap();
+    assert!(matches!(h.join(), Err(JoinError::Killed { .. })));
+}

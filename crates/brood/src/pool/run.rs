@@ -174,7 +174,7 @@ impl Inner {
                 },
             };
             let mut p = Process::new(worker::worker_main, boot)
-                .name(&format!("brood-pool-worker-{slot}"))
+                .name(&format!("worker {slot}"))
                 .on_exit(cfg.policy.on_exit)
                 .on_parent_death(cfg.policy.on_parent_death)
                 .tree(cfg.policy.tree);

@@ -33,11 +33,18 @@ use std::os::fd::{AsFd, OwnedFd};
 /// The path that re-executes this very file, even if it was moved or replaced.
 pub(crate) const SELF_EXE: &str = "/proc/self/exe";
 
-/// This program's `argv[0]`, for the re-executed child's `ps` line.
+/// This program's `argv[0]`, which names brood's processes in `ps`.
 pub(crate) fn argv0() -> std::ffi::OsString {
     std::env::args_os()
         .next()
         .unwrap_or_else(|| SELF_EXE.into())
+}
+
+/// How `ps` shows a process brood made for this program: `myapp (brood what)`.
+pub(crate) fn title(program: &std::ffi::OsStr, what: &str) -> std::ffi::OsString {
+    let mut t = program.to_os_string();
+    t.push(format!(" (brood {what})"));
+    t
 }
 
 pub(super) fn start<A, R>(

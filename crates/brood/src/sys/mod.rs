@@ -27,6 +27,7 @@ pub mod pgrp;
 pub mod pidfd;
 pub mod pipe;
 pub mod prctl;
+pub mod proctitle;
 pub mod random;
 pub mod reap;
 pub mod shm;

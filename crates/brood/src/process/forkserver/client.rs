@@ -2,11 +2,12 @@
 //! thread (`brood-forkserver`) that receives its answers and the children's
 //! statuses.
 
+use super::SERVER;
 use crate::child::WaitSource;
 use crate::policy::Policy;
 use crate::process::boot::ENV;
 use crate::process::child::{fn_ref, send_arg};
-use crate::process::spawn::{argv0, SELF_EXE};
+use crate::process::spawn::{argv0, title, SELF_EXE};
 use crate::runtime::spawn_own_thread;
 use crate::sys::forklocal::ForkLocal;
 use crate::sys::{self, pidfd, socket};
@@ -79,7 +80,7 @@ fn launch() -> Result<Arc<Conn>> {
     let (ours, theirs) = socket::seqpacket_pair().map_err(|e| err("socketpair", e))?;
     let me = pidfd::open(sys::getpid()).map_err(|e| err("pidfd_open(self)", e))?;
     let mut cmd = Command::new(SELF_EXE);
-    cmd.arg0(argv0())
+    cmd.arg0(title(&argv0(), SERVER))
         .env(ENV, format!("server:{}", sys::getpid()))
         .stdin(Stdio::from(theirs));
     let mut intermediate = cmd.spawn().map_err(|e| Error::Spawn {

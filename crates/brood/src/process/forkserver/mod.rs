@@ -40,6 +40,9 @@
 pub(crate) mod client;
 pub(crate) mod server;
 
+/// What `ps` calls the server: `myapp (brood fork server)`.
+const SERVER: &str = "fork server";
+
 /// The pid of this process's fork server, if one is running.
 ///
 /// ```

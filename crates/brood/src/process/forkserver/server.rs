@@ -2,9 +2,11 @@
 //! no lock held by another thread. It never starts a thread; it waits with one
 //! `poll(2)` on the client's socket, the client's pidfd and its children's pidfds.
 
+use super::SERVER;
 use crate::process::child::{self, CODE_SETUP};
-use crate::process::spawn::ignore_sigpipe;
+use crate::process::spawn::{ignore_sigpipe, title};
 use crate::sys::image;
+use crate::sys::proctitle::ArgArea;
 use crate::sys::thread::SingleThreaded;
 use crate::sys::{self, fork::Forked, pidfd, pidfd::Reap, socket};
 use crate::wire::{self, Request, ToClient, ToServer};
@@ -23,6 +25,10 @@ struct Server {
     kids: Vec<Kid>,
     me: u32,
     single: SingleThreaded,
+    /// The client program's name and where our command line lives, so that
+    /// each child shows as `myapp (brood Process-3)` rather than as the server.
+    program: std::ffi::OsString,
+    args: Option<ArgArea>,
 }
 
 /// `init` in the re-executed process: become the server, serve, exit.
@@ -53,6 +59,16 @@ pub(crate) fn main(client: u32) -> ! {
     let mut server = Server::new(sock, client, single).unwrap_or_else(|msg| fail(msg));
     server.run();
     sys::fork::exit_now(0)
+}
+
+/// The client's program name: our `argv[0]` is `myapp (brood fork server)`.
+fn client_program() -> std::ffi::OsString {
+    let arg0 = std::env::args_os().next().unwrap_or_default();
+    let suffix = format!(" (brood {SERVER})");
+    match arg0.to_str().and_then(|a| a.strip_suffix(&suffix)) {
+        Some(program) => program.into(),
+        None => arg0,
+    }
 }
 
 impl Server {
@@ -87,6 +103,8 @@ impl Server {
             kids: Vec::new(),
             me,
             single,
+            program: client_program(),
+            args: ArgArea::locate().ok(),
         })
     }
 
@@ -171,6 +189,9 @@ impl Server {
         match self.single.fork() {
             Ok(Forked::Child) => {
                 self.close_in_child();
+                if let Some(area) = &self.args {
+                    area.set_title(&title(&self.program, &req.name).to_string_lossy());
+                }
                 if let Err((step, e)) = crate::fork::arm_child(&req.policy, self.me) {
                     child::send_failure(out.as_fd(), &format!("{step}: {e}"));
                     sys::fork::exit_now(CODE_SETUP);
