@@ -99,6 +99,93 @@ pub enum Error {
     /// without a parent-death signal).
     #[error("unsupported: {0}")]
     Unsupported(String),
+
+    // Misuse of a builder, and start-ups that cannot happen as asked.
+    /// [`Process::start`](crate::Process::start) was called again: the argument
+    /// moved into the first child (Python's "cannot start a process twice").
+    #[error("process {name:?} was already started; a Process starts once")]
+    AlreadyStarted {
+        /// The process's name.
+        name: String,
+    },
+
+    /// A [`Pool`](crate::Pool) was asked for with no worker.
+    #[error("a pool needs at least one worker (asked for {size})")]
+    PoolSize {
+        /// The size asked for.
+        size: usize,
+    },
+
+    /// [`fork`](crate::fork) with [`OnParentDeath::Signal`](crate::OnParentDeath)
+    /// was called off the main thread, where the kernel would send the signal
+    /// when that thread ends; [`fork_with`](crate::ForkBuilder::fork_with) forks
+    /// from a durable thread instead.
+    #[error("fork() with OnParentDeath::Signal on thread {tid} of pid {pid}, not the main thread: the signal would fire when this thread ends; use fork_with")]
+    ForkOffMainThread {
+        /// The calling thread.
+        tid: u32,
+        /// This process.
+        pid: u32,
+    },
+
+    /// A function given to [`Process`](crate::Process) or a [`Pool`](crate::Pool)
+    /// cannot be found again in a re-executed child.
+    #[error("the {what} cannot cross into another process: {reason}")]
+    NotCrossable {
+        /// Which function (`"Process function"`, `"pool task"`).
+        what: &'static str,
+        /// Why (not code of the executable, an executable that changed…).
+        reason: String,
+    },
+
+    /// This process was started by brood to run a function, but
+    /// [`init`](crate::init) did not run first in `main`.
+    #[error("pid {pid} was started by brood to run a function, but brood::init() was not called first in main (or brood::init_before_main!() in a test); {marker} is still set")]
+    NotInitialised {
+        /// This process.
+        pid: u32,
+        /// The environment variable brood left for `init`.
+        marker: &'static str,
+    },
+
+    /// [`signals::graceful`](crate::signals::graceful) was given a signal that
+    /// cannot be caught (SIGKILL, SIGSTOP).
+    #[error("{signal} cannot be caught")]
+    Uncatchable {
+        /// The signal.
+        signal: crate::Signal,
+    },
+
+    /// [`signals::graceful`](crate::signals::graceful) could not take the
+    /// signals over.
+    #[error("cannot take over signals ({step}): {source}")]
+    Signals {
+        /// What failed (`"installing the handlers"`, `"starting the signal thread"`).
+        step: &'static str,
+        /// The kernel's answer.
+        #[source]
+        source: io::Error,
+    },
+
+    /// [`Command::run`](crate::Command::run) or
+    /// [`output`](crate::Command::output) was given
+    /// [`input`](crate::Command::input) while stdin was also set explicitly.
+    #[error("{program:?} was given input, but its stdin was set explicitly")]
+    InputWithStdin {
+        /// The program.
+        program: String,
+    },
+
+    /// The standard streams asked for could not be set up (a pipe, `/dev/null`,
+    /// a descriptor copy).
+    #[error("cannot set up the standard streams of {program:?}: {source}")]
+    Stdio {
+        /// The program.
+        program: String,
+        /// The kernel's answer.
+        #[source]
+        source: io::Error,
+    },
 }
 
 /// Why a program could not be started.

@@ -5,7 +5,7 @@
 
 use crate::child::WaitSource;
 use crate::globals::globals;
-use crate::policy::{Kind, OnExit, OnParentDeath, Policy, Tree};
+use crate::policy::{Kind, Lifecycle, Policy, Tree};
 use crate::sys::{self, fork::Forked};
 use crate::{Child, Error, Result};
 use std::panic::{self, AssertUnwindSafe};
@@ -34,7 +34,7 @@ pub enum Fork {
 /// ```
 #[derive(Clone, Debug)]
 pub struct ForkBuilder {
-    policy: Policy,
+    lifecycle: Lifecycle,
 }
 
 impl Default for ForkBuilder {
@@ -47,32 +47,37 @@ impl ForkBuilder {
     /// Python's defaults for `os.fork`.
     pub fn new() -> ForkBuilder {
         ForkBuilder {
-            policy: Policy::for_kind(Kind::Fork),
+            lifecycle: Lifecycle::new(Kind::Fork),
         }
     }
 
-    /// What happens to the child when this process ends normally.
-    pub fn on_exit(mut self, on_exit: OnExit) -> Self {
-        self.policy.on_exit = on_exit;
-        self
-    }
-
-    /// What happens to the child when this process dies in any way.
-    pub fn on_parent_death(mut self, on_parent_death: OnParentDeath) -> Self {
-        self.policy.on_parent_death = on_parent_death;
-        self
-    }
-
-    /// Whether the child leads its own process group or session.
-    pub fn tree(mut self, tree: Tree) -> Self {
-        self.policy.tree = tree;
-        self
-    }
-
-    /// All three policies at once.
-    pub fn policy(mut self, policy: Policy) -> Self {
-        self.policy = policy;
-        self
+    crate::policy::lifecycle_methods! {
+        on_exit {
+            /// ```no_run
+            /// # brood::init();
+            /// let child = brood::ForkBuilder::new().on_exit(brood::OnExit::Wait).fork_with(|| 0)?;
+            /// brood::exit(0); // waits for `child` first
+            /// # Ok::<(), brood::Error>(())
+            /// ```
+        }
+        on_parent_death {}
+        tree {
+            /// ```
+            /// # brood::init();
+            /// let child = brood::ForkBuilder::new()
+            ///     .tree(brood::Tree::Group)
+            ///     .fork_with(|| 0)?;
+            /// assert!(child.wait()?.success());
+            /// # Ok::<(), brood::Error>(())
+            /// ```
+        }
+        set_policy {}
+        policy {
+            /// ```
+            /// use brood::{ForkBuilder, Kind, Policy};
+            /// assert_eq!(ForkBuilder::new().policy(), Policy::for_kind(Kind::Fork));
+            /// ```
+        }
     }
 
     /// Forks; the child runs `f` and exits with the code it returns (101, with the
@@ -83,11 +88,11 @@ impl ForkBuilder {
     /// not run there. After a fork in a multi-threaded parent, `f` must not need a
     /// lock another thread held at that moment (stdout's included): brood warns
     /// once when threads other than its own exist.
-    pub fn fork_with<F>(self, f: F) -> Result<Child>
+    pub fn fork_with<F>(&self, f: F) -> Result<Child>
     where
         F: FnOnce() -> i32 + Send,
     {
-        let policy = self.policy;
+        let policy = self.policy();
         let go = move || -> Result<Child> {
             // SAFETY: the child side never returns: it runs `f` and `_exit`s.
             match unsafe { fork_raw(&policy)? } {
@@ -114,19 +119,19 @@ impl ForkBuilder {
     /// [`crate::exit`] or [`crate::exit_now`], or it will run the caller's code
     /// after the fork a second time (claim F3).
     ///
-    /// With [`OnParentDeath::Signal`] this must be called on the main thread: the
+    /// With [`OnParentDeath::Signal`](crate::OnParentDeath::Signal) this must be called on the main thread: the
     /// kernel ties the signal to the creating *thread*, and a raw fork cannot move
     /// to brood's spawner thread (use [`ForkBuilder::fork_with`] instead).
-    pub unsafe fn fork(self) -> Result<Fork> {
-        if self.policy.death_signal().is_some() && !sys::fork::is_main_thread() {
-            return Err(Error::Unsupported(
-                "fork() with OnParentDeath::Signal off the main thread: the signal would fire when \
-                 this thread ends; use fork_with, which forks from a durable thread"
-                    .into(),
-            ));
+    pub unsafe fn fork(&self) -> Result<Fork> {
+        let policy = self.policy();
+        if policy.death_signal().is_some() && !sys::fork::is_main_thread() {
+            return Err(Error::ForkOffMainThread {
+                tid: sys::fork::gettid(),
+                pid: sys::getpid(),
+            });
         }
         // SAFETY: the caller accepted fork's contract.
-        match unsafe { fork_raw(&self.policy)? } {
+        match unsafe { fork_raw(&policy)? } {
             (Forked::Child, _) => Ok(Fork::Child),
             (Forked::Parent(_), child) => Ok(Fork::Parent(child.expect("parent side has a child"))),
         }

@@ -41,13 +41,16 @@ pub fn graceful(signals: &[Signal]) -> Result<()> {
         .iter()
         .find(|s| **s == Signal::KILL || **s == Signal::STOP)
     {
-        return Err(Error::Unsupported(format!("{bad} cannot be caught")));
+        return Err(Error::Uncatchable { signal: *bad });
     }
     let raw: Vec<i32> = signals.iter().map(|s| s.as_raw()).collect();
     for &sig in &raw {
         TAKEN.fetch_or(1 << sig, Ordering::Relaxed);
     }
-    let mut iter = Signals::new(&raw).map_err(|e| Error::io("installing signal handlers", e))?;
+    let mut iter = Signals::new(&raw).map_err(|source| Error::Signals {
+        step: "installing the handlers",
+        source,
+    })?;
     spawn_own_thread("brood-graceful", move || {
         if let Some(sig) = iter.forever().next() {
             crate::exit::apply_on_exit();
@@ -56,6 +59,9 @@ pub fn graceful(signals: &[Signal]) -> Result<()> {
             crate::sys::fork::exit_now(128 + sig);
         }
     })
-    .map_err(|e| Error::io("starting the signal thread", e))?;
+    .map_err(|source| Error::Signals {
+        step: "starting the signal thread",
+        source,
+    })?;
     Ok(())
 }

@@ -54,14 +54,12 @@ impl Command {
             self.stdout.as_ref().map_or(dout, |s| &s.0),
             self.stderr.as_ref().map_or(derr, |s| &s.0),
         ];
-        let wiring = Wiring::new(streams).map_err(|e| {
-            Error::io(
-                format!("cannot set up the standard streams of {program:?}"),
-                e,
-            )
+        let wiring = Wiring::new(streams).map_err(|source| Error::Stdio {
+            program: program.clone(),
+            source,
         })?;
 
-        let policy = self.policy;
+        let policy = self.policy();
         let plan = ExecPlan {
             candidates: prepared.candidates(),
             argv: prepared.argv(),

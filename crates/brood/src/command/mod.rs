@@ -20,7 +20,7 @@ pub use popen::Popen;
 pub use run::Output;
 pub use stdio::{ChildStderr, ChildStdin, ChildStdout, Stdio};
 
-use crate::policy::{Kind, OnExit, OnParentDeath, Policy, Tree};
+use crate::policy::{Kind, Lifecycle};
 use std::collections::BTreeMap;
 use std::ffi::{OsStr, OsString};
 use std::path::{Path, PathBuf};
@@ -68,7 +68,7 @@ pub struct Command {
     stdin: Option<Stdio>,
     stdout: Option<Stdio>,
     stderr: Option<Stdio>,
-    policy: Policy,
+    lifecycle: Lifecycle,
     // For `run` only.
     input: Option<Vec<u8>>,
     timeout: Option<Duration>,
@@ -95,7 +95,7 @@ impl Command {
             stdin: None,
             stdout: None,
             stderr: None,
-            policy: Policy::for_kind(Kind::Command),
+            lifecycle: Lifecycle::new(Kind::Command),
             input: None,
             timeout: None,
             check: true,
@@ -257,66 +257,53 @@ impl Command {
         self
     }
 
-    /// What happens to the child when this process ends normally (default
-    /// [`OnExit::Detach`], as in Python).
-    ///
-    /// ```no_run
-    /// # brood::init();
-    /// brood::Command::new("sleep").arg("1").on_exit(brood::OnExit::Wait).spawn()?;
-    /// brood::exit(0); // waits for `sleep` first
-    /// # Ok::<(), brood::Error>(())
-    /// ```
-    pub fn on_exit(&mut self, on_exit: OnExit) -> &mut Command {
-        self.policy.on_exit = on_exit;
-        self
-    }
-
-    /// What happens to the child when this process dies in any way, SIGKILL
-    /// included (default [`OnParentDeath::Survive`], as in Python).
-    ///
-    /// ```
-    /// # brood::init();
-    /// use brood::{Command, OnParentDeath, Signal};
-    /// let child = Command::new("sleep")
-    ///     .arg("30")
-    ///     .on_parent_death(OnParentDeath::Signal(Signal::KILL))
-    ///     .spawn()?;
-    /// child.kill()?;
-    /// child.wait()?;
-    /// # Ok::<(), brood::Error>(())
-    /// ```
-    pub fn on_parent_death(&mut self, on_parent_death: OnParentDeath) -> &mut Command {
-        self.policy.on_parent_death = on_parent_death;
-        self
-    }
-
-    /// Whether the child leads its own process group or session, so that
-    /// `terminate`/`kill` reach its own children too (default [`Tree::Own`]).
-    ///
-    /// ```
-    /// # brood::init();
-    /// let child = brood::Command::new("sleep").arg("30").tree(brood::Tree::Group).spawn()?;
-    /// child.kill()?; // the whole group
-    /// assert_eq!(child.wait()?.exitcode(), -9);
-    /// # Ok::<(), brood::Error>(())
-    /// ```
-    pub fn tree(&mut self, tree: Tree) -> &mut Command {
-        self.policy.tree = tree;
-        self
-    }
-
-    /// All three policies at once.
-    ///
-    /// ```
-    /// # brood::init();
-    /// use brood::{Command, Kind, Policy};
-    /// let child = Command::new("true").policy(Policy::for_kind(Kind::PoolWorker)).spawn()?;
-    /// assert!(child.wait()?.success());
-    /// # Ok::<(), brood::Error>(())
-    /// ```
-    pub fn policy(&mut self, policy: Policy) -> &mut Command {
-        self.policy = policy;
-        self
+    crate::policy::lifecycle_methods! {
+        on_exit {
+            /// ```no_run
+            /// # brood::init();
+            /// brood::Command::new("sleep").arg("1").on_exit(brood::OnExit::Wait).spawn()?;
+            /// brood::exit(0); // waits for `sleep` first
+            /// # Ok::<(), brood::Error>(())
+            /// ```
+        }
+        on_parent_death {
+            /// ```
+            /// # brood::init();
+            /// use brood::{Command, OnParentDeath, Signal};
+            /// let child = Command::new("sleep")
+            ///     .arg("30")
+            ///     .on_parent_death(OnParentDeath::Signal(Signal::KILL))
+            ///     .spawn()?;
+            /// child.kill()?;
+            /// child.wait()?;
+            /// # Ok::<(), brood::Error>(())
+            /// ```
+        }
+        tree {
+            /// ```
+            /// # brood::init();
+            /// let child = brood::Command::new("sleep").arg("30").tree(brood::Tree::Group).spawn()?;
+            /// child.kill()?; // the whole group
+            /// assert_eq!(child.wait()?.exitcode(), -9);
+            /// # Ok::<(), brood::Error>(())
+            /// ```
+        }
+        set_policy {
+            /// ```
+            /// # brood::init();
+            /// use brood::{Command, Kind, Policy};
+            /// let child = Command::new("true").set_policy(Policy::for_kind(Kind::PoolWorker)).spawn()?;
+            /// assert!(child.wait()?.success());
+            /// # Ok::<(), brood::Error>(())
+            /// ```
+        }
+        policy {
+            /// ```
+            /// use brood::{Command, Kind, OnExit, Policy};
+            /// assert_eq!(Command::new("ls").policy(), Policy::for_kind(Kind::Command));
+            /// assert_eq!(Command::new("ls").on_exit(OnExit::Wait).policy().on_exit, OnExit::Wait);
+            /// ```
+        }
     }
 
     /// For [`run`](Command::run): bytes to write to the child's stdin (which is then
@@ -334,7 +321,7 @@ impl Command {
     }
 
     /// For [`run`](Command::run): how long the child may run; past it, the child
-    /// (its whole tree with [`Tree::Group`]/[`Tree::Session`]) is SIGKILLed and
+    /// (its whole tree with [`Tree::Group`](crate::Tree::Group)/[`Tree::Session`](crate::Tree::Session)) is SIGKILLed and
     /// `run` returns [`Error::Timeout`](crate::Error::Timeout).
     ///
     /// ```
@@ -386,15 +373,5 @@ impl Command {
     /// ```
     pub fn get_args(&self) -> impl Iterator<Item = &OsStr> {
         self.args.iter().map(|a| a.as_os_str())
-    }
-
-    /// The policies the child will get.
-    ///
-    /// ```
-    /// use brood::{Command, Kind, Policy};
-    /// assert_eq!(Command::new("ls").get_policy(), Policy::for_kind(Kind::Command));
-    /// ```
-    pub fn get_policy(&self) -> Policy {
-        self.policy
     }
 }

@@ -64,13 +64,9 @@ impl Command {
             StdioKind::Inherit
         };
         if self.input.is_some() && self.stdin.is_some() {
-            return Err(Error::io(
-                format!(
-                    "run of {:?} was given input, but its stdin was set explicitly",
-                    self.program
-                ),
-                std::io::Error::from(std::io::ErrorKind::InvalidInput),
-            ));
+            return Err(Error::InputWithStdin {
+                program: super::prepare::display_program(&self.program),
+            });
         }
         let mut popen = self.spawn_with([stdin, StdioKind::Piped, StdioKind::Piped])?;
         let (stdout, stderr) = match popen.communicate(self.input.as_deref(), self.timeout) {

@@ -182,13 +182,11 @@ impl Inner {
                     FLUSH_AFTER_US
                 },
             };
-            let mut p = Process::new(worker::worker_main, boot)
-                .name(&format!("brood-pool-worker-{slot}"))
-                .on_exit(cfg.policy.on_exit)
-                .on_parent_death(cfg.policy.on_parent_death)
-                .tree(cfg.policy.tree);
+            let mut p = Process::new(worker::worker_main, boot);
+            p.name(&format!("brood-pool-worker-{slot}"))
+                .set_policy(cfg.policy);
             if let Some(m) = cfg.method {
-                p = p.start_method(m);
+                p.start_method(m);
             }
             match p.start() {
                 Ok(h) => pending.push((slot, h, token)),
