@@ -252,6 +252,23 @@ pub enum SpawnError {
         #[source]
         source: io::Error,
     },
+    /// [`Stdio::merge_into_stdout`](crate::Stdio::merge_into_stdout) was given
+    /// for a stream other than stderr.
+    #[error("{stream} cannot be merged into stdout (only stderr can)")]
+    MergeNotStderr {
+        /// `"stdin"` or `"stdout"`.
+        stream: &'static str,
+    },
+    /// [`Command::process_group`](crate::Command::process_group) together with
+    /// [`Tree::Group`](crate::Tree::Group) or [`Tree::Session`](crate::Tree::Session),
+    /// which already choose the child's group.
+    #[error("process_group({pgid}) conflicts with {tree:?}, which already places the child in a new group")]
+    ProcessGroupWithTree {
+        /// The group asked for.
+        pgid: i32,
+        /// The tree policy.
+        tree: crate::Tree,
+    },
     /// `execve` failed for another reason.
     #[error("execve failed: {0}")]
     Exec(#[source] io::Error),

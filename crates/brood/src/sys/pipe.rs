@@ -131,6 +131,17 @@ pub fn null_onto(target: RawFd) -> io::Result<()> {
     Ok(())
 }
 
+/// `fcntl(F_DUPFD_CLOEXEC)`: a close-on-exec copy of `fd` numbered `min` or above.
+pub fn dup_at_least(fd: BorrowedFd<'_>, min: RawFd) -> io::Result<OwnedFd> {
+    // SAFETY: F_DUPFD_CLOEXEC on an open descriptor we borrow; returns a new one.
+    let copy = unsafe { libc::fcntl(fd.as_raw_fd(), libc::F_DUPFD_CLOEXEC, min) };
+    if copy < 0 {
+        return Err(io::Error::last_os_error());
+    }
+    // SAFETY: `copy` is a fresh descriptor that nothing else owns.
+    Ok(unsafe { OwnedFd::from_raw_fd(copy) })
+}
+
 /// `/dev/null`, opened once (read-write, close-on-exec) for the process's life.
 /// A forked child inherits it, so it only dup2s it instead of allocating a path
 /// and opening a file (each page a fresh child writes is a copy-on-write fault):
