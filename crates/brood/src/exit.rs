@@ -7,7 +7,6 @@
 
 use crate::policy::OnExit;
 use crate::sys;
-use std::io::Write;
 use std::sync::Once;
 use std::time::Instant;
 
@@ -94,12 +93,12 @@ extern "C" fn at_exit() {
 }
 
 /// How a forked child leaves once its function returned: its own children's
-/// `OnExit` applies, Rust's buffered output is flushed, and then `_exit` — never
+/// `OnExit` applies, Rust's buffered output is flushed when that cannot wait on
+/// a lock (see `fork/stdio.rs`), and then `_exit` — never
 /// libc's `exit`, which would run `atexit` handlers the parent installed for
 /// itself (a forked child must not flush the parent's C stdio buffers twice).
 pub(crate) fn leave_forked_child(code: i32) -> ! {
     apply_on_exit();
-    let _ = std::io::stdout().flush();
-    let _ = std::io::stderr().flush();
+    crate::fork::flush_in_forked_child();
     sys::fork::exit_now(code)
 }

@@ -240,7 +240,7 @@ fn above_stdio(fd: BorrowedFd<'_>, owned: &mut Vec<OwnedFd>) -> std::io::Result<
     if fd.as_raw_fd() > 2 {
         return Ok(fd.as_raw_fd());
     }
-    let copy = crate::sys::pipe::dup_at_least(fd, 3)?;
+    let copy = crate::sys::pipe::dup_high(fd)?;
     let raw = copy.as_raw_fd();
     owned.push(copy);
     Ok(raw)

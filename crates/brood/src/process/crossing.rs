@@ -70,6 +70,11 @@ fn image() -> Result<&'static Image, String> {
     IMAGE.get_or_init(read_image).as_ref().map_err(Clone::clone)
 }
 
+/// Reads the image now if no thread did yet (for `fork`, before forking).
+pub(crate) fn ready() {
+    let _ = image();
+}
+
 fn read_image() -> Result<Image, String> {
     use std::os::unix::fs::MetadataExt;
     let meta = std::fs::metadata("/proc/self/exe")

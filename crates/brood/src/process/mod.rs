@@ -165,15 +165,25 @@ macro_rules! init_before_main {
 /// Refuses to start a child from a re-executed process that skipped [`init`]
 /// (it would otherwise start its parent's work again, recursively).
 fn check_initialised() -> Result<()> {
-    static MARKED: OnceLock<bool> = OnceLock::new();
-    if *MARKED.get_or_init(|| !INIT_DONE.load(Ordering::Acquire) && std::env::var_os(ENV).is_some())
-    {
+    if initialised_marker() {
         return Err(Error::NotInitialised {
             pid: crate::sys::getpid(),
             marker: ENV,
         });
     }
     Ok(())
+}
+
+/// Whether this process was started by brood to run a function but skipped
+/// [`init`]: worked out once per process. A forked child reads the parent's
+/// answer, which `fork` makes ready before forking (see `crate::fork`).
+pub(crate) fn initialised_marker() -> bool {
+    static MARKED: OnceLock<bool> = OnceLock::new();
+    *MARKED.get_or_init(|| {
+        #[cfg(test)]
+        crate::fork::test_gate::pass();
+        !INIT_DONE.load(Ordering::Acquire) && std::env::var_os(ENV).is_some()
+    })
 }
 
 /// A function to run in a child process, with its argument and policies:

@@ -25,6 +25,7 @@ pub mod pidfd;
 pub mod pipe;
 pub mod prctl;
 pub mod sigmask;
+pub mod signal;
 pub mod socket;
 pub mod watch;
 
