@@ -97,7 +97,7 @@ pub fn run(opts: &RunOptions) -> Result<u8, RunError> {
 
     let handle = signals.handle();
     let watcher = {
-        let child = (*child).clone();
+        let child = child.child().clone();
         std::thread::spawn(move || {
             for sig in signals.forever() {
                 if sig == libc::SIGCHLD {
@@ -110,7 +110,7 @@ pub fn run(opts: &RunOptions) -> Result<u8, RunError> {
     };
 
     let deadline = opts.timeout.map(|t| Instant::now() + t);
-    let status = child.wait_until(deadline)?;
+    let status = child.child().wait_until(deadline)?;
     let timed_out = status.is_none();
     if timed_out {
         eprintln!(

@@ -76,11 +76,11 @@ fn main() {
             .unwrap_or_else(|e| format!("unavailable ({e})"))
     });
 
-    let fork = Pool::new(2)
+    let fork = Pool::builder(2)
         .start_method(StartMethod::Fork)
         .build()
         .expect("pool");
-    let server = Pool::new(2)
+    let server = Pool::builder(2)
         .start_method(StartMethod::ForkServer)
         .build()
         .expect("pool");
@@ -122,7 +122,7 @@ fn main() {
     let pools: Vec<(String, Pool)> = [1usize, 16, 64, 256, 625, 1250, 2500, 5000]
         .iter()
         .map(|&c| {
-            let p = Pool::new(2)
+            let p = Pool::builder(2)
                 .start_method(StartMethod::Fork)
                 .chunk_size(c)
                 .build()

@@ -39,16 +39,6 @@ pub enum Error {
         pid: u32,
     },
 
-    /// This process was started by brood to run a function (a Spawn child, a
-    /// fork-server child), but `brood::init()` did not run first in `main`, so
-    /// the program's own `main` ran instead. Call `brood::init()` as the first
-    /// line of `main` (`brood::init_before_main!()` in tests and benches).
-    #[error(
-        "brood::init() was not called first in main (or brood::init_before_main!() in a test): \
-         this process was started by brood to run a function, and ran the program's main instead"
-    )]
-    InitNotCalled,
-
     /// The function cannot cross into another process image (it is not code of
     /// the executable), or a received one does not belong to this executable.
     #[error(transparent)]
@@ -120,10 +110,98 @@ pub enum Error {
         stderr: Vec<u8>,
     },
 
-    /// A policy cannot be applied (for example `OnParentDeath` on a platform
-    /// without a parent-death signal).
-    #[error("unsupported: {0}")]
-    Unsupported(String),
+    // Misuse of a builder, and start-ups that cannot happen as asked.
+    /// [`Process::start`](crate::Process::start) was called again: the argument
+    /// moved into the first child (Python's "cannot start a process twice").
+    #[error("process {name:?} was already started; a Process starts once")]
+    AlreadyStarted {
+        /// The process's name.
+        name: String,
+    },
+
+    /// A [`Pool`](crate::Pool) was asked for with no worker.
+    #[error("a pool needs at least one worker (asked for {size})")]
+    PoolSize {
+        /// The size asked for.
+        size: usize,
+    },
+
+    /// [`fork`](crate::fork) with [`OnParentDeath::Signal`](crate::OnParentDeath)
+    /// was called off the main thread, where the kernel would send the signal
+    /// when that thread ends; [`fork_with`](crate::ForkBuilder::fork_with) forks
+    /// from a durable thread instead.
+    #[error("fork() with OnParentDeath::Signal on thread {tid} of pid {pid}, not the main thread: the signal would fire when this thread ends; use fork_with")]
+    ForkOffMainThread {
+        /// The calling thread.
+        tid: u32,
+        /// This process.
+        pid: u32,
+    },
+
+    /// The [`Pool`](crate::Pool) was closed or terminated: it takes no more work.
+    #[error("the pool was closed or terminated")]
+    PoolClosed,
+
+    /// A pool worker never connected back: it ended first, or did not connect
+    /// within the time allowed.
+    #[error("pool worker {pid} {how} before connecting{}", if *.init_hint { " (for re-executed workers: is brood::init() the first line of main, or brood::init_before_main!() in this test?)" } else { "" })]
+    WorkerDidNotConnect {
+        /// The worker.
+        pid: u32,
+        /// What happened instead (`"exited with 0"`, `"did not connect within 30s"`).
+        how: String,
+        /// Whether a missing `brood::init()` is the likely cause.
+        init_hint: bool,
+    },
+
+    /// This process was started by brood to run a function, but
+    /// [`init`](crate::init) did not run first in `main`.
+    #[error("pid {pid} was started by brood to run a function, but brood::init() was not called first in main (or brood::init_before_main!() in a test); {marker} is still set")]
+    NotInitialised {
+        /// This process.
+        pid: u32,
+        /// The environment variable brood left for `init`.
+        marker: &'static str,
+    },
+
+    /// [`signals::graceful`](crate::signals::graceful) was given a signal that
+    /// cannot be caught (SIGKILL, SIGSTOP).
+    #[error("{signal} cannot be caught")]
+    Uncatchable {
+        /// The signal.
+        signal: crate::Signal,
+    },
+
+    /// [`signals::graceful`](crate::signals::graceful) could not take the
+    /// signals over.
+    #[error("cannot take over signals ({step}): {source}")]
+    Signals {
+        /// What failed (`"installing the handlers"`, `"starting the signal thread"`).
+        step: &'static str,
+        /// The kernel's answer.
+        #[source]
+        source: io::Error,
+    },
+
+    /// [`Command::run`](crate::Command::run) or
+    /// [`output`](crate::Command::output) was given
+    /// [`input`](crate::Command::input) while stdin was also set explicitly.
+    #[error("{program:?} was given input, but its stdin was set explicitly")]
+    InputWithStdin {
+        /// The program.
+        program: String,
+    },
+
+    /// The standard streams asked for could not be set up (a pipe, `/dev/null`,
+    /// a descriptor copy).
+    #[error("cannot set up the standard streams of {program:?}: {source}")]
+    Stdio {
+        /// The program.
+        program: String,
+        /// The kernel's answer.
+        #[source]
+        source: io::Error,
+    },
 }
 
 /// Why a program could not be started.
@@ -189,6 +267,23 @@ pub enum SpawnError {
         /// The kernel's answer.
         #[source]
         source: io::Error,
+    },
+    /// [`Stdio::merge_into_stdout`](crate::Stdio::merge_into_stdout) was given
+    /// for a stream other than stderr.
+    #[error("{stream} cannot be merged into stdout (only stderr can)")]
+    MergeNotStderr {
+        /// `"stdin"` or `"stdout"`.
+        stream: &'static str,
+    },
+    /// [`Command::process_group`](crate::Command::process_group) together with
+    /// [`Tree::Group`](crate::Tree::Group) or [`Tree::Session`](crate::Tree::Session),
+    /// which already choose the child's group.
+    #[error("process_group({pgid}) conflicts with {tree:?}, which already places the child in a new group")]
+    ProcessGroupWithTree {
+        /// The group asked for.
+        pgid: i32,
+        /// The tree policy.
+        tree: crate::Tree,
     },
     /// `execve` failed for another reason.
     #[error("execve failed: {0}")]

@@ -9,7 +9,6 @@ use crate::child::{live_children, Child, WaitSource};
 use crate::error::Result;
 use crate::policy::{OnExit, Policy};
 use crate::sys;
-use std::io::Write;
 use std::os::fd::OwnedFd;
 use std::sync::Once;
 use std::time::Instant;
@@ -85,7 +84,7 @@ pub(crate) fn adopt(pid: u32, pidfd: OwnedFd, policy: Policy, source: WaitSource
 
 /// Installs the `atexit` hook once per process image (fork inherits it, and the
 /// hook then works on the child's own children).
-fn ensure_hooked() {
+pub(crate) fn ensure_hooked() {
     static HOOK: Once = Once::new();
     HOOK.call_once(|| sys::atexit::register(at_exit));
 }
@@ -96,12 +95,12 @@ fn at_exit() {
 }
 
 /// How a forked child leaves once its function returned: its own children's
-/// `OnExit` applies, Rust's buffered output is flushed, and then `_exit` — never
+/// `OnExit` applies, Rust's buffered output is flushed when that cannot wait on
+/// a lock (see `forkflush.rs`), and then `_exit` — never
 /// libc's `exit`, which would run `atexit` handlers the parent installed for
 /// itself (a forked child must not flush the parent's C stdio buffers twice).
 pub(crate) fn leave_forked_child(code: i32) -> ! {
     apply_on_exit();
-    let _ = std::io::stdout().flush();
-    let _ = std::io::stderr().flush();
+    crate::forkflush::flush_in_forked_child();
     sys::fork::exit_now(code)
 }

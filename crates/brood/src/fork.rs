@@ -4,11 +4,15 @@
 //! want it.
 
 use crate::child::WaitSource;
-use crate::policy::{Kind, OnExit, OnParentDeath, Policy, Tree};
+use crate::policy::{Kind, Lifecycle, Policy, Tree};
 use crate::sys::{self, fork::Forked};
 use crate::{Child, Error, Result};
+use std::convert::Infallible;
+use std::fmt::Write as _;
 use std::panic::{self, AssertUnwindSafe};
-use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
+use std::sync::atomic::{AtomicBool, Ordering};
+
+use crate::forkflush as stdio;
 
 /// Which side of [`fork`] the caller is on.
 #[derive(Debug)]
@@ -33,7 +37,7 @@ pub enum Fork {
 /// ```
 #[derive(Clone, Debug)]
 pub struct ForkBuilder {
-    policy: Policy,
+    lifecycle: Lifecycle,
 }
 
 impl Default for ForkBuilder {
@@ -46,62 +50,74 @@ impl ForkBuilder {
     /// Python's defaults for `os.fork`.
     pub fn new() -> ForkBuilder {
         ForkBuilder {
-            policy: Policy::for_kind(Kind::Fork),
+            lifecycle: Lifecycle::new(Kind::Fork),
         }
     }
 
-    /// What happens to the child when this process ends normally.
-    pub fn on_exit(mut self, on_exit: OnExit) -> Self {
-        self.policy.on_exit = on_exit;
-        self
-    }
-
-    /// What happens to the child when this process dies in any way.
-    pub fn on_parent_death(mut self, on_parent_death: OnParentDeath) -> Self {
-        self.policy.on_parent_death = on_parent_death;
-        self
-    }
-
-    /// Whether the child leads its own process group or session.
-    pub fn tree(mut self, tree: Tree) -> Self {
-        self.policy.tree = tree;
-        self
-    }
-
-    /// All three policies at once.
-    pub fn policy(mut self, policy: Policy) -> Self {
-        self.policy = policy;
-        self
+    crate::policy::lifecycle_methods! {
+        on_exit {
+            /// ```no_run
+            /// # brood::init();
+            /// let child = brood::ForkBuilder::new().on_exit(brood::OnExit::Wait).fork_with(|| 0)?;
+            /// brood::exit(0); // waits for `child` first
+            /// # Ok::<(), brood::Error>(())
+            /// ```
+        }
+        on_parent_death {}
+        tree {
+            /// ```
+            /// # brood::init();
+            /// let child = brood::ForkBuilder::new()
+            ///     .tree(brood::Tree::Group)
+            ///     .fork_with(|| 0)?;
+            /// assert!(child.wait()?.success());
+            /// # Ok::<(), brood::Error>(())
+            /// ```
+        }
+        set_policy {}
+        policy {
+            /// ```
+            /// use brood::{ForkBuilder, Kind, Policy};
+            /// assert_eq!(ForkBuilder::new().policy(), Policy::for_kind(Kind::Fork));
+            /// ```
+        }
     }
 
     /// Forks; the child runs `f` and exits with the code it returns (101, with the
     /// panic message on stderr, if `f` panics). Returns the child in the parent.
     ///
-    /// In the child, the child's own children get their `OnExit` applied and Rust's
-    /// stdout/stderr are flushed before `_exit`; the parent's `atexit` handlers do
-    /// not run there. After a fork in a multi-threaded parent, `f` must not need a
-    /// lock another thread held at that moment (stdout's included): brood warns
-    /// once when threads other than its own exist.
-    pub fn fork_with<F>(self, f: F) -> Result<Child>
+    /// Before forking, Rust's stdout and stderr are flushed here in the parent
+    /// (as CPython does), so text still in their buffers is written once, not once
+    /// more by the child's copy. In the child, the child's own children get their
+    /// `OnExit` applied before `_exit`; the parent's `atexit` handlers do not run
+    /// there.
+    ///
+    /// **Threads.** The child has only the forking thread; a lock another thread
+    /// held at the fork stays locked there forever. brood's own part never waits
+    /// on one: when other threads exist, the parent flushes stdout and stderr from
+    /// a helper thread for at most 50 ms (another thread may hold their lock
+    /// for good), and the child does *not* flush them on its way out, since their
+    /// lock may be one of those. So in a child forked while other threads ran,
+    /// end what `f` prints with a newline (stdout is line-buffered) or flush it
+    /// in `f`; `f` itself must not need a lock another thread held (stdout's
+    /// included). brood warns once when threads other than its own exist.
+    pub fn fork_with<F>(&self, f: F) -> Result<Child>
     where
         F: FnOnce() -> i32 + Send,
     {
-        let policy = self.policy;
-        let go = move || -> Result<Child> {
-            // SAFETY: the child side never returns: it runs `f` and `_exit`s.
-            match unsafe { fork_raw(&policy)? } {
-                (Forked::Child, _) => {
-                    let code = panic::catch_unwind(AssertUnwindSafe(f)).unwrap_or(101);
-                    crate::exit::leave_forked_child(code)
-                }
-                (Forked::Parent(_), child) => Ok(child.expect("parent side has a child")),
-            }
+        let policy = self.policy();
+        let go = move || {
+            fork_running(&policy, move || {
+                let code = panic::catch_unwind(AssertUnwindSafe(f)).unwrap_or(101);
+                crate::exit::leave_forked_child(code)
+            })
         };
         crate::spawner::run_for(&policy, go).map_err(Error::Fork)?
     }
 
     /// Python's `os.fork()`: returns twice, [`Fork::Child`] in the child and
-    /// [`Fork::Parent`] in the parent.
+    /// [`Fork::Parent`] in the parent. stdout and stderr are flushed first, as
+    /// for [`fork_with`](ForkBuilder::fork_with).
     ///
     /// # Safety
     /// The child is a copy of a possibly multi-threaded process with only the
@@ -110,21 +126,37 @@ impl ForkBuilder {
     /// [`crate::exit`] or [`crate::exit_now`], or it will run the caller's code
     /// after the fork a second time (claim F3).
     ///
-    /// With [`OnParentDeath::Signal`] this must be called on the main thread: the
-    /// kernel ties the signal to the creating *thread*, and a raw fork cannot move
-    /// to brood's spawner thread (use [`ForkBuilder::fork_with`] instead).
-    pub unsafe fn fork(self) -> Result<Fork> {
-        if self.policy.death_signal().is_some() && !sys::fork::is_main_thread() {
-            return Err(Error::Unsupported(
-                "fork() with OnParentDeath::Signal off the main thread: the signal would fire when \
-                 this thread ends; use fork_with, which forks from a durable thread"
-                    .into(),
-            ));
+    /// With [`OnParentDeath::Signal`](crate::OnParentDeath::Signal) this must be
+    /// called on the main thread: the kernel ties the signal to the creating
+    /// *thread*, and a raw fork cannot move to brood's spawner thread (use
+    /// [`ForkBuilder::fork_with`] instead); elsewhere it is
+    /// [`Error::ForkOffMainThread`].
+    pub unsafe fn fork(&self) -> Result<Fork> {
+        let policy = self.policy();
+        if policy.death_signal().is_some() && !sys::fork::is_main_thread() {
+            return Err(Error::ForkOffMainThread {
+                tid: sys::fork::gettid(),
+                pid: sys::getpid(),
+            });
         }
+        let ready = before_fork();
+        let parent = sys::getpid();
+        let mask = sys::sigmask::block_all();
         // SAFETY: the caller accepted fork's contract.
-        match unsafe { fork_raw(&self.policy)? } {
-            (Forked::Child, _) => Ok(Fork::Child),
-            (Forked::Parent(_), child) => Ok(Fork::Parent(child.expect("parent side has a child"))),
+        match unsafe { sys::fork::fork() } {
+            Ok(Forked::Child) => {
+                in_child(ready, &policy, parent);
+                mask.restore();
+                Ok(Fork::Child)
+            }
+            Ok(Forked::Parent(pid)) => {
+                mask.restore();
+                Ok(Fork::Parent(in_parent(pid, &policy)?))
+            }
+            Err(e) => {
+                mask.restore();
+                Err(Error::Fork(e))
+            }
         }
     }
 }
@@ -166,47 +198,84 @@ pub unsafe fn fork() -> Result<Fork> {
     unsafe { ForkBuilder::new().fork() }
 }
 
-/// Forks and applies `policy` on both sides. In the child returns
-/// `(Forked::Child, None)` after arming; in the parent the adopted child.
-///
-/// # Safety
-/// As `fork(2)`; see [`ForkBuilder::fork`].
-pub(crate) unsafe fn fork_raw(policy: &Policy) -> Result<(Forked, Option<Child>)> {
-    warn_about_foreign_threads();
+/// Forks a child that arms `policy` and then runs `child`, which ends the child
+/// (it cannot return). Returns the adopted child in the parent.
+pub(crate) fn fork_running(policy: &Policy, child: impl FnOnce() -> Infallible) -> Result<Child> {
+    let ready = before_fork();
     let parent = sys::getpid();
     // Signals stay blocked across the fork: in the child until it has reset the
     // handlers it must not keep (see `arm_child`), so none of them can run there
     // first; pending ones are delivered once the mask is restored.
     let mask = sys::sigmask::block_all();
-    // SAFETY: forwarded contract.
-    let forked = unsafe { sys::fork::fork() };
-    match forked {
-        Ok(Forked::Child) => {
-            if let Err((step, e)) = arm_child(policy, parent) {
-                // Raw write: after fork in a threaded parent, stderr's lock may
-                // be held.
-                let msg = format!("brood: {step} failed in the child: {e}\n");
-                // SAFETY: writing a valid buffer to fd 2.
-                unsafe { libc::write(2, msg.as_ptr().cast(), msg.len()) };
-                sys::fork::exit_now(127)
-            }
-            mask.restore();
-            Ok((Forked::Child, None))
-        }
-        Ok(Forked::Parent(pid)) => {
-            mask.restore();
-            if policy.tree == Tree::Group {
-                // Both sides set the group, so a signal to the group cannot
-                // arrive before it exists whichever runs first. EACCES/ESRCH once
-                // the child has exec'd or ended: harmless.
-                let _ = sys::pgrp::setpgid(pid, pid);
-            }
-            Ok((Forked::Parent(pid), Some(adopt_forked(pid, policy)?)))
-        }
-        Err(e) => {
-            mask.restore();
-            Err(Error::Fork(e))
-        }
+    let forked = sys::fork::fork_then(|| {
+        in_child(ready, policy, parent);
+        mask.restore();
+        child()
+    });
+    mask.restore();
+    in_parent(forked.map_err(Error::Fork)?, policy)
+}
+
+/// The child's side of a fork, before any of the caller's code: arms the
+/// policy, or reports the failed step on stderr and exits with 127. No
+/// allocation and no lock on either path: after a fork in a threaded parent the
+/// allocator's or stderr's lock may be held by a thread the child does not have.
+fn in_child(ready: Ready, policy: &Policy, parent: u32) {
+    stdio::child_may_flush(ready.stdio_free);
+    if let Err((step, e)) = arm_child(policy, parent) {
+        let mut buf = stdio::StackText::<160>::new();
+        let _ = writeln!(
+            buf,
+            "brood: {step} failed in the child (os error {})",
+            e.raw_os_error().unwrap_or(0)
+        );
+        sys::pipe::write_all_raw(2, buf.as_bytes());
+        sys::fork::exit_now(127)
+    }
+}
+
+/// The parent's side of a fork: the group (for `Tree::Group`) and adoption.
+fn in_parent(pid: u32, policy: &Policy) -> Result<Child> {
+    if policy.tree == Tree::Group {
+        // Both sides set the group, so a signal to the group cannot arrive
+        // before it exists whichever runs first. EACCES/ESRCH once the child
+        // has exec'd or ended: harmless.
+        let _ = sys::pgrp::setpgid(pid, pid);
+    }
+    adopt_forked(pid, policy)
+}
+
+/// What the parent made ready for the child just before forking.
+#[derive(Copy, Clone)]
+struct Ready {
+    /// No other thread could hold std's stdout or stderr lock at the fork.
+    stdio_free: bool,
+}
+
+/// In the parent, just before a fork: make everything the child may read ready,
+/// so that the child never waits on a lock or a one-time initialisation that
+/// a thread it does not have was in the middle of.
+///
+/// - Rust's stdout and stderr are flushed (see [`stdio::flush_before_fork`]).
+/// - Every lazily initialised value brood's code reads after a fork in the
+///   child is initialised here: a `OnceLock` that another thread is
+///   initialising at the fork stays "being initialised" in the child forever,
+///   and the child's `get_or_init` would wait for it forever. `get_or_init`
+///   here instead waits for that thread to finish (a first call per process;
+///   afterwards an atomic load each). The values: std's stdout and stderr
+///   handles; `/dev/null` (a `Process` child's stdin); the executable's layout
+///   (a fork-started pool worker resolves the functions it is sent); the
+///   `atexit` hook (a child starting children of its own); and whether `init`
+///   ran (a child starting a `Process`).
+fn before_fork() -> Ready {
+    let _ = sys::pipe::dev_null();
+    crate::sys::image::warm();
+    crate::exit::ensure_hooked();
+    crate::runtime::init_skipped();
+    let foreign = foreign_threads();
+    warn_about_foreign_threads(foreign);
+    Ready {
+        stdio_free: stdio::flush_before_fork(foreign == Some(0)),
     }
 }
 
@@ -249,47 +318,115 @@ pub(crate) fn arm_child(
         // The parent may have died between fork and prctl: then no signal will
         // ever come, and we are already re-parented. Deliver it ourselves.
         if sys::getppid() != parent {
-            // SAFETY: signalling ourselves.
-            unsafe { libc::kill(libc::getpid(), sig.as_raw()) };
+            sys::signal::raise_in_self(sig.as_raw());
         }
     }
     Ok(())
 }
 
+/// How many threads other than the caller and brood's own this process has
+/// (`None` if `/proc/self/stat` cannot be read: then assume some).
+fn foreign_threads() -> Option<usize> {
+    let ours = crate::runtime::own_threads();
+    let total = sys::fork::thread_count().ok()?;
+    Some(total.saturating_sub(1 + ours))
+}
+
 /// Warns once per process when a fork happens while threads other than brood's
 /// own exist: the child gets only the forking thread, and any lock another thread
 /// held stays locked there forever.
-fn warn_about_foreign_threads() {
+fn warn_about_foreign_threads(foreign: Option<usize>) {
     static WARNED: AtomicBool = AtomicBool::new(false);
-    // Counting threads reads /proc/self/stat (~10 µs, a twentieth of a fork);
-    // the warning is advice, so look at most once per 100 ms.
-    static LAST_LOOK_MS: AtomicU64 = AtomicU64::new(0);
-    if WARNED.load(Ordering::Relaxed) {
-        return;
-    }
-    let now_ms = std::time::SystemTime::now()
-        .duration_since(std::time::UNIX_EPOCH)
-        .map_or(0, |d| d.as_millis() as u64);
-    let last = LAST_LOOK_MS.load(Ordering::Relaxed);
-    if now_ms.saturating_sub(last) < 100
-        || LAST_LOOK_MS
-            .compare_exchange(last, now_ms, Ordering::Relaxed, Ordering::Relaxed)
-            .is_err()
-        || std::env::var_os("BROOD_NO_FORK_WARNING").is_some()
-    {
-        return;
-    }
-    let ours = crate::runtime::own_threads();
-    let Ok(total) = sys::fork::thread_count() else {
+    let Some(others) = foreign.filter(|&n| n > 0) else {
         return;
     };
-    if total > 1 + ours && !WARNED.swap(true, Ordering::Relaxed) {
+    if WARNED.load(Ordering::Relaxed) || std::env::var_os("BROOD_NO_FORK_WARNING").is_some() {
+        return;
+    }
+    if !WARNED.swap(true, Ordering::Relaxed) {
         eprintln!(
-            "brood: warning: fork() with {} other thread(s) running (pid {}); the child gets only \
-             the calling thread, and a lock another thread held stays locked there. Prefer \
+            "brood: warning: fork() with {others} other thread(s) running (pid {}); the child gets \
+             only the calling thread, and a lock another thread held stays locked there. Prefer \
              StartMethod::ForkServer or Spawn. (Set BROOD_NO_FORK_WARNING to silence.)",
-            total - 1 - ours,
             sys::getpid()
+        );
+    }
+}
+
+/// A pause point inside brood's one-time initialisations, for the test below:
+/// a thread that passes it while it is armed stays inside the initialisation
+/// until the test opens it.
+#[cfg(test)]
+pub(crate) mod test_gate {
+    use std::sync::atomic::{AtomicBool, Ordering};
+    use std::time::Duration;
+
+    pub(crate) static ARMED: AtomicBool = AtomicBool::new(false);
+    pub(crate) static ENTERED: AtomicBool = AtomicBool::new(false);
+    pub(crate) static OPEN: AtomicBool = AtomicBool::new(false);
+
+    pub(crate) fn pass() {
+        if ARMED.load(Ordering::Acquire) {
+            ENTERED.store(true, Ordering::Release);
+            while !OPEN.load(Ordering::Acquire) {
+                std::thread::sleep(Duration::from_millis(1));
+            }
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::test_gate::{ARMED, ENTERED, OPEN};
+    use std::sync::atomic::{AtomicBool, Ordering};
+    use std::sync::Arc;
+    use std::time::Duration;
+
+    /// Is thread `tid` of this process blocked in `futex(2)` (waiting on a lock
+    /// or a one-time initialisation)? `/proc/self/task/<tid>/syscall` starts with
+    /// the number of the system call it sleeps in.
+    fn in_futex(tid: u32) -> bool {
+        std::fs::read_to_string(format!("/proc/self/task/{tid}/syscall"))
+            .is_ok_and(|s| s.split_whitespace().next() == Some(&libc::SYS_futex.to_string()))
+    }
+
+    /// Another thread sits inside a brood `get_or_init` (whether `init` ran) at
+    /// the moment of a fork: the child, which reads that value when it starts a
+    /// `Process`, must not wait forever for a thread it does not have. The fork
+    /// waits for the initialisation instead, and the child finds it done.
+    #[test]
+    fn fork_while_another_thread_initialises_a_lazy_value() {
+        ARMED.store(true, Ordering::Release);
+        let initialiser = std::thread::spawn(crate::runtime::init_skipped);
+        while !ENTERED.load(Ordering::Acquire) {
+            std::thread::sleep(Duration::from_millis(1));
+        }
+        // Open the gate once this thread is blocked (waiting for the
+        // initialisation) or has forked, whichever comes first.
+        let forker = crate::sys::fork::gettid();
+        let forked = Arc::new(AtomicBool::new(false));
+        let opener = {
+            let forked = Arc::clone(&forked);
+            std::thread::spawn(move || {
+                while !forked.load(Ordering::Acquire) && !in_futex(forker) {
+                    std::thread::sleep(Duration::from_millis(1));
+                }
+                OPEN.store(true, Ordering::Release);
+            })
+        };
+        let child = crate::fork_with(|| i32::from(crate::runtime::init_skipped())).unwrap();
+        forked.store(true, Ordering::Release);
+        let status = child.wait_timeout(Duration::from_secs(5)).unwrap();
+        if status.is_none() {
+            child.kill().unwrap();
+            child.wait().unwrap();
+        }
+        opener.join().unwrap();
+        initialiser.join().unwrap();
+        assert_eq!(
+            status.map(|s| s.code()),
+            Some(Some(0)),
+            "the child waited for a OnceLock another thread was initialising at the fork"
         );
     }
 }

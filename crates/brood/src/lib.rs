@@ -56,6 +56,7 @@ mod command;
 mod error;
 mod exit;
 mod fork;
+mod forkflush;
 mod policy;
 mod pool;
 mod process;

@@ -108,7 +108,7 @@ pub enum Kind {
 }
 
 impl Policy {
-    /// Python's behaviour for this kind of child (DESIGN §1).
+    /// Python's behaviour for this kind of child.
     pub fn for_kind(kind: Kind) -> Policy {
         let on_exit = match kind {
             Kind::Process { daemon: false } => OnExit::Wait,
@@ -134,3 +134,133 @@ impl Policy {
         }
     }
 }
+
+/// A builder's lifecycle options: its kind's defaults, and what was set on top.
+///
+/// Kept as overrides rather than a resolved [`Policy`] so that a kind that
+/// changes later (`Process::daemon`) still yields its own defaults for what was
+/// not set, whatever the order of the calls.
+#[derive(Copy, Clone, Debug)]
+pub(crate) struct Lifecycle {
+    kind: Kind,
+    on_exit: Option<OnExit>,
+    on_parent_death: Option<OnParentDeath>,
+    tree: Option<Tree>,
+}
+
+impl Lifecycle {
+    /// Nothing set yet: `kind`'s defaults.
+    pub(crate) fn new(kind: Kind) -> Lifecycle {
+        Lifecycle {
+            kind,
+            on_exit: None,
+            on_parent_death: None,
+            tree: None,
+        }
+    }
+
+    /// Changes the kind whose defaults fill in what was not set.
+    pub(crate) fn set_kind(&mut self, kind: Kind) {
+        self.kind = kind;
+    }
+
+    /// The policy the child will get.
+    pub(crate) fn policy(&self) -> Policy {
+        let defaults = Policy::for_kind(self.kind);
+        Policy {
+            on_exit: self.on_exit.unwrap_or(defaults.on_exit),
+            on_parent_death: self.on_parent_death.unwrap_or(defaults.on_parent_death),
+            tree: self.tree.unwrap_or(defaults.tree),
+        }
+    }
+
+    pub(crate) fn set_on_exit(&mut self, on_exit: OnExit) {
+        self.on_exit = Some(on_exit);
+    }
+
+    pub(crate) fn set_on_parent_death(&mut self, on_parent_death: OnParentDeath) {
+        self.on_parent_death = Some(on_parent_death);
+    }
+
+    pub(crate) fn set_tree(&mut self, tree: Tree) {
+        self.tree = Some(tree);
+    }
+
+    /// Sets every option at once.
+    pub(crate) fn set_policy(&mut self, policy: Policy) {
+        let Policy {
+            on_exit,
+            on_parent_death,
+            tree,
+        } = policy;
+        self.set_on_exit(on_exit);
+        self.set_on_parent_death(on_parent_death);
+        self.set_tree(tree);
+    }
+}
+
+/// The lifecycle methods every builder shares (`Command`, `ForkBuilder`,
+/// `Process`, `PoolBuilder`): one definition, expanded as inherent methods (so
+/// users need no trait import) over the builder's `lifecycle: Lifecycle` field.
+/// A new lifecycle option is a field of [`Policy`] and [`Lifecycle`] and one
+/// method here.
+///
+/// Each method takes the builder's own examples as doc attributes:
+/// `lifecycle_methods! { on_exit { /// … } on_parent_death { } tree { }
+/// set_policy { } policy { } }`.
+macro_rules! lifecycle_methods {
+    (
+        on_exit { $(#[$on_exit:meta])* }
+        on_parent_death { $(#[$on_parent_death:meta])* }
+        tree { $(#[$tree:meta])* }
+        set_policy { $(#[$set_policy:meta])* }
+        policy { $(#[$policy:meta])* }
+    ) => {
+        /// What happens to the child when this process ends normally: returns
+        /// from `main`, calls `std::process::exit` or [`exit`](crate::exit)
+        /// (see [`OnExit`](crate::OnExit); the default is the kind's, as in
+        /// Python).
+        ///
+        $(#[$on_exit])*
+        pub fn on_exit(&mut self, on_exit: $crate::OnExit) -> &mut Self {
+            self.lifecycle.set_on_exit(on_exit);
+            self
+        }
+
+        /// What happens to the child when this process dies in any way,
+        /// SIGKILL included (see [`OnParentDeath`](crate::OnParentDeath)).
+        ///
+        $(#[$on_parent_death])*
+        pub fn on_parent_death(&mut self, on_parent_death: $crate::OnParentDeath) -> &mut Self {
+            self.lifecycle.set_on_parent_death(on_parent_death);
+            self
+        }
+
+        /// Whether the child leads its own process group or session, so that
+        /// `terminate`/`kill` reach its own children too (see
+        /// [`Tree`](crate::Tree); default [`Tree::Own`](crate::Tree::Own)).
+        ///
+        $(#[$tree])*
+        pub fn tree(&mut self, tree: $crate::Tree) -> &mut Self {
+            self.lifecycle.set_tree(tree);
+            self
+        }
+
+        /// Every lifecycle option at once.
+        ///
+        $(#[$set_policy])*
+        pub fn set_policy(&mut self, policy: $crate::Policy) -> &mut Self {
+            self.lifecycle.set_policy(policy);
+            self
+        }
+
+        /// The lifecycle options the child will get: the kind's defaults with
+        /// what was set on top.
+        ///
+        $(#[$policy])*
+        pub fn policy(&self) -> $crate::Policy {
+            self.lifecycle.policy()
+        }
+    };
+}
+pub(crate) use lifecycle_methods;

@@ -7,7 +7,8 @@
 //! that the fork warning can tell them from the program's.
 
 use crate::sys::forklocal::ForkLocal;
-use std::sync::atomic::{AtomicUsize, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
+use std::sync::OnceLock;
 
 /// How many threads brood itself started in this process (reaper, spawner,
 /// signal and fork-server threads). A forked child starts at zero: its parent's
@@ -34,4 +35,30 @@ pub(crate) fn spawn_own_thread(
         .inspect_err(|_| {
             count.fetch_sub(1, Ordering::Relaxed);
         })
+}
+
+/// The environment variable that marks a process brood started by
+/// re-execution, and says what it is for (`spawn:<parent pid>` or
+/// `server:<client pid>`); its stdin is the private socket.
+pub(crate) const ENV: &str = "__BROOD_CHILD";
+
+/// Set by the first `brood::init()` call.
+static INIT_DONE: AtomicBool = AtomicBool::new(false);
+
+/// Marks `init` as run; true if it had run already.
+pub(crate) fn mark_init_done() -> bool {
+    INIT_DONE.swap(true, Ordering::AcqRel)
+}
+
+/// Whether this process was started by brood to run a function but skipped
+/// `init` (so the program's own `main` runs instead): worked out once per
+/// process. A forked child reads the parent's answer, which `fork` makes ready
+/// before forking, so the child never waits on a half-made `OnceLock`.
+pub(crate) fn init_skipped() -> bool {
+    static MARKED: OnceLock<bool> = OnceLock::new();
+    *MARKED.get_or_init(|| {
+        #[cfg(test)]
+        crate::fork::test_gate::pass();
+        !INIT_DONE.load(Ordering::Acquire) && std::env::var_os(ENV).is_some()
+    })
 }

@@ -78,7 +78,7 @@ fn watch(pool: &Pool, cleanup: &mut Cleanup) -> Vec<u32> {
 fn map_keeps_order_and_unordered_gives_every_index() {
     for m in METHODS {
         let mut cleanup = Cleanup::default();
-        let pool = Pool::new(2).start_method(m).build().unwrap();
+        let pool = Pool::builder(2).start_method(m).build().unwrap();
         watch(&pool, &mut cleanup);
         let out = pool.map(inc, 0..1000u64).unwrap();
         let values: Vec<u64> = out.into_iter().map(Result::unwrap).collect();
@@ -101,7 +101,7 @@ fn map_keeps_order_and_unordered_gives_every_index() {
 fn a_worker_killed_mid_task_fails_only_its_item_and_is_replaced() {
     for m in METHODS {
         let mut cleanup = Cleanup::default();
-        let pool = Pool::new(2).start_method(m).build().unwrap();
+        let pool = Pool::builder(2).start_method(m).build().unwrap();
         let before = watch(&pool, &mut cleanup);
         let t = Instant::now();
         let out = pool.map(kill_on_seven, 0..40).unwrap();
@@ -142,7 +142,7 @@ fn a_worker_killed_mid_task_fails_only_its_item_and_is_replaced() {
 #[test]
 fn a_worker_that_exits_fails_only_its_item() {
     let mut cleanup = Cleanup::default();
-    let pool = Pool::new(2)
+    let pool = Pool::builder(2)
         .start_method(StartMethod::Spawn)
         .build()
         .unwrap();
@@ -166,7 +166,7 @@ fn a_panic_fails_its_item_and_the_worker_goes_on() {
     let mut cleanup = Cleanup::default();
     // The worker is made inside the capture, so it inherits the captured stderr.
     let ((pool, before, out), stderr) = support::capture_stderr(|| {
-        let pool = Pool::new(1)
+        let pool = Pool::builder(1)
             .start_method(StartMethod::Fork)
             .build()
             .unwrap();
@@ -199,7 +199,7 @@ fn a_panic_fails_its_item_and_the_worker_goes_on() {
 fn a_task_past_its_timeout_fails_and_its_worker_is_killed() {
     let mut cleanup = Cleanup::default();
     let timeout = Duration::from_millis(300);
-    let pool = Pool::new(2)
+    let pool = Pool::builder(2)
         .start_method(StartMethod::Fork)
         .task_timeout(timeout)
         .build()
@@ -229,7 +229,7 @@ fn a_timeout_with_tree_group_kills_what_the_task_started() {
     let mut cleanup = Cleanup::default();
     let mut report = Report::new();
     let fd = report.fd();
-    let pool = Pool::new(2)
+    let pool = Pool::builder(2)
         .start_method(StartMethod::Fork)
         .task_timeout(Duration::from_millis(200))
         .tree(Tree::Group)
@@ -252,7 +252,7 @@ fn a_timeout_with_tree_group_kills_what_the_task_started() {
 #[test]
 fn a_worker_killed_between_maps_is_replaced_without_failing_anything() {
     let mut cleanup = Cleanup::default();
-    let pool = Pool::new(2)
+    let pool = Pool::builder(2)
         .start_method(StartMethod::ForkServer)
         .build()
         .unwrap();
@@ -271,7 +271,7 @@ fn a_worker_killed_between_maps_is_replaced_without_failing_anything() {
 fn workers_retire_after_max_tasks_per_child() {
     for m in [StartMethod::Fork, StartMethod::ForkServer] {
         let mut cleanup = Cleanup::default();
-        let pool = Pool::new(2)
+        let pool = Pool::builder(2)
             .start_method(m)
             .max_tasks_per_child(2)
             .build()
@@ -300,7 +300,7 @@ fn drop_and_terminate_and_close_end_every_worker() {
     for m in METHODS {
         let mut cleanup = Cleanup::default();
         for how in ["drop", "terminate", "close"] {
-            let pool = Pool::new(3).start_method(m).build().unwrap();
+            let pool = Pool::builder(3).start_method(m).build().unwrap();
             let pids = watch(&pool, &mut cleanup);
             let fds: Vec<_> = pids.iter().map(|&p| pidfd(p).unwrap()).collect();
             assert_eq!(pool.map(inc, [1]).unwrap(), [Ok(2)]);
@@ -354,7 +354,7 @@ fn workers_die_with_a_sigkilled_parent() {
     for m in [StartMethod::Fork, StartMethod::Spawn] {
         let mut cleanup = Cleanup::default();
         let (parent, fds) = parent_with_pool(&mut cleanup, move || {
-            Pool::new(2).start_method(m).build().unwrap()
+            Pool::builder(2).start_method(m).build().unwrap()
         });
         parent.kill().unwrap();
         parent.wait().unwrap();
@@ -369,7 +369,7 @@ fn sigterm_with_graceful_ends_the_workers() {
     let mut cleanup = Cleanup::default();
     let (parent, fds) = parent_with_pool(&mut cleanup, || {
         brood::signals::graceful(&[Signal::TERM]).unwrap();
-        Pool::new(2)
+        Pool::builder(2)
             .start_method(StartMethod::Fork)
             .build()
             .unwrap()
@@ -386,7 +386,7 @@ fn sigterm_with_graceful_ends_the_workers() {
 fn a_pool_can_be_shared_between_threads() {
     fn send_sync<T: Send + Sync>(_: &T) {}
     let mut cleanup = Cleanup::default();
-    let pool = Pool::new(2)
+    let pool = Pool::builder(2)
         .start_method(StartMethod::Fork)
         .build()
         .unwrap();

@@ -69,11 +69,11 @@ fn out(line: String) {
 }
 
 fn scenario(claim: &str, m: StartMethod, fifo: String) -> ! {
-    let start = |p: Process<String, u8>| p.start_method(m).start().unwrap();
+    let start = |p: &mut Process<String, u8>| p.start_method(m).start().unwrap();
     match claim {
         // P1: a non-daemon child delays the parent's exit until it ends.
         "p1" => {
-            let h = start(Process::new(hold, fifo));
+            let h = start(&mut Process::new(hold, fifo));
             out(format!("child {}", h.pid()));
             std::process::exit(0) // = returning from main
         }
@@ -92,9 +92,9 @@ fn scenario(claim: &str, m: StartMethod, fifo: String) -> ! {
         "p3survive" | "p3kill" => {
             let mut p = Process::new(hold, fifo);
             if claim == "p3kill" {
-                p = p.on_parent_death(OnParentDeath::Signal(Signal::KILL));
+                p.on_parent_death(OnParentDeath::Signal(Signal::KILL));
             }
-            let h = start(p);
+            let h = start(&mut p);
             out(format!("child {}", h.pid()));
             support::park()
         }
@@ -126,14 +126,14 @@ fn scenario(claim: &str, m: StartMethod, fifo: String) -> ! {
         }
         // X1: exit_now touches no child.
         "x1" => {
-            let h = start(Process::new(hold, fifo));
+            let h = start(&mut Process::new(hold, fifo));
             out(format!("child {}", h.pid()));
             brood::exit_now(0)
         }
         // X2: exit waits for the non-daemon child and ends the daemon one.
         "x2" => {
             let daemon = start(Process::new(hold_ignoring_term, format!("{fifo}.d")).daemon(true));
-            let h = start(Process::new(hold, fifo));
+            let h = start(&mut Process::new(hold, fifo));
             wait_ignoring_term(daemon.pid());
             out(format!("child {}", h.pid()));
             out(format!("daemon {}", daemon.pid()));

@@ -61,13 +61,13 @@ fn start(a: &Args, b: Body) -> Result<Child, String> {
         "fork" => {
             let mut f = ForkBuilder::new();
             if let Some(x) = p.on_exit {
-                f = f.on_exit(x);
+                f.on_exit(x);
             }
             if let Some(x) = p.on_parent_death {
-                f = f.on_parent_death(x);
+                f.on_parent_death(x);
             }
             if let Some(x) = p.tree {
-                f = f.tree(x);
+                f.tree(x);
             }
             let Body {
                 name, secs, code, ..

@@ -17,9 +17,8 @@ fn pool_task(i: u64) -> u64 {
 /// Plays the scenario; prints `pool_started`, then `map_done result=…` (each
 /// item's value, or the error that item got) or `map_error type=…`.
 pub fn play() -> Result<ExitCode, Unplayable> {
-    let pool = brood::Pool::new(2)
-        .build()
-        .map_err(|e| Unplayable(format!("cannot start the pool: {e}")))?;
+    let pool =
+        brood::Pool::new(2).map_err(|e| Unplayable(format!("cannot start the pool: {e}")))?;
     say("pool_started", &[]);
     match pool.map(pool_task, 0..4u64) {
         Ok(results) => {

@@ -29,18 +29,19 @@ fn method(a: Option<&str>) -> Option<StartMethod> {
 }
 
 fn build(p: Asked, b: Body) -> Process<(String, f64, i32), i32> {
-    let mut pr = Process::new(child_body, (b.name, b.secs, b.code)).daemon(b.daemon);
+    let mut pr = Process::new(child_body, (b.name, b.secs, b.code));
+    pr.daemon(b.daemon);
     if let Some(m) = method(p.method) {
-        pr = pr.start_method(m);
+        pr.start_method(m);
     }
     if let Some(x) = p.on_exit {
-        pr = pr.on_exit(x);
+        pr.on_exit(x);
     }
     if let Some(x) = p.on_parent_death {
-        pr = pr.on_parent_death(x);
+        pr.on_parent_death(x);
     }
     if let Some(x) = p.tree {
-        pr = pr.tree(x);
+        pr.tree(x);
     }
     pr
 }

@@ -3,7 +3,7 @@
 //! the other however much data flows each way.
 
 use super::Popen;
-use crate::sys::pipe::set_nonblocking;
+use crate::sys::{self, pipe::set_nonblocking};
 use crate::{Error, Result};
 use std::io;
 use std::os::fd::{AsFd, AsRawFd, BorrowedFd};
@@ -167,14 +167,10 @@ impl Popen {
                     left.as_nanos().div_ceil(1_000_000).min(i32::MAX as u128) as i32
                 }
             };
-            // SAFETY: `fds` is a valid array of `fds.len()` pollfds.
-            let rc = unsafe { libc::poll(fds.as_mut_ptr(), fds.len() as libc::nfds_t, wait_ms) };
-            if rc < 0 {
-                let e = io::Error::last_os_error();
-                if e.kind() == io::ErrorKind::Interrupted {
-                    continue;
-                }
-                return Err(self.io_error("poll", e));
+            match sys::pipe::poll(&mut fds, wait_ms) {
+                Ok(_) => {}
+                Err(e) if e.kind() == io::ErrorKind::Interrupted => continue,
+                Err(e) => return Err(self.io_error("poll", e)),
             }
             for (pfd, &i) in fds.iter().zip(&which) {
                 if pfd.revents == 0 {
@@ -196,21 +192,21 @@ impl Popen {
             return Ok(());
         };
         let chunk = &input[..input.len().min(WRITE_CHUNK)];
-        // SAFETY: writes from a valid buffer to an open fd.
-        let n = unsafe { libc::write(stdin.as_raw_fd(), chunk.as_ptr().cast(), chunk.len()) };
-        if n < 0 {
-            let e = io::Error::last_os_error();
-            return match e.raw_os_error() {
-                Some(libc::EAGAIN) | Some(libc::EINTR) => Ok(()),
-                Some(libc::EPIPE) => {
-                    self.stdin = None;
-                    *input = &[];
-                    Ok(())
+        let n = match sys::pipe::write_some(stdin.as_fd(), chunk) {
+            Ok(n) => n,
+            Err(e) => {
+                return match e.raw_os_error() {
+                    Some(libc::EAGAIN) | Some(libc::EINTR) => Ok(()),
+                    Some(libc::EPIPE) => {
+                        self.stdin = None;
+                        *input = &[];
+                        Ok(())
+                    }
+                    _ => Err(self.io_error("write to stdin", e)),
                 }
-                _ => Err(self.io_error("write to stdin", e)),
-            };
-        }
-        *input = &input[n as usize..];
+            }
+        };
+        *input = &input[n..];
         if input.is_empty() {
             self.stdin = None;
         }
@@ -221,34 +217,33 @@ impl Popen {
     fn drain(&mut self, which: usize) -> Result<()> {
         let (pipe, buf) = if which == 1 {
             (
-                self.stdout.as_ref().map(|p| p.as_raw_fd()),
+                self.stdout.as_ref().map(|p| p.as_fd()),
                 &mut self.progress.out,
             )
         } else {
             (
-                self.stderr.as_ref().map(|p| p.as_raw_fd()),
+                self.stderr.as_ref().map(|p| p.as_fd()),
                 &mut self.progress.err,
             )
         };
         let Some(fd) = pipe else { return Ok(()) };
         buf.reserve(READ_CHUNK);
-        let spare = buf.spare_capacity_mut();
-        // SAFETY: reads into the vector's spare capacity, at most its length.
-        let n = unsafe { libc::read(fd, spare.as_mut_ptr().cast(), spare.len()) };
-        if n < 0 {
-            let e = io::Error::last_os_error();
-            return match e.raw_os_error() {
-                Some(libc::EAGAIN) | Some(libc::EINTR) => Ok(()),
-                _ => Err(self.io_error(
-                    if which == 1 {
-                        "read stdout"
-                    } else {
-                        "read stderr"
-                    },
-                    e,
-                )),
-            };
-        }
+        let n = match sys::pipe::read_into_spare(fd, buf, READ_CHUNK) {
+            Ok(n) => n,
+            Err(e) => {
+                return match e.raw_os_error() {
+                    Some(libc::EAGAIN) | Some(libc::EINTR) => Ok(()),
+                    _ => Err(self.io_error(
+                        if which == 1 {
+                            "read stdout"
+                        } else {
+                            "read stderr"
+                        },
+                        e,
+                    )),
+                }
+            }
+        };
         if n == 0 {
             if which == 1 {
                 self.stdout = None;
@@ -257,8 +252,6 @@ impl Popen {
             }
             return Ok(());
         }
-        // SAFETY: the kernel initialised `n` bytes of the spare capacity.
-        unsafe { buf.set_len(buf.len() + n as usize) };
         Ok(())
     }
 

@@ -53,36 +53,50 @@ impl Command {
             self.stdout.as_ref().map_or(dout, |s| &s.0),
             self.stderr.as_ref().map_or(derr, |s| &s.0),
         ];
-        let wiring = Wiring::new(streams).map_err(|e| {
-            Error::io(
-                format!("cannot set up the standard streams of {program:?}"),
-                e,
-            )
+        for (stream, kind) in ["stdin", "stdout"].into_iter().zip(streams) {
+            if matches!(kind, StdioKind::MergeIntoStdout) {
+                return Err(spawn_error(SpawnError::MergeNotStderr { stream }));
+            }
+        }
+        let policy = self.policy();
+        let group = match (policy.tree, self.pgroup) {
+            (Tree::Own, None) => NewGroup::No,
+            (Tree::Own, Some(pgid)) => NewGroup::Join(pgid),
+            (Tree::Group, None) => NewGroup::Group,
+            (Tree::Session, None) => NewGroup::Session,
+            (tree, Some(pgid)) => {
+                return Err(spawn_error(SpawnError::ProcessGroupWithTree { pgid, tree }))
+            }
+        };
+        let wiring = Wiring::new(streams).map_err(|source| Error::Stdio {
+            program: program.clone(),
+            source,
         })?;
 
-        let policy = self.policy;
+        let (candidates, argv, envp) = (prepared.candidates(), prepared.argv(), prepared.envp());
         let plan = ExecPlan {
-            candidates: prepared.candidates(),
-            argv: prepared.argv(),
-            envp: prepared.envp(),
+            candidates: &candidates,
+            argv: &argv,
+            envp: &envp,
             stdio: wiring.sources,
-            cwd: prepared.cwd_ptr(),
-            group: match policy.tree {
-                Tree::Own => NewGroup::No,
-                Tree::Group => NewGroup::Group,
-                Tree::Session => NewGroup::Session,
-            },
+            cwd: prepared.cwd.as_deref(),
+            group,
+            groups: self.groups.as_deref(),
+            gid: self.gid,
+            uid: self.uid,
             death_signal: policy.death_signal().map_or(0, Signal::as_raw),
             parent: sys::getpid() as libc::pid_t,
         };
         // PR_SET_PDEATHSIG follows the creating *thread*: with a death signal
-        // the clone happens on one that lives as long as the process.
-        let plan = SendPlan(&plan);
-        let started = crate::spawner::run_for(&policy, move || {
-            let plan = plan;
-            // SAFETY: every pointer in the plan points into `prepared` or
-            // `wiring`, alive and unchanged while we block in run_for.
-            unsafe { clone::spawn(plan.0) }
+        // the clone happens on one that lives as long as the process. `plan`
+        // borrows `prepared` and `wiring`, alive while we block in run_for.
+        let hooks = &mut self.pre_exec;
+        let started = crate::spawner::run_for(&policy, || {
+            if hooks.is_empty() {
+                clone::spawn(&plan)
+            } else {
+                clone::spawn_forked(&plan, hooks)
+            }
         })
         .map_err(|e| spawn_error(SpawnError::Fork(e)))?;
         let (pid, fd) = started.map_err(|f| spawn_error(cause(f, &prepared, self)))?;
@@ -108,15 +122,6 @@ impl Command {
         Ok(Popen::new(child, program, stdin, stdout, stderr))
     }
 }
-
-/// Lets the durable thread borrow the plan. The plan holds raw pointers (hence not
-/// `Send`) into memory the caller keeps alive and unchanged while it blocks in
-/// `Spawner::run_for`.
-struct SendPlan<'a>(&'a ExecPlan<'a>);
-
-// SAFETY: the pointed-to strings and fds are only read, and the caller blocks
-// until the durable thread is done with them (run_for's contract).
-unsafe impl Send for SendPlan<'_> {}
 
 /// The typed cause of a failed start.
 fn cause(failure: SpawnFailure, prepared: &Prepared, cmd: &Command) -> SpawnError {

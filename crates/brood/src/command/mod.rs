@@ -20,7 +20,8 @@ pub use popen::Popen;
 pub use run::Output;
 pub use stdio::{ChildStderr, ChildStdin, ChildStdout, Stdio};
 
-use crate::policy::{Kind, OnExit, OnParentDeath, Policy, Tree};
+use crate::policy::{Kind, Lifecycle};
+use crate::sys::clone::PreExec;
 use std::collections::BTreeMap;
 use std::ffi::{OsStr, OsString};
 use std::path::{Path, PathBuf};
@@ -68,7 +69,15 @@ pub struct Command {
     stdin: Option<Stdio>,
     stdout: Option<Stdio>,
     stderr: Option<Stdio>,
-    policy: Policy,
+    lifecycle: Lifecycle,
+    /// `argv[0]`, when it is not the program.
+    arg0: Option<OsString>,
+    uid: Option<u32>,
+    gid: Option<u32>,
+    groups: Option<Vec<u32>>,
+    pgroup: Option<i32>,
+    /// Closures for the child before `execve`; any makes the spawn a full fork.
+    pre_exec: Vec<PreExec>,
     // For `run` only.
     input: Option<Vec<u8>>,
     timeout: Option<Duration>,
@@ -95,7 +104,13 @@ impl Command {
             stdin: None,
             stdout: None,
             stderr: None,
-            policy: Policy::for_kind(Kind::Command),
+            lifecycle: Lifecycle::new(Kind::Command),
+            arg0: None,
+            uid: None,
+            gid: None,
+            groups: None,
+            pgroup: None,
+            pre_exec: Vec::new(),
             input: None,
             timeout: None,
             check: true,
@@ -257,66 +272,53 @@ impl Command {
         self
     }
 
-    /// What happens to the child when this process ends normally (default
-    /// [`OnExit::Detach`], as in Python).
-    ///
-    /// ```no_run
-    /// # brood::init();
-    /// brood::Command::new("sleep").arg("1").on_exit(brood::OnExit::Wait).spawn()?;
-    /// brood::exit(0); // waits for `sleep` first
-    /// # Ok::<(), brood::Error>(())
-    /// ```
-    pub fn on_exit(&mut self, on_exit: OnExit) -> &mut Command {
-        self.policy.on_exit = on_exit;
-        self
-    }
-
-    /// What happens to the child when this process dies in any way, SIGKILL
-    /// included (default [`OnParentDeath::Survive`], as in Python).
-    ///
-    /// ```
-    /// # brood::init();
-    /// use brood::{Command, OnParentDeath, Signal};
-    /// let child = Command::new("sleep")
-    ///     .arg("30")
-    ///     .on_parent_death(OnParentDeath::Signal(Signal::KILL))
-    ///     .spawn()?;
-    /// child.kill()?;
-    /// child.wait()?;
-    /// # Ok::<(), brood::Error>(())
-    /// ```
-    pub fn on_parent_death(&mut self, on_parent_death: OnParentDeath) -> &mut Command {
-        self.policy.on_parent_death = on_parent_death;
-        self
-    }
-
-    /// Whether the child leads its own process group or session, so that
-    /// `terminate`/`kill` reach its own children too (default [`Tree::Own`]).
-    ///
-    /// ```
-    /// # brood::init();
-    /// let child = brood::Command::new("sleep").arg("30").tree(brood::Tree::Group).spawn()?;
-    /// child.kill()?; // the whole group
-    /// assert_eq!(child.wait()?.exitcode(), -9);
-    /// # Ok::<(), brood::Error>(())
-    /// ```
-    pub fn tree(&mut self, tree: Tree) -> &mut Command {
-        self.policy.tree = tree;
-        self
-    }
-
-    /// All three policies at once.
-    ///
-    /// ```
-    /// # brood::init();
-    /// use brood::{Command, Kind, Policy};
-    /// let child = Command::new("true").policy(Policy::for_kind(Kind::PoolWorker)).spawn()?;
-    /// assert!(child.wait()?.success());
-    /// # Ok::<(), brood::Error>(())
-    /// ```
-    pub fn policy(&mut self, policy: Policy) -> &mut Command {
-        self.policy = policy;
-        self
+    crate::policy::lifecycle_methods! {
+        on_exit {
+            /// ```no_run
+            /// # brood::init();
+            /// brood::Command::new("sleep").arg("1").on_exit(brood::OnExit::Wait).spawn()?;
+            /// brood::exit(0); // waits for `sleep` first
+            /// # Ok::<(), brood::Error>(())
+            /// ```
+        }
+        on_parent_death {
+            /// ```
+            /// # brood::init();
+            /// use brood::{Command, OnParentDeath, Signal};
+            /// let child = Command::new("sleep")
+            ///     .arg("30")
+            ///     .on_parent_death(OnParentDeath::Signal(Signal::KILL))
+            ///     .spawn()?;
+            /// child.kill()?;
+            /// child.wait()?;
+            /// # Ok::<(), brood::Error>(())
+            /// ```
+        }
+        tree {
+            /// ```
+            /// # brood::init();
+            /// let child = brood::Command::new("sleep").arg("30").tree(brood::Tree::Group).spawn()?;
+            /// child.kill()?; // the whole group
+            /// assert_eq!(child.wait()?.exitcode(), -9);
+            /// # Ok::<(), brood::Error>(())
+            /// ```
+        }
+        set_policy {
+            /// ```
+            /// # brood::init();
+            /// use brood::{Command, Kind, Policy};
+            /// let child = Command::new("true").set_policy(Policy::for_kind(Kind::PoolWorker)).spawn()?;
+            /// assert!(child.wait()?.success());
+            /// # Ok::<(), brood::Error>(())
+            /// ```
+        }
+        policy {
+            /// ```
+            /// use brood::{Command, Kind, OnExit, Policy};
+            /// assert_eq!(Command::new("ls").policy(), Policy::for_kind(Kind::Command));
+            /// assert_eq!(Command::new("ls").on_exit(OnExit::Wait).policy().on_exit, OnExit::Wait);
+            /// ```
+        }
     }
 
     /// For [`run`](Command::run): bytes to write to the child's stdin (which is then
@@ -334,7 +336,7 @@ impl Command {
     }
 
     /// For [`run`](Command::run): how long the child may run; past it, the child
-    /// (its whole tree with [`Tree::Group`]/[`Tree::Session`]) is SIGKILLed and
+    /// (its whole tree with [`Tree::Group`](crate::Tree::Group)/[`Tree::Session`](crate::Tree::Session)) is SIGKILLed and
     /// `run` returns [`Error::Timeout`](crate::Error::Timeout).
     ///
     /// ```
@@ -368,6 +370,115 @@ impl Command {
         self
     }
 
+    /// The child's `argv[0]`, instead of the program as given (the program is
+    /// still what is searched and executed), as std's `CommandExt::arg0` and
+    /// Python's `executable=`.
+    ///
+    /// ```
+    /// # brood::init();
+    /// let out = brood::Command::new("sh").arg0("renamed").args(["-c", "echo $0"]).run()?;
+    /// assert_eq!(out.stdout, b"renamed\n");
+    /// # Ok::<(), brood::Error>(())
+    /// ```
+    pub fn arg0(&mut self, arg0: impl AsRef<OsStr>) -> &mut Command {
+        self.arg0 = Some(arg0.as_ref().to_owned());
+        self
+    }
+
+    /// Runs the child as user `uid` (`setuid` before `execve`; Python's `user=`).
+    /// Usually needs root. Set after [`groups`](Command::groups) and
+    /// [`gid`](Command::gid), since it may drop the right to set them.
+    ///
+    /// A failure (EPERM without root) is an [`Error::Spawn`](crate::Error::Spawn)
+    /// with [`SpawnError::Setup`](crate::SpawnError::Setup) naming `setuid`.
+    ///
+    /// ```no_run
+    /// # brood::init();
+    /// // As root: run `id` as nobody.
+    /// let out = brood::Command::new("id").uid(65534).gid(65534).groups(&[]).run()?;
+    /// assert!(out.stdout.starts_with(b"uid=65534"));
+    /// # Ok::<(), brood::Error>(())
+    /// ```
+    pub fn uid(&mut self, uid: u32) -> &mut Command {
+        self.uid = Some(uid);
+        self
+    }
+
+    /// Runs the child with group id `gid` (`setgid`; Python's `group=`).
+    pub fn gid(&mut self, gid: u32) -> &mut Command {
+        self.gid = Some(gid);
+        self
+    }
+
+    /// The child's supplementary groups (`setgroups`; Python's `extra_groups=`);
+    /// an empty list drops them all. Needs root.
+    pub fn groups(&mut self, groups: &[u32]) -> &mut Command {
+        self.groups = Some(groups.to_vec());
+        self
+    }
+
+    /// Puts the child in process group `pgid` (`setpgid(0, pgid)`), or in a new
+    /// group it leads with 0 — as std's `CommandExt::process_group` and Python's
+    /// `process_group=`. Only the placement: signals from brood still reach the
+    /// child alone. [`Tree::Group`](crate::Tree::Group) is the way to lead a group
+    /// that `terminate` and `kill` reach as a whole; combining the two is a
+    /// [`SpawnError::ProcessGroupWithTree`](crate::SpawnError::ProcessGroupWithTree).
+    ///
+    /// ```
+    /// # brood::init();
+    /// let child = brood::Command::new("sleep").arg("30").process_group(0).spawn()?;
+    /// assert_eq!(brood::sys::pgrp::getpgid(child.pid()).unwrap(), child.pid());
+    /// child.kill()?;
+    /// child.wait()?;
+    /// # Ok::<(), brood::Error>(())
+    /// ```
+    pub fn process_group(&mut self, pgid: i32) -> &mut Command {
+        self.pgroup = Some(pgid);
+        self
+    }
+
+    /// Runs `f` in the child after brood's own set-up (streams, directory,
+    /// credentials, signals back to their defaults) and just before `execve`,
+    /// as std's `CommandExt::pre_exec`. An error it returns fails the spawn with
+    /// [`SpawnError::Setup`](crate::SpawnError::Setup) at step `pre_exec` (only
+    /// its OS error code crosses back).
+    ///
+    /// **Cost:** a command with a `pre_exec` closure is started with a full
+    /// `fork(2)` instead of brood's `clone(CLONE_VM | CLONE_VFORK)`: the closure
+    /// may allocate or touch any state, which a child sharing the parent's
+    /// memory must never do. A fork copies the parent's page tables, so its cost
+    /// grows with the parent's memory, while the default path stays flat
+    /// (`cargo bench -p brood --bench spawn` measures both, with a small and a
+    /// 1 GiB parent).
+    ///
+    /// # Safety
+    /// `f` runs in a forked copy of a possibly multi-threaded process: it must
+    /// not take a lock (a `Mutex`, stdout, the allocator's in some libcs) that
+    /// another thread may have held at the fork, nor rely on other threads.
+    ///
+    /// ```
+    /// # brood::init();
+    /// let mut cmd = brood::Command::new("sh");
+    /// cmd.args(["-c", "echo $PPID"]);
+    /// // SAFETY: the closure only makes a system call.
+    /// unsafe {
+    ///     cmd.pre_exec(|| {
+    ///         if libc_like_getpid() > 0 { Ok(()) } else { Err(std::io::Error::other("no pid")) }
+    ///     })
+    /// };
+    /// fn libc_like_getpid() -> u32 { std::process::id() }
+    /// assert!(cmd.run()?.status.success());
+    /// # Ok::<(), brood::Error>(())
+    /// ```
+    pub unsafe fn pre_exec<F>(&mut self, f: F) -> &mut Command
+    where
+        F: FnMut() -> std::io::Result<()> + Send + Sync + 'static,
+    {
+        // SAFETY: our caller accepted the same contract.
+        self.pre_exec.push(unsafe { PreExec::new(f) });
+        self
+    }
+
     /// The program, as given.
     ///
     /// ```
@@ -386,15 +497,5 @@ impl Command {
     /// ```
     pub fn get_args(&self) -> impl Iterator<Item = &OsStr> {
         self.args.iter().map(|a| a.as_os_str())
-    }
-
-    /// The policies the child will get.
-    ///
-    /// ```
-    /// use brood::{Command, Kind, Policy};
-    /// assert_eq!(Command::new("ls").get_policy(), Policy::for_kind(Kind::Command));
-    /// ```
-    pub fn get_policy(&self) -> Policy {
-        self.policy
     }
 }

@@ -3,15 +3,19 @@
 
 use super::communicate::Progress;
 use super::stdio::{ChildStderr, ChildStdin, ChildStdout};
-use crate::Child;
-use std::ops::Deref;
+use crate::{Child, ExitStatus, Result, Signal};
+use std::time::Duration;
 
 /// A running (or finished) program started by [`Command::spawn`](crate::Command::spawn):
 /// Python's `subprocess.Popen`.
 ///
-/// It dereferences to [`Child`], which gives Python's verbs: `pid`, `poll`,
-/// `wait`, `wait_timeout`, `is_alive`, `send_signal`, `terminate`, `kill`,
-/// `terminate_timeout`. The pipes asked for with [`Stdio::piped`](crate::Stdio::piped)
+/// Python's verbs are its own methods: [`pid`](Popen::pid), [`poll`](Popen::poll),
+/// [`wait`](Popen::wait), [`wait_timeout`](Popen::wait_timeout),
+/// [`returncode`](Popen::returncode), [`is_alive`](Popen::is_alive),
+/// [`send_signal`](Popen::send_signal), [`terminate`](Popen::terminate),
+/// [`kill`](Popen::kill), [`terminate_timeout`](Popen::terminate_timeout); the
+/// rest of the [`Child`] (pidfd, policy, signalling the tree) is behind
+/// [`child`](Popen::child). The pipes asked for with [`Stdio::piped`](crate::Stdio::piped)
 /// are in `stdin`, `stdout` and `stderr`; take them to use them directly, or let
 /// [`communicate`](Popen::communicate) drive them all without deadlock.
 ///
@@ -103,6 +107,56 @@ impl Popen {
         self.child
     }
 
+    /// The child's process id (`Popen.pid`).
+    pub fn pid(&self) -> u32 {
+        self.child.pid()
+    }
+
+    /// The status if the program ended, without blocking (`Popen.poll()`); see
+    /// [`Child::poll`].
+    pub fn poll(&self) -> Result<Option<ExitStatus>> {
+        self.child.poll()
+    }
+
+    /// Waits until the program ends (`Popen.wait()`); see [`Child::wait`].
+    pub fn wait(&self) -> Result<ExitStatus> {
+        self.child.wait()
+    }
+
+    /// Waits at most `timeout`; `None` if the program still runs
+    /// (`Popen.wait(timeout)`); see [`Child::wait_timeout`].
+    pub fn wait_timeout(&self, timeout: Duration) -> Result<Option<ExitStatus>> {
+        self.child.wait_timeout(timeout)
+    }
+
+    /// True until the program has ended.
+    pub fn is_alive(&self) -> bool {
+        self.child.is_alive()
+    }
+
+    /// Sends `sig` to the program alone, through its pidfd
+    /// (`Popen.send_signal`); see [`Child::send_signal`].
+    pub fn send_signal(&self, sig: Signal) -> Result<()> {
+        self.child.send_signal(sig)
+    }
+
+    /// SIGTERM (to the whole tree with [`Tree::Group`](crate::Tree::Group) or
+    /// [`Tree::Session`](crate::Tree::Session)); `Popen.terminate()`.
+    pub fn terminate(&self) -> Result<()> {
+        self.child.terminate()
+    }
+
+    /// SIGKILL (to the whole tree with a group or session); `Popen.kill()`.
+    pub fn kill(&self) -> Result<()> {
+        self.child.kill()
+    }
+
+    /// SIGTERM, then SIGKILL after `grace`; returns how the program ended. Cannot
+    /// hang on a program that ignores SIGTERM; see [`Child::terminate_timeout`].
+    pub fn terminate_timeout(&self, grace: Duration) -> Result<ExitStatus> {
+        self.child.terminate_timeout(grace)
+    }
+
     /// Python's `Popen.returncode`: `None` while the program runs, then its exit
     /// code, or `-N` if signal N killed it. It does not block. Unlike Python's
     /// attribute it is always current (brood reaps the child the moment it ends,
@@ -118,14 +172,6 @@ impl Popen {
     /// ```
     pub fn returncode(&self) -> Option<i32> {
         self.child.poll().ok().flatten().map(|s| s.exitcode())
-    }
-}
-
-impl Deref for Popen {
-    type Target = Child;
-
-    fn deref(&self) -> &Child {
-        &self.child
     }
 }
 

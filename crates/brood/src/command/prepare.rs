@@ -4,6 +4,7 @@
 //! before any process is made (NUL bytes, an over-long argument list).
 
 use super::Command;
+use crate::sys::clone::{self, CStrArray};
 use crate::SpawnError;
 use std::collections::BTreeMap;
 use std::ffi::{c_char, CString, OsStr, OsString};
@@ -24,13 +25,10 @@ const KERNEL_CAP: usize = 6 * 1024 * 1024;
 
 /// A command turned into C: owns every string the child reads.
 pub(crate) struct Prepared {
-    /// `argv` as C strings; `argv_ptrs` points into them.
-    _argv: Vec<CString>,
-    argv_ptrs: Vec<*const c_char>,
-    _envp: Vec<CString>,
-    envp_ptrs: Vec<*const c_char>,
-    _candidates: Vec<CString>,
-    candidate_ptrs: Vec<*const c_char>,
+    argv: Vec<CString>,
+    envp: Vec<CString>,
+    /// Paths to try with `execve`, in order.
+    candidates: Vec<CString>,
     pub(crate) cwd: Option<CString>,
     /// Where the program was looked for, for a `NotFound` message.
     pub(crate) searched: String,
@@ -40,30 +38,20 @@ pub(crate) struct Prepared {
     pub(crate) limit: usize,
 }
 
-// SAFETY: the raw pointers point into the CStrings this struct owns (their heap
-// buffers do not move when the struct does) and are only ever read.
-unsafe impl Send for Prepared {}
-// SAFETY: as above; nothing mutates through the pointers.
-unsafe impl Sync for Prepared {}
-
 impl Prepared {
-    /// NULL-terminated argv.
-    pub(crate) fn argv(&self) -> *const *const c_char {
-        self.argv_ptrs.as_ptr()
+    /// `argv`, for `execve`.
+    pub(crate) fn argv(&self) -> CStrArray<'_> {
+        CStrArray::new(self.argv.iter().map(CString::as_c_str))
     }
 
-    /// NULL-terminated envp.
-    pub(crate) fn envp(&self) -> *const *const c_char {
-        self.envp_ptrs.as_ptr()
+    /// `envp`, for `execve`.
+    pub(crate) fn envp(&self) -> CStrArray<'_> {
+        CStrArray::new(self.envp.iter().map(CString::as_c_str))
     }
 
     /// Paths to try with `execve`, in order.
-    pub(crate) fn candidates(&self) -> &[*const c_char] {
-        &self.candidate_ptrs
-    }
-
-    pub(crate) fn cwd_ptr(&self) -> *const c_char {
-        self.cwd.as_ref().map_or(std::ptr::null(), |c| c.as_ptr())
+    pub(crate) fn candidates(&self) -> CStrArray<'_> {
+        CStrArray::new(self.candidates.iter().map(CString::as_c_str))
     }
 }
 
@@ -77,7 +65,10 @@ pub(crate) fn prepare(cmd: &Command) -> Result<Prepared, SpawnError> {
     let program_c = cstring(program, || "the program name".into())?;
 
     let mut argv = Vec::with_capacity(cmd.args.len() + 1);
-    argv.push(program_c.clone());
+    argv.push(match &cmd.arg0 {
+        Some(arg0) => cstring(arg0.as_bytes(), || "arg0".into())?,
+        None => program_c.clone(),
+    });
     for (i, arg) in cmd.args.iter().enumerate() {
         argv.push(cstring(arg.as_bytes(), || format!("argument {}", i + 1))?);
     }
@@ -140,28 +131,15 @@ pub(crate) fn prepare(cmd: &Command) -> Result<Prepared, SpawnError> {
 
     let (bytes, limit) = check_size(&argv, &envp)?;
 
-    let argv_ptrs = null_terminated(&argv);
-    let envp_ptrs = null_terminated(&envp);
-    let candidate_ptrs = candidates.iter().map(|c| c.as_ptr()).collect();
     Ok(Prepared {
-        _argv: argv,
-        argv_ptrs,
-        _envp: envp,
-        envp_ptrs,
-        _candidates: candidates,
-        candidate_ptrs,
+        argv,
+        envp,
+        candidates,
         cwd,
         searched,
         bytes,
         limit,
     })
-}
-
-fn null_terminated(strings: &[CString]) -> Vec<*const c_char> {
-    let mut ptrs = Vec::with_capacity(strings.len() + 1);
-    ptrs.extend(strings.iter().map(|s| s.as_ptr()));
-    ptrs.push(std::ptr::null());
-    ptrs
 }
 
 fn env_entry(key: &OsStr, value: &OsStr) -> Result<CString, SpawnError> {
@@ -228,10 +206,7 @@ fn check_size(argv: &[CString], envp: &[CString]) -> Result<(usize, usize), Spaw
 
 /// The kernel's limit on arguments plus environment.
 pub(crate) fn arg_max() -> usize {
-    // SAFETY: sysconf only reads a limit.
-    let n = unsafe { libc::sysconf(libc::_SC_ARG_MAX) };
-    let n = if n > 0 { n as usize } else { 128 * 1024 };
-    n.min(KERNEL_CAP)
+    clone::arg_max().min(KERNEL_CAP)
 }
 
 /// The program as error messages show it.

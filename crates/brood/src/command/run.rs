@@ -1,8 +1,10 @@
-//! [`Command::run`]: `subprocess.run` — spawn, communicate, check.
+//! [`Command::run`] (`subprocess.run`: spawn, communicate, check), and std's
+//! [`Command::output`] and [`Command::status`].
 
 use super::stdio::Kind as StdioKind;
-use super::Command;
+use super::{Command, Popen};
 use crate::{Error, ExitStatus, Result};
+use std::time::Instant;
 
 /// What [`Command::run`] returns: how the program ended and what it wrote
 /// (Python's `CompletedProcess`).
@@ -58,19 +60,88 @@ impl Command {
     /// # Ok::<(), brood::Error>(())
     /// ```
     pub fn run(&mut self) -> Result<Output> {
+        let (popen, output) = self.collect(StdioKind::Inherit)?;
+        if self.check && !output.status.success() {
+            return Err(Error::Failed {
+                program: popen.program().to_string(),
+                pid: popen.pid(),
+                status: output.status,
+                stdout: output.stdout,
+                stderr: output.stderr,
+            });
+        }
+        Ok(output)
+    }
+
+    /// std's `Command::output`: starts the program, captures stdout and stderr
+    /// (unless they were set explicitly), waits and returns the [`Output`]
+    /// whatever the status — [`check`](Command::check) is `run`'s only.
+    ///
+    /// As in std, stdin is `/dev/null` unless set (a pipe with
+    /// [`input`](Command::input)). [`timeout`](Command::timeout) applies as
+    /// for [`run`](Command::run).
+    ///
+    /// ```
+    /// # brood::init();
+    /// let out = brood::Command::new("sh").args(["-c", "cat; echo err >&2; exit 3"]).output()?;
+    /// assert_eq!(out.status.code(), Some(3));
+    /// assert_eq!((out.stdout, out.stderr), (Vec::new(), b"err\n".to_vec()));
+    /// # Ok::<(), brood::Error>(())
+    /// ```
+    pub fn output(&mut self) -> Result<Output> {
+        Ok(self.collect(StdioKind::Null)?.1)
+    }
+
+    /// std's `Command::status`: starts the program with every stream inherited
+    /// (unless set), waits, and returns how it ended, whatever that was.
+    ///
+    /// [`timeout`](Command::timeout) applies: past it, the program (its tree
+    /// with [`Tree::Group`](crate::Tree::Group)) is SIGKILLed and reaped, and
+    /// `status` returns [`Error::Timeout`]. [`input`](Command::input) is
+    /// refused ([`Error::InputWithStdin`]): stdin is inherited.
+    ///
+    /// ```
+    /// # brood::init();
+    /// let status = brood::Command::new("sh").args(["-c", "exit 5"]).status()?;
+    /// assert_eq!(status.code(), Some(5));
+    /// # Ok::<(), brood::Error>(())
+    /// ```
+    pub fn status(&mut self) -> Result<ExitStatus> {
+        if self.input.is_some() {
+            return Err(Error::InputWithStdin {
+                program: super::prepare::display_program(&self.program),
+            });
+        }
+        let popen = self.spawn()?;
+        let deadline = self.timeout.map(|t| Instant::now() + t);
+        match popen.child().wait_until(deadline)? {
+            Some(status) => Ok(status),
+            None => {
+                let _ = popen.kill();
+                let _ = popen.wait();
+                Err(Error::Timeout {
+                    program: popen.program().to_string(),
+                    pid: popen.pid(),
+                    timeout: self.timeout.unwrap_or_default(),
+                    stdout: Vec::new(),
+                    stderr: Vec::new(),
+                })
+            }
+        }
+    }
+
+    /// Spawns with stdout and stderr piped unless set, stdin `stdin` unless set
+    /// (a pipe with input), and gathers everything until the program ends.
+    fn collect(&mut self, stdin: StdioKind) -> Result<(Popen, Output)> {
         let stdin = if self.input.is_some() {
             StdioKind::Piped
         } else {
-            StdioKind::Inherit
+            stdin
         };
         if self.input.is_some() && self.stdin.is_some() {
-            return Err(Error::io(
-                format!(
-                    "run of {:?} was given input, but its stdin was set explicitly",
-                    self.program
-                ),
-                std::io::Error::from(std::io::ErrorKind::InvalidInput),
-            ));
+            return Err(Error::InputWithStdin {
+                program: super::prepare::display_program(&self.program),
+            });
         }
         let mut popen = self.spawn_with([stdin, StdioKind::Piped, StdioKind::Piped])?;
         let (stdout, stderr) = match popen.communicate(self.input.as_deref(), self.timeout) {
@@ -83,19 +154,11 @@ impl Command {
             }
         };
         let status = popen.wait()?;
-        if self.check && !status.success() {
-            return Err(Error::Failed {
-                program: popen.program().to_string(),
-                pid: popen.pid(),
-                status,
-                stdout,
-                stderr,
-            });
-        }
-        Ok(Output {
+        let output = Output {
             status,
             stdout,
             stderr,
-        })
+        };
+        Ok((popen, output))
     }
 }

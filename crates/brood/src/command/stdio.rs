@@ -3,7 +3,7 @@
 
 use std::fs::File;
 use std::io::{PipeReader, PipeWriter};
-use std::os::fd::{AsRawFd, OwnedFd, RawFd};
+use std::os::fd::{AsFd, AsRawFd, BorrowedFd, OwnedFd, RawFd};
 
 /// The parent's end of a child's stdin pipe ([`Popen::stdin`](crate::Popen::stdin)):
 /// a plain [`std::io::PipeWriter`]. Drop it to close the child's stdin.
@@ -71,6 +71,8 @@ pub(crate) enum Kind {
     Null,
     Piped,
     Fd(OwnedFd),
+    /// stderr only: a copy of whatever stdout is.
+    MergeIntoStdout,
 }
 
 impl Stdio {
@@ -111,6 +113,27 @@ impl Stdio {
     /// ```
     pub fn inherit() -> Stdio {
         Stdio(Kind::Inherit)
+    }
+
+    /// For stderr only: the same descriptor as the child's stdout (`2>&1`,
+    /// Python's `stderr=subprocess.STDOUT`). With a piped stdout both streams
+    /// share one pipe, so what the child writes keeps its order; the merged text
+    /// arrives in [`Popen::stdout`](crate::Popen::stdout) (and in
+    /// [`Output::stdout`](crate::Output::stdout), with stderr empty).
+    ///
+    /// ```
+    /// # brood::init();
+    /// use brood::{Command, Stdio};
+    /// let out = Command::new("sh")
+    ///     .args(["-c", "echo out; echo err >&2; echo out again"])
+    ///     .stderr(Stdio::merge_into_stdout())
+    ///     .output()?;
+    /// assert_eq!(out.stdout, b"out\nerr\nout again\n");
+    /// assert!(out.stderr.is_empty());
+    /// # Ok::<(), brood::Error>(())
+    /// ```
+    pub fn merge_into_stdout() -> Stdio {
+        Stdio(Kind::MergeIntoStdout)
     }
 }
 
@@ -170,7 +193,10 @@ impl Wiring {
         for (i, kind) in streams.into_iter().enumerate() {
             let fd = match kind {
                 Kind::Inherit => continue,
-                Kind::Fd(fd) => above_stdio(fd.as_raw_fd(), &mut w.owned)?,
+                // dup2(1, 2) after stdout is in place (only stderr gets here:
+                // spawn refuses it for the others).
+                Kind::MergeIntoStdout => 1,
+                Kind::Fd(fd) => above_stdio(fd.as_fd(), &mut w.owned)?,
                 Kind::Null => match null {
                     Some(fd) => fd,
                     None => {
@@ -178,7 +204,7 @@ impl Wiring {
                             .read(true)
                             .write(true)
                             .open("/dev/null")?;
-                        let fd = above_stdio(file.as_raw_fd(), &mut w.owned)?;
+                        let fd = above_stdio(file.as_fd(), &mut w.owned)?;
                         w.owned.push(file.into());
                         null = Some(fd);
                         fd
@@ -197,7 +223,7 @@ impl Wiring {
                         }
                         writer.into()
                     };
-                    let fd = above_stdio(child_end.as_raw_fd(), &mut w.owned)?;
+                    let fd = above_stdio(child_end.as_fd(), &mut w.owned)?;
                     w.owned.push(child_end);
                     fd
                 }
@@ -210,16 +236,12 @@ impl Wiring {
 
 /// `fd` itself if it is ≥ 3, else a close-on-exec copy ≥ 3 (kept in `owned`).
 /// Low descriptors appear when the parent runs with 0, 1 or 2 closed.
-fn above_stdio(fd: RawFd, owned: &mut Vec<OwnedFd>) -> std::io::Result<RawFd> {
-    if fd > 2 {
-        return Ok(fd);
+fn above_stdio(fd: BorrowedFd<'_>, owned: &mut Vec<OwnedFd>) -> std::io::Result<RawFd> {
+    if fd.as_raw_fd() > 2 {
+        return Ok(fd.as_raw_fd());
     }
-    // SAFETY: F_DUPFD_CLOEXEC on an open descriptor we borrow; returns a new one.
-    let copy = unsafe { libc::fcntl(fd, libc::F_DUPFD_CLOEXEC, 3) };
-    if copy < 0 {
-        return Err(std::io::Error::last_os_error());
-    }
-    // SAFETY: `copy` is a fresh descriptor that nothing else owns.
-    owned.push(unsafe { <OwnedFd as std::os::fd::FromRawFd>::from_raw_fd(copy) });
-    Ok(copy)
+    let copy = crate::sys::pipe::dup_high(fd)?;
+    let raw = copy.as_raw_fd();
+    owned.push(copy);
+    Ok(raw)
 }

@@ -44,9 +44,7 @@ impl<'a, R: DeserializeOwned + 'static> MapUnordered<'a, R> {
         items: impl IntoIterator<Item = A>,
     ) -> Result<Self> {
         if inner.closed {
-            return Err(Error::Unsupported(
-                "the pool was closed or terminated".into(),
-            ));
+            return Err(Error::PoolClosed);
         }
         let mut run = Run {
             func,

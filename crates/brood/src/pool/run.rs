@@ -173,13 +173,10 @@ impl Inner {
                     FLUSH_AFTER_US
                 },
             };
-            let mut p = Process::new(worker::worker_main, boot)
-                .name(&format!("worker {slot}"))
-                .on_exit(cfg.policy.on_exit)
-                .on_parent_death(cfg.policy.on_parent_death)
-                .tree(cfg.policy.tree);
+            let mut p = Process::new(worker::worker_main, boot);
+            p.name(&format!("worker {slot}")).set_policy(cfg.policy);
             if let Some(m) = cfg.method {
-                p = p.start_method(m);
+                p.start_method(m);
             }
             match p.start() {
                 Ok(h) => pending.push((slot, h, token)),
@@ -211,9 +208,11 @@ impl Inner {
             }
             match rustix::event::poll(&mut fds, Some(&timespec(left))) {
                 Ok(0) => {
-                    failure = Some(Error::Unsupported(format!(
-                        "pool workers did not connect within {CONNECT_TIMEOUT:?}"
-                    )));
+                    failure = Some(Error::WorkerDidNotConnect {
+                        pid: pending.first().map_or(0, |(_, h, _)| h.pid()),
+                        how: format!("did not connect within {CONNECT_TIMEOUT:?}"),
+                        init_hint: false,
+                    });
                     break;
                 }
                 Ok(_) => {}
@@ -257,12 +256,11 @@ impl Inner {
                         .ok()
                         .flatten()
                         .map_or("ended".to_string(), |s| s.to_string());
-                    failure = Some(Error::Unsupported(format!(
-                        "pool worker {} {how} before connecting (for re-executed workers: is \
-                         brood::init() the first line of main, or brood::init_before_main!() in \
-                         this test?)",
-                        h.pid()
-                    )));
+                    failure = Some(Error::WorkerDidNotConnect {
+                        pid: h.pid(),
+                        how,
+                        init_hint: h.start_method() != crate::StartMethod::Fork,
+                    });
                 }
             }
         }

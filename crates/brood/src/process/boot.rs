@@ -4,15 +4,8 @@
 use super::child::CODE_SETUP;
 use super::{forkserver, spawn};
 use crate::error::{Error, Result};
-use std::sync::atomic::{AtomicBool, Ordering};
-use std::sync::OnceLock;
 
-/// The environment variable that marks a process brood started by
-/// re-execution, and says what it is for (`spawn:<parent pid>` or
-/// `server:<client pid>`); its stdin is the private socket.
-pub(crate) const ENV: &str = "__BROOD_CHILD";
-
-static INIT_DONE: AtomicBool = AtomicBool::new(false);
+pub(crate) use crate::runtime::ENV;
 
 /// The first line of a program's `main`.
 ///
@@ -32,7 +25,7 @@ static INIT_DONE: AtomicBool = AtomicBool::new(false);
 /// Tests, benches and doctests that do not own `main` use
 /// [`init_before_main!`](crate::init_before_main) instead.
 pub fn init() {
-    if INIT_DONE.swap(true, Ordering::AcqRel) {
+    if crate::runtime::mark_init_done() {
         return;
     }
     let Some(marker) = std::env::var_os(ENV) else {
@@ -89,10 +82,11 @@ macro_rules! init_before_main {
 /// Refuses to start a child from a re-executed process that skipped [`init`]
 /// (it would otherwise start its parent's work again, recursively).
 pub(super) fn check_initialised() -> Result<()> {
-    static MARKED: OnceLock<bool> = OnceLock::new();
-    if *MARKED.get_or_init(|| !INIT_DONE.load(Ordering::Acquire) && std::env::var_os(ENV).is_some())
-    {
-        return Err(Error::InitNotCalled);
+    if crate::runtime::init_skipped() {
+        return Err(Error::NotInitialised {
+            pid: crate::sys::getpid(),
+            marker: ENV,
+        });
     }
     Ok(())
 }

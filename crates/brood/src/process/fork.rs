@@ -3,9 +3,9 @@
 //! our memory); the result comes back through a pipe.
 
 use super::child::run_and_send;
-use crate::fork::fork_raw;
+use crate::fork::fork_running;
 use crate::policy::Policy;
-use crate::sys::{self, fork::Forked};
+use crate::sys;
 use crate::{Child, Error, Result};
 use serde::Serialize;
 use std::os::fd::{AsFd, OwnedFd};
@@ -15,7 +15,7 @@ use std::os::fd::{AsFd, OwnedFd};
 ///
 /// With a parent-death signal the fork happens on a thread that lives as long
 /// as the process (the kernel ties the signal to the forking *thread*); see
-/// `crate::spawner`. `fork_raw` warns once when foreign threads exist.
+/// `crate::spawner`. `fork_running` warns once when foreign threads exist.
 pub(super) fn start<A, R>(f: fn(A) -> R, arg: A, policy: Policy) -> Result<(Child, OwnedFd)>
 where
     A: Send,
@@ -28,21 +28,18 @@ where
         let _ = (std::io::stdout(), std::io::stderr(), sys::pipe::dev_null());
     });
     let (r, w) = sys::pipe::pipe().map_err(|e| Error::io("creating the result pipe", e))?;
-    let go = move || -> Result<Child> {
-        // SAFETY: the child side never returns into the caller: it runs `f`,
-        // sends the outcome and leaves through `_exit`. Between fork and `f` it
-        // only arms its policies (async-signal-safe, in fork_raw).
-        match unsafe { fork_raw(&policy)? } {
-            (Forked::Child, _) => {
-                // As with every start method (and Python's), the child's stdin
-                // is /dev/null: it must not compete with the parent for input.
-                let _ = sys::pipe::null_onto(0);
-                let code = run_and_send(f, arg, w.as_fd());
-                drop(w);
-                crate::exit::leave_forked_child(code)
-            }
-            (Forked::Parent(_), child) => Ok(child.expect("the parent side has a child")),
-        }
+    let go = move || {
+        // The child side never returns into the caller: it runs `f`, sends the
+        // outcome and leaves through `_exit`. Between fork and `f` it only arms
+        // its policies (async-signal-safe, in fork_running).
+        fork_running(&policy, move || {
+            // As with every start method (and Python's), the child's stdin
+            // is /dev/null: it must not compete with the parent for input.
+            let _ = sys::pipe::null_onto(0);
+            let code = run_and_send(f, arg, w.as_fd());
+            drop(w);
+            crate::exit::leave_forked_child(code)
+        })
     };
     let child = crate::spawner::run_for(&policy, go).map_err(Error::Fork)??;
     Ok((child, r))

@@ -407,6 +407,24 @@ impl<R: DeserializeOwned + 'static> Handle<R> {
         self.child.poll().map_err(|e| self.wait_error(e))
     }
 
+    /// Waits until the child ends and returns its status, leaving the result to
+    /// [`join`](Handle::join).
+    pub fn wait(&self) -> Result<ExitStatus, JoinError> {
+        self.child.wait().map_err(|e| self.wait_error(e))
+    }
+
+    /// Like [`Handle::wait`], at most `timeout`; `None` if the child still runs.
+    pub fn wait_timeout(&self, timeout: Duration) -> Result<Option<ExitStatus>, JoinError> {
+        self.child
+            .wait_timeout(timeout)
+            .map_err(|e| self.wait_error(e))
+    }
+
+    /// Sends `sig` to the child alone, through its pidfd.
+    pub fn send_signal(&self, sig: crate::Signal) -> crate::Result<()> {
+        self.child.send_signal(sig)
+    }
+
     /// SIGTERM to the child (its whole group with [`Tree::Group`](crate::Tree)).
     pub fn terminate(&self) -> crate::Result<()> {
         self.child.terminate()

@@ -13,9 +13,9 @@
 //! Python's rule that "a daemonic process may not have children" is not kept:
 //! it exists because Python's `terminate()` reaches the daemon alone and would
 //! orphan its children. In brood a daemon child may start children; give it
-//! [`Tree::Group`] and `terminate`/`kill` (and the `OnExit::Terminate` at exit)
+//! [`Tree::Group`](crate::Tree::Group) and `terminate`/`kill` (and the `OnExit::Terminate` at exit)
 //! reach its whole tree, or give the grandchildren
-//! [`OnParentDeath::Signal`] so they follow it.
+//! [`OnParentDeath::Signal`](crate::OnParentDeath::Signal) so they follow it.
 
 mod boot;
 pub(crate) mod child;
@@ -30,8 +30,8 @@ pub use forkserver::fork_server_pid;
 pub use handle::{Handle, JoinError};
 pub use method::{set_start_method, start_method, StartMethod};
 
-use crate::policy::{Kind, OnExit, OnParentDeath, Policy, Tree};
-use crate::Result;
+use crate::policy::{Kind, Lifecycle};
+use crate::{Error, Result};
 use serde::{de::DeserializeOwned, Serialize};
 use std::sync::atomic::{AtomicU64, Ordering};
 
@@ -44,7 +44,7 @@ use std::sync::atomic::{AtomicU64, Ordering};
 /// again. The argument and the result cross as serde bytes. Both are
 /// `'static` (they cross into another process, so they cannot borrow), and the
 /// argument is `Send` (with [`StartMethod::Fork`] and a parent-death signal, the
-/// fork happens on brood's spawner thread; see [`OnParentDeath`]).
+/// fork happens on brood's spawner thread; see [`OnParentDeath`](crate::OnParentDeath)).
 ///
 /// Every start method gives the child `/dev/null` as stdin (as Python does);
 /// stdout and stderr are the parent's.
@@ -69,13 +69,11 @@ use std::sync::atomic::{AtomicU64, Ordering};
 #[derive(Debug)]
 pub struct Process<A, R> {
     f: fn(A) -> R,
-    arg: A,
-    daemon: bool,
+    /// Taken by the first `start`: a `Process` starts once.
+    arg: Option<A>,
     name: Option<String>,
     method: Option<StartMethod>,
-    on_exit: Option<OnExit>,
-    on_parent_death: Option<OnParentDeath>,
-    tree: Option<Tree>,
+    lifecycle: Lifecycle,
 }
 
 impl<A, R> Process<A, R>
@@ -87,97 +85,99 @@ where
     pub fn new(f: fn(A) -> R, arg: A) -> Self {
         Process {
             f,
-            arg,
-            daemon: false,
+            arg: Some(arg),
             name: None,
             method: None,
-            on_exit: None,
-            on_parent_death: None,
-            tree: None,
+            lifecycle: Lifecycle::new(Kind::Process { daemon: false }),
         }
     }
 
     /// Python's `daemon` flag: a daemon child is terminated (SIGTERM, then
     /// SIGKILL after 1 s) when this process exits, instead of waited for —
-    /// unless [`Process::on_exit`] says otherwise.
-    pub fn daemon(mut self, daemon: bool) -> Self {
-        self.daemon = daemon;
+    /// unless [`Process::on_exit`] says otherwise, before or after.
+    ///
+    /// ```
+    /// use brood::{OnExit, Process};
+    /// fn nothing(_: ()) {}
+    /// assert_eq!(Process::new(nothing, ()).daemon(true).policy().on_exit, OnExit::TERMINATE);
+    /// let waited = Process::new(nothing, ()).on_exit(OnExit::Wait).daemon(true).policy();
+    /// assert_eq!(waited.on_exit, OnExit::Wait);
+    /// ```
+    pub fn daemon(&mut self, daemon: bool) -> &mut Self {
+        self.lifecycle.set_kind(Kind::Process { daemon });
         self
     }
 
     /// A name for the handle (Python's `name`; `Process-N` by default).
-    pub fn name(mut self, name: &str) -> Self {
+    pub fn name(&mut self, name: &str) -> &mut Self {
         self.name = Some(name.to_string());
         self
     }
 
     /// How to make the child; [`start_method`] by default.
-    pub fn start_method(mut self, method: StartMethod) -> Self {
+    pub fn start_method(&mut self, method: StartMethod) -> &mut Self {
         self.method = Some(method);
         self
     }
 
-    /// What happens to the child when this process exits normally; overrides
-    /// the default that `daemon` implies.
-    pub fn on_exit(mut self, on_exit: OnExit) -> Self {
-        self.on_exit = Some(on_exit);
-        self
-    }
-
-    /// What happens to the child when this process dies in any way.
-    pub fn on_parent_death(mut self, on_parent_death: OnParentDeath) -> Self {
-        self.on_parent_death = Some(on_parent_death);
-        self
-    }
-
-    /// Whether the child leads its own process group or session.
-    pub fn tree(mut self, tree: Tree) -> Self {
-        self.tree = Some(tree);
-        self
-    }
-
-    /// The policies the child will get.
-    pub fn policy(&self) -> Policy {
-        let mut p = Policy::for_kind(Kind::Process {
-            daemon: self.daemon,
-        });
-        if let Some(x) = self.on_exit {
-            p.on_exit = x;
+    crate::policy::lifecycle_methods! {
+        on_exit {
+            /// Overrides the default that [`daemon`](Process::daemon) implies.
         }
-        if let Some(x) = self.on_parent_death {
-            p.on_parent_death = x;
+        on_parent_death {}
+        tree {}
+        set_policy {}
+        policy {
+            /// ```
+            /// use brood::{Kind, Policy, Process};
+            /// fn nothing(_: ()) {}
+            /// let p = Process::new(nothing, ());
+            /// assert_eq!(p.policy(), Policy::for_kind(Kind::Process { daemon: false }));
+            /// ```
         }
-        if let Some(x) = self.tree {
-            p.tree = x;
-        }
-        p
     }
 
-    /// Starts the child and returns its handle.
+    /// Starts the child and returns its handle. The argument moves into the
+    /// child, so a `Process` starts once: a second `start` is
+    /// [`Error::AlreadyStarted`] (Python's "cannot start a process twice").
     ///
     /// Errors: the child could not be created, the function cannot cross a
     /// re-execution (it is not in the executable), or the fork server could not
     /// be started. A child that dies while starting is not an error here: `join`
     /// says how it ended.
-    pub fn start(self) -> Result<Handle<R>> {
+    ///
+    /// ```
+    /// # brood::init();
+    /// use brood::{Error, Process};
+    /// fn one(_: ()) -> u8 { 1 }
+    /// let mut p = Process::new(one, ());
+    /// assert_eq!(p.name("once").start()?.join().unwrap(), 1);
+    /// assert!(matches!(p.start(), Err(Error::AlreadyStarted { name }) if name == "once"));
+    /// # Ok::<(), brood::Error>(())
+    /// ```
+    pub fn start(&mut self) -> Result<Handle<R>> {
         static COUNTER: AtomicU64 = AtomicU64::new(1);
+        let name = self
+            .name
+            .get_or_insert_with(|| format!("Process-{}", COUNTER.fetch_add(1, Ordering::Relaxed)))
+            .clone();
+        let Some(arg) = self.arg.take() else {
+            return Err(Error::AlreadyStarted { name });
+        };
         boot::check_initialised()?;
         let policy = self.policy();
         let method = self.method.unwrap_or_else(start_method);
-        let name = self
-            .name
-            .unwrap_or_else(|| format!("Process-{}", COUNTER.fetch_add(1, Ordering::Relaxed)));
         match method {
             StartMethod::Fork => {
-                let (child, result) = fork::start(self.f, self.arg, policy)?;
+                let (child, result) = fork::start(self.f, arg, policy)?;
                 Ok(Handle::new(child, name, method, result))
             }
             StartMethod::Spawn => {
-                let (child, result) = spawn::start(self.f, &self.arg, policy, &name)?;
+                let (child, result) = spawn::start(self.f, &arg, policy, &name)?;
                 Ok(Handle::new(child, name, method, result))
             }
             StartMethod::ForkServer => {
-                let (child, result) = forkserver::client::start(self.f, &self.arg, policy, &name)?;
+                let (child, result) = forkserver::client::start(self.f, &arg, policy, &name)?;
                 Ok(Handle::new(child, name, method, result))
             }
         }

@@ -75,7 +75,7 @@ where
     let mut cmd = crate::Command::new(SELF_EXE);
     cmd.env(ENV, format!("spawn:{}", sys::getpid()))
         .stdin(crate::Stdio::from(theirs))
-        .policy(policy);
+        .set_policy(policy);
     let child = cmd.spawn()?.into_child();
     drop(cmd); // closes our copy of the child's end of the socket
     let pid = child.pid();

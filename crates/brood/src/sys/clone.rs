@@ -18,14 +18,21 @@
 //! [`ExecPlan`]; the child reports a failure as `{step, errno}` in memory the
 //! parent reads once it resumes.
 //!
+//! [`spawn_forked`] is the other path, for a command with `pre_exec` closures:
+//! a closure may allocate or touch any state, which a child sharing our memory
+//! must never do, so it gets a full `fork` (its own copy of our memory, at a cost
+//! that grows with it) and reports a failure through a close-on-exec pipe.
+//!
 //! # References
 //! clone(2) (`CLONE_VM`, `CLONE_VFORK`, `CLONE_PIDFD` since Linux 5.2), execve(2),
 //! sigaction(2), pthread_sigmask(3), prctl(2) (`PR_SET_PDEATHSIG`), setpgid(2),
-//! setsid(2), dup2(2), chdir(2), _exit(2), waitid(2) (`P_PIDFD` since Linux 5.4).
+//! setsid(2), dup2(2), chdir(2), setgroups(2), setgid(2), setuid(2), fork(2),
+//! _exit(2), waitid(2) (`P_PIDFD` since Linux 5.4), sysconf(3) (`_SC_ARG_MAX`).
 
-use std::ffi::{c_char, c_int, c_void};
+use std::ffi::{c_char, c_int, c_void, CStr};
 use std::io;
-use std::os::fd::{AsRawFd, OwnedFd};
+use std::marker::PhantomData;
+use std::os::fd::{AsFd, AsRawFd, OwnedFd};
 use std::sync::atomic::{AtomicI32, Ordering};
 
 /// The child's stack. It only runs [`child_main`] and the libc syscall wrappers it
@@ -46,26 +53,80 @@ pub enum NewGroup {
     No,
     /// `setpgid(0, 0)`: lead a new process group.
     Group,
+    /// `setpgid(0, pgid)`: join an existing group (0: a new one, as `Group`).
+    Join(libc::pid_t),
     /// `setsid()`: lead a new session (and group).
     Session,
 }
 
+/// A NULL-terminated array of pointers to C strings that live at least as long
+/// as `'a` (what `execve` takes for `argv` and `envp`). Built safely from
+/// borrowed strings, so a plan made of these never points at freed memory.
+pub struct CStrArray<'a> {
+    ptrs: Vec<*const c_char>,
+    _strings: PhantomData<&'a CStr>,
+}
+
+// SAFETY: the pointers point into `&'a CStr`s, which are immutable and `Sync`;
+// the array is only ever read.
+unsafe impl Send for CStrArray<'_> {}
+// SAFETY: as above.
+unsafe impl Sync for CStrArray<'_> {}
+
+impl<'a> CStrArray<'a> {
+    /// The strings, in order, followed by NULL.
+    pub fn new(strings: impl IntoIterator<Item = &'a CStr>) -> CStrArray<'a> {
+        let mut ptrs: Vec<*const c_char> = strings.into_iter().map(CStr::as_ptr).collect();
+        ptrs.push(std::ptr::null());
+        CStrArray {
+            ptrs,
+            _strings: PhantomData,
+        }
+    }
+
+    /// How many strings (the final NULL not counted).
+    pub fn len(&self) -> usize {
+        self.ptrs.len() - 1
+    }
+
+    /// True when there is no string.
+    pub fn is_empty(&self) -> bool {
+        self.len() == 0
+    }
+
+    fn as_ptr(&self) -> *const *const c_char {
+        self.ptrs.as_ptr()
+    }
+
+    fn strings(&self) -> &[*const c_char] {
+        self.ptrs.split_last().map_or(&[], |(_, rest)| rest)
+    }
+}
+
 /// Everything the child does between `clone` and `execve`, prepared by the parent.
 pub struct ExecPlan<'a> {
-    /// Paths to try with `execve`, in order (PATH already resolved); each a
-    /// NUL-terminated string.
-    pub candidates: &'a [*const c_char],
-    /// NULL-terminated `argv`.
-    pub argv: *const *const c_char,
-    /// NULL-terminated `envp`.
-    pub envp: *const *const c_char,
+    /// Paths to try with `execve`, in order (PATH already resolved).
+    pub candidates: &'a CStrArray<'a>,
+    /// `argv`.
+    pub argv: &'a CStrArray<'a>,
+    /// `envp`.
+    pub envp: &'a CStrArray<'a>,
     /// For fds 0, 1, 2: the descriptor to `dup2` onto it, or -1 to leave it as is.
-    /// Each source must be ≥ 3, so that no `dup2` overwrites another's source.
+    /// The `dup2`s run in order 0, 1, 2. Each source must be ≥ 3, so that no
+    /// `dup2` overwrites another's source — except 1 as the source of 2, which
+    /// makes stderr a copy of the stdout just installed (`2>&1`).
     pub stdio: [c_int; 3],
-    /// Directory to `chdir` to (NUL-terminated), or null.
-    pub cwd: *const c_char,
+    /// Directory to `chdir` to.
+    pub cwd: Option<&'a CStr>,
     /// Process group or session.
     pub group: NewGroup,
+    /// Supplementary groups to set with `setgroups`, if any.
+    pub groups: Option<&'a [libc::gid_t]>,
+    /// Group id to set with `setgid`, if any.
+    pub gid: Option<libc::gid_t>,
+    /// User id to set with `setuid`, if any (last: it may drop the right to the
+    /// other two).
+    pub uid: Option<libc::uid_t>,
     /// Parent-death signal to arm with `PR_SET_PDEATHSIG`, or 0.
     pub death_signal: c_int,
     /// Our pid, recorded before the clone: if the child's parent is no longer this
@@ -88,21 +149,33 @@ pub enum Step {
     Dup2,
     /// `chdir` to the working directory.
     Chdir,
+    /// `setgroups` of the supplementary groups.
+    Setgroups,
+    /// `setgid`.
+    Setgid,
+    /// `setuid`.
+    Setuid,
     /// Restoring the signal mask.
     Sigmask,
+    /// A `pre_exec` closure returned an error.
+    PreExec,
     /// `execve` itself (for every candidate path).
     Exec,
 }
 
 impl Step {
-    const ALL: [Step; 8] = [
+    const ALL: [Step; 12] = [
         Step::Sigaction,
         Step::Setpgid,
         Step::Setsid,
         Step::DeathSignal,
         Step::Dup2,
         Step::Chdir,
+        Step::Setgroups,
+        Step::Setgid,
+        Step::Setuid,
         Step::Sigmask,
+        Step::PreExec,
         Step::Exec,
     ];
 
@@ -115,7 +188,11 @@ impl Step {
             Step::DeathSignal => "prctl(PR_SET_PDEATHSIG)",
             Step::Dup2 => "dup2",
             Step::Chdir => "chdir",
+            Step::Setgroups => "setgroups",
+            Step::Setgid => "setgid",
+            Step::Setuid => "setuid",
             Step::Sigmask => "sigprocmask",
+            Step::PreExec => "pre_exec",
             Step::Exec => "execve",
         }
     }
@@ -158,18 +235,36 @@ struct Shared<'a> {
     errno: AtomicI32,
 }
 
+/// A closure run in the child just before `execve` (`Command::pre_exec`).
+pub struct PreExec(Box<dyn FnMut() -> io::Result<()> + Send + Sync>);
+
+impl PreExec {
+    /// Wraps a closure for [`spawn_forked`].
+    ///
+    /// # Safety
+    /// The closure runs in a forked copy of a possibly multi-threaded process: it
+    /// must not rely on a lock another thread may have held at the fork (the
+    /// contract of `std::os::unix::process::CommandExt::pre_exec`).
+    pub unsafe fn new(f: impl FnMut() -> io::Result<()> + Send + Sync + 'static) -> PreExec {
+        PreExec(Box::new(f))
+    }
+}
+
+impl std::fmt::Debug for PreExec {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str("PreExec(..)")
+    }
+}
+
 /// Starts the program described by `plan`: returns its pid and pidfd once it has
 /// called `execve` successfully, or the failure.
 ///
 /// All signals are blocked in the calling thread around the clone, so that no
 /// handler of ours can run in the child while it shares our memory; the child
-/// resets every handled signal to `SIG_DFL` before it unblocks them.
-///
-/// # Safety
-/// Every pointer in `plan` must be valid for the duration of the call: `argv`
-/// and `envp` NULL-terminated arrays of NUL-terminated strings, `candidates` and
-/// `cwd` NUL-terminated strings, and the `stdio` fds open.
-pub unsafe fn spawn(plan: &ExecPlan<'_>) -> Result<(u32, OwnedFd), SpawnFailure> {
+/// resets every handled signal to `SIG_DFL` before it unblocks them. The `stdio`
+/// descriptors should be open (a closed one is a `Dup2` failure, not undefined
+/// behaviour).
+pub fn spawn(plan: &ExecPlan<'_>) -> Result<(u32, OwnedFd), SpawnFailure> {
     let shared = Shared {
         plan,
         step: AtomicI32::new(0),
@@ -249,7 +344,44 @@ fn errno() -> c_int {
     unsafe { *libc::__errno_location() }
 }
 
-/// The child, between `clone` and `execve`.
+extern "C" fn child_main(arg: *mut c_void) -> c_int {
+    // SAFETY: `arg` is the `Shared` of `spawn`, alive until we exec or exit.
+    let shared = unsafe { &*arg.cast::<Shared<'_>>() };
+    exec_child(shared.plan, &mut [], shared)
+}
+
+/// How the child tells the parent which step failed, then exits with 127.
+trait Report {
+    fn fail(&self, step: Step, err: c_int) -> !;
+}
+
+/// The `CLONE_VM` path: stores in the memory the parent reads when it resumes.
+impl Report for Shared<'_> {
+    fn fail(&self, step: Step, err: c_int) -> ! {
+        self.errno.store(err, Ordering::Release);
+        self.step.store(step.code(), Ordering::Release);
+        // SAFETY: _exit ends the child at once, touching no shared state.
+        unsafe { libc::_exit(127) }
+    }
+}
+
+/// The fork path: 8 bytes `{step, errno}` on the report pipe's write end.
+struct ReportPipe(c_int);
+
+impl Report for ReportPipe {
+    fn fail(&self, step: Step, err: c_int) -> ! {
+        let mut msg = [0u8; 8];
+        msg[..4].copy_from_slice(&step.code().to_ne_bytes());
+        msg[4..].copy_from_slice(&err.to_ne_bytes());
+        // SAFETY: a write of our own stack buffer to our descriptor, then _exit.
+        unsafe {
+            libc::write(self.0, msg.as_ptr().cast(), msg.len());
+            libc::_exit(127)
+        }
+    }
+}
+
+/// The child, between `clone` (or `fork`) and `execve`.
 ///
 /// It makes only these calls, each a thin glibc wrapper around one system call —
 /// async-signal-safe, allocation-free and lock-free, so safe in a process that
@@ -264,24 +396,20 @@ fn errno() -> c_int {
 ///   signal, and deliver it ourselves if the parent already died.
 /// - `dup2` onto fds 0–2 (every source is ≥ 3, prepared by the parent, so none
 ///   overwrites another; dup2 clears close-on-exec on the new descriptor).
-/// - `chdir`, `sigprocmask` (restore an empty mask), `execve` for each candidate.
+/// - `chdir`; `setgroups`, `setgid`, `setuid` as raw system calls: glibc's
+///   wrappers signal every thread of the process to change its credentials too,
+///   and with `CLONE_VM` those would be the parent's threads; the raw call changes
+///   only this one-thread child, which is what it is.
+/// - `sigprocmask` (restore an empty mask), then the `pre_exec` closures (only on
+///   the [`spawn_forked`] path), `execve` for each candidate.
 /// - `_exit(127)` on failure, after storing `{step, errno}` in the shared report.
 ///
 /// No panic is possible: no indexing, no arithmetic that can overflow, no
 /// `unwrap`; every loop walks a slice or a fixed range.
-extern "C" fn child_main(arg: *mut c_void) -> c_int {
-    // SAFETY: `arg` is the `Shared` of `spawn`, alive until we exec or exit.
-    let shared = unsafe { &*arg.cast::<Shared<'_>>() };
-    let plan = shared.plan;
-    let fail = |step: Step, err: c_int| -> ! {
-        shared.errno.store(err, Ordering::Release);
-        shared.step.store(step.code(), Ordering::Release);
-        // SAFETY: _exit ends the child at once, touching no shared state.
-        unsafe { libc::_exit(127) }
-    };
-
+fn exec_child(plan: &ExecPlan<'_>, hooks: &mut [PreExec], report: &impl Report) -> ! {
     // SAFETY (whole block): every call below is a syscall wrapper given pointers to
-    // our own stack or to the parent's prepared, immutable plan.
+    // our own stack or to the parent's prepared, immutable plan (whose strings
+    // outlive it, see `CStrArray`).
     unsafe {
         for sig in 1..=MAX_SIGNAL {
             if sig == libc::SIGKILL || sig == libc::SIGSTOP {
@@ -300,20 +428,25 @@ extern "C" fn child_main(arg: *mut c_void) -> c_int {
             let mut dfl: libc::sigaction = std::mem::zeroed();
             dfl.sa_sigaction = libc::SIG_DFL;
             if libc::sigaction(sig, &dfl, std::ptr::null_mut()) != 0 {
-                fail(Step::Sigaction, errno());
+                report.fail(Step::Sigaction, errno());
             }
         }
 
         match plan.group {
             NewGroup::No => {}
-            NewGroup::Group => {
+            NewGroup::Group | NewGroup::Join(0) => {
                 if libc::setpgid(0, 0) != 0 {
-                    fail(Step::Setpgid, errno());
+                    report.fail(Step::Setpgid, errno());
+                }
+            }
+            NewGroup::Join(pgid) => {
+                if libc::setpgid(0, pgid) != 0 {
+                    report.fail(Step::Setpgid, errno());
                 }
             }
             NewGroup::Session => {
                 if libc::setsid() < 0 {
-                    fail(Step::Setsid, errno());
+                    report.fail(Step::Setsid, errno());
                 }
             }
         }
@@ -327,7 +460,7 @@ extern "C" fn child_main(arg: *mut c_void) -> c_int {
                 0,
             ) != 0
             {
-                fail(Step::DeathSignal, errno());
+                report.fail(Step::DeathSignal, errno());
             }
             // The parent may have died between clone and prctl: then no signal
             // will ever come. Deliver it ourselves (it stays pending while signals
@@ -339,33 +472,124 @@ extern "C" fn child_main(arg: *mut c_void) -> c_int {
 
         for (target, &source) in (0..).zip(plan.stdio.iter()) {
             if source >= 0 && libc::dup2(source, target) < 0 {
-                fail(Step::Dup2, errno());
+                report.fail(Step::Dup2, errno());
             }
         }
 
-        if !plan.cwd.is_null() && libc::chdir(plan.cwd) != 0 {
-            fail(Step::Chdir, errno());
+        if let Some(cwd) = plan.cwd {
+            if libc::chdir(cwd.as_ptr()) != 0 {
+                report.fail(Step::Chdir, errno());
+            }
+        }
+
+        if let Some(groups) = plan.groups {
+            if libc::syscall(libc::SYS_setgroups, groups.len(), groups.as_ptr()) != 0 {
+                report.fail(Step::Setgroups, errno());
+            }
+        }
+        if let Some(gid) = plan.gid {
+            if libc::syscall(libc::SYS_setgid, gid) != 0 {
+                report.fail(Step::Setgid, errno());
+            }
+        }
+        if let Some(uid) = plan.uid {
+            if libc::syscall(libc::SYS_setuid, uid) != 0 {
+                report.fail(Step::Setuid, errno());
+            }
         }
 
         let mut empty: libc::sigset_t = std::mem::zeroed();
         libc::sigemptyset(&mut empty);
         if libc::sigprocmask(libc::SIG_SETMASK, &empty, std::ptr::null_mut()) != 0 {
-            fail(Step::Sigmask, errno());
+            report.fail(Step::Sigmask, errno());
+        }
+
+        for hook in hooks.iter_mut() {
+            if let Err(e) = (hook.0)() {
+                report.fail(Step::PreExec, e.raw_os_error().unwrap_or(libc::EINVAL));
+            }
         }
 
         // Like execvp: try each candidate; remember EACCES over ENOENT; stop at an
         // error that another directory of PATH would not fix.
         let mut saw_eacces = false;
         let mut last = libc::ENOENT;
-        for &path in plan.candidates {
-            libc::execve(path, plan.argv, plan.envp);
+        for &path in plan.candidates.strings() {
+            libc::execve(path, plan.argv.as_ptr(), plan.envp.as_ptr());
             last = errno();
             match last {
                 libc::EACCES => saw_eacces = true,
                 libc::ENOENT | libc::ENOTDIR | libc::ESTALE | libc::ENODEV | libc::ETIMEDOUT => {}
-                _ => fail(Step::Exec, last),
+                _ => report.fail(Step::Exec, last),
             }
         }
-        fail(Step::Exec, if saw_eacces { libc::EACCES } else { last })
+        report.fail(Step::Exec, if saw_eacces { libc::EACCES } else { last })
+    }
+}
+
+/// Starts the program described by `plan` in a full `fork` of this process, runs
+/// `hooks` in the child just before `execve`, and returns its pid and pidfd once
+/// it has exec'd, or the failure. The cost of the fork grows with our memory (it
+/// copies the page tables), which is why [`spawn`] is the default path.
+///
+/// The child reports a failed step as 8 bytes `{step, errno}` on a close-on-exec
+/// pipe; end of file without them means `execve` succeeded.
+pub fn spawn_forked(
+    plan: &ExecPlan<'_>,
+    hooks: &mut [PreExec],
+) -> Result<(u32, OwnedFd), SpawnFailure> {
+    let (report_r, report_w) = super::pipe::pipe().map_err(SpawnFailure::Clone)?;
+    let saved = super::sigmask::block_all();
+    // SAFETY: the child side never returns: `exec_child` ends in `execve` or
+    // `_exit`. Until then it runs the same syscalls as the CLONE_VM path, then
+    // the caller's hooks, whose contract the caller accepted with `PreExec::new`.
+    let pid = unsafe { libc::fork() };
+    if pid == 0 {
+        exec_child(plan, hooks, &ReportPipe(report_w.as_raw_fd()))
+    }
+    let fork_error = io::Error::last_os_error();
+    saved.restore();
+    drop(report_w);
+    if pid < 0 {
+        return Err(SpawnFailure::Clone(fork_error));
+    }
+    // Our unreaped child: its pid stays ours until brood reaps it, unless foreign
+    // code does (then `is_own_child` says so).
+    let pidfd = match super::pidfd::open(pid as u32) {
+        Ok(fd) if super::pidfd::is_own_child(fd.as_fd()).unwrap_or(false) => fd,
+        Ok(_) => {
+            return Err(SpawnFailure::Clone(io::Error::from_raw_os_error(
+                libc::ESRCH,
+            )))
+        }
+        Err(e) => return Err(SpawnFailure::Clone(e)),
+    };
+    let mut msg = [0u8; 8];
+    let mut got = 0;
+    while got < msg.len() {
+        match super::pipe::read(report_r.as_fd(), &mut msg[got..]) {
+            Ok(0) | Err(_) => break,
+            Ok(n) => got += n,
+        }
+    }
+    if got < msg.len() {
+        return Ok((pid as u32, pidfd));
+    }
+    let [a, b, c, d, e, f, g, h] = msg;
+    let step = Step::from_code(i32::from_ne_bytes([a, b, c, d])).unwrap_or(Step::Exec);
+    let error = io::Error::from_raw_os_error(i32::from_ne_bytes([e, f, g, h]));
+    reap_blocking(&pidfd);
+    Err(SpawnFailure::Child { step, error })
+}
+
+/// The kernel's limit on arguments plus environment, before brood's cap:
+/// `sysconf(_SC_ARG_MAX)` (a quarter of the stack limit), or 128 KiB if unknown.
+pub fn arg_max() -> usize {
+    // SAFETY: sysconf only reads a limit.
+    let n = unsafe { libc::sysconf(libc::_SC_ARG_MAX) };
+    if n > 0 {
+        n as usize
+    } else {
+        128 * 1024
     }
 }

@@ -3,6 +3,7 @@
 //! # References
 //! fork(2), _exit(2), gettid(2), proc(5) (`/proc/self/stat` field 20, num_threads).
 
+use std::convert::Infallible;
 use std::io;
 
 /// Which side of a fork we are on.
@@ -25,6 +26,23 @@ pub unsafe fn fork() -> io::Result<Forked> {
         -1 => Err(io::Error::last_os_error()),
         0 => Ok(Forked::Child),
         pid => Ok(Forked::Parent(pid as u32)),
+    }
+}
+
+/// `fork()`, with the child side confined to `child`, which cannot return (it
+/// ends in `_exit` or `execve`): so the child never runs the caller's code after
+/// the fork. Returns the child's pid in the parent.
+///
+/// What `child` may do is `fork_with`'s contract: in a multi-threaded parent,
+/// nothing that needs a lock another thread may have held at the fork.
+pub fn fork_then(child: impl FnOnce() -> Infallible) -> io::Result<u32> {
+    // SAFETY: the child side runs `child`, which never returns (its type has no
+    // value), so the caller's frames never run twice.
+    match unsafe { fork() }? {
+        // `child()` has no value, so nothing after the call runs.
+        #[allow(unreachable_code)]
+        Forked::Child => match child() {},
+        Forked::Parent(pid) => Ok(pid),
     }
 }
 

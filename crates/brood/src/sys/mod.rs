@@ -33,6 +33,7 @@ pub mod reap;
 pub mod shm;
 pub mod sigaction;
 pub mod sigmask;
+pub mod signal;
 pub mod socket;
 pub mod thread;
 pub mod watch;

@@ -131,6 +131,43 @@ pub fn null_onto(target: RawFd) -> io::Result<()> {
     Ok(())
 }
 
+/// Writes all of `bytes` to `fd` with raw `write(2)`s, retrying on EINTR and
+/// giving up on any other error. Async-signal-safe and allocation-free: for a
+/// forked child's last words.
+pub fn write_all_raw(fd: RawFd, mut bytes: &[u8]) {
+    while !bytes.is_empty() {
+        // SAFETY: `bytes` is valid for reads of its length.
+        let n = unsafe { libc::write(fd, bytes.as_ptr().cast(), bytes.len()) };
+        if n > 0 {
+            bytes = &bytes[(n as usize).min(bytes.len())..];
+        } else if n == 0 || io::Error::last_os_error().kind() != io::ErrorKind::Interrupted {
+            return;
+        }
+    }
+}
+
+/// One `write(2)` of as much of `data` as the descriptor takes (for a
+/// non-blocking pipe: what fits); EINTR and EAGAIN come back as errors.
+pub fn write_some(fd: BorrowedFd<'_>, data: &[u8]) -> io::Result<usize> {
+    // SAFETY: `data` is valid for reads of its length.
+    let rc = unsafe { libc::write(fd.as_raw_fd(), data.as_ptr().cast(), data.len()) };
+    if rc < 0 {
+        return Err(io::Error::last_os_error());
+    }
+    Ok(rc as usize)
+}
+
+/// `poll(2)` on `fds` for at most `timeout_ms` (-1: no limit); the number of
+/// descriptors with events. EINTR comes back as an error.
+pub fn poll(fds: &mut [libc::pollfd], timeout_ms: i32) -> io::Result<usize> {
+    // SAFETY: `fds` is a valid array of `fds.len()` pollfds for the kernel to fill.
+    let rc = unsafe { libc::poll(fds.as_mut_ptr(), fds.len() as libc::nfds_t, timeout_ms) };
+    if rc < 0 {
+        return Err(io::Error::last_os_error());
+    }
+    Ok(rc as usize)
+}
+
 /// `/dev/null`, opened once (read-write, close-on-exec) for the process's life.
 /// A forked child inherits it, so it only dup2s it instead of allocating a path
 /// and opening a file (each page a fresh child writes is a copy-on-write fault):
