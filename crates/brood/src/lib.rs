@@ -47,7 +47,9 @@
 //! - `Tree::Group`/`Session`: process groups (any).
 //! - `brood run`'s orphan reaping: `PR_SET_CHILD_SUBREAPER` (Linux 3.4).
 //!
-//! The platform calls live in one module (`sys`), so that macOS can follow.
+//! The platform calls live in one private module, so that macOS can follow; the
+//! part of it worth having outside brood (pidfds, the child subreaper, `/proc`)
+//! is [`os`].
 
 #![warn(missing_docs)]
 
@@ -58,6 +60,7 @@ mod exit;
 mod fork;
 mod globals;
 mod ipc;
+pub mod os;
 mod policy;
 mod pool;
 mod process;
@@ -66,8 +69,31 @@ mod signal;
 pub mod signals;
 mod spawner;
 mod status;
+// The platform layer (`sys/`), private. It is declared under another name only
+// while the compatibility `sys` below exists: go back to `mod sys;` with it.
+#[path = "sys/mod.rs"]
+mod platform;
+
+/// The three platform calls `brood run` (crates/brood-cli/src/run.rs) still
+/// reaches by their old paths; everything else is private. Use [`os`] instead.
+/// To be removed once run.rs and lab/ are switched to [`os`].
 #[doc(hidden)]
-pub mod sys;
+pub mod sys {
+    // The library's own paths (`crate::sys::...`) keep working, crate-private.
+    pub(crate) use crate::platform::*;
+
+    /// To be removed once run.rs is switched to `brood::os`.
+    pub mod prctl {
+        pub use crate::platform::prctl::set_child_subreaper;
+        pub(crate) use crate::platform::prctl::*;
+    }
+
+    /// To be removed once run.rs is switched to `brood::os::PidFd`.
+    pub mod pidfd {
+        pub(crate) use crate::platform::pidfd::*;
+        pub use crate::platform::pidfd::{open, send_signal};
+    }
+}
 
 pub use child::Child;
 pub use command::*;
