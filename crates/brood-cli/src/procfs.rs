@@ -42,17 +42,20 @@ impl Stat {
     }
 }
 
-impl From<procfs::Stat> for Stat {
-    fn from(s: procfs::Stat) -> Stat {
-        Stat {
+impl Stat {
+    /// The CLI's view of the library's: `None` for a process already reaped and
+    /// being released (no group or session any more), which the CLI's readers
+    /// treat as gone.
+    fn from_os(s: procfs::Stat) -> Option<Stat> {
+        Some(Stat {
             pid: s.pid,
             comm: s.comm,
             state: s.state.as_char(),
             ppid: s.ppid,
-            pgid: s.pgrp,
-            sid: s.session,
+            pgid: s.pgrp?,
+            sid: s.session?,
             starttime: s.start_time,
-        }
+        })
     }
 }
 
@@ -61,12 +64,14 @@ impl From<procfs::Stat> for Stat {
 // (run.rs, lab/, edited elsewhere at the same time) keeps compiling.
 #[allow(dead_code)]
 pub fn parse_stat(text: &str) -> Option<Stat> {
-    procfs::parse_stat(text.as_bytes()).ok().map(Stat::from)
+    procfs::parse_stat(text.as_bytes())
+        .ok()
+        .and_then(Stat::from_os)
 }
 
 /// Reads `/proc/<pid>/stat`; `None` when the process is gone (or unreadable).
 pub fn stat(pid: u32) -> Option<Stat> {
-    procfs::stat(pid).ok().flatten().map(Stat::from)
+    procfs::stat(pid).ok().flatten().and_then(Stat::from_os)
 }
 
 /// The command line of `pid`, arguments joined by spaces; empty for kernel
@@ -139,6 +144,8 @@ mod tests {
         assert!(s.is_zombie());
         assert_eq!((s.ppid, s.pgid, s.sid, s.starttime), (3, 4, 5, 99));
         assert!(parse_stat("12 noparen S 1").is_none());
+        let released = "9 (a) X 0 -1 -1 0 -1 0 0 0 0 0 0 0 0 0 20 0 0 0 99 0";
+        assert!(parse_stat(released).is_none(), "a released process is gone");
     }
 
     #[test]

@@ -395,7 +395,7 @@ fn g_e_group_kill_reaches_grandchild() {
         let leader = ForkBuilder::new().tree(tree);
         let (child, grandchild) = family_of(&mut cleanup, leader, ForkBuilder::new(), || park());
         let pgrp = brood::os::procfs::stat(grandchild).unwrap().unwrap().pgrp;
-        assert_eq!(pgrp, child.pid());
+        assert_eq!(pgrp, Some(child.pid()));
         child.kill().unwrap();
         assert_eq!(child.wait().unwrap().signal(), Some(Signal::KILL));
         assert!(

@@ -33,10 +33,12 @@ pub enum ProcfsError {
         source: io::Error,
     },
     /// The file does not have the shape proc(5) describes.
-    #[error("{path} is malformed: {source}")]
+    #[error("{path} is malformed ({source}): {text:?}")]
     Malformed {
         /// The file, e.g. `/proc/42/stat`.
         path: String,
+        /// What it said.
+        text: String,
         /// Which part is wrong.
         #[source]
         source: MalformedStat,
@@ -142,10 +144,12 @@ pub struct Stat {
     pub state: State,
     /// Field 4, the parent's pid (0 for init and for kernel threads' roots).
     pub ppid: u32,
-    /// Field 5, the process group id.
-    pub pgrp: u32,
-    /// Field 6, the session id.
-    pub session: u32,
+    /// Field 5, the process group id; `None` once the process has been reaped
+    /// and is being released (state `X`, which the kernel reports with group
+    /// and session -1, parent 0 and no threads).
+    pub pgrp: Option<u32>,
+    /// Field 6, the session id; `None` when `pgrp` is.
+    pub session: Option<u32>,
     /// Field 8, the foreground process group of the controlling terminal;
     /// `None` without a controlling terminal.
     pub tpgid: Option<u32>,
@@ -202,6 +206,11 @@ pub fn parse_stat(text: &[u8]) -> Result<Stat, MalformedStat> {
             .ok_or(bad(field))
     };
     let id = |n, field| u32::try_from(number(n, field)?).map_err(|_| bad(field));
+    // -1: the kernel could no longer look it up (a released process).
+    let known = |n, field| match number(n, field)? {
+        -1 => Ok(None),
+        n => u32::try_from(n).map(Some).map_err(|_| bad(field)),
+    };
     let mut state = fields.first().ok_or(bad("state"))?.chars();
     let state = match (state.next(), state.next()) {
         (Some(c), None) => State::from_char(c),
@@ -209,8 +218,8 @@ pub fn parse_stat(text: &[u8]) -> Result<Stat, MalformedStat> {
     };
     // In proc(5)'s order, so that a short line names its first missing field.
     let ppid = id(4, "ppid")?;
-    let pgrp = id(5, "pgrp")?;
-    let session = id(6, "session")?;
+    let pgrp = known(5, "pgrp")?;
+    let session = known(6, "session")?;
     let tpgid = number(8, "tpgid")?;
     let num_threads = id(20, "num_threads")?;
     let start_time = fields
@@ -263,6 +272,7 @@ fn read_stat(path: &str) -> Result<Option<Stat>, ProcfsError> {
         .map(Some)
         .map_err(|source| ProcfsError::Malformed {
             path: path.to_string(),
+            text: String::from_utf8_lossy(&text).trim_end().to_string(),
             source,
         })
 }
@@ -416,8 +426,25 @@ mod tests {
             (s.pid, s.comm.as_str(), s.state),
             (3, "sleep", State::Sleeping)
         );
-        assert_eq!((s.ppid, s.pgrp, s.session, s.tpgid), (1, 3, 3, None));
+        assert_eq!(
+            (s.ppid, s.pgrp, s.session, s.tpgid),
+            (1, Some(3), Some(3), None)
+        );
         assert_eq!((s.num_threads, s.start_time), (1, 777));
+    }
+
+    /// What the kernel really prints for a process that its parent has just
+    /// reaped, while it is being released (seen in this crate's own tests).
+    #[test]
+    fn a_released_process_has_no_group_or_session() {
+        let line = "25181 (g_a_parent_sigk) X 0 -1 -1 0 -1 4228172 73 0 0 0 0 0 0 0 20 0 0 0 \
+                    126039 0 0 0 0 0 0 0 0 0 0 0 0 1 0 0 17 1 0 0 0 0 0 0 0 0 0 0 0 0 9\n";
+        let s = parse_stat(line.as_bytes()).unwrap();
+        assert_eq!((s.state, s.ppid, s.num_threads), (State::Dead, 0, 0));
+        assert_eq!((s.pgrp, s.session, s.tpgid), (None, None, None));
+        assert_eq!(s.start_time, 126039);
+        let line = line.replace("X 0 -1 -1", "X 0 -2 -1");
+        assert_eq!(parse_stat(line.as_bytes()).unwrap_err().field, "pgrp");
     }
 
     #[test]
@@ -426,7 +453,10 @@ mod tests {
         let s = parse_stat(line.as_bytes()).unwrap();
         assert_eq!(s.comm, ") (x) y ");
         assert!(s.is_zombie() && s.state.has_ended());
-        assert_eq!((s.ppid, s.pgrp, s.session, s.tpgid), (3, 4, 5, Some(9)));
+        assert_eq!(
+            (s.ppid, s.pgrp, s.session, s.tpgid),
+            (3, Some(4), Some(5), Some(9))
+        );
         assert_eq!((s.num_threads, s.start_time), (6, 99));
     }
 
@@ -462,6 +492,7 @@ mod tests {
         assert_eq!(field("1 (a) SS 1 2 3"), "state");
         assert_eq!(field("1 (a)"), "state");
         assert_eq!(field("1 (a) S -4 2 3"), "ppid");
+        assert_eq!(field("1 (a) S 1 x 3"), "pgrp");
         assert_eq!(field(&SLEEP[..SLEEP.len() - 13]), "starttime");
     }
 
