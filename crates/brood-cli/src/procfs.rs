@@ -1,16 +1,19 @@
-//! Reading processes through `/proc`: one place for the kernel's view of a
-//! process, shared by the lab's observer and `brood tree`.
+//! Reading processes through `/proc` for the lab's observer, `brood tree` and
+//! `brood run`: the CLI's view over the library's one reader,
+//! [`brood::os::procfs`].
 //!
 //! Everything here is a snapshot: a process may end between two reads, so every
 //! reader returns `None` (or skips the process) rather than failing when a
-//! `/proc/<pid>` entry vanishes under it.
+//! `/proc/<pid>` entry vanishes under it, or cannot be read.
 //!
 //! # References
 //! - proc(5): `/proc/<pid>/stat`, `/proc/<pid>/cmdline`, `/proc/<pid>/environ`
 
 use std::collections::BTreeMap;
-use std::fs;
+use std::os::unix::ffi::OsStrExt;
 use std::os::unix::fs::MetadataExt;
+
+use brood::os::procfs;
 
 /// The fields of `/proc/<pid>/stat` that brood looks at.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -39,51 +42,44 @@ impl Stat {
     }
 }
 
-/// Parses the text of `/proc/<pid>/stat`.
-///
-/// The command name sits between the first `(` and the *last* `)`: it may itself
-/// contain spaces and parentheses (a program may name itself `a) b (c`), so
-/// splitting on whitespace would misread every field after it.
-pub fn parse_stat(text: &str) -> Option<Stat> {
-    let open = text.find('(')?;
-    let close = text.rfind(')')?;
-    if close < open {
-        return None;
+impl Stat {
+    /// The CLI's view of the library's: `None` for a process already reaped and
+    /// being released (no group or session any more), which the CLI's readers
+    /// treat as gone.
+    fn from_os(s: procfs::Stat) -> Option<Stat> {
+        Some(Stat {
+            pid: s.pid,
+            comm: s.comm,
+            state: s.state.as_char(),
+            ppid: s.ppid,
+            pgid: s.pgrp?,
+            sid: s.session?,
+            starttime: s.start_time,
+        })
     }
-    let pid = text[..open].trim().parse().ok()?;
-    let comm = text[open + 1..close].to_string();
-    let rest: Vec<&str> = text[close + 1..].split_whitespace().collect();
-    // Fields after the comm: 0 state, 1 ppid, 2 pgrp, 3 session, ..., 19 starttime.
-    let state = rest.first()?.chars().next()?;
-    Some(Stat {
-        pid,
-        comm,
-        state,
-        ppid: rest.get(1)?.parse().ok()?,
-        pgid: rest.get(2)?.parse().ok()?,
-        sid: rest.get(3)?.parse().ok()?,
-        starttime: rest.get(19)?.parse().ok()?,
-    })
+}
+
+/// Parses the text of `/proc/<pid>/stat` (see [`procfs::parse_stat`]).
+// Unused by the command today; kept so that code written against this module
+// (run.rs, lab/, edited elsewhere at the same time) keeps compiling.
+#[allow(dead_code)]
+pub fn parse_stat(text: &str) -> Option<Stat> {
+    procfs::parse_stat(text.as_bytes())
+        .ok()
+        .and_then(Stat::from_os)
 }
 
 /// Reads `/proc/<pid>/stat`; `None` when the process is gone (or unreadable).
 pub fn stat(pid: u32) -> Option<Stat> {
-    let text = fs::read_to_string(format!("/proc/{pid}/stat")).ok()?;
-    parse_stat(&text)
+    procfs::stat(pid).ok().flatten().and_then(Stat::from_os)
 }
 
 /// The command line of `pid`, arguments joined by spaces; empty for kernel
 /// threads and zombies (whose memory is gone).
 pub fn cmdline(pid: u32) -> String {
-    match fs::read(format!("/proc/{pid}/cmdline")) {
-        Ok(bytes) => bytes
-            .split(|b| *b == 0)
-            .filter(|part| !part.is_empty())
-            .map(|part| String::from_utf8_lossy(part).into_owned())
-            .collect::<Vec<_>>()
-            .join(" "),
-        Err(_) => String::new(),
-    }
+    let args = procfs::cmdline(pid).ok().flatten().unwrap_or_default();
+    let args: Vec<_> = args.iter().map(|a| a.to_string_lossy()).collect();
+    args.join(" ")
 }
 
 /// Whether `pid`'s environment holds exactly the entry `entry` (`NAME=value`).
@@ -92,28 +88,20 @@ pub fn cmdline(pid: u32) -> String {
 /// descendant, even one that changed its process group or session, so the
 /// scenario's processes can be found again by pid after they were orphaned.
 pub fn environ_has(pid: u32, entry: &str) -> bool {
-    match fs::read(format!("/proc/{pid}/environ")) {
-        Ok(bytes) => bytes.split(|b| *b == 0).any(|e| e == entry.as_bytes()),
-        Err(_) => false,
-    }
+    let env = procfs::environ(pid).ok().flatten().unwrap_or_default();
+    env.iter().any(|e| e.as_bytes() == entry.as_bytes())
 }
 
 /// The owner uid of `/proc/<pid>` (the process's real uid, as ps shows it).
 pub fn uid(pid: u32) -> Option<u32> {
-    fs::metadata(format!("/proc/{pid}")).ok().map(|m| m.uid())
+    std::fs::metadata(format!("/proc/{pid}"))
+        .ok()
+        .map(|m| m.uid())
 }
 
 /// Every pid in `/proc` at this moment, in ascending order.
 pub fn all_pids() -> Vec<u32> {
-    let mut pids: Vec<u32> = match fs::read_dir("/proc") {
-        Ok(dir) => dir
-            .filter_map(|e| e.ok())
-            .filter_map(|e| e.file_name().to_str().and_then(|n| n.parse().ok()))
-            .collect(),
-        Err(_) => Vec::new(),
-    };
-    pids.sort_unstable();
-    pids
+    procfs::pids().unwrap_or_default()
 }
 
 /// A snapshot of every process's stat, keyed by pid.
@@ -150,35 +138,21 @@ mod tests {
     use super::*;
 
     #[test]
-    fn parses_plain_stat() {
-        let s = parse_stat("42 (sleep) S 1 42 42 0 -1 4194560 100 0 0 0 0 0 0 0 20 0 1 0 777 0 0")
-            .unwrap();
-        assert_eq!(
-            (s.pid, s.comm.as_str(), s.state, s.ppid),
-            (42, "sleep", 'S', 1)
-        );
-        assert_eq!((s.pgid, s.sid, s.starttime), (42, 42, 777));
-    }
-
-    #[test]
-    fn parses_comm_with_spaces_and_parens() {
+    fn keeps_the_letter_and_the_old_field_names() {
         let s = parse_stat("7 (a) b (c)) Z 3 4 5 0 -1 0 0 0 0 0 0 0 0 0 20 0 1 0 99 0").unwrap();
-        assert_eq!(s.comm, "a) b (c)");
+        assert_eq!((s.pid, s.comm.as_str(), s.state), (7, "a) b (c)", 'Z'));
         assert!(s.is_zombie());
         assert_eq!((s.ppid, s.pgid, s.sid, s.starttime), (3, 4, 5, 99));
-    }
-
-    #[test]
-    fn rejects_garbage() {
-        assert!(parse_stat("").is_none());
         assert!(parse_stat("12 noparen S 1").is_none());
-        assert!(parse_stat("x (a) S 1 2 3").is_none());
+        let released = "9 (a) X 0 -1 -1 0 -1 0 0 0 0 0 0 0 0 0 20 0 0 0 99 0";
+        assert!(parse_stat(released).is_none(), "a released process is gone");
     }
 
     #[test]
     fn sees_itself() {
         let me = std::process::id();
-        let s = stat(me).unwrap();
-        assert_eq!(s.pid, me);
+        assert_eq!(stat(me).unwrap().pid, me);
+        assert!(all_pids().contains(&me));
+        assert!(cmdline(me).contains("brood"));
     }
 }

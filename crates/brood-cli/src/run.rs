@@ -20,7 +20,6 @@
 use crate::procfs;
 use brood::{Command, OnParentDeath, Signal, Tree};
 use signal_hook::iterator::Signals;
-use std::os::fd::AsFd;
 use std::time::{Duration, Instant};
 
 /// The options of `brood run`.
@@ -64,7 +63,7 @@ pub enum RunError {
 /// Runs the command under supervision; returns the exit code for `brood run`.
 pub fn run(opts: &RunOptions) -> Result<u8, RunError> {
     let (program, args) = opts.command.split_first().ok_or(RunError::NoCommand)?;
-    brood::sys::prctl::set_child_subreaper(true).map_err(|source| RunError::Os {
+    brood::os::set_child_subreaper(true).map_err(|source| RunError::Os {
         what: "prctl(PR_SET_CHILD_SUBREAPER)",
         source,
     })?;
@@ -201,12 +200,12 @@ fn signal_descendants(sig: i32) {
         return;
     };
     for s in living_descendants() {
-        let Ok(fd) = brood::sys::pidfd::open(s.pid) else {
+        let Ok(fd) = brood::os::PidFd::open(s.pid) else {
             continue;
         };
         // The pid might have been reused between the snapshot and the open.
         if procfs::stat(s.pid).is_some_and(|now| now.starttime == s.starttime) {
-            let _ = brood::sys::pidfd::send_signal(fd.as_fd(), sig.as_raw());
+            let _ = fd.send_signal(sig);
         }
     }
 }

@@ -2,8 +2,8 @@
 //! forwarding, parent death, and orphan reaping. Each test watches the processes
 //! by pid through `/proc` and `kill(pid, 0)`, and cleans up every one it made.
 
+use brood::os::{procfs, PidFd};
 use std::io::{BufRead, BufReader, Write};
-use std::os::fd::AsFd;
 use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};
 
@@ -12,18 +12,17 @@ fn brood() -> Command {
 }
 
 fn exists(pid: u32) -> bool {
-    brood::sys::pid_exists(pid)
+    brood::os::pid_exists(pid)
 }
 
-fn state(pid: u32) -> Option<char> {
-    let text = std::fs::read_to_string(format!("/proc/{pid}/stat")).ok()?;
-    text[text.rfind(')')? + 2..].chars().next()
+fn state(pid: u32) -> Option<procfs::State> {
+    procfs::stat(pid).unwrap().map(|s| s.state)
 }
 
 /// Waits until `pid` has exited (pidfd), reaping it if it became our child.
 fn gone_within(pid: u32, timeout: Duration) -> bool {
-    let exited = match brood::sys::pidfd::open(pid) {
-        Ok(fd) => brood::sys::pidfd::wait_exited(fd.as_fd(), Some(timeout)).unwrap(),
+    let exited = match PidFd::open(pid) {
+        Ok(fd) => fd.wait_exited(Some(timeout)).unwrap(),
         Err(_) => true,
     };
     if exited {
@@ -169,7 +168,7 @@ fn sigterm_is_forwarded() {
 /// `brood run` SIGKILLed: the command gets its parent-death signal.
 #[test]
 fn command_dies_with_sigkilled_supervisor() {
-    brood::sys::prctl::set_child_subreaper(true).unwrap();
+    brood::os::set_child_subreaper(true).unwrap();
     let (mut child, mut out) =
         spawn_piped(brood().args(["run", "--", "sh", "-c", "echo $$; exec sleep 60"]));
     let command: u32 = line(&mut out).parse().unwrap();
@@ -204,9 +203,9 @@ fn orphans_are_reaped() {
     let supervisor = child.id();
     // Wait until it is re-parented to brood run.
     let deadline = Instant::now() + Duration::from_secs(5);
-    while std::fs::read_to_string(format!("/proc/{orphan}/stat"))
-        .map(|t| !t.contains(&format!(" {supervisor} ")))
-        .unwrap_or(false)
+    while procfs::stat(orphan)
+        .unwrap()
+        .is_some_and(|s| s.ppid != supervisor)
     {
         assert!(
             Instant::now() < deadline,

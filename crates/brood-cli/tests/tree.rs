@@ -18,8 +18,7 @@ fn tree_flags_a_zombie_and_names_its_reaper() {
         .unwrap();
     let pid = parent.id();
     let zombie = poll(Duration::from_secs(10), || {
-        let comm = std::fs::read_to_string(format!("/proc/{pid}/comm")).ok()?;
-        if comm.trim() != "sleep" {
+        if brood::os::procfs::stat(pid).unwrap()?.comm != "sleep" {
             return None;
         }
         descendants(pid)

@@ -47,7 +47,9 @@
 //! - `Tree::Group`/`Session`: process groups (any).
 //! - `brood run`'s orphan reaping: `PR_SET_CHILD_SUBREAPER` (Linux 3.4).
 //!
-//! The platform calls live in one module (`sys`), so that macOS can follow.
+//! The platform calls live in one private module, so that macOS can follow; the
+//! part of it worth having outside brood (pidfds, the child subreaper, `/proc`)
+//! is [`os`].
 
 #![warn(missing_docs)]
 
@@ -57,6 +59,7 @@ mod error;
 mod exit;
 mod fork;
 mod forkflush;
+pub mod os;
 mod policy;
 mod pool;
 mod process;
@@ -66,8 +69,7 @@ mod signal;
 pub mod signals;
 mod spawner;
 mod status;
-#[doc(hidden)]
-pub mod sys;
+mod sys;
 mod wire;
 
 pub use child::Child;

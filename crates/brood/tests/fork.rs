@@ -228,7 +228,7 @@ fn g_a_spawning_thread_exit_does_not_kill_child() {
                 .on_parent_death(OnParentDeath::Signal(Signal::KILL))
                 .fork_with(|| park())
                 .unwrap();
-            (child.pid(), brood::sys::fork::gettid())
+            (child.pid(), rustix::thread::gettid().as_raw_nonzero().get())
         });
         let (pid, tid) = worker.join().unwrap();
         // pthread_join can return before the kernel has finished the thread's
@@ -395,7 +395,8 @@ fn g_e_group_kill_reaches_grandchild() {
         let mut cleanup = Cleanup::default();
         let leader = ForkBuilder::new().tree(tree).clone();
         let (child, grandchild) = family_of(&mut cleanup, leader, ForkBuilder::new(), || park());
-        assert_eq!(brood::sys::pgrp::getpgid(grandchild).unwrap(), child.pid());
+        let pgrp = brood::os::procfs::stat(grandchild).unwrap().unwrap().pgrp;
+        assert_eq!(pgrp, Some(child.pid()));
         child.kill().unwrap();
         assert_eq!(child.wait().unwrap().signal(), Some(Signal::KILL));
         assert!(

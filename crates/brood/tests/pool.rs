@@ -329,7 +329,7 @@ fn drop_and_terminate_and_close_end_every_worker() {
 fn parent_with_pool(
     cleanup: &mut Cleanup,
     build: impl FnOnce() -> Pool + Send,
-) -> (brood::Child, Vec<std::os::fd::OwnedFd>) {
+) -> (brood::Child, Vec<brood::os::PidFd>) {
     let mut report = Report::new();
     let fd = report.fd();
     let parent = brood::fork_with(move || {

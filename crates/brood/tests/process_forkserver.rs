@@ -63,8 +63,14 @@ fn server_death_is_reported_and_the_server_replaced() {
 /// exits with code 3: no crash, no jump into garbage, no hang.
 #[test]
 fn a_corrupt_request_is_an_error_not_a_crash() {
-    use std::os::fd::AsFd;
-    let (ours, theirs) = brood::sys::socket::seqpacket_pair().unwrap();
+    use rustix::net::{socketpair, AddressFamily, SendFlags, SocketFlags, SocketType};
+    let (ours, theirs) = socketpair(
+        AddressFamily::UNIX,
+        SocketType::SEQPACKET,
+        SocketFlags::CLOEXEC,
+        None,
+    )
+    .unwrap();
     let out = std::process::Command::new(std::env::current_exe().unwrap())
         .env("__BROOD_CHILD", format!("spawn:{}", std::process::id()))
         .stdin(std::process::Stdio::from(theirs))
@@ -72,7 +78,7 @@ fn a_corrupt_request_is_an_error_not_a_crash() {
         .stderr(std::process::Stdio::piped())
         .spawn()
         .unwrap();
-    brood::sys::socket::send_with_fds(ours.as_fd(), &[0xff; 40], &[]).unwrap();
+    rustix::net::send(&ours, &[0xff; 40], SendFlags::empty()).unwrap();
     drop(ours);
     let out = out.wait_with_output().unwrap();
     assert_eq!(out.status.code(), Some(3));

@@ -10,7 +10,6 @@ mod support;
 
 use brood::{JoinError, OnExit, OnParentDeath, Process, Signal, StartMethod};
 use std::io::{BufRead, BufReader, Read, Write};
-use std::os::fd::AsFd;
 use std::path::{Path, PathBuf};
 use std::process::{Command, Stdio};
 use std::time::{Duration, Instant};
@@ -246,8 +245,8 @@ impl Run {
     }
 
     fn parent_exited_within(&self, t: Duration) -> bool {
-        let fd = brood::sys::pidfd::open(self.parent.id()).unwrap();
-        brood::sys::pidfd::wait_exited(fd.as_fd(), Some(t)).unwrap()
+        let fd = brood::os::PidFd::open(self.parent.id()).unwrap();
+        fd.wait_exited(Some(t)).unwrap()
     }
 
     fn finish(mut self) -> (std::process::ExitStatus, String) {
@@ -343,11 +342,9 @@ fn p4(m: StartMethod) {
     let h = Process::new(quick, 5).start_method(m).start().unwrap();
     let pid = h.pid();
     // Wait for the end without joining, then make sure no zombie remains.
-    assert!(brood::sys::pidfd::wait_exited(
-        h.child().pidfd().unwrap(),
-        Some(Duration::from_secs(5))
-    )
-    .unwrap());
+    assert!(
+        brood::os::wait_exited(h.child().pidfd().unwrap(), Some(Duration::from_secs(5))).unwrap()
+    );
     let deadline = Instant::now() + Duration::from_secs(5);
     while support::exists(pid) && Instant::now() < deadline {
         std::thread::yield_now();

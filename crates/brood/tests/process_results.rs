@@ -217,22 +217,20 @@ fn a_daemon_may_have_children_and_a_group_terminate_reaches_them() {
             .start_method(m)
             .start()
             .unwrap();
-        let children = format!("/proc/{0}/task/{0}/children", h.pid());
         let grandchild = loop {
-            let text = std::fs::read_to_string(&children).unwrap_or_default();
-            if let Some(pid) = text.split_whitespace().next() {
-                break pid.parse::<u32>().unwrap();
+            let children = brood::os::procfs::children(h.pid()).unwrap();
+            if let Some(&pid) = children.unwrap_or_default().first() {
+                break pid;
             }
             std::thread::yield_now();
         };
-        let fd = brood::sys::pidfd::open(grandchild).unwrap();
+        let fd = brood::os::PidFd::open(grandchild).unwrap();
         // The killed grandchild stays in the group as our zombie until we reap
         // it below, so the group looks alive for the whole (short) grace.
         let status = h.terminate_timeout(Duration::from_millis(100)).unwrap();
         assert_eq!(status.signal(), Some(Signal::TERM), "{m:?}");
-        use std::os::fd::AsFd;
         assert!(
-            brood::sys::pidfd::wait_exited(fd.as_fd(), Some(Duration::from_secs(2))).unwrap(),
+            fd.wait_exited(Some(Duration::from_secs(2))).unwrap(),
             "{m:?}: the grandchild survived"
         );
         support::reap_if_ours(grandchild);

@@ -9,6 +9,7 @@ use std::path::Path;
 use std::process::{Command, Output};
 use std::time::{Duration, Instant};
 
+use brood::os::procfs;
 use serde_json::Value;
 
 pub fn brood() -> Command {
@@ -71,24 +72,16 @@ pub fn poll<T>(budget: Duration, mut f: impl FnMut() -> Option<T>) -> Option<T> 
 
 /// (state, ppid, starttime) of `pid`.
 pub fn stat(pid: u32) -> Option<(char, u32, u64)> {
-    let text = std::fs::read_to_string(format!("/proc/{pid}/stat")).ok()?;
-    let close = text.rfind(')')?;
-    let rest: Vec<&str> = text[close + 1..].split_whitespace().collect();
-    Some((
-        rest.first()?.chars().next()?,
-        rest.get(1)?.parse().ok()?,
-        rest.get(19)?.parse().ok()?,
-    ))
+    let s = procfs::stat(pid).unwrap()?;
+    Some((s.state.as_char(), s.ppid, s.start_time))
 }
 
 /// Every (pid, starttime) whose parent chain leads to `root`.
 pub fn descendants(root: u32) -> Vec<(u32, u64)> {
     let mut parent: BTreeMap<u32, (u32, u64)> = BTreeMap::new();
-    for e in std::fs::read_dir("/proc").unwrap().flatten() {
-        if let Some(pid) = e.file_name().to_str().and_then(|n| n.parse::<u32>().ok()) {
-            if let Some((_, ppid, start)) = stat(pid) {
-                parent.insert(pid, (ppid, start));
-            }
+    for pid in procfs::pids().unwrap() {
+        if let Some((_, ppid, start)) = stat(pid) {
+            parent.insert(pid, (ppid, start));
         }
     }
     let mut out = Vec::new();
@@ -125,17 +118,16 @@ pub fn kill_all(procs: &[(u32, u64)]) {
 
 /// Every process whose environment has an entry starting with `prefix`.
 pub fn with_env_prefix(prefix: &str) -> Vec<(u32, u64)> {
+    use std::os::unix::ffi::OsStrExt;
     let mut out = Vec::new();
-    for e in std::fs::read_dir("/proc").unwrap().flatten() {
-        let Some(pid) = e.file_name().to_str().and_then(|n| n.parse::<u32>().ok()) else {
-            continue;
-        };
-        let Ok(env) = std::fs::read(format!("/proc/{pid}/environ")) else {
+    for pid in procfs::pids().unwrap() {
+        // Gone, or not ours to read (EACCES): not one of the test's processes.
+        let Ok(Some(env)) = procfs::environ(pid) else {
             continue;
         };
         if env
-            .split(|b| *b == 0)
-            .any(|entry| entry.starts_with(prefix.as_bytes()))
+            .iter()
+            .any(|entry| entry.as_bytes().starts_with(prefix.as_bytes()))
         {
             if let Some((_, _, start)) = stat(pid) {
                 out.push((pid, start));

@@ -427,7 +427,8 @@ impl Command {
     /// ```
     /// # brood::init();
     /// let child = brood::Command::new("sleep").arg("30").process_group(0).spawn()?;
-    /// assert_eq!(brood::sys::pgrp::getpgid(child.pid()).unwrap(), child.pid());
+    /// let stat = brood::os::procfs::stat(child.pid()).unwrap().unwrap();
+    /// assert_eq!(stat.pgrp, Some(child.pid()));
     /// child.kill()?;
     /// child.wait()?;
     /// # Ok::<(), brood::Error>(())

@@ -84,16 +84,6 @@ impl<'a> CStrArray<'a> {
         }
     }
 
-    /// How many strings (the final NULL not counted).
-    pub fn len(&self) -> usize {
-        self.ptrs.len() - 1
-    }
-
-    /// True when there is no string.
-    pub fn is_empty(&self) -> bool {
-        self.len() == 0
-    }
-
     fn as_ptr(&self) -> *const *const c_char {
         self.ptrs.as_ptr()
     }

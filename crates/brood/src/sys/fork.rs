@@ -64,16 +64,6 @@ pub fn is_main_thread() -> bool {
 
 /// How many threads this process has: field 20 of `/proc/self/stat`.
 pub fn thread_count() -> io::Result<usize> {
-    let stat = std::fs::read_to_string("/proc/self/stat")?;
-    // The command name (field 2) may hold spaces and parentheses: count from the
-    // last ')'.
-    let after = stat
-        .rfind(')')
-        .map(|i| &stat[i + 1..])
-        .ok_or_else(|| io::Error::other("malformed /proc/self/stat"))?;
-    after
-        .split_whitespace()
-        .nth(17)
-        .and_then(|n| n.parse().ok())
-        .ok_or_else(|| io::Error::other("malformed /proc/self/stat"))
+    let stat = super::procfs::stat_self().map_err(io::Error::other)?;
+    Ok(stat.num_threads as usize)
 }

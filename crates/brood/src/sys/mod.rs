@@ -10,6 +10,7 @@
 //! | process file descriptors: open, signal, wait, poll | [`pidfd`] | 5.4 (`pidfd_open` 5.3, `waitid(P_PIDFD)` 5.4) |
 //! | parent-death signal, child subreaper | [`prctl`] | 2.1.57 / 3.4 |
 //! | process groups and sessions | [`pgrp`] | any |
+//! | `/proc`: a process's state, parent, start time, children | [`procfs`] | 3.5 for `children` (else a scan) |
 //! | fork, `_exit`, thread identity | [`fork`] | any |
 //! | pipes, descriptor plumbing | [`pipe`] | 2.6.35 (`F_SETPIPE_SZ`, optional) |
 //! | private sockets passing descriptors, peer credentials | [`socket`] | 2.6.23 (`MSG_CMSG_CLOEXEC`) |
@@ -27,6 +28,7 @@ pub mod pgrp;
 pub mod pidfd;
 pub mod pipe;
 pub mod prctl;
+pub mod procfs;
 pub mod proctitle;
 pub mod random;
 pub mod reap;

@@ -54,14 +54,3 @@ pub fn group_exists(pgid: u32) -> bool {
         Err(e) => e.raw_os_error() == Some(libc::EPERM),
     }
 }
-
-/// The process group of `pid` (`getpgid(2)`).
-pub fn getpgid(pid: u32) -> io::Result<u32> {
-    // SAFETY: plain syscall with an integer argument.
-    let rc = unsafe { libc::getpgid(pid as libc::pid_t) };
-    if rc < 0 {
-        Err(io::Error::last_os_error())
-    } else {
-        Ok(rc as u32)
-    }
-}

@@ -1,43 +1,29 @@
 //! Observing real processes for the lifecycle tests: `/proc/<pid>/stat`,
-//! `kill(pid, 0)`, pidfds. Nothing here mocks the kernel.
+//! `kill(pid, 0)`, pidfds, all through `brood::os`. Nothing here mocks the kernel.
 #![allow(dead_code)]
 
+use brood::os::{self, procfs, PidFd};
 use std::io::{BufRead, BufReader, Read};
-use std::os::fd::AsFd;
 use std::time::{Duration, Instant};
 
 /// Makes this test process a child subreaper: orphans of the processes it starts
 /// are re-parented here, so the test can watch them and must reap them.
 pub fn become_subreaper() {
-    brood::sys::prctl::set_child_subreaper(true).expect("PR_SET_CHILD_SUBREAPER");
+    os::set_child_subreaper(true).expect("PR_SET_CHILD_SUBREAPER");
 }
 
 /// State letter and parent pid from `/proc/<pid>/stat`, if the process exists.
 pub fn stat(pid: u32) -> Option<(char, u32)> {
-    let text = std::fs::read_to_string(format!("/proc/{pid}/stat")).ok()?;
-    let rest = &text[text.rfind(')')? + 2..];
-    let mut fields = rest.split_whitespace();
-    let state = fields.next()?.chars().next()?;
-    let ppid = fields.next()?.parse().ok()?;
-    Some((state, ppid))
+    let s = procfs::stat(pid).unwrap()?;
+    Some((s.state.as_char(), s.ppid))
 }
 
 /// Pids in `/proc` whose state letter and parent pass `keep`.
 pub fn pids_where(keep: impl Fn(char, u32) -> bool) -> Vec<u32> {
-    let mut found = Vec::new();
-    for entry in std::fs::read_dir("/proc").unwrap().flatten() {
-        let Some(pid) = entry
-            .file_name()
-            .to_str()
-            .and_then(|s| s.parse::<u32>().ok())
-        else {
-            continue;
-        };
-        if stat(pid).is_some_and(|(state, parent)| keep(state, parent)) {
-            found.push(pid);
-        }
-    }
-    found
+    let pids = procfs::pids().unwrap();
+    pids.into_iter()
+        .filter(|&pid| stat(pid).is_some_and(|(state, parent)| keep(state, parent)))
+        .collect()
 }
 
 /// Pids of zombies (state Z) whose parent is `ppid`.
@@ -47,12 +33,14 @@ pub fn zombies_of(ppid: u32) -> Vec<u32> {
 
 /// `kill(pid, 0)` finds it (alive or zombie).
 pub fn exists(pid: u32) -> bool {
-    brood::sys::pid_exists(pid)
+    os::pid_exists(pid)
 }
 
 /// Alive: exists and is not a zombie.
 pub fn alive(pid: u32) -> bool {
-    matches!(stat(pid), Some((s, _)) if s != 'Z' && s != 'X')
+    procfs::stat(pid)
+        .unwrap()
+        .is_some_and(|s| !s.state.has_ended())
 }
 
 pub fn me() -> u32 {
@@ -63,8 +51,8 @@ pub fn me() -> u32 {
 /// `timeout`, by polling a pidfd. True if it exited (or was already gone).
 /// If it is our child (an orphan re-parented to this subreaper), reaps it.
 pub fn wait_exit(pid: u32, timeout: Duration) -> bool {
-    let exited = match brood::sys::pidfd::open(pid) {
-        Ok(fd) => brood::sys::pidfd::wait_exited(fd.as_fd(), Some(timeout)).unwrap(),
+    let exited = match PidFd::open(pid) {
+        Ok(fd) => fd.wait_exited(Some(timeout)).unwrap(),
         Err(_) => true,
     };
     if exited {
@@ -142,10 +130,7 @@ impl Report {
     /// it) when nothing comes within 10 s.
     pub fn line(&mut self) -> String {
         if self.reader.buffer().is_empty() {
-            use std::os::fd::AsFd;
-            let fd = self.reader.get_ref().as_fd();
-            let ready =
-                brood::sys::pidfd::wait_readable(fd, Some(Duration::from_secs(10))).unwrap();
+            let ready = readable_within(self.reader.get_ref(), Duration::from_secs(10));
             assert!(ready, "no line from the child within 10 s");
         }
         let mut line = String::new();
@@ -164,6 +149,22 @@ impl Report {
         let mut s = String::new();
         self.reader.read_to_string(&mut s).unwrap();
         s
+    }
+}
+
+/// `poll(2)`s `fd` for input (or hang-up) up to `timeout`; true if it came.
+fn readable_within(fd: impl std::os::fd::AsFd, timeout: Duration) -> bool {
+    use rustix::event::{poll, PollFd, PollFlags, Timespec};
+    let deadline = Instant::now() + timeout;
+    loop {
+        let left = deadline.saturating_duration_since(Instant::now());
+        let left = Timespec::try_from(left).unwrap();
+        let mut fds = [PollFd::new(&fd, PollFlags::IN)];
+        match poll(&mut fds, Some(&left)) {
+            Ok(n) => return n > 0,
+            Err(rustix::io::Errno::INTR) => continue,
+            Err(e) => panic!("poll: {e}"),
+        }
     }
 }
 
@@ -199,17 +200,17 @@ pub fn running(pid: u32) -> bool {
 
 /// Pids whose parent is `parent` (any state).
 pub fn children_of(parent: u32) -> Vec<u32> {
-    pids_where(|_, p| p == parent)
+    procfs::children(parent).unwrap().unwrap_or_default()
 }
 
 /// `pidfd_open(pid)`: None if the process is already gone.
-pub fn pidfd(pid: u32) -> Option<std::os::fd::OwnedFd> {
-    brood::sys::pidfd::open(pid).ok()
+pub fn pidfd(pid: u32) -> Option<PidFd> {
+    PidFd::open(pid).ok()
 }
 
 /// Waits up to `timeout` for the process behind `fd` to exit; true if it did.
-pub fn exits_within(fd: &std::os::fd::OwnedFd, timeout: Duration) -> bool {
-    brood::sys::pidfd::wait_exited(fd.as_fd(), Some(timeout)).unwrap()
+pub fn exits_within(fd: &PidFd, timeout: Duration) -> bool {
+    fd.wait_exited(Some(timeout)).unwrap()
 }
 
 /// Reaps `pid` if it is (now) our child, waiting up to a second for its exit
