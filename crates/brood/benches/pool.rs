@@ -9,7 +9,7 @@
 mod common;
 
 use brood::{Pool, StartMethod};
-use common::{context, fmt, ratio, Group};
+use common::{Group, context, fmt, ratio};
 use std::time::Duration;
 
 brood::init_before_main!();

@@ -260,7 +260,9 @@ fn main() {
     );
     let py: Vec<f64> = (5..8).map(|i| median(t[i].clone())).collect();
     let us = |s: f64| s * 1e6;
-    println!("start+join of fn(u64) -> u64; medians of {rounds} interleaved rounds (ratios within a round)");
+    println!(
+        "start+join of fn(u64) -> u64; medians of {rounds} interleaved rounds (ratios within a round)"
+    );
     println!("  raw fork+_exit+waitpid   {:>8.1} us", us(raw));
     println!(
         "  brood Fork               {:>8.1} us   {:.2}x raw fork (target <= 1.5)  | python fork       {:>8.1} us: brood {:.1}x faster (target >= 12)",
@@ -333,6 +335,8 @@ fn main() {
         StartMethod::Spawn,
     ] {
         let (pss, private) = child_memory(m, dir.path());
-        println!("  {m:?} child running a small function: private {private:.2} MiB (target <= 2), Pss {pss:.2} MiB");
+        println!(
+            "  {m:?} child running a small function: private {private:.2} MiB (target <= 2), Pss {pss:.2} MiB"
+        );
     }
 }

@@ -15,7 +15,7 @@
 mod common;
 
 use brood::{Command, OnParentDeath, Signal, Tree};
-use common::{ratio, Group, Results};
+use common::{Group, Results, ratio};
 use std::os::unix::process::CommandExt;
 
 const TRUE: &str = "/bin/true";
@@ -81,7 +81,8 @@ fn fork_with() {
 fn main() {
     brood::init();
     // The bench has brood's own threads only; the warning is about others.
-    std::env::set_var("BROOD_NO_FORK_WARNING", "1");
+    // SAFETY: first thing in main after init: no other thread exists yet.
+    unsafe { std::env::set_var("BROOD_NO_FORK_WARNING", "1") };
     println!("# brood spawn benchmark ({})", common::context());
     // `BENCH_ONLY=fork|small|big` runs one part (for profiling).
     let only = std::env::var("BENCH_ONLY").unwrap_or_default();

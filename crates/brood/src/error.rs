@@ -23,7 +23,9 @@ pub enum Error {
     /// Someone other than brood waited for the child (`waitpid(-1)`, `wait()`, or
     /// `SIGCHLD` set to `SIG_IGN`), so its exit status is gone. brood never guesses
     /// a status and never signals that pid again.
-    #[error("child {pid} was reaped by someone else (a foreign waitpid(-1), or SIGCHLD set to SIG_IGN): its status is lost")]
+    #[error(
+        "child {pid} was reaped by someone else (a foreign waitpid(-1), or SIGCHLD set to SIG_IGN): its status is lost"
+    )]
     ReapedElsewhere {
         /// The child's pid (which may by now belong to another process).
         pid: u32,
@@ -130,7 +132,9 @@ pub enum Error {
     /// was called off the main thread, where the kernel would send the signal
     /// when that thread ends; [`fork_with`](crate::ForkBuilder::fork_with) forks
     /// from a durable thread instead.
-    #[error("fork() with OnParentDeath::Signal on thread {tid} of pid {pid}, not the main thread: the signal would fire when this thread ends; use fork_with")]
+    #[error(
+        "fork() with OnParentDeath::Signal on thread {tid} of pid {pid}, not the main thread: the signal would fire when this thread ends; use fork_with"
+    )]
     ForkOffMainThread {
         /// The calling thread.
         tid: u32,
@@ -156,7 +160,9 @@ pub enum Error {
 
     /// This process was started by brood to run a function, but
     /// [`init`](crate::init) did not run first in `main`.
-    #[error("pid {pid} was started by brood to run a function, but brood::init() was not called first in main (or brood::init_before_main!() in a test); {marker} is still set")]
+    #[error(
+        "pid {pid} was started by brood to run a function, but brood::init() was not called first in main (or brood::init_before_main!() in a test); {marker} is still set"
+    )]
     NotInitialised {
         /// This process.
         pid: u32,
@@ -234,7 +240,9 @@ pub enum SpawnError {
         what: String,
     },
     /// The arguments and environment together exceed the kernel's limit (E2BIG).
-    #[error("argument list and environment too long ({bytes} bytes; the kernel's limit is about {limit})")]
+    #[error(
+        "argument list and environment too long ({bytes} bytes; the kernel's limit is about {limit})"
+    )]
     TooLong {
         /// Bytes of arguments and environment.
         bytes: usize,
@@ -278,7 +286,9 @@ pub enum SpawnError {
     /// [`Command::process_group`](crate::Command::process_group) together with
     /// [`Tree::Group`](crate::Tree::Group) or [`Tree::Session`](crate::Tree::Session),
     /// which already choose the child's group.
-    #[error("process_group({pgid}) conflicts with {tree:?}, which already places the child in a new group")]
+    #[error(
+        "process_group({pgid}) conflicts with {tree:?}, which already places the child in a new group"
+    )]
     ProcessGroupWithTree {
         /// The group asked for.
         pgid: i32,

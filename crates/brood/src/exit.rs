@@ -5,7 +5,7 @@
 //! the `atexit` hook brood installs with its first child, so they behave like
 //! [`exit`].
 
-use crate::child::{live_children, Child, WaitSource};
+use crate::child::{Child, WaitSource, live_children};
 use crate::error::Result;
 use crate::policy::{OnExit, Policy};
 use crate::sys;

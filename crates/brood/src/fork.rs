@@ -131,6 +131,7 @@ impl ForkBuilder {
     /// *thread*, and a raw fork cannot move to brood's spawner thread (use
     /// [`ForkBuilder::fork_with`] instead); elsewhere it is
     /// [`Error::ForkOffMainThread`].
+    #[allow(unsafe_code)] // the public unsafe API (Python's shape); see its contract
     pub unsafe fn fork(&self) -> Result<Fork> {
         let policy = self.policy();
         if policy.death_signal().is_some() && !sys::fork::is_main_thread() {
@@ -193,6 +194,7 @@ where
 /// }
 /// # Ok::<(), brood::Error>(())
 /// ```
+#[allow(unsafe_code)] // the public unsafe API (Python's shape); see its contract
 pub unsafe fn fork() -> Result<Fork> {
     // SAFETY: forwarded contract.
     unsafe { ForkBuilder::new().fork() }
@@ -378,8 +380,8 @@ pub(crate) mod test_gate {
 #[cfg(test)]
 mod tests {
     use super::test_gate::{ARMED, ENTERED, OPEN};
-    use std::sync::atomic::{AtomicBool, Ordering};
     use std::sync::Arc;
+    use std::sync::atomic::{AtomicBool, Ordering};
     use std::time::Duration;
 
     /// Is thread `tid` of this process blocked in `futex(2)` (waiting on a lock

@@ -52,6 +52,14 @@
 //! is [`os`].
 
 #![warn(missing_docs)]
+// Every raw call lives in `sys`, each `unsafe` block with the reason it is
+// sound; the rest of the crate is safe Rust, but for the public unsafe API
+// (`fork`, `ForkBuilder::fork`, `Command::pre_exec`), allowed item by item.
+#![deny(
+    unsafe_code,
+    unsafe_op_in_unsafe_fn,
+    clippy::undocumented_unsafe_blocks
+)]
 
 mod child;
 mod command;
@@ -69,6 +77,7 @@ mod signal;
 pub mod signals;
 mod spawner;
 mod status;
+#[allow(unsafe_code)]
 mod sys;
 mod wire;
 
@@ -76,7 +85,7 @@ pub use child::Child;
 pub use command::*;
 pub use error::{Error, Result, SpawnError};
 pub use exit::{apply_on_exit, exit, exit_now};
-pub use fork::{fork, fork_with, Fork, ForkBuilder};
+pub use fork::{Fork, ForkBuilder, fork, fork_with};
 pub use policy::{Kind, OnExit, OnParentDeath, Policy, Tree};
 pub use pool::*;
 pub use process::*;

@@ -34,8 +34,8 @@ use std::io;
 use std::os::fd::{AsFd, BorrowedFd, OwnedFd};
 use std::time::Duration;
 
-use crate::sys;
 use crate::Signal;
+use crate::sys;
 
 /// Reading processes through `/proc` (proc(5)).
 ///
@@ -44,8 +44,8 @@ use crate::Signal;
 /// a read) is `Ok(None)`, never an error.
 pub mod procfs {
     pub use crate::sys::procfs::{
-        children, children_by_scan, cmdline, environ, parse_stat, pids, stat, stat_self,
-        MalformedStat, ProcfsError, Stat, State,
+        MalformedStat, ProcfsError, Stat, State, children, children_by_scan, cmdline, environ,
+        parse_stat, pids, stat, stat_self,
     };
 }
 

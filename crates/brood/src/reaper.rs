@@ -145,10 +145,10 @@ impl<T: Watched> Registry<T> {
     /// The epoll set with its thread running, made (or made again, after a
     /// failure) now if needed.
     fn watcher(&'static self) -> Result<&'static Watcher, SetupError> {
-        if self.reaping.load(Ordering::Acquire) {
-            if let Some(w) = self.watcher.get() {
-                return Ok(w);
-            }
+        if self.reaping.load(Ordering::Acquire)
+            && let Some(w) = self.watcher.get()
+        {
+            return Ok(w);
         }
         let _setup = self.setup.lock().unwrap_or_else(|e| e.into_inner());
         let watcher = match self.watcher.get() {
@@ -178,12 +178,12 @@ impl<T: Watched> Registry<T> {
                 return;
             }
             for &seq in &ready {
-                if let Some(child) = self.get(seq) {
-                    if child.on_ready().is_err() {
-                        // Reaping failed for a reason other than "not ours": do
-                        // not spin on a level-triggered fd that stays readable.
-                        self.forget(&child);
-                    }
+                if let Some(child) = self.get(seq)
+                    && child.on_ready().is_err()
+                {
+                    // Reaping failed for a reason other than "not ours": do
+                    // not spin on a level-triggered fd that stays readable.
+                    self.forget(&child);
                 }
             }
         }

@@ -7,8 +7,8 @@
 //! that the fork warning can tell them from the program's.
 
 use crate::sys::forklocal::ForkLocal;
-use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
 use std::sync::OnceLock;
+use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
 
 /// How many threads brood itself started in this process (reaper, spawner,
 /// signal and fork-server threads). A forked child starts at zero: its parent's

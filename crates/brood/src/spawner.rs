@@ -11,7 +11,7 @@ use crate::policy::Policy;
 use crate::runtime::spawn_own_thread;
 use crate::sys::fork::is_main_thread;
 use crate::sys::forklocal::ForkLocal;
-use std::sync::{mpsc, Mutex};
+use std::sync::{Mutex, mpsc};
 
 use crate::sys::thread::Job;
 

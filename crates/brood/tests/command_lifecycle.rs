@@ -335,7 +335,9 @@ fn a_parent_sigkilled_mid_spawn() {
                 for pid in &living {
                     kill_and_reap(*pid);
                 }
-                panic!("trial {trial}: children {living:?} outlived their SIGKILLed parent (first {first})");
+                panic!(
+                    "trial {trial}: children {living:?} outlived their SIGKILLed parent (first {first})"
+                );
             }
             std::thread::sleep(Duration::from_millis(2));
         }

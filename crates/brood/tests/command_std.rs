@@ -5,8 +5,8 @@
 mod support;
 
 use brood::{Command, Error, SpawnError, Stdio, Tree};
-use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, Ordering};
 use support::*;
 
 /// `/proc/<pid>/status` line `name:` (without the name), if the process exists.

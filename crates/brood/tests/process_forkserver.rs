@@ -63,7 +63,7 @@ fn server_death_is_reported_and_the_server_replaced() {
 /// exits with code 3: no crash, no jump into garbage, no hang.
 #[test]
 fn a_corrupt_request_is_an_error_not_a_crash() {
-    use rustix::net::{socketpair, AddressFamily, SendFlags, SocketFlags, SocketType};
+    use rustix::net::{AddressFamily, SendFlags, SocketFlags, SocketType, socketpair};
     let (ours, theirs) = socketpair(
         AddressFamily::UNIX,
         SocketType::SEQPACKET,

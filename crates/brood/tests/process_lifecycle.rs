@@ -13,7 +13,7 @@ use std::io::{BufRead, BufReader, Read, Write};
 use std::path::{Path, PathBuf};
 use std::process::{Command, Stdio};
 use std::time::{Duration, Instant};
-use support::{alive, become_subreaper, kill_and_reap, wait_exit, Cleanup};
+use support::{Cleanup, alive, become_subreaper, kill_and_reap, wait_exit};
 
 brood::init_before_main!();
 
@@ -26,7 +26,9 @@ extern "C" fn scenario_entry() {
     let Some(spec) = std::env::var_os("BROOD_SCENARIO") else {
         return;
     };
-    std::env::remove_var("BROOD_SCENARIO");
+    // SAFETY: this runs from .init_array, before main and before any thread
+    // exists, so nothing else can read the environment meanwhile.
+    unsafe { std::env::remove_var("BROOD_SCENARIO") };
     let spec = spec.to_string_lossy().into_owned();
     let mut parts = spec.splitn(3, ':');
     let (claim, method, fifo) = (
@@ -143,9 +145,11 @@ fn scenario(claim: &str, m: StartMethod, fifo: String) -> ! {
             let lock = std::sync::Arc::new(std::sync::Mutex::new(0u64));
             for _ in 0..8 {
                 let lock = lock.clone();
-                std::thread::spawn(move || loop {
-                    let mut g = lock.lock().unwrap();
-                    *g = g.wrapping_add(1);
+                std::thread::spawn(move || {
+                    loop {
+                        let mut g = lock.lock().unwrap();
+                        *g = g.wrapping_add(1);
+                    }
                 });
             }
             for m in [

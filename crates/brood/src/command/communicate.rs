@@ -203,7 +203,7 @@ impl Popen {
                         Ok(())
                     }
                     _ => Err(self.io_error("write to stdin", e)),
-                }
+                };
             }
         };
         *input = &input[n..];
@@ -241,7 +241,7 @@ impl Popen {
                         },
                         e,
                     )),
-                }
+                };
             }
         };
         if n == 0 {

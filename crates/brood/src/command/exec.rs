@@ -1,7 +1,7 @@
 //! [`Command::spawn`]: prepare in the parent, clone with a shared address space,
 //! turn the child's report into a typed error, register the child with the reaper.
 
-use super::prepare::{display_program, prepare, Prepared};
+use super::prepare::{Prepared, display_program, prepare};
 use super::stdio::{Kind as StdioKind, Wiring};
 use super::{Command, Popen};
 use crate::child::WaitSource;
@@ -65,7 +65,7 @@ impl Command {
             (Tree::Group, None) => NewGroup::Group,
             (Tree::Session, None) => NewGroup::Session,
             (tree, Some(pgid)) => {
-                return Err(spawn_error(SpawnError::ProcessGroupWithTree { pgid, tree }))
+                return Err(spawn_error(SpawnError::ProcessGroupWithTree { pgid, tree }));
             }
         };
         let wiring = Wiring::new(streams).map_err(|source| Error::Stdio {

@@ -471,6 +471,7 @@ impl Command {
     /// assert!(cmd.run()?.status.success());
     /// # Ok::<(), brood::Error>(())
     /// ```
+    #[allow(unsafe_code)] // the public unsafe API; the raw work is in sys::clone
     pub unsafe fn pre_exec<F>(&mut self, f: F) -> &mut Command
     where
         F: FnMut() -> std::io::Result<()> + Send + Sync + 'static,

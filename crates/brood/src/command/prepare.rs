@@ -4,10 +4,10 @@
 //! before any process is made (NUL bytes, an over-long argument list).
 
 use super::Command;
-use crate::sys::clone::{self, CStrArray};
 use crate::SpawnError;
+use crate::sys::clone::{self, CStrArray};
 use std::collections::BTreeMap;
-use std::ffi::{c_char, CString, OsStr, OsString};
+use std::ffi::{CString, OsStr, OsString, c_char};
 use std::os::unix::ffi::OsStrExt;
 use std::path::Path;
 

@@ -7,12 +7,12 @@
 //! rest go back in line), kill a worker past its deadline, and refill empty
 //! slots while work remains. Nothing waits on a guess: a death wakes the poll.
 
-use super::run::{parse, timespec, Cause, Inner, Run};
-use super::{default_chunk, Config, TaskError};
+use super::run::{Cause, Inner, Run, parse, timespec};
+use super::{Config, TaskError, default_chunk};
 use crate::sys::image::FnRef;
 use crate::{Error, Result};
 use rustix::event::{PollFd, PollFlags};
-use serde::{de::DeserializeOwned, Serialize};
+use serde::{Serialize, de::DeserializeOwned};
 use std::collections::VecDeque;
 use std::marker::PhantomData;
 use std::sync::MutexGuard;
@@ -82,12 +82,12 @@ impl<'a, R: DeserializeOwned + 'static> MapUnordered<'a, R> {
                 inner.bury(slot, &mut run, Cause::Exited);
             }
         }
-        if !run.pending.is_empty() && inner.live() < cfg.size {
-            if let Err(e) = inner.fill(cfg) {
-                if inner.live() == 0 {
-                    return Err(e);
-                }
-            }
+        if !run.pending.is_empty()
+            && inner.live() < cfg.size
+            && let Err(e) = inner.fill(cfg)
+            && inner.live() == 0
+        {
+            return Err(e);
         }
         Ok(MapUnordered {
             inner,
@@ -180,12 +180,12 @@ impl<'a, R: DeserializeOwned + 'static> MapUnordered<'a, R> {
                 }
             }
         }
-        if !run.pending.is_empty() && inner.live() < self.cfg.size {
-            if let Err(e) = inner.fill(self.cfg) {
-                if inner.live() == 0 {
-                    self.fail_pending(&format!("no pool worker could be started: {e}"));
-                }
-            }
+        if !run.pending.is_empty()
+            && inner.live() < self.cfg.size
+            && let Err(e) = inner.fill(self.cfg)
+            && inner.live() == 0
+        {
+            self.fail_pending(&format!("no pool worker could be started: {e}"));
         }
     }
 
@@ -196,12 +196,10 @@ impl<'a, R: DeserializeOwned + 'static> MapUnordered<'a, R> {
             let busy = self.inner.slots[slot]
                 .as_ref()
                 .is_some_and(|w| !w.inflight.is_empty());
-            if busy {
-                if let Some(mut w) = self.inner.slots[slot].take() {
-                    let _ = w.handle.kill();
-                    let _ = w.handle.child().wait_timeout(Duration::from_secs(5));
-                    self.run.pending.extend(w.inflight.drain(..));
-                }
+            if busy && let Some(mut w) = self.inner.slots[slot].take() {
+                let _ = w.handle.kill();
+                let _ = w.handle.child().wait_timeout(Duration::from_secs(5));
+                self.run.pending.extend(w.inflight.drain(..));
             }
         }
         self.fail_pending(reason);
@@ -264,11 +262,9 @@ impl<R> Drop for MapUnordered<'_, R> {
             let busy = self.inner.slots[slot]
                 .as_ref()
                 .is_some_and(|w| !w.inflight.is_empty() || !w.inbuf.is_empty());
-            if busy {
-                if let Some(w) = self.inner.slots[slot].take() {
-                    let _ = w.handle.kill();
-                    let _ = w.handle.child().wait_timeout(Duration::from_secs(5));
-                }
+            if busy && let Some(w) = self.inner.slots[slot].take() {
+                let _ = w.handle.kill();
+                let _ = w.handle.child().wait_timeout(Duration::from_secs(5));
             }
         }
     }

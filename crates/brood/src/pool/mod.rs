@@ -52,7 +52,7 @@ use crate::policy::{Kind, Lifecycle, Policy};
 #[cfg(doc)]
 use crate::policy::{OnExit, Tree};
 use crate::{ExitStatus, Result, Signal, StartMethod};
-use serde::{de::DeserializeOwned, Serialize};
+use serde::{Serialize, de::DeserializeOwned};
 use std::sync::{Mutex, MutexGuard};
 use std::time::Duration;
 

@@ -30,7 +30,7 @@ use crate::sys::image::{self, FnRef, Resolved};
 use crate::sys::socket::send_with_fds;
 use crate::wire::frame::{self, FrameKind};
 use crate::wire::{Boot, TaskHead};
-use serde::{de::DeserializeOwned, Serialize};
+use serde::{Serialize, de::DeserializeOwned};
 use std::cell::RefCell;
 use std::os::fd::{AsFd, BorrowedFd};
 use std::os::unix::net::UnixStream;

@@ -31,9 +31,11 @@ pub fn init() {
     let Some(marker) = std::env::var_os(ENV) else {
         return;
     };
-    // Our own children must not take the marker for theirs. Removing it is safe
-    // here: init runs first in `main` (or before it), before other threads.
-    std::env::remove_var(ENV);
+    // Our own children must not take the marker for theirs. init runs first in
+    // `main` (or before it), before other threads; with threads already there
+    // the environment cannot be changed soundly, and the marker stays (brood
+    // sets it afresh for the children it re-executes).
+    crate::sys::env::remove_if_single_threaded(ENV);
     let marker = marker.to_string_lossy().into_owned();
     let request = marker
         .split_once(':')

@@ -4,8 +4,8 @@
 
 use crate::error::{Error, Result};
 use crate::sys::{self, image};
-use crate::wire::{frame, FrameKind, PanicReport, Request};
-use serde::{de::DeserializeOwned, Serialize};
+use crate::wire::{FrameKind, PanicReport, Request, frame};
+use serde::{Serialize, de::DeserializeOwned};
 use std::cell::RefCell;
 use std::os::fd::{AsFd, BorrowedFd, OwnedFd};
 use std::panic::{self, AssertUnwindSafe};

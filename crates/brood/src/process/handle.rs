@@ -60,7 +60,9 @@ pub enum JoinError {
     },
     /// Someone else reaped the child (a foreign `waitpid(-1)`, or `SIGCHLD` set to
     /// `SIG_IGN`): its status is lost, and brood does not guess.
-    #[error("process {pid} was reaped by someone else (a foreign waitpid(-1), or SIGCHLD set to SIG_IGN): its status is lost")]
+    #[error(
+        "process {pid} was reaped by someone else (a foreign waitpid(-1), or SIGCHLD set to SIG_IGN): its status is lost"
+    )]
     ReapedElsewhere {
         /// The child's pid.
         pid: u32,
@@ -240,7 +242,7 @@ impl<R: DeserializeOwned + 'static> Handle<R> {
                 return Err(JoinError::Timeout {
                     pid,
                     timeout: Duration::ZERO,
-                })
+                });
             }
             Err(e) => return Err(self.wait_error(e)),
         };

@@ -28,11 +28,11 @@ mod spawn;
 pub use boot::init;
 pub use forkserver::fork_server_pid;
 pub use handle::{Handle, JoinError};
-pub use method::{set_start_method, start_method, StartMethod};
+pub use method::{StartMethod, set_start_method, start_method};
 
 use crate::policy::{Kind, Lifecycle};
 use crate::{Error, Result};
-use serde::{de::DeserializeOwned, Serialize};
+use serde::{Serialize, de::DeserializeOwned};
 use std::sync::atomic::{AtomicU64, Ordering};
 
 /// A function to run in a child process, with its argument and policies:

@@ -22,12 +22,12 @@
 //! (`crate::spawner`).
 
 use super::boot::ENV;
-use super::child::{self, fn_ref, send_arg, CODE_SETUP};
+use super::child::{self, CODE_SETUP, fn_ref, send_arg};
 use crate::policy::Policy;
 use crate::sys::{self, socket};
 use crate::wire::{self, Request};
 use crate::{Child, Error, Result};
-use serde::{de::DeserializeOwned, Serialize};
+use serde::{Serialize, de::DeserializeOwned};
 use std::os::fd::{AsFd, OwnedFd};
 
 /// The path that re-executes this very file, even if it was moved or replaced.

@@ -29,7 +29,7 @@
 //! setsid(2), dup2(2), chdir(2), setgroups(2), setgid(2), setuid(2), fork(2),
 //! _exit(2), waitid(2) (`P_PIDFD` since Linux 5.4), sysconf(3) (`_SC_ARG_MAX`).
 
-use std::ffi::{c_char, c_int, c_void, CStr};
+use std::ffi::{CStr, c_char, c_int, c_void};
 use std::io;
 use std::marker::PhantomData;
 use std::os::fd::{AsFd, AsRawFd, OwnedFd};
@@ -397,9 +397,9 @@ impl Report for ReportPipe {
 /// No panic is possible: no indexing, no arithmetic that can overflow, no
 /// `unwrap`; every loop walks a slice or a fixed range.
 fn exec_child(plan: &ExecPlan<'_>, hooks: &mut [PreExec], report: &impl Report) -> ! {
-    // SAFETY (whole block): every call below is a syscall wrapper given pointers to
-    // our own stack or to the parent's prepared, immutable plan (whose strings
-    // outlive it, see `CStrArray`).
+    // SAFETY: (the whole block) every call below is a syscall wrapper given
+    // pointers to our own stack or to the parent's prepared, immutable plan
+    // (whose strings outlive it, see `CStrArray`).
     unsafe {
         for sig in 1..=MAX_SIGNAL {
             if sig == libc::SIGKILL || sig == libc::SIGSTOP {
@@ -466,26 +466,26 @@ fn exec_child(plan: &ExecPlan<'_>, hooks: &mut [PreExec], report: &impl Report) 
             }
         }
 
-        if let Some(cwd) = plan.cwd {
-            if libc::chdir(cwd.as_ptr()) != 0 {
-                report.fail(Step::Chdir, errno());
-            }
+        if let Some(cwd) = plan.cwd
+            && libc::chdir(cwd.as_ptr()) != 0
+        {
+            report.fail(Step::Chdir, errno());
         }
 
-        if let Some(groups) = plan.groups {
-            if libc::syscall(libc::SYS_setgroups, groups.len(), groups.as_ptr()) != 0 {
-                report.fail(Step::Setgroups, errno());
-            }
+        if let Some(groups) = plan.groups
+            && libc::syscall(libc::SYS_setgroups, groups.len(), groups.as_ptr()) != 0
+        {
+            report.fail(Step::Setgroups, errno());
         }
-        if let Some(gid) = plan.gid {
-            if libc::syscall(libc::SYS_setgid, gid) != 0 {
-                report.fail(Step::Setgid, errno());
-            }
+        if let Some(gid) = plan.gid
+            && libc::syscall(libc::SYS_setgid, gid) != 0
+        {
+            report.fail(Step::Setgid, errno());
         }
-        if let Some(uid) = plan.uid {
-            if libc::syscall(libc::SYS_setuid, uid) != 0 {
-                report.fail(Step::Setuid, errno());
-            }
+        if let Some(uid) = plan.uid
+            && libc::syscall(libc::SYS_setuid, uid) != 0
+        {
+            report.fail(Step::Setuid, errno());
         }
 
         let mut empty: libc::sigset_t = std::mem::zeroed();
@@ -550,7 +550,7 @@ pub fn spawn_forked(
         Ok(_) => {
             return Err(SpawnFailure::Clone(io::Error::from_raw_os_error(
                 libc::ESRCH,
-            )))
+            )));
         }
         Err(e) => return Err(SpawnFailure::Clone(e)),
     };
@@ -577,9 +577,5 @@ pub fn spawn_forked(
 pub fn arg_max() -> usize {
     // SAFETY: sysconf only reads a limit.
     let n = unsafe { libc::sysconf(libc::_SC_ARG_MAX) };
-    if n > 0 {
-        n as usize
-    } else {
-        128 * 1024
-    }
+    if n > 0 { n as usize } else { 128 * 1024 }
 }

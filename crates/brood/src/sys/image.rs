@@ -163,8 +163,10 @@ fn image() -> Result<&'static Image, CrossingError> {
         Ok(_) => Ok(unsafe { &*fresh }),
         Err(theirs) => {
             // Another thread published first: use its image, drop ours.
-            // SAFETY: `fresh` was never published; `theirs` is a leaked Box.
+            // SAFETY: `fresh` was never published, so this thread owns it.
             drop(unsafe { Box::from_raw(fresh) });
+            // SAFETY: `theirs` was published by a successful compare-exchange:
+            // a leaked Box, never freed.
             Ok(unsafe { &*theirs })
         }
     }

@@ -17,10 +17,13 @@
 //! | `clone(CLONE_VM \| CLONE_VFORK \| CLONE_PIDFD)` then `execve` | [`clone`] | 5.2 |
 
 #[cfg(not(target_os = "linux"))]
-compile_error!("brood supports Linux today; see the platform table in src/sys/mod.rs for what another OS must provide");
+compile_error!(
+    "brood supports Linux today; see the platform table in src/sys/mod.rs for what another OS must provide"
+);
 
 pub mod atexit;
 pub mod clone;
+pub mod env;
 pub mod fork;
 pub mod forklocal;
 pub mod image;

@@ -536,11 +536,12 @@ mod tests {
             .unwrap();
         let pid = child.id();
         let pidfd = crate::sys::pidfd::open(pid).unwrap();
-        // comm changes at execve; wait for that (not for time).
+        // comm changes early in execve, the argument area a little later: wait
+        // for both (not for time).
         let ours = stat_self().unwrap().comm;
         let running = loop {
             let s = stat(pid).unwrap().unwrap();
-            if s.comm != ours {
+            if s.comm != ours && cmdline(pid).unwrap().is_some_and(|c| !c.is_empty()) {
                 break s;
             }
             std::thread::yield_now();
@@ -552,10 +553,12 @@ mod tests {
             cmdline(pid).unwrap().unwrap(),
             [odd.as_os_str(), "30".as_ref()]
         );
-        assert!(children(std::process::id())
-            .unwrap()
-            .unwrap()
-            .contains(&pid));
+        assert!(
+            children(std::process::id())
+                .unwrap()
+                .unwrap()
+                .contains(&pid)
+        );
 
         child.kill().unwrap();
         let exited = crate::sys::pidfd::wait_exited(pidfd.as_fd(), Some(Duration::from_secs(10)));

@@ -16,7 +16,7 @@
 //! [`PREALLOC`]), so a corrupt length cannot exhaust memory.
 
 use crate::sys::pipe;
-use serde::{de::DeserializeOwned, Serialize};
+use serde::{Serialize, de::DeserializeOwned};
 use std::any::Any;
 use std::io;
 use std::os::fd::BorrowedFd;

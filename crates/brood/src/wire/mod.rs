@@ -19,7 +19,7 @@ pub(crate) use frame::{DecodeError, FrameKind};
 
 use crate::policy::Policy;
 use crate::sys::image::FnRef;
-use serde::{de::DeserializeOwned, Deserialize, Serialize};
+use serde::{Deserialize, Serialize, de::DeserializeOwned};
 
 /// What a child must run: the function, its policies, its name.
 #[derive(Debug, Clone, Serialize, Deserialize)]

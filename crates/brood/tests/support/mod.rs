@@ -2,7 +2,7 @@
 //! `kill(pid, 0)`, pidfds, all through `brood::os`. Nothing here mocks the kernel.
 #![allow(dead_code)]
 
-use brood::os::{self, procfs, PidFd};
+use brood::os::{self, PidFd, procfs};
 use std::io::{BufRead, BufReader, Read};
 use std::time::{Duration, Instant};
 
@@ -154,7 +154,7 @@ impl Report {
 
 /// `poll(2)`s `fd` for input (or hang-up) up to `timeout`; true if it came.
 fn readable_within(fd: impl std::os::fd::AsFd, timeout: Duration) -> bool {
-    use rustix::event::{poll, PollFd, PollFlags, Timespec};
+    use rustix::event::{PollFd, PollFlags, Timespec, poll};
     let deadline = Instant::now() + timeout;
     loop {
         let left = deadline.saturating_duration_since(Instant::now());

@@ -7,19 +7,19 @@ use crate::child::WaitSource;
 use crate::policy::Policy;
 use crate::process::boot::ENV;
 use crate::process::child::{fn_ref, send_arg};
-use crate::process::spawn::{argv0, title, SELF_EXE};
+use crate::process::spawn::{SELF_EXE, argv0, title};
 use crate::runtime::spawn_own_thread;
 use crate::sys::forklocal::ForkLocal;
 use crate::sys::{self, pidfd, socket};
 use crate::wire::{self, Request, ToClient, ToServer};
 use crate::{Child, Error, ExitStatus, Result};
-use serde::{de::DeserializeOwned, Serialize};
+use serde::{Serialize, de::DeserializeOwned};
 use std::collections::HashMap;
 use std::os::fd::{AsFd, OwnedFd};
 use std::os::unix::process::CommandExt;
 use std::process::{Command, Stdio};
 use std::sync::atomic::{AtomicBool, Ordering};
-use std::sync::{mpsc, Arc, Mutex};
+use std::sync::{Arc, Mutex, mpsc};
 use std::time::Duration;
 
 /// How long a new server may take to say it is ready.

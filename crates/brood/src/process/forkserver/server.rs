@@ -148,7 +148,7 @@ impl Server {
             let ended: Vec<usize> = ready[first_kid..]
                 .iter()
                 .enumerate()
-                .filter(|(_, &r)| r)
+                .filter(|&(_, &r)| r)
                 .map(|(i, _)| i)
                 .collect();
             for i in ended.into_iter().rev() {
