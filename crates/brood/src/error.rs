@@ -55,9 +55,22 @@ pub enum Error {
         cause: SpawnError,
     },
 
-    /// `fork(2)` (or `clone(2)`) failed: too many processes, or out of memory.
+    /// `fork(2)` (or `clone(2)`) failed: out of memory, or another cause than
+    /// the process limit (which is [`Error::ProcessLimit`]).
     #[error("cannot fork: {0}")]
     Fork(#[source] io::Error),
+
+    /// The process could not be created because a limit on processes was
+    /// reached (`EAGAIN` from fork/clone): `RLIMIT_NPROC` for this user, a pids
+    /// cgroup, or the kernel's `threads-max`. Root is not bound by
+    /// `RLIMIT_NPROC`.
+    #[error(
+        "cannot create a process ({step}): the process limit was reached (RLIMIT_NPROC, a pids cgroup, or kernel.threads-max)"
+    )]
+    ProcessLimit {
+        /// What was being started (`"fork"`, `"the fork server"`, …).
+        step: &'static str,
+    },
 
     /// A system call about a child failed in a way brood cannot recover from.
     #[error("{op} failed for pid {pid}: {source}")]
@@ -301,9 +314,39 @@ pub enum SpawnError {
     /// Creating the process failed.
     #[error("cannot create the process: {0}")]
     Fork(#[source] io::Error),
+    /// Creating the process failed because a limit on processes was reached
+    /// (`EAGAIN`: `RLIMIT_NPROC`, a pids cgroup, `kernel.threads-max`).
+    #[error(
+        "cannot create the process: the process limit was reached (RLIMIT_NPROC, a pids cgroup, or kernel.threads-max)"
+    )]
+    ProcessLimit,
+    /// The program is a directory.
+    #[error("{path:?} is a directory")]
+    IsADirectory {
+        /// The path that was tried.
+        path: std::path::PathBuf,
+    },
+    /// The program exists, but the interpreter it names does not: the `#!`
+    /// line of a script, or the dynamic loader of a binary.
+    #[error("{path:?} exists, but its interpreter {interpreter} was not found")]
+    InterpreterNotFound {
+        /// The program that was found.
+        path: std::path::PathBuf,
+        /// The `#!` line's program, or "(its dynamic loader)".
+        interpreter: String,
+    },
 }
 
 impl Error {
+    /// A failed fork: the process limit, or another cause.
+    pub(crate) fn fork(step: &'static str, e: io::Error) -> Error {
+        if e.raw_os_error() == Some(libc::EAGAIN) {
+            Error::ProcessLimit { step }
+        } else {
+            Error::Fork(e)
+        }
+    }
+
     /// The pid the error concerns, when there is one.
     pub fn pid(&self) -> Option<u32> {
         match self {

@@ -156,7 +156,7 @@ impl ForkBuilder {
             }
             Err(e) => {
                 mask.restore();
-                Err(Error::Fork(e))
+                Err(Error::fork("fork", e))
             }
         }
     }
@@ -215,7 +215,7 @@ pub(crate) fn fork_running(policy: &Policy, child: impl FnOnce() -> Infallible) 
         child()
     });
     mask.restore();
-    in_parent(forked.map_err(Error::Fork)?, policy)
+    in_parent(forked.map_err(|e| Error::fork("fork", e))?, policy)
 }
 
 /// The child's side of a fork, before any of the caller's code: arms the
@@ -286,16 +286,25 @@ fn before_fork() -> Ready {
 /// SIGCHLD ignored): then it is `ReapedElsewhere` from the start. And if the pid
 /// was reaped *and* reused in that window, the pidfd names a process that is not
 /// our child, which `waitid(WNOWAIT)` detects without reaping anything.
+///
+/// If brood cannot take hold of it (no descriptor left for the pidfd or the
+/// reaper's epoll set), the child is killed and reaped before the error is
+/// returned: nobody else would ever wait for it. It is still our unreaped
+/// child, so its pid cannot have been reused.
 fn adopt_forked(pid: u32, policy: &Policy) -> Result<Child> {
+    let abandon = |e: Error| {
+        let _ = sys::reap::kill_and_reap_own(pid);
+        e
+    };
     let fd = match sys::pidfd::open(pid) {
         Ok(fd) => fd,
         Err(e) if e.raw_os_error() == Some(libc::ESRCH) => return Ok(Child::gone(pid, *policy)),
-        Err(e) => return Err(Error::os("pidfd_open", pid, e)),
+        Err(e) => return Err(abandon(Error::os("pidfd_open", pid, e))),
     };
     match sys::pidfd::is_own_child(std::os::fd::AsFd::as_fd(&fd)) {
-        Ok(true) => crate::exit::adopt(pid, fd, *policy, WaitSource::Own),
+        Ok(true) => crate::exit::adopt(pid, fd, *policy, WaitSource::Own).map_err(abandon),
         Ok(false) => Ok(Child::gone(pid, *policy)),
-        Err(e) => Err(Error::os("waitid(WNOWAIT)", pid, e)),
+        Err(e) => Err(abandon(Error::os("waitid(WNOWAIT)", pid, e))),
     }
 }
 

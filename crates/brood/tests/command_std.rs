@@ -108,8 +108,14 @@ fn arg0_names_the_child() {
         .arg("30")
         .spawn()
         .unwrap();
-    let cmdline = std::fs::read(format!("/proc/{}/cmdline", p.pid())).unwrap();
-    assert_eq!(cmdline, b"brood-renamed-sleep\x0030\x00");
+    // vfork lets us go on once execve has swapped the memory in, a moment
+    // before the kernel writes the new argument area: wait for it (bounded).
+    let read = || std::fs::read(format!("/proc/{}/cmdline", p.pid())).unwrap();
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(10);
+    while read().is_empty() && std::time::Instant::now() < deadline {
+        std::thread::yield_now();
+    }
+    assert_eq!(read(), b"brood-renamed-sleep\x0030\x00");
     let exe = std::fs::read_link(format!("/proc/{}/exe", p.pid())).unwrap();
     assert!(exe.ends_with("sleep"), "{exe:?}");
     p.kill().unwrap();

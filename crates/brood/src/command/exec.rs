@@ -6,10 +6,9 @@ use super::stdio::{Kind as StdioKind, Wiring};
 use super::{Command, Popen};
 use crate::child::WaitSource;
 use crate::policy::Tree;
+use crate::sys;
 use crate::sys::clone::{self, ExecPlan, NewGroup, SpawnFailure, Step};
-use crate::sys::{self, pidfd};
 use crate::{Error, Result, Signal, SpawnError};
-use std::os::fd::AsFd;
 
 impl Command {
     /// Starts the program and returns its [`Popen`] as soon as it has called
@@ -104,12 +103,10 @@ impl Command {
         let child = match crate::exit::adopt(pid, fd, policy, WaitSource::Own) {
             Ok(child) => child,
             Err(e) => {
-                // Not registered, so nobody would reap it: end it here.
-                if let Ok(fd) = pidfd::open(pid) {
-                    let _ = pidfd::send_signal(fd.as_fd(), Signal::KILL.as_raw());
-                    let _ = pidfd::wait_exited(fd.as_fd(), None);
-                    let _ = pidfd::try_reap(fd.as_fd());
-                }
+                // Not registered, so nobody would reap it: end it here. It is
+                // our unreaped child, so its pid is safe to use (opening a new
+                // pidfd could fail for the very reason registering did).
+                let _ = sys::reap::kill_and_reap_own(pid);
                 return Err(e);
             }
         };
@@ -126,12 +123,29 @@ impl Command {
 /// The typed cause of a failed start.
 fn cause(failure: SpawnFailure, prepared: &Prepared, cmd: &Command) -> SpawnError {
     match failure {
+        SpawnFailure::Clone(e) if e.raw_os_error() == Some(libc::EAGAIN) => {
+            SpawnError::ProcessLimit
+        }
         SpawnFailure::Clone(e) => SpawnError::Fork(e),
         SpawnFailure::Child { step, error } => match (step, error.raw_os_error()) {
-            (Step::Exec, Some(libc::ENOENT | libc::ENOTDIR)) => SpawnError::NotFound {
+            (Step::Exec, Some(libc::ENOENT)) => match prepared.existing_candidate() {
+                // The file is there: what is missing is its interpreter.
+                Some(path) if path.is_file() => SpawnError::InterpreterNotFound {
+                    interpreter: interpreter_of(&path),
+                    path,
+                },
+                _ => SpawnError::NotFound {
+                    searched: prepared.searched.clone(),
+                },
+            },
+            (Step::Exec, Some(libc::ENOTDIR)) => SpawnError::NotFound {
                 searched: prepared.searched.clone(),
             },
-            (Step::Exec, Some(libc::EACCES)) => SpawnError::PermissionDenied,
+            (Step::Exec, Some(libc::EACCES)) => match prepared.existing_candidate() {
+                Some(path) if path.is_dir() => SpawnError::IsADirectory { path },
+                _ => SpawnError::PermissionDenied,
+            },
+            (Step::Exec, Some(libc::EAGAIN)) => SpawnError::ProcessLimit,
             (Step::Exec, Some(libc::E2BIG)) => SpawnError::TooLong {
                 bytes: prepared.bytes,
                 limit: prepared.limit,
@@ -146,5 +160,27 @@ fn cause(failure: SpawnFailure, prepared: &Prepared, cmd: &Command) -> SpawnErro
                 source: error,
             },
         },
+    }
+}
+
+/// The interpreter a program names: the first word of a `#!` line, or, for a
+/// binary, its dynamic loader.
+fn interpreter_of(path: &std::path::Path) -> String {
+    use std::io::Read;
+    let mut head = [0u8; 256];
+    let n = std::fs::File::open(path)
+        .and_then(|mut f| f.read(&mut head))
+        .unwrap_or(0);
+    let head = &head[..n];
+    match head.strip_prefix(b"#!") {
+        Some(line) => {
+            let line = line.split(|&b| b == b'\n').next().unwrap_or_default();
+            let text = String::from_utf8_lossy(line);
+            format!(
+                "{:?} (its #! line)",
+                text.split_whitespace().next().unwrap_or("")
+            )
+        }
+        None => "(its dynamic loader)".to_string(),
     }
 }

@@ -49,6 +49,15 @@ impl Prepared {
         CStrArray::new(self.envp.iter().map(CString::as_c_str))
     }
 
+    /// The first path to try that exists: what `execve` found, when it failed.
+    pub(crate) fn existing_candidate(&self) -> Option<std::path::PathBuf> {
+        use std::os::unix::ffi::OsStrExt;
+        self.candidates
+            .iter()
+            .map(|c| std::path::PathBuf::from(std::ffi::OsStr::from_bytes(c.as_bytes())))
+            .find(|p| p.symlink_metadata().is_ok())
+    }
+
     /// Paths to try with `execve`, in order.
     pub(crate) fn candidates(&self) -> CStrArray<'_> {
         CStrArray::new(self.candidates.iter().map(CString::as_c_str))

@@ -40,6 +40,15 @@ pub(crate) fn argv0() -> std::ffi::OsString {
         .unwrap_or_else(|| SELF_EXE.into())
 }
 
+/// This program's real path, for errors (`/proc/self/exe` names nothing to a
+/// user).
+pub(crate) fn this_program() -> String {
+    std::fs::read_link(SELF_EXE).map_or_else(
+        |_| argv0().to_string_lossy().into_owned(),
+        |p| p.display().to_string(),
+    )
+}
+
 /// How `ps` shows a process brood made for this program: `myapp (brood what)`.
 pub(crate) fn title(program: &std::ffi::OsStr, what: &str) -> std::ffi::OsString {
     let mut t = program.to_os_string();
@@ -76,7 +85,16 @@ where
     cmd.env(ENV, format!("spawn:{}", sys::getpid()))
         .stdin(crate::Stdio::from(theirs))
         .set_policy(policy);
-    let child = cmd.spawn()?.into_child();
+    let child = cmd
+        .spawn()
+        .map_err(|e| match e {
+            Error::Spawn { cause, .. } => Error::Spawn {
+                program: this_program(),
+                cause,
+            },
+            e => e,
+        })?
+        .into_child();
     drop(cmd); // closes our copy of the child's end of the socket
     let pid = child.pid();
 

@@ -49,6 +49,9 @@ pub(crate) enum ToServer {
     /// Fork a child for `req`; the argument pipe's read end and the result
     /// pipe's write end are attached.
     Start { id: u64, req: Request },
+    /// Kill this child: the client could not take hold of it (its pidfd did
+    /// not arrive, or it could not be registered), and nobody else would.
+    Kill { pid: u32 },
 }
 
 /// Fork server → client.
@@ -58,8 +61,12 @@ pub(crate) enum ToClient {
     Ready { pid: u32 },
     /// The child for request `id` runs; its pidfd is attached.
     Started { id: u64, pid: u32 },
-    /// Request `id` could not be started.
-    Failed { id: u64, error: String },
+    /// Request `id` could not be started: what failed, and the kernel's errno.
+    Failed {
+        id: u64,
+        error: String,
+        errno: Option<i32>,
+    },
     /// A child ended: its classic wait status.
     Exited { pid: u32, status: i32 },
 }

@@ -7,7 +7,7 @@ use crate::child::WaitSource;
 use crate::policy::Policy;
 use crate::process::boot::ENV;
 use crate::process::child::{fn_ref, send_arg};
-use crate::process::spawn::{SELF_EXE, argv0, title};
+use crate::process::spawn::{SELF_EXE, argv0, this_program, title};
 use crate::runtime::spawn_own_thread;
 use crate::sys::forklocal::ForkLocal;
 use crate::sys::{self, pidfd, socket};
@@ -36,7 +36,7 @@ pub(crate) struct Conn {
 #[derive(Default)]
 struct State {
     next_id: u64,
-    pending: HashMap<u64, (Policy, mpsc::SyncSender<std::result::Result<Child, String>>)>,
+    pending: HashMap<u64, (Policy, mpsc::SyncSender<Result<Child>>)>,
     kids: HashMap<u32, Child>,
 }
 
@@ -83,9 +83,14 @@ fn launch() -> Result<Arc<Conn>> {
     cmd.arg0(title(&argv0(), SERVER))
         .env(ENV, format!("server:{}", sys::getpid()))
         .stdin(Stdio::from(theirs));
-    let mut intermediate = cmd.spawn().map_err(|e| Error::Spawn {
-        program: SELF_EXE.into(),
-        cause: crate::SpawnError::Exec(e),
+    let mut intermediate = cmd.spawn().map_err(|e| match e.raw_os_error() {
+        Some(libc::EAGAIN) => Error::ProcessLimit {
+            step: "starting the fork server",
+        },
+        _ => Error::Spawn {
+            program: this_program(),
+            cause: crate::SpawnError::Exec(e),
+        },
     })?;
     drop(cmd);
     let hello =
@@ -195,10 +200,7 @@ fn ask<A: Serialize + 'static>(
     )?;
     match rx.recv() {
         Ok(Ok(child)) => Ok((child, res_r)),
-        Ok(Err(msg)) => Err(Error::Fork(std::io::Error::other(format!(
-            "the fork server (pid {}) could not fork: {msg}",
-            conn.server_pid
-        )))),
+        Ok(Err(e)) => Err(e),
         Err(_) => Err(io(
             "waiting for the child's pid",
             std::io::Error::other("the fork server died"),
@@ -209,6 +211,19 @@ fn ask<A: Serialize + 'static>(
 /// The client thread: route the server's answers, record statuses; when the
 /// server dies, fail what is pending and keep watching its orphans so that
 /// their joins end (with `ServerDied`) instead of hanging.
+/// The error for a request the server could not start.
+fn refusal(server: u32, error: String, errno: Option<i32>) -> Error {
+    match errno {
+        Some(libc::EAGAIN) => Error::ProcessLimit {
+            step: "the fork server's fork",
+        },
+        _ => Error::io(
+            format!("the fork server (pid {server}) could not start the child"),
+            std::io::Error::other(error),
+        ),
+    }
+}
+
 fn listen(conn: Arc<Conn>) {
     let mut buf = vec![0u8; 4096];
     loop {
@@ -225,23 +240,32 @@ fn listen(conn: Arc<Conn>) {
                 let Some((policy, reply)) = st.pending.remove(&id) else {
                     continue;
                 };
-                let Some(fd) = fds.into_iter().next() else {
-                    let _ = reply.send(Err(format!("child {pid} came without a pidfd")));
-                    continue;
+                let adopted = match fds.into_iter().next() {
+                    Some(fd) => crate::exit::adopt(pid, fd, policy, WaitSource::Remote),
+                    // The kernel drops descriptors we have no room for.
+                    None => Err(Error::os(
+                        "receiving the child's pidfd from the fork server",
+                        pid,
+                        std::io::Error::from_raw_os_error(libc::EMFILE),
+                    )),
                 };
-                match crate::exit::adopt(pid, fd, policy, WaitSource::Remote) {
+                match adopted {
                     Ok(child) => {
                         st.kids.insert(pid, child.clone());
                         let _ = reply.send(Ok(child));
                     }
                     Err(e) => {
-                        let _ = reply.send(Err(e.to_string()));
+                        // Nobody would supervise it: have the server end it.
+                        if let Ok(msg) = wire::encode(&ToServer::Kill { pid }) {
+                            let _ = socket::send_with_fds(conn.sock.as_fd(), &msg, &[]);
+                        }
+                        let _ = reply.send(Err(e));
                     }
                 }
             }
-            ToClient::Failed { id, error } => {
+            ToClient::Failed { id, error, errno } => {
                 if let Some((_, reply)) = st.pending.remove(&id) {
-                    let _ = reply.send(Err(error));
+                    let _ = reply.send(Err(refusal(conn.server_pid, error, errno)));
                 }
             }
             ToClient::Exited { pid, status } => {

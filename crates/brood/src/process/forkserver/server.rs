@@ -174,10 +174,16 @@ impl Server {
                 Err(_) => self.reply(&ToClient::Failed {
                     id,
                     error: "the request came without its two pipes".into(),
+                    errno: None,
                 }),
             },
             // A corrupt or unexpected message from our own client is a bug on its
             // side: ignore it rather than die and take every child's status along.
+            Ok(ToServer::Kill { pid }) => {
+                if let Some(kid) = self.kids.iter().find(|k| k.pid == pid) {
+                    let _ = pidfd::send_signal(kid.pidfd.as_fd(), libc::SIGKILL);
+                }
+            }
             Ok(ToServer::Hello) | Err(_) => {}
         }
         true
@@ -228,6 +234,7 @@ impl Server {
                         self.reply(&ToClient::Failed {
                             id,
                             error: format!("pidfd_open({pid}): {e}"),
+                            errno: e.raw_os_error(),
                         });
                     }
                 }
@@ -235,6 +242,7 @@ impl Server {
             Err(e) => self.reply(&ToClient::Failed {
                 id,
                 error: format!("fork: {e}"),
+                errno: e.raw_os_error(),
             }),
         }
     }
