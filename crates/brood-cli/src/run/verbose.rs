@@ -1,0 +1,30 @@
+//! `-v`: one line on stderr per decision, so a container's log shows what its
+//! init did and why.
+
+use std::fmt;
+
+/// Where decisions are told.
+#[derive(Copy, Clone, Debug)]
+pub struct Log {
+    verbose: bool,
+}
+
+impl Log {
+    /// Tells decisions only with `verbose`.
+    pub fn new(verbose: bool) -> Log {
+        Log { verbose }
+    }
+
+    /// A decision, shown with `-v`.
+    pub fn decision(&self, what: fmt::Arguments<'_>) {
+        if self.verbose {
+            eprintln!("brood run: {what}");
+        }
+    }
+
+    /// Something the user must see whatever `-v` says (timeouts, restarts,
+    /// giving up, leftovers).
+    pub fn notice(&self, what: fmt::Arguments<'_>) {
+        eprintln!("brood run: {what}");
+    }
+}
