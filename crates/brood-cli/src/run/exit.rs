@@ -15,6 +15,9 @@ pub const LEFTOVERS: u8 = 125;
 /// The program was found but could not be executed (no permission, not an
 /// executable format, argument list too long), as shells do.
 pub const CANNOT_EXECUTE: u8 = 126;
+/// The terminal hung up on `brood run` (128 + SIGHUP) and the command exited
+/// after it, as tini and dumb-init end under a hang-up.
+pub const HUNG_UP: u8 = 129;
 /// The program was not found, as shells do.
 pub const NOT_FOUND: u8 = 127;
 
@@ -23,6 +26,7 @@ pub const TABLE: &str = "\
 Exit status:
   N        the command's own exit status (0 also for each --success-code N)
   128+N    the command was killed by signal N (143: SIGTERM, 137: SIGKILL)
+  129      also: the terminal hung up and the command exited after it
   2        usage error (unknown option, bad value): nothing was started
   123      brood run itself failed (signal set-up, watching the command, --chdir)
   124      --timeout passed; the whole tree was ended

@@ -107,7 +107,7 @@ pub fn main(args: RunArgs) -> u8 {
     match run(&opts) {
         Ok(code) => code,
         Err(e) => {
-            eprintln!("brood run: {e}");
+            verbose::say(format_args!("{e}"));
             e.code()
         }
     }
@@ -172,6 +172,7 @@ fn run(opts: &options::RunOptions) -> Result<u8, RunError> {
         parent,
         shutting_down: false,
         kill_at: None,
+        hung_up: false,
     };
     // The parent may have died before PR_SET_PDEATHSIG was armed.
     if opts.die_with_parent.is_some() && brood::sys::getppid() != parent {
@@ -191,6 +192,7 @@ fn run(opts: &options::RunOptions) -> Result<u8, RunError> {
         let leftovers = after_command(&sup, group, opts);
         let code = match ended {
             Ended::TimedOut => return Ok(exit::TIMED_OUT),
+            Ended::Exited(ExitStatus::Exited(_)) if sup.hung_up => exit::HUNG_UP,
             Ended::Exited(status) => final_code(status, opts, &leftovers),
         };
         if sup.shutting_down {

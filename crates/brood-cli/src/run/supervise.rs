@@ -53,6 +53,10 @@ pub struct Supervisor<'a> {
     pub shutting_down: bool,
     /// When to SIGKILL everything after our parent died.
     pub kill_at: Option<Instant>,
+    /// The terminal hung up on us (the kernel's SIGHUP): we exit 129, as a
+    /// process killed by the hang-up would, even if the command saw end of
+    /// file and exited 0 before the forwarded SIGHUP reached it.
+    pub hung_up: bool,
 }
 
 /// Per-run state.
@@ -199,6 +203,10 @@ impl Supervisor<'_> {
                     ));
                 }
                 if matches!(got.signo, libc::SIGTERM | libc::SIGINT | libc::SIGQUIT) {
+                    self.shutting_down = true;
+                }
+                if got.signo == libc::SIGHUP && got.code == libc::SI_KERNEL {
+                    self.hung_up = true;
                     self.shutting_down = true;
                 }
                 if Some(got.signo) == self.opts.die_with_parent.map(Signal::as_raw)

@@ -2,6 +2,7 @@
 //! init did and why.
 
 use std::fmt;
+use std::io::Write;
 
 /// Where decisions are told.
 #[derive(Copy, Clone, Debug)]
@@ -18,13 +19,19 @@ impl Log {
     /// A decision, shown with `-v`.
     pub fn decision(&self, what: fmt::Arguments<'_>) {
         if self.verbose {
-            eprintln!("brood run: {what}");
+            say(what);
         }
     }
 
     /// Something the user must see whatever `-v` says (timeouts, restarts,
     /// giving up, leftovers).
     pub fn notice(&self, what: fmt::Arguments<'_>) {
-        eprintln!("brood run: {what}");
+        say(what);
     }
+}
+
+/// One line on stderr. Never panics (unlike `eprintln!`): stderr may be a
+/// terminal that hung up or a closed pipe, and the init must carry on.
+pub fn say(what: fmt::Arguments<'_>) {
+    let _ = writeln!(std::io::stderr().lock(), "brood run: {what}");
 }
