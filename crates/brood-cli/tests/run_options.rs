@@ -110,7 +110,7 @@ fn working_directory() {
 #[test]
 fn dies_with_its_parent() {
     brood::sys::prctl::set_child_subreaper(true).unwrap();
-    let brood_bin = env!("CARGO_BIN_EXE_brood");
+    let brood_bin = brood_path();
     let mut parent = std::process::Command::new("sh")
         .arg("-c")
         .arg(format!(
@@ -131,12 +131,14 @@ fn dies_with_its_parent() {
     let ready = lines.next(Duration::from_secs(10)).unwrap();
     let probe: u32 = ready.strip_prefix("ready ").unwrap().parse().unwrap();
     let _cleanup = Cleanup(vec![probe, supervisor, parent.id()]);
+    // Kept open: `wait` would close it, and the probe ends at end of input.
+    let _stdin = parent.stdin.take();
     kill(parent.id(), libc::SIGKILL);
     parent.wait().unwrap();
     let line = lines
         .next(Duration::from_secs(10))
         .expect("the probe got a signal");
-    assert_eq!(got(&line), ["SIGTERM"], "{line}");
+    assert_eq!(line, format!("got SIGTERM:{supervisor}"));
     assert!(
         gone_within(probe, Duration::from_secs(5)),
         "the tree was not ended"
@@ -216,26 +218,13 @@ fn wait_all_waits_for_descendants() {
 /// `--kill-orphans`: a process adopted while the command runs is ended.
 #[test]
 fn kill_orphans_ends_adopted_processes() {
-    let mut child = brood()
-        .args([
-            "run",
-            "--kill-orphans",
-            "--",
-            "sh",
-            "-c",
-            "(sleep 60 & echo $!); read x; exit 0",
-        ])
-        .stdin(Stdio::piped())
-        .stdout(Stdio::piped())
-        .stderr(Stdio::null())
-        .spawn()
-        .unwrap();
-    let lines = Lines::of(&mut child);
-    let orphan: u32 = lines
-        .next(Duration::from_secs(10))
-        .unwrap()
-        .parse()
-        .unwrap();
+    let (mut child, _lines, orphan) = start_reporting(&[
+        "--kill-orphans",
+        "--",
+        "sh",
+        "-c",
+        "(sleep 60 & echo $!); read x; exit 0",
+    ]);
     let _cleanup = Cleanup(vec![orphan, child.id()]);
     assert!(
         gone_within(orphan, Duration::from_secs(5)),

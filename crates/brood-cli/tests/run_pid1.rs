@@ -32,7 +32,7 @@ fn unshare(mount_proc: bool) -> Option<Command> {
     if mount_proc {
         cmd.arg("--mount-proc");
     }
-    cmd.arg(env!("CARGO_BIN_EXE_brood")).arg("run");
+    cmd.arg(brood_path()).arg("run");
     Some(cmd)
 }
 

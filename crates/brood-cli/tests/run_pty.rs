@@ -24,11 +24,7 @@ fn interactive_shell_never_starts_stopped() {
                     let mut hangs = Vec::new();
                     for _ in 0..TRIES / THREADS {
                         let pty = Pty::open();
-                        let mut child = pty.spawn(
-                            brood()
-                                .args(["run", "--", "bash", "--norc", "--noprofile", "-m", "-i"])
-                                .env("PS1", "$ "),
-                        );
+                        let mut child = interactive_bash(&pty, &["-m"]);
                         let _cleanup = Cleanup(vec![child.id()]);
                         pty.write("exit 7\n");
                         match exit_within(&mut child, Duration::from_secs(10)) {
@@ -70,11 +66,7 @@ fn interactive_shell_never_starts_stopped() {
 #[test]
 fn terminal_hang_up_exits_129() {
     let pty = Pty::open();
-    let mut child = pty.spawn(
-        brood()
-            .args(["run", "--", "bash", "--norc", "--noprofile", "-i"])
-            .env("PS1", "$ "),
-    );
+    let mut child = interactive_bash(&pty, &[]);
     let _cleanup = Cleanup(vec![child.id()]);
     pty.write("echo read''y\n");
     assert!(
@@ -95,11 +87,7 @@ fn terminal_hang_up_exits_129() {
 #[test]
 fn background_jobs_run_and_foreground_jobs_get_the_terminal() {
     let pty = Pty::open();
-    let mut child = pty.spawn(
-        brood()
-            .args(["run", "--", "bash", "--norc", "--noprofile", "-i"])
-            .env("PS1", "$ "),
-    );
+    let mut child = interactive_bash(&pty, &[]);
     let _cleanup = Cleanup(vec![child.id()]);
     pty.write("sleep 30 & echo bg=$!.en''d\n");
     assert!(

@@ -310,19 +310,8 @@ fn inherited_ignored_and_blocked_signals_reach_the_command() {
 #[test]
 fn job_control_stops_and_resumes_both() {
     for stop in [libc::SIGTSTP, libc::SIGTTIN, libc::SIGTTOU] {
-        let mut child = brood()
-            .args(["run", "--", "sh", "-c", "echo $$; exec sleep 60"])
-            .stdin(Stdio::null())
-            .stdout(Stdio::piped())
-            .stderr(Stdio::null())
-            .spawn()
-            .unwrap();
-        let lines = Lines::of(&mut child);
-        let command: u32 = lines
-            .next(Duration::from_secs(10))
-            .unwrap()
-            .parse()
-            .unwrap();
+        let (mut child, _lines, command) =
+            start_reporting(&["--", "sh", "-c", "echo $$; exec sleep 60"]);
         let _cleanup = Cleanup(vec![command, child.id()]);
         let supervisor = child.id();
         // Wait for the exec, so the stop hits sleep, not the shell.

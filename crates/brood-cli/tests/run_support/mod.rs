@@ -14,7 +14,12 @@ use std::time::{Duration, Instant};
 /// `brood` (or the binary named by `BROOD_UNDER_TEST`, to show a test failing
 /// on another build).
 pub fn brood() -> Command {
-    Command::new(std::env::var_os("BROOD_UNDER_TEST").unwrap_or(env!("CARGO_BIN_EXE_brood").into()))
+    Command::new(brood_path())
+}
+
+/// The path [`brood`] runs.
+pub fn brood_path() -> String {
+    std::env::var("BROOD_UNDER_TEST").unwrap_or(env!("CARGO_BIN_EXE_brood").into())
 }
 
 /// The signal probe: prints `ready PID`, then one `got NAME:PID …` line per
@@ -183,6 +188,39 @@ pub fn start_probe(prefix: &[&str]) -> (Child, Lines, u32) {
         .and_then(|p| p.parse().ok())
         .unwrap_or_else(|| panic!("unexpected first line {ready:?}"));
     (child, lines, pid)
+}
+
+/// `brood run ARGS` with stdin piped, stdout read as lines, stderr dropped;
+/// returns it with the pid its command prints first.
+pub fn start_reporting(args: &[&str]) -> (Child, Lines, u32) {
+    let mut child = brood()
+        .arg("run")
+        .args(args)
+        .stdin(Stdio::piped())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::null())
+        .spawn()
+        .unwrap();
+    let lines = Lines::of(&mut child);
+    let first = lines.next(Duration::from_secs(10)).expect("a first line");
+    let pid = first
+        .trim()
+        .parse()
+        .unwrap_or_else(|_| panic!("not a pid: {first:?}"));
+    (child, lines, pid)
+}
+
+/// `brood run -- bash --norc --noprofile -i` on `pty`, prompt `$ `.
+pub fn interactive_bash(pty: &Pty, extra: &[&str]) -> Child {
+    pty.spawn(
+        brood()
+            .arg("run")
+            .arg("--")
+            .args(["bash", "--norc", "--noprofile"])
+            .args(extra)
+            .arg("-i")
+            .env("PS1", "$ "),
+    )
 }
 
 /// The signal names of a probe's `got …` line.
