@@ -14,6 +14,18 @@ if ! cargo nextest --version >/dev/null 2>&1; then
     cargo install cargo-nextest --locked
 fi
 
+# brood run's tests compare it with tini and dumb-init and use util-linux's
+# unshare (pid namespaces); install what is missing (as root, with apt), or
+# those comparisons are skipped with a message.
+missing=()
+for tool in tini dumb-init; do command -v "$tool" >/dev/null || missing+=("$tool"); done
+command -v unshare >/dev/null || missing+=(util-linux)
+if ((${#missing[@]})) && [ "$(id -u)" = 0 ] && command -v apt-get >/dev/null; then
+    echo "test.sh: installing ${missing[*]} for brood run's tests" >&2
+    { apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq "${missing[@]}"; } >/dev/null 2>&1 \
+        || echo "test.sh: could not install ${missing[*]}; those comparisons will be skipped" >&2
+fi
+
 cargo build --quiet -p brood-cli
 supervise=(target/debug/brood run --check-leftovers --grace 2s --on-parent-death KILL --)
 

@@ -5,6 +5,7 @@ mod lab;
 mod lab_child;
 mod procfs;
 mod run;
+mod sys;
 mod tree;
 
 use std::path::PathBuf;
@@ -28,9 +29,9 @@ struct Cli {
 enum Cmd {
     /// Measure the field report's claims on this machine, for CPython and for brood.
     Lab(LabArgs),
-    /// Supervise one command: subreaper, signal forwarding, the whole tree ended
-    /// on exit or timeout, the command's exit status.
-    Run(RunArgs),
+    /// Run one command as its init: every signal forwarded, every orphan reaped,
+    /// the whole tree ended with it, its exit status.
+    Run(run::RunArgs),
     /// Show the process tree under PID (default: all of your processes), with
     /// states, zombies, and which process will reap each.
     Tree {
@@ -45,27 +46,6 @@ enum Cmd {
         #[arg(trailing_var_arg = true, allow_hyphen_values = true)]
         args: Vec<String>,
     },
-}
-
-#[derive(clap::Args)]
-struct RunArgs {
-    /// Signal the command gets if `brood run` dies, even by SIGKILL ("none" to
-    /// let it survive).
-    #[arg(long, value_name = "SIG", default_value = "KILL")]
-    on_parent_death: String,
-    /// End the command's whole tree after this long (10s, 500ms, 2m); exit 124.
-    #[arg(long, value_name = "DURATION", value_parser = run::parse_duration)]
-    timeout: Option<Duration>,
-    /// Time between SIGTERM and SIGKILL when ending the tree.
-    #[arg(long, value_name = "DURATION", value_parser = run::parse_duration, default_value = "2s")]
-    grace: Duration,
-    /// List processes the command left running, and exit 125 if there were any
-    /// (and the command itself succeeded).
-    #[arg(long)]
-    check_leftovers: bool,
-    /// The command and its arguments.
-    #[arg(required = true, trailing_var_arg = true, allow_hyphen_values = true)]
-    command: Vec<String>,
 }
 
 #[derive(clap::Args)]
@@ -143,33 +123,7 @@ fn main() -> ExitCode {
                 }
             }
         }
-        Cmd::Run(a) => {
-            let on_parent_death = if a.on_parent_death.eq_ignore_ascii_case("none") {
-                None
-            } else {
-                match brood::Signal::parse(&a.on_parent_death) {
-                    Some(sig) => Some(sig),
-                    None => {
-                        eprintln!("brood run: unknown signal {:?}", a.on_parent_death);
-                        return ExitCode::from(2);
-                    }
-                }
-            };
-            let opts = run::RunOptions {
-                command: a.command,
-                on_parent_death,
-                timeout: a.timeout,
-                grace: a.grace,
-                check_leftovers: a.check_leftovers,
-            };
-            match run::run(&opts) {
-                Ok(code) => ExitCode::from(code),
-                Err(e) => {
-                    eprintln!("brood run: {e}");
-                    ExitCode::from(run::LEFTOVERS)
-                }
-            }
-        }
+        Cmd::Run(a) => ExitCode::from(run::main(a)),
         Cmd::Tree { pid } => match tree::render(pid) {
             Ok(text) => {
                 print!("{text}");

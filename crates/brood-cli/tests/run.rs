@@ -2,53 +2,15 @@
 //! forwarding, parent death, and orphan reaping. Each test watches the processes
 //! by pid through `/proc` and `kill(pid, 0)`, and cleans up every one it made.
 
-use brood::os::{procfs, PidFd};
+mod run_support;
+
+use run_support::{brood, gone_within, kill, state, Cleanup};
 use std::io::{BufRead, BufReader, Write};
 use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};
 
-fn brood() -> Command {
-    Command::new(env!("CARGO_BIN_EXE_brood"))
-}
-
 fn exists(pid: u32) -> bool {
     brood::os::pid_exists(pid)
-}
-
-fn state(pid: u32) -> Option<procfs::State> {
-    procfs::stat(pid).unwrap().map(|s| s.state)
-}
-
-/// Waits until `pid` has exited (pidfd), reaping it if it became our child.
-fn gone_within(pid: u32, timeout: Duration) -> bool {
-    let exited = match PidFd::open(pid) {
-        Ok(fd) => fd.wait_exited(Some(timeout)).unwrap(),
-        Err(_) => true,
-    };
-    if exited {
-        let mut st = 0;
-        // SAFETY: reaping pid if (and only if) it is our child; WNOHANG.
-        unsafe { libc::waitpid(pid as i32, &mut st, libc::WNOHANG) };
-    }
-    exited
-}
-
-fn kill(pid: u32, sig: i32) {
-    // SAFETY: signalling a process this test started.
-    unsafe { libc::kill(pid as i32, sig) };
-}
-
-/// Kills the listed pids at the end of a test, whatever happened.
-struct Cleanup(Vec<u32>);
-impl Drop for Cleanup {
-    fn drop(&mut self) {
-        for &pid in &self.0 {
-            if exists(pid) {
-                kill(pid, libc::SIGKILL);
-                gone_within(pid, Duration::from_secs(5));
-            }
-        }
-    }
 }
 
 fn spawn_piped(cmd: &mut Command) -> (Child, BufReader<std::process::ChildStdout>) {
@@ -88,7 +50,7 @@ fn missing_program_is_a_clear_error() {
         .args(["run", "--", "/nonexistent/prog"])
         .output()
         .unwrap();
-    assert_ne!(out.status.code(), Some(0));
+    assert_eq!(out.status.code(), Some(127));
     let err = String::from_utf8_lossy(&out.stderr);
     assert!(
         err.contains("/nonexistent/prog") && err.contains("not found"),
@@ -203,7 +165,7 @@ fn orphans_are_reaped() {
     let supervisor = child.id();
     // Wait until it is re-parented to brood run.
     let deadline = Instant::now() + Duration::from_secs(5);
-    while procfs::stat(orphan)
+    while brood::os::procfs::stat(orphan)
         .unwrap()
         .is_some_and(|s| s.ppid != supervisor)
     {

@@ -109,6 +109,34 @@ pub fn is_child_subreaper() -> io::Result<bool> {
     sys::prctl::is_child_subreaper()
 }
 
+/// Asks the kernel to send `sig` to this process when its parent (thread)
+/// dies: `prctl(PR_SET_PDEATHSIG, sig)`. Cleared by `fork`, kept across
+/// `execve` of a program that is not set-uid. Compare [`getppid`] with the
+/// parent you expect right after, to close the race with a parent that
+/// already died.
+///
+/// ```
+/// brood::os::set_parent_death_signal(Some(brood::Signal::TERM))?;
+/// brood::os::set_parent_death_signal(None)?;
+/// # Ok::<(), std::io::Error>(())
+/// ```
+pub fn set_parent_death_signal(sig: Option<Signal>) -> io::Result<()> {
+    sys::prctl::set_parent_death_signal(sig.map_or(0, Signal::as_raw))
+}
+
+/// Whether any process is left in the process group `pgid`: `kill(-pgid, 0)`
+/// (true also when they exist but belong to another user). Refuses `pgid` 0
+/// and 1, which `kill` reads as "my group" and "everyone".
+///
+/// ```
+/// let me = brood::os::procfs::stat_self()?.pgrp.unwrap();
+/// assert!(me <= 1 || brood::os::group_exists(me));
+/// # Ok::<(), brood::os::procfs::ProcfsError>(())
+/// ```
+pub fn group_exists(pgid: u32) -> bool {
+    sys::pgrp::group_exists(pgid)
+}
+
 /// A process file descriptor: a handle on one process that can never be
 /// confused with a later process that reuses its pid.
 ///

@@ -85,6 +85,10 @@ impl Command {
             uid: self.uid,
             death_signal: policy.death_signal().map_or(0, Signal::as_raw),
             parent: sys::getpid() as libc::pid_t,
+            foreground: self.foreground,
+            start_signals: self
+                .start_signals
+                .map(|(ignored, blocked)| clone::StartSignals::new(ignored, blocked)),
         };
         // PR_SET_PDEATHSIG follows the creating *thread*: with a death signal
         // the clone happens on one that lives as long as the process. `plan`

@@ -20,6 +20,7 @@ pub use popen::Popen;
 pub use run::Output;
 pub use stdio::{ChildStderr, ChildStdin, ChildStdout, Stdio};
 
+use crate::Signal;
 use crate::policy::{Kind, Lifecycle};
 use crate::sys::clone::PreExec;
 use std::collections::BTreeMap;
@@ -78,6 +79,11 @@ pub struct Command {
     pgroup: Option<i32>,
     /// Closures for the child before `execve`; any makes the spawn a full fork.
     pre_exec: Vec<PreExec>,
+    /// Take the terminal's foreground in the child, before `execve`.
+    foreground: bool,
+    /// (ignored, blocked) signal bit sets (bit `n - 1` for signal `n`) the
+    /// program starts with; `None`: handlers reset, nothing blocked.
+    start_signals: Option<(u64, u64)>,
     // For `run` only.
     input: Option<Vec<u8>>,
     timeout: Option<Duration>,
@@ -111,6 +117,8 @@ impl Command {
             groups: None,
             pgroup: None,
             pre_exec: Vec::new(),
+            foreground: false,
+            start_signals: None,
             input: None,
             timeout: None,
             check: true,
@@ -319,6 +327,68 @@ impl Command {
             /// assert_eq!(Command::new("ls").on_exit(OnExit::Wait).policy().on_exit, OnExit::Wait);
             /// ```
         }
+    }
+
+    /// Hands the terminal on the child's stdin to the child's process group
+    /// (`tcsetpgrp`) in the child itself, before `execve`, with every signal
+    /// blocked — as tini does — so the program never starts in the background
+    /// (an interactive shell that finds itself there stops itself with SIGTTIN).
+    /// Needs [`Tree::Group`] and a terminal whose foreground this process's
+    /// group holds; without a terminal on stdin it does nothing.
+    ///
+    /// ```
+    /// # brood::init();
+    /// use brood::{Command, Stdio, Tree};
+    /// // No terminal on stdin here: nothing to hand over, the child starts anyway.
+    /// let child = Command::new("true")
+    ///     .tree(Tree::Group)
+    ///     .foreground(true)
+    ///     .stdin(Stdio::null())
+    ///     .spawn()?;
+    /// assert!(child.wait()?.success());
+    /// # Ok::<(), brood::Error>(())
+    /// ```
+    pub fn foreground(&mut self, on: bool) -> &mut Command {
+        self.foreground = on;
+        self
+    }
+
+    /// The exact signal state the program starts with: `ignored` signals set to
+    /// `SIG_IGN`, every other one to its default action, and `blocked` as its
+    /// signal mask. For a supervisor that catches or blocks signals itself but
+    /// must pass on what it inherited (under `nohup`, SIGHUP stays ignored).
+    /// Without it, every handler is reset, ignored signals stay ignored (except
+    /// SIGPIPE, which Rust ignores on its own) and nothing is blocked.
+    ///
+    /// ```
+    /// # brood::init();
+    /// use brood::{Command, Signal};
+    /// let out = Command::new("grep")
+    ///     .args(["-E", "^Sig(Ign|Blk)", "/proc/self/status"])
+    ///     .start_signals([Signal::HUP], [Signal::USR1])
+    ///     .run()?;
+    /// let text = String::from_utf8_lossy(&out.stdout);
+    /// let bits = |field: &str| {
+    ///     let line = text.lines().find(|l| l.starts_with(field)).unwrap();
+    ///     u64::from_str_radix(line[field.len()..].trim(), 16).unwrap() & 0x7fff_ffff
+    /// };
+    /// assert_eq!(bits("SigBlk:"), 1 << (10 - 1)); // SIGUSR1 is 10
+    /// assert_eq!(bits("SigIgn:"), 1 << (1 - 1)); // SIGHUP is 1
+    /// # Ok::<(), brood::Error>(())
+    /// ```
+    pub fn start_signals(
+        &mut self,
+        ignored: impl IntoIterator<Item = Signal>,
+        blocked: impl IntoIterator<Item = Signal>,
+    ) -> &mut Command {
+        let bits = |set: &mut dyn Iterator<Item = Signal>| {
+            set.fold(0u64, |acc, s| acc | 1u64 << (s.as_raw() - 1))
+        };
+        self.start_signals = Some((
+            bits(&mut ignored.into_iter()),
+            bits(&mut blocked.into_iter()),
+        ));
+        self
     }
 
     /// For [`run`](Command::run): bytes to write to the child's stdin (which is then

@@ -122,6 +122,49 @@ pub struct ExecPlan<'a> {
     /// Our pid, recorded before the clone: if the child's parent is no longer this
     /// after arming the death signal, the parent died during the start-up.
     pub parent: libc::pid_t,
+    /// Take the foreground of the terminal on the child's fd 0 (`tcsetpgrp`) once
+    /// in its new group. Done here, before `execve` and with every signal still
+    /// blocked, so the program never starts in the background (an interactive
+    /// shell would stop itself) and SIGTTOU cannot stop the child meanwhile.
+    pub foreground: bool,
+    /// The exact signal state the program starts with, or `None` for the default
+    /// (handlers reset, ignored signals kept except SIGPIPE, nothing blocked).
+    pub start_signals: Option<StartSignals>,
+}
+
+/// The signal dispositions and mask a program starts with (what a supervisor
+/// such as `brood run` inherited and must pass on, since it catches signals
+/// itself).
+#[derive(Copy, Clone)]
+pub struct StartSignals {
+    /// Bit `n - 1` set: signal `n` starts ignored (`SIG_IGN`); every other
+    /// signal starts with its default action.
+    pub ignored: u64,
+    /// The signal mask the program starts with.
+    pub blocked: libc::sigset_t,
+}
+
+impl StartSignals {
+    /// From bit sets (bit `n - 1` for signal `n`).
+    pub fn new(ignored: u64, blocked: u64) -> StartSignals {
+        // SAFETY: sigset_t is plain data; sigemptyset initialises it and
+        // sigaddset only sets bits in it (EINVAL for a number glibc reserves,
+        // which is then simply left out).
+        let set = unsafe {
+            let mut set: libc::sigset_t = std::mem::zeroed();
+            libc::sigemptyset(&mut set);
+            for sig in 1..=MAX_SIGNAL {
+                if blocked >> (sig - 1) & 1 == 1 {
+                    libc::sigaddset(&mut set, sig);
+                }
+            }
+            set
+        };
+        StartSignals {
+            ignored,
+            blocked: set,
+        }
+    }
 }
 
 /// The step of the child's set-up that failed.
@@ -149,12 +192,14 @@ pub enum Step {
     Sigmask,
     /// A `pre_exec` closure returned an error.
     PreExec,
+    /// `tcsetpgrp`: taking the terminal's foreground.
+    Foreground,
     /// `execve` itself (for every candidate path).
     Exec,
 }
 
 impl Step {
-    const ALL: [Step; 12] = [
+    const ALL: [Step; 13] = [
         Step::Sigaction,
         Step::Setpgid,
         Step::Setsid,
@@ -167,6 +212,7 @@ impl Step {
         Step::Sigmask,
         Step::PreExec,
         Step::Exec,
+        Step::Foreground,
     ];
 
     /// The system call, as error messages name it.
@@ -183,6 +229,7 @@ impl Step {
             Step::Setuid => "setuid",
             Step::Sigmask => "sigprocmask",
             Step::PreExec => "pre_exec",
+            Step::Foreground => "tcsetpgrp",
             Step::Exec => "execve",
         }
     }
@@ -378,20 +425,24 @@ impl Report for ReportPipe {
 /// shares the parent's memory while another of the parent's threads may hold any
 /// lock:
 /// - `sigaction` (read, then reset to `SIG_DFL`, every handled signal; SIGPIPE to
-///   `SIG_DFL` even when ignored, since Rust ignores it): once signals are
-///   unblocked below, a signal must kill the child or be ignored, never run one of
-///   the parent's handlers on the parent's memory.
+///   `SIG_DFL` even when ignored, since Rust ignores it; or, with
+///   `start_signals`, exactly the listed ones to `SIG_IGN` and all others to
+///   `SIG_DFL`): once signals are unblocked below, a signal must kill the child
+///   or be ignored, never run one of the parent's handlers on the parent's memory.
 /// - `setpgid(0, 0)` or `setsid()` for `Tree::Group` / `Tree::Session`.
 /// - `prctl(PR_SET_PDEATHSIG)`, `getppid`, `getpid`, `kill`: arm the parent-death
 ///   signal, and deliver it ourselves if the parent already died.
 /// - `dup2` onto fds 0–2 (every source is ≥ 3, prepared by the parent, so none
 ///   overwrites another; dup2 clears close-on-exec on the new descriptor).
+/// - `tcsetpgrp(0)` with `foreground` (ENOTTY/ENXIO, no terminal to take, are
+///   not errors), while every signal is still blocked.
 /// - `chdir`; `setgroups`, `setgid`, `setuid` as raw system calls: glibc's
 ///   wrappers signal every thread of the process to change its credentials too,
 ///   and with `CLONE_VM` those would be the parent's threads; the raw call changes
 ///   only this one-thread child, which is what it is.
-/// - `sigprocmask` (restore an empty mask), then the `pre_exec` closures (only on
-///   the [`spawn_forked`] path), `execve` for each candidate.
+/// - `sigprocmask` (an empty mask, or `start_signals`' mask), then the
+///   `pre_exec` closures (only on the [`spawn_forked`] path), `execve` for each
+///   candidate.
 /// - `_exit(127)` on failure, after storing `{step, errno}` in the shared report.
 ///
 /// No panic is possible: no indexing, no arithmetic that can overflow, no
@@ -410,13 +461,26 @@ fn exec_child(plan: &ExecPlan<'_>, hooks: &mut [PreExec], report: &impl Report) 
             if libc::sigaction(sig, std::ptr::null(), &mut old) != 0 {
                 continue;
             }
-            let keep = old.sa_sigaction == libc::SIG_DFL
-                || (old.sa_sigaction == libc::SIG_IGN && sig != libc::SIGPIPE);
+            let (keep, wanted) = match &plan.start_signals {
+                None => (
+                    old.sa_sigaction == libc::SIG_DFL
+                        || (old.sa_sigaction == libc::SIG_IGN && sig != libc::SIGPIPE),
+                    libc::SIG_DFL,
+                ),
+                Some(start) => {
+                    let wanted = if start.ignored >> (sig - 1) & 1 == 1 {
+                        libc::SIG_IGN
+                    } else {
+                        libc::SIG_DFL
+                    };
+                    (old.sa_sigaction == wanted, wanted)
+                }
+            };
             if keep {
                 continue;
             }
             let mut dfl: libc::sigaction = std::mem::zeroed();
-            dfl.sa_sigaction = libc::SIG_DFL;
+            dfl.sa_sigaction = wanted;
             if libc::sigaction(sig, &dfl, std::ptr::null_mut()) != 0 {
                 report.fail(Step::Sigaction, errno());
             }
@@ -466,6 +530,15 @@ fn exec_child(plan: &ExecPlan<'_>, hooks: &mut [PreExec], report: &impl Report) 
             }
         }
 
+        // After the dup2s, so that it is the program's own stdin; after setpgid,
+        // so that there is a group of ours to make the foreground one.
+        if plan.foreground && libc::tcsetpgrp(0, libc::getpid()) != 0 {
+            let err = errno();
+            if err != libc::ENOTTY && err != libc::ENXIO {
+                report.fail(Step::Foreground, err);
+            }
+        }
+
         if let Some(cwd) = plan.cwd
             && libc::chdir(cwd.as_ptr()) != 0
         {
@@ -488,9 +561,14 @@ fn exec_child(plan: &ExecPlan<'_>, hooks: &mut [PreExec], report: &impl Report) 
             report.fail(Step::Setuid, errno());
         }
 
-        let mut empty: libc::sigset_t = std::mem::zeroed();
-        libc::sigemptyset(&mut empty);
-        if libc::sigprocmask(libc::SIG_SETMASK, &empty, std::ptr::null_mut()) != 0 {
+        let mut mask: libc::sigset_t = std::mem::zeroed();
+        match &plan.start_signals {
+            Some(start) => mask = start.blocked,
+            None => {
+                libc::sigemptyset(&mut mask);
+            }
+        }
+        if libc::sigprocmask(libc::SIG_SETMASK, &mask, std::ptr::null_mut()) != 0 {
             report.fail(Step::Sigmask, errno());
         }
 
