@@ -5,6 +5,7 @@ mod lab;
 mod lab_child;
 mod procfs;
 mod run;
+mod sys;
 mod tree;
 
 use std::path::PathBuf;

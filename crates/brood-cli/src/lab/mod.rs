@@ -97,7 +97,7 @@ pub enum LabError {
     #[error("cannot install signal handlers: {0}")]
     Signals(std::io::Error),
     /// `--only` selected no scenario.
-    #[error("--only {0:?} selects no scenario; claims are P1-P5, F1-F5, S1-S4, X1, X2, N1-N5")]
+    #[error("--only {0:?} selects no scenario; claims are P1-P5, F1-F5, S1-S4, X1, X2, N1-N11 (brood lab --list)")]
     NothingSelected(String),
 }
 
@@ -163,6 +163,7 @@ struct Job {
     actor: Actor,
     program: PathBuf,
     args: Vec<String>,
+    env: &'static [(&'static str, &'static str)],
     cost: u32,
 }
 
@@ -261,7 +262,8 @@ fn plan(
                 vec![None]
             };
             for method in methods {
-                let mut args = vec![script.display().to_string(), s.kind.arg().to_string()];
+                let mut args: Vec<String> = s.interp.flags.iter().map(|f| f.to_string()).collect();
+                args.extend([script.display().to_string(), s.kind.arg().to_string()]);
                 args.push(method.clone().unwrap_or_else(|| "-".into()));
                 args.extend(s.mode.iter().map(|a| a.to_string()));
                 let slow_start = matches!(method.as_deref(), Some("spawn" | "forkserver"));
@@ -275,6 +277,7 @@ fn plan(
                     },
                     program: interp.path.clone(),
                     args,
+                    env: s.interp.env,
                     cost: cost(&s) + u32::from(slow_start),
                 });
             }
@@ -296,6 +299,7 @@ fn plan(
                     actor: Actor::Brood { policy },
                     program: exe.to_path_buf(),
                     args: a,
+                    env: &[],
                     cost: cost(&s),
                 });
             }
@@ -372,28 +376,34 @@ fn execute(mut jobs: Vec<Job>, opts: &Options, stop: &Arc<AtomicBool>) -> Vec<Ru
 fn run_one(job: &Job, tag: String, timeout: Duration, stop: &Arc<AtomicBool>) -> Option<RunResult> {
     let s = &job.scenario;
     let t0 = Instant::now();
-    let (judgement, timed_out) =
-        match Run::start(&job.program, &job.args, tag, timeout, Arc::clone(stop)) {
-            Err(e) => (
-                Judgement {
-                    verdict: Verdict::Inconclusive,
-                    evidence: e.to_string(),
-                },
-                false,
-            ),
-            Ok(mut run) => {
-                let outcome = (s.drive)(&mut run);
-                let obs = run.finish();
-                if obs.first("unsupported").is_some() {
-                    return None;
-                }
-                let judgement = match outcome {
-                    Ok(()) => (s.judge)(&obs),
-                    Err(why) => scenarios::aborted(&obs, &why),
-                };
-                (judgement, obs.timed_out)
+    let (judgement, timed_out) = match Run::start(
+        &job.program,
+        &job.args,
+        job.env,
+        tag,
+        timeout,
+        Arc::clone(stop),
+    ) {
+        Err(e) => (
+            Judgement {
+                verdict: Verdict::Inconclusive,
+                evidence: e.to_string(),
+            },
+            false,
+        ),
+        Ok(mut run) => {
+            let outcome = (s.drive)(&mut run);
+            let obs = run.finish();
+            if obs.first("unsupported").is_some() {
+                return None;
             }
-        };
+            let judgement = match outcome {
+                Ok(()) => (s.judge)(&obs),
+                Err(why) => scenarios::aborted(&obs, &why),
+            };
+            (judgement, obs.timed_out)
+        }
+    };
     Some(RunResult {
         claim: s.claim,
         scenario: s.key,

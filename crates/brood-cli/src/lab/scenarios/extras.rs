@@ -21,6 +21,7 @@ pub fn list() -> Vec<Scenario> {
         variant,
         kind,
         mode,
+        interp: super::Interp::PLAIN,
         sweep: false,
         drive,
         judge,

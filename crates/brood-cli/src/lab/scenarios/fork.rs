@@ -12,6 +12,7 @@ pub fn list() -> Vec<Scenario> {
         variant,
         kind: Kind::Fork,
         mode,
+        interp: super::Interp::PLAIN,
         sweep: false,
         drive: drive_until_exit,
         judge: judge_twice,
