@@ -70,15 +70,30 @@ struct RunArgs {
 }
 
 #[derive(clap::Args)]
+#[command(args_conflicts_with_subcommands = false)]
 struct LabArgs {
-    /// Print JSON (schema: crates/brood-cli/lab-schema.json).
-    #[arg(long, conflicts_with = "markdown")]
+    /// `show ID`: one claim's evidence in full.
+    #[command(subcommand)]
+    action: Option<LabAction>,
+    /// Print the claims (with --markdown: the text of docs/claims.md) and exit.
+    #[arg(long, conflicts_with_all = ["json", "detail", "html"])]
+    list: bool,
+    /// Print JSON (schema brood-lab/2: crates/brood-cli/lab-schema.json, docs/lab.md).
+    #[arg(long, conflicts_with_all = ["markdown", "detail"])]
     json: bool,
-    /// Print a Markdown report.
-    #[arg(long)]
+    /// Print Markdown: the matrix, then each claim's evidence.
+    #[arg(long, conflicts_with = "detail")]
     markdown: bool,
-    /// Run only these: comma-separated claim ids or prefixes (P3, F) or scenario
-    /// key substrings (kill-parent).
+    /// Print the evidence table (a row per interpreter and start method)
+    /// instead of the matrix.
+    #[arg(long)]
+    detail: bool,
+    /// Also write one self-contained HTML page with the matrix and every
+    /// run's evidence to FILE.
+    #[arg(long, value_name = "FILE")]
+    html: Option<PathBuf>,
+    /// Run only these: comma-separated claim ids (N1 is N1 alone), family
+    /// letters (F) or scenario key substrings (kill-parent).
     #[arg(long, value_name = "PATTERN")]
     only: Option<String>,
     /// Use these interpreters (each gets the full matrix) instead of searching.
@@ -102,48 +117,82 @@ struct LabArgs {
     timeout: f64,
 }
 
+#[derive(Subcommand)]
+enum LabAction {
+    /// Run one claim's scenarios and print its evidence in full.
+    Show {
+        /// The claim's id (P5, N11); `brood lab --list` lists them.
+        claim: String,
+    },
+}
+
+fn lab_main(a: LabArgs) -> ExitCode {
+    if a.list {
+        let text = if a.markdown {
+            lab::report::list::markdown()
+        } else {
+            lab::report::list::text(a.lang)
+        };
+        return match lab::report::print(&text) {
+            Ok(()) => ExitCode::SUCCESS,
+            Err(e) => {
+                eprintln!("brood lab: {e}");
+                ExitCode::from(1)
+            }
+        };
+    }
+    let mut only = a.only;
+    let format = match &a.action {
+        Some(LabAction::Show { claim }) => {
+            let Some(c) = lab::claims::find(claim) else {
+                eprintln!("brood lab show: no claim {claim:?}; brood lab --list lists them");
+                return ExitCode::from(2);
+            };
+            only = Some(c.id.to_string());
+            lab::report::Format::Show
+        }
+        None if a.json => lab::report::Format::Json,
+        None if a.markdown => lab::report::Format::Markdown,
+        None if a.detail => lab::report::Format::Detail,
+        None => lab::report::Format::Matrix,
+    };
+    if !(a.timeout.is_finite() && a.timeout > 0.0 && a.timeout < 3600.0) {
+        eprintln!("brood lab: --timeout must be between 0 and 3600 seconds");
+        return ExitCode::from(2);
+    }
+    let opts = lab::Options {
+        format,
+        html: a.html,
+        only,
+        pythons: a.python,
+        all_pythons: a.all_pythons,
+        no_brood: a.no_brood,
+        lang: a.lang,
+        jobs: a.jobs,
+        timeout: Duration::from_secs_f64(a.timeout),
+    };
+    match lab::run(&opts) {
+        Ok(()) => ExitCode::SUCCESS,
+        Err(lab::LabError::Interrupted) => {
+            eprintln!("brood lab: {}", lab::LabError::Interrupted);
+            ExitCode::from(130)
+        }
+        Err(e @ lab::LabError::NothingSelected(_)) => {
+            eprintln!("brood lab: {e}");
+            ExitCode::from(2)
+        }
+        Err(e) => {
+            eprintln!("brood lab: {e}");
+            ExitCode::from(1)
+        }
+    }
+}
+
 fn main() -> ExitCode {
     lab_child::init();
     let cli = Cli::parse();
     match cli.command {
-        Cmd::Lab(a) => {
-            let format = if a.json {
-                lab::report::Format::Json
-            } else if a.markdown {
-                lab::report::Format::Markdown
-            } else {
-                lab::report::Format::Table
-            };
-            if !(a.timeout.is_finite() && a.timeout > 0.0 && a.timeout < 3600.0) {
-                eprintln!("brood lab: --timeout must be between 0 and 3600 seconds");
-                return ExitCode::from(2);
-            }
-            let opts = lab::Options {
-                format,
-                only: a.only,
-                pythons: a.python,
-                all_pythons: a.all_pythons,
-                no_brood: a.no_brood,
-                lang: a.lang,
-                jobs: a.jobs,
-                timeout: Duration::from_secs_f64(a.timeout),
-            };
-            match lab::run(&opts) {
-                Ok(()) => ExitCode::SUCCESS,
-                Err(lab::LabError::Interrupted) => {
-                    eprintln!("brood lab: {}", lab::LabError::Interrupted);
-                    ExitCode::from(130)
-                }
-                Err(e @ lab::LabError::NothingSelected(_)) => {
-                    eprintln!("brood lab: {e}");
-                    ExitCode::from(2)
-                }
-                Err(e) => {
-                    eprintln!("brood lab: {e}");
-                    ExitCode::from(1)
-                }
-            }
-        }
+        Cmd::Lab(a) => lab_main(a),
         Cmd::Run(a) => {
             let on_parent_death = if a.on_parent_death.eq_ignore_ascii_case("none") {
                 None

@@ -32,7 +32,7 @@ pub mod claims; // the claims, in English and Chinese
 pub mod observe; // running and watching one scenario
 pub mod python; // finding the interpreters
 pub mod reap; // subreaper, the one reaper thread, cleanup
-pub mod report; // table, Markdown, JSON
+pub mod report; // matrix, evidence table, Markdown, HTML, JSON
 pub mod scenarios; // what each claim's runs do, and their verdicts
 
 use std::io::IsTerminal;
@@ -56,6 +56,8 @@ const ACTOR_PY: &str = include_str!("py/actor.py");
 pub struct Options {
     /// Output format.
     pub format: report::Format,
+    /// `--html FILE`: also write the page there.
+    pub html: Option<PathBuf>,
     /// `--only`: comma-separated claim ids/prefixes or scenario key substrings.
     pub only: Option<String>,
     /// `--python`: interpreters to use instead of searching.
@@ -170,6 +172,8 @@ struct Job {
 /// Runs the lab and prints the report. Ok when the lab ran, whatever the verdicts.
 pub fn run(opts: &Options) -> Result<(), LabError> {
     let started = Instant::now();
+    // Before the lab's own load: what the machine was doing when it started.
+    let machine = report::machine::Machine::read();
     let stop = Arc::new(AtomicBool::new(false));
     // Ctrl-C, SIGTERM and a closed terminal stop the lab in order: the runs end,
     // every process below the lab is killed, then it exits (130). Only a SIGKILL
@@ -216,8 +220,13 @@ pub fn run(opts: &Options) -> Result<(), LabError> {
         unusable,
         results,
         duration_s: started.elapsed().as_secs_f64(),
+        machine,
     };
-    report::print(&lab, opts.format)?;
+    if let Some(path) = &opts.html {
+        report::html::write(&lab, path)?;
+    }
+    let color = std::io::stdout().is_terminal() && std::env::var_os("NO_COLOR").is_none();
+    report::print(&report::render(&lab, opts.format, color)?)?;
     Ok(())
 }
 
