@@ -97,23 +97,23 @@ struct LabArgs {
     #[arg(long, value_name = "PATTERN")]
     only: Option<String>,
     /// Use these interpreters (each gets the full matrix) instead of searching.
-    #[arg(long, value_name = "PATH", num_args = 1..)]
+    #[arg(long, global = true, value_name = "PATH", num_args = 1..)]
     python: Vec<PathBuf>,
     /// Give every interpreter found the full matrix (default: python3 full,
     /// the others the version sweep).
-    #[arg(long)]
+    #[arg(long, global = true)]
     all_pythons: bool,
     /// Skip brood's side (Python only).
-    #[arg(long)]
+    #[arg(long, global = true)]
     no_brood: bool,
     /// Language of the claim texts.
-    #[arg(long, value_enum, default_value = "en")]
+    #[arg(long, global = true, value_enum, default_value = "en")]
     lang: lab::claims::Lang,
     /// Runs in parallel (default: the number of CPUs).
-    #[arg(long, value_name = "N")]
+    #[arg(long, global = true, value_name = "N")]
     jobs: Option<usize>,
     /// Per-run timeout in seconds.
-    #[arg(long, value_name = "SECS", default_value_t = 20.0)]
+    #[arg(long, global = true, value_name = "SECS", default_value_t = 20.0)]
     timeout: f64,
 }
 
