@@ -195,7 +195,7 @@ pub fn page(lab: &Lab) -> String {
                 LABEL_W + m.columns.len() * CELL + 20,
                 y + 16,
                 esc(row.claim),
-                esc(m.summary_of(row.claim))
+                esc(&m.summary_text(row.claim))
             );
         }
     }
@@ -216,14 +216,15 @@ pub fn page(lab: &Lab) -> String {
         );
     }
     let mut claims_rows = String::new();
-    for (id, summary) in &m.summaries {
+    for (id, _) in &m.summaries {
+        let summary = m.summary_text(id);
         let text = claims::find(id).map(|c| c.text(lab.lang)).unwrap_or("");
         let _ = write!(
             claims_rows,
             "<tr><th>{}</th><td>{}</td><td>{}</td></tr>",
             esc(id),
             esc(text),
-            esc(summary)
+            esc(&summary)
         );
     }
     // Safe inside <script> and in XML: no raw <, > or & in the JSON text.

@@ -234,7 +234,13 @@ impl<'a> Matrix<'a> {
         }
     }
 
-    /// What this machine showed for `claim`.
+    /// What this machine showed for `claim`, as plain text.
+    pub fn summary_text(&self, claim: &str) -> String {
+        self.summary_of(claim).replace('\u{a0}', " ")
+    }
+
+    /// What this machine showed for `claim`; a no-break space joins each
+    /// label to its tally, so that wrapping keeps them on one line.
     pub fn summary_of(&self, claim: &str) -> &str {
         self.summaries
             .iter()
@@ -265,26 +271,32 @@ fn where_(minority: &[&RunResult], all: &[&RunResult]) -> String {
             .all(|r| minority.iter().any(|m| std::ptr::eq(*m, *r)));
         (whole && vals.len() <= 3).then_some(vals)
     };
-    if let Some(ms) = covers(&|r| method(r).unwrap_or_else(|| "-".into())) {
-        if !ms.iter().any(|m| m == "-") {
-            return format!("under {}", ms.join(", "));
-        }
-    }
-    if let Some(vs) = covers(&version) {
+    // The shortest true description wins; on a tie, the start method, then
+    // the version, then the scenario.
+    let by_method = covers(&|r| method(r).unwrap_or_else(|| "-".into()))
+        .filter(|ms| !ms.iter().any(|m| m == "-"))
+        .map(|ms| (ms.len(), format!("under {}", ms.join(", "))));
+    let by_version = covers(&version).map(|vs| {
         let short: Vec<String> = vs
             .iter()
             .map(|v| v.splitn(3, '.').take(2).collect::<Vec<_>>().join("."))
             .collect();
-        return format!("on {}", short.join(", "));
-    }
-    if let Some(ks) = covers(&|r| {
+        (vs.len(), format!("on {}", short.join(", ")))
+    });
+    let by_scenario = covers(&|r| {
         r.scenario
             .split_once('.')
             .map(|k| k.1)
             .unwrap_or("")
             .to_string()
-    }) {
-        return format!("in {}", ks.join(", "));
+    })
+    .map(|ks| (ks.len(), format!("in {}", ks.join(", "))));
+    let best = [by_method, by_version, by_scenario]
+        .into_iter()
+        .flatten()
+        .min_by_key(|(n, _)| *n);
+    if let Some((_, text)) = best {
+        return text;
     }
     format!("{}/{}", minority.len(), all.len())
 }
@@ -312,7 +324,12 @@ fn tally(runs: &[&RunResult]) -> String {
     }
     let mut s = format!("{g} ({}/{})", major.len(), runs.len());
     for m in rest {
-        let _ = write!(s, ", {} {}", glyph(m[0].judgement.verdict), where_(m, runs));
+        let _ = write!(
+            s,
+            ", {}\u{a0}{}",
+            glyph(m[0].judgement.verdict),
+            where_(m, runs)
+        );
     }
     s
 }
@@ -327,13 +344,13 @@ fn summary(runs: &[&RunResult]) -> String {
     let policy = of(|a| matches!(a, Actor::Brood { policy: Some(_) }));
     let mut parts = Vec::new();
     if !py.is_empty() {
-        parts.push(format!("CPython {}", tally(&py)));
+        parts.push(format!("CPython\u{a0}{}", tally(&py)));
     }
     if !brood.is_empty() {
-        parts.push(format!("brood {}", tally(&brood)));
+        parts.push(format!("brood\u{a0}{}", tally(&brood)));
     }
     if !policy.is_empty() {
-        parts.push(format!("policy {}", tally(&policy)));
+        parts.push(format!("policy\u{a0}{}", tally(&policy)));
     }
     parts.join(" · ")
 }
@@ -436,7 +453,7 @@ pub fn terminal(lab: &Lab, color: bool) -> String {
             }
             if let Some(t) = text.get(k) {
                 line.push_str("  ");
-                line.push_str(t);
+                line.push_str(&t.replace('\u{a0}', " "));
             }
             let _ = writeln!(out, "{}", line.trim_end());
         }
@@ -489,9 +506,9 @@ pub fn markdown(lab: &Lab) -> String {
             })
             .collect();
         let (claim, summary) = if row.claim != last {
-            (row.claim, m.summary_of(row.claim))
+            (row.claim, m.summary_text(row.claim))
         } else {
-            ("", "")
+            ("", String::new())
         };
         last = row.claim;
         let _ = writeln!(
@@ -499,7 +516,7 @@ pub fn markdown(lab: &Lab) -> String {
             "| {claim} | {} | {} | {} |",
             super::detail::md_escape(row.key),
             cells.join(" | "),
-            super::detail::md_escape(summary)
+            super::detail::md_escape(&summary)
         );
     }
     let _ = writeln!(out, "\n{LEGEND}");
@@ -542,12 +559,15 @@ mod tests {
     fn the_summary_names_where_runs_differ() {
         let lab = fixture::lab();
         let m = Matrix::new(&lab);
-        let p5 = m.summary_of("P5");
+        let p5 = m.summary_of("P5").replace('\u{a0}', " ");
         assert!(p5.contains("CPython ✓ (2/4)"), "{p5}");
         assert!(p5.contains("✗ under forkserver"), "{p5}");
         assert!(p5.contains("◐ on 2.7"), "{p5}");
         assert!(p5.contains("brood ?"), "{p5}");
-        assert_eq!(m.summary_of("F3"), "CPython ✓ · brood ✗ · policy ✓");
+        assert_eq!(
+            m.summary_of("F3").replace('\u{a0}', " "),
+            "CPython ✓ · brood ✗ · policy ✓"
+        );
     }
 
     #[test]

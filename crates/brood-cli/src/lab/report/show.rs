@@ -15,7 +15,7 @@ pub fn text(lab: &Lab) -> String {
         if let Some(c) = claims::find(id) {
             let _ = writeln!(out, "{id} ({})\n  {}\n  {}", c.family, c.en, c.zh);
         }
-        let _ = writeln!(out, "what this machine showed: {}\n", m.summary_of(id));
+        let _ = writeln!(out, "what this machine showed: {}\n", m.summary_text(id));
         for g in gs {
             let _ = writeln!(out, "{} — {}", g.key, g.variant);
             for r in g.python.iter().copied().chain(g.brood).chain(g.policy) {

@@ -27,7 +27,7 @@ pub fn list() -> Vec<Scenario> {
             kind: Kind::Process,
             mode: &["mixed", "how=sigint", "secs=1.0"],
             interp: Interp::PLAIN,
-            sweep: true,
+            sweep: false,
             drive: drive_sigint,
             judge: judge_sigint,
             brood: Some(BroodPlay {
@@ -45,7 +45,7 @@ pub fn list() -> Vec<Scenario> {
             kind: Kind::Fork,
             mode: &["buffered"],
             interp: buffered,
-            sweep: true,
+            sweep: false,
             drive: drive_buffered,
             judge: judge_buffered,
             brood: Some(BroodPlay {

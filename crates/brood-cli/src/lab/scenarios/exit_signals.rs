@@ -1,7 +1,8 @@
 //! N8: which signals the parent's exit handlers send, and to which pids.
 //!
 //! The parent has two daemon children: one it reaps itself with
-//! `os.waitpid(pid)`, one still running. Before the parent returns, the lab
+//! `os.waitpid(pid)` (under forkserver the fork server reaps it; with brood,
+//! brood's reaper usually does first), one still running. Before the parent returns, the lab
 //! attaches `strace -p` to the parent's main thread (where CPython's atexit
 //! handlers and brood's exit hook run) and records every `kill`, `tkill`,
 //! `tgkill` and `pidfd_send_signal` call with its result. A signal aimed at
@@ -223,10 +224,16 @@ fn judge_exit_signals(o: &Obs) -> Judgement {
         described.join("; ")
     };
     let evidence = format!("{wait}; at exit: {sent}");
-    if !reaped_by_parent && !hit_reaped {
-        // The situation the claim is about (a pid the parent reaped itself)
-        // did not arise: the child was not the parent's to reap.
-        return Judgement::new(Verdict::Inconclusive, evidence);
+    let gone_first = o
+        .first("first_gone")
+        .is_some_and(|l| l.get("gone") == Some("1"));
+    if !gone_first {
+        // The situation the claim is about (a child reaped before the exit
+        // handlers run) did not arise.
+        return Judgement::new(
+            Verdict::Inconclusive,
+            evidence + " (the first child was still there at exit)",
+        );
     }
     let v = if hit_reaped {
         Verdict::DoesNotHold

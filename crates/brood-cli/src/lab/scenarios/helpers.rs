@@ -10,7 +10,7 @@ use super::{BroodPlay, Interp, Judgement, Kind, Scenario, Verdict};
 use crate::lab::observe::{Abort, Obs, Run};
 
 /// How long the lab watches helpers after the parent ended.
-const HELPERS_AFTER: Duration = Duration::from_millis(1500);
+const HELPERS_AFTER: Duration = Duration::from_millis(1000);
 
 /// The scenarios of this family.
 pub fn list() -> Vec<Scenario> {

@@ -8,7 +8,7 @@ use crate::lab::observe::{Abort, Obs, Run};
 
 /// How long the lab waits for the parent's wait to return before it looks
 /// at why it has not.
-const WAIT_RETURNS: Duration = Duration::from_secs(3);
+const WAIT_RETURNS: Duration = Duration::from_secs(2);
 
 const KILL_POLICY: &str = "OnParentDeath::Signal(KILL)";
 
