@@ -60,12 +60,8 @@ pub fn helper_name(cmdline: &str) -> String {
         .next()
         .map(|p| p.rsplit('/').next().unwrap_or(p))
         .unwrap_or("?");
-    clip(
-        &format!("{program} {}", words.collect::<Vec<_>>().join(" "))
-            .trim()
-            .to_string(),
-        40,
-    )
+    let text = format!("{program} {}", words.collect::<Vec<_>>().join(" "));
+    clip(text.trim(), 40)
 }
 
 /// The processes the observer found below the parent without an announcement
