@@ -31,8 +31,16 @@ fn example(name: &str) -> Command {
     c
 }
 
-/// Every process still tagged for `name`, killed; returns what was found.
+/// Every process still tagged for `name` after a moment's grace (brood's
+/// fork server leaves a moment after its parent), killed; returns them.
 fn leftovers(name: &str) -> Vec<(u32, u64)> {
+    let tagged = || with_env_prefix(&format!("{TAG}={}-{name}", std::process::id()));
+    let _ = poll(Duration::from_secs(3), || tagged().is_empty().then_some(()));
+    kill_now(name)
+}
+
+/// Every process still tagged for `name` right now, killed; returns them.
+fn kill_now(name: &str) -> Vec<(u32, u64)> {
     let left = with_env_prefix(&format!("{TAG}={}-{name}", std::process::id()));
     kill_all(&left);
     left
@@ -140,7 +148,7 @@ fn exit_ends_the_daemon_child_and_exit_now_leaves_it() {
     let (text, _, _) = run("exit_vs_exit_now", &["exit_now"]);
     let d = pid_after(&text, "daemon child");
     let survived = alive(d);
-    let left = leftovers("exit_vs_exit_now");
+    let left = kill_now("exit_vs_exit_now");
     assert!(survived, "exit_now touched the daemon child\n{text}");
     assert!(left.iter().any(|(p, _)| *p == d), "{left:?}");
 }
