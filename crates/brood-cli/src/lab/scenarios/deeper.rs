@@ -164,14 +164,8 @@ fn judge_buffered(o: &Obs) -> Judgement {
         .iter()
         .map(|l| l.raw.matches("before_fork").count())
         .sum();
-    if o.first("main_done").is_none() {
-        return Judgement::new(
-            Verdict::Inconclusive,
-            format!(
-                "the parent did not finish; stderr: {}",
-                clip(o.stderr_tail(), 100)
-            ),
-        );
+    if let Err(j) = finished(o) {
+        return j;
     }
     let evidence = format!("the line printed before the child appeared {n} time(s) on the pipe");
     let v = match n {

@@ -161,13 +161,7 @@ fn judge_exit_signals(o: &Obs) -> Judgement {
         return Judgement::new(Verdict::Inconclusive, format!("no trace: {e}"));
     }
     let Some(trace) = o.notes.get("trace") else {
-        return Judgement::new(
-            Verdict::Inconclusive,
-            format!(
-                "the run ended before the trace; stderr: {}",
-                clip(o.stderr_tail(), 100)
-            ),
-        );
+        return missing("the run ended before the trace", o);
     };
     let role = |r: &str| {
         o.events("child")

@@ -149,13 +149,7 @@ fn finish_implicit(run: &mut Run) -> Result<(), Abort> {
 /// reaped by the call, or never a zombie at all, does not.
 fn judge_implicit(o: &Obs) -> Judgement {
     let Some(acted) = o.first("acted") else {
-        return Judgement::new(
-            Verdict::Inconclusive,
-            format!(
-                "the parent never made the call; stderr: {}",
-                clip(o.stderr_tail(), 100)
-            ),
-        );
+        return missing("the parent never made the call", o);
     };
     let Some(&child) = o.children().first() else {
         return Judgement::new(Verdict::Inconclusive, "no child announced");
