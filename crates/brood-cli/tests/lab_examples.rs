@@ -16,10 +16,33 @@ use common::*;
 
 const TAG: &str = "BROOD_EXAMPLE_RUN";
 
+/// Builds brood's examples once, for a run that did not (`cargo nextest run
+/// --workspace` and `cargo test` build them with the tests; `-p brood-cli`
+/// alone does not).
+fn build_examples() {
+    static ONCE: std::sync::Once = std::sync::Once::new();
+    ONCE.call_once(|| {
+        let cargo = std::env::var("CARGO").unwrap_or_else(|_| "cargo".into());
+        let mut args = vec!["build", "--quiet", "-p", "brood", "--examples"];
+        if !cfg!(debug_assertions) {
+            args.push("--release");
+        }
+        let ok = Command::new(cargo)
+            .args(&args)
+            .current_dir(env!("CARGO_MANIFEST_DIR"))
+            .status()
+            .is_ok_and(|s| s.success());
+        assert!(ok, "cargo build -p brood --examples failed");
+    });
+}
+
 fn example(name: &str) -> Command {
     // Examples land beside the test's binaries: target/<profile>/examples/.
     let bin = PathBuf::from(env!("CARGO_BIN_EXE_brood"));
     let path = bin.parent().unwrap().join("examples").join(name);
+    if !path.is_file() {
+        build_examples();
+    }
     assert!(
         path.is_file(),
         "{} is missing: build it with `cargo build -p brood --examples`",
