@@ -15,9 +15,9 @@
 //! Default scope: `python3` runs every scenario under every start method; the
 //! other interpreters found (PATH, pyenv) run the version sweep only (the
 //! scenarios marked `sweep`, where versions are known to differ, under their
-//! default start method), which keeps the default run under two minutes on two
-//! cores (about 47 s with python3 plus nine pyenv versions, 202 runs; about
-//! 34 s with python3 alone, 130 runs). `--all-pythons` runs everything everywhere (about
+//! default start method), which keeps the default run about a minute on two
+//! cores (about 63 s with python3 plus nine pyenv versions, 272 runs; about
+//! 49 s with python3 alone, 182 runs). `--all-pythons` runs everything everywhere (about
 //! 4 minutes with ten interpreters); `--python PATH…` chooses the interpreters
 //! (full matrix each).
 //!
@@ -321,7 +321,7 @@ fn plan(
 fn cost(s: &Scenario) -> u32 {
     match s.claim {
         "N1" | "N5" => 6,
-        "P1" | "X2" | "F1" | "F2" | "S1" | "S2" | "N2" => 3,
+        "P1" | "X2" | "F1" | "F2" | "S1" | "S2" | "N2" | "N6" | "N9" | "N11" => 3,
         _ => 2,
     }
 }
