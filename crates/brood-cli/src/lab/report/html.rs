@@ -15,7 +15,7 @@ use super::Lab;
 use crate::lab::claims;
 use crate::lab::scenarios::Verdict;
 
-const CELL: usize = 24;
+const CELL: usize = 30;
 const LABEL_W: usize = 250;
 const HEAD_H: usize = 64;
 const SUMMARY_W: usize = 560;
@@ -55,6 +55,7 @@ header dl { display: grid; grid-template-columns: max-content auto; gap: 0 1em; 
 header dt { font-weight: 600; }
 svg text { font: 12px ui-monospace, monospace; }
 svg .group { font-weight: 600; }
+svg .col { font-size: 11px; }
 .cell rect { stroke: #fff; stroke-width: 2; cursor: pointer; }
 .cell.holds rect { fill: #2e7d32; } .cell.not rect { fill: #c62828; }
 .cell.partly rect { fill: #f9a825; } .cell.inconclusive rect { fill: #9e9e9e; }
@@ -123,7 +124,7 @@ pub fn page(lab: &Lab) -> String {
         }
         let _ = write!(
             svg,
-            r#"<text x="{}" y="{}" text-anchor="middle"><title>{}</title>{}</text>"#,
+            r#"<text class="col" x="{}" y="{}" text-anchor="middle"><title>{}</title>{}</text>"#,
             x + CELL / 2,
             HEAD_H - 10,
             esc(&c.title),
@@ -142,7 +143,7 @@ pub fn page(lab: &Lab) -> String {
         let _ = write!(
             svg,
             r#"<text x="4" y="{}"><title>{}</title>{}</text>"#,
-            y + 16,
+            y + CELL / 2 + 5,
             esc(row.variant),
             esc(row.key)
         );
@@ -184,7 +185,7 @@ pub fn page(lab: &Lab) -> String {
                 esc(&title),
                 esc(&policy),
                 x + CELL / 2,
-                y + 17
+                y + CELL / 2 + 5
             );
         }
         if row.claim != last {
@@ -193,7 +194,7 @@ pub fn page(lab: &Lab) -> String {
                 svg,
                 r#"<text class="summary" x="{}" y="{}"><tspan class="group">{}</tspan> {}</text>"#,
                 LABEL_W + m.columns.len() * CELL + 20,
-                y + 16,
+                y + CELL / 2 + 5,
                 esc(row.claim),
                 esc(&m.summary_text(row.claim))
             );

@@ -43,44 +43,6 @@ pub fn clip(text: &str, max: usize) -> String {
     }
 }
 
-/// A short name for a process the program did not announce, from its command
-/// line: CPython's helpers by their module, anything else by its first words.
-pub fn helper_name(cmdline: &str) -> String {
-    let known = [
-        ("resource_tracker", "resource tracker"),
-        ("semaphore_tracker", "semaphore tracker"),
-        ("forkserver", "fork server"),
-        ("fork server", "fork server"),
-    ];
-    if let Some((_, name)) = known.iter().find(|(k, _)| cmdline.contains(k)) {
-        return name.to_string();
-    }
-    let mut words = cmdline.split_whitespace();
-    let program = words
-        .next()
-        .map(|p| p.rsplit('/').next().unwrap_or(p))
-        .unwrap_or("?");
-    let text = format!("{program} {}", words.collect::<Vec<_>>().join(" "));
-    clip(text.trim(), 40)
-}
-
-/// The processes the observer found below the parent without an announcement
-/// ([`Run::scan_descendants`]), as (pid, name), direct children of the parent
-/// only when `direct`.
-pub fn helpers(o: &Obs, direct: bool) -> Vec<(u32, String)> {
-    o.found
-        .iter()
-        .filter(|f| !direct || o.track(f.pid).ppids.first().map(|p| p.1) == Some(o.parent))
-        .map(|f| {
-            let mut name = helper_name(&f.cmdline);
-            if f.parent_of_children && name != "fork server" {
-                name.push_str(" (the children's parent: a fork server)");
-            }
-            (f.pid, name)
-        })
-        .collect()
-}
-
 fn ended_text(e: Option<Ended>) -> String {
     e.map(|e| e.to_string()).unwrap_or_else(|| "?".into())
 }

@@ -3,6 +3,7 @@
 use std::time::Duration;
 
 use super::common::*;
+use super::helpers::helpers;
 use super::{BroodPlay, Judgement, Kind, Scenario, Verdict};
 use crate::lab::observe::{Abort, Obs, Run};
 
