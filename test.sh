@@ -26,6 +26,14 @@ if ((${#missing[@]})) && [ "$(id -u)" = 0 ] && command -v apt-get >/dev/null; th
         || echo "test.sh: could not install ${missing[*]}; those comparisons will be skipped" >&2
 fi
 
+# brood lab traces the exit handlers' signals (claim N8) with strace; the
+# tests of that scenario skip, saying why, where it cannot be installed.
+if ! command -v strace >/dev/null 2>&1 && [ "$(id -u)" = 0 ] && command -v apt-get >/dev/null 2>&1; then
+    echo "test.sh: installing strace (brood lab's tracer)" >&2
+    { apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq strace; } >/dev/null 2>&1 \
+        || echo "test.sh: could not install strace; the N8 test will skip" >&2
+fi
+
 cargo build --quiet -p brood-cli
 supervise=(target/debug/brood run --check-leftovers --grace 2s --on-parent-death KILL --)
 

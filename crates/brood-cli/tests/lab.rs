@@ -59,8 +59,11 @@ fn lab_json_matches_its_schema_and_a_broken_shape_does_not() {
     let mut broken = v.clone();
     broken["runs"][0]["actor"] = serde_json::json!({"kind": "perl"});
     assert!(!validate(&schema, &schema, &broken, "$").is_empty());
+    let mut broken = v.clone();
+    broken["machine"]["cpus"] = Value::from("two");
+    assert!(!validate(&schema, &schema, &broken, "$").is_empty());
     let mut broken = v;
-    broken["cpus"] = Value::from("two");
+    broken["schema"] = Value::from("brood-lab/1");
     assert!(!validate(&schema, &schema, &broken, "$").is_empty());
 }
 
@@ -199,7 +202,7 @@ fn lab_prints_a_table_and_exits_zero() {
         String::from_utf8_lossy(&out.stderr)
     );
     let text = String::from_utf8_lossy(&out.stdout);
-    assert!(text.contains("F3") && text.contains("holds"), "{text}");
+    assert!(text.contains("F3    else") && text.contains("✓"), "{text}");
 }
 
 #[test]
@@ -221,7 +224,7 @@ fn lab_markdown_in_chinese() {
     assert!(out.status.success());
     let text = String::from_utf8_lossy(&out.stdout);
     assert!(
-        text.contains("## F3 — ") && text.contains("执行两次"),
+        text.contains("### F3 — ") && text.contains("执行两次"),
         "{text}"
     );
 }

@@ -63,13 +63,23 @@ fn measure(prefix: &[&str]) -> Vec<(i32, Outcome)> {
         // its death, too, ends the wait.
         let mut died = false;
         let mut probe_stopped = false;
+        // A forwarder that stopped itself after a job-control signal is
+        // continued only once the probe told of that signal (or after a
+        // while): the SIGCONT it forwards next would make the kernel discard
+        // the stop signal still pending at the probe, unread.
+        let mut stopped_since: Option<std::time::Instant> = None;
+        let job_control = matches!(sig, libc::SIGTSTP | libc::SIGTTIN | libc::SIGTTOU);
         let answered = until(Duration::from_secs(10), || {
             if child.try_wait().unwrap().is_some() {
                 died = true;
                 return true;
             }
             if state(fwd) == Some('T') {
-                kill(fwd, libc::SIGCONT);
+                let since = *stopped_since.get_or_insert_with(std::time::Instant::now);
+                let told = seen.contains(&name(sig));
+                if !job_control || told || since.elapsed() > Duration::from_secs(2) {
+                    kill(fwd, libc::SIGCONT);
+                }
             }
             if state(probe) == Some('T') {
                 probe_stopped = true;

@@ -1,5 +1,5 @@
 //! The claims the lab measures: the field report's rows (P1–P5, F1–F5, S1–S4,
-//! X1–X2) and the cases it does not cover (N1–N5), each with an English and a
+//! X1–X2) and the cases it does not cover (N1–N11), each with an English and a
 //! Chinese text. The report itself (2016) was written in Chinese; the Chinese
 //! texts here are brood's own short phrasing of each claim, not quotations.
 
@@ -108,6 +108,24 @@ pub const CLAIMS: &[Claim] = &[
     Claim { id: "N5", family: EXTRA,
         en: "a Pool whose worker dies mid-task hangs map() instead of failing",
         zh: "进程池的工作进程在任务中途死亡时，map() 会挂起而不是报错" },
+    Claim { id: "N6", family: EXTRA,
+        en: "SIGINT to the parent alone (its pid, not its group) runs its exit handlers as the main logic ending does: daemon=True children are ended, daemon=False ones waited for",
+        zh: "只向主进程本身（其 pid，而非进程组）发送 SIGINT 时，退出处理如同主逻辑执行完毕一样执行：终止 daemon=True 的子进程，等待 daemon=False 的子进程" },
+    Claim { id: "N7", family: EXTRA,
+        en: "a line printed before the child is made, while stdout is a block-buffered pipe, appears twice: once from each process",
+        zh: "标准输出是块缓冲的管道时，创建子进程之前打印的一行会出现两次：父子进程各输出一次" },
+    Claim { id: "N8", family: EXTRA,
+        en: "at exit, the parent's handlers signal only children that still run: never the pid of a child already reaped (by os.waitpid() or by anyone else)",
+        zh: "主进程退出时，退出处理只向仍在运行的子进程发送信号，绝不会发给已被回收（被 os.waitpid() 或其他进程回收）的子进程的 pid" },
+    Claim { id: "N9", family: EXTRA,
+        en: "only an explicit wait (join, wait, os.waitpid) ends a zombie: looking at the child, starting another one or dropping the handle leaves it in state Z",
+        zh: "只有显式等待（join、wait、os.waitpid）才能结束僵尸进程：查询子进程、再启动一个子进程或丢弃句柄都不会改变其 Z 状态" },
+    Claim { id: "N10", family: EXTRA,
+        en: "a Popen child still running when the parent exits goes unremarked: nothing is printed, even with -W always",
+        zh: "主进程退出时仍在运行的 Popen 子进程不会引起任何提示：即使加上 -W always 也什么都不打印" },
+    Claim { id: "N11", family: EXTRA,
+        en: "a multiprocessing parent starts no helper process besides the children it asks for (so none can outlive it)",
+        zh: "multiprocessing 主进程除了所请求的子进程之外不会启动任何辅助进程（因此也没有辅助进程会比它活得更久）" },
 ];
 
 /// The claim with this id.

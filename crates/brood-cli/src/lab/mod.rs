@@ -15,9 +15,9 @@
 //! Default scope: `python3` runs every scenario under every start method; the
 //! other interpreters found (PATH, pyenv) run the version sweep only (the
 //! scenarios marked `sweep`, where versions are known to differ, under their
-//! default start method), which keeps the default run under two minutes on two
-//! cores (about 47 s with python3 plus nine pyenv versions, 202 runs; about
-//! 34 s with python3 alone, 130 runs). `--all-pythons` runs everything everywhere (about
+//! default start method), which keeps the default run about a minute on two
+//! cores (about 63 s with python3 plus nine pyenv versions, 272 runs; about
+//! 49 s with python3 alone, 182 runs). `--all-pythons` runs everything everywhere (about
 //! 4 minutes with ten interpreters); `--python PATH…` chooses the interpreters
 //! (full matrix each).
 //!
@@ -32,7 +32,7 @@ pub mod claims; // the claims, in English and Chinese
 pub mod observe; // running and watching one scenario
 pub mod python; // finding the interpreters
 pub mod reap; // subreaper, the one reaper thread, cleanup
-pub mod report; // table, Markdown, JSON
+pub mod report; // matrix, evidence table, Markdown, HTML, JSON
 pub mod scenarios; // what each claim's runs do, and their verdicts
 
 use std::io::IsTerminal;
@@ -56,6 +56,8 @@ const ACTOR_PY: &str = include_str!("py/actor.py");
 pub struct Options {
     /// Output format.
     pub format: report::Format,
+    /// `--html FILE`: also write the page there.
+    pub html: Option<PathBuf>,
     /// `--only`: comma-separated claim ids/prefixes or scenario key substrings.
     pub only: Option<String>,
     /// `--python`: interpreters to use instead of searching.
@@ -97,7 +99,7 @@ pub enum LabError {
     #[error("cannot install signal handlers: {0}")]
     Signals(std::io::Error),
     /// `--only` selected no scenario.
-    #[error("--only {0:?} selects no scenario; claims are P1-P5, F1-F5, S1-S4, X1, X2, N1-N5")]
+    #[error("--only {0:?} selects no scenario; claims are P1-P5, F1-F5, S1-S4, X1, X2, N1-N11 (brood lab --list)")]
     NothingSelected(String),
 }
 
@@ -163,12 +165,15 @@ struct Job {
     actor: Actor,
     program: PathBuf,
     args: Vec<String>,
+    env: &'static [(&'static str, &'static str)],
     cost: u32,
 }
 
 /// Runs the lab and prints the report. Ok when the lab ran, whatever the verdicts.
 pub fn run(opts: &Options) -> Result<(), LabError> {
     let started = Instant::now();
+    // Before the lab's own load: what the machine was doing when it started.
+    let machine = report::machine::Machine::read();
     let stop = Arc::new(AtomicBool::new(false));
     // Ctrl-C, SIGTERM and a closed terminal stop the lab in order: the runs end,
     // every process below the lab is killed, then it exits (130). Only a SIGKILL
@@ -215,8 +220,13 @@ pub fn run(opts: &Options) -> Result<(), LabError> {
         unusable,
         results,
         duration_s: started.elapsed().as_secs_f64(),
+        machine,
     };
-    report::print(&lab, opts.format)?;
+    if let Some(path) = &opts.html {
+        report::html::write(&lab, path)?;
+    }
+    let color = std::io::stdout().is_terminal() && std::env::var_os("NO_COLOR").is_none();
+    report::print(&report::render(&lab, opts.format, color)?)?;
     Ok(())
 }
 
@@ -261,7 +271,8 @@ fn plan(
                 vec![None]
             };
             for method in methods {
-                let mut args = vec![script.display().to_string(), s.kind.arg().to_string()];
+                let mut args: Vec<String> = s.interp.flags.iter().map(|f| f.to_string()).collect();
+                args.extend([script.display().to_string(), s.kind.arg().to_string()]);
                 args.push(method.clone().unwrap_or_else(|| "-".into()));
                 args.extend(s.mode.iter().map(|a| a.to_string()));
                 let slow_start = matches!(method.as_deref(), Some("spawn" | "forkserver"));
@@ -275,6 +286,7 @@ fn plan(
                     },
                     program: interp.path.clone(),
                     args,
+                    env: s.interp.env,
                     cost: cost(&s) + u32::from(slow_start),
                 });
             }
@@ -296,6 +308,7 @@ fn plan(
                     actor: Actor::Brood { policy },
                     program: exe.to_path_buf(),
                     args: a,
+                    env: &[],
                     cost: cost(&s),
                 });
             }
@@ -308,7 +321,7 @@ fn plan(
 fn cost(s: &Scenario) -> u32 {
     match s.claim {
         "N1" | "N5" => 6,
-        "P1" | "X2" | "F1" | "F2" | "S1" | "S2" | "N2" => 3,
+        "P1" | "X2" | "F1" | "F2" | "S1" | "S2" | "N2" | "N6" | "N9" | "N11" => 3,
         _ => 2,
     }
 }
@@ -372,28 +385,34 @@ fn execute(mut jobs: Vec<Job>, opts: &Options, stop: &Arc<AtomicBool>) -> Vec<Ru
 fn run_one(job: &Job, tag: String, timeout: Duration, stop: &Arc<AtomicBool>) -> Option<RunResult> {
     let s = &job.scenario;
     let t0 = Instant::now();
-    let (judgement, timed_out) =
-        match Run::start(&job.program, &job.args, tag, timeout, Arc::clone(stop)) {
-            Err(e) => (
-                Judgement {
-                    verdict: Verdict::Inconclusive,
-                    evidence: e.to_string(),
-                },
-                false,
-            ),
-            Ok(mut run) => {
-                let outcome = (s.drive)(&mut run);
-                let obs = run.finish();
-                if obs.first("unsupported").is_some() {
-                    return None;
-                }
-                let judgement = match outcome {
-                    Ok(()) => (s.judge)(&obs),
-                    Err(why) => scenarios::aborted(&obs, &why),
-                };
-                (judgement, obs.timed_out)
+    let (judgement, timed_out) = match Run::start(
+        &job.program,
+        &job.args,
+        job.env,
+        tag,
+        timeout,
+        Arc::clone(stop),
+    ) {
+        Err(e) => (
+            Judgement {
+                verdict: Verdict::Inconclusive,
+                evidence: e.to_string(),
+            },
+            false,
+        ),
+        Ok(mut run) => {
+            let outcome = (s.drive)(&mut run);
+            let obs = run.finish();
+            if obs.first("unsupported").is_some() {
+                return None;
             }
-        };
+            let judgement = match outcome {
+                Ok(()) => (s.judge)(&obs),
+                Err(why) => scenarios::aborted(&obs, &why),
+            };
+            (judgement, obs.timed_out)
+        }
+    };
     Some(RunResult {
         claim: s.claim,
         scenario: s.key,

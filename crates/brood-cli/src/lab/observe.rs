@@ -37,6 +37,8 @@ pub struct Line {
     pub event: String,
     /// The `key=value` words.
     pub kv: BTreeMap<String, String>,
+    /// The line as it came (two writers' text may share one line).
+    pub raw: String,
 }
 
 impl Line {
@@ -50,7 +52,12 @@ impl Line {
                     .map(|(k, v)| (k.to_string(), v.to_string()))
             })
             .collect();
-        Some(Line { t, event, kv })
+        Some(Line {
+            t,
+            event,
+            kv,
+            raw: text.to_string(),
+        })
     }
 
     /// The value of `key`.
@@ -118,6 +125,20 @@ pub struct Obs {
     pub notes: BTreeMap<String, String>,
     /// Whether every writer of the parent's stdout has gone (no more lines can come).
     pub stdout_closed: bool,
+    /// Processes that no protocol line announced, found by [`Run::scan_descendants`].
+    pub found: Vec<Found>,
+}
+
+/// A process of the run that the parent program did not announce.
+#[derive(Debug, Clone)]
+pub struct Found {
+    /// Its pid.
+    pub pid: u32,
+    /// Its command line then.
+    pub cmdline: String,
+    /// Found as the parent of the program's children rather than below the
+    /// program (a fork server that detached itself).
+    pub parent_of_children: bool,
 }
 
 impl Obs {
@@ -201,20 +222,26 @@ pub struct Run {
 pub const TAG_VAR: &str = "BROOD_LAB_RUN";
 
 impl Run {
-    /// Starts `program args…` in its own process group, tagged with `tag`.
+    /// Starts `program args…` in its own process group, tagged with `tag`;
+    /// `env` replaces the lab's default environment entries.
     pub fn start(
         program: &Path,
         args: &[String],
+        env: &[(&str, &str)],
         tag: String,
         timeout: Duration,
         stop: Arc<AtomicBool>,
     ) -> Result<Run, RunError> {
         let start = Instant::now();
-        let mut child = Command::new(program)
-            .args(args)
+        let mut cmd = Command::new(program);
+        cmd.args(args)
             .env(TAG_VAR, &tag)
             .env("PYTHONDONTWRITEBYTECODE", "1")
-            .env("PYTHONUNBUFFERED", "1")
+            .env("PYTHONUNBUFFERED", "1");
+        for (k, v) in env {
+            cmd.env(k, v);
+        }
+        let mut child = cmd
             // Its own group: the terminal's Ctrl-C reaches the lab only, which
             // then cleans up in order, and killpg reaches the whole run.
             .process_group(0)
@@ -437,6 +464,59 @@ impl Run {
         if reap::kill(pid, sig) {
             self.obs.sent.push((t, pid, sig));
         }
+    }
+
+    /// Watches every process below the parent that is not watched yet, and
+    /// records it in [`Obs::found`] with its command line. Returns the new pids.
+    pub fn scan_descendants(&mut self) -> Vec<u32> {
+        let snap = procfs::snapshot();
+        let below: Vec<u32> = procfs::descendants(&snap, self.obs.parent)
+            .into_iter()
+            .filter(|pid| !self.obs.procs.contains_key(pid))
+            .collect();
+        let mut new = below.clone();
+        // A fork server that detached itself is no descendant of the parent,
+        // but it is the parent of the parent's children.
+        for child in self.obs.children() {
+            if let Some(s) = snap.get(&child) {
+                let p = s.ppid;
+                let known = [0, 1, self.obs.parent, self.obs.lab_pid];
+                if !known.contains(&p) && !self.obs.procs.contains_key(&p) && !new.contains(&p) {
+                    new.push(p);
+                }
+            }
+        }
+        for &pid in &new {
+            self.obs.found.push(Found {
+                pid,
+                cmdline: procfs::cmdline(pid),
+                parent_of_children: !below.contains(&pid),
+            });
+            self.watch(pid);
+        }
+        new
+    }
+
+    /// Starts a helper of the lab's own for this run (a tracer), tagged like
+    /// the run's processes so that [`Run::finish`] ends it; it is watched, and
+    /// the lab's reaper collects it. Its output goes to /dev/null.
+    pub fn spawn_helper(&mut self, program: &str, args: &[String]) -> Result<u32, RunError> {
+        let child = Command::new(program)
+            .args(args)
+            .env(TAG_VAR, &self.tag)
+            .stdin(Stdio::null())
+            .stdout(Stdio::null())
+            .stderr(Stdio::null())
+            .spawn()
+            .map_err(|source| RunError::Spawn {
+                program: program.to_string(),
+                source,
+            })?;
+        let pid = child.id();
+        // Not waited for here: the reaper thread owns every wait.
+        drop(child);
+        self.watch(pid);
+        Ok(pid)
     }
 
     /// Writes the go-ahead line to the parent's stdin.

@@ -19,6 +19,8 @@ use std::sync::{Condvar, Mutex, OnceLock};
 use std::time::{Duration, Instant};
 
 use crate::procfs;
+use crate::sys;
+use crate::sys::wait::Waited;
 
 /// How a process ended, as `waitpid` reported it.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -90,11 +92,7 @@ pub fn start() -> Result<(), ReapError> {
     if STARTED.get().is_some() {
         return Ok(());
     }
-    // SAFETY: PR_SET_CHILD_SUBREAPER takes one integer argument; no memory is passed.
-    let rc = unsafe { libc::prctl(libc::PR_SET_CHILD_SUBREAPER, 1 as libc::c_ulong, 0, 0, 0) };
-    if rc != 0 {
-        return Err(ReapError::Subreaper(std::io::Error::last_os_error()));
-    }
+    brood::os::set_child_subreaper(true).map_err(ReapError::Subreaper)?;
     std::thread::Builder::new()
         .name("lab-reaper".into())
         .spawn(reap_forever)
@@ -105,14 +103,11 @@ pub fn start() -> Result<(), ReapError> {
 
 fn reap_forever() {
     loop {
-        let mut status = 0;
-        // SAFETY: waitpid writes the status into our local integer only.
-        let pid = unsafe { libc::waitpid(-1, &mut status, 0) };
-        if pid > 0 {
+        if let Ok(Waited::Reaped(pid, status)) = sys::wait::waitpid(-1, true) {
             let b = book();
             let mut ended = b.ended.lock().unwrap_or_else(|e| e.into_inner());
             ended
-                .entry(pid as u32)
+                .entry(pid)
                 .or_default()
                 .push((Instant::now(), Ended::from_raw(status)));
             b.changed.notify_all();
@@ -132,14 +127,7 @@ pub fn ended(pid: u32, since: Instant) -> Option<(Instant, Ended)> {
 
 /// Sends `sig` to `pid`; false when the process does not exist.
 pub fn kill(pid: u32, sig: i32) -> bool {
-    let Ok(raw) = i32::try_from(pid) else {
-        return false;
-    };
-    if raw <= 1 {
-        return false; // never signal init, a process group by accident, or everyone
-    }
-    // SAFETY: kill has no memory arguments; raw > 1 names one process.
-    unsafe { libc::kill(raw, sig) == 0 }
+    sys::signal::kill(pid, sig)
 }
 
 /// SIGKILLs every process in `pids` and their descendants, then waits (up to

@@ -9,6 +9,7 @@
 //! leaves brood's cell empty. `lab-child body NAME SECS CODE` is the child's
 //! side for `popen` (this same binary, run as the child program).
 
+mod deeper;
 mod play;
 mod pool;
 mod process;
@@ -33,9 +34,7 @@ pub fn say(event: &str, kv: &[(&str, String)]) {
         line.push_str(&v.replace(char::is_whitespace, "_"));
     }
     line.push('\n');
-    let bytes = line.as_bytes();
-    // SAFETY: writes `bytes.len()` bytes from a live buffer to fd 1.
-    let _ = unsafe { libc::write(1, bytes.as_ptr().cast(), bytes.len()) };
+    crate::sys::fd::write_stdout(line.as_bytes());
 }
 
 /// The scenario's arguments.
@@ -110,8 +109,7 @@ pub fn body(name: &str, secs: f64, code: i32) -> i32 {
     let pid = std::process::id().to_string();
     match name {
         "ignore_term" => {
-            // SAFETY: setting a signal's disposition to SIG_IGN installs no handler code.
-            unsafe { libc::signal(libc::SIGTERM, libc::SIG_IGN) };
+            crate::sys::signal::ignore(libc::SIGTERM);
             say(
                 "child_running",
                 &[("pid", pid), ("sigterm", "ignored".into())],

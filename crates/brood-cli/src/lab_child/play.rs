@@ -55,7 +55,7 @@ pub struct Body {
     pub daemon: bool,
 }
 
-fn start(a: &Args, b: Body) -> Result<Child, String> {
+pub fn start(a: &Args, b: Body) -> Result<Child, String> {
     let p = asked(a);
     match a.kind.as_str() {
         "fork" => {
@@ -101,7 +101,7 @@ fn start(a: &Args, b: Body) -> Result<Child, String> {
     }
 }
 
-fn leave(how: &str) -> ExitCode {
+pub fn leave(how: &str) -> ExitCode {
     say("main_done", &[("how", how.to_string())]);
     match how {
         "os_exit" => brood::exit_now(0),
@@ -118,7 +118,7 @@ fn forever() -> ! {
     }
 }
 
-fn pid_of(c: &Child) -> (&'static str, String) {
+pub fn pid_of(c: &Child) -> (&'static str, String) {
     ("pid", c.pid().to_string())
 }
 
@@ -139,7 +139,7 @@ impl From<String> for Unplayable {
     }
 }
 
-fn sleep_body(secs: f64, code: i32, daemon: bool) -> Body {
+pub fn sleep_body(secs: f64, code: i32, daemon: bool) -> Body {
     Body {
         name: "sleep".into(),
         secs,
@@ -171,10 +171,19 @@ fn run(a: &Args) -> Result<ExitCode, Unplayable> {
             Ok(leave(a.get("how").unwrap_or("return")))
         }
         "mixed" => {
+            if a.get("graceful") == Some("int") {
+                // SIGINT becomes brood::exit: the children's OnExit policies
+                // apply, then the parent dies of SIGINT.
+                brood::signals::graceful(&[Signal::INT]).map_err(|e| e.to_string())?;
+            }
             let n = start(a, sleep_body(a.secs("secs", 0.8), 0, false))?;
             say("child", &[pid_of(&n), ("daemon", "0".into())]);
             let d = start(a, sleep_body(30.0, 0, true))?;
             say("child", &[pid_of(&d), ("daemon", "1".into())]);
+            if a.get("how") == Some("sigint") {
+                say("ready", &[]);
+                forever()
+            }
             go();
             Ok(leave(a.get("how").unwrap_or("return")))
         }
@@ -222,8 +231,7 @@ fn run(a: &Args) -> Result<ExitCode, Unplayable> {
             }
             // SIGCHLD ignored: the kernel reaps the child itself the moment it
             // ends, so no reaper, brood's included, can get its status first.
-            // SAFETY: SIG_IGN installs no handler code.
-            unsafe { libc::signal(libc::SIGCHLD, libc::SIG_IGN) };
+            crate::sys::signal::ignore(libc::SIGCHLD);
             let c = start(a, sleep_body(0.1, 3, false))?;
             say("child", &[pid_of(&c), ("true_exitcode", "3".into())]);
             let proc_dir = format!("/proc/{}", c.pid());
@@ -270,6 +278,9 @@ fn run(a: &Args) -> Result<ExitCode, Unplayable> {
             go();
             Ok(leave("return"))
         }
+        "buffered" => super::deeper::buffered(a),
+        "exit_signals" if a.kind == "process" => super::deeper::exit_signals(a),
+        "implicit" => super::deeper::implicit(a),
         "twice" if a.kind == "fork" => twice(a.get("style").unwrap_or("fork_with")),
         "os_wait" if a.kind == "process" => super::process::os_wait(a, asked(a)),
         other => Err(Unplayable(format!("mode {other} for kind {}", a.kind))),

@@ -8,8 +8,8 @@ use std::process::ExitCode;
 /// The task: item 1 kills the worker running it, mid-task.
 fn pool_task(i: u64) -> u64 {
     if i == 1 {
-        // SAFETY: the worker SIGKILLs itself, which is the point of the scenario.
-        unsafe { libc::kill(libc::getpid(), libc::SIGKILL) };
+        // The worker SIGKILLs itself, which is the point of the scenario.
+        crate::sys::signal::raise_self(libc::SIGKILL);
     }
     i
 }

@@ -8,6 +8,7 @@ use brood::{Child, Process, StartMethod};
 
 use super::play::{Asked, Body, Unplayable};
 use super::{body, say, Args};
+use crate::sys::wait::{waitpid, Waited};
 
 /// The function a `Process` child runs: (body name, seconds, exit code).
 fn child_body(a: (String, f64, i32)) -> i32 {
@@ -83,10 +84,8 @@ pub fn os_wait(a: &Args, p: Asked) -> Result<ExitCode, Unplayable> {
         let target = if how == "waitpid" { pid as i32 } else { -1 };
         let deadline = Instant::now() + Duration::from_millis(1500);
         loop {
-            let mut st = 0;
-            // SAFETY: waitpid writes the status into our local integer only.
-            let got = unsafe { libc::waitpid(target, &mut st, libc::WNOHANG) };
-            if got > 0 {
+            let got = waitpid(target, false);
+            if let Ok(Waited::Reaped(got, st)) = got {
                 say(
                     "waited",
                     &[
@@ -97,9 +96,8 @@ pub fn os_wait(a: &Args, p: Asked) -> Result<ExitCode, Unplayable> {
                 );
                 break;
             }
-            let errno = std::io::Error::last_os_error().raw_os_error().unwrap_or(0);
-            if got < 0 || Instant::now() >= deadline {
-                let errno = if got < 0 { errno } else { 0 };
+            if got.is_err() || Instant::now() >= deadline {
+                let errno = got.err().and_then(|e| e.raw_os_error()).unwrap_or(0);
                 say(
                     "wait_error",
                     &[

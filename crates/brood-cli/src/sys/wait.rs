@@ -3,6 +3,9 @@
 //! continues (job control), which the library's reaper never consumes (it waits
 //! with `WEXITED` only).
 //!
+//! The lab's own `waitpid` (it reaps the CPython processes it runs, as their
+//! subreaper) is here too.
+//!
 //! # References
 //! waitid(2) (`WNOWAIT`, `P_PIDFD` since Linux 5.4), waitpid(2).
 
@@ -86,4 +89,27 @@ pub fn job_change(pidfd: BorrowedFd<'_>) -> io::Result<Option<JobChange>> {
         libc::CLD_CONTINUED => Some(JobChange::Continued),
         _ => None,
     })
+}
+
+/// What one `waitpid` call gave.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Waited {
+    /// A child was reaped: its pid and raw wait status.
+    Reaped(u32, i32),
+    /// `WNOHANG` and no child has ended.
+    NothingYet,
+}
+
+/// `waitpid(target, WNOHANG when !block)`: `target` -1 is any child. Errors
+/// carry errno (ECHILD: no such child of this process; EINTR).
+pub fn waitpid(target: i32, block: bool) -> std::io::Result<Waited> {
+    let mut status = 0;
+    let flags = if block { 0 } else { libc::WNOHANG };
+    // SAFETY: waitpid writes the status into our local integer only.
+    let got = unsafe { libc::waitpid(target, &mut status, flags) };
+    match got {
+        0 => Ok(Waited::NothingYet),
+        p if p > 0 => Ok(Waited::Reaped(p as u32, status)),
+        _ => Err(std::io::Error::last_os_error()),
+    }
 }

@@ -122,11 +122,16 @@ def mode_exit(kind, method, a):
 
 
 def mode_mixed(kind, method, a):
-    """X1/X2: one daemon=False child (short) and one daemon=True child (long)."""
+    """X1/X2/N6: one daemon=False child (short) and one daemon=True child (long)."""
     h1, p1 = start_child(kind, method, "sleep", a.get("secs", "0.8"), daemon=False)
     say("child", pid=p1, daemon=0)
     h2, p2 = start_child(kind, method, "sleep", "30", daemon=True)
     say("child", pid=p2, daemon=1)
+    if a.get("how") == "sigint":
+        # N6: the lab sends SIGINT to this pid alone; KeyboardInterrupt rises here.
+        say("ready")
+        while True:
+            time.sleep(60)
     go()
     leave(a.get("how", "return"))
 
@@ -271,11 +276,88 @@ def mode_twice(kind, method, a):
         leave("return")
 
 
+def mode_buffered(kind, method, a):
+    """N7: a line printed while stdout is a block-buffered pipe, then a child.
+
+    The lab runs this mode with PYTHONUNBUFFERED empty, so sys.stdout keeps the
+    line in its buffer across the fork. The fork child leaves the way a script
+    does, through the interpreter's normal exit (which flushes sys.stdout).
+    """
+    sys.stdout.write("before_fork pid=%d\n" % os.getpid())  # no flush, on purpose
+    if kind == "fork":
+        pid = os.fork()
+        if pid == 0:
+            sys.exit(0)
+        os.waitpid(pid, 0)
+    else:
+        p = context(method).Process(target=body_sleep, args=("0", "0"))
+        p.start()
+        pid = p.pid
+        p.join()
+    say("child", pid=pid)
+    leave("return")
+
+
+def mode_exit_signals(kind, method, a):
+    """N8: two daemon children; the parent reaps the first itself with
+    os.waitpid, then returns: its exit handlers decide whom to signal."""
+    h1, p1 = start_child(kind, method, "sleep", "0.1", daemon=True)
+    say("child", pid=p1, daemon=1, role="reaped")
+    h2, p2 = start_child(kind, method, "sleep", "30", daemon=True)
+    say("child", pid=p2, daemon=1, role="running")
+    try:
+        got, st = os.waitpid(p1, 0)
+        say("waited", how="waitpid", pid=got, status=st)
+    except OSError as e:
+        say("wait_error", how="waitpid", errno=e.errno, type=type(e).__name__)
+    # Whoever reaped it (this process, or a fork server), it is gone from
+    # /proc before the exit handlers run: a signal to its pid then finds no
+    # such process, or a newcomer that got the pid.
+    deadline = time.time() + 2
+    while os.path.exists("/proc/%d" % p1) and time.time() < deadline:
+        time.sleep(0.01)
+    say("first_gone", pid=p1, gone=int(not os.path.exists("/proc/%d" % p1)))
+    go()  # the lab attaches its tracer first
+    leave("return")
+
+
+def mode_implicit(kind, method, a):
+    """N9: a child ended and not waited for; does this call end the zombie?"""
+    import gc
+    via = a.get("via", "poll")
+    secs = "0.6" if via == "del_running" else "0"
+    h, pid = start_child(kind, method, "sleep", secs)
+    say("child", pid=pid)
+    go()  # the lab has seen the zombie (or, for del_running, the child running)
+    if via == "start_another":
+        h2, p2 = start_child(kind, method, "sleep", "30")
+        say("other", pid=p2)
+    elif via == "active_children":
+        import multiprocessing as mp
+        say("answer", n=len(mp.active_children()))
+    elif via == "is_alive":
+        say("answer", is_alive=h.is_alive())
+    elif via == "exitcode":
+        say("answer", exitcode=h.exitcode)
+    elif via == "poll":
+        say("answer", poll=h.poll())
+    elif via == "new_popen":
+        h2, p2 = start_child(kind, method, "sleep", "30")
+        say("other", pid=p2)
+    elif via in ("del_gc", "del_running", "del_exited"):
+        del h
+        gc.collect()
+    say("acted", via=via)
+    go()
+    leave("return")
+
+
 MODES = {
     "exit": mode_exit, "mixed": mode_mixed, "signal_parent": mode_signal_parent,
     "signal_child": mode_signal_child, "zombie": mode_zombie, "os_wait": mode_os_wait,
     "starting": mode_starting, "reaped": mode_reaped, "grandchild": mode_grandchild,
-    "pool": mode_pool, "twice": mode_twice,
+    "pool": mode_pool, "twice": mode_twice, "buffered": mode_buffered,
+    "exit_signals": mode_exit_signals, "implicit": mode_implicit,
 }
 
 

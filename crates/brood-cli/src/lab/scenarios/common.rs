@@ -160,6 +160,24 @@ pub fn drive_until_exit(run: &mut Run) -> Result<(), Abort> {
 
 // ---- judges ----------------------------------------------------------------
 
+/// An inconclusive judgement that says what was missing and the program's
+/// last line of stderr (usually why).
+pub fn missing(what: &str, o: &Obs) -> Judgement {
+    Judgement::new(
+        Verdict::Inconclusive,
+        format!("{what}; stderr: {}", clip(o.stderr_tail(), 100)),
+    )
+}
+
+/// Ok when the parent said its main logic was done, else the inconclusive
+/// judgement.
+pub fn finished(o: &Obs) -> Result<(), Judgement> {
+    match o.first("main_done") {
+        Some(_) => Ok(()),
+        None => Err(missing("the parent did not finish", o)),
+    }
+}
+
 /// The parent's exit time and how, or an inconclusive judgement.
 pub fn parent_end(o: &Obs) -> Result<(f64, Option<Ended>), Judgement> {
     o.parent_exit().ok_or_else(|| {

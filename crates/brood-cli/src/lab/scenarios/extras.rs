@@ -21,6 +21,7 @@ pub fn list() -> Vec<Scenario> {
         variant,
         kind,
         mode,
+        interp: super::Interp::PLAIN,
         sweep: false,
         drive,
         judge,
@@ -249,13 +250,7 @@ fn drive_reaped(run: &mut Run) -> Result<(), Abort> {
 /// error) holds the claim; a clear error does not.
 fn judge_reaped(o: &Obs) -> Judgement {
     let Some(reap) = o.first("foreign_reap") else {
-        return Judgement::new(
-            Verdict::Inconclusive,
-            format!(
-                "no foreign reap reported; stderr: {}",
-                clip(o.stderr_tail(), 100)
-            ),
-        );
+        return missing("no foreign reap reported", o);
     };
     if reap.get("pid") == Some("0") {
         return Judgement::new(
@@ -316,13 +311,7 @@ fn judge_grandchild(o: &Obs) -> Judgement {
         o.first("grandchild").and_then(|l| l.pid()),
         o.first("child_exit"),
     ) else {
-        return Judgement::new(
-            Verdict::Inconclusive,
-            format!(
-                "no grandchild or child exit reported; stderr: {}",
-                clip(o.stderr_tail(), 100)
-            ),
-        );
+        return missing("no grandchild or child exit reported", o);
     };
     let t = o.track(g);
     let alive = t.present_at(exit.t + AFTER.as_secs_f64() * 0.75) && t.zombie_at.is_none();

@@ -12,6 +12,7 @@ pub fn list() -> Vec<Scenario> {
         variant,
         kind: Kind::Fork,
         mode,
+        interp: super::Interp::PLAIN,
         sweep: false,
         drive: drive_until_exit,
         judge: judge_twice,
@@ -53,14 +54,8 @@ fn judge_twice(o: &Obs) -> Judgement {
         .and_then(|l| l.get("style"))
         .unwrap_or("if")
         .to_string();
-    if o.first("main_done").is_none() {
-        return Judgement::new(
-            Verdict::Inconclusive,
-            format!(
-                "the parent did not finish; stderr: {}",
-                clip(o.stderr_tail(), 100)
-            ),
-        );
+    if let Err(j) = finished(o) {
+        return j;
     }
     let evidence = format!(
         "code after the block ran in {} process(es) (pids {})",

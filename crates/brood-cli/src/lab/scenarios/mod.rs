@@ -7,13 +7,17 @@
 //! what Python or brood does.
 
 mod common;
+mod deeper;
 #[macro_use]
 mod detached;
 mod exit;
+mod exit_signals;
 mod extras;
 mod fork;
+mod helpers;
 mod popen;
 mod process;
+mod reaping;
 
 use serde::Serialize;
 
@@ -95,6 +99,24 @@ pub struct BroodPlay {
     pub policy: Option<(&'static str, &'static [&'static str])>,
 }
 
+/// How the interpreter runs a scenario's parent program, beyond the script.
+#[derive(Debug, Clone, Copy)]
+pub struct Interp {
+    /// Interpreter options before the script (`-W always`).
+    pub flags: &'static [&'static str],
+    /// Environment entries that replace the lab's defaults
+    /// (`PYTHONUNBUFFERED=""` for a block-buffered stdout).
+    pub env: &'static [(&'static str, &'static str)],
+}
+
+impl Interp {
+    /// The script alone, with the lab's environment.
+    pub const PLAIN: Interp = Interp {
+        flags: &[],
+        env: &[],
+    };
+}
+
 /// One scenario: a claim, tested one way.
 #[derive(Clone, Copy)]
 pub struct Scenario {
@@ -108,6 +130,8 @@ pub struct Scenario {
     pub kind: Kind,
     /// The parent program's mode and arguments.
     pub mode: &'static [&'static str],
+    /// Interpreter options and environment for the Python side.
+    pub interp: Interp,
     /// Whether it is part of the version sweep (run for every interpreter found).
     pub sweep: bool,
     /// Drives a run: go-aheads, signals, what to wait for.
@@ -125,6 +149,11 @@ pub fn all() -> Vec<Scenario> {
     v.extend(popen::list());
     v.extend(exit::list());
     v.extend(extras::list());
+    v.extend(deeper::list());
+    v.extend(exit_signals::list());
+    v.extend(reaping::list());
+    v.extend(deeper::warning_list());
+    v.extend(helpers::list());
     v
 }
 
@@ -143,8 +172,11 @@ pub fn selected(s: &Scenario, pattern: Option<&str>) -> bool {
             let mut chars = p.chars();
             let claim_like = chars.next().is_some_and(|c| c.is_ascii_alphabetic())
                 && chars.all(|c| c.is_ascii_digit());
-            if claim_like {
+            if claim_like && p.len() == 1 {
                 s.claim.to_ascii_lowercase().starts_with(&p)
+            } else if claim_like {
+                // `N1` is N1 alone, not N10 and N11.
+                s.claim.eq_ignore_ascii_case(&p)
             } else {
                 s.key.to_ascii_lowercase().contains(&p)
             }
@@ -189,5 +221,9 @@ mod tests {
         );
         assert!(selected(popen, Some("starting")));
         assert!(selected(p3, None));
+        let n1 = all.iter().find(|s| s.claim == "N1").unwrap();
+        let n10 = all.iter().find(|s| s.claim == "N10").unwrap();
+        assert!(selected(n1, Some("N1")) && !selected(n10, Some("N1")));
+        assert!(selected(n10, Some("N")) && selected(n10, Some("n10")));
     }
 }

@@ -1,8 +1,15 @@
 //! `multiprocessing.Process`: claims P1–P5, run once per start method.
 
+use std::time::Duration;
+
 use super::common::*;
+use super::helpers::helpers;
 use super::{BroodPlay, Judgement, Kind, Scenario, Verdict};
-use crate::lab::observe::Obs;
+use crate::lab::observe::{Abort, Obs, Run};
+
+/// How long the lab waits for the parent's wait to return before it looks
+/// at why it has not.
+const WAIT_RETURNS: Duration = Duration::from_secs(2);
 
 const KILL_POLICY: &str = "OnParentDeath::Signal(KILL)";
 
@@ -14,6 +21,7 @@ pub fn list() -> Vec<Scenario> {
         variant,
         kind: Kind::Process,
         mode,
+        interp: super::Interp::PLAIN,
         sweep: false,
         drive,
         judge,
@@ -144,7 +152,7 @@ pub fn list() -> Vec<Scenario> {
                 "P5.os-wait",
                 "daemon child ends; parent calls os.wait()",
                 &["os_wait", "wait=wait"],
-                drive_until_exit,
+                drive_p5,
                 judge_p5,
                 Some(BroodPlay {
                     default: &["process", "os_wait", "wait=wait"],
@@ -157,7 +165,7 @@ pub fn list() -> Vec<Scenario> {
             "P5.os-waitpid",
             "daemon child ends; parent calls os.waitpid(pid)",
             &["os_wait", "wait=waitpid"],
-            drive_until_exit,
+            drive_p5,
             judge_p5,
             Some(BroodPlay {
                 default: &["process", "os_wait", "wait=waitpid"],
@@ -171,7 +179,7 @@ pub fn list() -> Vec<Scenario> {
                 "P5.join",
                 "daemon child ends; parent calls join()",
                 &["os_wait", "wait=join"],
-                drive_until_exit,
+                drive_p5,
                 judge_p5,
                 Some(BroodPlay {
                     default: &["process", "os_wait", "wait=join"],
@@ -182,29 +190,73 @@ pub fn list() -> Vec<Scenario> {
     ]
 }
 
+/// P5: the parent waits; if its wait does not return, the lab lists the
+/// processes it could be waiting for (its own children) before ending the run.
+fn drive_p5(run: &mut Run) -> Result<(), Abort> {
+    run.expect("child", 1, START)?;
+    let returned = run.wait_until(WAIT_RETURNS, |o| {
+        o.first("waited").is_some() || o.first("wait_error").is_some() || o.stdout_closed
+    })?;
+    if !returned {
+        run.scan_descendants();
+        return Ok(());
+    }
+    let parent = run.obs().parent;
+    run.wait_gone(parent, EXIT)?;
+    Ok(())
+}
+
+/// Why a wait that never returned blocks: whose child the daemon child is, and
+/// which children of the program's own (that outlive the wait) it waits for.
+fn judge_blocked_wait(o: &Obs) -> Judgement {
+    let kid = o.children().first().copied();
+    let kid_ppid = kid.and_then(|k| o.track(k).ppids.first().map(|p| p.1));
+    let kid_gone = kid.is_some_and(|k| child_end(o, k).is_some());
+    let own: Vec<String> = helpers(o, true)
+        .into_iter()
+        .filter(|(pid, _)| o.track(*pid).gone_at.is_none())
+        .map(|(pid, name)| format!("{name} {pid}"))
+        .collect();
+    let whose = match (kid, kid_ppid) {
+        (Some(k), Some(p)) if p != o.parent => format!(
+            "the daemon child {k} ({}) was the child of pid {p}, not of the program",
+            if kid_gone { "ended" } else { "running" }
+        ),
+        (Some(k), _) => format!("the daemon child {k} was the program's own"),
+        _ => "no child announced".into(),
+    };
+    if own.is_empty() || kid_ppid == Some(o.parent) {
+        return Judgement::new(
+            Verdict::Inconclusive,
+            format!(
+                "the wait had not returned after {}; {whose}; the program's running children: {}",
+                secs(o.end_t),
+                if own.is_empty() {
+                    "none".into()
+                } else {
+                    own.join(", ")
+                }
+            ),
+        );
+    }
+    // A finding, not a failure to decide: the call waits for processes that
+    // end only with the program, so the parent never reaches its exit.
+    Judgement::new(
+        Verdict::DoesNotHold,
+        format!(
+            "blocks: the wait had not returned after {}; {whose}; it waits for the program's own children ({}), which run as long as the program does, so the parent never exits",
+            secs(o.end_t),
+            own.join(", ")
+        ),
+    )
+}
+
 /// P5: an error at exit after `os.wait`/`os.waitpid`, none after `join`.
 fn judge_p5(o: &Obs) -> Judgement {
     let waited = o.first("waited").or_else(|| o.first("wait_error"));
     let (_, how) = match (parent_end(o), waited) {
         (Ok(e), _) => e,
-        (Err(_), None) => {
-            // The wait itself never returned: say whose child it was.
-            let kid = o
-                .children()
-                .first()
-                .map(|c| o.track(*c))
-                .unwrap_or_default();
-            let ppid = kid.ppids.first().map(|p| p.1).unwrap_or(0);
-            let whose = if ppid != 0 && ppid != o.parent {
-                format!("; the child's parent was pid {ppid}, not the program")
-            } else {
-                String::new()
-            };
-            return Judgement::new(
-                Verdict::Inconclusive,
-                format!("the wait had not returned after {}{whose}", secs(o.end_t)),
-            );
-        }
+        (Err(_), None) => return judge_blocked_wait(o),
         (Err(j), Some(_)) => return j,
     };
     let Some(w) = waited else {

@@ -1,0 +1,59 @@
+//! `brood lab show ID`: one claim, in both languages, what this machine
+//! showed, and every run's evidence in full.
+
+use std::fmt::Write as _;
+
+use super::matrix::{glyph, Matrix};
+use super::{footer, groups, Lab};
+use crate::lab::claims;
+
+/// The claim's evidence as text (every claim the lab ran, usually one).
+pub fn text(lab: &Lab) -> String {
+    let m = Matrix::new(lab);
+    let mut out = String::new();
+    for (id, gs) in groups(&lab.results) {
+        if let Some(c) = claims::find(id) {
+            let _ = writeln!(out, "{id} ({})\n  {}\n  {}", c.family, c.en, c.zh);
+        }
+        let _ = writeln!(out, "what this machine showed: {}\n", m.summary_text(id));
+        for g in gs {
+            let _ = writeln!(out, "{} — {}", g.key, g.variant);
+            for r in g.python.iter().copied().chain(g.brood).chain(g.policy) {
+                let _ = writeln!(
+                    out,
+                    "  {} {:<13} {:<34} {:>5.2} s{}",
+                    glyph(r.judgement.verdict),
+                    r.judgement.verdict.text(),
+                    r.actor.label(),
+                    r.duration_s,
+                    if r.timed_out { " (timed out)" } else { "" }
+                );
+                let _ = writeln!(out, "      {}", r.judgement.evidence);
+            }
+            out.push('\n');
+        }
+    }
+    let _ = writeln!(out, "{}", footer(lab));
+    out
+}
+
+#[cfg(test)]
+mod tests {
+    use super::super::fixture;
+    use super::*;
+
+    #[test]
+    fn shows_both_languages_and_every_run() {
+        let t = text(&fixture::lab());
+        assert!(t.contains("P5 (multiprocessing.Process)"), "{t}");
+        assert!(
+            t.contains("OSError [Errno 3]") && t.contains("退出时抛出"),
+            "{t}"
+        );
+        assert!(t.contains("py3.11.7 forkserver"), "{t}");
+        assert!(
+            t.contains("what this machine showed: CPython ✓ (2/4)"),
+            "{t}"
+        );
+    }
+}
