@@ -303,6 +303,17 @@ impl Command {
             /// # Ok::<(), brood::Error>(())
             /// ```
         }
+        on_drop {
+            /// ```
+            /// # brood::init();
+            /// use brood::{Command, OnDrop, Signal};
+            /// let child = Command::new("sleep").arg("30").on_drop(OnDrop::Kill).spawn()?;
+            /// let watcher = brood::os::PidFd::open(child.pid()).unwrap();
+            /// drop(child); // the last handle: SIGKILL
+            /// assert!(watcher.wait_exited(Some(std::time::Duration::from_secs(5))).unwrap());
+            /// # Ok::<(), brood::Error>(())
+            /// ```
+        }
         set_policy {
             /// ```
             /// # brood::init();

@@ -211,6 +211,10 @@ impl PoolBuilder {
             /// With [`Tree::Group`] a task timeout or `terminate` also ends what
             /// a task started.
         }
+        on_drop {
+            /// A pool's drop always ends its workers: `Detach` keeps its own
+            /// way (see [`Pool`]), `Kill` and `Terminate` replace it.
+        }
         set_policy {}
         policy {
             /// ```
@@ -392,8 +396,13 @@ impl Pool {
 }
 
 impl Drop for Pool {
+    /// Ends the workers: as [`Pool::terminate`] with [`OnDrop::Detach`](crate::OnDrop::Detach) (the
+    /// default); with `Kill` or `Terminate`, each worker's own handle applies
+    /// that policy as the pool lets go of it, without waiting.
     fn drop(&mut self) {
-        let _ = self.lock().terminate(&self.cfg);
+        if self.cfg.policy.on_drop == crate::OnDrop::Detach {
+            let _ = self.lock().terminate(&self.cfg);
+        }
     }
 }
 

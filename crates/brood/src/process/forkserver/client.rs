@@ -231,7 +231,7 @@ fn listen(conn: Arc<Conn>) {
                 };
                 match crate::exit::adopt(pid, fd, policy, WaitSource::Remote) {
                     Ok(child) => {
-                        st.kids.insert(pid, child.clone());
+                        st.kids.insert(pid, child.untracked());
                         let _ = reply.send(Ok(child));
                     }
                     Err(e) => {
