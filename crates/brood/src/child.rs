@@ -163,6 +163,7 @@ impl ChildInner {
     /// has (an own child is seen ended once it is reaped, by the reaper
     /// thread or a waiter). Registered under the state lock, so that a change
     /// between the check and the registration cannot be missed.
+    #[cfg(feature = "tokio")]
     pub(crate) fn ended_or_register(&self, waker: &Waker) -> Option<State> {
         let st = self.lock();
         if *st != State::Running {

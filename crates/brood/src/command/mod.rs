@@ -8,7 +8,11 @@
 //! - `exec.rs`: `spawn` — the clone, the typed errors, adoption by the reaper.
 //! - `popen.rs`: [`Popen`]; `communicate.rs`: [`Popen::communicate`];
 //!   `run.rs`: [`Command::run`] and [`Output`].
+//! - `asynchronous.rs` (feature `tokio`): async pipe ends and
+//!   `Popen::communicate_async`.
 
+#[cfg(feature = "tokio")]
+mod asynchronous;
 mod communicate;
 mod exec;
 mod popen;
@@ -16,6 +20,8 @@ mod prepare;
 mod run;
 mod stdio;
 
+#[cfg(feature = "tokio")]
+pub use asynchronous::{AsyncChildStderr, AsyncChildStdin, AsyncChildStdout};
 pub use popen::Popen;
 pub use run::Output;
 pub use stdio::{ChildStderr, ChildStdin, ChildStdout, Stdio};
