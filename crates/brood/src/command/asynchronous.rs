@@ -26,7 +26,8 @@ pub type AsyncChildStderr = pipe::Receiver;
 impl Popen {
     /// Takes the stdin pipe as an async writer (tokio's pipe `Sender`); `None`
     /// if stdin is not piped or was taken. Must be called inside a tokio
-    /// runtime (an error otherwise). Dropping it closes the child's stdin.
+    /// runtime (an error otherwise, and the pipe stays). Dropping it closes
+    /// the child's stdin.
     ///
     /// ```
     /// # brood::init();
@@ -47,10 +48,13 @@ impl Popen {
     /// # }).unwrap();
     /// ```
     pub fn take_stdin_async(&mut self) -> Result<Option<AsyncChildStdin>> {
+        if self.stdin.is_none() {
+            return Ok(None);
+        }
+        self.in_runtime("stdin")?;
         let Some(end) = self.stdin.take() else {
             return Ok(None);
         };
-        self.in_runtime("stdin")?;
         pipe::Sender::from_owned_fd(OwnedFd::from(end))
             .map(Some)
             .map_err(|e| self.io_error("registering stdin", e))
@@ -59,10 +63,13 @@ impl Popen {
     /// Takes the stdout pipe as an async reader (tokio's pipe `Receiver`);
     /// `None` if stdout is not piped or was taken. Inside a tokio runtime.
     pub fn take_stdout_async(&mut self) -> Result<Option<AsyncChildStdout>> {
+        if self.stdout.is_none() {
+            return Ok(None);
+        }
+        self.in_runtime("stdout")?;
         let Some(end) = self.stdout.take() else {
             return Ok(None);
         };
-        self.in_runtime("stdout")?;
         pipe::Receiver::from_owned_fd(OwnedFd::from(end))
             .map(Some)
             .map_err(|e| self.io_error("registering stdout", e))
@@ -71,10 +78,13 @@ impl Popen {
     /// Takes the stderr pipe as an async reader; see
     /// [`take_stdout_async`](Popen::take_stdout_async).
     pub fn take_stderr_async(&mut self) -> Result<Option<AsyncChildStderr>> {
+        if self.stderr.is_none() {
+            return Ok(None);
+        }
+        self.in_runtime("stderr")?;
         let Some(end) = self.stderr.take() else {
             return Ok(None);
         };
-        self.in_runtime("stderr")?;
         pipe::Receiver::from_owned_fd(OwnedFd::from(end))
             .map(Some)
             .map_err(|e| self.io_error("registering stderr", e))
