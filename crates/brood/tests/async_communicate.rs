@@ -43,7 +43,10 @@ fn sixty_four_mib_in_and_out_and_on_stderr() {
 fn a_timeout_keeps_the_output_and_the_child_and_a_later_call_goes_on() {
     let rt = rt();
     let mut p = Command::new("sh")
-        .args(["-c", "echo early; read line; echo \"got $line\"; exec sleep 30"])
+        .args([
+            "-c",
+            "echo early; read line; echo \"got $line\"; exec sleep 30",
+        ])
         .stdin(Stdio::piped())
         .stdout(Stdio::piped())
         .tree(Tree::Group)
@@ -53,7 +56,8 @@ fn a_timeout_keeps_the_output_and_the_child_and_a_later_call_goes_on() {
     cleanup.add(p.pid());
     // `read` gets the input at the end of stdin (closed after it); then the
     // child sleeps, so it is still running at the timeout.
-    let first = rt.block_on(p.communicate_async(Some(b"partial"), Some(Duration::from_millis(300))));
+    let first =
+        rt.block_on(p.communicate_async(Some(b"partial"), Some(Duration::from_millis(300))));
     match first {
         Err(Error::Timeout { stdout, pid, .. }) => {
             assert_eq!(stdout, b"early\ngot partial\n");
@@ -70,7 +74,10 @@ fn a_timeout_keeps_the_output_and_the_child_and_a_later_call_goes_on() {
     }
     p.kill().unwrap();
     let (out, _) = rt.block_on(p.communicate_async(None, None)).unwrap();
-    assert_eq!(out, b"early\ngot partial\n", "the final result holds all output");
+    assert_eq!(
+        out, b"early\ngot partial\n",
+        "the final result holds all output"
+    );
     assert_eq!(p.returncode(), Some(-9));
     cleanup.0.clear();
 }
@@ -87,13 +94,25 @@ fn a_cancelled_call_loses_no_input_and_no_output() {
         .unwrap();
     let rt = rt();
     let cut = rt.block_on(async {
-        tokio::time::timeout(Duration::from_millis(50), p.communicate_async(Some(&input), None)).await
+        tokio::time::timeout(
+            Duration::from_millis(50),
+            p.communicate_async(Some(&input), None),
+        )
+        .await
     });
     assert!(cut.is_err(), "the call should still be running after 50 ms");
-    assert!(alive(p.pid()), "dropping the future leaves the child running");
+    assert!(
+        alive(p.pid()),
+        "dropping the future leaves the child running"
+    );
     // The blocking call continues where the async one stopped.
     let (out, _) = p.communicate(None, Some(Duration::from_secs(120))).unwrap();
-    assert!(out == input, "output differs: {} of {} bytes", out.len(), input.len());
+    assert!(
+        out == input,
+        "output differs: {} of {} bytes",
+        out.len(),
+        input.len()
+    );
 }
 
 #[test]

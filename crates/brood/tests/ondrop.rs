@@ -15,7 +15,9 @@ brood::init_before_main!();
 /// How long `pid` takes to end from now (None: still there after `limit`).
 fn ends_within(fd: &PidFd, limit: Duration) -> Option<Duration> {
     let start = Instant::now();
-    fd.wait_exited(Some(limit)).unwrap().then(|| start.elapsed())
+    fd.wait_exited(Some(limit))
+        .unwrap()
+        .then(|| start.elapsed())
 }
 
 /// A shell that ignores SIGTERM and then becomes `sleep 30` (exec keeps the
@@ -29,7 +31,9 @@ fn deaf(on_drop: OnDrop) -> brood::Popen {
         .spawn()
         .unwrap();
     let mut line = String::new();
-    std::io::BufReader::new(p.stdout.take().unwrap()).read_line(&mut line).unwrap();
+    std::io::BufReader::new(p.stdout.take().unwrap())
+        .read_line(&mut line)
+        .unwrap();
     assert_eq!(line, "ready\n");
     p
 }
@@ -53,53 +57,92 @@ fn kill_applies_when_the_last_clone_goes() {
     let fd = PidFd::open(popen.pid()).unwrap();
     let clone = popen.child().clone();
     drop(popen);
-    assert_eq!(ends_within(&fd, Duration::from_millis(200)), None, "a clone still holds it");
+    assert_eq!(
+        ends_within(&fd, Duration::from_millis(200)),
+        None,
+        "a clone still holds it"
+    );
     drop(clone);
-    assert!(ends_within(&fd, Duration::from_secs(5)).is_some(), "the last handle kills it");
+    assert!(
+        ends_within(&fd, Duration::from_secs(5)).is_some(),
+        "the last handle kills it"
+    );
 }
 
 #[test]
 fn terminate_sends_sigterm_first_and_sigkill_after_the_grace() {
     let grace = Duration::from_millis(400);
     // A child that obeys SIGTERM ends at once, long before the grace.
-    let polite = Command::new("sleep").arg("30").on_drop(OnDrop::Terminate { grace }).spawn().unwrap();
+    let polite = Command::new("sleep")
+        .arg("30")
+        .on_drop(OnDrop::Terminate { grace })
+        .spawn()
+        .unwrap();
     let fd = PidFd::open(polite.pid()).unwrap();
     drop(polite);
     let took = ends_within(&fd, Duration::from_secs(5)).unwrap();
-    assert!(took < grace / 2, "SIGTERM should end it at once, took {took:?}");
+    assert!(
+        took < grace / 2,
+        "SIGTERM should end it at once, took {took:?}"
+    );
     // One that ignores it gets SIGKILL once the grace is over — and the drop
     // itself does not block.
     let deaf = deaf(OnDrop::Terminate { grace });
     let fd = PidFd::open(deaf.pid()).unwrap();
     let dropped = Instant::now();
     drop(deaf);
-    assert!(dropped.elapsed() < Duration::from_millis(50), "the drop must not wait for the grace");
+    assert!(
+        dropped.elapsed() < Duration::from_millis(50),
+        "the drop must not wait for the grace"
+    );
     let took = ends_within(&fd, Duration::from_secs(5)).unwrap();
-    assert!(took >= grace - Duration::from_millis(20), "killed before the grace ended: {took:?}");
-    assert!(took < grace + Duration::from_secs(2), "killed late: {took:?}");
+    assert!(
+        took >= grace - Duration::from_millis(20),
+        "killed before the grace ended: {took:?}"
+    );
+    assert!(
+        took < grace + Duration::from_secs(2),
+        "killed late: {took:?}"
+    );
 }
 
 #[test]
 fn with_a_group_the_policy_reaches_a_grandchild() {
     become_subreaper();
-    for policy in [OnDrop::Kill, OnDrop::Terminate { grace: Duration::from_millis(200) }] {
+    for policy in [
+        OnDrop::Kill,
+        OnDrop::Terminate {
+            grace: Duration::from_millis(200),
+        },
+    ] {
         let mut p = Command::new("sh")
-            .args(["-c", "sh -c \"trap '' TERM; echo \\$\\$; exec sleep 30\"; wait"])
+            .args([
+                "-c",
+                "sh -c \"trap '' TERM; echo \\$\\$; exec sleep 30\"; wait",
+            ])
             .stdout(Stdio::piped())
             .tree(Tree::Group)
             .on_drop(policy)
             .spawn()
             .unwrap();
         let mut line = String::new();
-        std::io::BufReader::new(p.stdout.take().unwrap()).read_line(&mut line).unwrap();
+        std::io::BufReader::new(p.stdout.take().unwrap())
+            .read_line(&mut line)
+            .unwrap();
         let grandchild: u32 = line.trim().parse().unwrap();
         let mut cleanup = Cleanup::default();
         cleanup.add(grandchild);
         let gfd = PidFd::open(grandchild).unwrap();
         let fd = PidFd::open(p.pid()).unwrap();
         drop(p);
-        assert!(ends_within(&fd, Duration::from_secs(5)).is_some(), "{policy:?}: the child");
-        assert!(ends_within(&gfd, Duration::from_secs(5)).is_some(), "{policy:?}: the grandchild");
+        assert!(
+            ends_within(&fd, Duration::from_secs(5)).is_some(),
+            "{policy:?}: the child"
+        );
+        assert!(
+            ends_within(&gfd, Duration::from_secs(5)).is_some(),
+            "{policy:?}: the grandchild"
+        );
         reap_if_ours(grandchild);
     }
 }
@@ -114,7 +157,11 @@ fn fork_with_children_follow_their_policy() {
         })
         .unwrap();
     let fd = PidFd::open(child.pid()).unwrap();
-    assert_eq!(ends_within(&fd, Duration::from_millis(50)), None, "not running");
+    assert_eq!(
+        ends_within(&fd, Duration::from_millis(50)),
+        None,
+        "not running"
+    );
     drop(child);
     assert!(ends_within(&fd, Duration::from_secs(5)).is_some());
 }
@@ -125,15 +172,28 @@ fn nap(ms: u64) {
 
 #[test]
 fn processes_of_every_start_method_follow_their_policy() {
-    for method in [StartMethod::Fork, StartMethod::Spawn, StartMethod::ForkServer] {
-        for policy in [OnDrop::Kill, OnDrop::Terminate { grace: Duration::from_millis(300) }] {
+    for method in [
+        StartMethod::Fork,
+        StartMethod::Spawn,
+        StartMethod::ForkServer,
+    ] {
+        for policy in [
+            OnDrop::Kill,
+            OnDrop::Terminate {
+                grace: Duration::from_millis(300),
+            },
+        ] {
             let h = Process::new(nap, 30_000)
                 .start_method(method)
                 .on_drop(policy)
                 .start()
                 .unwrap();
             let fd = PidFd::open(h.pid()).unwrap();
-            assert_eq!(ends_within(&fd, Duration::from_millis(50)), None, "{method:?}: not running");
+            assert_eq!(
+                ends_within(&fd, Duration::from_millis(50)),
+                None,
+                "{method:?}: not running"
+            );
             drop(h);
             let took = ends_within(&fd, Duration::from_secs(5));
             assert!(took.is_some(), "{method:?} {policy:?}: still running");
@@ -143,22 +203,41 @@ fn processes_of_every_start_method_follow_their_policy() {
 
 #[test]
 fn a_dropped_pool_applies_the_policy_to_its_workers() {
-    for policy in [OnDrop::Kill, OnDrop::Terminate { grace: Duration::from_millis(300) }] {
+    for policy in [
+        OnDrop::Kill,
+        OnDrop::Terminate {
+            grace: Duration::from_millis(300),
+        },
+    ] {
         let pool = Pool::builder(2)
             .start_method(StartMethod::Fork)
             .on_drop(policy)
             .build()
             .unwrap();
-        let fds: Vec<PidFd> = pool.worker_pids().into_iter().map(|p| PidFd::open(p).unwrap()).collect();
+        let fds: Vec<PidFd> = pool
+            .worker_pids()
+            .into_iter()
+            .map(|p| PidFd::open(p).unwrap())
+            .collect();
         assert_eq!(fds.len(), 2);
         for fd in &fds {
-            assert_eq!(ends_within(fd, Duration::from_millis(50)), None, "a worker is not running");
+            assert_eq!(
+                ends_within(fd, Duration::from_millis(50)),
+                None,
+                "a worker is not running"
+            );
         }
         let dropped = Instant::now();
         drop(pool);
-        assert!(dropped.elapsed() < Duration::from_millis(100), "{policy:?}: the drop waited");
+        assert!(
+            dropped.elapsed() < Duration::from_millis(100),
+            "{policy:?}: the drop waited"
+        );
         for fd in &fds {
-            assert!(ends_within(fd, Duration::from_secs(5)).is_some(), "{policy:?}");
+            assert!(
+                ends_within(fd, Duration::from_secs(5)).is_some(),
+                "{policy:?}"
+            );
         }
     }
 }
@@ -168,7 +247,9 @@ fn a_normal_exit_finishes_a_pending_grace() {
     // A re-executed copy of this test drops a deaf child with a long grace and
     // returns from main at once: the exit must SIGKILL it when the grace ends.
     if let Some(out) = std::env::var_os("ONDROP_EXIT_CHILD") {
-        let deaf = deaf(OnDrop::Terminate { grace: Duration::from_millis(300) });
+        let deaf = deaf(OnDrop::Terminate {
+            grace: Duration::from_millis(300),
+        });
         std::fs::write(out, deaf.pid().to_string()).unwrap();
         drop(deaf);
         std::process::exit(0);
@@ -177,7 +258,11 @@ fn a_normal_exit_finishes_a_pending_grace() {
     let dir = tempfile::tempdir().unwrap();
     let out = dir.path().join("pid");
     let status = std::process::Command::new(std::env::current_exe().unwrap())
-        .args(["--exact", "a_normal_exit_finishes_a_pending_grace", "--nocapture"])
+        .args([
+            "--exact",
+            "a_normal_exit_finishes_a_pending_grace",
+            "--nocapture",
+        ])
         .env("ONDROP_EXIT_CHILD", &out)
         .status()
         .unwrap();
