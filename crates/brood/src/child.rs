@@ -288,6 +288,27 @@ impl Child {
     /// The child's pidfd, for callers that want to poll it themselves (it becomes
     /// readable when the child exits). `None` for a child that was reaped
     /// elsewhere before brood could open one.
+    ///
+    /// This is the runtime-agnostic way to await a child: any reactor can
+    /// watch a pidfd, and once it is readable [`Child::wait`] returns at once
+    /// (brood's reaper may already have reaped it; both paths give the same
+    /// status). With tokio, the `tokio` feature's [`Child::wait_async`] does
+    /// this for you. On smol's reactor (`async-io`), with no brood feature:
+    ///
+    /// ```
+    /// # brood::init();
+    /// let child = brood::Command::new("sh").args(["-c", "exit 4"]).spawn()?.into_child();
+    /// // A copy: a reactor may take ownership of what it watches (and sets
+    /// // O_NONBLOCK, which brood's own waits do not mind).
+    /// let pidfd = child.pidfd().unwrap().try_clone_to_owned().unwrap();
+    /// let status = async_io::block_on(async {
+    ///     let watched = async_io::Async::new(pidfd).unwrap();
+    ///     watched.readable().await.unwrap(); // the child has ended
+    ///     child.wait() // does not block now
+    /// })?;
+    /// assert_eq!(status.code(), Some(4));
+    /// # Ok::<(), brood::Error>(())
+    /// ```
     pub fn pidfd(&self) -> Option<BorrowedFd<'_>> {
         self.inner.pidfd.as_ref().map(|fd| fd.as_fd())
     }

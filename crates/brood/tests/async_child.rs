@@ -30,7 +30,7 @@ fn raise_nofile() -> u64 {
     use rustix::process::{Resource, getrlimit, setrlimit};
     let mut lim = getrlimit(Resource::Nofile);
     lim.current = lim.maximum;
-    setrlimit(Resource::Nofile, lim.clone()).unwrap();
+    setrlimit(Resource::Nofile, lim).unwrap();
     lim.current.unwrap_or(u64::MAX)
 }
 
