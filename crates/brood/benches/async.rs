@@ -71,14 +71,18 @@ fn raise_nofile() {
     let _ = setrlimit(Resource::Nofile, lim);
 }
 
+fn brood_child(program: &[&str]) -> brood::Child {
+    brood::Command::new(program[0])
+        .args(&program[1..])
+        .spawn()
+        .unwrap()
+        .into_child()
+}
+
 async fn brood_many(program: &'static [&'static str]) {
     let mut waits = Vec::with_capacity(MANY);
     for _ in 0..MANY {
-        let child = brood::Command::new(program[0])
-            .args(&program[1..])
-            .spawn()
-            .unwrap()
-            .into_child();
+        let child = brood_child(program);
         waits.push(tokio::spawn(child.wait_async()));
     }
     for w in waits {
@@ -103,11 +107,7 @@ async fn tokio_many(program: &'static [&'static str]) {
 async fn blocking_many(program: &'static [&'static str]) {
     let mut waits = Vec::with_capacity(MANY);
     for _ in 0..MANY {
-        let child = brood::Command::new(program[0])
-            .args(&program[1..])
-            .spawn()
-            .unwrap()
-            .into_child();
+        let child = brood_child(program);
         waits.push(tokio::task::spawn_blocking(move || child.wait()));
     }
     for w in waits {

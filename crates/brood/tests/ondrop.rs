@@ -20,6 +20,22 @@ fn ends_within(fd: &PidFd, limit: Duration) -> Option<Duration> {
         .then(|| start.elapsed())
 }
 
+/// Drops `handle` (the last handle of process `pid`, running now) and says
+/// whether the process then ended within 5 s.
+fn ends_when_dropped<H>(pid: u32, handle: H, what: &str) {
+    let fd = PidFd::open(pid).unwrap();
+    assert_eq!(
+        ends_within(&fd, Duration::from_millis(50)),
+        None,
+        "{what}: not running"
+    );
+    drop(handle);
+    assert!(
+        ends_within(&fd, Duration::from_secs(5)).is_some(),
+        "{what}: still running"
+    );
+}
+
 /// A shell that ignores SIGTERM and then becomes `sleep 30` (exec keeps the
 /// ignored disposition), so only SIGKILL ends it; returned once it ignores
 /// SIGTERM (it says so on stdout).
@@ -156,14 +172,7 @@ fn fork_with_children_follow_their_policy() {
             0
         })
         .unwrap();
-    let fd = PidFd::open(child.pid()).unwrap();
-    assert_eq!(
-        ends_within(&fd, Duration::from_millis(50)),
-        None,
-        "not running"
-    );
-    drop(child);
-    assert!(ends_within(&fd, Duration::from_secs(5)).is_some());
+    ends_when_dropped(child.pid(), child, "fork_with");
 }
 
 fn nap(ms: u64) {
@@ -188,15 +197,7 @@ fn processes_of_every_start_method_follow_their_policy() {
                 .on_drop(policy)
                 .start()
                 .unwrap();
-            let fd = PidFd::open(h.pid()).unwrap();
-            assert_eq!(
-                ends_within(&fd, Duration::from_millis(50)),
-                None,
-                "{method:?}: not running"
-            );
-            drop(h);
-            let took = ends_within(&fd, Duration::from_secs(5));
-            assert!(took.is_some(), "{method:?} {policy:?}: still running");
+            ends_when_dropped(h.pid(), h, &format!("{method:?} {policy:?}"));
         }
     }
 }

@@ -48,46 +48,39 @@ impl Popen {
     /// # }).unwrap();
     /// ```
     pub fn take_stdin_async(&mut self) -> Result<Option<AsyncChildStdin>> {
-        if self.stdin.is_none() {
-            return Ok(None);
-        }
-        self.in_runtime("stdin")?;
-        let Some(end) = self.stdin.take() else {
-            return Ok(None);
-        };
-        pipe::Sender::from_owned_fd(OwnedFd::from(end))
-            .map(Some)
-            .map_err(|e| self.io_error("registering stdin", e))
+        self.take_async(|p| &mut p.stdin, "stdin", pipe::Sender::from_owned_fd)
     }
 
     /// Takes the stdout pipe as an async reader (tokio's pipe `Receiver`);
     /// `None` if stdout is not piped or was taken. Inside a tokio runtime.
     pub fn take_stdout_async(&mut self) -> Result<Option<AsyncChildStdout>> {
-        if self.stdout.is_none() {
-            return Ok(None);
-        }
-        self.in_runtime("stdout")?;
-        let Some(end) = self.stdout.take() else {
-            return Ok(None);
-        };
-        pipe::Receiver::from_owned_fd(OwnedFd::from(end))
-            .map(Some)
-            .map_err(|e| self.io_error("registering stdout", e))
+        self.take_async(|p| &mut p.stdout, "stdout", pipe::Receiver::from_owned_fd)
     }
 
     /// Takes the stderr pipe as an async reader; see
     /// [`take_stdout_async`](Popen::take_stdout_async).
     pub fn take_stderr_async(&mut self) -> Result<Option<AsyncChildStderr>> {
-        if self.stderr.is_none() {
+        self.take_async(|p| &mut p.stderr, "stderr", pipe::Receiver::from_owned_fd)
+    }
+
+    /// Takes one pipe end and registers it with the current runtime; leaves
+    /// it in place when there is no runtime.
+    fn take_async<E: Into<OwnedFd>, T>(
+        &mut self,
+        end: fn(&mut Popen) -> &mut Option<E>,
+        what: &str,
+        register: fn(OwnedFd) -> std::io::Result<T>,
+    ) -> Result<Option<T>> {
+        if end(self).is_none() {
             return Ok(None);
         }
-        self.in_runtime("stderr")?;
-        let Some(end) = self.stderr.take() else {
+        self.in_runtime(what)?;
+        let Some(fd) = end(self).take() else {
             return Ok(None);
         };
-        pipe::Receiver::from_owned_fd(OwnedFd::from(end))
+        register(fd.into())
             .map(Some)
-            .map_err(|e| self.io_error("registering stderr", e))
+            .map_err(|e| self.io_error(&format!("registering {what}"), e))
     }
 
     fn in_runtime(&self, what: &str) -> Result<()> {
@@ -141,10 +134,7 @@ impl Popen {
     ) -> Result<(Vec<u8>, Vec<u8>)> {
         let deadline = timeout.map(|t| Instant::now() + t);
         let saved = self.begin(input)?;
-        let input: &[u8] = saved.as_deref().unwrap_or(input.unwrap_or_default());
-        if input.is_empty() {
-            self.stdin = None;
-        }
+        let input = self.call_input(&saved, input);
         let mut pumping = Pumping {
             popen: self,
             input,

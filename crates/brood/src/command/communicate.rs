@@ -82,10 +82,7 @@ impl Popen {
         let deadline = timeout.map(|t| Instant::now() + t);
         // This call's input: borrowed from the caller, copied only on a timeout.
         let saved = self.begin(input)?;
-        let mut input: &[u8] = saved.as_deref().unwrap_or(input.unwrap_or_default());
-        if input.is_empty() {
-            self.stdin = None;
-        }
+        let mut input = self.call_input(&saved, input);
 
         let pumped = self.pump(&mut input, deadline);
         if !matches!(pumped, Ok(true)) {
@@ -122,6 +119,21 @@ impl Popen {
         self.progress.started = true;
         let saved = std::mem::take(&mut self.progress.pending);
         Ok((!first).then_some(saved))
+    }
+
+    /// This call's input: the caller's on the first call, else what an earlier
+    /// one left (`saved`, from [`begin`](Popen::begin)); with none, stdin is
+    /// closed now.
+    pub(super) fn call_input<'a>(
+        &mut self,
+        saved: &'a Option<Vec<u8>>,
+        input: Option<&'a [u8]>,
+    ) -> &'a [u8] {
+        let input = saved.as_deref().unwrap_or(input.unwrap_or_default());
+        if input.is_empty() {
+            self.stdin = None;
+        }
+        input
     }
 
     /// Keeps the input not written yet for the next call, and gives the pipes
