@@ -45,6 +45,15 @@ fn a_thousand_children_awaited_at_once_on_one_thread() {
         );
         return;
     }
+    // Grow the descriptor table now: the kernel doubles it as descriptors
+    // are opened, and in a process with several threads each doubling waits
+    // for an RCU grace period (`synchronize_rcu` in expand_fdtable), 10-20 ms
+    // in which the opening thread — here, the runtime's — is stalled. That is
+    // the kernel's cost of 3,000 descriptors, the same for any runtime, not
+    // brood's: before this, it was the one tick late by 13-18 ms. The test
+    // runs alone (.config/nextest.toml), since it measures timer latency.
+    let stdin = std::io::stdin();
+    drop(rustix::io::fcntl_dupfd_cloexec(&stdin, 3 * N as i32 + 64).unwrap());
     let rt = current_thread();
     let before = threads();
     let mut cleanup = Cleanup::default();
