@@ -37,5 +37,10 @@ fi
 cargo build --quiet -p brood-cli
 supervise=(target/debug/brood run --check-leftovers --grace 2s --on-parent-death KILL --)
 
-"${supervise[@]}" cargo nextest run --workspace --no-fail-fast "$@"
-"${supervise[@]}" cargo test --workspace --doc --quiet
+# brood's optional `tokio` feature (its async API, tests/async_*.rs) is on
+# for the whole run, so that CI builds and tests it too.
+features=(--features brood/tokio)
+"${supervise[@]}" cargo nextest run --workspace "${features[@]}" --no-fail-fast "$@"
+"${supervise[@]}" cargo test --workspace --doc "${features[@]}" --quiet
+# The async example, once: a tokio service running jobs with timeouts.
+"${supervise[@]}" cargo run --quiet -p brood "${features[@]}" --example job_service

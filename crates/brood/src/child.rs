@@ -10,7 +10,11 @@ use crate::sys::forklocal::ForkLocal;
 use crate::sys::{self, pidfd, pidfd::Reap};
 use std::os::fd::{AsFd, BorrowedFd, OwnedFd};
 use std::sync::{Arc, Condvar, Mutex, MutexGuard};
+use std::task::Waker;
 use std::time::{Duration, Instant};
+
+#[cfg(feature = "tokio")]
+mod asynchronous;
 
 /// Who learns the child's exit status.
 #[derive(Copy, Clone, Debug, PartialEq, Eq)]
@@ -38,7 +42,10 @@ static CHILDREN: ForkLocal<Registry<ChildInner>> = ForkLocal::new(Registry::new)
 /// a process that never started one (and then nothing is allocated).
 pub(crate) fn live_children() -> Vec<Child> {
     CHILDREN.existing().map_or_else(Vec::new, |r| {
-        r.live().into_iter().map(|inner| Child { inner }).collect()
+        r.live()
+            .into_iter()
+            .map(|inner| Child { inner, last: None })
+            .collect()
     })
 }
 
@@ -52,6 +59,11 @@ pub(crate) struct ChildInner {
     pub(crate) source: WaitSource,
     state: Mutex<State>,
     changed: Condvar,
+    /// Tasks waiting for the state to leave `Running` (async waits that have
+    /// no descriptor to watch: a fork-server child's status is a message).
+    /// Pushed with `state` held, taken after the state changed, so that no
+    /// wake-up is lost.
+    wakers: Mutex<Vec<Waker>>,
 }
 
 /// A child process: a pid held through a pidfd, with its policies and, once it
@@ -82,6 +94,23 @@ pub(crate) struct ChildInner {
 #[derive(Clone)]
 pub struct Child {
     pub(crate) inner: Arc<ChildInner>,
+    /// Shared by the handles the user holds (not by the registry, nor by brood's
+    /// own bookkeeping): when the last one goes, the child's `OnDrop` applies.
+    #[allow(dead_code)] // held for its Drop
+    last: Option<Arc<LastHandle>>,
+}
+
+/// Applies the child's [`OnDrop`](crate::OnDrop) when the last user handle of
+/// it is dropped.
+struct LastHandle(Arc<ChildInner>);
+
+impl Drop for LastHandle {
+    fn drop(&mut self) {
+        crate::ondrop::apply(Child {
+            inner: Arc::clone(&self.0),
+            last: None,
+        });
+    }
 }
 
 impl std::fmt::Debug for Child {
@@ -125,7 +154,26 @@ impl ChildInner {
 
     fn finished(&self) {
         self.changed.notify_all();
+        let wakers = std::mem::take(&mut *self.wakers.lock().unwrap_or_else(|e| e.into_inner()));
+        wakers.into_iter().for_each(Waker::wake);
         CHILDREN.get().forget(self);
+    }
+
+    /// The state if the child has ended; otherwise `waker` is woken once it
+    /// has (an own child is seen ended once it is reaped, by the reaper
+    /// thread or a waiter). Registered under the state lock, so that a change
+    /// between the check and the registration cannot be missed.
+    #[cfg(feature = "tokio")]
+    pub(crate) fn ended_or_register(&self, waker: &Waker) -> Option<State> {
+        let st = self.lock();
+        if *st != State::Running {
+            return Some(*st);
+        }
+        let mut wakers = self.wakers.lock().unwrap_or_else(|e| e.into_inner());
+        if !wakers.iter().any(|w| w.will_wake(waker)) {
+            wakers.push(waker.clone());
+        }
+        None
     }
 }
 
@@ -165,25 +213,43 @@ impl Child {
             source,
             state: Mutex::new(State::Running),
             changed: Condvar::new(),
+            wakers: Mutex::new(Vec::new()),
         });
         registry
             .adopt(Arc::clone(&inner))
             .map_err(|e| Error::os(e.step(), pid, e.into_io()))?;
-        Ok(Child { inner })
+        Ok(Child::tracked(inner))
     }
 
     /// A child that was reaped by someone else before brood could take hold of it.
     pub(crate) fn gone(pid: u32, policy: Policy) -> Child {
+        Child::tracked(Arc::new(ChildInner {
+            pid,
+            pidfd: None,
+            seq: CHILDREN.get().next_seq(),
+            policy,
+            source: WaitSource::Own,
+            state: Mutex::new(State::ReapedElsewhere),
+            changed: Condvar::new(),
+            wakers: Mutex::new(Vec::new()),
+        }))
+    }
+
+    /// The first user handle of a new child.
+    fn tracked(inner: Arc<ChildInner>) -> Child {
         Child {
-            inner: Arc::new(ChildInner {
-                pid,
-                pidfd: None,
-                seq: CHILDREN.get().next_seq(),
-                policy,
-                source: WaitSource::Own,
-                state: Mutex::new(State::ReapedElsewhere),
-                changed: Condvar::new(),
-            }),
+            last: Some(Arc::new(LastHandle(Arc::clone(&inner)))),
+            inner,
+        }
+    }
+
+    /// A handle for brood's own bookkeeping (the fork-server client's table of
+    /// children whose status it will report): it does not count as a handle
+    /// of the user's, so the child's `OnDrop` applies when the user's go.
+    pub(crate) fn untracked(&self) -> Child {
+        Child {
+            inner: Arc::clone(&self.inner),
+            last: None,
         }
     }
 
@@ -222,6 +288,27 @@ impl Child {
     /// The child's pidfd, for callers that want to poll it themselves (it becomes
     /// readable when the child exits). `None` for a child that was reaped
     /// elsewhere before brood could open one.
+    ///
+    /// This is the runtime-agnostic way to await a child: any reactor can
+    /// watch a pidfd, and once it is readable [`Child::wait`] returns at once
+    /// (brood's reaper may already have reaped it; both paths give the same
+    /// status). With tokio, the `tokio` feature's [`Child::wait_async`] does
+    /// this for you. On smol's reactor (`async-io`), with no brood feature:
+    ///
+    /// ```
+    /// # brood::init();
+    /// let child = brood::Command::new("sh").args(["-c", "exit 4"]).spawn()?.into_child();
+    /// // A copy: a reactor may take ownership of what it watches (and sets
+    /// // O_NONBLOCK, which brood's own waits do not mind).
+    /// let pidfd = child.pidfd().unwrap().try_clone_to_owned().unwrap();
+    /// let status = async_io::block_on(async {
+    ///     let watched = async_io::Async::new(pidfd).unwrap();
+    ///     watched.readable().await.unwrap(); // the child has ended
+    ///     child.wait() // does not block now
+    /// })?;
+    /// assert_eq!(status.code(), Some(4));
+    /// # Ok::<(), brood::Error>(())
+    /// ```
     pub fn pidfd(&self) -> Option<BorrowedFd<'_>> {
         self.inner.pidfd.as_ref().map(|fd| fd.as_fd())
     }

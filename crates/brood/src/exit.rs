@@ -72,6 +72,8 @@ pub fn apply_on_exit() {
             _ => {}
         }
     }
+    // Handles dropped with `OnDrop::Terminate` whose grace has not ended yet.
+    crate::ondrop::finish_pending();
 }
 
 /// Registers a child that was just created (see [`Child::register`]) and makes

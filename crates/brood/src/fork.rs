@@ -74,6 +74,7 @@ impl ForkBuilder {
             /// # Ok::<(), brood::Error>(())
             /// ```
         }
+        on_drop {}
         set_policy {}
         policy {
             /// ```

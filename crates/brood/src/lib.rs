@@ -40,6 +40,21 @@
 //! # Ok::<(), brood::Error>(())
 //! ```
 //!
+//! What a dropped handle does is a policy too, [`OnDrop`]: `Detach` by default
+//! (as in Python), or `Kill`, or `Terminate { grace }` (SIGTERM, then SIGKILL),
+//! reaching the whole group with [`Tree::Group`].
+//!
+//! ## Async (feature `tokio`)
+//!
+//! [`Child::wait_async`], [`Popen::communicate_async`] and tokio pipe ends
+//! ([`Popen::take_stdout_async`]…), [`Handle::join_async`],
+//! [`Pool::map_async`] and [`MapUnordered`] as a `Send` `Stream`: no thread
+//! per child (each wait is the child's pidfd on tokio's reactor), no SIGCHLD
+//! handler, so `tokio::process` children in the same program keep their
+//! statuses. Dropping a future never ends a child; [`OnDrop`] says what a
+//! dropped handle does. Without tokio, [`Child::pidfd`] is what any reactor
+//! can wait on (its documentation has an `async-io` example).
+//!
 //! ## What each guarantee needs from the kernel (Linux)
 //! - pidfds (signal without pid reuse, reap, poll): Linux 5.4.
 //! - `CLONE_PIDFD` for `Command`: Linux 5.2.
@@ -67,6 +82,7 @@ mod error;
 mod exit;
 mod fork;
 mod forkflush;
+mod ondrop;
 pub mod os;
 mod policy;
 mod pool;
@@ -86,7 +102,7 @@ pub use command::*;
 pub use error::{Error, Result, SpawnError};
 pub use exit::{apply_on_exit, exit, exit_now};
 pub use fork::{Fork, ForkBuilder, fork, fork_with};
-pub use policy::{Kind, OnExit, OnParentDeath, Policy, Tree};
+pub use policy::{Kind, OnDrop, OnExit, OnParentDeath, Policy, Tree};
 pub use pool::*;
 pub use process::*;
 pub use signal::{NotASignal, Signal};

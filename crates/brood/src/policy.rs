@@ -70,7 +70,50 @@ pub enum Tree {
     Session,
 }
 
-/// The three policies of one child.
+/// What happens to a running child when its last handle is dropped: the last
+/// clone of its [`Child`](crate::Child), or the [`Popen`](crate::Popen),
+/// [`Handle`](crate::Handle) or [`Pool`](crate::Pool) that holds it.
+///
+/// Dropping a *future* (a `wait_async`, `join_async`, `communicate_async`) never
+/// ends a child: cancellation is explicit, and this policy is the one place that
+/// says what a dropped handle does. The default for every kind is `Detach`, as
+/// in Python and `std::process`: the child runs on, its [`OnExit`] still applies
+/// when this process exits, and brood still reaps it when it ends. `Kill` is
+/// tokio's `kill_on_drop`; `Terminate` asks first. With [`Tree::Group`] or
+/// [`Tree::Session`] the signals reach the child's whole process group.
+///
+/// `Terminate` never blocks the dropping thread (an async task may drop it):
+/// the SIGKILL after `grace` comes from one brood thread that keeps the
+/// deadlines of every such child, started the first time one is needed. If this
+/// process exits normally before a grace has run out, the exit waits for the
+/// rest of that grace and then SIGKILLs what is left, so the policy holds.
+///
+/// For a [`Pool`](crate::Pool), whose drop always ends its workers, `Detach`
+/// keeps the pool's own way (SIGTERM, then SIGKILL after the
+/// [`OnExit::Terminate`] grace, waiting for them); `Kill` and `Terminate`
+/// replace it and do not wait.
+#[derive(Copy, Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub enum OnDrop {
+    /// Leave the child running (the default for every kind).
+    Detach,
+    /// SIGKILL (to the whole tree with a group or session).
+    Kill,
+    /// SIGTERM (to the whole tree with a group or session), then SIGKILL to
+    /// what is left once `grace` has passed.
+    Terminate {
+        /// How long the child may take to leave after SIGTERM.
+        grace: Duration,
+    },
+}
+
+impl OnDrop {
+    /// `Terminate` with the default grace of one second.
+    pub const TERMINATE: OnDrop = OnDrop::Terminate {
+        grace: Duration::from_secs(1),
+    };
+}
+
+/// The policies of one child.
 ///
 /// ```
 /// use brood::{Kind, OnExit, OnParentDeath, Policy, Signal, Tree};
@@ -80,6 +123,7 @@ pub enum Tree {
 /// let worker = Policy::for_kind(Kind::PoolWorker);
 /// assert_eq!(worker.on_parent_death, OnParentDeath::Signal(Signal::KILL));
 /// assert_eq!(Policy::for_kind(Kind::Process { daemon: true }).on_exit, OnExit::TERMINATE);
+/// assert_eq!(p.on_drop, brood::OnDrop::Detach);
 /// ```
 #[derive(Copy, Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
 pub struct Policy {
@@ -89,6 +133,8 @@ pub struct Policy {
     pub on_parent_death: OnParentDeath,
     /// Which processes a terminate or kill reaches.
     pub tree: Tree,
+    /// When the child's last handle is dropped.
+    pub on_drop: OnDrop,
 }
 
 /// The kinds of child, each with Python's defaults.
@@ -123,6 +169,7 @@ impl Policy {
             on_exit,
             on_parent_death,
             tree: Tree::Own,
+            on_drop: OnDrop::Detach,
         }
     }
 
@@ -146,6 +193,7 @@ pub(crate) struct Lifecycle {
     on_exit: Option<OnExit>,
     on_parent_death: Option<OnParentDeath>,
     tree: Option<Tree>,
+    on_drop: Option<OnDrop>,
 }
 
 impl Lifecycle {
@@ -156,6 +204,7 @@ impl Lifecycle {
             on_exit: None,
             on_parent_death: None,
             tree: None,
+            on_drop: None,
         }
     }
 
@@ -171,6 +220,7 @@ impl Lifecycle {
             on_exit: self.on_exit.unwrap_or(defaults.on_exit),
             on_parent_death: self.on_parent_death.unwrap_or(defaults.on_parent_death),
             tree: self.tree.unwrap_or(defaults.tree),
+            on_drop: self.on_drop.unwrap_or(defaults.on_drop),
         }
     }
 
@@ -186,16 +236,22 @@ impl Lifecycle {
         self.tree = Some(tree);
     }
 
+    pub(crate) fn set_on_drop(&mut self, on_drop: OnDrop) {
+        self.on_drop = Some(on_drop);
+    }
+
     /// Sets every option at once.
     pub(crate) fn set_policy(&mut self, policy: Policy) {
         let Policy {
             on_exit,
             on_parent_death,
             tree,
+            on_drop,
         } = policy;
         self.set_on_exit(on_exit);
         self.set_on_parent_death(on_parent_death);
         self.set_tree(tree);
+        self.set_on_drop(on_drop);
     }
 }
 
@@ -207,12 +263,13 @@ impl Lifecycle {
 ///
 /// Each method takes the builder's own examples as doc attributes:
 /// `lifecycle_methods! { on_exit { /// … } on_parent_death { } tree { }
-/// set_policy { } policy { } }`.
+/// on_drop { } set_policy { } policy { } }`.
 macro_rules! lifecycle_methods {
     (
         on_exit { $(#[$on_exit:meta])* }
         on_parent_death { $(#[$on_parent_death:meta])* }
         tree { $(#[$tree:meta])* }
+        on_drop { $(#[$on_drop:meta])* }
         set_policy { $(#[$set_policy:meta])* }
         policy { $(#[$policy:meta])* }
     ) => {
@@ -243,6 +300,17 @@ macro_rules! lifecycle_methods {
         $(#[$tree])*
         pub fn tree(&mut self, tree: $crate::Tree) -> &mut Self {
             self.lifecycle.set_tree(tree);
+            self
+        }
+
+        /// What happens to the child when its last handle is dropped (see
+        /// [`OnDrop`](crate::OnDrop); default
+        /// [`OnDrop::Detach`](crate::OnDrop::Detach), as in Python). Dropping a
+        /// future never ends a child; this policy does.
+        ///
+        $(#[$on_drop])*
+        pub fn on_drop(&mut self, on_drop: $crate::OnDrop) -> &mut Self {
+            self.lifecycle.set_on_drop(on_drop);
             self
         }
 

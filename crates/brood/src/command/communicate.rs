@@ -80,6 +80,29 @@ impl Popen {
         timeout: Option<Duration>,
     ) -> Result<(Vec<u8>, Vec<u8>)> {
         let deadline = timeout.map(|t| Instant::now() + t);
+        // This call's input: borrowed from the caller, copied only on a timeout.
+        let saved = self.begin(input)?;
+        let mut input = self.call_input(&saved, input);
+
+        let pumped = self.pump(&mut input, deadline);
+        if !matches!(pumped, Ok(true)) {
+            self.suspend(input);
+        }
+        match pumped {
+            Ok(true) => {}
+            Ok(false) => return Err(self.timeout_error(timeout)),
+            Err(e) => return Err(e),
+        }
+        if self.child().wait_until(deadline)?.is_none() {
+            return Err(self.timeout_error(timeout));
+        }
+        Ok(self.take_output())
+    }
+
+    /// Checks the input of a call and marks communicate as started; the input
+    /// an earlier call left unwritten (`None` on the first call, whose input
+    /// is the caller's).
+    pub(super) fn begin(&mut self, input: Option<&[u8]>) -> Result<Option<Vec<u8>>> {
         let first = !self.progress.started;
         if input.is_some_and(|i| !i.is_empty()) {
             if !first {
@@ -94,36 +117,41 @@ impl Popen {
             }
         }
         self.progress.started = true;
-        // This call's input: borrowed from the caller, copied only on a timeout.
         let saved = std::mem::take(&mut self.progress.pending);
-        let mut input: &[u8] = if first {
-            input.unwrap_or_default()
-        } else {
-            &saved
-        };
+        Ok((!first).then_some(saved))
+    }
+
+    /// This call's input: the caller's on the first call, else what an earlier
+    /// one left (`saved`, from [`begin`](Popen::begin)); with none, stdin is
+    /// closed now.
+    pub(super) fn call_input<'a>(
+        &mut self,
+        saved: &'a Option<Vec<u8>>,
+        input: Option<&'a [u8]>,
+    ) -> &'a [u8] {
+        let input = saved.as_deref().unwrap_or(input.unwrap_or_default());
         if input.is_empty() {
             self.stdin = None;
         }
-
-        let pumped = self.pump(&mut input, deadline);
-        if !matches!(pumped, Ok(true)) {
-            self.progress.pending = input.to_vec();
-            self.set_pipes_blocking();
-        }
-        match pumped {
-            Ok(true) => {}
-            Ok(false) => return Err(self.timeout_error(timeout)),
-            Err(e) => return Err(e),
-        }
-        if self.child().wait_until(deadline)?.is_none() {
-            return Err(self.timeout_error(timeout));
-        }
-        let out = std::mem::take(&mut self.progress.out);
-        let err = std::mem::take(&mut self.progress.err);
-        Ok((out, err))
+        input
     }
 
-    fn timeout_error(&self, timeout: Option<Duration>) -> Error {
+    /// Keeps the input not written yet for the next call, and gives the pipes
+    /// back blocking (after a timeout, an error, or a cancelled async call).
+    pub(super) fn suspend(&mut self, input: &[u8]) {
+        self.progress.pending = input.to_vec();
+        self.set_pipes_blocking();
+    }
+
+    /// What was read, once the child has ended.
+    pub(super) fn take_output(&mut self) -> (Vec<u8>, Vec<u8>) {
+        (
+            std::mem::take(&mut self.progress.out),
+            std::mem::take(&mut self.progress.err),
+        )
+    }
+
+    pub(super) fn timeout_error(&self, timeout: Option<Duration>) -> Error {
         Error::Timeout {
             program: self.program().to_string(),
             pid: self.pid(),
@@ -136,9 +164,7 @@ impl Popen {
     /// Moves data until every pipe is closed (`Ok(true)`) or `deadline` passes
     /// (`Ok(false)`). A pipe is closed (set to `None`) when its job is done.
     fn pump(&mut self, input: &mut &[u8], deadline: Option<Instant>) -> Result<bool> {
-        for fd in self.pipe_fds().into_iter().flatten() {
-            set_nonblocking(fd, true).map_err(|e| self.io_error("fcntl(O_NONBLOCK)", e))?;
-        }
+        self.set_pipes_nonblocking()?;
         loop {
             let mut fds: Vec<libc::pollfd> = Vec::with_capacity(3);
             let mut which: Vec<usize> = Vec::with_capacity(3);
@@ -177,30 +203,42 @@ impl Popen {
                     continue;
                 }
                 match i {
-                    0 => self.feed(input)?,
-                    1 => self.drain(1)?,
-                    _ => self.drain(2)?,
+                    0 => {
+                        self.feed(input)?;
+                    }
+                    i => {
+                        self.drain(i)?;
+                    }
                 }
             }
         }
     }
 
+    pub(super) fn set_pipes_nonblocking(&self) -> Result<()> {
+        for fd in self.pipe_fds().into_iter().flatten() {
+            set_nonblocking(fd, true).map_err(|e| self.io_error("fcntl(O_NONBLOCK)", e))?;
+        }
+        Ok(())
+    }
+
     /// Writes the next chunk of input; closes stdin when all is written or the
     /// child closed its end (EPIPE — SIGPIPE is ignored in Rust programs).
-    fn feed(&mut self, input: &mut &[u8]) -> Result<()> {
+    /// False when the pipe is full (EAGAIN): wait until it is writable.
+    pub(super) fn feed(&mut self, input: &mut &[u8]) -> Result<bool> {
         let Some(stdin) = self.stdin.as_ref() else {
-            return Ok(());
+            return Ok(true);
         };
         let chunk = &input[..input.len().min(WRITE_CHUNK)];
         let n = match sys::pipe::write_some(stdin.as_fd(), chunk) {
             Ok(n) => n,
             Err(e) => {
                 return match e.raw_os_error() {
-                    Some(libc::EAGAIN) | Some(libc::EINTR) => Ok(()),
+                    Some(libc::EAGAIN) => Ok(false),
+                    Some(libc::EINTR) => Ok(true),
                     Some(libc::EPIPE) => {
                         self.stdin = None;
                         *input = &[];
-                        Ok(())
+                        Ok(true)
                     }
                     _ => Err(self.io_error("write to stdin", e)),
                 };
@@ -210,11 +248,12 @@ impl Popen {
         if input.is_empty() {
             self.stdin = None;
         }
-        Ok(())
+        Ok(true)
     }
 
     /// Reads what is there from stdout (1) or stderr (2); closes it at EOF.
-    fn drain(&mut self, which: usize) -> Result<()> {
+    /// False when there is nothing to read (EAGAIN): wait until it is readable.
+    pub(super) fn drain(&mut self, which: usize) -> Result<bool> {
         let (pipe, buf) = if which == 1 {
             (
                 self.stdout.as_ref().map(|p| p.as_fd()),
@@ -226,13 +265,14 @@ impl Popen {
                 &mut self.progress.err,
             )
         };
-        let Some(fd) = pipe else { return Ok(()) };
+        let Some(fd) = pipe else { return Ok(true) };
         buf.reserve(READ_CHUNK);
         let n = match sys::pipe::read_into_spare(fd, buf, READ_CHUNK) {
             Ok(n) => n,
             Err(e) => {
                 return match e.raw_os_error() {
-                    Some(libc::EAGAIN) | Some(libc::EINTR) => Ok(()),
+                    Some(libc::EAGAIN) => Ok(false),
+                    Some(libc::EINTR) => Ok(true),
                     _ => Err(self.io_error(
                         if which == 1 {
                             "read stdout"
@@ -250,12 +290,12 @@ impl Popen {
             } else {
                 self.stderr = None;
             }
-            return Ok(());
+            return Ok(true);
         }
-        Ok(())
+        Ok(true)
     }
 
-    fn pipe_fds(&self) -> [Option<BorrowedFd<'_>>; 3] {
+    pub(super) fn pipe_fds(&self) -> [Option<BorrowedFd<'_>>; 3] {
         [
             self.stdin.as_ref().map(|p| p.as_fd()),
             self.stdout.as_ref().map(|p| p.as_fd()),
@@ -270,7 +310,7 @@ impl Popen {
         }
     }
 
-    fn io_error(&self, what: &str, e: io::Error) -> Error {
+    pub(super) fn io_error(&self, what: &str, e: io::Error) -> Error {
         Error::io(
             format!("{what} of {:?} (pid {})", self.program(), self.pid()),
             e,

@@ -8,7 +8,11 @@
 //! - `exec.rs`: `spawn` — the clone, the typed errors, adoption by the reaper.
 //! - `popen.rs`: [`Popen`]; `communicate.rs`: [`Popen::communicate`];
 //!   `run.rs`: [`Command::run`] and [`Output`].
+//! - `asynchronous.rs` (feature `tokio`): async pipe ends and
+//!   `Popen::communicate_async`.
 
+#[cfg(feature = "tokio")]
+mod asynchronous;
 mod communicate;
 mod exec;
 mod popen;
@@ -16,6 +20,8 @@ mod prepare;
 mod run;
 mod stdio;
 
+#[cfg(feature = "tokio")]
+pub use asynchronous::{AsyncChildStderr, AsyncChildStdin, AsyncChildStdout};
 pub use popen::Popen;
 pub use run::Output;
 pub use stdio::{ChildStderr, ChildStdin, ChildStdout, Stdio};
@@ -308,6 +314,17 @@ impl Command {
             /// let child = brood::Command::new("sleep").arg("30").tree(brood::Tree::Group).spawn()?;
             /// child.kill()?; // the whole group
             /// assert_eq!(child.wait()?.exitcode(), -9);
+            /// # Ok::<(), brood::Error>(())
+            /// ```
+        }
+        on_drop {
+            /// ```
+            /// # brood::init();
+            /// use brood::{Command, OnDrop, Signal};
+            /// let child = Command::new("sleep").arg("30").on_drop(OnDrop::Kill).spawn()?;
+            /// let watcher = brood::os::PidFd::open(child.pid()).unwrap();
+            /// drop(child); // the last handle: SIGKILL
+            /// assert!(watcher.wait_exited(Some(std::time::Duration::from_secs(5))).unwrap());
             /// # Ok::<(), brood::Error>(())
             /// ```
         }

@@ -7,7 +7,8 @@
 //! rest go back in line), kill a worker past its deadline, and refill empty
 //! slots while work remains. Nothing waits on a guess: a death wakes the poll.
 
-use super::run::{Cause, Inner, Run, parse, timespec};
+use super::lease::Lease;
+use super::run::{Cause, Run, parse, timespec};
 use super::{Config, TaskError, default_chunk};
 use crate::sys::image::FnRef;
 use crate::{Error, Result};
@@ -15,17 +16,70 @@ use rustix::event::{PollFd, PollFlags};
 use serde::{Serialize, de::DeserializeOwned};
 use std::collections::VecDeque;
 use std::marker::PhantomData;
-use std::sync::MutexGuard;
 use std::time::{Duration, Instant};
+
+#[cfg(feature = "tokio")]
+mod stream;
+
+/// What one turn of the loop did.
+enum Turn {
+    /// Something happened (or may have): look for results.
+    Moved,
+    /// Nothing was ready; the nearest task deadline, if any.
+    #[cfg_attr(not(feature = "tokio"), allow(dead_code))]
+    Idle(Option<Instant>),
+}
 
 /// The results of [`Pool::map_unordered`](super::Pool::map_unordered), as they
 /// finish: `(index in the input, result)`. Holds the pool for its lifetime.
 pub struct MapUnordered<'a, R> {
-    inner: MutexGuard<'a, Inner>,
+    inner: Lease<'a>,
     cfg: &'a Config,
     run: Run,
+    /// Where a stream waits on the reactor when no worker has news.
+    #[cfg(feature = "tokio")]
+    waiting: Option<stream::Waiting>,
     _r: PhantomData<fn() -> R>,
 }
+
+/// Encodes the items of a map (no worker is needed for that yet).
+fn prepare<A: Serialize + 'static>(
+    cfg: &Config,
+    func: FnRef,
+    items: impl IntoIterator<Item = A>,
+) -> Run {
+    let mut run = Run {
+        func,
+        args: Vec::new(),
+        spans: Vec::new(),
+        pending: VecDeque::new(),
+        results: Vec::new(),
+        ready: VecDeque::new(),
+        total: 0,
+        yielded: 0,
+        chunk: 1,
+        timeout: cfg.timeout,
+        max_tasks: cfg.max_tasks,
+    };
+    for (i, item) in items.into_iter().enumerate() {
+        match run.add(&item) {
+            Ok(()) => run.pending.push_back(i),
+            Err(reason) => run.ready.push_back((i, Err(TaskError::Failed { reason }))),
+        }
+    }
+    run.total = run.spans.len();
+    run.chunk = cfg
+        .chunk
+        .unwrap_or_else(|| default_chunk(run.pending.len(), cfg.size));
+    run
+}
+
+// A map may move to another thread (and be polled from any worker of a
+// multi-threaded runtime).
+const _: fn() = || {
+    fn send<T: Send>() {}
+    send::<MapUnordered<'static, Vec<u8>>>();
+};
 
 impl<R> std::fmt::Debug for MapUnordered<'_, R> {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
@@ -38,7 +92,7 @@ impl<R> std::fmt::Debug for MapUnordered<'_, R> {
 
 impl<'a, R: DeserializeOwned + 'static> MapUnordered<'a, R> {
     pub(super) fn new<A: Serialize + 'static>(
-        mut inner: MutexGuard<'a, Inner>,
+        inner: Lease<'a>,
         cfg: &'a Config,
         func: FnRef,
         items: impl IntoIterator<Item = A>,
@@ -46,29 +100,14 @@ impl<'a, R: DeserializeOwned + 'static> MapUnordered<'a, R> {
         if inner.closed {
             return Err(Error::PoolClosed);
         }
-        let mut run = Run {
-            func,
-            args: Vec::new(),
-            spans: Vec::new(),
-            pending: VecDeque::new(),
-            results: Vec::new(),
-            ready: VecDeque::new(),
-            total: 0,
-            yielded: 0,
-            chunk: 1,
-            timeout: cfg.timeout,
-            max_tasks: cfg.max_tasks,
-        };
-        for (i, item) in items.into_iter().enumerate() {
-            match run.add(&item) {
-                Ok(()) => run.pending.push_back(i),
-                Err(reason) => run.ready.push_back((i, Err(TaskError::Failed { reason }))),
-            }
+        Self::attach(inner, cfg, prepare(cfg, func, items))
+    }
+
+    /// Starts a prepared map on the pool's state.
+    fn attach(mut inner: Lease<'a>, cfg: &'a Config, mut run: Run) -> Result<Self> {
+        if inner.closed {
+            return Err(Error::PoolClosed);
         }
-        run.total = run.spans.len();
-        run.chunk = cfg
-            .chunk
-            .unwrap_or_else(|| default_chunk(run.pending.len(), cfg.size));
         // Workers that ended while the pool was idle (killed from outside)
         // are replaced before they are given work.
         for slot in 0..inner.slots.len() {
@@ -93,12 +132,16 @@ impl<'a, R: DeserializeOwned + 'static> MapUnordered<'a, R> {
             inner,
             cfg,
             run,
+            #[cfg(feature = "tokio")]
+            waiting: None,
             _r: PhantomData,
         })
     }
 
     /// One turn of the loop: hand out work, write, wait for any event, handle it.
-    fn step(&mut self) {
+    /// With `block` false it does not wait: `Idle(next deadline)` when nothing
+    /// was ready, so that an async caller can wait on the reactor instead.
+    fn step(&mut self, block: bool) -> Turn {
         let (inner, run) = (&mut *self.inner, &mut self.run);
         for w in inner.slots.iter_mut().flatten() {
             run.dispatch(w);
@@ -130,9 +173,13 @@ impl<'a, R: DeserializeOwned + 'static> MapUnordered<'a, R> {
             // rather than wait for nothing.
             drop(fds);
             self.fail_pending("no pool worker could be started");
-            return;
+            return Turn::Moved;
         }
-        let ts = wake.map(|at| timespec(at.saturating_duration_since(now)));
+        let ts = if block {
+            wake.map(|at| timespec(at.saturating_duration_since(now)))
+        } else {
+            Some(timespec(Duration::ZERO))
+        };
         let events: Vec<(usize, bool, bool)> = match rustix::event::poll(&mut fds, ts.as_ref()) {
             Ok(_) => fds
                 .iter()
@@ -150,10 +197,11 @@ impl<'a, R: DeserializeOwned + 'static> MapUnordered<'a, R> {
                 // on this map rather than spin.
                 drop(fds);
                 self.abandon(&format!("poll(2) failed: {e}"));
-                return;
+                return Turn::Moved;
             }
         };
         drop(fds);
+        let mut moved = !events.is_empty();
         for (slot, pidfd, readable) in events {
             let Some(w) = inner.slots[slot].as_mut() else {
                 continue;
@@ -176,6 +224,7 @@ impl<'a, R: DeserializeOwned + 'static> MapUnordered<'a, R> {
                     .as_ref()
                     .is_some_and(|w| !w.inflight.is_empty() && now >= w.since + t);
                 if late {
+                    moved = true;
                     inner.bury(slot, run, Cause::Timeout);
                 }
             }
@@ -186,6 +235,11 @@ impl<'a, R: DeserializeOwned + 'static> MapUnordered<'a, R> {
             && inner.live() == 0
         {
             self.fail_pending(&format!("no pool worker could be started: {e}"));
+        }
+        if moved || block {
+            Turn::Moved
+        } else {
+            Turn::Idle(wake)
         }
     }
 
@@ -205,6 +259,25 @@ impl<'a, R: DeserializeOwned + 'static> MapUnordered<'a, R> {
         self.fail_pending(reason);
     }
 
+    /// The next finished result, decoded, if one is waiting.
+    fn pop_ready(&mut self) -> Option<(usize, std::result::Result<R, TaskError>)> {
+        let (idx, outcome) = self.run.ready.pop_front()?;
+        self.run.yielded += 1;
+        let value = outcome.and_then(|range| {
+            let bytes = &self.run.results[range];
+            postcard::from_bytes::<R>(bytes).map_err(|e| TaskError::Failed {
+                reason: format!(
+                    "cannot decode the result as a {}: {e}",
+                    std::any::type_name::<R>()
+                ),
+            })
+        });
+        if self.run.ready.is_empty() {
+            self.run.results.clear();
+        }
+        Some((idx, value))
+    }
+
     fn fail_pending(&mut self, reason: &str) {
         while let Some(idx) = self.run.pending.pop_front() {
             self.run.finish(
@@ -222,26 +295,13 @@ impl<R: DeserializeOwned + 'static> Iterator for MapUnordered<'_, R> {
 
     fn next(&mut self) -> Option<Self::Item> {
         loop {
-            if let Some((idx, outcome)) = self.run.ready.pop_front() {
-                self.run.yielded += 1;
-                let value = outcome.and_then(|range| {
-                    let bytes = &self.run.results[range];
-                    postcard::from_bytes::<R>(bytes).map_err(|e| TaskError::Failed {
-                        reason: format!(
-                            "cannot decode the result as a {}: {e}",
-                            std::any::type_name::<R>()
-                        ),
-                    })
-                });
-                if self.run.ready.is_empty() {
-                    self.run.results.clear();
-                }
-                return Some((idx, value));
+            if let Some(item) = self.pop_ready() {
+                return Some(item);
             }
             if self.run.yielded >= self.run.total {
                 return None;
             }
-            self.step();
+            self.step(true);
         }
     }
 

@@ -43,6 +43,7 @@
 //! Every start method works: [`StartMethod::Fork`], [`StartMethod::Spawn`]
 //! and [`StartMethod::ForkServer`] (the default, as for `Process`).
 
+mod lease;
 mod map;
 mod progress;
 mod run;
@@ -53,7 +54,6 @@ use crate::policy::{Kind, Lifecycle, Policy};
 use crate::policy::{OnExit, Tree};
 use crate::{ExitStatus, Result, Signal, StartMethod};
 use serde::{Serialize, de::DeserializeOwned};
-use std::sync::{Mutex, MutexGuard};
 use std::time::Duration;
 
 pub use map::MapUnordered;
@@ -211,6 +211,10 @@ impl PoolBuilder {
             /// With [`Tree::Group`] a task timeout or `terminate` also ends what
             /// a task started.
         }
+        on_drop {
+            /// A pool's drop always ends its workers: `Detach` keeps its own
+            /// way (see [`Pool`]), `Kill` and `Terminate` replace it.
+        }
         set_policy {}
         policy {
             /// ```
@@ -236,7 +240,7 @@ impl PoolBuilder {
         let inner = run::Inner::start(&cfg)?;
         Ok(Pool {
             cfg,
-            inner: Mutex::new(inner),
+            inner: lease::Slot::new(inner),
         })
     }
 }
@@ -260,7 +264,7 @@ impl PoolBuilder {
 #[derive(Debug)]
 pub struct Pool {
     cfg: Config,
-    inner: Mutex<run::Inner>,
+    inner: lease::Slot,
 }
 
 impl Pool {
@@ -305,8 +309,9 @@ impl Pool {
         self.lock().pids()
     }
 
-    fn lock(&self) -> MutexGuard<'_, run::Inner> {
-        self.inner.lock().unwrap_or_else(|e| e.into_inner())
+    /// The pool's state, once no map holds it.
+    fn lock(&self) -> lease::Lease<'_> {
+        self.inner.lease()
     }
 
     /// `f` over every item, results in input order (Python's `Pool.map`). Each
@@ -327,21 +332,11 @@ impl Pool {
         R: Serialize + DeserializeOwned + 'static,
     {
         let it = self.map_unordered(f, items)?;
-        let mut out: Vec<Option<std::result::Result<R, TaskError>>> =
-            (0..it.len()).map(|_| None).collect();
+        let mut out = InOrder::new(it.len());
         for (i, r) in it {
-            out[i] = Some(r);
+            out.put(i, r);
         }
-        Ok(out
-            .into_iter()
-            .map(|r| {
-                r.unwrap_or_else(|| {
-                    Err(TaskError::Failed {
-                        reason: "internal: no result was recorded".into(),
-                    })
-                })
-            })
-            .collect())
+        Ok(out.finish())
     }
 
     /// Like [`Pool::map`], but yields `(index, result)` as each item finishes
@@ -392,8 +387,39 @@ impl Pool {
 }
 
 impl Drop for Pool {
+    /// Ends the workers: as [`Pool::terminate`] with [`OnDrop::Detach`](crate::OnDrop::Detach) (the
+    /// default); with `Kill` or `Terminate`, each worker's own handle applies
+    /// that policy as the pool lets go of it, without waiting.
     fn drop(&mut self) {
-        let _ = self.lock().terminate(&self.cfg);
+        if self.cfg.policy.on_drop == crate::OnDrop::Detach {
+            let _ = self.lock().terminate(&self.cfg);
+        }
+    }
+}
+
+/// Results put back in input order.
+struct InOrder<R>(Vec<Option<std::result::Result<R, TaskError>>>);
+
+impl<R> InOrder<R> {
+    fn new(len: usize) -> InOrder<R> {
+        InOrder((0..len).map(|_| None).collect())
+    }
+
+    fn put(&mut self, i: usize, r: std::result::Result<R, TaskError>) {
+        self.0[i] = Some(r);
+    }
+
+    fn finish(self) -> Vec<std::result::Result<R, TaskError>> {
+        self.0
+            .into_iter()
+            .map(|r| {
+                r.unwrap_or_else(|| {
+                    Err(TaskError::Failed {
+                        reason: "internal: no result was recorded".into(),
+                    })
+                })
+            })
+            .collect()
     }
 }
 

@@ -13,6 +13,9 @@ use std::os::fd::{AsFd, OwnedFd};
 use std::sync::Mutex;
 use std::time::{Duration, Instant};
 
+#[cfg(feature = "tokio")]
+mod asynchronous;
+
 /// Why [`Handle::join`] has no value to give.
 ///
 /// ```
@@ -246,6 +249,12 @@ impl<R: DeserializeOwned + 'static> Handle<R> {
             }
             Err(e) => return Err(self.wait_error(e)),
         };
+        self.conclude(&mut rd, status)
+    }
+
+    /// The outcome, once the result channel was read and the child ended.
+    fn conclude(&self, rd: &mut Reading, status: ExitStatus) -> Result<R, JoinError> {
+        let pid = self.pid();
         if let Some(reason) = rd.error.take() {
             return Err(JoinError::Decode { pid, reason });
         }

@@ -126,6 +126,7 @@ where
         }
         on_parent_death {}
         tree {}
+        on_drop {}
         set_policy {}
         policy {
             /// ```

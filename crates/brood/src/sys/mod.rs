@@ -15,6 +15,7 @@
 //! | pipes, descriptor plumbing | [`pipe`] | 2.6.35 (`F_SETPIPE_SZ`, optional) |
 //! | private sockets passing descriptors, peer credentials | [`socket`] | 2.6.23 (`MSG_CMSG_CLOEXEC`) |
 //! | `clone(CLONE_VM \| CLONE_VFORK \| CLONE_PIDFD)` then `execve` | [`clone`] | 5.2 |
+//! | registering a descriptor with tokio's reactor (feature `tokio`) | `reactor` | any |
 
 #[cfg(not(target_os = "linux"))]
 compile_error!(
@@ -34,6 +35,8 @@ pub mod prctl;
 pub mod procfs;
 pub mod proctitle;
 pub mod random;
+#[cfg(feature = "tokio")]
+pub mod reactor;
 pub mod reap;
 pub mod shm;
 pub mod sigaction;

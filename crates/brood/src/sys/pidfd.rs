@@ -139,3 +139,11 @@ pub fn wait_readable(fd: BorrowedFd<'_>, timeout: Option<Duration>) -> io::Resul
 pub fn has_exited(fd: impl AsFd) -> io::Result<bool> {
     wait_exited(fd.as_fd(), Some(Duration::ZERO))
 }
+
+/// `fcntl(F_DUPFD_CLOEXEC)`: a second descriptor for the same pidfd, for a
+/// reactor that registers descriptors by number (tokio's refuses to register
+/// one number twice, so each async waiter watches its own copy).
+#[cfg(feature = "tokio")]
+pub fn duplicate(fd: BorrowedFd<'_>) -> io::Result<OwnedFd> {
+    fd.try_clone_to_owned()
+}

@@ -35,6 +35,29 @@ impl Watcher {
         )?)
     }
 
+    /// `epoll_ctl(EPOLL_CTL_ADD)` for readability and, with `writable`, for
+    /// room to write too.
+    #[cfg(feature = "tokio")]
+    pub fn add_with(&self, fd: impl AsFd, key: u64, writable: bool) -> io::Result<()> {
+        let mut flags = epoll::EventFlags::IN;
+        if writable {
+            flags |= epoll::EventFlags::OUT;
+        }
+        Ok(epoll::add(
+            &self.epoll,
+            fd,
+            epoll::EventData::new_u64(key),
+            flags,
+        )?)
+    }
+
+    /// The epoll descriptor itself: readable while any member is ready, so
+    /// another reactor can wait on the whole set.
+    #[cfg(feature = "tokio")]
+    pub fn into_fd(self) -> OwnedFd {
+        self.epoll
+    }
+
     /// `epoll_ctl(EPOLL_CTL_DEL, fd)`.
     pub fn remove(&self, fd: impl AsFd) -> io::Result<()> {
         Ok(epoll::delete(&self.epoll, fd)?)

@@ -251,7 +251,7 @@ fn listen(conn: Arc<Conn>) {
                 };
                 match adopted {
                     Ok(child) => {
-                        st.kids.insert(pid, child.clone());
+                        st.kids.insert(pid, child.untracked());
                         let _ = reply.send(Ok(child));
                     }
                     Err(e) => {
