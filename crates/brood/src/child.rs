@@ -102,11 +102,14 @@ pub struct Child {
 
 /// Applies the child's [`OnDrop`](crate::OnDrop) when the last user handle of
 /// it is dropped.
-struct LastHandle(Arc<ChildInner>);
+/// The hook is given by whoever registers the child (`exit::adopt` passes
+/// `ondrop::apply`), so that this layer does not reach up into the policies'
+/// machinery.
+struct LastHandle(Arc<ChildInner>, fn(Child));
 
 impl Drop for LastHandle {
     fn drop(&mut self) {
-        crate::ondrop::apply(Child {
+        (self.1)(Child {
             inner: Arc::clone(&self.0),
             last: None,
         });
@@ -196,13 +199,15 @@ impl Watched for ChildInner {
 
 impl Child {
     /// Registers a child that was just created, so that it is reaped. `pidfd`
-    /// must refer to `pid`. The kinds call [`crate::exit::adopt`], which also
-    /// makes sure the exit hook will apply the child's `OnExit`.
+    /// must refer to `pid`; `on_last_drop` runs when its last user handle is
+    /// dropped. The kinds call [`crate::exit::adopt`], which also makes sure
+    /// the exit hook will apply the child's `OnExit`.
     pub(crate) fn register(
         pid: u32,
         pidfd: OwnedFd,
         policy: Policy,
         source: WaitSource,
+        on_last_drop: fn(Child),
     ) -> Result<Child> {
         let registry = CHILDREN.get();
         let inner = Arc::new(ChildInner {
@@ -218,27 +223,31 @@ impl Child {
         registry
             .adopt(Arc::clone(&inner))
             .map_err(|e| Error::os(e.step(), pid, e.into_io()))?;
-        Ok(Child::tracked(inner))
+        Ok(Child::tracked(inner, Some(on_last_drop)))
     }
 
     /// A child that was reaped by someone else before brood could take hold of it.
     pub(crate) fn gone(pid: u32, policy: Policy) -> Child {
-        Child::tracked(Arc::new(ChildInner {
-            pid,
-            pidfd: None,
-            seq: CHILDREN.get().next_seq(),
-            policy,
-            source: WaitSource::Own,
-            state: Mutex::new(State::ReapedElsewhere),
-            changed: Condvar::new(),
-            wakers: Mutex::new(Vec::new()),
-        }))
+        Child::tracked(
+            Arc::new(ChildInner {
+                pid,
+                pidfd: None,
+                seq: CHILDREN.get().next_seq(),
+                policy,
+                source: WaitSource::Own,
+                state: Mutex::new(State::ReapedElsewhere),
+                changed: Condvar::new(),
+                wakers: Mutex::new(Vec::new()),
+            }),
+            None,
+        )
     }
 
-    /// The first user handle of a new child.
-    fn tracked(inner: Arc<ChildInner>) -> Child {
+    /// The first user handle of a new child; `on_last_drop` runs when the
+    /// last user handle goes.
+    fn tracked(inner: Arc<ChildInner>, on_last_drop: Option<fn(Child)>) -> Child {
         Child {
-            last: Some(Arc::new(LastHandle(Arc::clone(&inner)))),
+            last: on_last_drop.map(|hook| Arc::new(LastHandle(Arc::clone(&inner), hook))),
             inner,
         }
     }

@@ -81,7 +81,7 @@ pub fn apply_on_exit() {
 /// child comes through here.
 pub(crate) fn adopt(pid: u32, pidfd: OwnedFd, policy: Policy, source: WaitSource) -> Result<Child> {
     ensure_hooked();
-    Child::register(pid, pidfd, policy, source)
+    Child::register(pid, pidfd, policy, source, crate::ondrop::apply)
 }
 
 /// Installs the `atexit` hook once per process image (fork inherits it, and the

@@ -365,31 +365,9 @@ fn warn_about_foreign_threads(foreign: Option<usize>) {
     }
 }
 
-/// A pause point inside brood's one-time initialisations, for the test below:
-/// a thread that passes it while it is armed stays inside the initialisation
-/// until the test opens it.
-#[cfg(test)]
-pub(crate) mod test_gate {
-    use std::sync::atomic::{AtomicBool, Ordering};
-    use std::time::Duration;
-
-    pub(crate) static ARMED: AtomicBool = AtomicBool::new(false);
-    pub(crate) static ENTERED: AtomicBool = AtomicBool::new(false);
-    pub(crate) static OPEN: AtomicBool = AtomicBool::new(false);
-
-    pub(crate) fn pass() {
-        if ARMED.load(Ordering::Acquire) {
-            ENTERED.store(true, Ordering::Release);
-            while !OPEN.load(Ordering::Acquire) {
-                std::thread::sleep(Duration::from_millis(1));
-            }
-        }
-    }
-}
-
 #[cfg(test)]
 mod tests {
-    use super::test_gate::{ARMED, ENTERED, OPEN};
+    use crate::runtime::test_gate::{ARMED, ENTERED, OPEN};
     use std::sync::Arc;
     use std::sync::atomic::{AtomicBool, Ordering};
     use std::time::Duration;

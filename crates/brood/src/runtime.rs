@@ -58,7 +58,29 @@ pub(crate) fn init_skipped() -> bool {
     static MARKED: OnceLock<bool> = OnceLock::new();
     *MARKED.get_or_init(|| {
         #[cfg(test)]
-        crate::fork::test_gate::pass();
+        test_gate::pass();
         !INIT_DONE.load(Ordering::Acquire) && std::env::var_os(ENV).is_some()
     })
+}
+
+/// A pause point inside brood's one-time initialisations, for the test in `fork.rs`:
+/// a thread that passes it while it is armed stays inside the initialisation
+/// until the test opens it.
+#[cfg(test)]
+pub(crate) mod test_gate {
+    use std::sync::atomic::{AtomicBool, Ordering};
+    use std::time::Duration;
+
+    pub(crate) static ARMED: AtomicBool = AtomicBool::new(false);
+    pub(crate) static ENTERED: AtomicBool = AtomicBool::new(false);
+    pub(crate) static OPEN: AtomicBool = AtomicBool::new(false);
+
+    pub(crate) fn pass() {
+        if ARMED.load(Ordering::Acquire) {
+            ENTERED.store(true, Ordering::Release);
+            while !OPEN.load(Ordering::Acquire) {
+                std::thread::sleep(Duration::from_millis(1));
+            }
+        }
+    }
 }

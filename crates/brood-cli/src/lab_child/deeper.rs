@@ -4,7 +4,8 @@
 use std::io::Write;
 use std::process::ExitCode;
 
-use super::play::{leave, pid_of, sleep_body, start, Unplayable};
+use super::kit::{leave, pid_of, sleep_body, Unplayable};
+use super::start::start;
 use super::{go, say, Args};
 use crate::sys::wait::{waitpid, Waited};
 

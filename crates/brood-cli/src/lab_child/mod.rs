@@ -10,9 +10,11 @@
 //! side for `popen` (this same binary, run as the child program).
 
 mod deeper;
+mod kit;
 mod play;
 mod pool;
 mod process;
+mod start;
 
 use std::collections::BTreeMap;
 use std::process::ExitCode;

@@ -3,114 +3,11 @@
 use std::process::ExitCode;
 use std::time::Duration;
 
-use brood::{Child, Command, ForkBuilder, OnExit, OnParentDeath, Signal, Tree};
+use brood::Signal;
 
-use super::{body, go, say, unsupported, Args};
-
-/// The policies asked for on the command line (`None`: the kind's default).
-#[derive(Clone, Copy, Default)]
-pub struct Asked {
-    pub on_exit: Option<OnExit>,
-    pub on_parent_death: Option<OnParentDeath>,
-    pub tree: Option<Tree>,
-    /// `fork`, `spawn` or `forkserver` (for `process`).
-    pub method: Option<&'static str>,
-}
-
-fn asked(a: &Args) -> Asked {
-    Asked {
-        method: match a.get("method") {
-            Some("fork") => Some("fork"),
-            Some("spawn") => Some("spawn"),
-            Some("forkserver") => Some("forkserver"),
-            _ => None,
-        },
-        on_exit: match a.get("on_exit") {
-            Some("wait") => Some(OnExit::Wait),
-            Some("terminate") => Some(OnExit::TERMINATE),
-            Some("terminate_fast") => Some(OnExit::Terminate {
-                grace: Duration::from_millis(200),
-            }),
-            Some("detach") => Some(OnExit::Detach),
-            _ => None,
-        },
-        on_parent_death: match a.get("on_parent_death") {
-            Some("kill") => Some(OnParentDeath::Signal(Signal::KILL)),
-            Some("term") => Some(OnParentDeath::Signal(Signal::TERM)),
-            _ => None,
-        },
-        tree: match a.get("tree") {
-            Some("group") => Some(Tree::Group),
-            Some("session") => Some(Tree::Session),
-            _ => None,
-        },
-    }
-}
-
-/// What a child body does, for every kind.
-pub struct Body {
-    pub name: String,
-    pub secs: f64,
-    pub code: i32,
-    pub daemon: bool,
-}
-
-pub fn start(a: &Args, b: Body) -> Result<Child, String> {
-    let p = asked(a);
-    match a.kind.as_str() {
-        "fork" => {
-            let mut f = ForkBuilder::new();
-            if let Some(x) = p.on_exit {
-                f.on_exit(x);
-            }
-            if let Some(x) = p.on_parent_death {
-                f.on_parent_death(x);
-            }
-            if let Some(x) = p.tree {
-                f.tree(x);
-            }
-            let Body {
-                name, secs, code, ..
-            } = b;
-            f.fork_with(move || body(&name, secs, code))
-                .map_err(|e| e.to_string())
-        }
-        "popen" => {
-            let exe = std::env::current_exe().map_err(|e| e.to_string())?;
-            let mut c = Command::new(exe);
-            c.args([
-                "lab-child",
-                "body",
-                &b.name,
-                &b.secs.to_string(),
-                &b.code.to_string(),
-            ]);
-            if let Some(x) = p.on_exit {
-                c.on_exit(x);
-            }
-            if let Some(x) = p.on_parent_death {
-                c.on_parent_death(x);
-            }
-            if let Some(x) = p.tree {
-                c.tree(x);
-            }
-            c.spawn().map(|p| p.into_child()).map_err(|e| e.to_string())
-        }
-        "process" => super::process::start(p, b),
-        other => Err(format!("unknown kind {other}")),
-    }
-}
-
-pub fn leave(how: &str) -> ExitCode {
-    say("main_done", &[("how", how.to_string())]);
-    match how {
-        "os_exit" => brood::exit_now(0),
-        "sys_exit" => brood::exit(0),
-        // "return": back to main, whose return runs libc's exit and so brood's
-        // atexit hook, as a Rust program that just ends would.
-        _ => ExitCode::SUCCESS,
-    }
-}
+use super::kit::{asked, leave, pid_of, sleep_body, Body, Unplayable};
+use super::start::start;
+use super::{go, say, unsupported, Args};
 
 fn forever() -> ! {
     loop {
@@ -118,33 +15,11 @@ fn forever() -> ! {
     }
 }
 
-pub fn pid_of(c: &Child) -> (&'static str, String) {
-    ("pid", c.pid().to_string())
-}
-
 /// Plays `a.mode`.
 pub fn play(a: &Args) -> ExitCode {
     match run(a) {
         Ok(code) => code,
         Err(Unplayable(why)) => unsupported(&why),
-    }
-}
-
-/// A scenario brood does not play, and why.
-pub struct Unplayable(pub String);
-
-impl From<String> for Unplayable {
-    fn from(s: String) -> Self {
-        Unplayable(s)
-    }
-}
-
-pub fn sleep_body(secs: f64, code: i32, daemon: bool) -> Body {
-    Body {
-        name: "sleep".into(),
-        secs,
-        code,
-        daemon,
     }
 }
 

@@ -1,7 +1,7 @@
 //! N5 on brood's side: `Pool::new(2).map` over 0..4 where the task for item 1
 //! SIGKILLs its own worker — the scenario that hangs Python's `Pool.map`.
 
-use super::play::Unplayable;
+use super::kit::Unplayable;
 use super::say;
 use std::process::ExitCode;
 

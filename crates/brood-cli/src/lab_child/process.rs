@@ -6,7 +6,7 @@ use std::time::{Duration, Instant};
 
 use brood::{Child, Process, StartMethod};
 
-use super::play::{Asked, Body, Unplayable};
+use super::kit::{Asked, Body, Unplayable};
 use super::{body, say, Args};
 use crate::sys::wait::{waitpid, Waited};
 

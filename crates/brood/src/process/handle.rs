@@ -1,7 +1,7 @@
 //! [`Handle`]: a started [`Process`](super::Process) — join it for its result,
 //! signal it, ask how it ended.
 
-use super::StartMethod;
+use super::method::StartMethod;
 use crate::sys;
 use crate::wire::frame::{self, Feed, FrameKind, FrameReader};
 use crate::wire::{self, PanicReport};

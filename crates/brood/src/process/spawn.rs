@@ -21,9 +21,9 @@
 //! child is created from a thread that lives as long as the process
 //! (`crate::spawner`).
 
-use super::boot::ENV;
 use super::child::{self, CODE_SETUP, fn_ref, send_arg};
 use crate::policy::Policy;
+use crate::runtime::ENV;
 use crate::sys::{self, socket};
 use crate::wire::{self, Request};
 use crate::{Child, Error, Result};

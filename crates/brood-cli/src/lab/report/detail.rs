@@ -6,7 +6,7 @@ use std::fmt::Write as _;
 
 use comfy_table::{Cell, Color, ContentArrangement, Table};
 
-use super::{footer, groups, Lab};
+use super::{footer, groups, md_escape, Lab};
 use crate::lab::scenarios::Verdict;
 use crate::lab::{Actor, RunResult};
 
@@ -112,10 +112,6 @@ pub fn table(lab: &Lab, color: bool) -> String {
     let _ = writeln!(out, "{}", footer(lab));
     let _ = writeln!(out, "{POLICY_NOTE}");
     out
-}
-
-pub fn md_escape(s: &str) -> String {
-    s.replace('|', "\\|").replace('\n', " ")
 }
 
 /// The Markdown report: the matrix, then one section of evidence per claim.

@@ -63,8 +63,8 @@ pub fn markdown() -> String {
             out,
             "| {} | {} | {} | {} |",
             c.id,
-            super::detail::md_escape(c.en),
-            super::detail::md_escape(c.zh),
+            super::md_escape(c.en),
+            super::md_escape(c.zh),
             keys.join(" ")
         );
     }

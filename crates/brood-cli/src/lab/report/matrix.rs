@@ -514,9 +514,9 @@ pub fn markdown(lab: &Lab) -> String {
         let _ = writeln!(
             out,
             "| {claim} | {} | {} | {} |",
-            super::detail::md_escape(row.key),
+            super::md_escape(row.key),
             cells.join(" | "),
-            super::detail::md_escape(&summary)
+            super::md_escape(&summary)
         );
     }
     let _ = writeln!(out, "\n{LEGEND}");

@@ -86,6 +86,11 @@ pub fn render(lab: &Lab, format: Format, color: bool) -> Result<String, ReportEr
     })
 }
 
+/// Text made safe for one Markdown table cell.
+pub fn md_escape(s: &str) -> String {
+    s.replace('|', "\\|").replace('\n', " ")
+}
+
 /// Writes `text` to stdout; a reader that stopped early (`brood lab | head`)
 /// is not a failure.
 pub fn print(text: &str) -> Result<(), ReportError> {

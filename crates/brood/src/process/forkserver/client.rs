@@ -5,9 +5,9 @@
 use super::SERVER;
 use crate::child::WaitSource;
 use crate::policy::Policy;
-use crate::process::boot::ENV;
 use crate::process::child::{fn_ref, send_arg};
 use crate::process::spawn::{SELF_EXE, argv0, this_program, title};
+use crate::runtime::ENV;
 use crate::runtime::spawn_own_thread;
 use crate::sys::forklocal::ForkLocal;
 use crate::sys::{self, pidfd, socket};
