@@ -121,3 +121,29 @@ fn ps_names_the_server_and_its_children_after_the_program() {
     h.kill().unwrap();
     assert!(matches!(h.join(), Err(JoinError::Killed { .. })));
 }
+
+/// Waits until its parent — the fork server — has died, then returns.
+fn outlive_the_server(_: ()) -> u32 {
+    let server = brood::os::PidFd::open(brood::os::getppid()).unwrap();
+    server.wait_exited(None).unwrap();
+    42
+}
+
+/// A child that sent its result after its fork server was killed: the value
+/// reached us, so `join` returns it (the status alone is lost).
+#[test]
+fn a_result_that_arrived_after_the_server_died_is_returned() {
+    support::become_subreaper();
+    let mut clean = support::Cleanup::default();
+    let h = Process::new(outlive_the_server, ())
+        .start_method(StartMethod::ForkServer)
+        .start()
+        .unwrap();
+    let child = clean.add(h.pid());
+    let server = clean.add(brood::fork_server_pid().unwrap());
+    support::kill_and_reap(server);
+    assert_eq!(h.join().unwrap(), 42);
+    // Re-parented to us (a subreaper) when the server died: ours to reap.
+    assert!(support::wait_exit(child, Duration::from_secs(5)));
+    assert!(matches!(h.poll(), Err(JoinError::ServerDied { .. })));
+}

@@ -239,22 +239,34 @@ impl<R: DeserializeOwned + 'static> Handle<R> {
             return Err(JoinError::AlreadyJoined { pid });
         }
         self.read_result(&mut rd, deadline)?;
-        let status = match self.child.wait_until(deadline) {
-            Ok(Some(status)) => status,
-            Ok(None) => {
-                return Err(JoinError::Timeout {
-                    pid,
-                    timeout: Duration::ZERO,
-                });
-            }
-            Err(e) => return Err(self.wait_error(e)),
-        };
-        self.conclude(&mut rd, status)
+        match self.child.wait_until(deadline) {
+            Ok(Some(status)) => self.conclude(&mut rd, Ok(status)),
+            Ok(None) => Err(JoinError::Timeout {
+                pid,
+                timeout: Duration::ZERO,
+            }),
+            Err(e) => self.conclude(&mut rd, Err(e)),
+        }
     }
 
-    /// The outcome, once the result channel was read and the child ended.
-    fn conclude(&self, rd: &mut Reading, status: ExitStatus) -> Result<R, JoinError> {
+    /// The outcome, once the result channel was read and the child ended (or
+    /// its status could not be had). A value or a panic that reached us is
+    /// returned even when the status is lost — the fork server died after the
+    /// child sent it, say: a result that arrived is never thrown away.
+    fn conclude(&self, rd: &mut Reading, waited: crate::Result<ExitStatus>) -> Result<R, JoinError> {
         let pid = self.pid();
+        let status = match waited {
+            Ok(status) => status,
+            Err(e) => {
+                let delivered = rd.error.is_none()
+                    && matches!(rd.frame, Some((FrameKind::Value | FrameKind::Panic, _)));
+                if !delivered {
+                    return Err(self.wait_error(e));
+                }
+                // Not consulted for a value or a panic.
+                ExitStatus::Exited(0)
+            }
+        };
         if let Some(reason) = rd.error.take() {
             return Err(JoinError::Decode { pid, reason });
         }

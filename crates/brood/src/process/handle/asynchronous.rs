@@ -77,16 +77,12 @@ impl<R: DeserializeOwned + 'static> Handle<R> {
                 .await;
             }
         }
-        let status = self
-            .child
-            .wait_async()
-            .await
-            .map_err(|e| self.wait_error(e))?;
+        let waited = self.child.wait_async().await;
         let mut rd = self.lock_reading();
         if rd.taken {
             return Err(JoinError::AlreadyJoined { pid });
         }
-        self.conclude(&mut rd, status)
+        self.conclude(&mut rd, waited)
     }
 
     /// Reads what the result channel holds without blocking. The child's end
