@@ -400,3 +400,42 @@ fn a_pool_can_be_shared_between_threads() {
         assert!(b.iter().enumerate().all(|(i, r)| r == &Ok(i as u64 + 501)));
     });
 }
+
+fn nap_ms(ms: u64) -> u64 {
+    std::thread::sleep(Duration::from_millis(ms));
+    ms
+}
+
+/// A read-only query answers at once: `worker_pids` from another thread while
+/// a map runs (it used to wait for the whole map).
+#[test]
+fn worker_pids_answers_while_a_map_runs() {
+    let mut cleanup = Cleanup::default();
+    let pool = Pool::builder(2)
+        .start_method(StartMethod::Fork)
+        .build()
+        .unwrap();
+    let before = watch(&pool, &mut cleanup);
+    let (started_tx, started_rx) = std::sync::mpsc::channel();
+    std::thread::scope(|s| {
+        let mapping = s.spawn(|| {
+            started_tx.send(()).unwrap();
+            pool.map(nap_ms, vec![100u64; 10]).unwrap()
+        });
+        started_rx.recv().unwrap();
+        // The map is under way (each item sleeps 100 ms, 500 ms in all).
+        let mut slowest = Duration::ZERO;
+        while !mapping.is_finished() {
+            let t = Instant::now();
+            let pids = pool.worker_pids();
+            slowest = slowest.max(t.elapsed());
+            assert_eq!(pids, before);
+            std::thread::sleep(Duration::from_millis(20));
+        }
+        assert!(
+            slowest < Duration::from_millis(50),
+            "worker_pids took {slowest:?}"
+        );
+        assert!(mapping.join().unwrap().into_iter().all(|r| r == Ok(100)));
+    });
+}

@@ -147,3 +147,36 @@ fn a_result_that_arrived_after_the_server_died_is_returned() {
     assert!(support::wait_exit(child, Duration::from_secs(5)));
     assert!(matches!(h.poll(), Err(JoinError::ServerDied { .. })));
 }
+
+/// Queries answer at once even when the fork server cannot report: with the
+/// server stopped (SIGSTOP), a child that ended is not alive, and `exitcode`
+/// and `poll` answer "not known yet" within a few milliseconds (they used to
+/// wait 5 s for the report).
+#[test]
+fn queries_do_not_wait_for_a_stopped_server() {
+    let mut clean = support::Cleanup::default();
+    let h = Process::new(park, ())
+        .start_method(StartMethod::ForkServer)
+        .start()
+        .unwrap();
+    clean.add(h.pid());
+    let server = clean.add(brood::fork_server_pid().unwrap());
+    // SAFETY: signalling the server this test started.
+    unsafe { libc::kill(server as i32, libc::SIGSTOP) };
+    h.kill().unwrap();
+    let fd = brood::os::PidFd::open(h.pid()).unwrap();
+    assert!(fd.wait_exited(Some(Duration::from_secs(10))).unwrap());
+    let t = std::time::Instant::now();
+    assert!(!h.is_alive());
+    assert_eq!(h.exitcode(), None);
+    assert!(matches!(h.poll(), Ok(None)));
+    assert!(
+        t.elapsed() < Duration::from_millis(500),
+        "{:?}",
+        t.elapsed()
+    );
+    // SAFETY: as above.
+    unsafe { libc::kill(server as i32, libc::SIGCONT) };
+    assert!(matches!(h.join(), Err(JoinError::Killed { .. })));
+    assert_eq!(h.exitcode(), Some(-9));
+}

@@ -251,6 +251,7 @@ impl<'a, R: DeserializeOwned + 'static> MapUnordered<'a, R> {
                 .as_ref()
                 .is_some_and(|w| !w.inflight.is_empty());
             if busy && let Some(mut w) = self.inner.slots[slot].take() {
+                self.inner.publish();
                 let _ = w.handle.kill();
                 let _ = w.handle.child().wait_timeout(Duration::from_secs(5));
                 self.run.pending.extend(w.inflight.drain(..));
@@ -323,6 +324,7 @@ impl<R> Drop for MapUnordered<'_, R> {
                 .as_ref()
                 .is_some_and(|w| !w.inflight.is_empty() || !w.inbuf.is_empty());
             if busy && let Some(w) = self.inner.slots[slot].take() {
+                self.inner.publish();
                 let _ = w.handle.kill();
                 let _ = w.handle.child().wait_timeout(Duration::from_secs(5));
             }

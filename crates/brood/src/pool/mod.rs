@@ -54,6 +54,7 @@ use crate::policy::{Kind, Lifecycle, Policy};
 use crate::policy::{OnExit, Tree};
 use crate::{ExitStatus, Result, Signal, StartMethod};
 use serde::{Serialize, de::DeserializeOwned};
+use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
 pub use map::MapUnordered;
@@ -240,6 +241,7 @@ impl PoolBuilder {
         let inner = run::Inner::start(&cfg)?;
         Ok(Pool {
             cfg,
+            pids: Arc::clone(&inner.published),
             inner: lease::Slot::new(inner),
         })
     }
@@ -265,6 +267,8 @@ impl PoolBuilder {
 pub struct Pool {
     cfg: Config,
     inner: lease::Slot,
+    /// The workers' pids, kept current by the state: readable while a map runs.
+    pids: Arc<Mutex<Vec<u32>>>,
 }
 
 impl Pool {
@@ -304,9 +308,11 @@ impl Pool {
         self.cfg.size
     }
 
-    /// The pids of the live workers, slot by slot.
+    /// The pids of the live workers, slot by slot. Answers at once, also while
+    /// another thread runs a `map` (the pool keeps this list current as
+    /// workers start, die and are replaced).
     pub fn worker_pids(&self) -> Vec<u32> {
-        self.lock().pids()
+        self.pids.lock().unwrap_or_else(|e| e.into_inner()).clone()
     }
 
     /// The pool's state, once no map holds it.

@@ -14,6 +14,7 @@ use std::io::{self, Read};
 use std::os::fd::AsFd;
 use std::os::linux::net::SocketAddrExt;
 use std::os::unix::net::{SocketAddr, UnixListener, UnixStream};
+use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
 /// How long a worker may hold finished results before sending them, in µs:
@@ -104,6 +105,9 @@ pub(crate) struct Inner {
     addr: Vec<u8>,
     pub(super) slots: Vec<Option<Worker>>,
     pub(super) closed: bool,
+    /// The workers' pids as of the last change, readable while a map holds
+    /// the state (see `Pool::worker_pids`).
+    pub(super) published: Arc<Mutex<Vec<u32>>>,
 }
 
 impl std::fmt::Debug for Inner {
@@ -136,6 +140,7 @@ impl Inner {
             addr,
             slots: (0..cfg.size).map(|_| None).collect(),
             closed: false,
+            published: Arc::new(Mutex::new(Vec::new())),
         };
         if let Err(e) = inner.fill(cfg) {
             let _ = inner.terminate(cfg);
@@ -146,6 +151,11 @@ impl Inner {
 
     pub(super) fn pids(&self) -> Vec<u32> {
         self.slots.iter().flatten().map(Worker::pid).collect()
+    }
+
+    /// Makes the current workers' pids readable without the state.
+    pub(super) fn publish(&self) {
+        *self.published.lock().unwrap_or_else(|e| e.into_inner()) = self.pids();
     }
 
     pub(super) fn live(&self) -> usize {
@@ -268,6 +278,7 @@ impl Inner {
             let _ = h.kill();
             let _ = h.child().wait_timeout(Duration::from_secs(5));
         }
+        self.publish();
         failure.map_or(Ok(()), Err)
     }
 
@@ -282,7 +293,9 @@ impl Inner {
             w.flush();
         }
         let limit = Instant::now() + cfg.timeout.unwrap_or(Duration::ZERO) + Duration::from_secs(5);
-        for w in self.slots.iter_mut().filter_map(Option::take) {
+        let workers: Vec<Worker> = self.slots.iter_mut().filter_map(Option::take).collect();
+        self.publish();
+        for w in workers {
             if w.handle.child().wait_until(Some(limit))?.is_none() {
                 w.handle.kill()?;
                 w.handle.child().wait()?;
@@ -300,6 +313,7 @@ impl Inner {
         };
         let deadline = Instant::now() + grace;
         let workers: Vec<Worker> = self.slots.iter_mut().filter_map(Option::take).collect();
+        self.publish();
         for w in &workers {
             let _ = w.handle.terminate();
         }
@@ -318,6 +332,7 @@ impl Inner {
         let Some(mut w) = self.slots[slot].take() else {
             return;
         };
+        self.publish();
         if cause != Cause::Timeout {
             w.read_some();
             if !parse(&mut w, run) {

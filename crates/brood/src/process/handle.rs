@@ -119,6 +119,10 @@ struct Reading {
     taken: bool,
 }
 
+/// How long [`Handle::exitcode`] and [`Handle::poll`] wait, at most, for the
+/// fork server's report of a child that has ended.
+const SETTLE: Duration = Duration::from_millis(20);
+
 /// A started process: Python's `Process` object after `start()`, plus a typed
 /// result.
 ///
@@ -250,14 +254,22 @@ impl<R: DeserializeOwned + 'static> Handle<R> {
     }
 
     /// The outcome, once the result channel was read and the child ended (or
-    /// its status could not be had). A value or a panic that reached us is
-    /// returned even when the status is lost — the fork server died after the
-    /// child sent it, say: a result that arrived is never thrown away.
-    fn conclude(&self, rd: &mut Reading, waited: crate::Result<ExitStatus>) -> Result<R, JoinError> {
+    /// its status could not be had). A value or a panic that reached us before
+    /// the fork server died is returned although the status is lost: a result
+    /// that arrived is never thrown away.
+    fn conclude(
+        &self,
+        rd: &mut Reading,
+        waited: crate::Result<ExitStatus>,
+    ) -> Result<R, JoinError> {
         let pid = self.pid();
         let status = match waited {
             Ok(status) => status,
-            Err(e) => {
+            // The server died after the child sent its value or panic: the
+            // outcome reached us, only the status is lost. (A child that
+            // foreign code reaped stays `ReapedElsewhere`, as every query of
+            // it says.)
+            Err(e @ Error::ServerDied { .. }) => {
                 let delivered = rd.error.is_none()
                     && matches!(rd.frame, Some((FrameKind::Value | FrameKind::Panic, _)));
                 if !delivered {
@@ -266,6 +278,7 @@ impl<R: DeserializeOwned + 'static> Handle<R> {
                 // Not consulted for a value or a panic.
                 ExitStatus::Exited(0)
             }
+            Err(e) => return Err(self.wait_error(e)),
         };
         if let Some(reason) = rd.error.take() {
             return Err(JoinError::Decode { pid, reason });
@@ -394,30 +407,36 @@ impl<R: DeserializeOwned + 'static> Handle<R> {
     }
 
     /// True until the child has ended (Python's `is_alive()`). A child reaped by
-    /// someone else is not alive.
+    /// someone else is not alive. Answers at once: for a fork-server child,
+    /// from its pidfd, without waiting for the server's report.
     pub fn is_alive(&self) -> bool {
-        self.settle();
+        if self.child.is_remote() && self.pidfd_says_exited() {
+            return false;
+        }
         self.child.is_alive()
     }
 
-    /// A fork-server child's status comes as a message from the server, a moment
-    /// after the process has ended. Once its pidfd says it ended, wait for that
-    /// message, so that `is_alive`, `exitcode` and `poll` never describe a
-    /// finished child as running.
+    fn pidfd_says_exited(&self) -> bool {
+        self.child
+            .pidfd()
+            .is_none_or(|fd| sys::pidfd::has_exited(fd).unwrap_or(false))
+    }
+
+    /// A fork-server child's status comes as a message from the server, a
+    /// moment (microseconds) after the process ended. Once its pidfd says it
+    /// ended, give that message a little time — 20 ms at most, so a query
+    /// never stalls behind a busy or stopped server — so that `exitcode` and
+    /// `poll` seldom describe a finished child as still unreported.
     fn settle(&self) {
-        if self.child.is_remote()
-            && self
-                .child
-                .pidfd()
-                .is_none_or(|fd| sys::pidfd::has_exited(fd).unwrap_or(false))
-        {
-            let _ = self.child.wait_timeout(Duration::from_secs(5));
+        if self.child.is_remote() && self.pidfd_says_exited() {
+            let _ = self.child.wait_timeout(SETTLE);
         }
     }
 
     /// Python's `exitcode`: `None` while the child runs, its exit code once it
     /// ended, `-N` if signal N killed it. Also `None` when the status is lost
-    /// (reaped elsewhere); [`Handle::poll`] tells that case apart.
+    /// (reaped elsewhere), or not reported yet by the fork server;
+    /// [`Handle::poll`] tells those apart. Never blocks longer than 20 ms.
     pub fn exitcode(&self) -> Option<i32> {
         self.settle();
         self.child.poll().ok().flatten().map(|s| s.exitcode())

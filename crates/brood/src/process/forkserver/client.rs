@@ -54,23 +54,43 @@ impl Conn {
     }
 }
 
-/// The live connection, if any.
 /// This process's connection to its fork server. A forked child must not use
 /// (or wait on a lock of) its parent's: it starts a server of its own.
-static CONN: ForkLocal<Mutex<Option<Arc<Conn>>>> = ForkLocal::new(|| Mutex::new(None));
+struct Connection {
+    /// The live connection, if any: only ever locked for a moment, so that
+    /// [`current`] (and `fork_server_pid`) never waits behind a launch.
+    live: Mutex<Option<Arc<Conn>>>,
+    /// Held while a server is being launched (its handshake may take a while
+    /// on a loaded machine): one launch at a time.
+    launching: Mutex<()>,
+}
 
+static CONN: ForkLocal<Connection> = ForkLocal::new(|| Connection {
+    live: Mutex::new(None),
+    launching: Mutex::new(()),
+});
+
+/// The live connection, at once (`None` while the first one is launched).
 pub(crate) fn current() -> Option<Arc<Conn>> {
-    let conn = CONN.get().lock().unwrap_or_else(|e| e.into_inner());
-    conn.as_ref().filter(|c| !c.is_dead()).cloned()
+    let live = CONN.get().live.lock().unwrap_or_else(|e| e.into_inner());
+    live.as_ref().filter(|c| !c.is_dead()).cloned()
 }
 
 fn connection() -> Result<Arc<Conn>> {
-    let mut conn = CONN.get().lock().unwrap_or_else(|e| e.into_inner());
-    if let Some(c) = conn.as_ref().filter(|c| !c.is_dead()) {
-        return Ok(Arc::clone(c));
+    if let Some(c) = current() {
+        return Ok(c);
+    }
+    let _launching = CONN
+        .get()
+        .launching
+        .lock()
+        .unwrap_or_else(|e| e.into_inner());
+    // Another thread may have launched one while we waited.
+    if let Some(c) = current() {
+        return Ok(c);
     }
     let c = launch()?;
-    *conn = Some(Arc::clone(&c));
+    *CONN.get().live.lock().unwrap_or_else(|e| e.into_inner()) = Some(Arc::clone(&c));
     Ok(c)
 }
 
