@@ -155,6 +155,17 @@ pub enum Error {
         pid: u32,
     },
 
+    /// The process has begun to shut down ([`exit`](crate::exit), a return
+    /// from `main`, or a signal [`signals::graceful`](crate::signals::graceful)
+    /// took over): no child starts any more — it would escape the sweep that
+    /// applies every child's exit policy. `pid` is set when the child already
+    /// existed (it was ended at once).
+    #[error("the process is shutting down: no new child may start{}", pid.map(|p| format!(" (pid {p} was ended)")).unwrap_or_default())]
+    ShuttingDown {
+        /// The child that was started and ended, if it got that far.
+        pid: Option<u32>,
+    },
+
     /// The [`Pool`](crate::Pool) was closed or terminated: it takes no more work.
     #[error("the pool was closed or terminated")]
     PoolClosed,

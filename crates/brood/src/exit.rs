@@ -6,7 +6,7 @@
 //! [`exit`].
 
 use crate::child::{Child, WaitSource, live_children};
-use crate::error::Result;
+use crate::error::{Error, Result};
 use crate::policy::{OnExit, Policy};
 use crate::sys;
 use std::os::fd::OwnedFd;
@@ -31,8 +31,15 @@ use std::time::Instant;
 /// # Ok::<(), brood::Error>(())
 /// ```
 pub fn exit(code: i32) -> ! {
-    apply_on_exit();
+    leave();
     std::process::exit(code)
+}
+
+/// Shutdown begins (no child starts from now on), then every live child's
+/// `OnExit` applies.
+pub(crate) fn leave() {
+    crate::shutdown::begin();
+    apply_on_exit();
 }
 
 /// Ends the process at once with `code`, touching no child and flushing nothing
@@ -47,12 +54,14 @@ pub fn exit_now(code: i32) -> ! {
 }
 
 /// Applies the `OnExit` policy of every child still running, as [`exit`] does,
-/// without exiting. Idempotent: children already handled have ended.
+/// without exiting (and without beginning shutdown: children may still be
+/// started afterwards). Idempotent: children already handled have ended.
 pub fn apply_on_exit() {
     // First pass: SIGTERM every Terminate child, each remembering when its
     // grace ends (None: not signalled, so nothing to finish). A process that
-    // never started a child has none, and allocates nothing here.
-    let live: Vec<(Child, Option<Instant>)> = live_children()
+    // never started a child has none, and allocates nothing here. The list is
+    // taken under the shutdown gate: a child registered after it is refused.
+    let live: Vec<(Child, Option<Instant>)> = crate::shutdown::gate(|_| live_children())
         .into_iter()
         .map(|child| {
             let deadline = match child.inner.policy.on_exit {
@@ -81,7 +90,16 @@ pub fn apply_on_exit() {
 /// child comes through here.
 pub(crate) fn adopt(pid: u32, pidfd: OwnedFd, policy: Policy, source: WaitSource) -> Result<Child> {
     ensure_hooked();
-    Child::register(pid, pidfd, policy, source, crate::ondrop::apply)
+    let (child, refused) = crate::shutdown::gate(|begun| {
+        Child::register(pid, pidfd, policy, source, crate::ondrop::apply).map(|c| (c, begun))
+    })?;
+    if refused {
+        // Started while the process was leaving: it would escape the sweep.
+        let _ = child.kill();
+        let _ = child.wait();
+        return Err(Error::ShuttingDown { pid: Some(pid) });
+    }
+    Ok(child)
 }
 
 /// Installs the `atexit` hook once per process image (fork inherits it, and the
@@ -93,7 +111,7 @@ pub(crate) fn ensure_hooked() {
 
 fn at_exit() {
     // `sys::atexit` calls this from libc's exit: unwinding out of it would abort.
-    let _ = std::panic::catch_unwind(apply_on_exit);
+    let _ = std::panic::catch_unwind(leave);
 }
 
 /// How a forked child leaves once its function returned: its own children's
@@ -102,6 +120,8 @@ fn at_exit() {
 /// libc's `exit`, which would run `atexit` handlers the parent installed for
 /// itself (a forked child must not flush the parent's C stdio buffers twice).
 pub(crate) fn leave_forked_child(code: i32) -> ! {
+    // `f` has returned: nothing of the child's own runs any more to start
+    // children, so no shutdown flag (whose state would cost the child a page).
     apply_on_exit();
     crate::forkflush::flush_in_forked_child();
     sys::fork::exit_now(code)

@@ -106,6 +106,7 @@ impl ForkBuilder {
     where
         F: FnOnce() -> i32 + Send,
     {
+        crate::shutdown::refuse_if_begun()?;
         let policy = self.policy();
         let go = move || {
             fork_running(&policy, move || {

@@ -64,7 +64,7 @@ pub fn graceful(signals: &[Signal]) -> Result<()> {
     })?;
     spawn_own_thread("brood-graceful", move || {
         if let Some(sig) = iter.forever().next() {
-            crate::exit::apply_on_exit();
+            crate::exit::leave();
             // Resets the disposition to SIG_DFL and raises: we die of `sig`.
             let _ = signal_hook::low_level::emulate_default_handler(sig);
             crate::sys::fork::exit_now(128 + sig);

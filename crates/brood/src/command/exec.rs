@@ -40,6 +40,7 @@ impl Command {
 
     /// Spawns with `defaults` for the streams that were not set explicitly.
     pub(crate) fn spawn_with(&mut self, defaults: [StdioKind; 3]) -> Result<Popen> {
+        crate::shutdown::refuse_if_begun()?;
         let program = display_program(&self.program);
         let spawn_error = |cause| Error::Spawn {
             program: program.clone(),

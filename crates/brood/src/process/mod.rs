@@ -166,6 +166,7 @@ where
             return Err(Error::AlreadyStarted { name });
         };
         boot::check_initialised()?;
+        crate::shutdown::refuse_if_begun()?;
         let policy = self.policy();
         let method = self.method.unwrap_or_else(start_method);
         match method {
