@@ -189,7 +189,9 @@ fn the_html_page_draws_every_run_and_loads_in_a_browser() {
 
     let chromium = Path::new("/usr/bin/chromium");
     if !chromium.is_file() {
-        println!("skipped the browser check: /usr/bin/chromium is not installed (apt-get install chromium)");
+        println!(
+            "skipped the browser check: /usr/bin/chromium is not installed (apt-get install chromium)"
+        );
         return;
     }
     // Under `brood run`, so that every process Chromium starts is ended with it.

@@ -4,7 +4,7 @@
 
 mod run_support;
 
-use run_support::{brood, gone_within, kill, state, Cleanup};
+use run_support::{Cleanup, brood, gone_within, kill, state};
 use std::io::{BufRead, BufReader, Write};
 use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};

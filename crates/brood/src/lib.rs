@@ -55,6 +55,15 @@
 //! dropped handle does. Without tokio, [`Child::pidfd`] is what any reactor
 //! can wait on (its documentation has an `async-io` example).
 //!
+//! ## Claims
+//!
+//! The docs name Python's behaviours by the ids of the claims that the
+//! `brood` command's lab measures on the running machine (P1–P5 for
+//! `multiprocessing.Process`, F1–F5 for `os.fork`, S1–S4 for
+//! `subprocess.Popen`, X1–X2 for `os._exit` and `sys.exit`, N… for what the
+//! original field report did not cover): `brood lab --list` prints each with
+//! its text, and the repository keeps them in `docs/claims.md`.
+//!
 //! ## What each guarantee needs from the kernel (Linux)
 //! - pidfds (signal without pid reuse, reap, poll): Linux 5.4.
 //! - `CLONE_PIDFD` for `Command`: Linux 5.2.

@@ -122,10 +122,14 @@ fn ps_names_the_server_and_its_children_after_the_program() {
     assert!(matches!(h.join(), Err(JoinError::Killed { .. })));
 }
 
-/// Waits until its parent — the fork server — has died, then returns.
-fn outlive_the_server(_: ()) -> u32 {
-    let server = brood::os::PidFd::open(brood::os::getppid()).unwrap();
-    server.wait_exited(None).unwrap();
+/// Waits until the fork server (pid `server`, its parent) has died, then
+/// returns. (Opened by pid: the server cannot die and be reused meanwhile,
+/// since it waits for this very child; if it is already gone the open fails
+/// and there is nothing to wait for.)
+fn outlive_the_server(server: u32) -> u32 {
+    if let Ok(fd) = brood::os::PidFd::open(server) {
+        fd.wait_exited(None).unwrap();
+    }
     42
 }
 
@@ -135,12 +139,18 @@ fn outlive_the_server(_: ()) -> u32 {
 fn a_result_that_arrived_after_the_server_died_is_returned() {
     support::become_subreaper();
     let mut clean = support::Cleanup::default();
-    let h = Process::new(outlive_the_server, ())
+    // A first start launches the server, so that its pid can be passed on.
+    let warm = Process::new(one, ())
+        .start_method(StartMethod::ForkServer)
+        .start()
+        .unwrap();
+    assert_eq!(warm.join().unwrap(), 1);
+    let server = clean.add(brood::fork_server_pid().unwrap());
+    let h = Process::new(outlive_the_server, server)
         .start_method(StartMethod::ForkServer)
         .start()
         .unwrap();
     let child = clean.add(h.pid());
-    let server = clean.add(brood::fork_server_pid().unwrap());
     support::kill_and_reap(server);
     assert_eq!(h.join().unwrap(), 42);
     // Re-parented to us (a subreaper) when the server died: ours to reap.

@@ -99,7 +99,9 @@ pub enum LabError {
     #[error("cannot install signal handlers: {0}")]
     Signals(std::io::Error),
     /// `--only` selected no scenario.
-    #[error("--only {0:?} selects no scenario; claims are P1-P5, F1-F5, S1-S4, X1, X2, N1-N11 (brood lab --list)")]
+    #[error(
+        "--only {0:?} selects no scenario; claims are P1-P5, F1-F5, S1-S4, X1, X2, N1-N11 (brood lab --list)"
+    )]
     NothingSelected(String),
 }
 
@@ -353,25 +355,27 @@ fn execute(mut jobs: Vec<Job>, opts: &Options, stop: &Arc<AtomicBool>) -> Vec<Ru
     let tags = AtomicUsize::new(0);
     std::thread::scope(|scope| {
         for _ in 0..workers.min(total.max(1)) {
-            scope.spawn(|| loop {
-                if stop.load(Ordering::Relaxed) {
-                    break;
+            scope.spawn(|| {
+                loop {
+                    if stop.load(Ordering::Relaxed) {
+                        break;
+                    }
+                    let i = next.fetch_add(1, Ordering::Relaxed);
+                    let Some(job) = jobs.get(i) else { break };
+                    bar.set_message(format!("{} {}", job.scenario.key, job.actor.label()));
+                    let tag = format!(
+                        "{}-{}",
+                        std::process::id(),
+                        tags.fetch_add(1, Ordering::Relaxed)
+                    );
+                    if let Some(r) = run_one(job, tag, opts.timeout, stop) {
+                        results
+                            .lock()
+                            .unwrap_or_else(|e| e.into_inner())
+                            .push((job.order, r));
+                    }
+                    bar.inc(1);
                 }
-                let i = next.fetch_add(1, Ordering::Relaxed);
-                let Some(job) = jobs.get(i) else { break };
-                bar.set_message(format!("{} {}", job.scenario.key, job.actor.label()));
-                let tag = format!(
-                    "{}-{}",
-                    std::process::id(),
-                    tags.fetch_add(1, Ordering::Relaxed)
-                );
-                if let Some(r) = run_one(job, tag, opts.timeout, stop) {
-                    results
-                        .lock()
-                        .unwrap_or_else(|e| e.into_inner())
-                        .push((job.order, r));
-                }
-                bar.inc(1);
             });
         }
     });

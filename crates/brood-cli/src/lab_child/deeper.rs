@@ -4,10 +4,10 @@
 use std::io::Write;
 use std::process::ExitCode;
 
-use super::kit::{leave, pid_of, sleep_body, Unplayable};
+use super::kit::{Unplayable, leave, pid_of, sleep_body};
 use super::start::start;
-use super::{go, say, Args};
-use crate::sys::wait::{waitpid, Waited};
+use super::{Args, go, say};
+use crate::sys::wait::{Waited, waitpid};
 
 /// N7: text left in stdout's buffer when the child is made.
 ///

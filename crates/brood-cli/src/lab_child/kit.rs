@@ -6,7 +6,7 @@ use std::time::Duration;
 
 use brood::{Child, OnExit, OnParentDeath, Signal, Tree};
 
-use super::{say, Args};
+use super::{Args, say};
 
 /// The policies asked for on the command line (`None`: the kind's default).
 #[derive(Clone, Copy, Default)]

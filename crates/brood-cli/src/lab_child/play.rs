@@ -5,9 +5,9 @@ use std::time::Duration;
 
 use brood::Signal;
 
-use super::kit::{asked, leave, pid_of, sleep_body, Body, Unplayable};
+use super::kit::{Body, Unplayable, asked, leave, pid_of, sleep_body};
 use super::start::start;
-use super::{go, say, unsupported, Args};
+use super::{Args, go, say, unsupported};
 
 fn forever() -> ! {
     loop {

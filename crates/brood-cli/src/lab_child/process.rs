@@ -7,8 +7,8 @@ use std::time::{Duration, Instant};
 use brood::{Child, Process, StartMethod};
 
 use super::kit::{Asked, Body, Unplayable};
-use super::{body, say, Args};
-use crate::sys::wait::{waitpid, Waited};
+use super::{Args, body, say};
+use crate::sys::wait::{Waited, waitpid};
 
 /// The function a `Process` child runs: (body name, seconds, exit code).
 fn child_body(a: (String, f64, i32)) -> i32 {

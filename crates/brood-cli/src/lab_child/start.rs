@@ -3,8 +3,8 @@
 
 use brood::{Child, Command, ForkBuilder};
 
-use super::kit::{asked, Body};
-use super::{body, Args};
+use super::kit::{Body, asked};
+use super::{Args, body};
 
 pub fn start(a: &Args, b: Body) -> Result<Child, String> {
     let p = asked(a);

@@ -6,7 +6,7 @@ use super::scope::{Ending, Scope};
 use super::signals::{self, Action};
 use super::terminal::Terminal;
 use super::verbose::Log;
-use super::{reap, RunError};
+use super::{RunError, reap};
 use crate::procfs;
 use crate::sys::inherited::Inherited;
 use crate::sys::signalfd::{Received, SignalFd};

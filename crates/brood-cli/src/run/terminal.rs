@@ -29,10 +29,10 @@ impl Terminal {
     /// it still has it, so that what follows (our own stop, our parent shell)
     /// finds the terminal where it left it.
     pub fn take_back(&self, pgid: u32) {
-        if let Some(ours) = self.ours {
-            if tty::foreground() == Some(pgid) {
-                let _ = tty::set_foreground(ours);
-            }
+        if let Some(ours) = self.ours
+            && tty::foreground() == Some(pgid)
+        {
+            let _ = tty::set_foreground(ours);
         }
     }
 

@@ -109,7 +109,7 @@ impl SignalFd {
                     return Err(io::Error::new(
                         io::ErrorKind::UnexpectedEof,
                         "short read from signalfd",
-                    ))
+                    ));
                 }
                 _ => return Err(err),
             }

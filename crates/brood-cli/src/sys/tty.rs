@@ -38,10 +38,6 @@ pub fn set_foreground(pgid: u32) -> std::io::Result<()> {
         let rc = libc::tcsetpgrp(0, pgid as libc::pid_t);
         let err = std::io::Error::last_os_error();
         libc::pthread_sigmask(libc::SIG_SETMASK, &old, std::ptr::null_mut());
-        if rc == 0 {
-            Ok(())
-        } else {
-            Err(err)
-        }
+        if rc == 0 { Ok(()) } else { Err(err) }
     }
 }

@@ -128,10 +128,9 @@ pub fn with_env_prefix(prefix: &str) -> Vec<(u32, u64)> {
         if env
             .iter()
             .any(|entry| entry.as_bytes().starts_with(prefix.as_bytes()))
+            && let Some((_, _, start)) = stat(pid)
         {
-            if let Some((_, _, start)) = stat(pid) {
-                out.push((pid, start));
-            }
+            out.push((pid, start));
         }
     }
     out
@@ -169,20 +168,20 @@ pub fn validate(root: &Value, schema: &Value, v: &Value, at: &str) -> Vec<String
             return errs;
         }
     }
-    if let Some(c) = s.get("const") {
-        if c != v {
-            errs.push(format!("{at}: expected {c}, got {v}"));
-        }
+    if let Some(c) = s.get("const")
+        && c != v
+    {
+        errs.push(format!("{at}: expected {c}, got {v}"));
     }
-    if let Some(Value::Array(e)) = s.get("enum") {
-        if !e.contains(v) {
-            errs.push(format!("{at}: {v} not in {e:?}"));
-        }
+    if let Some(Value::Array(e)) = s.get("enum")
+        && !e.contains(v)
+    {
+        errs.push(format!("{at}: {v} not in {e:?}"));
     }
-    if let (Some(min), Some(n)) = (s.get("minimum").and_then(Value::as_f64), v.as_f64()) {
-        if n < min {
-            errs.push(format!("{at}: {n} < {min}"));
-        }
+    if let (Some(min), Some(n)) = (s.get("minimum").and_then(Value::as_f64), v.as_f64())
+        && n < min
+    {
+        errs.push(format!("{at}: {n} < {min}"));
     }
     if let Some(Value::Array(options)) = s.get("oneOf") {
         let ok = options
@@ -213,10 +212,10 @@ pub fn validate(root: &Value, schema: &Value, v: &Value, at: &str) -> Vec<String
         }
     }
     if let Some(arr) = v.as_array() {
-        if let Some(min) = s.get("minItems").and_then(Value::as_u64) {
-            if (arr.len() as u64) < min {
-                errs.push(format!("{at}: fewer than {min} items"));
-            }
+        if let Some(min) = s.get("minItems").and_then(Value::as_u64)
+            && (arr.len() as u64) < min
+        {
+            errs.push(format!("{at}: fewer than {min} items"));
         }
         if let Some(items) = s.get("items") {
             for (i, item) in arr.iter().enumerate() {

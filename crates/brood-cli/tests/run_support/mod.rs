@@ -238,7 +238,7 @@ pub struct Pty {
 
 impl Pty {
     pub fn open() -> Pty {
-        use rustix::pty::{grantpt, openpt, ptsname, unlockpt, OpenptFlags};
+        use rustix::pty::{OpenptFlags, grantpt, openpt, ptsname, unlockpt};
         let master =
             openpt(OpenptFlags::RDWR | OpenptFlags::NOCTTY | OpenptFlags::CLOEXEC).unwrap();
         grantpt(&master).unwrap();

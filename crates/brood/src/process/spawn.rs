@@ -82,7 +82,9 @@ where
     // cost does not grow with our memory and the pidfd comes with the child;
     // the group or session and the parent-death signal are set up before exec.
     let mut cmd = crate::Command::new(SELF_EXE);
-    cmd.env(ENV, format!("spawn:{}", sys::getpid()))
+    // `ps` shows it as `myapp (brood <name>)`, not as /proc/self/exe.
+    cmd.arg0(title(&argv0(), name))
+        .env(ENV, format!("spawn:{}", sys::getpid()))
         .stdin(crate::Stdio::from(theirs))
         .set_policy(policy);
     let child = cmd
@@ -112,9 +114,45 @@ where
             ));
         }
     }
-    drop((ours, arg_r, res_w));
+    drop((arg_r, res_w));
+    if !acknowledged(&ours, &child) {
+        // It ended without taking the request. Killed by a signal: `join`
+        // says so. Exited: it ran the program's own `main` — `brood::init()`
+        // did not run first.
+        let status = child.wait()?;
+        if status.signal().is_none() {
+            return Err(Error::NotInitialised { pid, marker: ENV });
+        }
+    }
+    drop(ours);
     send_arg(arg_w, arg, &format!("process {pid}"))?;
     Ok((child, res_r))
+}
+
+/// How long a re-executed child may take to reach `brood::init()` and take
+/// its request (a loaded machine can be slow to exec; a child that died is
+/// seen at once, through its pidfd).
+const ACK_TIMEOUT: std::time::Duration = std::time::Duration::from_secs(30);
+
+/// Waits for the child's acknowledgement of the request (a byte that `init`
+/// sends once it read it); false if the child ended, or closed the channel,
+/// first. A child still silent after [`ACK_TIMEOUT`] is running something
+/// else — the program's `main` — and is killed.
+fn acknowledged(sock: &OwnedFd, child: &Child) -> bool {
+    let Some(pidfd) = child.pidfd() else {
+        return false;
+    };
+    match sys::pidfd::wait_either(sock.as_fd(), pidfd, Some(ACK_TIMEOUT)) {
+        Ok(Some(0)) => {
+            let mut ack = [0u8; 1];
+            matches!(socket::recv_with_fds(sock.as_fd(), &mut ack), Ok((1, _)))
+        }
+        Ok(Some(_)) => false,
+        _ => {
+            let _ = child.kill();
+            false
+        }
+    }
 }
 
 /// `init` in a spawned child: read the request, arm, run, exit.
@@ -139,6 +177,9 @@ fn serve_one(parent: u32) -> std::result::Result<i32, String> {
     let mut buf = vec![0u8; 64 << 10];
     let (n, fds) = socket::recv_with_fds(sock.as_fd(), &mut buf)
         .map_err(|e| format!("reading the request: {e}"))?;
+    // Tell the parent that init ran and took the request (it waits for this
+    // to tell a missing `brood::init()` from a slow start).
+    let _ = socket::send_with_fds(sock.as_fd(), b"k", &[]);
     drop(sock);
     let req: Request = wire::decode(&buf[..n]).map_err(|e| {
         if n == 0 {

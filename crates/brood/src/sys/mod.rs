@@ -38,6 +38,7 @@ pub mod random;
 #[cfg(feature = "tokio")]
 pub mod reactor;
 pub mod reap;
+pub mod rlimit;
 pub mod shm;
 pub mod sigaction;
 pub mod sigmask;

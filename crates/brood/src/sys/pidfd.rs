@@ -147,3 +147,37 @@ pub fn has_exited(fd: impl AsFd) -> io::Result<bool> {
 pub fn duplicate(fd: BorrowedFd<'_>) -> io::Result<OwnedFd> {
     fd.try_clone_to_owned()
 }
+
+/// `poll(2)` two descriptors for readability (or hang-up) up to `timeout`:
+/// `Some(0)` or `Some(1)` for the first that is ready (the lower index when
+/// both are), `None` on timeout. EINTR is retried with the time left.
+pub fn wait_either(
+    a: BorrowedFd<'_>,
+    b: BorrowedFd<'_>,
+    timeout: Option<Duration>,
+) -> io::Result<Option<usize>> {
+    let deadline = timeout.map(|t| Instant::now() + t);
+    loop {
+        let mut fds = [
+            PollFd::new(&a, PollFlags::IN),
+            PollFd::new(&b, PollFlags::IN),
+        ];
+        let left = deadline.map(|d| {
+            let left = d.saturating_duration_since(Instant::now());
+            rustix::event::Timespec {
+                tv_sec: left.as_secs() as i64,
+                tv_nsec: left.subsec_nanos() as i64,
+            }
+        });
+        match rustix::event::poll(&mut fds, left.as_ref()) {
+            Ok(0) => return Ok(None),
+            Ok(_) => return Ok(fds.iter().position(|p| !p.revents().is_empty())),
+            Err(rustix::io::Errno::INTR) => {
+                if deadline.is_some_and(|d| Instant::now() >= d) {
+                    return Ok(None);
+                }
+            }
+            Err(e) => return Err(e.into()),
+        }
+    }
+}

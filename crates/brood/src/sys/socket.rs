@@ -141,10 +141,15 @@ pub fn recv_with_fds(sock: BorrowedFd<'_>, buf: &mut [u8]) -> io::Result<(usize,
             cmsg = libc::CMSG_NXTHDR(&msg, cmsg);
         }
     }
-    if msg.msg_flags & (libc::MSG_TRUNC | libc::MSG_CTRUNC) != 0 {
-        // `fds` is dropped here: whatever arrived is closed.
+    if msg.msg_flags & libc::MSG_TRUNC != 0 {
+        // The message itself was cut: `fds` is dropped here, whatever arrived
+        // is closed.
         return Err(io::Error::from_raw_os_error(libc::EMSGSIZE));
     }
+    // MSG_CTRUNC: the kernel dropped descriptors we had no room for (EMFILE)
+    // or no buffer space for. The message is whole; the caller sees fewer
+    // descriptors than were sent and fails that one request — never the
+    // whole channel.
     Ok((n, fds))
 }
 

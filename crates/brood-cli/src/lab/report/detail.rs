@@ -6,7 +6,7 @@ use std::fmt::Write as _;
 
 use comfy_table::{Cell, Color, ContentArrangement, Table};
 
-use super::{footer, groups, md_escape, Lab};
+use super::{Lab, footer, groups, md_escape};
 use crate::lab::scenarios::Verdict;
 use crate::lab::{Actor, RunResult};
 

@@ -10,8 +10,8 @@ use std::fmt::Write as _;
 
 use serde::Serialize;
 
-use super::matrix::{glyph, ColKey, Matrix, LEGEND, NOT_RUN};
 use super::Lab;
+use super::matrix::{ColKey, LEGEND, Matrix, NOT_RUN, glyph};
 use crate::lab::claims;
 use crate::lab::scenarios::Verdict;
 

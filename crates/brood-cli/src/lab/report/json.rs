@@ -7,12 +7,12 @@
 
 use serde::Serialize;
 
-use super::machine::Machine;
 use super::Lab;
-use crate::lab::claims::{Lang, CLAIMS};
+use super::machine::Machine;
+use crate::lab::RunResult;
+use crate::lab::claims::{CLAIMS, Lang};
 use crate::lab::python::{Interpreter, Unusable};
 use crate::lab::scenarios;
-use crate::lab::RunResult;
 
 /// The `schema` field: bumped whenever a field changes meaning or goes away.
 pub const SCHEMA: &str = "brood-lab/2";

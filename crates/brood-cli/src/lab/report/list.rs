@@ -3,7 +3,7 @@
 
 use std::fmt::Write as _;
 
-use crate::lab::claims::{Lang, CLAIMS};
+use crate::lab::claims::{CLAIMS, Lang};
 use crate::lab::scenarios;
 
 /// `--list`: each claim's id and text in `lang`, by family, with the keys of

@@ -6,7 +6,7 @@
 use std::collections::BTreeMap;
 use std::fmt::Write as _;
 
-use super::{footer, groups, Lab};
+use super::{Lab, footer, groups};
 use crate::lab::python::Scope;
 use crate::lab::scenarios::Verdict;
 use crate::lab::{Actor, RunResult};

@@ -21,7 +21,7 @@ use std::collections::BTreeMap;
 use std::fmt::Write as _;
 use std::io::Write;
 
-use super::claims::{Lang, CLAIMS};
+use super::claims::{CLAIMS, Lang};
 use super::python::{Interpreter, Unusable};
 use super::{Actor, RunResult};
 

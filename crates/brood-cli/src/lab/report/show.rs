@@ -3,8 +3,8 @@
 
 use std::fmt::Write as _;
 
-use super::matrix::{glyph, Matrix};
-use super::{footer, groups, Lab};
+use super::matrix::{Matrix, glyph};
+use super::{Lab, footer, groups};
 use crate::lab::claims;
 
 /// The claim's evidence as text (every claim the lab ran, usually one).

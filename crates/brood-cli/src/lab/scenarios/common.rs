@@ -9,7 +9,7 @@ use std::time::Duration;
 
 use super::{Judgement, Verdict};
 use crate::lab::observe::{Abort, Obs, Run};
-use crate::lab::reap::{signal_name, Ended};
+use crate::lab::reap::{Ended, signal_name};
 
 /// How long a child may take to start running its body.
 pub const START: Duration = Duration::from_secs(8);
@@ -27,11 +27,7 @@ pub fn secs(t: f64) -> String {
 
 /// `yes` or `no`.
 pub fn yes(b: bool) -> &'static str {
-    if b {
-        "yes"
-    } else {
-        "no"
-    }
+    if b { "yes" } else { "no" }
 }
 
 /// At most `max` characters of `text`, with an ellipsis when cut.

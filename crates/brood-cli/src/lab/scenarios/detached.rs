@@ -9,7 +9,7 @@
 /// after the parent exits": `$exits` and `$lives` are the claim ids, `$play`
 /// the brood side's kind (`"fork"`, `"popen"`).
 macro_rules! parent_leaves_rows {
-    ($kind:expr, $play:literal, $exits:literal, $lives:literal) => {
+    ($kind:expr_2021, $play:literal, $exits:literal, $lives:literal) => {
         vec![
             Scenario {
                 claim: $exits,
@@ -50,7 +50,7 @@ macro_rules! parent_leaves_rows {
 
 /// Rows for "signals as in P3" (`$signals`) and "zombies as in P4" (`$zombies`).
 macro_rules! signals_and_zombies_rows {
-    ($kind:expr, $play:literal, $signals:literal, $zombies:literal) => {{
+    ($kind:expr_2021, $play:literal, $signals:literal, $zombies:literal) => {{
         let row = |claim, key, variant, mode, drive, judge, brood| Scenario {
             claim,
             key,

@@ -21,8 +21,7 @@ pub fn list() -> Vec<Scenario> {
     vec![Scenario {
         claim: "N8",
         key: "N8.exit-signals",
-        variant:
-            "two daemon children, one reaped by os.waitpid(pid); the parent returns under strace",
+        variant: "two daemon children, one reaped by os.waitpid(pid); the parent returns under strace",
         kind: Kind::Process,
         mode: &["exit_signals"],
         interp: Interp::PLAIN,

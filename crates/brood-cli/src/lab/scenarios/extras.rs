@@ -184,16 +184,17 @@ fn judge_hang(o: &Obs) -> Judgement {
                 ),
             )
         }
-        None => {
-            Judgement::new(
-                Verdict::Holds,
-                format!(
+        None => Judgement::new(
+            Verdict::Holds,
+            format!(
                 "parent still running {} after main done (the lab's hang budget); child alive: {}",
                 secs(o.end_t - md),
-                yes(o.children().first().is_some_and(|c| o.track(*c).gone_at.is_none()))
+                yes(o
+                    .children()
+                    .first()
+                    .is_some_and(|c| o.track(*c).gone_at.is_none()))
             ),
-            )
-        }
+        ),
     }
 }
 

@@ -139,7 +139,17 @@ fn launch() -> Result<Arc<Conn>> {
         let _ = intermediate.kill();
     }
     let _ = intermediate.wait();
-    let server_pid = ready.map_err(|e| err("handshake", e))?;
+    let server_pid = ready.map_err(|e| match e.kind() {
+        // It ended, or hung up, without answering: it ran the program's own
+        // `main` instead of serving.
+        std::io::ErrorKind::UnexpectedEof | std::io::ErrorKind::ConnectionReset => {
+            Error::NotInitialised {
+                pid: intermediate.id(),
+                marker: ENV,
+            }
+        }
+        _ => err("handshake", e),
+    })?;
     let conn = Arc::new(Conn {
         sock: ours,
         server_pid,

@@ -29,6 +29,8 @@ struct Server {
     /// each child shows as `myapp (brood Process-3)` rather than as the server.
     program: std::ffi::OsString,
     args: Option<ArgArea>,
+    /// The client's soft descriptor limit, given back to each child.
+    client_nofile: Option<u64>,
 }
 
 /// `init` in the re-executed process: become the server, serve, exit.
@@ -37,6 +39,9 @@ pub(crate) fn main(client: u32) -> ! {
     // A client that ignores SIGCHLD passed that on through exec; the kernel would
     // then reap our children before we could report their statuses.
     sys::sigaction::default(libc::SIGCHLD);
+    // One pidfd per child in flight: do not live by the client's soft limit
+    // (its children get it back before they run anything).
+    let client_nofile = sys::rlimit::raise_nofile().ok().map(|(soft, _)| soft);
     let fail = |msg: String| -> ! {
         eprintln!("brood: fork server for pid {client}: {msg}");
         sys::fork::exit_now(CODE_SETUP)
@@ -57,6 +62,7 @@ pub(crate) fn main(client: u32) -> ! {
         Err(e) => fail(format!("fork: {e}")),
     }
     let mut server = Server::new(sock, client, single).unwrap_or_else(|msg| fail(msg));
+    server.client_nofile = client_nofile;
     server.run();
     sys::fork::exit_now(0)
 }
@@ -105,6 +111,7 @@ impl Server {
             single,
             program: client_program(),
             args: ArgArea::locate().ok(),
+            client_nofile: None,
         })
     }
 
@@ -195,6 +202,9 @@ impl Server {
         match self.single.fork() {
             Ok(Forked::Child) => {
                 self.close_in_child();
+                if let Some(soft) = self.client_nofile {
+                    let _ = sys::rlimit::restore_nofile(soft);
+                }
                 if let Some(area) = &self.args {
                     area.set_title(&title(&self.program, &req.name).to_string_lossy());
                 }
