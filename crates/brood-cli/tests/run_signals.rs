@@ -233,20 +233,14 @@ fn group_by_default_child_on_request() {
         (&[][..], "SIGUSR2"),
         (&["--forward-to", "child"][..], "SIGTERM"),
     ] {
-        let mut child = brood()
-            .arg("run")
+        let mut cmd = brood();
+        cmd.arg("run")
             .args(args)
             .args(["--grace", "5s", "--", "sh", "-c"])
             // The shell's USR2 trap exits; its probe child is in its group.
             .arg(format!("trap 'exit 9' USR2; exec 3<&0; {PROBE} <&3 & wait"))
-            .stdin(Stdio::piped())
-            .stdout(Stdio::piped())
-            .stderr(Stdio::null())
-            .spawn()
-            .unwrap();
-        let lines = Lines::of(&mut child);
-        let ready = lines.next(Duration::from_secs(10)).unwrap();
-        let probe: u32 = ready.strip_prefix("ready ").unwrap().parse().unwrap();
+            .stderr(Stdio::null());
+        let (mut child, lines, probe) = spawn_and_read_pid(&mut cmd, "ready ");
         let _cleanup = Cleanup(vec![probe, child.id()]);
         kill(child.id(), libc::SIGUSR2);
         // With the group, the probe gets USR2 itself; with the child only the

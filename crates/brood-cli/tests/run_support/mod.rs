@@ -167,41 +167,34 @@ pub fn start_probe(prefix: &[&str]) -> (Child, Lines, u32) {
             Ok(())
         });
     }
-    let mut child = cmd
-        .args(rest)
-        .arg(PROBE)
-        .stdin(Stdio::piped())
-        .stdout(Stdio::piped())
-        .stderr(Stdio::piped())
-        .spawn()
-        .unwrap();
-    let lines = Lines::of(&mut child);
-    let ready = lines.next(Duration::from_secs(10)).expect("probe ready");
-    let pid = ready
-        .strip_prefix("ready ")
-        .and_then(|p| p.parse().ok())
-        .unwrap_or_else(|| panic!("unexpected first line {ready:?}"));
-    (child, lines, pid)
+    cmd.args(rest).arg(PROBE).stderr(Stdio::piped());
+    spawn_and_read_pid(&mut cmd, "ready ")
 }
 
-/// `brood run ARGS` with stdin piped, stdout read as lines, stderr dropped;
-/// returns it with the pid its command prints first.
-pub fn start_reporting(args: &[&str]) -> (Child, Lines, u32) {
-    let mut child = brood()
-        .arg("run")
-        .args(args)
+/// Spawns `cmd` with stdin and stdout piped and reads its first line, which
+/// must be `prefix` and a pid: the child, its remaining lines, that pid.
+pub fn spawn_and_read_pid(cmd: &mut Command, prefix: &str) -> (Child, Lines, u32) {
+    let mut child = cmd
         .stdin(Stdio::piped())
         .stdout(Stdio::piped())
-        .stderr(Stdio::null())
         .spawn()
         .unwrap();
     let lines = Lines::of(&mut child);
     let first = lines.next(Duration::from_secs(10)).expect("a first line");
     let pid = first
         .trim()
-        .parse()
-        .unwrap_or_else(|_| panic!("not a pid: {first:?}"));
+        .strip_prefix(prefix)
+        .and_then(|p| p.parse().ok())
+        .unwrap_or_else(|| panic!("not {prefix:?} and a pid: {first:?}"));
     (child, lines, pid)
+}
+
+/// `brood run ARGS` with stdin piped, stdout read as lines, stderr dropped;
+/// returns it with the pid its command prints first.
+pub fn start_reporting(args: &[&str]) -> (Child, Lines, u32) {
+    let mut cmd = brood();
+    cmd.arg("run").args(args).stderr(Stdio::null());
+    spawn_and_read_pid(&mut cmd, "")
 }
 
 /// `brood run -- bash --norc --noprofile -i` on `pty`, prompt `$ `.
