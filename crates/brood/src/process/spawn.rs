@@ -142,7 +142,7 @@ fn acknowledged(sock: &OwnedFd, child: &Child) -> bool {
     let Some(pidfd) = child.pidfd() else {
         return false;
     };
-    match sys::pidfd::wait_either(sock.as_fd(), pidfd, Some(ACK_TIMEOUT)) {
+    match sys::pidfd::wait_any(&[sock.as_fd(), pidfd], Some(ACK_TIMEOUT)) {
         Ok(Some(0)) => {
             let mut ack = [0u8; 1];
             matches!(socket::recv_with_fds(sock.as_fd(), &mut ack), Ok((1, _)))

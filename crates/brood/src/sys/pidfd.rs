@@ -109,30 +109,7 @@ pub fn wait_exited(fd: BorrowedFd<'_>, timeout: Option<Duration>) -> io::Result<
 
 /// `poll(2)` any fd for readability (or hang-up) up to `timeout`.
 pub fn wait_readable(fd: BorrowedFd<'_>, timeout: Option<Duration>) -> io::Result<bool> {
-    let deadline = timeout.map(|t| Instant::now() + t);
-    loop {
-        let mut fds = [PollFd::new(&fd, PollFlags::IN)];
-        let left = match deadline {
-            None => None,
-            Some(d) => {
-                let left = d.saturating_duration_since(Instant::now());
-                Some(rustix::event::Timespec {
-                    tv_sec: left.as_secs() as i64,
-                    tv_nsec: left.subsec_nanos() as i64,
-                })
-            }
-        };
-        match rustix::event::poll(&mut fds, left.as_ref()) {
-            Ok(0) => return Ok(false),
-            Ok(_) => return Ok(true),
-            Err(rustix::io::Errno::INTR) => {
-                if deadline.is_some_and(|d| Instant::now() >= d) {
-                    return Ok(false);
-                }
-            }
-            Err(e) => return Err(e.into()),
-        }
-    }
+    Ok(wait_any(&[fd], timeout)?.is_some())
 }
 
 /// Has the process behind the pidfd exited? (A zero-timeout poll.)
@@ -148,20 +125,16 @@ pub fn duplicate(fd: BorrowedFd<'_>) -> io::Result<OwnedFd> {
     fd.try_clone_to_owned()
 }
 
-/// `poll(2)` two descriptors for readability (or hang-up) up to `timeout`:
-/// `Some(0)` or `Some(1)` for the first that is ready (the lower index when
-/// both are), `None` on timeout. EINTR is retried with the time left.
-pub fn wait_either(
-    a: BorrowedFd<'_>,
-    b: BorrowedFd<'_>,
-    timeout: Option<Duration>,
-) -> io::Result<Option<usize>> {
+/// `poll(2)` descriptors for readability (or hang-up) up to `timeout`: the
+/// index of the first that is ready (the lowest when several are), `None` on
+/// timeout. EINTR is retried with the time left.
+pub fn wait_any(fds: &[BorrowedFd<'_>], timeout: Option<Duration>) -> io::Result<Option<usize>> {
     let deadline = timeout.map(|t| Instant::now() + t);
     loop {
-        let mut fds = [
-            PollFd::new(&a, PollFlags::IN),
-            PollFd::new(&b, PollFlags::IN),
-        ];
+        let mut polled: Vec<PollFd<'_>> = fds
+            .iter()
+            .map(|fd| PollFd::new(fd, PollFlags::IN))
+            .collect();
         let left = deadline.map(|d| {
             let left = d.saturating_duration_since(Instant::now());
             rustix::event::Timespec {
@@ -169,9 +142,9 @@ pub fn wait_either(
                 tv_nsec: left.subsec_nanos() as i64,
             }
         });
-        match rustix::event::poll(&mut fds, left.as_ref()) {
+        match rustix::event::poll(&mut polled, left.as_ref()) {
             Ok(0) => return Ok(None),
-            Ok(_) => return Ok(fds.iter().position(|p| !p.revents().is_empty())),
+            Ok(_) => return Ok(polled.iter().position(|p| !p.revents().is_empty())),
             Err(rustix::io::Errno::INTR) => {
                 if deadline.is_some_and(|d| Instant::now() >= d) {
                     return Ok(None);

@@ -158,6 +158,10 @@ pub struct Stat {
     /// Field 22, when the process started, in clock ticks after boot. With
     /// `pid` it names one process for good, even after the pid is reused.
     pub start_time: u64,
+    /// Fields 48–49, where the process's command line lies in its memory
+    /// (`arg_start`, `arg_end`); `None` when the kernel does not show them (to
+    /// a reader without ptrace access, or before Linux 3.5).
+    pub arg_area: Option<(u64, u64)>,
 }
 
 impl Stat {
@@ -226,6 +230,11 @@ pub fn parse_stat(text: &[u8]) -> Result<Stat, MalformedStat> {
         .get(22 - 3)
         .and_then(|f| f.parse().ok())
         .ok_or(bad("starttime"))?;
+    let address = |n: usize| fields.get(n - 3).and_then(|f| f.parse::<u64>().ok());
+    let arg_area = match (address(48), address(49)) {
+        (Some(start), Some(end)) if start < end => Some((start, end)),
+        _ => None,
+    };
     Ok(Stat {
         pid,
         comm,
@@ -237,6 +246,7 @@ pub fn parse_stat(text: &[u8]) -> Result<Stat, MalformedStat> {
         tpgid: u32::try_from(tpgid).ok().filter(|&t| t > 0),
         num_threads,
         start_time,
+        arg_area,
     })
 }
 
@@ -503,6 +513,8 @@ mod tests {
         assert_eq!((s.pid, s.ppid), (me, crate::sys::getppid()));
         let own = stat_self().unwrap();
         assert_eq!((own.pid, own.start_time), (me, s.start_time));
+        // Our own argument area is shown to us.
+        assert!(own.arg_area.is_some_and(|(start, end)| start < end));
         assert!(pids().unwrap().contains(&me));
     }
 

@@ -26,23 +26,17 @@ impl ArgArea {
     /// Reads `arg_start` and `arg_end` from `/proc/self/stat` (read once, before
     /// forking: the children inherit the same layout).
     pub fn locate() -> io::Result<ArgArea> {
-        let stat = std::fs::read_to_string("/proc/self/stat")?;
-        let bad = || io::Error::new(io::ErrorKind::InvalidData, "malformed /proc/self/stat");
-        // Fields after the command name, which may hold spaces and ')'.
-        let after = &stat[stat.rfind(')').ok_or_else(bad)? + 1..];
-        let fields: Vec<&str> = after.split_whitespace().collect();
-        // Field 3 (state) is index 0 here: arg_start is field 48, arg_end 49.
-        let field = |n: usize| -> io::Result<usize> {
-            fields
-                .get(n - 3)
-                .and_then(|f| f.parse().ok())
-                .ok_or_else(bad)
-        };
-        let (start, end) = (field(48)?, field(49)?);
-        if end <= start {
-            return Err(bad());
-        }
-        Ok(ArgArea { start, end })
+        let stat = super::procfs::stat_self().map_err(io::Error::other)?;
+        let (start, end) = stat.arg_area.ok_or_else(|| {
+            io::Error::new(
+                io::ErrorKind::NotFound,
+                "/proc/self/stat shows no argument area",
+            )
+        })?;
+        Ok(ArgArea {
+            start: start as usize,
+            end: end as usize,
+        })
     }
 
     /// Shows `title` as this process's command line and (its first 15 bytes)
