@@ -72,6 +72,20 @@ pub enum Error {
         step: &'static str,
     },
 
+    /// This process has as many descriptors open as its hard limit allows
+    /// (`EMFILE` with the soft limit already raised to the hard one: see
+    /// the crate's notes on limits). That one start fails; children already
+    /// running are not affected.
+    #[error(
+        "cannot start a child ({step}): this process has {limit} descriptors open, its hard limit (RLIMIT_NOFILE)"
+    )]
+    DescriptorLimit {
+        /// What needed a descriptor.
+        step: &'static str,
+        /// The hard limit reached.
+        limit: u64,
+    },
+
     /// A system call about a child failed in a way brood cannot recover from.
     #[error("{op} failed for pid {pid}: {source}")]
     Os {

@@ -226,6 +226,9 @@ pub(crate) fn fork_running(policy: &Policy, child: impl FnOnce() -> Infallible) 
 /// allocator's or stderr's lock may be held by a thread the child does not have.
 fn in_child(ready: Ready, policy: &Policy, parent: u32) {
     stdio::child_may_flush(ready.stdio_free);
+    if let Some(soft) = ready.nofile {
+        let _ = sys::rlimit::restore_nofile(soft);
+    }
     if let Err((step, e)) = arm_child(policy, parent) {
         let mut buf = stdio::StackText::<160>::new();
         let _ = writeln!(
@@ -254,6 +257,9 @@ fn in_parent(pid: u32, policy: &Policy) -> Result<Child> {
 struct Ready {
     /// No other thread could hold std's stdout or stderr lock at the fork.
     stdio_free: bool,
+    /// The descriptor limit the child takes back, if brood raised ours (see
+    /// `fdlimit`); read here, since the child may not take a lock.
+    nofile: Option<u64>,
 }
 
 /// In the parent, just before a fork: make everything the child may read ready,
@@ -280,6 +286,7 @@ fn before_fork() -> Ready {
     warn_about_foreign_threads(foreign);
     Ready {
         stdio_free: stdio::flush_before_fork(foreign == Some(0)),
+        nofile: crate::fdlimit::for_children(),
     }
 }
 

@@ -89,6 +89,7 @@ mod child;
 mod command;
 mod error;
 mod exit;
+mod fdlimit;
 mod fork;
 mod forkflush;
 mod ondrop;

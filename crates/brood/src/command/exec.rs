@@ -85,6 +85,7 @@ impl Command {
             gid: self.gid,
             uid: self.uid,
             death_signal: policy.death_signal().map_or(0, Signal::as_raw),
+            nofile: crate::fdlimit::child_limit(),
             parent: sys::getpid() as libc::pid_t,
             foreground: self.foreground,
             start_signals: self

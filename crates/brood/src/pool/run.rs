@@ -11,9 +11,8 @@ use crate::{Error, Handle, OnExit, Process, Result};
 use rustix::event::{PollFd, PollFlags};
 use std::collections::VecDeque;
 use std::io::{self, Read};
-use std::os::fd::AsFd;
-use std::os::linux::net::SocketAddrExt;
-use std::os::unix::net::{SocketAddr, UnixListener, UnixStream};
+use std::os::fd::{AsFd, OwnedFd};
+use std::os::unix::net::UnixStream;
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
@@ -21,6 +20,10 @@ use std::time::{Duration, Instant};
 /// small enough that a crash loses little finished work (which then runs again),
 /// large enough that a batch of tiny items costs one write.
 const FLUSH_AFTER_US: u64 = 200;
+
+/// The most result bytes read from one worker per turn of the loop, so that
+/// one chatty worker cannot keep the pool from the others.
+const READ_BUDGET: usize = 1 << 20;
 
 /// How long a new worker may take to connect back (a re-executed worker on a
 /// loaded machine can take a while; a dead one is seen at once, by its pidfd).
@@ -78,18 +81,24 @@ impl Worker {
         self.out_pos = 0;
     }
 
-    /// Reads what is there; true at end of file (or a reset connection).
+    /// Reads what is there, up to [`READ_BUDGET`] (the rest waits for the
+    /// next turn); true at end of file (or a reset connection).
     pub(super) fn read_some(&mut self) -> bool {
         let mut buf = [0u8; 64 << 10];
-        loop {
+        let mut read = 0;
+        while read < READ_BUDGET {
             match (&self.sock).read(&mut buf) {
                 Ok(0) => return true,
-                Ok(n) => self.inbuf.extend_from_slice(&buf[..n]),
+                Ok(n) => {
+                    self.inbuf.extend_from_slice(&buf[..n]);
+                    read += n;
+                }
                 Err(e) if e.kind() == io::ErrorKind::Interrupted => {}
                 Err(e) if e.kind() == io::ErrorKind::WouldBlock => return false,
                 Err(_) => return true,
             }
         }
+        false
     }
 
     fn push_quit(&mut self) {
@@ -99,10 +108,21 @@ impl Worker {
     }
 }
 
+/// A worker started and not yet heard from: its slot, its handle, the token
+/// it must send back, and our end of its channel.
+struct Pending {
+    slot: usize,
+    handle: Handle<()>,
+    token: u64,
+    sock: OwnedFd,
+}
+
 /// The pool's state, behind its lock.
+///
+/// Each worker's channel is one end of a `socketpair` made for it and handed
+/// down to it alone (see `Process::hand_down`): no name, no listener, nothing
+/// another local process could connect to, flood or feed.
 pub(crate) struct Inner {
-    listener: UnixListener,
-    addr: Vec<u8>,
     pub(super) slots: Vec<Option<Worker>>,
     pub(super) closed: bool,
     /// The workers' pids as of the last change, readable while a map holds
@@ -125,19 +145,9 @@ fn random() -> u64 {
 }
 
 impl Inner {
-    /// Listens, and starts every worker.
+    /// Starts every worker.
     pub(super) fn start(cfg: &Config) -> Result<Inner> {
-        static COUNTER: std::sync::atomic::AtomicU64 = std::sync::atomic::AtomicU64::new(0);
-        let n = COUNTER.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
-        let addr = format!("brood-pool/{}/{n}/{:016x}", std::process::id(), random()).into_bytes();
-        let io = |e| Error::io("listening for pool workers", e);
-        let listener = SocketAddr::from_abstract_name(&addr)
-            .and_then(|a| UnixListener::bind_addr(&a))
-            .map_err(io)?;
-        listener.set_nonblocking(true).map_err(io)?;
         let mut inner = Inner {
-            listener,
-            addr,
             slots: (0..cfg.size).map(|_| None).collect(),
             closed: false,
             published: Arc::new(Mutex::new(Vec::new())),
@@ -162,8 +172,8 @@ impl Inner {
         self.slots.iter().flatten().count()
     }
 
-    /// Starts a worker in every empty slot: all of them first, then accepts
-    /// their connections, so that start-up costs overlap.
+    /// Starts a worker in every empty slot: all of them first, then waits for
+    /// their hellos, so that start-up costs overlap.
     pub(super) fn fill(&mut self, cfg: &Config) -> Result<()> {
         let empty: Vec<usize> = (0..self.slots.len())
             .filter(|&i| self.slots[i].is_none())
@@ -172,8 +182,14 @@ impl Inner {
         let mut failure = None;
         for slot in empty {
             let token = random();
+            let (ours, theirs) = match crate::sys::socket::stream_pair() {
+                Ok(pair) => pair,
+                Err(e) => {
+                    failure = Some(Error::io("creating a pool worker's channel", e));
+                    break;
+                }
+            };
             let boot = Boot {
-                addr: self.addr.clone(),
                 token,
                 // With a task timeout, each result goes out at once, so that
                 // the pool knows when the next item started.
@@ -184,42 +200,54 @@ impl Inner {
                 },
             };
             let mut p = Process::new(worker::worker_main, boot);
-            p.name(&format!("worker {slot}")).set_policy(cfg.policy);
+            p.name(&format!("worker {slot}"))
+                .set_policy(cfg.policy)
+                .hand_down(theirs);
             if let Some(m) = cfg.method {
                 p.start_method(m);
             }
             match p.start() {
-                Ok(h) => pending.push((slot, h, token)),
+                Ok(handle) => pending.push(Pending {
+                    slot,
+                    handle,
+                    token,
+                    sock: ours,
+                }),
                 Err(e) => {
                     failure = Some(e);
                     break;
                 }
             }
         }
-        let accepted = self.accept(pending);
+        let greeted = self.greet(pending);
         match failure {
             Some(e) => Err(e),
-            None => accepted,
+            None => greeted,
         }
     }
 
-    /// Accepts the connections of the workers just started. A worker that dies
-    /// or does not connect in time is killed and reported.
-    fn accept(&mut self, mut pending: Vec<(usize, Handle<()>, u64)>) -> Result<()> {
+    /// Waits for the hello of each worker just started. A worker that dies, or
+    /// says nothing in time, is killed and reported.
+    fn greet(&mut self, mut pending: Vec<Pending>) -> Result<()> {
         let deadline = Instant::now() + CONNECT_TIMEOUT;
         let mut failure: Option<Error> = None;
         while !pending.is_empty() && failure.is_none() {
             let left = deadline.saturating_duration_since(Instant::now());
-            let mut fds = vec![PollFd::new(&self.listener, PollFlags::IN)];
-            for (_, h, _) in &pending {
-                if let Some(fd) = h.child().pidfd() {
+            // Two entries per worker: its channel, then its pidfd (if any).
+            let mut fds = Vec::with_capacity(2 * pending.len());
+            let mut whose = Vec::with_capacity(2 * pending.len());
+            for (i, p) in pending.iter().enumerate() {
+                fds.push(PollFd::new(&p.sock, PollFlags::IN));
+                whose.push((i, false));
+                if let Some(fd) = p.handle.child().pidfd() {
                     fds.push(PollFd::from_borrowed_fd(fd, PollFlags::IN));
+                    whose.push((i, true));
                 }
             }
             match rustix::event::poll(&mut fds, Some(&timespec(left))) {
                 Ok(0) => {
                     failure = Some(Error::WorkerDidNotConnect {
-                        pid: pending.first().map_or(0, |(_, h, _)| h.pid()),
+                        pid: pending.first().map_or(0, |p| p.handle.pid()),
                         how: format!("did not connect within {CONNECT_TIMEOUT:?}"),
                         init_hint: false,
                     });
@@ -229,54 +257,63 @@ impl Inner {
                 Err(rustix::io::Errno::INTR) => continue,
                 Err(e) => return Err(Error::io("poll", io::Error::from(e))),
             }
-            let exited = fds[1..].iter().any(|f| !f.revents().is_empty());
+            let fired: Vec<(usize, bool)> = fds
+                .iter()
+                .zip(&whose)
+                .filter(|(f, _)| !f.revents().is_empty())
+                .map(|(_, &w)| w)
+                .collect();
             drop(fds);
-            loop {
-                match self.listener.accept() {
-                    Ok((sock, _)) => {
-                        if let Some((i, progress)) = identify(&sock, &pending) {
-                            let (slot, handle, _) = pending.swap_remove(i);
-                            sock.set_nonblocking(true)
-                                .map_err(|e| Error::io("pool socket", e))?;
-                            self.slots[slot] = Some(Worker {
-                                handle,
-                                sock,
-                                inbuf: Vec::new(),
-                                out: Vec::new(),
-                                out_pos: 0,
-                                inflight: VecDeque::new(),
-                                since: Instant::now(),
-                                assigned: 0,
-                                quitting: false,
-                                received: 0,
-                                progress,
-                            });
-                        }
+            // Hellos first: a worker may say hello and die at once after.
+            let mut greeted = Vec::new();
+            let mut died = None;
+            for &(i, pidfd) in &fired {
+                if !pidfd {
+                    match hello(&pending[i]) {
+                        Some(progress) => greeted.push((i, progress)),
+                        None => died = died.or(Some(i)),
                     }
-                    Err(e) if e.kind() == io::ErrorKind::Interrupted => {}
-                    Err(_) => break,
+                } else if !fired.contains(&(i, false)) {
+                    died = died.or(Some(i));
                 }
             }
-            if exited {
-                // Connected ones were taken above; a pending one that exited
-                // will never connect.
-                if let Some((_, h, _)) = pending.iter().find(|(_, h, _)| !h.is_alive()) {
-                    let how = h
-                        .poll()
-                        .ok()
-                        .flatten()
-                        .map_or("ended".to_string(), |s| s.to_string());
-                    failure = Some(Error::WorkerDidNotConnect {
-                        pid: h.pid(),
-                        how,
-                        init_hint: h.start_method() != crate::StartMethod::Fork,
-                    });
-                }
+            if let Some(i) = died {
+                let h = &pending[i].handle;
+                let how = match h.child().wait_timeout(Duration::from_secs(5)) {
+                    Ok(Some(s)) => s.to_string(),
+                    _ => "closed its channel without a hello".to_string(),
+                };
+                failure = Some(Error::WorkerDidNotConnect {
+                    pid: h.pid(),
+                    how,
+                    init_hint: h.start_method() != crate::StartMethod::Fork,
+                });
+            }
+            // Highest index first, so that swap_remove keeps the others'.
+            greeted.sort_by_key(|&(i, _)| std::cmp::Reverse(i));
+            for (i, progress) in greeted {
+                let p = pending.swap_remove(i);
+                let sock = UnixStream::from(p.sock);
+                sock.set_nonblocking(true)
+                    .map_err(|e| Error::io("pool socket", e))?;
+                self.slots[p.slot] = Some(Worker {
+                    handle: p.handle,
+                    sock,
+                    inbuf: Vec::new(),
+                    out: Vec::new(),
+                    out_pos: 0,
+                    inflight: VecDeque::new(),
+                    since: Instant::now(),
+                    assigned: 0,
+                    quitting: false,
+                    received: 0,
+                    progress,
+                });
             }
         }
-        for (_, h, _) in pending {
-            let _ = h.kill();
-            let _ = h.child().wait_timeout(Duration::from_secs(5));
+        for p in pending {
+            let _ = p.handle.kill();
+            let _ = p.handle.child().wait_timeout(Duration::from_secs(5));
         }
         self.publish();
         failure.map_or(Ok(()), Err)
@@ -404,22 +441,24 @@ pub(super) enum Cause {
     Broken,
 }
 
-/// Which pending worker this connection is — its kernel-reported pid and the
-/// token it sends must both match — and its progress page, which comes with
-/// the token.
-fn identify(sock: &UnixStream, pending: &[(usize, Handle<()>, u64)]) -> Option<(usize, Progress)> {
-    let cred = crate::sys::socket::peer_cred(sock.as_fd()).ok()?;
-    let i = pending.iter().position(|(_, h, _)| h.pid() == cred.pid)?;
-    sock.set_read_timeout(Some(Duration::from_secs(5))).ok()?;
+/// A new worker's hello on its channel: the token it was given, with its
+/// progress page attached. `None` if the channel closed or said anything else.
+fn hello(p: &Pending) -> Option<Progress> {
     let mut token = [0u8; 8];
-    let (n, fds) = crate::sys::socket::recv_with_fds(sock.as_fd(), &mut token).ok()?;
-    (&*sock).read_exact(&mut token[n..]).ok()?;
-    sock.set_read_timeout(None).ok()?;
-    if u64::from_le_bytes(token) != pending[i].2 {
+    let (n, fds) = crate::sys::socket::recv_with_fds(p.sock.as_fd(), &mut token).ok()?;
+    // The worker sends its 8 bytes in one message; a stream may still split
+    // them, and the rest follows at once (a worker gone mid-hello is EOF).
+    let mut got = n;
+    while got < token.len() {
+        match crate::sys::pipe::read(p.sock.as_fd(), &mut token[got..]).ok()? {
+            0 => return None,
+            k => got += k,
+        }
+    }
+    if u64::from_le_bytes(token) != p.token {
         return None;
     }
-    let progress = Progress::open(fds.first()?.as_fd()).ok()?;
-    Some((i, progress))
+    Progress::open(fds.first()?.as_fd()).ok()
 }
 
 pub(super) fn timespec(d: Duration) -> rustix::event::Timespec {

@@ -8,12 +8,14 @@
 //! in the executable, with a per-`(A, R)` trampoline), so one worker serves
 //! `map`s of any types, under every start method.
 //!
-//! **Channel.** The worker's argument (a [`Boot`]) names an abstract Unix socket
-//! that the pool listens on and carries a random token. The worker connects and
-//! sends the token; the pool accepts only a connection whose kernel-checked peer
-//! pid (`SO_PEERCRED`) is the worker it started and whose token matches. A socket
-//! reached by connecting works alike for a forked, a re-executed and a
-//! fork-server child, which inherited descriptors do not.
+//! **Channel.** Each worker's channel is one end of a `socketpair(SOCK_STREAM)`
+//! that the pool made for it and handed down to it alone: inherited by a
+//! forked worker, attached with `SCM_RIGHTS` to the request of a re-executed or
+//! fork-server one. It has no name, so no other local process can connect to
+//! it, flood it or feed it (an abstract socket, which brood once used, is
+//! listed in `/proc/net/unix` and carries no permissions). The worker's first
+//! message is its hello: the token from its [`Boot`], with its progress page
+//! attached.
 //!
 //! **Frames** (the `wire` module's): pool → worker, a `Task` frame (a
 //! [`TaskHead`] and `count` items) or `Quit`; worker → pool, one `Value`,
@@ -39,16 +41,13 @@ use std::time::{Duration, Instant};
 /// A function reference resolved in this process, or why it cannot be.
 type Lookup = Result<Resolved, String>;
 
-/// The worker: connect, then run task frames until told to quit. A worker
+/// The worker: say hello, then run task frames until told to quit. A worker
 /// whose pool is gone (connection closed or reset) returns too.
 pub(super) fn worker_main(boot: Boot) {
-    use std::os::linux::net::SocketAddrExt;
-    let Ok(addr) = std::os::unix::net::SocketAddr::from_abstract_name(&boot.addr) else {
+    let Some(sock) = crate::process::child::take_handed_down() else {
         return;
     };
-    let Ok(sock) = UnixStream::connect_addr(&addr) else {
-        return;
-    };
+    let sock = UnixStream::from(sock);
     let Ok((progress, page)) = Progress::create() else {
         return;
     };

@@ -9,7 +9,7 @@ use serde::{Serialize, de::DeserializeOwned};
 use std::cell::RefCell;
 use std::os::fd::{AsFd, BorrowedFd, OwnedFd};
 use std::panic::{self, AssertUnwindSafe};
-use std::sync::Once;
+use std::sync::{Mutex, Once};
 
 /// Exit code of a child whose function returned (its result was sent).
 pub(crate) const CODE_OK: i32 = 0;
@@ -151,9 +151,43 @@ pub(crate) fn send_failure(out: BorrowedFd<'_>, msg: &str) {
     }
 }
 
+/// A descriptor the parent handed down to this child beside its argument (a
+/// pool worker's channel to its pool), until the function takes it. Private
+/// to the two processes: nothing else can open it, unlike any name.
+static HANDED_DOWN: Mutex<Option<OwnedFd>> = Mutex::new(None);
+
+/// Keeps the descriptor handed down to this child (see [`HANDED_DOWN`]).
+pub(crate) fn keep_handed_down(fd: Option<OwnedFd>) {
+    *HANDED_DOWN.lock().unwrap_or_else(|e| e.into_inner()) = fd;
+}
+
+/// The descriptor the parent handed down to this child, once.
+pub(crate) fn take_handed_down() -> Option<OwnedFd> {
+    HANDED_DOWN.lock().unwrap_or_else(|e| e.into_inner()).take()
+}
+
+/// The descriptors a request comes with: the argument pipe's read end, the
+/// result pipe's write end, and maybe one handed down for the function.
+#[allow(clippy::type_complexity)]
+pub(crate) fn request_fds(
+    fds: Vec<OwnedFd>,
+) -> std::result::Result<(OwnedFd, OwnedFd, Option<OwnedFd>), String> {
+    let mut fds = fds.into_iter();
+    match (fds.next(), fds.next(), fds.next(), fds.next()) {
+        (Some(arg), Some(out), down, None) => Ok((arg, out, down)),
+        _ => Err("the request did not come with its two pipes (and at most one more)".into()),
+    }
+}
+
 /// Runs a received request in a re-executed or fork-server child: resolve the
-/// function, read the argument, run.
-pub(crate) fn run_request(req: &Request, arg: OwnedFd, out: OwnedFd) -> i32 {
+/// function, read the argument, run. `handed_down` is kept for the function.
+pub(crate) fn run_request(
+    req: &Request,
+    arg: OwnedFd,
+    out: OwnedFd,
+    handed_down: Option<OwnedFd>,
+) -> i32 {
+    keep_handed_down(handed_down);
     let fail = |msg: String| {
         send_failure(out.as_fd(), &msg);
         CODE_SETUP

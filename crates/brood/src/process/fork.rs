@@ -16,7 +16,12 @@ use std::os::fd::{AsFd, OwnedFd};
 /// With a parent-death signal the fork happens on a thread that lives as long
 /// as the process (the kernel ties the signal to the forking *thread*); see
 /// `crate::spawner`. `fork_running` warns once when foreign threads exist.
-pub(super) fn start<A, R>(f: fn(A) -> R, arg: A, policy: Policy) -> Result<(Child, OwnedFd)>
+pub(super) fn start<A, R>(
+    f: fn(A) -> R,
+    arg: A,
+    policy: Policy,
+    handed_down: Option<OwnedFd>,
+) -> Result<(Child, OwnedFd)>
 where
     A: Send,
     R: Serialize + 'static,
@@ -36,6 +41,7 @@ where
             // As with every start method (and Python's), the child's stdin
             // is /dev/null: it must not compete with the parent for input.
             let _ = sys::pipe::null_onto(0);
+            super::child::keep_handed_down(handed_down);
             let code = run_and_send(f, arg, w.as_fd());
             drop(w);
             crate::exit::leave_forked_child(code)

@@ -33,6 +33,7 @@ pub use method::{StartMethod, set_start_method, start_method};
 use crate::policy::{Kind, Lifecycle};
 use crate::{Error, Result};
 use serde::{Serialize, de::DeserializeOwned};
+use std::os::fd::OwnedFd;
 use std::sync::atomic::{AtomicU64, Ordering};
 
 /// A function to run in a child process, with its argument and policies:
@@ -74,6 +75,9 @@ pub struct Process<A, R> {
     name: Option<String>,
     method: Option<StartMethod>,
     lifecycle: Lifecycle,
+    /// A descriptor for the child alone (a pool worker's channel), taken by
+    /// `start`.
+    handed_down: Option<OwnedFd>,
 }
 
 impl<A, R> Process<A, R>
@@ -89,7 +93,17 @@ where
             name: None,
             method: None,
             lifecycle: Lifecycle::new(Kind::Process { daemon: false }),
+            handed_down: None,
         }
+    }
+
+    /// Gives the child `fd` (a socketpair end, say) by a path no other process
+    /// can take: inherited by a forked child, attached with `SCM_RIGHTS` to the
+    /// request of a re-executed or fork-server one. The child takes it with
+    /// `child::take_handed_down`. Our copy closes once the child has its own.
+    pub(crate) fn hand_down(&mut self, fd: OwnedFd) -> &mut Self {
+        self.handed_down = Some(fd);
+        self
     }
 
     /// Python's `daemon` flag: a daemon child is terminated (SIGTERM, then
@@ -169,19 +183,14 @@ where
         crate::shutdown::refuse_if_begun()?;
         let policy = self.policy();
         let method = self.method.unwrap_or_else(start_method);
-        match method {
-            StartMethod::Fork => {
-                let (child, result) = fork::start(self.f, arg, policy)?;
-                Ok(Handle::new(child, name, method, result))
-            }
-            StartMethod::Spawn => {
-                let (child, result) = spawn::start(self.f, &arg, policy, &name)?;
-                Ok(Handle::new(child, name, method, result))
-            }
+        let down = self.handed_down.take();
+        let (child, result) = match method {
+            StartMethod::Fork => fork::start(self.f, arg, policy, down)?,
+            StartMethod::Spawn => spawn::start(self.f, &arg, policy, &name, down)?,
             StartMethod::ForkServer => {
-                let (child, result) = forkserver::client::start(self.f, &arg, policy, &name)?;
-                Ok(Handle::new(child, name, method, result))
+                forkserver::client::start(self.f, &arg, policy, &name, down)?
             }
-        }
+        };
+        Ok(Handle::new(child, name, method, result))
     }
 }

@@ -61,6 +61,7 @@ pub(super) fn start<A, R>(
     arg: &A,
     policy: Policy,
     name: &str,
+    handed_down: Option<OwnedFd>,
 ) -> Result<(Child, OwnedFd)>
 where
     A: Serialize + DeserializeOwned + 'static,
@@ -100,7 +101,9 @@ where
     drop(cmd); // closes our copy of the child's end of the socket
     let pid = child.pid();
 
-    match socket::send_with_fds(ours.as_fd(), &msg, &[arg_r.as_fd(), res_w.as_fd()]) {
+    let mut fds = vec![arg_r.as_fd(), res_w.as_fd()];
+    fds.extend(handed_down.as_ref().map(|fd| fd.as_fd()));
+    match socket::send_with_fds(ours.as_fd(), &msg, &fds) {
         Ok(()) => {}
         // Died before reading: `join` will say how.
         Err(e)
@@ -114,7 +117,8 @@ where
             ));
         }
     }
-    drop((arg_r, res_w));
+    drop(fds);
+    drop((arg_r, res_w, handed_down));
     if !acknowledged(&ours, &child) {
         // It ended without taking the request. Killed by a signal: `join`
         // says so. Exited: it ran the program's own `main` — `brood::init()`
@@ -188,13 +192,11 @@ fn serve_one(parent: u32) -> std::result::Result<i32, String> {
             format!("the request does not decode: {e}")
         }
     })?;
-    let Ok::<[OwnedFd; 2], _>([arg, out]) = fds.try_into() else {
-        return Err("the request came without its two pipes".into());
-    };
+    let (arg, out, handed_down) = child::request_fds(fds)?;
     // The group or session and the parent-death signal were set up before exec
     // (see the module doc); `parent` is what that check compared with.
     let _ = parent;
-    Ok(child::run_request(&req, arg, out))
+    Ok(child::run_request(&req, arg, out, handed_down))
 }
 
 /// Writing to a pipe whose reader left must be an error (EPIPE), not a death:

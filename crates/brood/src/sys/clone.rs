@@ -119,6 +119,9 @@ pub struct ExecPlan<'a> {
     pub uid: Option<libc::uid_t>,
     /// Parent-death signal to arm with `PR_SET_PDEATHSIG`, or 0.
     pub death_signal: c_int,
+    /// Descriptor limits (soft, hard) to set with `setrlimit(RLIMIT_NOFILE)`:
+    /// the program's own soft limit, when the parent raised its.
+    pub nofile: Option<(u64, u64)>,
     /// Our pid, recorded before the clone: if the child's parent is no longer this
     /// after arming the death signal, the parent died during the start-up.
     pub parent: libc::pid_t,
@@ -503,6 +506,16 @@ fn exec_child(plan: &ExecPlan<'_>, hooks: &mut [PreExec], report: &impl Report) 
                     report.fail(Step::Setsid, errno());
                 }
             }
+        }
+
+        if let Some((soft, hard)) = plan.nofile {
+            let limit = libc::rlimit {
+                rlim_cur: soft as libc::rlim_t,
+                rlim_max: hard as libc::rlim_t,
+            };
+            // Best effort, as in a forked child: a limit left high is no
+            // reason to fail the start.
+            libc::setrlimit(libc::RLIMIT_NOFILE, &limit);
         }
 
         if plan.death_signal != 0 {

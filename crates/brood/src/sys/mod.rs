@@ -24,6 +24,7 @@ compile_error!(
 
 pub mod atexit;
 pub mod clone;
+pub mod closerange;
 pub mod env;
 pub mod fork;
 pub mod forklocal;

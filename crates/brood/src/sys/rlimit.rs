@@ -21,6 +21,12 @@ pub fn raise_nofile() -> io::Result<(u64, u64)> {
     ))
 }
 
+/// The soft and hard limits on open descriptors (`u64::MAX`: unlimited).
+pub fn nofile() -> (u64, u64) {
+    let l = rustix::process::getrlimit(rustix::process::Resource::Nofile);
+    (l.current.unwrap_or(u64::MAX), l.maximum.unwrap_or(u64::MAX))
+}
+
 /// Sets the soft limit on open descriptors back to `soft` (a fork-server
 /// child takes its client's limit, as it would with any other start method).
 pub fn restore_nofile(soft: u64) -> io::Result<()> {

@@ -1,47 +1,53 @@
-//! Unix-domain sockets that carry file descriptors: the private channel between a
-//! brood process and the children or fork server it starts.
+//! Unix-domain sockets that carry file descriptors: the private channels between
+//! a brood process and the children, workers or fork server it starts.
 //!
 //! - `socketpair(AF_UNIX, SOCK_SEQPACKET | SOCK_CLOEXEC)`: two connected ends with
 //!   no filesystem name, so nobody but the holders of an end can talk on it.
 //!   Sequenced packets keep message boundaries, so every message travels with the
-//!   descriptors attached to it.
-//! - `sendmsg`/`recvmsg` with `SCM_RIGHTS`: pass open descriptors (pipes, pidfds)
-//!   to the peer; received ones are made close-on-exec (`MSG_CMSG_CLOEXEC`).
-//! - `getsockopt(SO_PEERCRED)`: the pid/uid/gid of the peer (for a socketpair: of
+//!   descriptors attached to it. `SOCK_STREAM` pairs carry a pool's frames.
+//! - `sendmsg`/`recvmsg` with `SCM_RIGHTS`: pass open descriptors (pipes, pidfds,
+//!   a worker's channel) to the peer; received ones are made close-on-exec
+//!   (`MSG_CMSG_CLOEXEC`).
+//! - `getsockopt(SO_PEERCRED)`: the pid/uid of the peer (for a socketpair: of
 //!   the process that made the pair).
+//!
+//! All of it through rustix's typed ancillary buffers: no `msghdr` is built by
+//! hand, and nothing here is `unsafe`.
 //!
 //! # References
 //! socketpair(2), unix(7) (`SCM_RIGHTS`, `SO_PEERCRED`), sendmsg(2), recvmsg(2),
 //! cmsg(3).
 
-use std::io;
-use std::os::fd::{AsRawFd, BorrowedFd, FromRawFd, OwnedFd, RawFd};
+use rustix::net::{
+    AddressFamily, RecvAncillaryBuffer, RecvAncillaryMessage, RecvFlags, ReturnFlags,
+    SendAncillaryBuffer, SendAncillaryMessage, SendFlags, SocketFlags, SocketType,
+};
+use std::io::{self, IoSlice, IoSliceMut};
+use std::mem::MaybeUninit;
+use std::os::fd::{BorrowedFd, OwnedFd};
 
 /// The most descriptors brood attaches to one message.
 pub const MAX_FDS: usize = 4;
 
-/// `socketpair(AF_UNIX, SOCK_SEQPACKET | SOCK_CLOEXEC, 0)`.
-pub fn seqpacket_pair() -> io::Result<(OwnedFd, OwnedFd)> {
-    let mut fds = [0 as RawFd; 2];
-    // SAFETY: `fds` is a valid array of two ints for the kernel to fill.
-    let rc = unsafe {
-        libc::socketpair(
-            libc::AF_UNIX,
-            libc::SOCK_SEQPACKET | libc::SOCK_CLOEXEC,
-            0,
-            fds.as_mut_ptr(),
-        )
-    };
-    if rc != 0 {
-        return Err(io::Error::last_os_error());
-    }
-    // SAFETY: the kernel just returned two open descriptors that nothing else owns.
-    Ok(unsafe { (OwnedFd::from_raw_fd(fds[0]), OwnedFd::from_raw_fd(fds[1])) })
+/// `socketpair(AF_UNIX, kind | SOCK_CLOEXEC, 0)`.
+fn pair(kind: SocketType) -> io::Result<(OwnedFd, OwnedFd)> {
+    Ok(rustix::net::socketpair(
+        AddressFamily::UNIX,
+        kind,
+        SocketFlags::CLOEXEC,
+        None,
+    )?)
 }
 
-/// Space for the control message of [`MAX_FDS`] descriptors, suitably aligned.
-#[repr(C, align(8))]
-struct CmsgBuf([u8; 64]);
+/// `socketpair(AF_UNIX, SOCK_SEQPACKET | SOCK_CLOEXEC, 0)`: messages.
+pub fn seqpacket_pair() -> io::Result<(OwnedFd, OwnedFd)> {
+    pair(SocketType::SEQPACKET)
+}
+
+/// `socketpair(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0)`: a byte stream each way.
+pub fn stream_pair() -> io::Result<(OwnedFd, OwnedFd)> {
+    pair(SocketType::STREAM)
+}
 
 /// `sendmsg(fd, {data}, SCM_RIGHTS fds, MSG_NOSIGNAL)`: one packet with `fds`
 /// attached. A closed peer gives `EPIPE`, never SIGPIPE.
@@ -49,49 +55,19 @@ pub fn send_with_fds(sock: BorrowedFd<'_>, data: &[u8], fds: &[BorrowedFd<'_>]) 
     if fds.len() > MAX_FDS {
         return Err(io::Error::from_raw_os_error(libc::EINVAL));
     }
-    let mut iov = libc::iovec {
-        iov_base: data.as_ptr() as *mut libc::c_void,
-        iov_len: data.len(),
-    };
-    let mut cbuf = CmsgBuf([0; 64]);
-    // SAFETY: an all-zero msghdr is a valid "no name, no control" header.
-    let mut msg: libc::msghdr = unsafe { std::mem::zeroed() };
-    msg.msg_iov = &mut iov;
-    msg.msg_iovlen = 1;
-    if !fds.is_empty() {
-        let payload = std::mem::size_of_val(fds) as u32;
-        // SAFETY: CMSG_SPACE is a pure size computation.
-        let space = unsafe { libc::CMSG_SPACE(payload) } as usize;
-        debug_assert!(space <= cbuf.0.len());
-        msg.msg_control = cbuf.0.as_mut_ptr().cast();
-        msg.msg_controllen = space as _;
-        // SAFETY: msg_control points to `space` writable, 8-aligned bytes, enough
-        // for one cmsghdr with `payload` bytes of data (checked above), so
-        // CMSG_FIRSTHDR is non-null and CMSG_DATA has room for every fd.
-        unsafe {
-            let cmsg = libc::CMSG_FIRSTHDR(&msg);
-            (*cmsg).cmsg_level = libc::SOL_SOCKET;
-            (*cmsg).cmsg_type = libc::SCM_RIGHTS;
-            (*cmsg).cmsg_len = libc::CMSG_LEN(payload) as _;
-            let data = libc::CMSG_DATA(cmsg).cast::<RawFd>();
-            for (i, fd) in fds.iter().enumerate() {
-                data.add(i).write_unaligned(fd.as_raw_fd());
-            }
-        }
+    let mut space = [MaybeUninit::uninit(); rustix::cmsg_space!(ScmRights(MAX_FDS))];
+    let mut control = SendAncillaryBuffer::new(&mut space);
+    if !fds.is_empty() && !control.push(SendAncillaryMessage::ScmRights(fds)) {
+        // Cannot happen: the buffer has room for MAX_FDS, checked above.
+        return Err(io::Error::from_raw_os_error(libc::EINVAL));
     }
+    let iov = [IoSlice::new(data)];
     loop {
-        // SAFETY: `msg` and everything it points to live across the call.
-        let rc = unsafe { libc::sendmsg(sock.as_raw_fd(), &msg, libc::MSG_NOSIGNAL) };
-        if rc >= 0 {
-            return if rc as usize == data.len() {
-                Ok(())
-            } else {
-                Err(io::Error::new(io::ErrorKind::WriteZero, "short sendmsg"))
-            };
-        }
-        let e = io::Error::last_os_error();
-        if e.kind() != io::ErrorKind::Interrupted {
-            return Err(e);
+        match rustix::net::sendmsg(sock, &iov, &mut control, SendFlags::NOSIGNAL) {
+            Ok(n) if n == data.len() => return Ok(()),
+            Ok(_) => return Err(io::Error::new(io::ErrorKind::WriteZero, "short sendmsg")),
+            Err(rustix::io::Errno::INTR) => {}
+            Err(e) => return Err(e.into()),
         }
     }
 }
@@ -99,58 +75,54 @@ pub fn send_with_fds(sock: BorrowedFd<'_>, data: &[u8], fds: &[BorrowedFd<'_>]) 
 /// `recvmsg(fd, MSG_CMSG_CLOEXEC)`: one packet into `buf` and the descriptors
 /// attached to it (close-on-exec). `Ok((0, []))` means the peer closed.
 ///
-/// A packet larger than `buf`, or one with more than [`MAX_FDS`] descriptors, is
-/// an error (`EMSGSIZE`); descriptors that came with it are closed, not leaked.
+/// A packet larger than `buf` is an error (`EMSGSIZE`); descriptors that came
+/// with it are closed, not leaked. Descriptors the kernel could not hand over
+/// (no free slot here: `MSG_CTRUNC`) are simply missing: the message is whole,
+/// and the caller fails that one request — never the whole channel.
 pub fn recv_with_fds(sock: BorrowedFd<'_>, buf: &mut [u8]) -> io::Result<(usize, Vec<OwnedFd>)> {
-    let mut iov = libc::iovec {
-        iov_base: buf.as_mut_ptr().cast(),
-        iov_len: buf.len(),
-    };
-    let mut cbuf = CmsgBuf([0; 64]);
-    // SAFETY: as in send_with_fds.
-    let mut msg: libc::msghdr = unsafe { std::mem::zeroed() };
-    msg.msg_iov = &mut iov;
-    msg.msg_iovlen = 1;
-    msg.msg_control = cbuf.0.as_mut_ptr().cast();
-    msg.msg_controllen = cbuf.0.len() as _;
-    let n = loop {
-        // SAFETY: `msg` points to live, writable buffers of the sizes given.
-        let rc = unsafe { libc::recvmsg(sock.as_raw_fd(), &mut msg, libc::MSG_CMSG_CLOEXEC) };
-        if rc >= 0 {
-            break rc as usize;
-        }
-        let e = io::Error::last_os_error();
-        if e.kind() != io::ErrorKind::Interrupted {
-            return Err(e);
+    recv(sock, buf, RecvFlags::CMSG_CLOEXEC)
+}
+
+/// [`recv_with_fds`] that does not wait (`MSG_DONTWAIT`): `Ok(None)` when no
+/// packet is there, even on a blocking socket.
+pub fn try_recv_with_fds(
+    sock: BorrowedFd<'_>,
+    buf: &mut [u8],
+) -> io::Result<Option<(usize, Vec<OwnedFd>)>> {
+    match recv(sock, buf, RecvFlags::CMSG_CLOEXEC | RecvFlags::DONTWAIT) {
+        Ok(got) => Ok(Some(got)),
+        Err(e) if e.kind() == io::ErrorKind::WouldBlock => Ok(None),
+        Err(e) => Err(e),
+    }
+}
+
+fn recv(
+    sock: BorrowedFd<'_>,
+    buf: &mut [u8],
+    flags: RecvFlags,
+) -> io::Result<(usize, Vec<OwnedFd>)> {
+    let mut space = [MaybeUninit::uninit(); rustix::cmsg_space!(ScmRights(MAX_FDS))];
+    let mut control = RecvAncillaryBuffer::new(&mut space);
+    let mut iov = [IoSliceMut::new(buf)];
+    let got = loop {
+        match rustix::net::recvmsg(sock, &mut iov, &mut control, flags) {
+            Ok(got) => break got,
+            Err(rustix::io::Errno::INTR) => {}
+            Err(e) => return Err(e.into()),
         }
     };
     let mut fds = Vec::new();
-    // SAFETY: the kernel filled msg_control/msg_controllen; the CMSG_* macros walk
-    // only within it, and each SCM_RIGHTS payload is an array of fresh descriptors
-    // that this process now owns.
-    unsafe {
-        let mut cmsg = libc::CMSG_FIRSTHDR(&msg);
-        while !cmsg.is_null() {
-            if (*cmsg).cmsg_level == libc::SOL_SOCKET && (*cmsg).cmsg_type == libc::SCM_RIGHTS {
-                let bytes = (*cmsg).cmsg_len as usize - libc::CMSG_LEN(0) as usize;
-                let data = libc::CMSG_DATA(cmsg).cast::<RawFd>();
-                for i in 0..bytes / std::mem::size_of::<RawFd>() {
-                    fds.push(OwnedFd::from_raw_fd(data.add(i).read_unaligned()));
-                }
-            }
-            cmsg = libc::CMSG_NXTHDR(&msg, cmsg);
+    for msg in control.drain() {
+        if let RecvAncillaryMessage::ScmRights(received) = msg {
+            fds.extend(received);
         }
     }
-    if msg.msg_flags & libc::MSG_TRUNC != 0 {
+    if got.flags.contains(ReturnFlags::TRUNC) {
         // The message itself was cut: `fds` is dropped here, whatever arrived
         // is closed.
         return Err(io::Error::from_raw_os_error(libc::EMSGSIZE));
     }
-    // MSG_CTRUNC: the kernel dropped descriptors we had no room for (EMFILE)
-    // or no buffer space for. The message is whole; the caller sees fewer
-    // descriptors than were sent and fails that one request — never the
-    // whole channel.
-    Ok((n, fds))
+    Ok((got.bytes, fds))
 }
 
 /// The credentials of a socket's peer: `getsockopt(SO_PEERCRED)`.
@@ -164,30 +136,88 @@ pub struct PeerCred {
 
 /// `getsockopt(fd, SOL_SOCKET, SO_PEERCRED)`.
 pub fn peer_cred(sock: BorrowedFd<'_>) -> io::Result<PeerCred> {
-    // SAFETY: ucred is plain integers; zero is a valid value.
-    let mut cred: libc::ucred = unsafe { std::mem::zeroed() };
-    let mut len = std::mem::size_of::<libc::ucred>() as libc::socklen_t;
-    // SAFETY: `cred` and `len` are valid for writes of the sizes given.
-    let rc = unsafe {
-        libc::getsockopt(
-            sock.as_raw_fd(),
-            libc::SOL_SOCKET,
-            libc::SO_PEERCRED,
-            (&mut cred as *mut libc::ucred).cast(),
-            &mut len,
-        )
-    };
-    if rc != 0 {
-        return Err(io::Error::last_os_error());
-    }
+    let cred = rustix::net::sockopt::socket_peercred(sock)?;
     Ok(PeerCred {
-        pid: cred.pid as u32,
-        uid: cred.uid,
+        pid: cred.pid.as_raw_nonzero().get() as u32,
+        uid: cred.uid.as_raw(),
     })
 }
 
 /// `getuid()`.
 pub fn getuid() -> u32 {
-    // SAFETY: getuid cannot fail and touches no memory.
-    unsafe { libc::getuid() }
+    rustix::process::getuid().as_raw()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use std::os::fd::AsFd;
+
+    /// The inode behind a descriptor: the same open file on both sides.
+    fn ino(fd: BorrowedFd<'_>) -> u64 {
+        rustix::fs::fstat(fd).unwrap().st_ino
+    }
+
+    #[test]
+    fn descriptors_cross_with_their_message() {
+        let (a, b) = seqpacket_pair().unwrap();
+        let (r, w) = crate::sys::pipe::pipe().unwrap();
+        send_with_fds(a.as_fd(), b"hello", &[r.as_fd(), w.as_fd()]).unwrap();
+        let mut buf = [0u8; 16];
+        let (n, fds) = recv_with_fds(b.as_fd(), &mut buf).unwrap();
+        assert_eq!(&buf[..n], b"hello");
+        assert_eq!(fds.len(), 2);
+        assert_eq!(ino(fds[0].as_fd()), ino(r.as_fd()));
+        let flags = rustix::io::fcntl_getfd(&fds[1]).unwrap();
+        assert!(flags.contains(rustix::io::FdFlags::CLOEXEC));
+        // The peer of a socketpair is the process that made it.
+        assert_eq!(peer_cred(a.as_fd()).unwrap().pid, std::process::id());
+        drop(a);
+        assert_eq!(recv_with_fds(b.as_fd(), &mut buf).unwrap().0, 0);
+    }
+
+    #[test]
+    fn too_many_descriptors_are_refused_before_sending() {
+        let (a, _b) = seqpacket_pair().unwrap();
+        let fds: Vec<BorrowedFd<'_>> = (0..=MAX_FDS).map(|_| a.as_fd()).collect();
+        let e = send_with_fds(a.as_fd(), b"x", &fds).unwrap_err();
+        assert_eq!(e.raw_os_error(), Some(libc::EINVAL));
+    }
+
+    #[test]
+    fn a_cut_message_is_an_error_and_its_descriptors_are_closed() {
+        let (a, b) = seqpacket_pair().unwrap();
+        let (r, w) = crate::sys::pipe::pipe().unwrap();
+        send_with_fds(a.as_fd(), b"longer than four", &[r.as_fd()]).unwrap();
+        drop(r); // the only read end left is the one in the message
+        let mut buf = [0u8; 4];
+        let e = recv_with_fds(b.as_fd(), &mut buf).unwrap_err();
+        assert_eq!(e.raw_os_error(), Some(libc::EMSGSIZE));
+        // Had the received end leaked, the write would succeed.
+        let wrote = rustix::io::write(&w, b"x");
+        assert_eq!(wrote, Err(rustix::io::Errno::PIPE));
+    }
+
+    #[test]
+    fn descriptors_without_room_are_dropped_but_the_message_arrives() {
+        // More descriptors than our buffer holds: the kernel delivers what fits
+        // and sets MSG_CTRUNC (as it does when we have no free slot). The
+        // message is whole, with fewer descriptors.
+        let (a, b) = seqpacket_pair().unwrap();
+        let fds: Vec<BorrowedFd<'_>> = (0..MAX_FDS + 3).map(|_| a.as_fd()).collect();
+        let mut space = [MaybeUninit::uninit(); rustix::cmsg_space!(ScmRights(MAX_FDS + 3))];
+        let mut control = SendAncillaryBuffer::new(&mut space);
+        assert!(control.push(SendAncillaryMessage::ScmRights(&fds)));
+        rustix::net::sendmsg(
+            &a,
+            &[IoSlice::new(b"many")],
+            &mut control,
+            SendFlags::empty(),
+        )
+        .unwrap();
+        let mut buf = [0u8; 16];
+        let (n, got) = recv_with_fds(b.as_fd(), &mut buf).unwrap();
+        assert_eq!(&buf[..n], b"many");
+        assert!(got.len() < MAX_FDS + 3, "{} descriptors", got.len());
+    }
 }

@@ -44,10 +44,13 @@ impl Request {
 /// Client → fork server.
 #[derive(Debug, Serialize, Deserialize)]
 pub(crate) enum ToServer {
-    /// The first message, with the client's pidfd attached.
-    Hello,
+    /// The first message, with the client's pidfd attached: the soft
+    /// descriptor limit the server's children start with (the client's own,
+    /// as the program set it).
+    Hello { nofile: u64 },
     /// Fork a child for `req`; the argument pipe's read end and the result
-    /// pipe's write end are attached.
+    /// pipe's write end are attached, and maybe a third descriptor that the
+    /// child's function takes (a pool worker's channel).
     Start { id: u64, req: Request },
     /// Kill this child: the client could not take hold of it (its pidfd did
     /// not arrive, or it could not be registered), and nobody else would.
@@ -71,12 +74,11 @@ pub(crate) enum ToClient {
     Exited { pid: u32, status: i32 },
 }
 
-/// What a pool worker starts with.
+/// What a pool worker starts with (its channel is handed down beside it).
 #[derive(Debug, Clone, Serialize, Deserialize)]
 pub(crate) struct Boot {
-    /// The abstract socket name (without the leading NUL).
-    pub(crate) addr: Vec<u8>,
-    /// Proves to the pool that this connection is the worker it started.
+    /// Sent back first, so that the pool knows the channel reached the
+    /// worker it started for that slot.
     pub(crate) token: u64,
     /// Send the batch of results once it is this old (0: after every item).
     pub(crate) flush_after_us: u64,

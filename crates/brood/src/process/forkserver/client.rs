@@ -113,8 +113,10 @@ fn launch() -> Result<Arc<Conn>> {
         },
     })?;
     drop(cmd);
-    let hello =
-        wire::encode(&ToServer::Hello).map_err(|e| err("encoding", std::io::Error::other(e)))?;
+    // The server gives its children the descriptor limit ours would get.
+    let nofile = crate::fdlimit::for_children().unwrap_or(sys::rlimit::nofile().0);
+    let hello = wire::encode(&ToServer::Hello { nofile })
+        .map_err(|e| err("encoding", std::io::Error::other(e)))?;
     let ready = socket::send_with_fds(ours.as_fd(), &hello, &[me.as_fd()]).and_then(|()| {
         if !sys::pidfd::wait_exited(ours.as_fd(), Some(READY_TIMEOUT))? {
             return Err(std::io::Error::new(
@@ -167,6 +169,7 @@ pub(crate) fn start<A, R>(
     arg: &A,
     policy: Policy,
     name: &str,
+    handed_down: Option<OwnedFd>,
 ) -> Result<(Child, OwnedFd)>
 where
     A: Serialize + DeserializeOwned + 'static,
@@ -178,7 +181,7 @@ where
     loop {
         attempt += 1;
         let conn = connection()?;
-        match ask(&conn, &req, policy, arg) {
+        match ask(&conn, &req, policy, arg, handed_down.as_ref()) {
             Ok(started) => return Ok(started),
             Err(e) if conn.is_dead() && attempt < 2 => drop(e),
             Err(e) => return Err(e),
@@ -191,12 +194,17 @@ fn ask<A: Serialize + 'static>(
     req: &Request,
     policy: Policy,
     arg: &A,
+    handed_down: Option<&OwnedFd>,
 ) -> Result<(Child, OwnedFd)> {
     let io = |what: &str, e: std::io::Error| {
         Error::io(format!("fork server (pid {}): {what}", conn.server_pid), e)
     };
-    let (arg_r, arg_w) = sys::pipe::pipe().map_err(|e| io("pipe", e))?;
-    let (res_r, res_w) = sys::pipe::pipe().map_err(|e| io("pipe", e))?;
+    let pipe = || {
+        crate::fdlimit::with_room(sys::pipe::pipe)
+            .map_err(|e| crate::fdlimit::error("the pipes of a fork-server child", e))
+    };
+    let (arg_r, arg_w) = pipe()?;
+    let (res_r, res_w) = pipe()?;
     let (tx, rx) = mpsc::sync_channel(1);
     let id = {
         let mut st = conn.state();
@@ -210,14 +218,16 @@ fn ask<A: Serialize + 'static>(
         req: req.clone(),
     })
     .map_err(|e| io("encoding the request", std::io::Error::other(e)))?;
-    if let Err(e) = socket::send_with_fds(conn.sock.as_fd(), &msg, &[arg_r.as_fd(), res_w.as_fd()])
-    {
+    let mut fds = vec![arg_r.as_fd(), res_w.as_fd()];
+    fds.extend(handed_down.map(|fd| fd.as_fd()));
+    if let Err(e) = socket::send_with_fds(conn.sock.as_fd(), &msg, &fds) {
         conn.state().pending.remove(&id);
         if matches!(e.raw_os_error(), Some(libc::EPIPE) | Some(libc::ECONNRESET)) {
             conn.dead.store(true, Ordering::Release);
         }
         return Err(io("sending a request", e));
     }
+    drop(fds);
     drop((arg_r, res_w));
     // Send the argument now, while the server forks: the child finds it waiting
     // instead of waiting for our round trip. This cannot block forever: if the

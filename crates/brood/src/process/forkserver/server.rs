@@ -1,6 +1,7 @@
 //! The fork server: single-threaded, so that each `fork` copies a process with
 //! no lock held by another thread. It never starts a thread; it waits with one
-//! `poll(2)` on the client's socket, the client's pidfd and its children's pidfds.
+//! `epoll` set over the client's socket, the client's pidfd and its children's
+//! pidfds.
 
 use super::SERVER;
 use crate::process::child::{self, CODE_SETUP};
@@ -8,10 +9,11 @@ use crate::process::spawn::{ignore_sigpipe, title};
 use crate::sys::image;
 use crate::sys::proctitle::ArgArea;
 use crate::sys::thread::SingleThreaded;
+use crate::sys::watch::Watcher;
 use crate::sys::{self, fork::Forked, pidfd, pidfd::Reap, socket};
 use crate::wire::{self, Request, ToClient, ToServer};
-use rustix::event::{PollFd, PollFlags};
-use std::os::fd::{AsFd, OwnedFd};
+use std::collections::HashMap;
+use std::os::fd::{AsFd, AsRawFd, OwnedFd};
 
 struct Kid {
     pid: u32,
@@ -19,10 +21,29 @@ struct Kid {
     death_signal: i32,
 }
 
+/// The server's epoll keys: the client's socket, its pidfd, then each child
+/// as `KEY_KIDS + pid`.
+const KEY_SOCK: u64 = 0;
+const KEY_CLIENT: u64 = 1;
+const KEY_KIDS: u64 = 2;
+
+/// At most this many requests are taken per wake-up (see `Server::run`).
+const MESSAGES_PER_WAKE: usize = 64;
+
+/// What reading the client's socket gave.
+enum Message {
+    Handled,
+    None,
+    ClientGone,
+}
+
 struct Server {
     /// `None` once the client is gone.
     client: Option<(OwnedFd, OwnedFd)>,
-    kids: Vec<Kid>,
+    kids: HashMap<u32, Kid>,
+    /// Readiness of the client's socket and pidfd and of every child's pidfd
+    /// (`None` only in a new child, which closed it).
+    watcher: Option<Watcher>,
     me: u32,
     single: SingleThreaded,
     /// The client program's name and where our command line lives, so that
@@ -40,8 +61,8 @@ pub(crate) fn main(client: u32) -> ! {
     // then reap our children before we could report their statuses.
     sys::sigaction::default(libc::SIGCHLD);
     // One pidfd per child in flight: do not live by the client's soft limit
-    // (its children get it back before they run anything).
-    let client_nofile = sys::rlimit::raise_nofile().ok().map(|(soft, _)| soft);
+    // (its children get it back before they run anything; see the hello).
+    let _ = sys::rlimit::raise_nofile();
     let fail = |msg: String| -> ! {
         eprintln!("brood: fork server for pid {client}: {msg}");
         sys::fork::exit_now(CODE_SETUP)
@@ -62,7 +83,6 @@ pub(crate) fn main(client: u32) -> ! {
         Err(e) => fail(format!("fork: {e}")),
     }
     let mut server = Server::new(sock, client, single).unwrap_or_else(|msg| fail(msg));
-    server.client_nofile = client_nofile;
     server.run();
     sys::fork::exit_now(0)
 }
@@ -91,7 +111,7 @@ impl Server {
         let mut buf = [0u8; 64];
         let (n, fds) =
             socket::recv_with_fds(sock.as_fd(), &mut buf).map_err(|e| format!("hello: {e}"))?;
-        let (Ok(ToServer::Hello), Some(client_fd)) =
+        let (Ok(ToServer::Hello { nofile }), Some(client_fd)) =
             (wire::decode(&buf[..n]), fds.into_iter().next())
         else {
             return Err("the client's first message is not a hello with its pidfd".into());
@@ -103,100 +123,102 @@ impl Server {
         // here spares every child the allocation (and its copy-on-write faults).
         let _ = (std::io::stdout(), std::io::stderr());
         let me = sys::getpid();
+        let watcher = Watcher::new()
+            .and_then(|w| {
+                w.add(&sock, KEY_SOCK)?;
+                w.add(&client_fd, KEY_CLIENT)?;
+                Ok(w)
+            })
+            .map_err(|e| format!("epoll: {e}"))?;
         send(&sock, &ToClient::Ready { pid: me }, None).map_err(|e| format!("ready: {e}"))?;
         Ok(Server {
             client: Some((sock, client_fd)),
-            kids: Vec::new(),
+            kids: HashMap::new(),
+            watcher: Some(watcher),
             me,
             single,
             program: client_program(),
             args: ArgArea::locate().ok(),
-            client_nofile: None,
+            client_nofile: Some(nofile),
         })
     }
 
     fn run(&mut self) {
         let mut buf = vec![0u8; 64 << 10];
+        let mut ready = Vec::new();
         loop {
             if self.client.is_none() && self.kids.is_empty() {
                 return;
             }
-            let ready = {
-                let mut fds: Vec<PollFd<'_>> = Vec::with_capacity(2 + self.kids.len());
-                if let Some((sock, client)) = &self.client {
-                    fds.push(PollFd::new(sock, PollFlags::IN));
-                    fds.push(PollFd::new(client, PollFlags::IN));
-                }
-                fds.extend(
-                    self.kids
-                        .iter()
-                        .map(|k| PollFd::new(&k.pidfd, PollFlags::IN)),
-                );
-                match rustix::event::poll(&mut fds, None) {
-                    Ok(_) => {}
-                    Err(rustix::io::Errno::INTR) => continue,
-                    // poll fails only for programming errors; do not spin.
-                    Err(_) => return,
-                }
-                fds.iter()
-                    .map(|p| !p.revents().is_empty())
-                    .collect::<Vec<bool>>()
-            };
-            let mut first_kid = 0;
-            if self.client.is_some() {
-                first_kid = 2;
-                let (sock_ev, client_ev) = (ready[0], ready[1]);
-                if client_ev || (sock_ev && !self.handle_message(&mut buf)) {
-                    self.client_gone();
-                }
+            // One epoll set over the client's socket, its pidfd and every
+            // child's pidfd: a wake-up costs the same with ten thousand
+            // children in flight as with one (`poll(2)` cost a pass over all).
+            let Some(watcher) = &self.watcher else { return };
+            if watcher.wait(&mut ready).is_err() {
+                return; // only for programming errors; do not spin
             }
-            // Reap the children that ended (indices refer to `kids` at poll time;
-            // new kids were pushed at the end, so the prefix is unchanged).
-            let ended: Vec<usize> = ready[first_kid..]
-                .iter()
-                .enumerate()
-                .filter(|&(_, &r)| r)
-                .map(|(i, _)| i)
-                .collect();
-            for i in ended.into_iter().rev() {
-                self.reap(i);
+            for &key in &ready {
+                match key {
+                    KEY_SOCK => {
+                        // A burst of requests is taken together, a bounded
+                        // number per wake-up, so that reaping keeps up.
+                        for _ in 0..MESSAGES_PER_WAKE {
+                            match self.handle_message(&mut buf) {
+                                Message::Handled => {}
+                                Message::None => break,
+                                Message::ClientGone => {
+                                    self.client_gone();
+                                    break;
+                                }
+                            }
+                        }
+                    }
+                    KEY_CLIENT => self.client_gone(),
+                    pid => self.reap((pid - KEY_KIDS) as u32),
+                }
             }
         }
     }
 
-    /// One message from the client; false when the client is gone.
-    fn handle_message(&mut self, buf: &mut [u8]) -> bool {
+    /// One message from the client, if one is there.
+    fn handle_message(&mut self, buf: &mut [u8]) -> Message {
         let Some((sock, _)) = &self.client else {
-            return false;
+            return Message::ClientGone;
         };
-        let (n, fds) = match socket::recv_with_fds(sock.as_fd(), buf) {
-            Ok((0, _)) => return false,
-            Ok(x) => x,
-            Err(e) if e.kind() == std::io::ErrorKind::WouldBlock => return true,
-            Err(_) => return false,
+        let (n, fds) = match socket::try_recv_with_fds(sock.as_fd(), buf) {
+            Ok(None) => return Message::None,
+            Ok(Some((0, _))) | Err(_) => return Message::ClientGone,
+            Ok(Some(x)) => x,
         };
         match wire::decode::<ToServer>(&buf[..n]) {
-            Ok(ToServer::Start { id, req }) => match <[OwnedFd; 2]>::try_from(fds) {
-                Ok([arg, out]) => self.start(id, req, arg, out),
-                Err(_) => self.reply(&ToClient::Failed {
+            Ok(ToServer::Start { id, req }) => match child::request_fds(fds) {
+                Ok((arg, out, down)) => self.start(id, req, arg, out, down),
+                Err(error) => self.reply(&ToClient::Failed {
                     id,
-                    error: "the request came without its two pipes".into(),
+                    error,
                     errno: None,
                 }),
             },
             // A corrupt or unexpected message from our own client is a bug on its
             // side: ignore it rather than die and take every child's status along.
             Ok(ToServer::Kill { pid }) => {
-                if let Some(kid) = self.kids.iter().find(|k| k.pid == pid) {
+                if let Some(kid) = self.kids.get(&pid) {
                     let _ = pidfd::send_signal(kid.pidfd.as_fd(), libc::SIGKILL);
                 }
             }
-            Ok(ToServer::Hello) | Err(_) => {}
+            Ok(ToServer::Hello { .. }) | Err(_) => {}
         }
-        true
+        Message::Handled
     }
 
-    fn start(&mut self, id: u64, req: Request, arg: OwnedFd, out: OwnedFd) {
+    fn start(
+        &mut self,
+        id: u64,
+        req: Request,
+        arg: OwnedFd,
+        out: OwnedFd,
+        handed_down: Option<OwnedFd>,
+    ) {
         // The child never returns from this branch (it ends with
         // `leave_forked_child`).
         match self.single.fork() {
@@ -212,16 +234,25 @@ impl Server {
                     child::send_failure(out.as_fd(), &format!("{step}: {e}"));
                     sys::fork::exit_now(CODE_SETUP);
                 }
-                let code = child::run_request(&req, arg, out);
+                let code = child::run_request(&req, arg, out, handed_down);
                 crate::exit::leave_forked_child(code)
             }
             Ok(Forked::Parent(pid)) => {
-                drop((arg, out));
+                drop((arg, out, handed_down));
                 if req.policy.tree == crate::policy::Tree::Group {
                     // Both sides set the group (see crate::fork::fork_raw).
                     let _ = sys::pgrp::setpgid(pid, pid);
                 }
-                match pidfd::open(pid) {
+                // Kept high, so that the next child drops them all at once.
+                let watched = pidfd::open(pid)
+                    .map(sys::closerange::move_high)
+                    .and_then(|fd| {
+                        if let Some(w) = &self.watcher {
+                            w.add(&fd, KEY_KIDS + u64::from(pid))?;
+                        }
+                        Ok(fd)
+                    });
+                match watched {
                     Ok(fd) => {
                         let sent = send_ref(
                             &self.client,
@@ -229,21 +260,25 @@ impl Server {
                             Some(fd.as_fd()),
                         );
                         if sent.is_err() {
-                            // The client is gone; its death is noticed by poll.
+                            // The client is gone; its death is noticed by epoll.
                         }
-                        self.kids.push(Kid {
+                        let death_signal = req.policy.death_signal().map_or(0, |s| s.as_raw());
+                        self.kids.insert(
                             pid,
-                            pidfd: fd,
-                            death_signal: req.policy.death_signal().map_or(0, |s| s.as_raw()),
-                        });
+                            Kid {
+                                pid,
+                                pidfd: fd,
+                                death_signal,
+                            },
+                        );
                     }
                     Err(e) => {
-                        // Cannot happen for our own unreaped child; do not leave it
-                        // unwatched.
+                        // No descriptor or no room in the epoll set: do not leave
+                        // the child unwatched.
                         let _ = sys::reap::kill_and_reap_own(pid);
                         self.reply(&ToClient::Failed {
                             id,
-                            error: format!("pidfd_open({pid}): {e}"),
+                            error: format!("watching child {pid}: {e}"),
                             errno: e.raw_os_error(),
                         });
                     }
@@ -263,20 +298,34 @@ impl Server {
         if let Some((sock, client)) = self.client.take() {
             drop((sock, client));
         }
-        for kid in self.kids.drain(..) {
-            drop(kid.pidfd);
-        }
+        drop(self.watcher.take());
+        // One pidfd per sibling, thousands at scale: those the server could
+        // keep high go with one call, the others a run at a time.
+        let (high, low): (Vec<_>, Vec<_>) = self
+            .kids
+            .drain()
+            .map(|(_, kid)| kid.pidfd)
+            .partition(|fd| fd.as_raw_fd() >= sys::closerange::HIGH);
+        sys::closerange::close_high(high);
+        sys::closerange::close_all(low);
     }
 
-    fn reap(&mut self, i: usize) {
-        let Some(kid) = self.kids.get(i) else { return };
+    fn reap(&mut self, pid: u32) {
+        let Some(kid) = self.kids.get(&pid) else {
+            return;
+        };
         let status = match pidfd::try_reap(kid.pidfd.as_fd()) {
             Ok(Reap::Running) => return,
             Ok(Reap::Exited(status)) => status,
             // Cannot happen (nobody else waits in this process); report a loss.
             Ok(Reap::Gone) | Err(_) => -1,
         };
-        let kid = self.kids.swap_remove(i);
+        let Some(kid) = self.kids.remove(&pid) else {
+            return;
+        };
+        if let Some(w) = &self.watcher {
+            let _ = w.remove(&kid.pidfd);
+        }
         self.reply(&ToClient::Exited {
             pid: kid.pid,
             status,
@@ -285,8 +334,15 @@ impl Server {
 
     /// The client died or closed the channel: apply each child's OnParentDeath.
     fn client_gone(&mut self) {
-        self.client = None;
-        for kid in &self.kids {
+        // Both the socket's end and the pidfd may say so in one wake-up.
+        let Some((sock, client)) = self.client.take() else {
+            return;
+        };
+        if let Some(w) = &self.watcher {
+            let _ = w.remove(&sock);
+            let _ = w.remove(&client);
+        }
+        for kid in self.kids.values() {
             if kid.death_signal != 0 {
                 let _ = pidfd::send_signal(kid.pidfd.as_fd(), kid.death_signal);
             }
