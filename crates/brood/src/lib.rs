@@ -70,6 +70,18 @@
 //! - `OnParentDeath::Signal`: `PR_SET_PDEATHSIG` (any supported kernel).
 //! - `Tree::Group`/`Session`: process groups (any).
 //! - `brood run`'s orphan reaping: `PR_SET_CHILD_SUBREAPER` (Linux 3.4).
+//! - A fork server with thousands of children in flight: `close_range`
+//!   (Linux 5.9; older kernels close one descriptor at a time, slower).
+//!
+//! ## Limits
+//! Each child costs its parent descriptors: a pidfd, and for a `Process` its
+//! result pipe. The first time one of brood's own allocations finds the soft
+//! `RLIMIT_NOFILE` exhausted, brood raises it to the hard limit (never before,
+//! so a program that needs no more keeps its 1,024 for `select(2)`), and every
+//! child it makes starts with the program's own soft limit again. At the hard
+//! limit that one start fails with [`Error::DescriptorLimit`]; children already
+//! running are not affected. A fork-server child costs the client two
+//! descriptors, so half the hard limit is how many can be in flight at once.
 //!
 //! The platform calls live in one private module, so that macOS can follow; the
 //! part of it worth having outside brood (pidfds, the child subreaper, `/proc`)
