@@ -22,9 +22,15 @@ pub(crate) enum WaitSource {
     /// Our own child: we reap it through its pidfd.
     Own,
     /// Another process's child (the fork server's): the status is reported to us
-    /// with [`Child::set_reported`]; the pidfd serves signals and liveness only.
+    /// with [`Child::set_reported`]; the pidfd, if we hold one, serves signals
+    /// and liveness only. Without one, signals go through the [`Relay`].
     Remote,
 }
+
+/// Delivers a signal to a [`WaitSource::Remote`] child through its real
+/// parent, which holds its pidfd (a fork server started near our descriptor
+/// limit keeps the child's pidfd to itself).
+pub(crate) type Relay = Box<dyn Fn(i32) -> std::io::Result<()> + Send + Sync>;
 
 #[derive(Copy, Clone, Debug, PartialEq, Eq)]
 pub(crate) enum State {
@@ -51,9 +57,12 @@ pub(crate) fn live_children() -> Vec<Child> {
 
 pub(crate) struct ChildInner {
     pub(crate) pid: u32,
-    /// `None` only for a child that was reaped elsewhere before brood could open
-    /// one (its state is then `ReapedElsewhere` from the start and never changes).
+    /// `None` for a child that was reaped elsewhere before brood could open
+    /// one (its state is then `ReapedElsewhere` from the start and never
+    /// changes), and for a remote child whose parent keeps it (see [`Relay`]).
     pub(crate) pidfd: Option<OwnedFd>,
+    /// How to signal a remote child without a pidfd.
+    relay: Option<Relay>,
     pub(crate) seq: u64,
     pub(crate) policy: Policy,
     pub(crate) source: WaitSource,
@@ -204,7 +213,8 @@ impl Child {
     /// the exit hook will apply the child's `OnExit`.
     pub(crate) fn register(
         pid: u32,
-        pidfd: OwnedFd,
+        pidfd: Option<OwnedFd>,
+        relay: Option<Relay>,
         policy: Policy,
         source: WaitSource,
         on_last_drop: fn(Child),
@@ -212,7 +222,8 @@ impl Child {
         let registry = CHILDREN.get();
         let inner = Arc::new(ChildInner {
             pid,
-            pidfd: Some(pidfd),
+            pidfd,
+            relay,
             seq: registry.next_seq(),
             policy,
             source,
@@ -232,6 +243,7 @@ impl Child {
             Arc::new(ChildInner {
                 pid,
                 pidfd: None,
+                relay: None,
                 seq: CHILDREN.get().next_seq(),
                 policy,
                 source: WaitSource::Own,
@@ -296,7 +308,10 @@ impl Child {
 
     /// The child's pidfd, for callers that want to poll it themselves (it becomes
     /// readable when the child exits). `None` for a child that was reaped
-    /// elsewhere before brood could open one.
+    /// elsewhere before brood could open one, and for a fork-server child
+    /// started while this process's descriptors were near their hard limit
+    /// (its server keeps the pidfd; waits, signals and [`Child::wait_async`]
+    /// work as for any other).
     ///
     /// This is the runtime-agnostic way to await a child: any reactor can
     /// watch a pidfd, and once it is readable [`Child::wait`] returns at once
@@ -470,7 +485,15 @@ impl Child {
             }
         }
         let Some(fd) = &inner.pidfd else {
-            return Err(Error::ReapedElsewhere { pid: inner.pid });
+            return match (&inner.relay, *st) {
+                // The server signals it through its own pidfd; once the
+                // server is gone, nothing can reach it without a pid-reuse
+                // risk.
+                (Some(relay), State::Running) => relay(sig.as_raw())
+                    .map_err(|e| Error::os("signal via the fork server", inner.pid, e)),
+                (Some(_), _) => Err(Error::ServerDied { pid: inner.pid }),
+                (None, _) => Err(Error::ReapedElsewhere { pid: inner.pid }),
+            };
         };
         match pidfd::send_signal(fd.as_fd(), sig.as_raw()) {
             Ok(()) => Ok(()),

@@ -89,9 +89,30 @@ pub fn apply_on_exit() {
 /// sure that the process's normal exit will apply its `OnExit`. Every kind of
 /// child comes through here.
 pub(crate) fn adopt(pid: u32, pidfd: OwnedFd, policy: Policy, source: WaitSource) -> Result<Child> {
+    adopt_with(pid, Some(pidfd), None, policy, source)
+}
+
+/// [`adopt`] for a fork-server child, whose pidfd the server may keep (then
+/// `relay` signals it through the server).
+pub(crate) fn adopt_remote(
+    pid: u32,
+    pidfd: Option<OwnedFd>,
+    relay: crate::child::Relay,
+    policy: Policy,
+) -> Result<Child> {
+    adopt_with(pid, pidfd, Some(relay), policy, WaitSource::Remote)
+}
+
+fn adopt_with(
+    pid: u32,
+    pidfd: Option<OwnedFd>,
+    relay: Option<crate::child::Relay>,
+    policy: Policy,
+    source: WaitSource,
+) -> Result<Child> {
     ensure_hooked();
     let (child, refused) = crate::shutdown::gate(|begun| {
-        Child::register(pid, pidfd, policy, source, crate::ondrop::apply).map(|c| (c, begun))
+        Child::register(pid, pidfd, relay, policy, source, crate::ondrop::apply).map(|c| (c, begun))
     })?;
     if refused {
         // Started while the process was leaving: it would escape the sweep.

@@ -24,7 +24,7 @@ pub(crate) fn for_children() -> Option<u64> {
 }
 
 /// Raises the soft limit to the hard one; false if it already was there.
-fn raise() -> bool {
+pub(crate) fn make_room() -> bool {
     let mut original = ORIGINAL.lock().unwrap_or_else(|e| e.into_inner());
     match rlimit::raise_nofile() {
         Ok((soft, hard)) if soft < hard => {
@@ -39,7 +39,7 @@ fn raise() -> bool {
 /// it again.
 pub(crate) fn with_room<T>(mut f: impl FnMut() -> io::Result<T>) -> io::Result<T> {
     match f() {
-        Err(e) if e.raw_os_error() == Some(libc::EMFILE) && raise() => f(),
+        Err(e) if e.raw_os_error() == Some(libc::EMFILE) && make_room() => f(),
         other => other,
     }
 }

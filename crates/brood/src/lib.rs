@@ -81,7 +81,9 @@
 //! child it makes starts with the program's own soft limit again. At the hard
 //! limit that one start fails with [`Error::DescriptorLimit`]; children already
 //! running are not affected. A fork-server child costs the client two
-//! descriptors, so half the hard limit is how many can be in flight at once.
+//! descriptors until three quarters of the limit are in use, one after (its
+//! server then keeps its pidfd and signals it on the client's behalf), so a
+//! hard limit of 16,500 holds 10,000 children in flight.
 //!
 //! The platform calls live in one private module, so that macOS can follow; the
 //! part of it worth having outside brood (pidfds, the child subreaper, `/proc`)

@@ -19,19 +19,21 @@ brood::init_before_main!();
 /// Children in flight at once, as the issue asks.
 const WANTED: usize = 10_000;
 
-/// Each fork-server child holds two descriptors in the client (its pidfd and
-/// its result pipe): raise the hard limit to fit them where the test may
+/// A fork-server child holds two descriptors in the client (its pidfd and
+/// its result pipe) until the client's descriptors pass three quarters of
+/// the hard limit, one after (the server keeps the pidfd): 10,000 fit under
+/// a hard limit of 16,500. Raised to that where the test may
 /// (CAP_SYS_RESOURCE); where it may not, as many as the hard limit fits.
 fn children_that_fit() -> usize {
     let hard = getrlimit(Resource::Nofile).maximum.unwrap_or(u64::MAX);
-    let want = (2 * WANTED + 256) as u64;
+    let want = 16_500;
     let hard = if hard < want && try_set_nofile(1024, want) {
         want
     } else {
         hard
     };
     set_nofile(1024, hard);
-    WANTED.min((hard.saturating_sub(256) / 2) as usize)
+    WANTED.min((hard * 5 / 8).saturating_sub(256) as usize)
 }
 
 fn try_set_nofile(soft: u64, hard: u64) -> bool {
@@ -159,7 +161,29 @@ fn at_the_hard_limit_a_start_fails_alone() {
         }
     }
     assert!(refused > 0, "300 children cannot fit in 256 descriptors");
-    assert!(handles.len() > 50, "only {} started", handles.len());
+    assert!(handles.len() > 100, "only {} started", handles.len());
+    // Past three quarters of the limit, the server kept the children's pidfds.
+    let lean = handles
+        .iter()
+        .filter(|h| h.child().pidfd().is_none())
+        .count();
+    assert!(lean > 0, "every child came with its pidfd");
+    for h in &handles {
+        assert!(h.is_alive(), "child {} behind the gate", h.pid());
+    }
+    // A child without a pidfd here is still signalled (by its server), and its
+    // join tells the signal.
+    let victim = handles
+        .iter()
+        .rposition(|h| h.child().pidfd().is_none())
+        .unwrap();
+    let victim = handles.swap_remove(victim);
+    victim.kill().unwrap();
+    match victim.join() {
+        Err(brood::JoinError::Killed { signal, .. }) => assert_eq!(signal, brood::Signal::KILL),
+        other => panic!("a killed child joined as {other:?}"),
+    }
+    assert!(!exists(victim.pid()) || !alive(victim.pid()));
     let server = brood::fork_server_pid().expect("a fork server");
     gate.release();
     let n = handles.len();
@@ -174,5 +198,9 @@ fn at_the_hard_limit_a_start_fails_alone() {
     let h = start(&gate).unwrap();
     let pid = h.pid();
     assert_eq!(h.join().unwrap().0, pid);
-    eprintln!("hard limit 256: {n} started, {refused} refused with DescriptorLimit");
+    eprintln!(
+        "hard limit 256: {} started ({lean} with their pidfd kept by the server), \
+         {refused} refused with DescriptorLimit",
+        n + 1
+    );
 }

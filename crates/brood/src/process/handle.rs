@@ -123,6 +123,11 @@ struct Reading {
 /// fork server's report of a child that has ended.
 const SETTLE: Duration = Duration::from_millis(20);
 
+/// How often a join re-reads the state of a fork-server child that has no
+/// pidfd here while its result pipe stays open (a grandchild may hold the
+/// write end after the child ended; the server's report says it did).
+const REPORT_TICK: Duration = Duration::from_millis(50);
+
 /// A started process: Python's `Process` object after `start()`, plus a typed
 /// result.
 ///
@@ -341,32 +346,45 @@ impl<R: DeserializeOwned + 'static> Handle<R> {
             return Ok(());
         };
         // A child reaped elsewhere before brood could open its pidfd has ended.
-        let Some(pidfd) = self.child.pidfd() else {
+        // A fork-server child whose pidfd the server kept is watched through
+        // the server's report instead (checked every `REPORT_TICK`).
+        let pidfd = self.child.pidfd();
+        if pidfd.is_none() && !self.child.is_remote() {
             return Err(JoinError::ReapedElsewhere { pid });
-        };
+        }
         let mut exited = false;
         loop {
             let left = deadline.map(|d| d.saturating_duration_since(Instant::now()));
             let (readable, now_exited) = if exited {
                 (true, true)
             } else {
-                let mut fds = [
-                    PollFd::new(&fd, PollFlags::IN),
-                    PollFd::new(&pidfd, PollFlags::IN),
-                ];
-                let ts = left.map(|l| rustix::event::Timespec {
+                let mut fds = Vec::with_capacity(2);
+                fds.push(PollFd::new(&fd, PollFlags::IN));
+                let mut wait = left;
+                match pidfd {
+                    Some(p) => fds.push(PollFd::from_borrowed_fd(p, PollFlags::IN)),
+                    None => wait = Some(wait.map_or(REPORT_TICK, |l| l.min(REPORT_TICK))),
+                }
+                let ts = wait.map(|l| rustix::event::Timespec {
                     tv_sec: l.as_secs() as i64,
                     tv_nsec: l.subsec_nanos() as i64,
                 });
                 match rustix::event::poll(&mut fds, ts.as_ref()) {
+                    Ok(0) if pidfd.is_none() && left != Some(Duration::ZERO) => {
+                        (false, !self.child.is_alive())
+                    }
                     Ok(0) => {
+                        drop(fds);
                         rd.fd = Some(fd);
                         return Err(JoinError::Timeout {
                             pid,
                             timeout: Duration::ZERO,
                         });
                     }
-                    Ok(_) => (!fds[0].revents().is_empty(), !fds[1].revents().is_empty()),
+                    Ok(_) => (
+                        !fds[0].revents().is_empty(),
+                        fds.get(1).is_some_and(|p| !p.revents().is_empty()),
+                    ),
                     Err(rustix::io::Errno::INTR) => continue,
                     Err(e) => return Err(io("poll", e.into())),
                 }
@@ -417,9 +435,12 @@ impl<R: DeserializeOwned + 'static> Handle<R> {
     }
 
     fn pidfd_says_exited(&self) -> bool {
-        self.child
-            .pidfd()
-            .is_none_or(|fd| sys::pidfd::has_exited(fd).unwrap_or(false))
+        match self.child.pidfd() {
+            Some(fd) => sys::pidfd::has_exited(fd).unwrap_or(false),
+            // Reaped elsewhere, or a fork-server child whose server kept the
+            // pidfd: the recorded state tells.
+            None => !self.child.is_alive(),
+        }
     }
 
     /// A fork-server child's status comes as a message from the server, a

@@ -51,10 +51,14 @@ pub(crate) enum ToServer {
     /// Fork a child for `req`; the argument pipe's read end and the result
     /// pipe's write end are attached, and maybe a third descriptor that the
     /// child's function takes (a pool worker's channel).
-    Start { id: u64, req: Request },
-    /// Kill this child: the client could not take hold of it (its pidfd did
-    /// not arrive, or it could not be registered), and nobody else would.
-    Kill { pid: u32 },
+    /// With `pidfd`, the child's pidfd comes with the answer; without, the
+    /// server keeps it (the client is near its descriptor limit) and
+    /// signals the child for the client ([`ToServer::Signal`]).
+    Start { id: u64, req: Request, pidfd: bool },
+    /// Send `sig` to the child started for request `id` (the pid alone could
+    /// have been reused by a later child), if it has not been reaped. Also
+    /// how the client kills a child it could not take hold of.
+    Signal { pid: u32, id: u64, sig: i32 },
 }
 
 /// Fork server → client.

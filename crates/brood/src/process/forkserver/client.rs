@@ -3,7 +3,6 @@
 //! statuses.
 
 use super::SERVER;
-use crate::child::WaitSource;
 use crate::policy::Policy;
 use crate::process::child::{fn_ref, send_arg};
 use crate::process::spawn::{SELF_EXE, argv0, this_program, title};
@@ -15,7 +14,7 @@ use crate::wire::{self, Request, ToClient, ToServer};
 use crate::{Child, Error, ExitStatus, Result};
 use serde::{Serialize, de::DeserializeOwned};
 use std::collections::HashMap;
-use std::os::fd::{AsFd, OwnedFd};
+use std::os::fd::{AsFd, AsRawFd, OwnedFd};
 use std::os::unix::process::CommandExt;
 use std::process::{Command, Stdio};
 use std::sync::atomic::{AtomicBool, Ordering};
@@ -36,7 +35,11 @@ pub(crate) struct Conn {
 #[derive(Default)]
 struct State {
     next_id: u64,
-    pending: HashMap<u64, (Policy, mpsc::SyncSender<Result<Child>>)>,
+    /// Requests not answered yet: the child's policies, whether its pidfd
+    /// comes with the answer, and where the answer goes.
+    pending: HashMap<u64, (Policy, bool, mpsc::SyncSender<Result<Child>>)>,
+    /// The request each child was started for (a signal names both).
+    ids: HashMap<u32, u64>,
     kids: HashMap<u32, Child>,
 }
 
@@ -52,6 +55,27 @@ impl Conn {
     fn state(&self) -> std::sync::MutexGuard<'_, State> {
         self.state.lock().unwrap_or_else(|e| e.into_inner())
     }
+
+    /// Asks the server to send `sig` to the child of request `id`.
+    fn signal(&self, pid: u32, id: u64, sig: i32) -> std::io::Result<()> {
+        if self.is_dead() {
+            return Err(std::io::Error::other("the fork server died"));
+        }
+        let msg =
+            wire::encode(&ToServer::Signal { pid, id, sig }).map_err(std::io::Error::other)?;
+        socket::send_with_fds(self.sock.as_fd(), &msg, &[])
+    }
+}
+
+/// Whether a new child's pidfd may take a descriptor here: not when the
+/// newest descriptor is past three quarters of the soft limit and the limit
+/// cannot be raised. Such a child's server keeps its pidfd and signals it for
+/// us (one descriptor per child here instead of two: twice as many in flight).
+fn room_for_pidfd(newest: &OwnedFd) -> bool {
+    let fits = || {
+        (newest.as_raw_fd() as u64).saturating_mul(4) < sys::rlimit::nofile().0.saturating_mul(3)
+    };
+    fits() || (crate::fdlimit::make_room() && fits())
 }
 
 /// This process's connection to its fork server. A forked child must not use
@@ -205,17 +229,21 @@ fn ask<A: Serialize + 'static>(
     };
     let (arg_r, arg_w) = pipe()?;
     let (res_r, res_w) = pipe()?;
+    // A pool worker (the one kind given a channel) always brings its pidfd:
+    // the pool watches its death with it.
+    let pidfd = handed_down.is_some() || room_for_pidfd(&res_r);
     let (tx, rx) = mpsc::sync_channel(1);
     let id = {
         let mut st = conn.state();
         st.next_id += 1;
         let id = st.next_id;
-        st.pending.insert(id, (policy, tx));
+        st.pending.insert(id, (policy, pidfd, tx));
         id
     };
     let msg = wire::encode(&ToServer::Start {
         id,
         req: req.clone(),
+        pidfd,
     })
     .map_err(|e| io("encoding the request", std::io::Error::other(e)))?;
     let mut fds = vec![arg_r.as_fd(), res_w.as_fd()];
@@ -277,38 +305,43 @@ fn listen(conn: Arc<Conn>) {
         let mut st = conn.state();
         match msg {
             ToClient::Started { id, pid } => {
-                let Some((policy, reply)) = st.pending.remove(&id) else {
+                let Some((policy, want_pidfd, reply)) = st.pending.remove(&id) else {
                     continue;
                 };
-                let adopted = match fds.into_iter().next() {
-                    Some(fd) => crate::exit::adopt(pid, fd, policy, WaitSource::Remote),
+                let weak = Arc::downgrade(&conn);
+                let relay: crate::child::Relay = Box::new(move |sig| match weak.upgrade() {
+                    Some(conn) => conn.signal(pid, id, sig),
+                    None => Err(std::io::Error::other("the fork server connection is gone")),
+                });
+                let adopted = match (fds.into_iter().next(), want_pidfd) {
+                    (Some(fd), _) => crate::exit::adopt_remote(pid, Some(fd), relay, policy),
+                    (None, false) => crate::exit::adopt_remote(pid, None, relay, policy),
                     // The kernel drops descriptors we have no room for.
-                    None => Err(Error::os(
-                        "receiving the child's pidfd from the fork server",
-                        pid,
+                    (None, true) => Err(crate::fdlimit::error(
+                        "receiving a fork-server child's pidfd",
                         std::io::Error::from_raw_os_error(libc::EMFILE),
                     )),
                 };
                 match adopted {
                     Ok(child) => {
                         st.kids.insert(pid, child.untracked());
+                        st.ids.insert(pid, id);
                         let _ = reply.send(Ok(child));
                     }
                     Err(e) => {
                         // Nobody would supervise it: have the server end it.
-                        if let Ok(msg) = wire::encode(&ToServer::Kill { pid }) {
-                            let _ = socket::send_with_fds(conn.sock.as_fd(), &msg, &[]);
-                        }
+                        let _ = conn.signal(pid, id, libc::SIGKILL);
                         let _ = reply.send(Err(e));
                     }
                 }
             }
             ToClient::Failed { id, error, errno } => {
-                if let Some((_, reply)) = st.pending.remove(&id) {
+                if let Some((_, _, reply)) = st.pending.remove(&id) {
                     let _ = reply.send(Err(refusal(conn.server_pid, error, errno)));
                 }
             }
             ToClient::Exited { pid, status } => {
+                st.ids.remove(&pid);
                 if let Some(child) = st.kids.remove(&pid) {
                     child.set_reported(ExitStatus::from_wait_status(status));
                 }
@@ -326,10 +359,19 @@ fn listen(conn: Arc<Conn>) {
 }
 
 /// The server is gone: nobody will report these children's statuses. Wait for
-/// each to end (its pidfd still says when) and mark its status lost.
+/// each to end (its pidfd still says when) and mark its status lost. One
+/// whose pidfd the server kept cannot be watched without a pid-reuse risk:
+/// its status is lost at once (its join still reads what it sends).
 fn watch_orphans(mut orphans: Vec<Child>) {
+    orphans.retain(|c| {
+        let watchable = c.pidfd().is_some();
+        if !watchable {
+            c.set_server_died();
+        }
+        watchable
+    });
     while !orphans.is_empty() {
-        // Fork-server children always hold a pidfd (the server sends it).
+        // Those left here hold a pidfd (see above).
         let pidfds: Vec<_> = orphans.iter().filter_map(|c| c.pidfd()).collect();
         let mut fds: Vec<_> = pidfds
             .iter()

@@ -17,6 +17,8 @@ use std::os::fd::{AsFd, AsRawFd, OwnedFd};
 
 struct Kid {
     pid: u32,
+    /// The request it was started for.
+    id: u64,
     pidfd: OwnedFd,
     death_signal: i32,
 }
@@ -191,8 +193,8 @@ impl Server {
             Ok(Some(x)) => x,
         };
         match wire::decode::<ToServer>(&buf[..n]) {
-            Ok(ToServer::Start { id, req }) => match child::request_fds(fds) {
-                Ok((arg, out, down)) => self.start(id, req, arg, out, down),
+            Ok(ToServer::Start { id, req, pidfd }) => match child::request_fds(fds) {
+                Ok((arg, out, down)) => self.start(id, req, (arg, out, down), pidfd),
                 Err(error) => self.reply(&ToClient::Failed {
                     id,
                     error,
@@ -201,9 +203,9 @@ impl Server {
             },
             // A corrupt or unexpected message from our own client is a bug on its
             // side: ignore it rather than die and take every child's status along.
-            Ok(ToServer::Kill { pid }) => {
-                if let Some(kid) = self.kids.get(&pid) {
-                    let _ = pidfd::send_signal(kid.pidfd.as_fd(), libc::SIGKILL);
+            Ok(ToServer::Signal { pid, id, sig }) => {
+                if let Some(kid) = self.kids.get(&pid).filter(|k| k.id == id) {
+                    let _ = pidfd::send_signal(kid.pidfd.as_fd(), sig);
                 }
             }
             Ok(ToServer::Hello { .. }) | Err(_) => {}
@@ -211,14 +213,17 @@ impl Server {
         Message::Handled
     }
 
+    /// Forks the child for request `id`: its argument pipe, result pipe and
+    /// handed-down descriptor in `fds`; with `send_pidfd` its pidfd goes to
+    /// the client with the answer.
     fn start(
         &mut self,
         id: u64,
         req: Request,
-        arg: OwnedFd,
-        out: OwnedFd,
-        handed_down: Option<OwnedFd>,
+        fds: (OwnedFd, OwnedFd, Option<OwnedFd>),
+        send_pidfd: bool,
     ) {
+        let (arg, out, handed_down) = fds;
         // The child never returns from this branch (it ends with
         // `leave_forked_child`).
         match self.single.fork() {
@@ -257,7 +262,7 @@ impl Server {
                         let sent = send_ref(
                             &self.client,
                             &ToClient::Started { id, pid },
-                            Some(fd.as_fd()),
+                            send_pidfd.then(|| fd.as_fd()),
                         );
                         if sent.is_err() {
                             // The client is gone; its death is noticed by epoll.
@@ -267,6 +272,7 @@ impl Server {
                             pid,
                             Kid {
                                 pid,
+                                id,
                                 pidfd: fd,
                                 death_signal,
                             },

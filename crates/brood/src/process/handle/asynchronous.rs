@@ -115,11 +115,13 @@ impl<R: DeserializeOwned + 'static> Handle<R> {
     }
 }
 
-/// Has the process ended (its pidfd readable; no pidfd: reaped elsewhere)?
+/// Has the process ended (its pidfd readable; no pidfd: its recorded state —
+/// reaped elsewhere, or a fork-server child whose server kept the pidfd)?
 fn has_ended(child: &Child) -> bool {
-    child
-        .pidfd()
-        .is_none_or(|fd| sys::pidfd::has_exited(fd).unwrap_or(true))
+    match child.pidfd() {
+        Some(fd) => sys::pidfd::has_exited(fd).unwrap_or(true),
+        None => !child.is_alive(),
+    }
 }
 
 fn io_error(pid: u32, what: &str, e: std::io::Error) -> JoinError {
