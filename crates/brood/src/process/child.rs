@@ -106,6 +106,15 @@ pub(crate) fn catch<T>(f: impl FnOnce() -> T) -> std::result::Result<T, PanicRep
     })
 }
 
+/// Makes this thread's catch state exist before a fork from it, so that a
+/// child does not register its destructor itself (the first use of a
+/// thread-local with a destructor registers it with the C library: a symbol
+/// lookup by the dynamic linker and an allocation, a dozen copy-on-write
+/// faults in every child).
+pub(crate) fn warm_catch() {
+    CAUGHT.with(|_| {});
+}
+
 /// Installs, once per process image, a panic hook that records the location
 /// of a panic inside [`catch`] and passes every other panic to the hook that
 /// was there before. It is installed before any fork, so a forked child never
@@ -158,7 +167,11 @@ static HANDED_DOWN: Mutex<Option<OwnedFd>> = Mutex::new(None);
 
 /// Keeps the descriptor handed down to this child (see [`HANDED_DOWN`]).
 pub(crate) fn keep_handed_down(fd: Option<OwnedFd>) {
-    *HANDED_DOWN.lock().unwrap_or_else(|e| e.into_inner()) = fd;
+    // Nothing to keep: do not write the lock's page (a copy-on-write fault
+    // in a forked child).
+    if fd.is_some() {
+        *HANDED_DOWN.lock().unwrap_or_else(|e| e.into_inner()) = fd;
+    }
 }
 
 /// The descriptor the parent handed down to this child, once.

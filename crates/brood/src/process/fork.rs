@@ -32,8 +32,14 @@ where
     STDIO.call_once(|| {
         let _ = (std::io::stdout(), std::io::stderr(), sys::pipe::dev_null());
     });
+    // The panic hook that turns the function's panic into a report: installed
+    // here, once, so that no child pays for installing it (the hook's lock,
+    // the environment, an allocation: a dozen copy-on-write faults each).
+    super::child::install_hook();
     let (r, w) = sys::pipe::pipe().map_err(|e| Error::io("creating the result pipe", e))?;
     let go = move || {
+        // On the thread that forks (see `warm_catch`).
+        super::child::warm_catch();
         // The child side never returns into the caller: it runs `f`, sends the
         // outcome and leaves through `_exit`. Between fork and `f` it only arms
         // its policies (async-signal-safe, in fork_running).

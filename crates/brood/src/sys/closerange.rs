@@ -27,18 +27,23 @@ pub fn move_high(fd: OwnedFd) -> OwnedFd {
     }
 }
 
-/// Closes every descriptor numbered [`HIGH`] or more with one
-/// `close_range(HIGH, ~0)`. `high` must be all of them: the caller gives
-/// up their ownership here, and nothing else may be open up there (the fork
-/// server's invariant: only [`move_high`] puts descriptors there).
-pub fn close_high(high: impl IntoIterator<Item = OwnedFd>) {
-    for fd in high {
-        debug_assert!(fd.as_raw_fd() >= HIGH);
-        // Closed by the range below, not one by one.
-        let _ = fd.into_raw_fd();
+/// In a forked child: closes every descriptor in `fds` — those at [`HIGH`]
+/// and above with one `close_range(HIGH, ~0)`, the others one by one — and
+/// every other descriptor at [`HIGH`] and above, of which there must be none
+/// (the fork server's invariant: only [`move_high`] puts descriptors there).
+/// Allocates nothing and writes no memory of the caller's but the stack: in
+/// a forked child each page written is a copy-on-write fault.
+pub fn close_inherited(fds: impl IntoIterator<Item = OwnedFd>) {
+    for fd in fds {
+        if fd.as_raw_fd() >= HIGH {
+            // Closed by the range below, not one by one.
+            let _ = fd.into_raw_fd();
+        } else {
+            drop(fd);
+        }
     }
     // SAFETY: by this function's contract every descriptor ≥ HIGH was owned
-    // by `high`, whose ownership ended above: nothing refers to them now.
+    // by `fds`, whose ownership ended above: nothing refers to them now.
     let rc = unsafe { libc::syscall(libc::SYS_close_range, HIGH as u32, u32::MAX, 0u32) };
     if rc != 0 {
         // No close_range (Linux < 5.9): nothing better than one at a time,
@@ -51,68 +56,31 @@ pub fn close_high(high: impl IntoIterator<Item = OwnedFd>) {
     }
 }
 
-/// Closes every descriptor in `fds`, runs of consecutive numbers with one
-/// `close_range` each (plain `close` on a kernel without it).
-pub fn close_all(fds: impl IntoIterator<Item = OwnedFd>) {
-    // Owned, so closing them here is ours to do; from now on nothing else
-    // refers to these numbers.
-    let mut raw: Vec<RawFd> = fds.into_iter().map(IntoRawFd::into_raw_fd).collect();
-    raw.sort_unstable();
-    let mut i = 0;
-    while i < raw.len() {
-        let mut j = i;
-        while j + 1 < raw.len() && raw[j + 1] == raw[j] + 1 {
-            j += 1;
-        }
-        close_run(raw[i], raw[j]);
-        i = j + 1;
-    }
-}
-
-/// Closes `first..=last`, which the caller owns entirely.
-fn close_run(first: RawFd, last: RawFd) {
-    // SAFETY: every number in the run came from an OwnedFd given up by
-    // `close_all`, so no other owner will use or close it again.
-    let rc = unsafe { libc::syscall(libc::SYS_close_range, first as u32, last as u32, 0u32) };
-    if rc != 0 {
-        for fd in first..=last {
-            // SAFETY: as above; the kernel did not close them (ENOSYS).
-            unsafe { libc::close(fd) };
-        }
-    }
+/// Binds `close_range` in this process (an empty range), so that each forked
+/// child does not resolve the symbol itself (the dynamic linker's lookup and
+/// its write are a dozen copy-on-write faults per child).
+pub fn warm() {
+    // SAFETY: first > last: the kernel closes nothing (EINVAL).
+    unsafe { libc::syscall(libc::SYS_close_range, u32::MAX, 0u32, 0u32) };
 }
 
 #[cfg(test)]
 mod tests {
-    use std::os::fd::{AsRawFd, OwnedFd};
+    use std::os::fd::AsRawFd;
 
     fn is_open(fd: i32) -> bool {
         std::fs::read_link(format!("/proc/self/fd/{fd}")).is_ok()
     }
 
     #[test]
-    fn closes_runs_and_single_descriptors_and_nothing_else() {
-        let mut fds: Vec<OwnedFd> = Vec::new();
-        for _ in 0..8 {
-            let (r, w) = crate::sys::pipe::pipe().unwrap();
-            fds.push(r);
-            fds.push(w);
-        }
-        // Keep every third one open: the others form runs and singletons.
-        let (mut kept, mut closed) = (Vec::new(), Vec::new());
-        for (i, fd) in fds.into_iter().enumerate() {
-            if i % 3 == 0 {
-                kept.push(fd)
-            } else {
-                closed.push(fd)
-            }
-        }
-        let gone: Vec<i32> = closed.iter().map(|f| f.as_raw_fd()).collect();
-        super::close_all(closed);
-        assert!(gone.iter().all(|&fd| !is_open(fd)), "closed: {gone:?}");
-        assert!(
-            kept.iter().all(|f| is_open(f.as_raw_fd())),
-            "the kept ones stay open"
-        );
+    fn a_descriptor_moved_high_is_the_same_file_above_the_line() {
+        let (r, w) = crate::sys::pipe::pipe().unwrap();
+        let low = r.as_raw_fd();
+        let high = super::move_high(r);
+        assert!(high.as_raw_fd() >= super::HIGH, "{}", high.as_raw_fd());
+        assert!(!is_open(low), "the low number was given back");
+        rustix::io::write(&w, b"x").unwrap();
+        let mut b = [0u8; 1];
+        assert_eq!(rustix::io::read(&high, &mut b).unwrap(), 1);
     }
 }

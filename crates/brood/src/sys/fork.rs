@@ -63,7 +63,25 @@ pub fn is_main_thread() -> bool {
 }
 
 /// How many threads this process has: field 20 of `/proc/self/stat`.
+///
+/// Asked before every fork, so the file stays open (one per process: an
+/// inherited one would describe the parent) and each ask is one `pread`
+/// instead of open, stat, two reads and close.
 pub fn thread_count() -> io::Result<usize> {
-    let stat = super::procfs::stat_self().map_err(io::Error::other)?;
+    use std::os::unix::fs::FileExt;
+    static STAT: super::forklocal::ForkLocal<std::sync::Mutex<Option<std::fs::File>>> =
+        super::forklocal::ForkLocal::new(|| std::sync::Mutex::new(None));
+    let mut file = STAT.get().lock().unwrap_or_else(|e| e.into_inner());
+    if file.is_none() {
+        *file = Some(std::fs::File::open("/proc/self/stat")?);
+    }
+    let mut buf = [0u8; 1024];
+    let n = file.as_ref().map_or(Ok(0), |f| f.read_at(&mut buf, 0))?;
+    if n == 0 || n == buf.len() {
+        // Cannot happen for a stat line; read it the long way.
+        let stat = super::procfs::stat_self().map_err(io::Error::other)?;
+        return Ok(stat.num_threads as usize);
+    }
+    let stat = super::procfs::parse_stat(&buf[..n]).map_err(io::Error::other)?;
     Ok(stat.num_threads as usize)
 }

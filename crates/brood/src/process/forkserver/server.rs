@@ -13,7 +13,7 @@ use crate::sys::watch::Watcher;
 use crate::sys::{self, fork::Forked, pidfd, pidfd::Reap, socket};
 use crate::wire::{self, Request, ToClient, ToServer};
 use std::collections::HashMap;
-use std::os::fd::{AsFd, AsRawFd, OwnedFd};
+use std::os::fd::{AsFd, OwnedFd};
 
 struct Kid {
     pid: u32,
@@ -121,6 +121,11 @@ impl Server {
         // Children resolve their function against this image: read it once here
         // rather than in every child.
         image::warm();
+        sys::closerange::warm();
+        // Every child catches its function's panic with this hook: install it
+        // once here, not in each child.
+        child::install_hook();
+        child::warm_catch();
         // Each child flushes Rust's stdout and stderr as it leaves; making them
         // here spares every child the allocation (and its copy-on-write faults).
         let _ = (std::io::stdout(), std::io::stderr());
@@ -305,15 +310,11 @@ impl Server {
             drop((sock, client));
         }
         drop(self.watcher.take());
-        // One pidfd per sibling, thousands at scale: those the server could
-        // keep high go with one call, the others a run at a time.
-        let (high, low): (Vec<_>, Vec<_>) = self
-            .kids
-            .drain()
-            .map(|(_, kid)| kid.pidfd)
-            .partition(|fd| fd.as_raw_fd() >= sys::closerange::HIGH);
-        sys::closerange::close_high(high);
-        sys::closerange::close_all(low);
+        // One pidfd per sibling, thousands at scale: those the server kept
+        // high go with one call. Taken whole, so that the map's memory is
+        // only read (each page written here would be copied).
+        let kids = std::mem::take(&mut self.kids);
+        sys::closerange::close_inherited(kids.into_values().map(|kid| kid.pidfd));
     }
 
     fn reap(&mut self, pid: u32) {
