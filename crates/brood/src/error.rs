@@ -86,6 +86,40 @@ pub enum Error {
         limit: u64,
     },
 
+    /// A [`Supervisor`](crate::Supervisor) gave up: the child `child` ended
+    /// and restarting it would have made more than `max` restarts within
+    /// `within`. Every child was stopped.
+    #[error(
+        "the supervisor gave up: child {child:?} ended ({last}) and restarting it would exceed {max} restarts within {within:?}"
+    )]
+    RestartIntensity {
+        /// The child whose end was one too many.
+        child: String,
+        /// The intensity: at most this many restarts…
+        max: usize,
+        /// …within this time.
+        within: std::time::Duration,
+        /// How that child ended.
+        last: String,
+    },
+
+    /// A supervised child could not be started.
+    #[error("the supervisor could not start child {child:?}: {source}")]
+    ChildStart {
+        /// The child's id.
+        child: String,
+        /// Why.
+        #[source]
+        source: Box<Error>,
+    },
+
+    /// Two children of one [`Supervisor`](crate::Supervisor) have the same id.
+    #[error("two supervised children are named {child:?}")]
+    DuplicateChild {
+        /// The id.
+        child: String,
+    },
+
     /// A system call about a child failed in a way brood cannot recover from.
     #[error("{op} failed for pid {pid}: {source}")]
     Os {

@@ -118,6 +118,7 @@ mod signal;
 pub mod signals;
 mod spawner;
 mod status;
+mod supervisor;
 #[allow(unsafe_code)]
 mod sys;
 mod wire;
@@ -133,3 +134,4 @@ pub use process::*;
 pub use shutdown::{shutting_down, wait_for_shutdown};
 pub use signal::{NotASignal, Signal};
 pub use status::ExitStatus;
+pub use supervisor::{ChildSpec, Restart, Shutdown, Strategy, Supervisor, SupervisorHandle};

@@ -7,8 +7,9 @@
 //! rest go back in line), kill a worker past its deadline, and refill empty
 //! slots while work remains. Nothing waits on a guess: a death wakes the poll.
 
+use super::death::Cause;
 use super::lease::Lease;
-use super::run::{Cause, Run, parse, timespec};
+use super::run::{Run, parse, timespec};
 use super::{Config, TaskError, default_chunk};
 use crate::sys::image::FnRef;
 use crate::{Error, Result};

@@ -43,6 +43,7 @@
 //! Every start method works: [`StartMethod::Fork`], [`StartMethod::Spawn`]
 //! and [`StartMethod::ForkServer`] (the default, as for `Process`).
 
+mod death;
 mod lease;
 mod map;
 mod progress;

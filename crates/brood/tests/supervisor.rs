@@ -1,0 +1,328 @@
+//! `Supervisor`: each strategy, restart policies, intensity, ordered
+//! shutdown, and a thousand restarts without a zombie or a descriptor more —
+//! observed on real processes (pids, `/proc`, pidfds).
+
+mod support;
+
+use brood::{ChildSpec, Command, Error, Restart, Shutdown, Strategy, Supervisor, SupervisorHandle};
+use std::time::{Duration, Instant};
+use support::*;
+
+brood::init_before_main!();
+
+fn sleeper(id: &str) -> ChildSpec {
+    ChildSpec::command(id, || {
+        let mut c = Command::new("sleep");
+        c.arg("60");
+        c
+    })
+    .shutdown(Shutdown::Kill)
+}
+
+/// Waits (on the supervisor's published state, polled: it has no event to
+/// wait on) until `cond` holds, at most 10 s.
+fn until(what: &str, mut cond: impl FnMut() -> bool) {
+    let t = Instant::now();
+    while !cond() {
+        assert!(
+            t.elapsed() < Duration::from_secs(10),
+            "timed out waiting for {what}"
+        );
+        std::thread::sleep(Duration::from_millis(2));
+    }
+}
+
+fn pids(s: &SupervisorHandle) -> Vec<u32> {
+    s.children()
+        .into_iter()
+        .map(|(_, p)| p.expect("running"))
+        .collect()
+}
+
+/// No child of this test runs (each found is killed by `cleanup`).
+fn assert_no_live_child(cleanup: &mut Cleanup, what: &str) {
+    let left: Vec<u32> = children_of(me())
+        .into_iter()
+        .filter(|&p| alive(p))
+        .collect();
+    for &p in &left {
+        cleanup.add(p);
+    }
+    assert!(left.is_empty(), "{what}: {left:?}");
+}
+
+fn kill(pid: u32) {
+    brood::os::PidFd::open(pid)
+        .and_then(|fd| fd.send_signal(brood::Signal::KILL))
+        .unwrap();
+}
+
+fn three(strategy: Strategy, cleanup: &mut Cleanup) -> SupervisorHandle {
+    let s = Supervisor::new(strategy)
+        .intensity(10, Duration::from_secs(10))
+        .child(sleeper("a"))
+        .child(sleeper("b"))
+        .child(sleeper("c"))
+        .start()
+        .unwrap();
+    for p in pids(&s) {
+        cleanup.add(p);
+    }
+    s
+}
+
+/// Kills child b of a fresh a, b, c; returns the pids before and after.
+fn kill_b(strategy: Strategy) -> (Vec<u32>, Vec<u32>) {
+    let mut cleanup = Cleanup::default();
+    let s = three(strategy, &mut cleanup);
+    let before = pids(&s);
+    kill(before[1]);
+    until("b's restart", || {
+        s.pid("b").is_some_and(|p| p != before[1]) && s.restarts() > 0
+    });
+    let after = pids(&s);
+    for &p in &after {
+        cleanup.add(p);
+        assert!(alive(p), "{p} runs");
+    }
+    s.stop().unwrap();
+    for p in before.iter().chain(&after) {
+        assert!(!alive(*p), "{p} was stopped");
+    }
+    assert!(zombies_of(me()).is_empty());
+    (before, after)
+}
+
+#[test]
+fn one_for_one_restarts_only_the_child_that_died() {
+    let (before, after) = kill_b(Strategy::OneForOne);
+    assert_eq!(before[0], after[0]);
+    assert_ne!(before[1], after[1]);
+    assert_eq!(before[2], after[2]);
+    assert!(!exists(before[1]), "the dead b was reaped");
+}
+
+#[test]
+fn one_for_all_restarts_every_child() {
+    let (before, after) = kill_b(Strategy::OneForAll);
+    for i in 0..3 {
+        assert_ne!(before[i], after[i], "child {i}");
+        assert!(!exists(before[i]), "the old {i} was stopped and reaped");
+    }
+}
+
+#[test]
+fn rest_for_one_restarts_the_child_and_those_after_it() {
+    let (before, after) = kill_b(Strategy::RestForOne);
+    assert_eq!(before[0], after[0]);
+    assert_ne!(before[1], after[1]);
+    assert_ne!(before[2], after[2]);
+}
+
+#[test]
+fn restart_policies_decide_after_a_clean_exit_and_a_failure() {
+    let mut cleanup = Cleanup::default();
+    let run = |code: i32, restart: Restart| {
+        ChildSpec::command(format!("exit {code} {restart:?}"), move || {
+            let mut c = Command::new("sh");
+            c.args(["-c", &format!("exit {code}")]);
+            c
+        })
+        .restart(restart)
+    };
+    let s = Supervisor::new(Strategy::OneForOne)
+        .intensity(1000, Duration::from_secs(60))
+        .child(run(0, Restart::Transient))
+        .child(run(1, Restart::Transient))
+        .child(run(0, Restart::Temporary))
+        .child(run(1, Restart::Temporary))
+        .child(run(0, Restart::Permanent))
+        .start()
+        .unwrap();
+    // The failing transient and the permanent one restart over and over;
+    // the others end for good.
+    until("restarts", || s.restarts() >= 10);
+    for (_, pid) in s.children() {
+        cleanup.add(pid.unwrap_or(0));
+    }
+    assert!(s.pid("exit 0 Transient").is_none());
+    assert!(s.pid("exit 0 Temporary").is_none());
+    assert!(s.pid("exit 1 Temporary").is_none());
+    s.stop().unwrap();
+    assert!(zombies_of(me()).is_empty());
+}
+
+#[test]
+fn too_many_restarts_give_up_naming_the_child_and_stop_the_others() {
+    let mut cleanup = Cleanup::default();
+    let s = Supervisor::new(Strategy::OneForOne)
+        .intensity(3, Duration::from_secs(60))
+        .child(sleeper("steady"))
+        .child(ChildSpec::command("crasher", || Command::new("false")))
+        .start()
+        .unwrap();
+    let steady = s.pid("steady").unwrap();
+    cleanup.add(steady);
+    let t = Instant::now();
+    match s.wait() {
+        Err(Error::RestartIntensity {
+            child, max, last, ..
+        }) => {
+            assert_eq!(child, "crasher");
+            assert_eq!(max, 3);
+            assert!(last.contains('1'), "{last}");
+        }
+        other => panic!("the supervisor ended with {other:?}"),
+    }
+    assert!(t.elapsed() < Duration::from_secs(5));
+    assert!(
+        !alive(steady),
+        "the steady child was stopped when it gave up"
+    );
+    assert!(zombies_of(me()).is_empty());
+}
+
+#[test]
+fn children_start_in_order_and_stop_in_reverse() {
+    let dir = tempfile::tempdir().unwrap();
+    let log = dir.path().join("log");
+    // Starts are the supervisor calling each spec in turn (the processes then
+    // run concurrently); stops are sequential, each child gone before the
+    // next is signalled, so each one's last words land in order.
+    let started = std::sync::Arc::new(std::sync::Mutex::new(Vec::new()));
+    let child = |id: &str| {
+        let log = log.clone();
+        let id = id.to_string();
+        let started = std::sync::Arc::clone(&started);
+        ChildSpec::new(id.clone(), move || {
+            started.lock().unwrap().push(id.clone());
+            // On SIGTERM says it stopped, then leaves; says it is ready once
+            // that is set up (a stop before the trap would be silent).
+            let script = format!(
+                "trap 'echo stop {id} >> {log}; exit 0' TERM; echo ready >> {log}; \
+                 while :; do sleep 0.01; done",
+                log = log.display()
+            );
+            let mut c = Command::new("sh");
+            c.args(["-c", &script]).tree(brood::Tree::Group);
+            Ok(c.spawn()?.into_child())
+        })
+        .shutdown(Shutdown::Grace(Duration::from_secs(5)))
+    };
+    let mut cleanup = Cleanup::default();
+    let s = Supervisor::new(Strategy::OneForOne)
+        .child(child("a"))
+        .child(child("b"))
+        .child(child("c"))
+        .start()
+        .unwrap();
+    for p in pids(&s) {
+        cleanup.add(p);
+    }
+    assert_eq!(*started.lock().unwrap(), ["a", "b", "c"]);
+    until("every child ready", || {
+        std::fs::read_to_string(&log).is_ok_and(|t| t.lines().count() == 3)
+    });
+    s.stop().unwrap();
+    let text = std::fs::read_to_string(&log).unwrap();
+    let stops: Vec<&str> = text.lines().filter(|l| l.starts_with("stop")).collect();
+    assert_eq!(stops, ["stop c", "stop b", "stop a"], "{text}");
+}
+
+#[test]
+fn a_child_that_cannot_start_stops_those_started_and_is_named() {
+    let mut cleanup = Cleanup::default();
+    let e = Supervisor::new(Strategy::OneForOne)
+        .child(sleeper("first"))
+        .child(ChildSpec::command("missing", || {
+            Command::new("/no/such/program")
+        }))
+        .start()
+        .unwrap_err();
+    match e {
+        Error::ChildStart { child, .. } => assert_eq!(child, "missing"),
+        other => panic!("{other}"),
+    }
+    assert_no_live_child(&mut cleanup, "the started child was stopped");
+    let dup = Supervisor::new(Strategy::OneForOne)
+        .child(sleeper("x"))
+        .child(sleeper("x"))
+        .start()
+        .unwrap_err();
+    assert!(matches!(dup, Error::DuplicateChild { child } if child == "x"));
+}
+
+/// A supervised Rust function that crashes at once.
+fn crash(_: ()) {
+    std::process::exit(3)
+}
+
+#[test]
+fn a_thousand_restarts_leave_no_zombie_and_no_descriptor() {
+    require_own_process();
+    let fds = || std::fs::read_dir("/proc/self/fd").unwrap().count();
+    let mut cleanup = Cleanup::default();
+    let before = fds();
+    let s = Supervisor::new(Strategy::OneForOne)
+        .intensity(100_000, Duration::from_secs(60))
+        .child(ChildSpec::process("crash", crash, ()).shutdown(Shutdown::Kill))
+        .child(ChildSpec::command("false", || Command::new("false")))
+        .start()
+        .unwrap();
+    let t = Instant::now();
+    until("1,000 restarts", || s.restarts() >= 1000);
+    let took = t.elapsed();
+    for (_, p) in s.children() {
+        cleanup.add(p.unwrap_or(0));
+    }
+    s.stop().unwrap();
+    assert!(zombies_of(me()).is_empty());
+    // Nothing of ours runs on (the fork server is not our child).
+    assert_no_live_child(&mut cleanup, "left running");
+    let after = fds();
+    // The fork server's connection (two descriptors) may have opened since.
+    assert!(
+        after <= before + 3,
+        "descriptors: {before} before, {after} after"
+    );
+    eprintln!("1,000 restarts in {took:?}; descriptors {before} -> {after}");
+}
+
+#[test]
+fn at_exit_no_supervised_child_escapes_and_none_restarts() {
+    require_own_process();
+    become_subreaper();
+    let mut report = Report::new();
+    let fd = report.fd();
+    let leaver = brood::fork_with(move || {
+        let s = Supervisor::new(Strategy::OneForAll)
+            .intensity(1000, Duration::from_secs(60))
+            .child(sleeper("a").shutdown(Shutdown::Grace(Duration::from_secs(2))))
+            .child(sleeper("b").shutdown(Shutdown::Grace(Duration::from_secs(2))))
+            .start()
+            .unwrap();
+        for (_, p) in s.children() {
+            say(fd, &p.unwrap().to_string());
+        }
+        std::mem::forget(s); // the process leaves with it running
+        brood::exit(0)
+    })
+    .unwrap();
+    report.close_writer();
+    let mut cleanup = Cleanup::default();
+    cleanup.add(leaver.pid());
+    let first: Vec<u32> = (0..2).map(|_| report.pid()).collect();
+    for &p in &first {
+        cleanup.add(p);
+    }
+    assert!(leaver.wait().unwrap().success());
+    // Its supervised children went with it (their OnExit), and nothing was
+    // restarted during the sweep: no process of that tree is left.
+    for &p in &first {
+        assert!(
+            wait_exit(p, Duration::from_secs(5)),
+            "{p} outlived its parent"
+        );
+    }
+    assert_no_live_child(&mut cleanup, "a restarted child escaped");
+}
