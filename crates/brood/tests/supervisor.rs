@@ -326,3 +326,40 @@ fn at_exit_no_supervised_child_escapes_and_none_restarts() {
     }
     assert_no_live_child(&mut cleanup, "a restarted child escaped");
 }
+
+fn double(x: u32) -> u32 {
+    2 * x
+}
+
+#[test]
+fn a_pool_child_is_not_restarted_with_the_others_and_stops_in_its_turn() {
+    let mut cleanup = Cleanup::default();
+    let pool = std::sync::Arc::new(brood::Pool::new(2).unwrap());
+    let workers = pool.worker_pids();
+    for &p in &workers {
+        cleanup.add(p);
+    }
+    let s = Supervisor::new(Strategy::OneForAll)
+        .intensity(10, Duration::from_secs(10))
+        .child(sleeper("a"))
+        .child(ChildSpec::pool("pool", std::sync::Arc::clone(&pool)))
+        .child(sleeper("c"))
+        .start()
+        .unwrap();
+    assert_eq!(s.pid("pool"), None);
+    let a = s.pid("a").unwrap();
+    cleanup.add(a);
+    kill(a);
+    until("a's restart", || s.pid("a").is_some_and(|p| p != a));
+    // a and c restarted; the pool kept its workers and works.
+    assert_eq!(pool.worker_pids(), workers);
+    assert_eq!(pool.map(double, [1, 2]).unwrap(), [Ok(2), Ok(4)]);
+    for (_, p) in s.children() {
+        cleanup.add(p.unwrap_or(0));
+    }
+    s.stop().unwrap();
+    for &p in &workers {
+        assert!(!alive(p), "worker {p} was terminated with the supervisor");
+    }
+    assert!(pool.map(double, [1]).is_err(), "the pool is terminated");
+}

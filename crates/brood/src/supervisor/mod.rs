@@ -2,7 +2,8 @@
 //! by specs, restarted by policy, stopped in order, with a limit on how often.
 //!
 //! - **Specs** ([`ChildSpec`]): how to start the child (a [`Command`], a
-//!   [`Process`] function, or any closure that returns a [`Child`]), when to
+//!   [`Process`] function, a [`Pool`](crate::Pool), or any closure that
+//!   returns a [`Child`]), when to
 //!   restart it ([`Restart`]) and how to stop it ([`Shutdown`]).
 //! - **Strategies** ([`Strategy`]): when a child ends and is to be restarted,
 //!   restart it alone, all children, or it and the ones started after it.
@@ -17,8 +18,8 @@
 //!   children's own [`OnExit`] (set from their [`Shutdown`]) ends them with
 //!   the rest of the process's children, so none escapes.
 //!
-//! Pools are not children: a [`Pool`](crate::Pool) already supervises its own
-//! workers.
+//! A [`Pool`](crate::Pool) may be a child ([`ChildSpec::pool`]): it replaces
+//! its own workers, so it is never restarted, only stopped in its turn.
 //!
 //! ```
 //! # brood::init();
@@ -154,6 +155,8 @@ pub struct ChildSpec {
     start: Start,
     restart: Restart,
     shutdown: Shutdown,
+    /// A pool member: running already, stopped (terminated) with the rest.
+    pool: Option<Arc<crate::Pool>>,
 }
 
 impl fmt::Debug for ChildSpec {
@@ -191,7 +194,34 @@ impl ChildSpec {
             start,
             restart: Restart::Permanent,
             shutdown: Shutdown::Grace(DEFAULT_GRACE),
+            pool: None,
         }
+    }
+
+    /// A [`Pool`](crate::Pool) among the children: it already runs and
+    /// replaces its own workers, so it is never restarted; the supervisor
+    /// terminates it in its place in the stop order. Its
+    /// [`SupervisorHandle::pid`] is `None` (see
+    /// [`Pool::worker_pids`](crate::Pool::worker_pids)).
+    ///
+    /// ```
+    /// # brood::init();
+    /// use brood::{ChildSpec, Pool, Strategy, Supervisor};
+    /// use std::sync::Arc;
+    /// fn double(x: u32) -> u32 { 2 * x }
+    /// let pool = Arc::new(Pool::new(2)?);
+    /// let running = Supervisor::new(Strategy::OneForOne)
+    ///     .child(ChildSpec::pool("workers", Arc::clone(&pool)))
+    ///     .start()?;
+    /// assert_eq!(pool.map(double, [1, 2]).unwrap(), [Ok(2), Ok(4)]);
+    /// running.stop()?; // terminates the pool
+    /// assert!(pool.map(double, [1]).is_err());
+    /// # Ok::<(), brood::Error>(())
+    /// ```
+    pub fn pool(id: impl Into<String>, pool: Arc<crate::Pool>) -> ChildSpec {
+        let mut spec = ChildSpec::with_start(id, Box::new(|_| Err(Error::PoolClosed)));
+        spec.pool = Some(pool);
+        spec
     }
 
     /// A child started by `start` (any kind: return its [`Child`]).

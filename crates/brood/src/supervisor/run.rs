@@ -236,7 +236,8 @@ impl Sup {
         // The others that restart with it are stopped first, last first.
         for j in (first..=last).rev() {
             if j != i {
-                self.stop_one(j);
+                // A pool is not restarted (it replaces its own workers).
+                self.stop_one(j, false);
             }
         }
         for j in first..=last {
@@ -278,6 +279,10 @@ impl Sup {
 
     fn start_one(&mut self, i: usize) -> Result<()> {
         let slot = &mut self.slots[i];
+        if slot.spec.pool.is_some() {
+            // Already running, and it supervises its own workers.
+            return Ok(());
+        }
         let shutdown = slot.spec.shutdown;
         match (slot.spec.start)(shutdown) {
             Ok(child) => {
@@ -292,18 +297,22 @@ impl Sup {
         }
     }
 
-    /// Stops child `i` as its spec says, and waits for it.
-    fn stop_one(&mut self, i: usize) {
+    /// Stops child `i` as its spec says, and waits for it; a pool only when
+    /// the supervisor stops `for_good` (it never restarts).
+    fn stop_one(&mut self, i: usize, for_good: bool) {
         let slot = &mut self.slots[i];
         if let Some(child) = slot.child.take() {
             let _ = child.terminate_timeout(slot.spec.shutdown.grace());
         }
+        if for_good && let Some(pool) = slot.spec.pool.take() {
+            let _ = pool.terminate();
+        }
     }
 
-    /// Stops children `first..`, last first.
+    /// Stops every child, last first.
     fn stop_from(&mut self, first: usize) {
         for i in (first..self.slots.len()).rev() {
-            self.stop_one(i);
+            self.stop_one(i, true);
         }
     }
 
