@@ -44,6 +44,12 @@ pub(crate) enum State {
 /// This process's children (a forked child starts with none: see `ForkLocal`).
 static CHILDREN: ForkLocal<Registry<ChildInner>> = ForkLocal::new(Registry::new);
 
+/// Whether this process ever registered a child (a forked child starts with
+/// none). Reads, allocates nothing.
+pub(crate) fn any_ever() -> bool {
+    CHILDREN.existing().is_some()
+}
+
 /// The children of this process that have not ended, in start order. Empty in
 /// a process that never started one (and then nothing is allocated).
 pub(crate) fn live_children() -> Vec<Child> {

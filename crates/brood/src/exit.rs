@@ -61,7 +61,15 @@ pub fn apply_on_exit() {
     // grace ends (None: not signalled, so nothing to finish). A process that
     // never started a child has none, and allocates nothing here. The list is
     // taken under the shutdown gate: a child registered after it is refused.
-    let live: Vec<(Child, Option<Instant>)> = crate::shutdown::gate(|_| live_children())
+    // A process that never had a child (a forked child, typically, on its
+    // way out) does not even make the gate: each page it would write there
+    // is a copy-on-write fault.
+    let listed = if crate::child::any_ever() {
+        crate::shutdown::gate(|_| live_children())
+    } else {
+        Vec::new()
+    };
+    let live: Vec<(Child, Option<Instant>)> = listed
         .into_iter()
         .map(|child| {
             let deadline = match child.inner.policy.on_exit {

@@ -42,7 +42,12 @@ impl ArgArea {
     /// Shows `title` as this process's command line and (its first 15 bytes)
     /// as its command name.
     pub fn set_title(&self, title: &str) {
-        let comm: Vec<u8> = title.bytes().take(15).chain(std::iter::once(0)).collect();
+        // On the stack: this runs in freshly forked children, where every
+        // heap page written is a copy-on-write fault.
+        let mut comm = [0u8; 16];
+        for (slot, b) in comm.iter_mut().zip(title.bytes().take(15)) {
+            *slot = b;
+        }
         // SAFETY: PR_SET_NAME reads a NUL-terminated string of at most 16 bytes
         // from a buffer we own.
         unsafe { libc::prctl(libc::PR_SET_NAME, comm.as_ptr() as libc::c_ulong, 0, 0, 0) };

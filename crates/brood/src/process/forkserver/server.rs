@@ -229,6 +229,13 @@ impl Server {
         send_pidfd: bool,
     ) {
         let (arg, out, handed_down) = fds;
+        // Made here, not in the child: formatting there allocates, and every
+        // page it writes is a copy-on-write fault.
+        let shown = self.args.as_ref().map(|_| {
+            title(&self.program, &req.name)
+                .to_string_lossy()
+                .into_owned()
+        });
         // The child never returns from this branch (it ends with
         // `leave_forked_child`).
         match self.single.fork() {
@@ -237,8 +244,8 @@ impl Server {
                 if let Some(soft) = self.client_nofile {
                     let _ = sys::rlimit::restore_nofile(soft);
                 }
-                if let Some(area) = &self.args {
-                    area.set_title(&title(&self.program, &req.name).to_string_lossy());
+                if let (Some(area), Some(shown)) = (&self.args, &shown) {
+                    area.set_title(shown);
                 }
                 if let Err((step, e)) = crate::fork::arm_child(&req.policy, self.me) {
                     child::send_failure(out.as_fd(), &format!("{step}: {e}"));
