@@ -332,6 +332,7 @@ pub(crate) fn arm_child(
         Tree::Group => sys::pgrp::setpgid(0, 0).map_err(|e| ("setpgid", e))?,
         Tree::Session => sys::pgrp::setsid().map_err(|e| ("setsid", e))?,
     }
+    policy.limits.for_child().apply()?;
     if let Some(sig) = policy.death_signal() {
         sys::prctl::set_parent_death_signal(sig.as_raw())
             .map_err(|e| ("prctl(PR_SET_PDEATHSIG)", e))?;

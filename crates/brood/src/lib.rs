@@ -106,6 +106,7 @@ mod exit;
 mod fdlimit;
 mod fork;
 mod forkflush;
+mod limits;
 mod ondrop;
 pub mod os;
 mod policy;
@@ -121,6 +122,7 @@ mod status;
 mod supervisor;
 #[allow(unsafe_code)]
 mod sys;
+mod waitany;
 mod wire;
 
 pub use child::Child;
@@ -128,6 +130,7 @@ pub use command::*;
 pub use error::{Error, Result, SpawnError};
 pub use exit::{apply_on_exit, exit, exit_now};
 pub use fork::{Fork, ForkBuilder, fork, fork_with};
+pub use limits::Limits;
 pub use policy::{Kind, OnDrop, OnExit, OnParentDeath, Policy, Tree};
 pub use pool::*;
 pub use process::*;
@@ -135,3 +138,6 @@ pub use shutdown::{shutting_down, wait_for_shutdown};
 pub use signal::{NotASignal, Signal};
 pub use status::ExitStatus;
 pub use supervisor::{ChildSpec, Restart, Shutdown, Strategy, Supervisor, SupervisorHandle};
+pub use waitany::wait_any;
+#[cfg(feature = "tokio")]
+pub use waitany::wait_any_async;

@@ -135,6 +135,9 @@ pub struct Policy {
     pub tree: Tree,
     /// When the child's last handle is dropped.
     pub on_drop: OnDrop,
+    /// Resource limits and niceness the child sets on itself.
+    #[serde(default)]
+    pub limits: crate::Limits,
 }
 
 /// The kinds of child, each with Python's defaults.
@@ -170,6 +173,7 @@ impl Policy {
             on_parent_death,
             tree: Tree::Own,
             on_drop: OnDrop::Detach,
+            limits: crate::Limits::new(),
         }
     }
 
@@ -194,6 +198,7 @@ pub(crate) struct Lifecycle {
     on_parent_death: Option<OnParentDeath>,
     tree: Option<Tree>,
     on_drop: Option<OnDrop>,
+    limits: crate::Limits,
 }
 
 impl Lifecycle {
@@ -205,6 +210,7 @@ impl Lifecycle {
             on_parent_death: None,
             tree: None,
             on_drop: None,
+            limits: crate::Limits::new(),
         }
     }
 
@@ -221,6 +227,7 @@ impl Lifecycle {
             on_parent_death: self.on_parent_death.unwrap_or(defaults.on_parent_death),
             tree: self.tree.unwrap_or(defaults.tree),
             on_drop: self.on_drop.unwrap_or(defaults.on_drop),
+            limits: self.limits,
         }
     }
 
@@ -240,6 +247,10 @@ impl Lifecycle {
         self.on_drop = Some(on_drop);
     }
 
+    pub(crate) fn set_limits(&mut self, limits: crate::Limits) {
+        self.limits = limits;
+    }
+
     /// Sets every option at once.
     pub(crate) fn set_policy(&mut self, policy: Policy) {
         let Policy {
@@ -247,11 +258,13 @@ impl Lifecycle {
             on_parent_death,
             tree,
             on_drop,
+            limits,
         } = policy;
         self.set_on_exit(on_exit);
         self.set_on_parent_death(on_parent_death);
         self.set_tree(tree);
         self.set_on_drop(on_drop);
+        self.set_limits(limits);
     }
 }
 
@@ -311,6 +324,14 @@ macro_rules! lifecycle_methods {
         $(#[$on_drop])*
         pub fn on_drop(&mut self, on_drop: $crate::OnDrop) -> &mut Self {
             self.lifecycle.set_on_drop(on_drop);
+            self
+        }
+
+        /// Resource limits and niceness the child sets on itself before it
+        /// runs anything (see [`Limits`](crate::Limits); default: none
+        /// changed).
+        pub fn limits(&mut self, limits: $crate::Limits) -> &mut Self {
+            self.lifecycle.set_limits(limits);
             self
         }
 

@@ -86,6 +86,7 @@ impl Command {
             uid: self.uid,
             death_signal: policy.death_signal().map_or(0, Signal::as_raw),
             nofile: crate::fdlimit::child_limit(),
+            limits: policy.limits.for_child(),
             parent: sys::getpid() as libc::pid_t,
             foreground: self.foreground,
             start_signals: self

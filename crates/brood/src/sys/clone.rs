@@ -122,6 +122,8 @@ pub struct ExecPlan<'a> {
     /// Descriptor limits (soft, hard) to set with `setrlimit(RLIMIT_NOFILE)`:
     /// the program's own soft limit, when the parent raised its.
     pub nofile: Option<(u64, u64)>,
+    /// The child's own limits and niceness (after `nofile`, so they win).
+    pub limits: super::rlimit::ChildLimits,
     /// Our pid, recorded before the clone: if the child's parent is no longer this
     /// after arming the death signal, the parent died during the start-up.
     pub parent: libc::pid_t,
@@ -197,12 +199,14 @@ pub enum Step {
     PreExec,
     /// `tcsetpgrp`: taking the terminal's foreground.
     Foreground,
+    /// `setrlimit` or `setpriority` of the child's [`ChildLimits`](super::rlimit::ChildLimits).
+    Limits,
     /// `execve` itself (for every candidate path).
     Exec,
 }
 
 impl Step {
-    const ALL: [Step; 13] = [
+    const ALL: [Step; 14] = [
         Step::Sigaction,
         Step::Setpgid,
         Step::Setsid,
@@ -216,6 +220,7 @@ impl Step {
         Step::PreExec,
         Step::Exec,
         Step::Foreground,
+        Step::Limits,
     ];
 
     /// The system call, as error messages name it.
@@ -233,6 +238,7 @@ impl Step {
             Step::Sigmask => "sigprocmask",
             Step::PreExec => "pre_exec",
             Step::Foreground => "tcsetpgrp",
+            Step::Limits => "setrlimit/setpriority",
             Step::Exec => "execve",
         }
     }
@@ -516,6 +522,10 @@ fn exec_child(plan: &ExecPlan<'_>, hooks: &mut [PreExec], report: &impl Report) 
             // Best effort, as in a forked child: a limit left high is no
             // reason to fail the start.
             libc::setrlimit(libc::RLIMIT_NOFILE, &limit);
+        }
+        // rustix's calls do not set errno: the error comes back as a value.
+        if let Err((_, e)) = plan.limits.apply() {
+            report.fail(Step::Limits, e.raw_os_error().unwrap_or(0));
         }
 
         if plan.death_signal != 0 {

@@ -54,7 +54,11 @@ pub(crate) enum ToServer {
     /// With `pidfd`, the child's pidfd comes with the answer; without, the
     /// server keeps it (the client is near its descriptor limit) and
     /// signals the child for the client ([`ToServer::Signal`]).
-    Start { id: u64, req: Request, pidfd: bool },
+    Start {
+        id: u64,
+        req: Box<Request>,
+        pidfd: bool,
+    },
     /// Send `sig` to the child started for request `id` (the pid alone could
     /// have been reused by a later child), if it has not been reaped. Also
     /// how the client kills a child it could not take hold of.

@@ -242,7 +242,7 @@ fn ask<A: Serialize + 'static>(
     };
     let msg = wire::encode(&ToServer::Start {
         id,
-        req: req.clone(),
+        req: Box::new(req.clone()),
         pidfd,
     })
     .map_err(|e| io("encoding the request", std::io::Error::other(e)))?;

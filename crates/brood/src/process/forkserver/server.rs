@@ -199,7 +199,7 @@ impl Server {
         };
         match wire::decode::<ToServer>(&buf[..n]) {
             Ok(ToServer::Start { id, req, pidfd }) => match child::request_fds(fds) {
-                Ok((arg, out, down)) => self.start(id, req, (arg, out, down), pidfd),
+                Ok((arg, out, down)) => self.start(id, *req, (arg, out, down), pidfd),
                 Err(error) => self.reply(&ToClient::Failed {
                     id,
                     error,
