@@ -243,6 +243,11 @@ impl Lifecycle {
         self.tree = Some(tree);
     }
 
+    /// Whether the tree was chosen (not left to the kind's default).
+    pub(crate) fn tree_is_set(&self) -> bool {
+        self.tree.is_some()
+    }
+
     pub(crate) fn set_on_drop(&mut self, on_drop: OnDrop) {
         self.on_drop = Some(on_drop);
     }

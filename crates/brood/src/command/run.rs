@@ -41,7 +41,14 @@ impl Command {
     ///   [`Tree::Session`](crate::Tree::Session) — reaped, and `run` returns
     ///   [`Error::Timeout`] with the output read so far. Python kills only the
     ///   child, and hangs if a grandchild keeps the pipes open; with a group, brood
-    ///   does not.
+    ///   does not. **With a timeout and no [`tree`](Command::tree) chosen, the
+    ///   program leads a group of its own**, so that nothing it started
+    ///   outlives the timeout; when stdin is the terminal whose foreground this
+    ///   process holds, the program gets the foreground too (handed over in the
+    ///   child before it starts, so reading the terminal never stops it, and
+    ///   Ctrl-C reaches the program rather than this process), and the
+    ///   terminal comes back when it ends. The same holds for
+    ///   [`output`](Command::output) and [`status`](Command::status).
     ///
     /// ```
     /// # brood::init();
@@ -143,17 +150,45 @@ impl Command {
                 program: super::prepare::display_program(&self.program),
             });
         }
-        let mut popen = self.spawn_with([stdin, StdioKind::Piped, StdioKind::Piped])?;
+        // With a timeout and no tree chosen, the program leads a group of its
+        // own, so that the timeout's kill reaches everything it started; at a
+        // terminal it also gets the foreground (or reading the terminal would
+        // stop it), and the terminal comes back to us when it ends.
+        let own_group =
+            self.timeout.is_some() && !self.lifecycle.tree_is_set() && self.pgroup.is_none();
+        let saved = (self.lifecycle, self.foreground);
+        let terminal = crate::sys::pipe::borrow_std(0);
+        let mut handed = false;
+        if own_group {
+            self.lifecycle.set_tree(crate::Tree::Group);
+            let tty_stdin = self.stdin.is_none() && matches!(stdin, StdioKind::Inherit);
+            let ours = crate::sys::tty::own_group();
+            if tty_stdin && crate::sys::tty::foreground(terminal) == Some(ours) {
+                self.foreground = true;
+                handed = true;
+            }
+        }
+        let spawned = self.spawn_with([stdin, StdioKind::Piped, StdioKind::Piped]);
+        (self.lifecycle, self.foreground) = saved;
+        let take_back = || {
+            if handed {
+                let _ = crate::sys::tty::set_foreground(terminal, crate::sys::tty::own_group());
+            }
+        };
+        let mut popen = spawned.inspect_err(|_| take_back())?;
         let (stdout, stderr) = match popen.communicate(self.input.as_deref(), self.timeout) {
             Ok(output) => output,
             Err(e) => {
                 // Timeout or I/O failure: the program must not outlive `run`.
                 let _ = popen.kill();
                 let _ = popen.wait();
+                take_back();
                 return Err(e);
             }
         };
-        let status = popen.wait()?;
+        let status = popen.wait();
+        take_back();
+        let status = status?;
         let output = Output {
             status,
             stdout,

@@ -46,6 +46,7 @@ pub mod sigmask;
 pub mod signal;
 pub mod socket;
 pub mod thread;
+pub mod tty;
 pub mod watch;
 
 /// The calling process's pid: `getpid(2)`.

@@ -627,19 +627,18 @@ mod tests {
             .unwrap();
         let pid = child.id();
         let want = OsString::from("BROOD_PROCFS_TEST=a b=c");
-        // The environment is the child's own only after its execve.
-        let seen = loop {
-            let env = environ(pid).unwrap().unwrap();
-            if cmdline(pid)
-                .unwrap()
-                .unwrap()
-                .first()
-                .is_some_and(|a| a == "sleep")
-            {
-                break env;
-            }
+        // The environment is the child's own only after its execve: see the
+        // new command line first, then read the environment (read the other
+        // way round, an exec between the two reads gave the old one).
+        while cmdline(pid)
+            .unwrap()
+            .unwrap()
+            .first()
+            .is_none_or(|a| a != "sleep")
+        {
             std::thread::yield_now();
-        };
+        }
+        let seen = environ(pid).unwrap().unwrap();
         child.kill().unwrap();
         child.wait().unwrap();
         assert!(seen.contains(&want), "{seen:?}");

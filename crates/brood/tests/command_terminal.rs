@@ -1,0 +1,110 @@
+//! `run()` with a timeout at a terminal: the program leads a group of its own
+//! (so the timeout's kill reaches what it started), holds the terminal's
+//! foreground (so reading it does not stop it), and the terminal comes back.
+//!
+//! The test forks a copy of itself into a new session whose controlling
+//! terminal is a fresh pseudo-terminal, and types on the master side.
+
+mod support;
+
+use brood::{Command, Error};
+use std::ffi::CStr;
+use std::io::Write;
+use std::os::fd::{FromRawFd, OwnedFd};
+use std::time::Duration;
+use support::*;
+
+brood::init_before_main!();
+
+/// A new pseudo-terminal: the master, and the slave's path.
+fn open_pty() -> (std::fs::File, String) {
+    // SAFETY: plain pty calls; the master descriptor is owned by the File.
+    unsafe {
+        let master = libc::posix_openpt(libc::O_RDWR | libc::O_NOCTTY | libc::O_CLOEXEC);
+        assert!(master >= 0, "posix_openpt");
+        assert_eq!(libc::grantpt(master), 0);
+        assert_eq!(libc::unlockpt(master), 0);
+        let name = CStr::from_ptr(libc::ptsname(master))
+            .to_string_lossy()
+            .into_owned();
+        (std::fs::File::from(OwnedFd::from_raw_fd(master)), name)
+    }
+}
+
+/// In the forked copy: a session of its own with `slave` as its controlling
+/// terminal on stdin, in the terminal's foreground.
+fn take_terminal(slave: &str) -> bool {
+    let path = std::ffi::CString::new(slave).unwrap();
+    // SAFETY: setsid, open and dup2 in a single-purpose forked copy.
+    unsafe {
+        if libc::setsid() < 0 {
+            return false;
+        }
+        let fd = libc::open(path.as_ptr(), libc::O_RDWR);
+        fd >= 0 && libc::ioctl(fd, libc::TIOCSCTTY, 0) == 0 && libc::dup2(fd, 0) == 0
+    }
+}
+
+fn foreground_is_ours() -> bool {
+    // SAFETY: reading the terminal's foreground group and our own.
+    unsafe { libc::tcgetpgrp(0) == libc::getpgrp() }
+}
+
+#[test]
+fn a_timed_run_at_a_terminal_reads_it_and_leaves_nothing_behind() {
+    require_own_process();
+    let (mut master, slave) = open_pty();
+    let child = brood::fork_with(move || {
+        if !take_terminal(&slave) || !foreground_is_ours() {
+            return 10;
+        }
+        // Reads a line from the terminal, starts two sleepers, waits.
+        let e = Command::new("sh")
+            .args([
+                "-c",
+                "read line; echo got:$line; sleep 100 & echo $!; sleep 100 & echo $!; wait",
+            ])
+            .timeout(Duration::from_secs(2))
+            .run()
+            .unwrap_err();
+        let Error::Timeout { stdout, .. } = e else {
+            eprintln!("not a timeout: {e}");
+            return 11;
+        };
+        let text = String::from_utf8_lossy(&stdout).into_owned();
+        if !text.starts_with("got:hello\n") {
+            eprintln!("the program did not read the terminal: {text:?}");
+            return 12;
+        }
+        // Both sleepers went with the program's group.
+        let sleepers: Vec<u32> = text
+            .lines()
+            .skip(1)
+            .filter_map(|l| l.parse().ok())
+            .collect();
+        if sleepers.len() != 2 {
+            eprintln!("no sleeper pids: {text:?}");
+            return 13;
+        }
+        for p in sleepers {
+            if !wait_exit(p, Duration::from_secs(5)) {
+                eprintln!("sleeper {p} outlived the timeout");
+                return 14;
+            }
+        }
+        if !foreground_is_ours() {
+            eprintln!("the terminal was not given back");
+            return 15;
+        }
+        0
+    })
+    .unwrap();
+    let mut cleanup = Cleanup::default();
+    cleanup.add(child.pid());
+    master.write_all(b"hello\n").unwrap();
+    let status = child
+        .wait_timeout(Duration::from_secs(30))
+        .unwrap()
+        .expect("ended");
+    assert_eq!(status.code(), Some(0), "{status}");
+}
