@@ -171,6 +171,7 @@ impl ChildInner {
     }
 
     fn finished(&self) {
+        crate::deathwatch::forget(self.pid, &self.policy);
         self.changed.notify_all();
         let wakers = std::mem::take(&mut *self.wakers.lock().unwrap_or_else(|e| e.into_inner()));
         wakers.into_iter().for_each(Waker::wake);

@@ -142,7 +142,7 @@ impl ForkBuilder {
                 pid: sys::getpid(),
             });
         }
-        let ready = before_fork();
+        let ready = before_fork(&policy)?;
         let parent = sys::getpid();
         let mask = sys::sigmask::block_all();
         // SAFETY: the caller accepted fork's contract.
@@ -205,7 +205,7 @@ pub unsafe fn fork() -> Result<Fork> {
 /// Forks a child that arms `policy` and then runs `child`, which ends the child
 /// (it cannot return). Returns the adopted child in the parent.
 pub(crate) fn fork_running(policy: &Policy, child: impl FnOnce() -> Infallible) -> Result<Child> {
-    let ready = before_fork();
+    let ready = before_fork(policy)?;
     let parent = sys::getpid();
     // Signals stay blocked across the fork: in the child until it has reset the
     // handlers it must not keep (see `arm_child`), so none of them can run there
@@ -229,7 +229,7 @@ fn in_child(ready: Ready, policy: &Policy, parent: u32) {
     if let Some(soft) = ready.nofile {
         let _ = sys::rlimit::restore_nofile(soft);
     }
-    if let Err((step, e)) = arm_child(policy, parent) {
+    if let Err((step, e)) = arm_child(policy, parent, ready.keeper) {
         let mut buf = stdio::StackText::<160>::new();
         let _ = writeln!(
             buf,
@@ -260,6 +260,8 @@ struct Ready {
     /// The descriptor limit the child takes back, if brood raised ours (see
     /// `fdlimit`); read here, since the child may not take a lock.
     nofile: Option<u64>,
+    /// Where the child registers its group with the keeper (see `deathwatch`).
+    keeper: Option<std::os::fd::RawFd>,
 }
 
 /// In the parent, just before a fork: make everything the child may read ready,
@@ -277,17 +279,24 @@ struct Ready {
 ///   (a fork-started pool worker resolves the functions it is sent); the
 ///   `atexit` hook (a child starting children of its own); and whether `init`
 ///   ran (a child starting a `Process`).
-fn before_fork() -> Ready {
+fn before_fork(policy: &Policy) -> Result<Ready> {
+    let keeper = crate::deathwatch::registration(policy).map_err(|e| {
+        Error::io(
+            "starting the keeper that signals the tree at parent death",
+            e,
+        )
+    })?;
     let _ = sys::pipe::dev_null();
     crate::sys::image::warm();
     crate::exit::ensure_hooked();
     crate::runtime::init_skipped();
     let foreign = foreign_threads();
     warn_about_foreign_threads(foreign);
-    Ready {
+    Ok(Ready {
         stdio_free: stdio::flush_before_fork(foreign == Some(0)),
         nofile: crate::fdlimit::for_children(),
-    }
+        keeper,
+    })
 }
 
 /// Takes hold of a child just forked. Between `fork` returning and
@@ -325,12 +334,19 @@ fn adopt_forked(pid: u32, policy: &Policy) -> Result<Child> {
 pub(crate) fn arm_child(
     policy: &Policy,
     parent: u32,
+    keeper: Option<std::os::fd::RawFd>,
 ) -> std::result::Result<(), (&'static str, std::io::Error)> {
     crate::signals::reset_in_child();
     match policy.tree {
         Tree::Own => {}
         Tree::Group => sys::pgrp::setpgid(0, 0).map_err(|e| ("setpgid", e))?,
         Tree::Session => sys::pgrp::setsid().map_err(|e| ("setsid", e))?,
+    }
+    // The group exists: register it with the keeper before the death signal
+    // is armed and checked (see `deathwatch`).
+    if let (Some(fd), Some(sig)) = (keeper, policy.death_signal()) {
+        let rec = sys::keeper::record(sys::getpid(), sig.as_raw());
+        sys::keeper::register(fd, &rec).map_err(|e| ("registering with the keeper", e))?;
     }
     policy.limits.for_child().apply()?;
     if let Some(sig) = policy.death_signal() {

@@ -101,6 +101,7 @@
 
 mod child;
 mod command;
+mod deathwatch;
 mod error;
 mod exit;
 mod fdlimit;

@@ -48,6 +48,18 @@ impl OnExit {
 /// that lives as long as the process (the calling thread when it is the main
 /// thread, brood's spawner thread otherwise): a worker thread that spawns a child
 /// and ends does not kill it.
+///
+/// **The whole tree.** `PR_SET_PDEATHSIG` reaches the direct child only. With
+/// [`Tree::Group`] or [`Tree::Session`], the signal reaches the child's whole
+/// group: the child registers its group, before it runs anything, with a small
+/// *keeper* process that brood starts once per process (double-forked, in a
+/// session of its own), and the keeper signals every registered group when
+/// this process dies, however it dies; a fork-server child's group is
+/// signalled by the fork server. A process that leaves the group (`setsid`,
+/// `setpgid`) escapes it. A parent that is PID 1 of a pid namespace (its
+/// death ends the namespace) or a child subreaper (a supervisor, which would
+/// adopt the keeper) starts no keeper: there the direct child alone gets the
+/// signal.
 #[derive(Copy, Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
 pub enum OnParentDeath {
     /// The child keeps running, re-parented (Python's behaviour for every kind,

@@ -39,11 +39,12 @@ fn pids(s: &SupervisorHandle) -> Vec<u32> {
         .collect()
 }
 
-/// No child of this test runs (each found is killed by `cleanup`).
+/// No child of this test runs on (each found is given 5 s to end — a
+/// keeper leaves just after its parent — and killed by `cleanup` if not).
 fn assert_no_live_child(cleanup: &mut Cleanup, what: &str) {
     let left: Vec<u32> = children_of(me())
         .into_iter()
-        .filter(|&p| alive(p))
+        .filter(|&p| !wait_exit(p, Duration::from_secs(5)))
         .collect();
     for &p in &left {
         cleanup.add(p);

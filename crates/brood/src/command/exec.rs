@@ -87,6 +87,14 @@ impl Command {
             death_signal: policy.death_signal().map_or(0, Signal::as_raw),
             nofile: crate::fdlimit::child_limit(),
             limits: policy.limits.for_child(),
+            keeper: crate::deathwatch::registration(&policy)
+                .map_err(|e| {
+                    Error::io(
+                        "starting the keeper that signals the tree at parent death",
+                        e,
+                    )
+                })?
+                .unwrap_or(-1),
             parent: sys::getpid() as libc::pid_t,
             foreground: self.foreground,
             start_signals: self

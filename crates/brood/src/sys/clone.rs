@@ -124,6 +124,9 @@ pub struct ExecPlan<'a> {
     pub nofile: Option<(u64, u64)>,
     /// The child's own limits and niceness (after `nofile`, so they win).
     pub limits: super::rlimit::ChildLimits,
+    /// The keeper's registration pipe (see `super::keeper`), or -1: once in
+    /// its group, the child registers it there, before arming `death_signal`.
+    pub keeper: c_int,
     /// Our pid, recorded before the clone: if the child's parent is no longer this
     /// after arming the death signal, the parent died during the start-up.
     pub parent: libc::pid_t,
@@ -201,12 +204,14 @@ pub enum Step {
     Foreground,
     /// `setrlimit` or `setpriority` of the child's [`ChildLimits`](super::rlimit::ChildLimits).
     Limits,
+    /// Registering the child's group with the keeper.
+    Keeper,
     /// `execve` itself (for every candidate path).
     Exec,
 }
 
 impl Step {
-    const ALL: [Step; 14] = [
+    const ALL: [Step; 15] = [
         Step::Sigaction,
         Step::Setpgid,
         Step::Setsid,
@@ -221,6 +226,7 @@ impl Step {
         Step::Exec,
         Step::Foreground,
         Step::Limits,
+        Step::Keeper,
     ];
 
     /// The system call, as error messages name it.
@@ -239,6 +245,7 @@ impl Step {
             Step::PreExec => "pre_exec",
             Step::Foreground => "tcsetpgrp",
             Step::Limits => "setrlimit/setpriority",
+            Step::Keeper => "write(keeper)",
             Step::Exec => "execve",
         }
     }
@@ -526,6 +533,13 @@ fn exec_child(plan: &ExecPlan<'_>, hooks: &mut [PreExec], report: &impl Report) 
         // rustix's calls do not set errno: the error comes back as a value.
         if let Err((_, e)) = plan.limits.apply() {
             report.fail(Step::Limits, e.raw_os_error().unwrap_or(0));
+        }
+
+        if plan.keeper >= 0 && plan.death_signal != 0 {
+            let rec = super::keeper::record(libc::getpid() as u32, plan.death_signal);
+            if let Err(e) = super::keeper::register(plan.keeper, &rec) {
+                report.fail(Step::Keeper, e.raw_os_error().unwrap_or(0));
+            }
         }
 
         if plan.death_signal != 0 {

@@ -29,6 +29,7 @@ pub mod env;
 pub mod fork;
 pub mod forklocal;
 pub mod image;
+pub mod keeper;
 pub mod pgrp;
 pub mod pidfd;
 pub mod pipe;

@@ -21,6 +21,8 @@ struct Kid {
     id: u64,
     pidfd: OwnedFd,
     death_signal: i32,
+    /// It leads a process group (or session) that its death signal reaches.
+    group: bool,
 }
 
 /// The server's epoll keys: the client's socket, its pidfd, then each child
@@ -247,7 +249,8 @@ impl Server {
                 if let (Some(area), Some(shown)) = (&self.args, &shown) {
                     area.set_title(shown);
                 }
-                if let Err((step, e)) = crate::fork::arm_child(&req.policy, self.me) {
+                // The server itself signals its groups when the client dies.
+                if let Err((step, e)) = crate::fork::arm_child(&req.policy, self.me, None) {
                     child::send_failure(out.as_fd(), &format!("{step}: {e}"));
                     sys::fork::exit_now(CODE_SETUP);
                 }
@@ -287,6 +290,7 @@ impl Server {
                                 id,
                                 pidfd: fd,
                                 death_signal,
+                                group: req.policy.tree != crate::policy::Tree::Own,
                             },
                         );
                     }
@@ -358,6 +362,11 @@ impl Server {
         }
         for kid in self.kids.values() {
             if kid.death_signal != 0 {
+                // Its whole group, as a keeper would (its own PDEATHSIG is tied
+                // to us, who live on).
+                if kid.group {
+                    let _ = sys::pgrp::kill_group(kid.pid, kid.death_signal);
+                }
                 let _ = pidfd::send_signal(kid.pidfd.as_fd(), kid.death_signal);
             }
         }

@@ -1,0 +1,155 @@
+//! The keeper: a small process that outlives its parent just long enough to
+//! signal the process groups registered with it when the parent dies —
+//! SIGKILL included. `PR_SET_PDEATHSIG` reaches only a direct child; the
+//! keeper reaches the child's whole group.
+//!
+//! It is made by a double fork (an intermediate that exits at once, so the
+//! keeper is not our child and no `waitpid(-1)` of ours can take it), in its
+//! own session (a signal to our group or terminal does not reach it), with
+//! every descriptor closed but two: a pidfd of the parent (readable when the
+//! parent ends) and the read end of the registration pipe. Children register
+//! *themselves*, before they run anything, by writing one [`Record`]
+//! (`pgid`, `signal`) into the pipe; the parent writes `signal` 0 to forget a
+//! group whose leader it reaped. Everything in the keeper is a plain system
+//! call on memory prepared before the fork: nothing is allocated and no lock
+//! is taken, so it is sound after a fork from a threaded parent.
+//!
+//! # References
+//! fork(2), setsid(2), close_range(2), poll(2), pidfd_open(2), kill(2)
+//! (`kill(-pgid, sig)`), pipe(7) (writes of at most `PIPE_BUF` are atomic).
+
+use std::io;
+use std::os::fd::{AsRawFd, OwnedFd, RawFd};
+
+/// One registration: 8 bytes, so that writes from many children never
+/// interleave (a pipe write of at most `PIPE_BUF` is atomic).
+pub type Record = [u8; 8];
+
+/// The record for group `pgid` and `sig` (0: forget the group).
+pub fn record(pgid: u32, sig: i32) -> Record {
+    let mut r = [0u8; 8];
+    r[..4].copy_from_slice(&pgid.to_le_bytes());
+    r[4..].copy_from_slice(&sig.to_le_bytes());
+    r
+}
+
+/// How many groups a keeper holds at once (the rest are not registered).
+const CAPACITY: usize = 4096;
+
+/// Writes one record into the pipe: async-signal-safe, for a child between
+/// its creation and the program. Errors are the caller's to ignore or report.
+pub fn register(fd: RawFd, rec: &Record) -> io::Result<()> {
+    // SAFETY: writes 8 bytes from a live buffer to a descriptor number; a
+    // wrong number fails with EBADF, nothing else.
+    let n = unsafe { libc::write(fd, rec.as_ptr().cast(), rec.len()) };
+    if n == rec.len() as isize {
+        Ok(())
+    } else {
+        Err(io::Error::last_os_error())
+    }
+}
+
+/// Starts a keeper for this process; returns the registration pipe's write
+/// end (close-on-exec).
+pub fn start() -> io::Result<OwnedFd> {
+    let me = super::pidfd::open(super::getpid())?;
+    let (reg_r, reg_w) = super::pipe::pipe()?;
+    // Everything the keeper uses exists before the fork.
+    let fds = (me.as_raw_fd(), reg_r.as_raw_fd());
+    let intermediate = super::fork::fork_then(move || {
+        // SAFETY: fork is called in a child that runs nothing but system calls.
+        match unsafe { libc::fork() } {
+            0 => keep(fds.0, fds.1),
+            _ => super::fork::exit_now(0),
+        }
+    })?;
+    drop((me, reg_r));
+    // The intermediate exits at once; it is ours to reap (by pid: nothing of
+    // brood's waits for it).
+    let mut status = 0;
+    // SAFETY: waits for our own child, with a valid status pointer.
+    unsafe { libc::waitpid(intermediate as libc::pid_t, &mut status, 0) };
+    Ok(reg_w)
+}
+
+/// The keeper's life: wait for registrations and for the parent's end; at
+/// the end, signal every group registered.
+fn keep(parent: RawFd, registrations: RawFd) -> ! {
+    let mut groups = [(0u32, 0i32); CAPACITY];
+    let mut count = 0usize;
+    // SAFETY: plain system calls on descriptors this fresh copy of the process
+    // owns and on stack buffers that outlive each call; nothing allocates.
+    unsafe {
+        libc::setsid();
+        // Keep the two descriptors as 0 and 1, close every other one: the
+        // keeper must not hold a copy of the parent's pipes (a child would
+        // never see the end of its stdin).
+        let p = libc::fcntl(parent, libc::F_DUPFD_CLOEXEC, 16);
+        let r = libc::fcntl(registrations, libc::F_DUPFD_CLOEXEC, 16);
+        if p < 0 || r < 0 || libc::dup2(p, 0) != 0 || libc::dup2(r, 1) != 1 {
+            libc::_exit(1);
+        }
+        libc::syscall(libc::SYS_close_range, 2u32, u32::MAX, 0u32);
+        let mut open = true; // the registration pipe still has writers
+        loop {
+            let mut fds = [
+                libc::pollfd {
+                    fd: 0,
+                    events: libc::POLLIN,
+                    revents: 0,
+                },
+                libc::pollfd {
+                    fd: if open { 1 } else { -1 },
+                    events: libc::POLLIN,
+                    revents: 0,
+                },
+            ];
+            if libc::poll(fds.as_mut_ptr(), 2, -1) < 0 {
+                continue; // EINTR
+            }
+            if fds[1].revents != 0 {
+                let mut buf = [0u8; 8 * 64];
+                let n = libc::read(1, buf.as_mut_ptr().cast(), buf.len());
+                if n == 0 {
+                    open = false;
+                }
+                for rec in buf[..n.max(0) as usize].chunks_exact(8) {
+                    let pgid = u32::from_le_bytes([rec[0], rec[1], rec[2], rec[3]]);
+                    let sig = i32::from_le_bytes([rec[4], rec[5], rec[6], rec[7]]);
+                    let at = groups[..count].iter().position(|g| g.0 == pgid);
+                    match (at, sig) {
+                        (Some(i), 0) => {
+                            count -= 1;
+                            groups[i] = groups[count];
+                        }
+                        (Some(i), s) => groups[i].1 = s,
+                        (None, 0) => {}
+                        (None, s) if count < CAPACITY => {
+                            groups[count] = (pgid, s);
+                            count += 1;
+                        }
+                        (None, _) => {}
+                    }
+                }
+            }
+            if fds[0].revents != 0 {
+                // The parent ended: its groups get their signal.
+                for &(pgid, sig) in &groups[..count] {
+                    libc::kill(-(pgid as libc::pid_t), sig);
+                }
+                libc::_exit(0);
+            }
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    #[test]
+    fn records_carry_the_group_and_the_signal() {
+        let r = super::record(4242, 9);
+        assert_eq!(u32::from_le_bytes(r[..4].try_into().unwrap()), 4242);
+        assert_eq!(i32::from_le_bytes(r[4..].try_into().unwrap()), 9);
+        assert_eq!(super::record(1, 0)[4..], [0, 0, 0, 0]);
+    }
+}
