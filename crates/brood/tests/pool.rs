@@ -439,3 +439,44 @@ fn worker_pids_answers_while_a_map_runs() {
         assert!(mapping.join().unwrap().into_iter().all(|r| r == Ok(100)));
     });
 }
+
+/// Leaks 20 MiB (touched) and says which worker ran it.
+fn leak_20_mib(_: u32) -> u32 {
+    std::mem::forget(vec![1u8; 20 << 20]);
+    std::process::id()
+}
+
+#[test]
+fn a_worker_over_its_memory_is_retired_after_its_task() {
+    for m in METHODS {
+        let mut cleanup = Cleanup::default();
+        let pool = Pool::builder(1)
+            .start_method(m)
+            .max_memory_per_child(64 << 20)
+            .chunk_size(1)
+            .build()
+            .unwrap();
+        watch(&pool, &mut cleanup);
+        let out = pool.map(leak_20_mib, 0..20u32).unwrap();
+        let order: Vec<u32> = out.iter().map(|r| *r.as_ref().unwrap()).collect();
+        let pids: HashSet<u32> = order.iter().copied().collect();
+        for &p in &pids {
+            cleanup.add(p);
+        }
+        // 20 MiB a task under 64 MiB: past it after its 4th task at the
+        // latest, a worker finishes the (at most two) it holds and retires.
+        for &p in &pids {
+            let ran = order.iter().filter(|&&q| q == p).count();
+            assert!(ran <= 6, "{m:?}: worker {p} ran {ran} tasks: {order:?}");
+        }
+        assert!(
+            pids.len() >= 4,
+            "{m:?}: {} workers ran 20 tasks",
+            pids.len()
+        );
+        pool.close().unwrap();
+        for p in pids {
+            assert!(!alive(p), "{m:?}: worker {p} outlived its pool");
+        }
+    }
+}

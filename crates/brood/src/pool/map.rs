@@ -61,6 +61,7 @@ fn prepare<A: Serialize + 'static>(
         chunk: 1,
         timeout: cfg.timeout,
         max_tasks: cfg.max_tasks,
+        max_memory: cfg.max_memory,
     };
     for (i, item) in items.into_iter().enumerate() {
         match run.add(&item) {

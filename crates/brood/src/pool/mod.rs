@@ -17,7 +17,9 @@
 //!   SIGKILLed (its whole group with [`Tree::Group`]) and fails with
 //!   [`TaskError::Timeout`];
 //! - [`PoolBuilder::max_tasks_per_child`]: a worker retires after that many
-//!   items and a fresh one takes its place.
+//!   items and a fresh one takes its place; with
+//!   [`PoolBuilder::max_memory_per_child`], once its resident memory passed
+//!   the limit (read from `/proc/<pid>/statm` as its results arrive).
 //!
 //! **Chunking.** Items travel to workers in chunks, so that sending costs one
 //! write per chunk, not per item; each worker holds at most two chunks, so that
@@ -147,6 +149,8 @@ struct Config {
     size: usize,
     method: Option<StartMethod>,
     max_tasks: Option<usize>,
+    /// Retire a worker whose resident memory passed this, after its task.
+    max_memory: Option<u64>,
     timeout: Option<Duration>,
     chunk: Option<usize>,
     policy: Policy,
@@ -163,6 +167,27 @@ impl PoolBuilder {
     /// (Python's `maxtasksperchild`). Unlimited by default; 0 means unlimited.
     pub fn max_tasks_per_child(&mut self, n: usize) -> &mut Self {
         self.cfg.max_tasks = (n > 0).then_some(n);
+        self
+    }
+
+    /// Retire a worker whose resident memory (RSS) has grown past `bytes`,
+    /// once it has finished the items it holds, and start a fresh one
+    /// (celery's `worker_max_memory_per_child`): a leaking task costs a
+    /// worker, not the machine. Unlimited by default; 0 means unlimited.
+    ///
+    /// ```
+    /// # brood::init();
+    /// fn leak(mib: usize) -> usize { std::mem::forget(vec![1u8; mib << 20]); mib }
+    /// let pool = brood::Pool::builder(1).max_memory_per_child(64 << 20).chunk_size(1).build()?;
+    /// let first = pool.worker_pids();
+    /// assert!(pool.map(leak, [40, 40, 40]).unwrap().iter().all(|r| r == &Ok(40)));
+    /// // It was retired; the next map has a fresh worker.
+    /// assert_eq!(pool.map(leak, [1]).unwrap(), [Ok(1)]);
+    /// assert_ne!(pool.worker_pids(), first);
+    /// # Ok::<(), brood::Error>(())
+    /// ```
+    pub fn max_memory_per_child(&mut self, bytes: u64) -> &mut Self {
+        self.cfg.max_memory = (bytes > 0).then_some(bytes);
         self
     }
 
@@ -296,6 +321,7 @@ impl Pool {
                 size: n,
                 method: None,
                 max_tasks: None,
+                max_memory: None,
                 timeout: None,
                 chunk: None,
                 policy: Policy::for_kind(Kind::PoolWorker),

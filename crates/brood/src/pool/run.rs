@@ -501,6 +501,15 @@ pub(super) fn parse(w: &mut Worker, run: &mut Run) -> bool {
     if pos > 0 {
         w.since = Instant::now();
         w.inbuf.drain(..pos);
+        // Results came: a worker over its memory finishes what it holds and
+        // retires (read once per batch of results, not per turn).
+        if let Some(max) = run.max_memory
+            && !w.quitting
+            && crate::sys::procfs::rss_bytes(w.pid()).is_some_and(|rss| rss > max)
+        {
+            w.push_quit();
+            w.flush();
+        }
     }
     ok
 }
@@ -526,6 +535,7 @@ pub(super) struct Run {
     pub(super) chunk: usize,
     pub(super) timeout: Option<Duration>,
     pub(super) max_tasks: Option<usize>,
+    pub(super) max_memory: Option<u64>,
 }
 
 impl Run {
@@ -567,6 +577,7 @@ impl Run {
         if w.quitting {
             return;
         }
+
         while w.inflight.len() < 2 * self.chunk && !self.pending.is_empty() {
             let mut n = self.chunk.min(self.pending.len());
             if let Some(max) = self.max_tasks {

@@ -378,6 +378,14 @@ pub fn cmdline(pid: u32) -> Result<Option<Vec<OsString>>, ProcfsError> {
     Ok(read(&format!("/proc/{pid}/cmdline"))?.map(|bytes| nul_separated(&bytes)))
 }
 
+/// `pid`'s resident memory in bytes (the second field of `/proc/<pid>/statm`,
+/// in pages); `None` when it cannot be read (the process is gone).
+pub fn rss_bytes(pid: u32) -> Option<u64> {
+    let text = fs::read_to_string(format!("/proc/{pid}/statm")).ok()?;
+    let pages: u64 = text.split_whitespace().nth(1)?.parse().ok()?;
+    Some(pages * rustix::param::page_size() as u64)
+}
+
 /// `pid`'s environment as `NAME=value` entries (`/proc/<pid>/environ`), as it
 /// was at its last `execve` (later `setenv` calls are not seen). `Ok(None)` when
 /// `pid` does not exist; an error when it is not ours to read (`EACCES`).
