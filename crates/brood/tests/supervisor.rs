@@ -364,3 +364,44 @@ fn a_pool_child_is_not_restarted_with_the_others_and_stops_in_its_turn() {
     }
     assert!(pool.map(double, [1]).is_err(), "the pool is terminated");
 }
+
+#[test]
+fn a_sigterm_under_graceful_leaves_no_supervised_child_and_none_restarts() {
+    require_own_process();
+    become_subreaper();
+    let mut report = Report::new();
+    let fd = report.fd();
+    let leaver = brood::fork_with(move || {
+        brood::signals::graceful(&[brood::Signal::TERM]).unwrap();
+        let s = Supervisor::new(Strategy::OneForOne)
+            .intensity(1000, Duration::from_secs(60))
+            .child(sleeper("a").shutdown(Shutdown::Grace(Duration::from_secs(2))))
+            .child(sleeper("b").shutdown(Shutdown::Grace(Duration::from_secs(2))))
+            .start()
+            .unwrap();
+        for (_, p) in s.children() {
+            say(fd, &p.unwrap().to_string());
+        }
+        std::mem::forget(s);
+        loop {
+            std::thread::sleep(Duration::from_secs(1));
+        }
+    })
+    .unwrap();
+    report.close_writer();
+    let mut cleanup = Cleanup::default();
+    cleanup.add(leaver.pid());
+    let first: Vec<u32> = (0..2).map(|_| report.pid()).collect();
+    for &p in &first {
+        cleanup.add(p);
+    }
+    leaver.terminate().unwrap();
+    assert_eq!(leaver.wait().unwrap().signal(), Some(brood::Signal::TERM));
+    for &p in &first {
+        assert!(
+            wait_exit(p, Duration::from_secs(5)),
+            "{p} outlived its parent"
+        );
+    }
+    assert_no_live_child(&mut cleanup, "a restarted child escaped");
+}
