@@ -172,6 +172,9 @@ impl ChildInner {
 
     fn finished(&self) {
         crate::deathwatch::forget(self.pid, &self.policy);
+        if self.policy.tree == Tree::Cgroup {
+            crate::cgroups::forget(self.pid);
+        }
         self.changed.notify_all();
         let wakers = std::mem::take(&mut *self.wakers.lock().unwrap_or_else(|e| e.into_inner()));
         wakers.into_iter().for_each(Waker::wake);
@@ -451,7 +454,15 @@ impl Child {
                 self.wait()?
             }
         };
-        if self.inner.policy.tree != Tree::Own {
+        if self.inner.policy.tree == Tree::Cgroup {
+            // The same for everything in its cgroup, wherever it went.
+            let pid = self.inner.pid;
+            while crate::cgroups::populated(pid) && Instant::now() < deadline {
+                std::thread::sleep(Duration::from_millis(5));
+            }
+            let _ = crate::cgroups::signal(pid, libc::SIGKILL);
+            crate::cgroups::forget(pid);
+        } else if self.inner.policy.tree != Tree::Own {
             // The leader is gone; give the rest of its group what is left of the
             // grace, then kill the stragglers.
             let pgid = self.inner.pid;
@@ -468,6 +479,15 @@ impl Child {
         // Holding the lock keeps the reaper from reaping while we signal: the
         // child's pid, and so its group id, cannot be reused meanwhile.
         let st = inner.lock();
+        if tree
+            && inner.policy.tree == Tree::Cgroup
+            && *st != State::ReapedElsewhere
+            && let Some(sent) = crate::cgroups::signal(inner.pid, sig.as_raw())
+        {
+            // Every process of its cgroup, the child itself included (it
+            // joined before running anything), wherever they went.
+            return sent.map_err(|e| Error::os("signalling the child's cgroup", inner.pid, e));
+        }
         match *st {
             State::ReapedElsewhere => return Err(Error::ReapedElsewhere { pid: inner.pid }),
             // The process may well run on (a `Survive` child outlives its

@@ -120,6 +120,14 @@ pub enum Error {
         child: String,
     },
 
+    /// [`Tree::Cgroup`](crate::Tree::Cgroup) was asked for where brood cannot
+    /// make cgroups (see [`containment`](crate::containment)).
+    #[error("Tree::Cgroup cannot be used here: {reason}")]
+    CgroupUnavailable {
+        /// Why, as [`containment`](crate::containment) found it.
+        reason: String,
+    },
+
     /// A system call about a child failed in a way brood cannot recover from.
     #[error("{op} failed for pid {pid}: {source}")]
     Os {

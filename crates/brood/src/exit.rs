@@ -40,6 +40,8 @@ pub fn exit(code: i32) -> ! {
 pub(crate) fn leave() {
     crate::shutdown::begin();
     apply_on_exit();
+    // No child starts any more: brood's empty cgroups go.
+    crate::cgroups::sweep();
 }
 
 /// Ends the process at once with `code`, touching no child and flushing nothing
@@ -152,6 +154,7 @@ pub(crate) fn leave_forked_child(code: i32) -> ! {
     // `f` has returned: nothing of the child's own runs any more to start
     // children, so no shutdown flag (whose state would cost the child a page).
     apply_on_exit();
+    crate::cgroups::sweep();
     crate::forkflush::flush_in_forked_child();
     sys::fork::exit_now(code)
 }

@@ -142,7 +142,9 @@ impl ForkBuilder {
                 pid: sys::getpid(),
             });
         }
-        let ready = before_fork(&policy)?;
+        let cgroup = crate::cgroups::prepare(&policy)?;
+        let mut ready = before_fork(&policy)?;
+        ready.joins.cgroup = cgroup.as_ref().map(|c| sys::cgroup::raw(&c.procs));
         let parent = sys::getpid();
         let mask = sys::sigmask::block_all();
         // SAFETY: the caller accepted fork's contract.
@@ -154,10 +156,16 @@ impl ForkBuilder {
             }
             Ok(Forked::Parent(pid)) => {
                 mask.restore();
+                if let Some(c) = cgroup {
+                    crate::cgroups::started(Some(pid), c);
+                }
                 Ok(Fork::Parent(in_parent(pid, &policy)?))
             }
             Err(e) => {
                 mask.restore();
+                if let Some(c) = cgroup {
+                    crate::cgroups::started(None, c);
+                }
                 Err(Error::fork("fork", e))
             }
         }
@@ -205,7 +213,9 @@ pub unsafe fn fork() -> Result<Fork> {
 /// Forks a child that arms `policy` and then runs `child`, which ends the child
 /// (it cannot return). Returns the adopted child in the parent.
 pub(crate) fn fork_running(policy: &Policy, child: impl FnOnce() -> Infallible) -> Result<Child> {
-    let ready = before_fork(policy)?;
+    let cgroup = crate::cgroups::prepare(policy)?;
+    let mut ready = before_fork(policy)?;
+    ready.joins.cgroup = cgroup.as_ref().map(|c| sys::cgroup::raw(&c.procs));
     let parent = sys::getpid();
     // Signals stay blocked across the fork: in the child until it has reset the
     // handlers it must not keep (see `arm_child`), so none of them can run there
@@ -217,6 +227,9 @@ pub(crate) fn fork_running(policy: &Policy, child: impl FnOnce() -> Infallible) 
         child()
     });
     mask.restore();
+    if let Some(c) = cgroup {
+        crate::cgroups::started(forked.as_ref().ok().copied(), c);
+    }
     in_parent(forked.map_err(|e| Error::fork("fork", e))?, policy)
 }
 
@@ -229,7 +242,7 @@ fn in_child(ready: Ready, policy: &Policy, parent: u32) {
     if let Some(soft) = ready.nofile {
         let _ = sys::rlimit::restore_nofile(soft);
     }
-    if let Err((step, e)) = arm_child(policy, parent, ready.keeper) {
+    if let Err((step, e)) = arm_child(policy, parent, ready.joins) {
         let mut buf = stdio::StackText::<160>::new();
         let _ = writeln!(
             buf,
@@ -243,7 +256,7 @@ fn in_child(ready: Ready, policy: &Policy, parent: u32) {
 
 /// The parent's side of a fork: the group (for `Tree::Group`) and adoption.
 fn in_parent(pid: u32, policy: &Policy) -> Result<Child> {
-    if policy.tree == Tree::Group {
+    if matches!(policy.tree, Tree::Group | Tree::Cgroup) {
         // Both sides set the group, so a signal to the group cannot arrive
         // before it exists whichever runs first. EACCES/ESRCH once the child
         // has exec'd or ended: harmless.
@@ -260,8 +273,17 @@ struct Ready {
     /// The descriptor limit the child takes back, if brood raised ours (see
     /// `fdlimit`); read here, since the child may not take a lock.
     nofile: Option<u64>,
-    /// Where the child registers its group with the keeper (see `deathwatch`).
-    keeper: Option<std::os::fd::RawFd>,
+    /// What the child joins before anything of its own runs.
+    joins: Joins,
+}
+
+/// What a new child joins before anything of its own runs: its cgroup
+/// (`cgroup.procs`, see `cgroups`) and the keeper of its group (see
+/// `deathwatch`), as descriptor numbers it inherited.
+#[derive(Copy, Clone, Debug, Default)]
+pub(crate) struct Joins {
+    pub(crate) cgroup: Option<std::os::fd::RawFd>,
+    pub(crate) keeper: Option<std::os::fd::RawFd>,
 }
 
 /// In the parent, just before a fork: make everything the child may read ready,
@@ -295,7 +317,10 @@ fn before_fork(policy: &Policy) -> Result<Ready> {
     Ok(Ready {
         stdio_free: stdio::flush_before_fork(foreign == Some(0)),
         nofile: crate::fdlimit::for_children(),
-        keeper,
+        joins: Joins {
+            cgroup: None,
+            keeper,
+        },
     })
 }
 
@@ -334,17 +359,20 @@ fn adopt_forked(pid: u32, policy: &Policy) -> Result<Child> {
 pub(crate) fn arm_child(
     policy: &Policy,
     parent: u32,
-    keeper: Option<std::os::fd::RawFd>,
+    joins: Joins,
 ) -> std::result::Result<(), (&'static str, std::io::Error)> {
     crate::signals::reset_in_child();
+    if let Some(fd) = joins.cgroup {
+        sys::cgroup::join(fd).map_err(|e| ("joining the child's cgroup", e))?;
+    }
     match policy.tree {
         Tree::Own => {}
-        Tree::Group => sys::pgrp::setpgid(0, 0).map_err(|e| ("setpgid", e))?,
+        Tree::Group | Tree::Cgroup => sys::pgrp::setpgid(0, 0).map_err(|e| ("setpgid", e))?,
         Tree::Session => sys::pgrp::setsid().map_err(|e| ("setsid", e))?,
     }
     // The group exists: register it with the keeper before the death signal
     // is armed and checked (see `deathwatch`).
-    if let (Some(fd), Some(sig)) = (keeper, policy.death_signal()) {
+    if let (Some(fd), Some(sig)) = (joins.keeper, policy.death_signal()) {
         let rec = sys::keeper::record(sys::getpid(), sig.as_raw());
         sys::keeper::register(fd, &rec).map_err(|e| ("registering with the keeper", e))?;
     }

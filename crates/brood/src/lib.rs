@@ -70,6 +70,9 @@
 //! - `OnParentDeath::Signal`: `PR_SET_PDEATHSIG` (any supported kernel).
 //! - `Tree::Group`/`Session`: process groups (any).
 //! - `brood run`'s orphan reaping: `PR_SET_CHILD_SUBREAPER` (Linux 3.4).
+//! - `Tree::Cgroup`: cgroup v2 mounted, write access to this process's own
+//!   cgroup (root, or a delegated subtree), `cgroup.kill` (Linux 5.14) for
+//!   a kill nothing escapes.
 //! - A fork server with thousands of children in flight: `close_range`
 //!   (Linux 5.9; older kernels close one descriptor at a time, slower).
 //!
@@ -99,6 +102,7 @@
     clippy::undocumented_unsafe_blocks
 )]
 
+mod cgroups;
 mod child;
 mod command;
 mod deathwatch;
@@ -126,6 +130,7 @@ mod sys;
 mod waitany;
 mod wire;
 
+pub use cgroups::{Containment, containment};
 pub use child::Child;
 pub use command::*;
 pub use error::{Error, Result, SpawnError};

@@ -80,6 +80,15 @@ pub enum Tree {
     /// Like `Group`, in a new session (`setsid`): also detached from the
     /// controlling terminal, so a terminal's hang-up or Ctrl-C does not reach it.
     Session,
+    /// Like `Group`, and in a cgroup v2 of its own (made under a directory
+    /// brood creates in this process's cgroup): `kill` ends every process
+    /// the child ever started, including those that left its group with
+    /// `setsid` or a double fork, with one write to `cgroup.kill`. Where
+    /// cgroups cannot be used ([`containment`](crate::containment) says why),
+    /// the start fails with [`Error::CgroupUnavailable`](crate::Error::CgroupUnavailable);
+    /// never a silent downgrade. The parent-death signal reaches the group
+    /// (see [`OnParentDeath`]), not processes that left it.
+    Cgroup,
 }
 
 /// What happens to a running child when its last handle is dropped: the last

@@ -62,7 +62,7 @@ impl Command {
         let group = match (policy.tree, self.pgroup) {
             (Tree::Own, None) => NewGroup::No,
             (Tree::Own, Some(pgid)) => NewGroup::Join(pgid),
-            (Tree::Group, None) => NewGroup::Group,
+            (Tree::Group | Tree::Cgroup, None) => NewGroup::Group,
             (Tree::Session, None) => NewGroup::Session,
             (tree, Some(pgid)) => {
                 return Err(spawn_error(SpawnError::ProcessGroupWithTree { pgid, tree }));
@@ -74,6 +74,8 @@ impl Command {
         })?;
 
         let (candidates, argv, envp) = (prepared.candidates(), prepared.argv(), prepared.envp());
+        // Tree::Cgroup: the child's own cgroup, which it joins before execve.
+        let cgroup = crate::cgroups::prepare(&policy)?;
         let plan = ExecPlan {
             candidates: &candidates,
             argv: &argv,
@@ -95,6 +97,7 @@ impl Command {
                     )
                 })?
                 .unwrap_or(-1),
+            cgroup: cgroup.as_ref().map_or(-1, |c| sys::cgroup::raw(&c.procs)),
             parent: sys::getpid() as libc::pid_t,
             foreground: self.foreground,
             start_signals: self
@@ -112,8 +115,24 @@ impl Command {
                 clone::spawn_forked(&plan, hooks)
             }
         })
-        .map_err(|e| spawn_error(SpawnError::Fork(e)))?;
-        let (pid, fd) = started.map_err(|f| spawn_error(cause(f, &prepared, self)))?;
+        .map_err(|e| spawn_error(SpawnError::Fork(e)));
+        let started = match started {
+            Ok(Ok(s)) => Ok(s),
+            Ok(Err(f)) => Err(spawn_error(cause(f, &prepared, self))),
+            Err(e) => Err(e),
+        };
+        let (pid, fd) = match started {
+            Ok(s) => s,
+            Err(e) => {
+                if let Some(c) = cgroup {
+                    crate::cgroups::started(None, c);
+                }
+                return Err(e);
+            }
+        };
+        if let Some(c) = cgroup {
+            crate::cgroups::started(Some(pid), c);
+        }
 
         let child = match crate::exit::adopt(pid, fd, policy, WaitSource::Own) {
             Ok(child) => child,

@@ -180,16 +180,42 @@ pub(crate) fn take_handed_down() -> Option<OwnedFd> {
 }
 
 /// The descriptors a request comes with: the argument pipe's read end, the
-/// result pipe's write end, and maybe one handed down for the function.
-#[allow(clippy::type_complexity)]
+/// result pipe's write end, maybe one handed down for the function, and —
+/// last, when `cgroup` — the child's `cgroup.procs`.
+pub(crate) struct RequestFds {
+    pub(crate) arg: OwnedFd,
+    pub(crate) out: OwnedFd,
+    pub(crate) handed_down: Option<OwnedFd>,
+    pub(crate) cgroup: Option<OwnedFd>,
+}
+
+/// Splits a request's descriptors (see [`RequestFds`]).
 pub(crate) fn request_fds(
     fds: Vec<OwnedFd>,
-) -> std::result::Result<(OwnedFd, OwnedFd, Option<OwnedFd>), String> {
+    cgroup: bool,
+) -> std::result::Result<RequestFds, String> {
     let mut fds = fds.into_iter();
-    match (fds.next(), fds.next(), fds.next(), fds.next()) {
-        (Some(arg), Some(out), down, None) => Ok((arg, out, down)),
-        _ => Err("the request did not come with its two pipes (and at most one more)".into()),
+    let (Some(arg), Some(out)) = (fds.next(), fds.next()) else {
+        return Err("the request did not come with its two pipes".into());
+    };
+    let mut rest: Vec<OwnedFd> = fds.collect();
+    let cgroup = if cgroup {
+        match rest.pop() {
+            Some(fd) => Some(fd),
+            None => return Err("the request did not come with its cgroup".into()),
+        }
+    } else {
+        None
+    };
+    if rest.len() > 1 {
+        return Err("the request came with more descriptors than it names".into());
     }
+    Ok(RequestFds {
+        arg,
+        out,
+        handed_down: rest.pop(),
+        cgroup,
+    })
 }
 
 /// Runs a received request in a re-executed or fork-server child: resolve the

@@ -192,11 +192,12 @@ fn serve_one(parent: u32) -> std::result::Result<i32, String> {
             format!("the request does not decode: {e}")
         }
     })?;
-    let (arg, out, handed_down) = child::request_fds(fds)?;
-    // The group or session and the parent-death signal were set up before exec
-    // (see the module doc); `parent` is what that check compared with.
+    // The cgroup, group or session and the parent-death signal were set up
+    // before exec (see the module doc); `parent` is what that check compared
+    // with.
+    let fds = child::request_fds(fds, false)?;
     let _ = parent;
-    Ok(child::run_request(&req, arg, out, handed_down))
+    Ok(child::run_request(&req, fds.arg, fds.out, fds.handed_down))
 }
 
 /// Writing to a pipe whose reader left must be an error (EPIPE), not a death:

@@ -127,6 +127,9 @@ pub struct ExecPlan<'a> {
     /// The keeper's registration pipe (see `super::keeper`), or -1: once in
     /// its group, the child registers it there, before arming `death_signal`.
     pub keeper: c_int,
+    /// `cgroup.procs` of the child's own cgroup (see `super::cgroup`), or -1:
+    /// the child joins it first, before anything else of its own.
+    pub cgroup: c_int,
     /// Our pid, recorded before the clone: if the child's parent is no longer this
     /// after arming the death signal, the parent died during the start-up.
     pub parent: libc::pid_t,
@@ -206,12 +209,14 @@ pub enum Step {
     Limits,
     /// Registering the child's group with the keeper.
     Keeper,
+    /// Joining the child's own cgroup.
+    Cgroup,
     /// `execve` itself (for every candidate path).
     Exec,
 }
 
 impl Step {
-    const ALL: [Step; 15] = [
+    const ALL: [Step; 16] = [
         Step::Sigaction,
         Step::Setpgid,
         Step::Setsid,
@@ -227,6 +232,7 @@ impl Step {
         Step::Foreground,
         Step::Limits,
         Step::Keeper,
+        Step::Cgroup,
     ];
 
     /// The system call, as error messages name it.
@@ -246,6 +252,7 @@ impl Step {
             Step::Foreground => "tcsetpgrp",
             Step::Limits => "setrlimit/setpriority",
             Step::Keeper => "write(keeper)",
+            Step::Cgroup => "write(cgroup.procs)",
             Step::Exec => "execve",
         }
     }
@@ -500,6 +507,12 @@ fn exec_child(plan: &ExecPlan<'_>, hooks: &mut [PreExec], report: &impl Report) 
             if libc::sigaction(sig, &dfl, std::ptr::null_mut()) != 0 {
                 report.fail(Step::Sigaction, errno());
             }
+        }
+
+        if plan.cgroup >= 0
+            && let Err(e) = super::cgroup::join(plan.cgroup)
+        {
+            report.fail(Step::Cgroup, e.raw_os_error().unwrap_or(0));
         }
 
         match plan.group {

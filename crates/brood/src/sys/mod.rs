@@ -23,6 +23,7 @@ compile_error!(
 );
 
 pub mod atexit;
+pub mod cgroup;
 pub mod clone;
 pub mod closerange;
 pub mod env;

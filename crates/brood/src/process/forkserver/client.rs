@@ -246,8 +246,11 @@ fn ask<A: Serialize + 'static>(
         pidfd,
     })
     .map_err(|e| io("encoding the request", std::io::Error::other(e)))?;
+    // Tree::Cgroup: the child's cgroup, made here; the child joins it.
+    let cgroup = crate::cgroups::prepare(&policy)?;
     let mut fds = vec![arg_r.as_fd(), res_w.as_fd()];
     fds.extend(handed_down.map(|fd| fd.as_fd()));
+    fds.extend(cgroup.as_ref().map(|c| c.procs.as_fd()));
     if let Err(e) = socket::send_with_fds(conn.sock.as_fd(), &msg, &fds) {
         conn.state().pending.remove(&id);
         if matches!(e.raw_os_error(), Some(libc::EPIPE) | Some(libc::ECONNRESET)) {
@@ -266,7 +269,15 @@ fn ask<A: Serialize + 'static>(
         arg,
         &format!("a child of the fork server (pid {})", conn.server_pid),
     )?;
-    match rx.recv() {
+    let answer = rx.recv();
+    if let Some(c) = cgroup {
+        let pid = match &answer {
+            Ok(Ok(child)) => Some(child.pid()),
+            _ => None,
+        };
+        crate::cgroups::started(pid, c);
+    }
+    match answer {
         Ok(Ok(child)) => Ok((child, res_r)),
         Ok(Err(e)) => Err(e),
         Err(_) => Err(io(

@@ -13,7 +13,7 @@ use crate::sys::watch::Watcher;
 use crate::sys::{self, fork::Forked, pidfd, pidfd::Reap, socket};
 use crate::wire::{self, Request, ToClient, ToServer};
 use std::collections::HashMap;
-use std::os::fd::{AsFd, OwnedFd};
+use std::os::fd::{AsFd, AsRawFd, OwnedFd};
 
 struct Kid {
     pid: u32,
@@ -200,14 +200,17 @@ impl Server {
             Ok(Some(x)) => x,
         };
         match wire::decode::<ToServer>(&buf[..n]) {
-            Ok(ToServer::Start { id, req, pidfd }) => match child::request_fds(fds) {
-                Ok((arg, out, down)) => self.start(id, *req, (arg, out, down), pidfd),
-                Err(error) => self.reply(&ToClient::Failed {
-                    id,
-                    error,
-                    errno: None,
-                }),
-            },
+            Ok(ToServer::Start { id, req, pidfd }) => {
+                let cgroup = req.policy.tree == crate::policy::Tree::Cgroup;
+                match child::request_fds(fds, cgroup) {
+                    Ok(fds) => self.start(id, *req, fds, pidfd),
+                    Err(error) => self.reply(&ToClient::Failed {
+                        id,
+                        error,
+                        errno: None,
+                    }),
+                }
+            }
             // A corrupt or unexpected message from our own client is a bug on its
             // side: ignore it rather than die and take every child's status along.
             Ok(ToServer::Signal { pid, id, sig }) => {
@@ -223,14 +226,13 @@ impl Server {
     /// Forks the child for request `id`: its argument pipe, result pipe and
     /// handed-down descriptor in `fds`; with `send_pidfd` its pidfd goes to
     /// the client with the answer.
-    fn start(
-        &mut self,
-        id: u64,
-        req: Request,
-        fds: (OwnedFd, OwnedFd, Option<OwnedFd>),
-        send_pidfd: bool,
-    ) {
-        let (arg, out, handed_down) = fds;
+    fn start(&mut self, id: u64, req: Request, fds: child::RequestFds, send_pidfd: bool) {
+        let child::RequestFds {
+            arg,
+            out,
+            handed_down,
+            cgroup,
+        } = fds;
         // Made here, not in the child: formatting there allocates, and every
         // page it writes is a copy-on-write fault.
         let shown = self.args.as_ref().map(|_| {
@@ -250,7 +252,11 @@ impl Server {
                     area.set_title(shown);
                 }
                 // The server itself signals its groups when the client dies.
-                if let Err((step, e)) = crate::fork::arm_child(&req.policy, self.me, None) {
+                let joins = crate::fork::Joins {
+                    cgroup: cgroup.as_ref().map(AsRawFd::as_raw_fd),
+                    keeper: None,
+                };
+                if let Err((step, e)) = crate::fork::arm_child(&req.policy, self.me, joins) {
                     child::send_failure(out.as_fd(), &format!("{step}: {e}"));
                     sys::fork::exit_now(CODE_SETUP);
                 }
@@ -258,8 +264,11 @@ impl Server {
                 crate::exit::leave_forked_child(code)
             }
             Ok(Forked::Parent(pid)) => {
-                drop((arg, out, handed_down));
-                if req.policy.tree == crate::policy::Tree::Group {
+                drop((arg, out, handed_down, cgroup));
+                if matches!(
+                    req.policy.tree,
+                    crate::policy::Tree::Group | crate::policy::Tree::Cgroup
+                ) {
                     // Both sides set the group (see crate::fork::fork_raw).
                     let _ = sys::pgrp::setpgid(pid, pid);
                 }

@@ -1,0 +1,236 @@
+//! [`Tree::Cgroup`](crate::Tree::Cgroup): each such child in a cgroup v2 of its
+//! own, under a directory brood made (`brood-<pid>` inside this process's
+//! cgroup). The child joins it itself before it runs anything (the clone
+//! child before `execve`, a forked child before the function, a fork-server
+//! child given the descriptor with its request), so every process it ever
+//! starts is inside; `kill` is one write to `cgroup.kill`, which no `setsid`,
+//! double fork or fork racing the kill escapes. The cgroup is removed when
+//! the child has been reaped and the cgroup is empty.
+//!
+//! [`containment`] says what is in effect on this machine, and why.
+
+use crate::policy::{Policy, Tree};
+use crate::sys::cgroup;
+use crate::sys::forklocal::ForkLocal;
+use crate::{Error, Result};
+use std::collections::HashMap;
+use std::os::fd::OwnedFd;
+use std::path::PathBuf;
+use std::sync::Mutex;
+
+/// What containment this machine gives brood's children, as found.
+///
+/// ```
+/// let c = brood::containment();
+/// if c.cgroups {
+///     // Tree::Cgroup works here: its cgroups go under this directory.
+///     assert!(c.brood_dir.as_ref().unwrap().ends_with(format!("brood-{}", std::process::id())));
+/// } else {
+///     println!("no Tree::Cgroup here: {}", c.why);
+/// }
+/// ```
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Containment {
+    /// Whether [`Tree::Cgroup`](crate::Tree::Cgroup) can be used.
+    pub cgroups: bool,
+    /// Where cgroup v2 is mounted.
+    pub mount: Option<PathBuf>,
+    /// This process's cgroup (its path inside the hierarchy).
+    pub own: Option<String>,
+    /// The directory brood creates its cgroups in.
+    pub brood_dir: Option<PathBuf>,
+    /// Whether `cgroup.kill` exists (Linux 5.14): kill is one write.
+    pub cgroup_kill: bool,
+    /// The controllers available to brood's cgroups (`memory`, `pids`,
+    /// `cpu`…; none where they are bound to a v1 hierarchy).
+    pub controllers: Vec<String>,
+    /// Why, in a sentence.
+    pub why: String,
+}
+
+/// Finds out what containment brood can give its children here (without
+/// creating anything).
+pub fn containment() -> Containment {
+    let mount = cgroup::mount();
+    let own = cgroup::own();
+    let mut c = Containment {
+        cgroups: false,
+        mount: mount.clone(),
+        own: own.clone(),
+        brood_dir: None,
+        cgroup_kill: false,
+        controllers: Vec::new(),
+        why: String::new(),
+    };
+    let (Some(mount), Some(own)) = (mount, own) else {
+        c.why = "no cgroup v2 hierarchy is mounted (no cgroup2 in /proc/self/mountinfo)".into();
+        return c;
+    };
+    let here = mount.join(own.trim_start_matches('/'));
+    c.controllers = cgroup::controllers(&here);
+    // Non-root cgroups have cgroup.kill from Linux 5.14.
+    c.cgroup_kill = kernel_at_least(5, 14);
+    c.brood_dir = Some(here.join(format!("brood-{}", crate::sys::getpid())));
+    let writable = rustix::fs::access(&here, rustix::fs::Access::WRITE_OK).is_ok();
+    if !writable {
+        c.why = format!(
+            "this process may not create cgroups in its own cgroup {} (not root, and not delegated to this user)",
+            here.display()
+        );
+        return c;
+    }
+    c.cgroups = true;
+    c.why = format!(
+        "cgroup v2 at {}; brood's cgroups go in {}",
+        mount.display(),
+        c.brood_dir
+            .as_ref()
+            .map_or(String::new(), |d| d.display().to_string())
+    );
+    c
+}
+
+/// Whether the running kernel is at least `major.minor`.
+fn kernel_at_least(major: u32, minor: u32) -> bool {
+    let uname = rustix::system::uname();
+    let release = uname.release().to_string_lossy();
+    let mut parts = release.split(|c: char| !c.is_ascii_digit());
+    let (Some(a), Some(b)) = (parts.next(), parts.next()) else {
+        return false;
+    };
+    (a.parse().unwrap_or(0), b.parse().unwrap_or(0)) >= (major, minor)
+}
+
+#[derive(Default)]
+struct State {
+    /// `brood-<pid>`, once made.
+    base: Option<PathBuf>,
+    next: u64,
+    /// Each child's cgroup, by pid.
+    children: HashMap<u32, PathBuf>,
+}
+
+/// This process's cgroups (a forked child makes its own `brood-<pid>`).
+static STATE: ForkLocal<Mutex<State>> = ForkLocal::new(|| Mutex::new(State::default()));
+
+fn state() -> std::sync::MutexGuard<'static, State> {
+    STATE.get().lock().unwrap_or_else(|e| e.into_inner())
+}
+
+/// A cgroup made for a child about to start, and its `cgroup.procs` for the
+/// child to join.
+#[derive(Debug)]
+pub(crate) struct Prepared {
+    pub(crate) dir: PathBuf,
+    pub(crate) procs: OwnedFd,
+}
+
+/// For a [`Tree::Cgroup`] child: a new cgroup, or why there cannot be one.
+pub(crate) fn prepare(policy: &Policy) -> Result<Option<Prepared>> {
+    if policy.tree != Tree::Cgroup {
+        return Ok(None);
+    }
+    let mut st = state();
+    if st.base.is_none() {
+        let c = containment();
+        let (true, Some(dir)) = (c.cgroups, c.brood_dir) else {
+            return Err(Error::CgroupUnavailable { reason: c.why });
+        };
+        match std::fs::create_dir(&dir) {
+            Ok(()) => {}
+            Err(e) if e.kind() == std::io::ErrorKind::AlreadyExists => {}
+            Err(e) => return Err(Error::io(format!("creating {}", dir.display()), e)),
+        }
+        st.base = Some(dir);
+    }
+    st.next += 1;
+    let dir = st
+        .base
+        .as_ref()
+        .map(|b| b.join(format!("c{}", st.next)))
+        .unwrap_or_default();
+    drop(st);
+    std::fs::create_dir(&dir).map_err(|e| Error::io(format!("creating {}", dir.display()), e))?;
+    match cgroup::procs_for_joining(&dir) {
+        Ok(procs) => Ok(Some(Prepared { dir, procs })),
+        Err(e) => {
+            let _ = std::fs::remove_dir(&dir);
+            Err(Error::io(
+                format!("opening {}/cgroup.procs", dir.display()),
+                e,
+            ))
+        }
+    }
+}
+
+/// The child `pid` runs in `prepared`'s cgroup (or, if `pid` is `None`, the
+/// start failed and the cgroup goes).
+pub(crate) fn started(pid: Option<u32>, prepared: Prepared) {
+    let Prepared { dir, procs } = prepared;
+    drop(procs);
+    match pid {
+        Some(pid) => {
+            state().children.insert(pid, dir);
+        }
+        None => remove(dir),
+    }
+}
+
+/// Sends `sig` to every process in child `pid`'s cgroup; `None` if it has none.
+pub(crate) fn signal(pid: u32, sig: i32) -> Option<std::io::Result<()>> {
+    let dir = state().children.get(&pid).cloned()?;
+    if sig == libc::SIGKILL && cgroup::has_kill(&dir) {
+        return Some(cgroup::kill(&dir));
+    }
+    // Without cgroup.kill, or for another signal: every member as listed now
+    // (a process forked meanwhile may be missed; SIGKILL uses cgroup.kill).
+    for member in cgroup::members(&dir) {
+        cgroup::kill_member(member, sig);
+    }
+    Some(Ok(()))
+}
+
+/// Whether child `pid`'s cgroup still has processes in it.
+pub(crate) fn populated(pid: u32) -> bool {
+    state()
+        .children
+        .get(&pid)
+        .is_some_and(|dir| cgroup::populated(dir))
+}
+
+/// Child `pid` was reaped (or its stragglers killed): its cgroup goes if it
+/// is empty; one that still has members stays known, so that a later kill
+/// still reaches them, and goes at a later call or at exit.
+pub(crate) fn forget(pid: u32) {
+    let Some(dir) = state().children.get(&pid).cloned() else {
+        return;
+    };
+    if std::fs::remove_dir(&dir).is_ok() || !dir.exists() {
+        state().children.remove(&pid);
+    }
+}
+
+/// At exit: every cgroup of brood's that is empty goes, and `brood-<pid>`
+/// with them when nothing is left in it.
+pub(crate) fn sweep() {
+    let Some(st) = STATE.existing() else {
+        return;
+    };
+    let mut st = st.lock().unwrap_or_else(|e| e.into_inner());
+    st.children
+        .retain(|_, dir| std::fs::remove_dir(&*dir).is_err() && dir.exists());
+    if let Some(base) = &st.base
+        && let Ok(entries) = std::fs::read_dir(base)
+    {
+        for e in entries.flatten() {
+            if e.file_name().to_string_lossy().starts_with('c') {
+                let _ = std::fs::remove_dir(e.path());
+            }
+        }
+        let _ = std::fs::remove_dir(base);
+    }
+}
+
+fn remove(dir: PathBuf) {
+    let _ = std::fs::remove_dir(&dir);
+}

@@ -1,0 +1,181 @@
+//! `Tree::Cgroup`: kill reaches every process the child started, even those
+//! that left its group with `setsid` and a double fork — where `Tree::Group`
+//! shows the escape — for a `Command` and a `Process` of each start method;
+//! the cgroup goes when the child is reaped; `containment()` agrees with
+//! `/proc/self/cgroup`. Skipped, saying why, where cgroups cannot be used.
+
+mod support;
+
+use brood::{Command, Process, StartMethod, Tree};
+use std::path::PathBuf;
+use std::time::Duration;
+use support::*;
+
+brood::init_before_main!();
+
+const TRIALS: usize = 100;
+
+fn usable() -> bool {
+    let c = brood::containment();
+    if !c.cgroups {
+        eprintln!("skipped: {}", c.why);
+    }
+    c.cgroups
+}
+
+/// A shell that starts an escapee (new session, double fork) and a plain
+/// child, prints their pids, and waits.
+const ESCAPE: &str = "setsid sh -c 'sleep 101 & echo $!' ; sleep 102 & echo $!; wait";
+
+fn escape_with(tree: Tree, cleanup: &mut Cleanup) -> (brood::Popen, Vec<u32>) {
+    let mut p = Command::new("sh")
+        .args(["-c", ESCAPE])
+        .tree(tree)
+        .stdout(brood::Stdio::piped())
+        .spawn()
+        .unwrap();
+    cleanup.add(p.pid());
+    let out = p.stdout.take().unwrap();
+    let mut lines = std::io::BufRead::lines(std::io::BufReader::new(out));
+    let pids: Vec<u32> = (0..2)
+        .map(|_| lines.next().unwrap().unwrap().parse().unwrap())
+        .collect();
+    for &q in &pids {
+        cleanup.add(q);
+    }
+    (p, pids)
+}
+
+#[test]
+fn kill_leaves_nothing_even_after_setsid_and_a_double_fork() {
+    if !usable() {
+        return;
+    }
+    require_own_process();
+    become_subreaper();
+    let mut left = Vec::new();
+    for _ in 0..TRIALS {
+        let mut cleanup = Cleanup::default();
+        let (p, pids) = escape_with(Tree::Cgroup, &mut cleanup);
+        p.kill().unwrap();
+        p.wait().unwrap();
+        for q in pids {
+            if !wait_exit(q, Duration::from_secs(5)) {
+                left.push(q);
+            }
+        }
+    }
+    assert!(
+        left.is_empty(),
+        "{} escaped in {TRIALS} trials: {left:?}",
+        left.len()
+    );
+}
+
+#[test]
+fn a_group_is_escaped_by_setsid_as_documented() {
+    require_own_process();
+    become_subreaper();
+    let mut cleanup = Cleanup::default();
+    let (p, pids) = escape_with(Tree::Group, &mut cleanup);
+    p.kill().unwrap();
+    p.wait().unwrap();
+    // The plain child went with the group; the one in its own session did not.
+    assert!(wait_exit(pids[1], Duration::from_secs(5)));
+    assert!(alive(pids[0]), "setsid leaves the group");
+    kill_and_reap(pids[0]);
+}
+
+/// A Process child whose grandchild leaves its session; prints its pid.
+fn escaper(_: ()) {
+    let c = Command::new("setsid")
+        .args(["sleep", "103"])
+        .spawn()
+        .unwrap();
+    println!("{}", c.pid());
+    std::thread::sleep(Duration::from_secs(100));
+}
+
+#[test]
+fn a_process_of_every_start_method_is_contained() {
+    if !usable() {
+        return;
+    }
+    require_own_process();
+    become_subreaper();
+    for m in [
+        StartMethod::Fork,
+        StartMethod::Spawn,
+        StartMethod::ForkServer,
+    ] {
+        let mut cleanup = Cleanup::default();
+        let mut report = Report::new();
+        let fd = report.fd();
+        // The report pipe as the child's stdout: a forked middle process
+        // points its stdout there, then starts the Process.
+        let middle = brood::fork_with(move || {
+            // SAFETY: pointing our stdout at the report pipe, in the child.
+            unsafe { libc::dup2(fd, 1) };
+            let h = Process::new(escaper, ())
+                .start_method(m)
+                .tree(Tree::Cgroup)
+                .start()
+                .unwrap();
+            // The escapee is out of the child's session by now or soon: the
+            // kill must reach it either way.
+            std::thread::sleep(Duration::from_millis(300));
+            h.kill().unwrap();
+            let _ = h.join();
+            0
+        })
+        .unwrap();
+        report.close_writer();
+        cleanup.add(middle.pid());
+        let escapee = report.pid();
+        cleanup.add(escapee);
+        assert_eq!(middle.wait().unwrap().code(), Some(0), "{m:?}");
+        assert!(
+            wait_exit(escapee, Duration::from_secs(5)),
+            "{m:?}: the escapee outlived the kill"
+        );
+        for p in children_of(me()) {
+            wait_exit(p, Duration::from_secs(5));
+        }
+    }
+}
+
+#[test]
+fn the_cgroup_goes_when_the_child_is_reaped_and_containment_agrees_with_proc() {
+    let c = brood::containment();
+    let own = std::fs::read_to_string("/proc/self/cgroup").unwrap();
+    let v2 = own.lines().find_map(|l| l.strip_prefix("0::"));
+    assert_eq!(c.own.as_deref(), v2, "{c:?}");
+    if !usable() {
+        return;
+    }
+    let base: PathBuf = c.brood_dir.clone().unwrap();
+    let child = Command::new("sleep")
+        .arg("30")
+        .tree(Tree::Cgroup)
+        .spawn()
+        .unwrap();
+    let mut cleanup = Cleanup::default();
+    cleanup.add(child.pid());
+    // It is in a cgroup of brood's own.
+    let mine = std::fs::read_to_string(format!("/proc/{}/cgroup", child.pid())).unwrap();
+    let path = mine
+        .lines()
+        .find_map(|l| l.strip_prefix("0::"))
+        .unwrap()
+        .to_string();
+    let dir = c.mount.clone().unwrap().join(path.trim_start_matches('/'));
+    assert!(
+        dir.starts_with(&base),
+        "{} not under {}",
+        dir.display(),
+        base.display()
+    );
+    child.kill().unwrap();
+    child.wait().unwrap();
+    assert!(!dir.exists(), "{} was not removed", dir.display());
+}
