@@ -144,11 +144,9 @@ pub(crate) fn prepare(policy: &Policy) -> Result<Option<Prepared>> {
         st.base = Some(dir);
     }
     st.next += 1;
-    let dir = st
-        .base
-        .as_ref()
-        .map(|b| b.join(format!("c{}", st.next)))
-        .unwrap_or_default();
+    // Named so that the keeper knows which to signal at our death, and how.
+    let name = crate::sys::keeper::cgroup_name(st.next, policy.death_signal().map(|s| s.as_raw()));
+    let dir = st.base.as_ref().map(|b| b.join(name)).unwrap_or_default();
     drop(st);
     std::fs::create_dir(&dir).map_err(|e| Error::io(format!("creating {}", dir.display()), e))?;
     match cgroup::procs_for_joining(&dir) {
@@ -223,9 +221,8 @@ pub(crate) fn sweep() {
         && let Ok(entries) = std::fs::read_dir(base)
     {
         for e in entries.flatten() {
-            if e.file_name().to_string_lossy().starts_with('c') {
-                let _ = std::fs::remove_dir(e.path());
-            }
+            // Only cgroups remain in there; a populated one stays.
+            let _ = std::fs::remove_dir(e.path());
         }
         let _ = std::fs::remove_dir(base);
     }

@@ -51,7 +51,10 @@ pub(crate) fn registration(policy: &Policy) -> std::io::Result<Option<RawFd>> {
     }
     let mut keeper = KEEPER.get().lock().unwrap_or_else(|e| e.into_inner());
     if keeper.is_none() {
-        *keeper = Some(crate::fdlimit::with_room(keeper::start)?);
+        // The keeper also signals the cgroups of Tree::Cgroup children.
+        let cgroups = crate::cgroups::containment().brood_dir;
+        let start = || keeper::start(cgroups.as_deref());
+        *keeper = Some(crate::fdlimit::with_room(start)?);
     }
     Ok(keeper.as_ref().map(AsRawFd::as_raw_fd))
 }

@@ -86,8 +86,8 @@ pub enum Tree {
     /// `setsid` or a double fork, with one write to `cgroup.kill`. Where
     /// cgroups cannot be used ([`containment`](crate::containment) says why),
     /// the start fails with [`Error::CgroupUnavailable`](crate::Error::CgroupUnavailable);
-    /// never a silent downgrade. The parent-death signal reaches the group
-    /// (see [`OnParentDeath`]), not processes that left it.
+    /// never a silent downgrade. The parent-death signal reaches every
+    /// process of the cgroup too (see [`OnParentDeath`]).
     Cgroup,
 }
 

@@ -29,6 +29,8 @@ fn leader(_: ()) {
 enum Kind {
     Command,
     Process(StartMethod),
+    /// A `Tree::Cgroup` command whose first sleeper left its session.
+    CgroupCommand,
 }
 
 /// In the parent to be killed: stdout is the report pipe; start the child.
@@ -40,6 +42,15 @@ fn start(kind: Kind) -> i32 {
                 "sleep 101 & echo $!; sleep 102 & echo $!; echo $$; wait",
             ])
             .tree(Tree::Group)
+            .on_parent_death(OnParentDeath::Signal(Signal::KILL))
+            .spawn()
+            .map(drop),
+        Kind::CgroupCommand => Command::new("sh")
+            .args([
+                "-c",
+                "setsid sh -c 'sleep 101 & echo $!'; sleep 102 & echo $!; echo $$; wait",
+            ])
+            .tree(Tree::Cgroup)
             .on_parent_death(OnParentDeath::Signal(Signal::KILL))
             .spawn()
             .map(drop),
@@ -62,7 +73,7 @@ fn trials(kind: Kind) {
     require_own_process();
     become_subreaper();
     let pids_per_trial = match kind {
-        Kind::Command => 3,
+        Kind::Command | Kind::CgroupCommand => 3,
         Kind::Process(_) => 2,
     };
     let mut left = Vec::new();
@@ -119,4 +130,14 @@ fn a_forked_process_tree_dies_with_its_sigkilled_parent() {
 #[test]
 fn a_fork_server_process_tree_dies_with_its_sigkilled_parent() {
     trials(Kind::Process(StartMethod::ForkServer));
+}
+
+#[test]
+fn a_cgroup_tree_dies_with_its_sigkilled_parent_even_what_left_its_session() {
+    let c = brood::containment();
+    if !c.cgroups {
+        eprintln!("skipped: {}", c.why);
+        return;
+    }
+    trials(Kind::CgroupCommand);
 }

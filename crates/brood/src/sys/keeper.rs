@@ -49,17 +49,32 @@ pub fn register(fd: RawFd, rec: &Record) -> io::Result<()> {
     }
 }
 
+/// The longest cgroup directory path a keeper can hold.
+const PATH_MAX: usize = 512;
+
 /// Starts a keeper for this process; returns the registration pipe's write
-/// end (close-on-exec).
-pub fn start() -> io::Result<OwnedFd> {
+/// end (close-on-exec). `cgroups`: the directory where this process makes
+/// its children's cgroups (it may not exist yet): at the parent's end the
+/// keeper also signals every cgroup there whose name is `d<signal>-<n>`
+/// (see [`cgroup_name`]).
+pub fn start(cgroups: Option<&std::path::Path>) -> io::Result<OwnedFd> {
     let me = super::pidfd::open(super::getpid())?;
     let (reg_r, reg_w) = super::pipe::pipe()?;
-    // Everything the keeper uses exists before the fork.
+    // Everything the keeper uses exists before the fork: the path too, NUL
+    // terminated in a fixed buffer.
+    let mut base = [0u8; PATH_MAX];
+    if let Some(dir) = cgroups {
+        use std::os::unix::ffi::OsStrExt;
+        let bytes = dir.as_os_str().as_bytes();
+        if bytes.len() < PATH_MAX {
+            base[..bytes.len()].copy_from_slice(bytes);
+        }
+    }
     let fds = (me.as_raw_fd(), reg_r.as_raw_fd());
     let intermediate = super::fork::fork_then(move || {
         // SAFETY: fork is called in a child that runs nothing but system calls.
         match unsafe { libc::fork() } {
-            0 => keep(fds.0, fds.1),
+            0 => keep(fds.0, fds.1, &base),
             _ => super::fork::exit_now(0),
         }
     })?;
@@ -72,9 +87,201 @@ pub fn start() -> io::Result<OwnedFd> {
     Ok(reg_w)
 }
 
+/// The name of a child's cgroup in the directory given to [`start`]: with a
+/// parent-death signal `d<sig>-<n>` (the keeper signals it), else `c<n>`.
+pub fn cgroup_name(n: u64, death_signal: Option<i32>) -> String {
+    match death_signal {
+        Some(sig) => format!("d{sig}-{n}"),
+        None => format!("c{n}"),
+    }
+}
+
+/// At the parent's end: every `d<sig>-<n>` cgroup in `base` gets `sig` —
+/// SIGKILL through `cgroup.kill`, another signal to each member. System
+/// calls on stack buffers only.
+///
+/// # Safety
+/// Called in the keeper, a fresh single-purpose process; `base` is a
+/// NUL-terminated path (or empty).
+unsafe fn signal_cgroups(base: &[u8; PATH_MAX]) {
+    if base[0] == 0 {
+        return;
+    }
+    // SAFETY: `base` is NUL terminated (the buffer is longer than the path).
+    let dir = unsafe {
+        libc::open(
+            base.as_ptr().cast(),
+            libc::O_RDONLY | libc::O_DIRECTORY | libc::O_CLOEXEC,
+        )
+    };
+    if dir < 0 {
+        return;
+    }
+    let mut entries = [0u8; 4096];
+    loop {
+        // SAFETY: getdents64 fills at most the buffer's length.
+        let n = unsafe {
+            libc::syscall(
+                libc::SYS_getdents64,
+                dir,
+                entries.as_mut_ptr(),
+                entries.len(),
+            )
+        };
+        if n <= 0 {
+            break;
+        }
+        let mut at = 0usize;
+        while at + 19 < n as usize {
+            // struct linux_dirent64: ino u64, off i64, reclen u16, type u8, name.
+            let reclen = u16::from_ne_bytes([entries[at + 16], entries[at + 17]]) as usize;
+            if reclen == 0 {
+                break;
+            }
+            let name = &entries[at + 19..(at + reclen).min(n as usize)];
+            let len = name.iter().position(|&b| b == 0).unwrap_or(name.len());
+            // SAFETY: as for this function.
+            unsafe { signal_one(dir, &name[..len]) };
+            at += reclen;
+        }
+    }
+    // Nobody will sweep our parent's cgroups any more: remove those that are
+    // (or, once killed, become) empty, then the directory itself.
+    // SAFETY: as for this function.
+    unsafe { remove_cgroups(dir, base) };
+    // SAFETY: our own descriptor.
+    unsafe { libc::close(dir) };
+}
+
+/// Removes every cgroup in `dir` that is empty — the `d…` ones the keeper
+/// just signalled are given up to two seconds in all to empty — and then
+/// `base`.
+///
+/// # Safety
+/// As for [`signal_cgroups`]; `dir` is `base`, open.
+unsafe fn remove_cgroups(dir: RawFd, base: &[u8; PATH_MAX]) {
+    // SAFETY: rewinding our own directory descriptor.
+    unsafe { libc::lseek(dir, 0, libc::SEEK_SET) };
+    let mut entries = [0u8; 4096];
+    // Milliseconds left to wait, for all of them together.
+    let mut budget = 2000u32;
+    loop {
+        // SAFETY: getdents64 fills at most the buffer's length.
+        let n = unsafe {
+            libc::syscall(
+                libc::SYS_getdents64,
+                dir,
+                entries.as_mut_ptr(),
+                entries.len(),
+            )
+        };
+        if n <= 0 {
+            break;
+        }
+        let mut at = 0usize;
+        while at + 19 < n as usize {
+            let reclen = u16::from_ne_bytes([entries[at + 16], entries[at + 17]]) as usize;
+            if reclen == 0 {
+                break;
+            }
+            let name = &entries[at + 19..(at + reclen).min(n as usize)];
+            let len = name.iter().position(|&b| b == 0).unwrap_or(name.len());
+            let name = &name[..len];
+            at += reclen;
+            if name.is_empty() || name[0] == b'.' || name.len() >= 255 {
+                continue;
+            }
+            let mut path = [0u8; 256];
+            path[..name.len()].copy_from_slice(name);
+            let signalled = name[0] == b'd';
+            loop {
+                // SAFETY: a NUL-terminated relative path in a stack buffer.
+                if unsafe { libc::unlinkat(dir, path.as_ptr().cast(), libc::AT_REMOVEDIR) } == 0 {
+                    break;
+                }
+                if !signalled || budget == 0 {
+                    break;
+                }
+                budget -= 1;
+                let ms = libc::timespec {
+                    tv_sec: 0,
+                    tv_nsec: 1_000_000,
+                };
+                // SAFETY: sleeps; a valid timespec.
+                unsafe { libc::nanosleep(&ms, std::ptr::null_mut()) };
+            }
+        }
+    }
+    // SAFETY: `base` is NUL terminated.
+    unsafe { libc::rmdir(base.as_ptr().cast()) };
+}
+
+/// One entry of [`signal_cgroups`]: `d<sig>-<n>` gets its signal.
+///
+/// # Safety
+/// As for [`signal_cgroups`]; `dir` is open.
+unsafe fn signal_one(dir: RawFd, name: &[u8]) {
+    let Some(rest) = name.strip_prefix(b"d") else {
+        return;
+    };
+    let digits = rest.iter().take_while(|b| b.is_ascii_digit()).count();
+    let sig = rest[..digits].iter().fold(0i32, |s, &b| {
+        s.saturating_mul(10).saturating_add((b - b'0') as i32)
+    });
+    if sig == 0 {
+        return;
+    }
+    let file: &[u8] = if sig == libc::SIGKILL {
+        b"/cgroup.kill\0"
+    } else {
+        b"/cgroup.procs\0"
+    };
+    let mut path = [0u8; 256];
+    if name.len() + file.len() > path.len() {
+        return;
+    }
+    path[..name.len()].copy_from_slice(name);
+    path[name.len()..name.len() + file.len()].copy_from_slice(file);
+    if sig == libc::SIGKILL {
+        // SAFETY: a NUL-terminated relative path in a stack buffer.
+        let fd =
+            unsafe { libc::openat(dir, path.as_ptr().cast(), libc::O_WRONLY | libc::O_CLOEXEC) };
+        if fd >= 0 {
+            // SAFETY: one byte from a static buffer; our own descriptor.
+            unsafe {
+                libc::write(fd, b"1".as_ptr().cast(), 1);
+                libc::close(fd);
+            }
+        }
+        return;
+    }
+    // SAFETY: as above.
+    let fd = unsafe { libc::openat(dir, path.as_ptr().cast(), libc::O_RDONLY | libc::O_CLOEXEC) };
+    if fd < 0 {
+        return;
+    }
+    let mut pids = [0u8; 4096];
+    // SAFETY: reads at most the buffer's length.
+    let n = unsafe { libc::read(fd, pids.as_mut_ptr().cast(), pids.len()) };
+    // SAFETY: our own descriptor.
+    unsafe { libc::close(fd) };
+    let mut pid: i32 = 0;
+    for &b in &pids[..n.max(0) as usize] {
+        if b.is_ascii_digit() {
+            pid = pid.saturating_mul(10).saturating_add((b - b'0') as i32);
+        } else {
+            if pid > 0 {
+                // SAFETY: kill touches no memory.
+                unsafe { libc::kill(pid, sig) };
+            }
+            pid = 0;
+        }
+    }
+}
+
 /// The keeper's life: wait for registrations and for the parent's end; at
-/// the end, signal every group registered.
-fn keep(parent: RawFd, registrations: RawFd) -> ! {
+/// the end, signal every group registered and every cgroup that asks for it.
+fn keep(parent: RawFd, registrations: RawFd, cgroups: &[u8; PATH_MAX]) -> ! {
     let mut groups = [(0u32, 0i32); CAPACITY];
     let mut count = 0usize;
     // SAFETY: plain system calls on descriptors this fresh copy of the process
@@ -137,6 +344,7 @@ fn keep(parent: RawFd, registrations: RawFd) -> ! {
                 for &(pgid, sig) in &groups[..count] {
                     libc::kill(-(pgid as libc::pid_t), sig);
                 }
+                signal_cgroups(cgroups);
                 libc::_exit(0);
             }
         }
