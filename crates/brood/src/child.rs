@@ -175,6 +175,7 @@ impl ChildInner {
         if self.policy.tree == Tree::Cgroup {
             crate::cgroups::forget(self.pid);
         }
+        crate::terminal::child_ended(self.pid);
         self.changed.notify_all();
         let wakers = std::mem::take(&mut *self.wakers.lock().unwrap_or_else(|e| e.into_inner()));
         wakers.into_iter().for_each(Waker::wake);

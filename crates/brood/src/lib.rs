@@ -127,6 +127,7 @@ mod status;
 mod supervisor;
 #[allow(unsafe_code)]
 mod sys;
+mod terminal;
 mod waitany;
 mod wire;
 

@@ -108,3 +108,47 @@ fn a_timed_run_at_a_terminal_reads_it_and_leaves_nothing_behind() {
         .expect("ended");
     assert_eq!(status.code(), Some(0), "{status}");
 }
+
+#[test]
+fn ctrl_c_reaches_a_foreground_group_child_and_the_terminal_comes_back() {
+    require_own_process();
+    let (mut master, slave) = open_pty();
+    let mut report = Report::new();
+    let fd = report.fd();
+    let child = brood::fork_with(move || {
+        if !take_terminal(&slave) || !foreground_is_ours() {
+            return 10;
+        }
+        let cat = Command::new("cat")
+            .tree(brood::Tree::Group)
+            .foreground(true)
+            .stdout(brood::Stdio::null())
+            .spawn()
+            .unwrap();
+        say(fd, "ready");
+        let status = cat.wait().unwrap();
+        if status.signal() != Some(brood::Signal::INT) {
+            eprintln!("cat ended with {status}, not by Ctrl-C");
+            return 11;
+        }
+        // Reaped: the terminal is ours again, without asking.
+        if !foreground_is_ours() {
+            eprintln!("the terminal was not given back");
+            return 12;
+        }
+        0
+    })
+    .unwrap();
+    report.close_writer();
+    let mut cleanup = Cleanup::default();
+    cleanup.add(child.pid());
+    assert_eq!(report.line(), "ready");
+    // Ctrl-C, as typed: the terminal sends SIGINT to its foreground group,
+    // which is cat's — not ours, so we live on.
+    master.write_all(&[3]).unwrap();
+    let status = child
+        .wait_timeout(Duration::from_secs(30))
+        .unwrap()
+        .expect("ended");
+    assert_eq!(status.code(), Some(0), "{status}");
+}

@@ -107,6 +107,10 @@ impl Command {
         // PR_SET_PDEATHSIG follows the creating *thread*: with a death signal
         // the clone happens on one that lives as long as the process. `plan`
         // borrows `prepared` and `wiring`, alive while we block in run_for.
+        // Handed the terminal: it comes back when the child has ended.
+        let hands_terminal = self.foreground
+            && matches!(policy.tree, Tree::Group | Tree::Cgroup)
+            && crate::terminal::ours();
         let hooks = &mut self.pre_exec;
         let started = crate::spawner::run_for(&policy, || {
             if hooks.is_empty() {
@@ -132,6 +136,9 @@ impl Command {
         };
         if let Some(c) = cgroup {
             crate::cgroups::started(Some(pid), c);
+        }
+        if hands_terminal {
+            crate::terminal::handed_to(pid);
         }
 
         let child = match crate::exit::adopt(pid, fd, policy, WaitSource::Own) {

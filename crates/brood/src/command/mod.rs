@@ -351,7 +351,10 @@ impl Command {
     /// blocked — as tini does — so the program never starts in the background
     /// (an interactive shell that finds itself there stops itself with SIGTTIN).
     /// Needs [`Tree::Group`] and a terminal whose foreground this process's
-    /// group holds; without a terminal on stdin it does nothing.
+    /// group holds; without a terminal on stdin it does nothing. When the
+    /// child has ended (brood reaped it), the foreground comes back to this
+    /// process's group — unless it had moved on to another group meanwhile —
+    /// as a shell takes it back from a foreground job.
     ///
     /// ```
     /// # brood::init();
