@@ -42,7 +42,9 @@ pub struct Containment {
     /// Whether `cgroup.kill` exists (Linux 5.14): kill is one write.
     pub cgroup_kill: bool,
     /// The controllers available to brood's cgroups (`memory`, `pids`,
-    /// `cpu`…; none where they are bound to a v1 hierarchy).
+    /// `cpu`…: those this process's cgroup enables for its children; none
+    /// where they are bound to a v1 hierarchy). [`Limits`](crate::Limits)'
+    /// cgroup limits need them.
     pub controllers: Vec<String>,
     /// Why, in a sentence.
     pub why: String,
@@ -67,7 +69,11 @@ pub fn containment() -> Containment {
         return c;
     };
     let here = mount.join(own.trim_start_matches('/'));
-    c.controllers = cgroup::controllers(&here);
+    // What brood's directory, a child of our cgroup, gets: the controllers
+    // our cgroup enables for its children.
+    c.controllers = std::fs::read_to_string(here.join("cgroup.subtree_control"))
+        .map(|t| t.split_whitespace().map(str::to_string).collect())
+        .unwrap_or_default();
     // Non-root cgroups have cgroup.kill from Linux 5.14.
     c.cgroup_kill = kernel_at_least(5, 14);
     c.brood_dir = Some(here.join(format!("brood-{}", crate::sys::getpid())));
@@ -117,6 +123,32 @@ fn state() -> std::sync::MutexGuard<'static, State> {
     STATE.get().lock().unwrap_or_else(|e| e.into_inner())
 }
 
+/// Makes `controller` available to the cgroups inside brood's `base`
+/// (`+controller` in its `cgroup.subtree_control`), if `base` has it.
+fn enable(base: &std::path::Path, controller: &str) -> Result<()> {
+    let have = cgroup::controllers(base);
+    if !have.iter().any(|c| c == controller) {
+        return Err(Error::CgroupUnavailable {
+            reason: format!(
+                "the {controller} controller is not available to brood's cgroups in {} (it has: {})",
+                base.display(),
+                if have.is_empty() {
+                    "none".to_string()
+                } else {
+                    have.join(" ")
+                }
+            ),
+        });
+    }
+    let control = base.join("cgroup.subtree_control");
+    let on = std::fs::read_to_string(&control).unwrap_or_default();
+    if on.split_whitespace().any(|c| c == controller) {
+        return Ok(());
+    }
+    std::fs::write(&control, format!("+{controller}"))
+        .map_err(|e| Error::io(format!("enabling {controller} in {}", control.display()), e))
+}
+
 /// A cgroup made for a child about to start, and its `cgroup.procs` for the
 /// child to join.
 #[derive(Debug)]
@@ -127,7 +159,13 @@ pub(crate) struct Prepared {
 
 /// For a [`Tree::Cgroup`] child: a new cgroup, or why there cannot be one.
 pub(crate) fn prepare(policy: &Policy) -> Result<Option<Prepared>> {
+    let files = policy.limits.cgroup_files();
     if policy.tree != Tree::Cgroup {
+        if let Some((controller, _, _)) = files.first() {
+            return Err(Error::CgroupUnavailable {
+                reason: format!("a {controller} limit needs Tree::Cgroup"),
+            });
+        }
         return Ok(None);
     }
     let mut st = state();
@@ -147,8 +185,31 @@ pub(crate) fn prepare(policy: &Policy) -> Result<Option<Prepared>> {
     // Named so that the keeper knows which to signal at our death, and how.
     let name = crate::sys::keeper::cgroup_name(st.next, policy.death_signal().map(|s| s.as_raw()));
     let dir = st.base.as_ref().map(|b| b.join(name)).unwrap_or_default();
+    let base = st.base.clone().unwrap_or_default();
     drop(st);
+    // The controllers the limits need, enabled for brood's own directory
+    // (never for the machine's: one brood may only use what it was given).
+    for (controller, _, _) in &files {
+        if let Err(e) = enable(&base, controller) {
+            // No child made it in: brood's directory goes again if it is
+            // empty (at exit nobody may sweep it: that hook comes with a
+            // child).
+            if std::fs::remove_dir(&base).is_ok() {
+                state().base = None;
+            }
+            return Err(e);
+        }
+    }
     std::fs::create_dir(&dir).map_err(|e| Error::io(format!("creating {}", dir.display()), e))?;
+    for (_, file, value) in &files {
+        if let Err(e) = std::fs::write(dir.join(file), value) {
+            let _ = std::fs::remove_dir(&dir);
+            return Err(Error::io(
+                format!("writing {value} to {}/{file}", dir.display()),
+                e,
+            ));
+        }
+    }
     match cgroup::procs_for_joining(&dir) {
         Ok(procs) => Ok(Some(Prepared { dir, procs })),
         Err(e) => {
@@ -170,7 +231,17 @@ pub(crate) fn started(pid: Option<u32>, prepared: Prepared) {
         Some(pid) => {
             state().children.insert(pid, dir);
         }
-        None => remove(dir),
+        None => {
+            remove(dir);
+            // As in `prepare`: an empty directory of brood's goes too.
+            let mut st = state();
+            if st.children.is_empty()
+                && let Some(base) = &st.base
+                && std::fs::remove_dir(base).is_ok()
+            {
+                st.base = None;
+            }
+        }
     }
 }
 

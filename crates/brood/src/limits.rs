@@ -42,6 +42,14 @@ pub struct Limits {
     processes: Option<u64>,
     core_size: Option<u64>,
     nice: Option<i32>,
+    /// cgroup limits (with `Tree::Cgroup`): `memory.max`, `pids.max`, and
+    /// `cpu.max` as (quota, period) in µs.
+    #[serde(default)]
+    memory_max: Option<u64>,
+    #[serde(default)]
+    pids_max: Option<u64>,
+    #[serde(default)]
+    cpu_max: Option<(u64, u64)>,
 }
 
 impl Limits {
@@ -86,6 +94,52 @@ impl Limits {
     pub fn nice(mut self, nice: i32) -> Limits {
         self.nice = Some(nice.clamp(-20, 19));
         self
+    }
+
+    /// At most `bytes` of memory for the child's whole cgroup (`memory.max`:
+    /// past it the kernel reclaims, then OOM-kills inside the cgroup). Needs
+    /// [`Tree::Cgroup`](crate::Tree::Cgroup) and the `memory` controller
+    /// available to brood's cgroups ([`containment`](crate::containment)
+    /// lists them); otherwise the start fails with
+    /// [`Error::CgroupUnavailable`](crate::Error::CgroupUnavailable) naming
+    /// what is missing.
+    pub fn memory_max(mut self, bytes: u64) -> Limits {
+        self.memory_max = Some(bytes);
+        self
+    }
+
+    /// At most `n` processes (and threads) in the child's cgroup
+    /// (`pids.max`); needs the `pids` controller, as for
+    /// [`memory_max`](Limits::memory_max).
+    pub fn pids_max(mut self, n: u64) -> Limits {
+        self.pids_max = Some(n);
+        self
+    }
+
+    /// At most `fraction` of one CPU for the child's cgroup (`cpu.max`, over
+    /// a 100 ms period); needs the `cpu` controller, as for
+    /// [`memory_max`](Limits::memory_max).
+    pub fn cpu_max(mut self, fraction: f64) -> Limits {
+        let period = 100_000u64;
+        let quota = ((fraction.max(0.01)) * period as f64) as u64;
+        self.cpu_max = Some((quota, period));
+        self
+    }
+
+    /// The cgroup files to write, with their controller: (controller, file,
+    /// value).
+    pub(crate) fn cgroup_files(&self) -> Vec<(&'static str, &'static str, String)> {
+        let mut v = Vec::new();
+        if let Some(b) = self.memory_max {
+            v.push(("memory", "memory.max", b.to_string()));
+        }
+        if let Some(n) = self.pids_max {
+            v.push(("pids", "pids.max", n.to_string()));
+        }
+        if let Some((q, p)) = self.cpu_max {
+            v.push(("cpu", "cpu.max", format!("{q} {p}")));
+        }
+        v
     }
 
     /// What the child sets on itself (made here, in the parent, so that the

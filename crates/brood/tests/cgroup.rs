@@ -6,7 +6,7 @@
 
 mod support;
 
-use brood::{Command, Process, StartMethod, Tree};
+use brood::{Command, Error, Limits, Process, StartMethod, Tree};
 use std::path::PathBuf;
 use std::time::Duration;
 use support::*;
@@ -178,4 +178,51 @@ fn the_cgroup_goes_when_the_child_is_reaped_and_containment_agrees_with_proc() {
     child.kill().unwrap();
     child.wait().unwrap();
     assert!(!dir.exists(), "{} was not removed", dir.display());
+}
+
+#[test]
+fn cgroup_limits_apply_where_their_controller_is_and_say_why_where_not() {
+    // Without a cgroup of its own, a cgroup limit is a typed error.
+    let e = Command::new("true")
+        .limits(Limits::new().pids_max(4))
+        .spawn()
+        .unwrap_err();
+    assert!(
+        matches!(&e, Error::CgroupUnavailable { reason } if reason.contains("Tree::Cgroup")),
+        "{e}"
+    );
+    if !usable() {
+        return;
+    }
+    let c = brood::containment();
+    let mut cleanup = Cleanup::default();
+    let run = Command::new("sh")
+        .args([
+            "-c",
+            "for i in 1 2 3 4 5 6 7 8; do sleep 1 & done; wait; echo done",
+        ])
+        .tree(Tree::Cgroup)
+        .limits(Limits::new().pids_max(4))
+        .stderr(brood::Stdio::piped())
+        .stdout(brood::Stdio::piped())
+        .spawn();
+    if c.controllers.iter().any(|x| x == "pids") {
+        // The shell cannot start its 8 sleepers under 4 processes.
+        let mut p = run.unwrap();
+        cleanup.add(p.pid());
+        let (_, err) = p.communicate(None, Some(Duration::from_secs(20))).unwrap();
+        assert!(
+            String::from_utf8_lossy(&err).contains("fork") || !err.is_empty(),
+            "no fork failed under pids.max 4"
+        );
+    } else {
+        // This machine: no controller delegated to cgroup v2. Said so, by name.
+        match run {
+            Err(Error::CgroupUnavailable { reason }) => {
+                assert!(reason.contains("pids"), "{reason}")
+            }
+            other => panic!("a pids limit without the pids controller gave {other:?}"),
+        }
+        eprintln!("pids controller not available here: the start said so");
+    }
 }
