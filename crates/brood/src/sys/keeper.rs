@@ -96,6 +96,43 @@ pub fn cgroup_name(n: u64, death_signal: Option<i32>) -> String {
     }
 }
 
+/// Calls `each` with the name of every entry of the open directory `dir`,
+/// from its start: `getdents64` into a stack buffer, nothing allocated.
+///
+/// # Safety
+/// `dir` is an open directory descriptor of this process.
+unsafe fn for_each_entry(dir: RawFd, mut each: impl FnMut(&[u8])) {
+    // SAFETY: rewinding our own directory descriptor.
+    unsafe { libc::lseek(dir, 0, libc::SEEK_SET) };
+    let mut entries = [0u8; 4096];
+    loop {
+        // SAFETY: getdents64 fills at most the buffer's length.
+        let n = unsafe {
+            libc::syscall(
+                libc::SYS_getdents64,
+                dir,
+                entries.as_mut_ptr(),
+                entries.len(),
+            )
+        };
+        if n <= 0 {
+            return;
+        }
+        let mut at = 0usize;
+        while at + 19 < n as usize {
+            // struct linux_dirent64: ino u64, off i64, reclen u16, type u8, name.
+            let reclen = u16::from_ne_bytes([entries[at + 16], entries[at + 17]]) as usize;
+            if reclen == 0 {
+                return;
+            }
+            let name = &entries[at + 19..(at + reclen).min(n as usize)];
+            let len = name.iter().position(|&b| b == 0).unwrap_or(name.len());
+            each(&name[..len]);
+            at += reclen;
+        }
+    }
+}
+
 /// At the parent's end: every `d<sig>-<n>` cgroup in `base` gets `sig` —
 /// SIGKILL through `cgroup.kill`, another signal to each member. System
 /// calls on stack buffers only.
@@ -117,34 +154,8 @@ unsafe fn signal_cgroups(base: &[u8; PATH_MAX]) {
     if dir < 0 {
         return;
     }
-    let mut entries = [0u8; 4096];
-    loop {
-        // SAFETY: getdents64 fills at most the buffer's length.
-        let n = unsafe {
-            libc::syscall(
-                libc::SYS_getdents64,
-                dir,
-                entries.as_mut_ptr(),
-                entries.len(),
-            )
-        };
-        if n <= 0 {
-            break;
-        }
-        let mut at = 0usize;
-        while at + 19 < n as usize {
-            // struct linux_dirent64: ino u64, off i64, reclen u16, type u8, name.
-            let reclen = u16::from_ne_bytes([entries[at + 16], entries[at + 17]]) as usize;
-            if reclen == 0 {
-                break;
-            }
-            let name = &entries[at + 19..(at + reclen).min(n as usize)];
-            let len = name.iter().position(|&b| b == 0).unwrap_or(name.len());
-            // SAFETY: as for this function.
-            unsafe { signal_one(dir, &name[..len]) };
-            at += reclen;
-        }
-    }
+    // SAFETY: `dir` is open; `signal_one`'s contract is this function's.
+    unsafe { for_each_entry(dir, |name| signal_one(dir, name)) };
     // Nobody will sweep our parent's cgroups any more: remove those that are
     // (or, once killed, become) empty, then the directory itself.
     // SAFETY: as for this function.
@@ -160,58 +171,34 @@ unsafe fn signal_cgroups(base: &[u8; PATH_MAX]) {
 /// # Safety
 /// As for [`signal_cgroups`]; `dir` is `base`, open.
 unsafe fn remove_cgroups(dir: RawFd, base: &[u8; PATH_MAX]) {
-    // SAFETY: rewinding our own directory descriptor.
-    unsafe { libc::lseek(dir, 0, libc::SEEK_SET) };
-    let mut entries = [0u8; 4096];
     // Milliseconds left to wait, for all of them together.
     let mut budget = 2000u32;
-    loop {
-        // SAFETY: getdents64 fills at most the buffer's length.
-        let n = unsafe {
-            libc::syscall(
-                libc::SYS_getdents64,
-                dir,
-                entries.as_mut_ptr(),
-                entries.len(),
-            )
-        };
-        if n <= 0 {
-            break;
+    let remove = |name: &[u8]| {
+        if name.is_empty() || name[0] == b'.' || name.len() >= 255 {
+            return;
         }
-        let mut at = 0usize;
-        while at + 19 < n as usize {
-            let reclen = u16::from_ne_bytes([entries[at + 16], entries[at + 17]]) as usize;
-            if reclen == 0 {
+        let mut path = [0u8; 256];
+        path[..name.len()].copy_from_slice(name);
+        let signalled = name[0] == b'd';
+        loop {
+            // SAFETY: a NUL-terminated relative path in a stack buffer.
+            if unsafe { libc::unlinkat(dir, path.as_ptr().cast(), libc::AT_REMOVEDIR) } == 0 {
                 break;
             }
-            let name = &entries[at + 19..(at + reclen).min(n as usize)];
-            let len = name.iter().position(|&b| b == 0).unwrap_or(name.len());
-            let name = &name[..len];
-            at += reclen;
-            if name.is_empty() || name[0] == b'.' || name.len() >= 255 {
-                continue;
+            if !signalled || budget == 0 {
+                break;
             }
-            let mut path = [0u8; 256];
-            path[..name.len()].copy_from_slice(name);
-            let signalled = name[0] == b'd';
-            loop {
-                // SAFETY: a NUL-terminated relative path in a stack buffer.
-                if unsafe { libc::unlinkat(dir, path.as_ptr().cast(), libc::AT_REMOVEDIR) } == 0 {
-                    break;
-                }
-                if !signalled || budget == 0 {
-                    break;
-                }
-                budget -= 1;
-                let ms = libc::timespec {
-                    tv_sec: 0,
-                    tv_nsec: 1_000_000,
-                };
-                // SAFETY: sleeps; a valid timespec.
-                unsafe { libc::nanosleep(&ms, std::ptr::null_mut()) };
-            }
+            budget -= 1;
+            let ms = libc::timespec {
+                tv_sec: 0,
+                tv_nsec: 1_000_000,
+            };
+            // SAFETY: sleeps; a valid timespec.
+            unsafe { libc::nanosleep(&ms, std::ptr::null_mut()) };
         }
-    }
+    };
+    // SAFETY: `dir` is open.
+    unsafe { for_each_entry(dir, remove) };
     // SAFETY: `base` is NUL terminated.
     unsafe { libc::rmdir(base.as_ptr().cast()) };
 }
