@@ -39,12 +39,18 @@ pub(crate) fn child_ended(pid: u32) {
     if !was {
         return;
     }
-    let stdin = crate::sys::pipe::borrow_std(0);
     // Only from the child's group: if the foreground moved on since (the
     // program gave it to a job of its own, or the user to another), leave it.
-    if crate::sys::tty::foreground(stdin) == Some(pid)
-        || crate::sys::tty::foreground(stdin).is_none()
-    {
-        let _ = crate::sys::tty::set_foreground(stdin, crate::sys::tty::own_group());
+    // (One read of the foreground, where two could disagree.)
+    let stdin = crate::sys::pipe::borrow_std(0);
+    if crate::sys::tty::foreground(stdin).is_none_or(|g| g == pid) {
+        take_back();
     }
+}
+
+/// The terminal's foreground back to our group (a child we started with it
+/// failed before it ran, or ended).
+pub(crate) fn take_back() {
+    let stdin = crate::sys::pipe::borrow_std(0);
+    let _ = crate::sys::tty::set_foreground(stdin, crate::sys::tty::own_group());
 }

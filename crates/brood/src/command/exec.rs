@@ -131,6 +131,10 @@ impl Command {
                 if let Some(c) = cgroup {
                     crate::cgroups::started(None, c);
                 }
+                // The child may have taken the terminal before it failed.
+                if hands_terminal {
+                    crate::terminal::take_back();
+                }
                 return Err(e);
             }
         };
@@ -148,6 +152,7 @@ impl Command {
                 // our unreaped child, so its pid is safe to use (opening a new
                 // pidfd could fail for the very reason registering did).
                 let _ = sys::reap::kill_and_reap_own(pid);
+                crate::terminal::child_ended(pid);
                 return Err(e);
             }
         };

@@ -156,39 +156,26 @@ impl Command {
         // stop it), and the terminal comes back to us when it ends.
         let own_group =
             self.timeout.is_some() && !self.lifecycle.tree_is_set() && self.pgroup.is_none();
+        // (The terminal comes back through `foreground`'s own take-back.)
         let saved = (self.lifecycle, self.foreground);
-        let terminal = crate::sys::pipe::borrow_std(0);
-        let mut handed = false;
         if own_group {
             self.lifecycle.set_tree(crate::Tree::Group);
             let tty_stdin = self.stdin.is_none() && matches!(stdin, StdioKind::Inherit);
-            let ours = crate::sys::tty::own_group();
-            if tty_stdin && crate::sys::tty::foreground(terminal) == Some(ours) {
-                self.foreground = true;
-                handed = true;
-            }
+            self.foreground = tty_stdin && crate::terminal::ours();
         }
         let spawned = self.spawn_with([stdin, StdioKind::Piped, StdioKind::Piped]);
         (self.lifecycle, self.foreground) = saved;
-        let take_back = || {
-            if handed {
-                let _ = crate::sys::tty::set_foreground(terminal, crate::sys::tty::own_group());
-            }
-        };
-        let mut popen = spawned.inspect_err(|_| take_back())?;
+        let mut popen = spawned?;
         let (stdout, stderr) = match popen.communicate(self.input.as_deref(), self.timeout) {
             Ok(output) => output,
             Err(e) => {
                 // Timeout or I/O failure: the program must not outlive `run`.
                 let _ = popen.kill();
                 let _ = popen.wait();
-                take_back();
                 return Err(e);
             }
         };
-        let status = popen.wait();
-        take_back();
-        let status = status?;
+        let status = popen.wait()?;
         let output = Output {
             status,
             stdout,
