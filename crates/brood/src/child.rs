@@ -32,6 +32,10 @@ pub(crate) enum WaitSource {
 /// limit keeps the child's pidfd to itself).
 pub(crate) type Relay = Box<dyn Fn(i32) -> std::io::Result<()> + Send + Sync>;
 
+/// How often a wait re-reads the state of a remote child it has no pidfd for
+/// (its end is a message from the server, which no descriptor announces).
+pub(crate) const NO_PIDFD_TICK: Duration = Duration::from_millis(50);
+
 #[derive(Copy, Clone, Debug, PartialEq, Eq)]
 pub(crate) enum State {
     Running,

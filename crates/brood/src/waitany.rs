@@ -2,12 +2,9 @@
 //! no thread per child (Python's `multiprocessing.connection.wait` over
 //! sentinels, `os.wait()` restricted to the children you name).
 
+use crate::child::NO_PIDFD_TICK;
 use crate::{Child, Error, ExitStatus, Result};
 use std::time::{Duration, Instant};
-
-/// How often a child that has no pidfd here is looked at (a fork-server
-/// child started near the descriptor limit: its end is a message).
-const NO_PIDFD_TICK: Duration = Duration::from_millis(50);
 
 /// Waits until one of `children` has ended, at most `timeout` (`None`: no
 /// limit), and returns its index and status — the lowest index when several

@@ -2,6 +2,7 @@
 //! signal it, ask how it ended.
 
 use super::method::StartMethod;
+use crate::child::NO_PIDFD_TICK;
 use crate::sys;
 use crate::wire::frame::{self, Feed, FrameKind, FrameReader};
 use crate::wire::{self, PanicReport};
@@ -122,11 +123,6 @@ struct Reading {
 /// How long [`Handle::exitcode`] and [`Handle::poll`] wait, at most, for the
 /// fork server's report of a child that has ended.
 const SETTLE: Duration = Duration::from_millis(20);
-
-/// How often a join re-reads the state of a fork-server child that has no
-/// pidfd here while its result pipe stays open (a grandchild may hold the
-/// write end after the child ended; the server's report says it did).
-const REPORT_TICK: Duration = Duration::from_millis(50);
 
 /// A started process: Python's `Process` object after `start()`, plus a typed
 /// result.
@@ -347,7 +343,7 @@ impl<R: DeserializeOwned + 'static> Handle<R> {
         };
         // A child reaped elsewhere before brood could open its pidfd has ended.
         // A fork-server child whose pidfd the server kept is watched through
-        // the server's report instead (checked every `REPORT_TICK`).
+        // the server's report instead (checked every `NO_PIDFD_TICK`).
         let pidfd = self.child.pidfd();
         if pidfd.is_none() && !self.child.is_remote() {
             return Err(JoinError::ReapedElsewhere { pid });
@@ -363,7 +359,7 @@ impl<R: DeserializeOwned + 'static> Handle<R> {
                 let mut wait = left;
                 match pidfd {
                     Some(p) => fds.push(PollFd::from_borrowed_fd(p, PollFlags::IN)),
-                    None => wait = Some(wait.map_or(REPORT_TICK, |l| l.min(REPORT_TICK))),
+                    None => wait = Some(wait.map_or(NO_PIDFD_TICK, |l| l.min(NO_PIDFD_TICK))),
                 }
                 let ts = wait.map(|l| rustix::event::Timespec {
                     tv_sec: l.as_secs() as i64,

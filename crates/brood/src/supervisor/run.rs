@@ -3,17 +3,14 @@
 
 use super::intensity::Intensity;
 use super::{ChildSpec, Published, Strategy, Supervisor, SupervisorHandle};
+use crate::child::NO_PIDFD_TICK;
 use crate::{Child, Error, ExitStatus, Result};
 use rustix::event::{PollFd, PollFlags};
 use std::os::fd::{AsFd, OwnedFd};
 use std::sync::atomic::Ordering;
 use std::sync::{Arc, Mutex};
 use std::thread::JoinHandle;
-use std::time::{Duration, Instant};
-
-/// How often the thread looks at a child it has no pidfd for (a fork-server
-/// child started near the descriptor limit: its end is a message).
-const NO_PIDFD_TICK: Duration = Duration::from_millis(50);
+use std::time::Instant;
 
 /// The handle's end: a pipe to the thread (a byte means stop), the thread,
 /// and where it leaves its outcome.
