@@ -222,10 +222,19 @@ pub(crate) fn prepare(policy: &Policy) -> Result<Option<Prepared>> {
     }
 }
 
+impl Prepared {
+    /// The number of `cgroup.procs`, for the child to join with.
+    pub(crate) fn procs_fd(&self) -> std::os::fd::RawFd {
+        std::os::fd::AsRawFd::as_raw_fd(&self.procs)
+    }
+}
+
 /// The child `pid` runs in `prepared`'s cgroup (or, if `pid` is `None`, the
-/// start failed and the cgroup goes).
-pub(crate) fn started(pid: Option<u32>, prepared: Prepared) {
-    let Prepared { dir, procs } = prepared;
+/// start failed and the cgroup goes). Nothing to do without a cgroup.
+pub(crate) fn started(pid: Option<u32>, prepared: Option<Prepared>) {
+    let Some(Prepared { dir, procs }) = prepared else {
+        return;
+    };
     drop(procs);
     match pid {
         Some(pid) => {

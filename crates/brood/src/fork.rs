@@ -142,9 +142,7 @@ impl ForkBuilder {
                 pid: sys::getpid(),
             });
         }
-        let cgroup = crate::cgroups::prepare(&policy)?;
-        let mut ready = before_fork(&policy)?;
-        ready.joins.cgroup = cgroup.as_ref().map(|c| sys::cgroup::raw(&c.procs));
+        let (ready, cgroup) = before_fork(&policy)?;
         let parent = sys::getpid();
         let mask = sys::sigmask::block_all();
         // SAFETY: the caller accepted fork's contract.
@@ -156,16 +154,12 @@ impl ForkBuilder {
             }
             Ok(Forked::Parent(pid)) => {
                 mask.restore();
-                if let Some(c) = cgroup {
-                    crate::cgroups::started(Some(pid), c);
-                }
+                crate::cgroups::started(Some(pid), cgroup);
                 Ok(Fork::Parent(in_parent(pid, &policy)?))
             }
             Err(e) => {
                 mask.restore();
-                if let Some(c) = cgroup {
-                    crate::cgroups::started(None, c);
-                }
+                crate::cgroups::started(None, cgroup);
                 Err(Error::fork("fork", e))
             }
         }
@@ -213,9 +207,7 @@ pub unsafe fn fork() -> Result<Fork> {
 /// Forks a child that arms `policy` and then runs `child`, which ends the child
 /// (it cannot return). Returns the adopted child in the parent.
 pub(crate) fn fork_running(policy: &Policy, child: impl FnOnce() -> Infallible) -> Result<Child> {
-    let cgroup = crate::cgroups::prepare(policy)?;
-    let mut ready = before_fork(policy)?;
-    ready.joins.cgroup = cgroup.as_ref().map(|c| sys::cgroup::raw(&c.procs));
+    let (ready, cgroup) = before_fork(policy)?;
     let parent = sys::getpid();
     // Signals stay blocked across the fork: in the child until it has reset the
     // handlers it must not keep (see `arm_child`), so none of them can run there
@@ -227,9 +219,7 @@ pub(crate) fn fork_running(policy: &Policy, child: impl FnOnce() -> Infallible) 
         child()
     });
     mask.restore();
-    if let Some(c) = cgroup {
-        crate::cgroups::started(forked.as_ref().ok().copied(), c);
-    }
+    crate::cgroups::started(forked.as_ref().ok().copied(), cgroup);
     in_parent(forked.map_err(|e| Error::fork("fork", e))?, policy)
 }
 
@@ -301,7 +291,11 @@ pub(crate) struct Joins {
 ///   (a fork-started pool worker resolves the functions it is sent); the
 ///   `atexit` hook (a child starting children of its own); and whether `init`
 ///   ran (a child starting a `Process`).
-fn before_fork(policy: &Policy) -> Result<Ready> {
+///
+/// With `Tree::Cgroup` it also makes the child's cgroup, returned so that it
+/// lives on in the parent (the child joins it through `Ready`).
+fn before_fork(policy: &Policy) -> Result<(Ready, Option<crate::cgroups::Prepared>)> {
+    let cgroup = crate::cgroups::prepare(policy)?;
     let keeper = crate::deathwatch::registration(policy).map_err(|e| {
         Error::io(
             "starting the keeper that signals the tree at parent death",
@@ -314,14 +308,15 @@ fn before_fork(policy: &Policy) -> Result<Ready> {
     crate::runtime::init_skipped();
     let foreign = foreign_threads();
     warn_about_foreign_threads(foreign);
-    Ok(Ready {
+    let ready = Ready {
         stdio_free: stdio::flush_before_fork(foreign == Some(0)),
         nofile: crate::fdlimit::for_children(),
         joins: Joins {
-            cgroup: None,
+            cgroup: cgroup.as_ref().map(crate::cgroups::Prepared::procs_fd),
             keeper,
         },
-    })
+    };
+    Ok((ready, cgroup))
 }
 
 /// Takes hold of a child just forked. Between `fork` returning and

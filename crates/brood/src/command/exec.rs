@@ -97,7 +97,9 @@ impl Command {
                     )
                 })?
                 .unwrap_or(-1),
-            cgroup: cgroup.as_ref().map_or(-1, |c| sys::cgroup::raw(&c.procs)),
+            cgroup: cgroup
+                .as_ref()
+                .map_or(-1, crate::cgroups::Prepared::procs_fd),
             parent: sys::getpid() as libc::pid_t,
             foreground: self.foreground,
             start_signals: self
@@ -128,9 +130,7 @@ impl Command {
         let (pid, fd) = match started {
             Ok(s) => s,
             Err(e) => {
-                if let Some(c) = cgroup {
-                    crate::cgroups::started(None, c);
-                }
+                crate::cgroups::started(None, cgroup);
                 // The child may have taken the terminal before it failed.
                 if hands_terminal {
                     crate::terminal::take_back();
@@ -138,9 +138,7 @@ impl Command {
                 return Err(e);
             }
         };
-        if let Some(c) = cgroup {
-            crate::cgroups::started(Some(pid), c);
-        }
+        crate::cgroups::started(Some(pid), cgroup);
         if hands_terminal {
             crate::terminal::handed_to(pid);
         }

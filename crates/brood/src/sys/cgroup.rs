@@ -9,7 +9,7 @@
 //! `/proc/self/mountinfo`).
 
 use std::io;
-use std::os::fd::{AsRawFd, OwnedFd, RawFd};
+use std::os::fd::{OwnedFd, RawFd};
 use std::path::{Path, PathBuf};
 
 /// Where the cgroup v2 hierarchy is mounted (`cgroup2` in
@@ -89,11 +89,6 @@ pub fn populated(dir: &Path) -> bool {
 /// Whether the kernel has `cgroup.kill` in `dir`.
 pub fn has_kill(dir: &Path) -> bool {
     dir.join("cgroup.kill").exists()
-}
-
-/// Borrowed number of an open `cgroup.procs`.
-pub fn raw(fd: &OwnedFd) -> RawFd {
-    fd.as_raw_fd()
 }
 
 /// `kill(pid, sig)` to one member (a pid read from `cgroup.procs`).

@@ -270,13 +270,11 @@ fn ask<A: Serialize + 'static>(
         &format!("a child of the fork server (pid {})", conn.server_pid),
     )?;
     let answer = rx.recv();
-    if let Some(c) = cgroup {
-        let pid = match &answer {
-            Ok(Ok(child)) => Some(child.pid()),
-            _ => None,
-        };
-        crate::cgroups::started(pid, c);
-    }
+    let pid = match &answer {
+        Ok(Ok(child)) => Some(child.pid()),
+        _ => None,
+    };
+    crate::cgroups::started(pid, cgroup);
     match answer {
         Ok(Ok(child)) => Ok((child, res_r)),
         Ok(Err(e)) => Err(e),
