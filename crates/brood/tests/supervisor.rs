@@ -4,7 +4,9 @@
 
 mod support;
 
-use brood::{ChildSpec, Command, Error, Restart, Shutdown, Strategy, Supervisor, SupervisorHandle};
+use brood::{
+    Child, ChildSpec, Command, Error, Restart, Shutdown, Strategy, Supervisor, SupervisorHandle,
+};
 use std::time::{Duration, Instant};
 use support::*;
 
@@ -289,14 +291,22 @@ fn a_thousand_restarts_leave_no_zombie_and_no_descriptor() {
     eprintln!("1,000 restarts in {took:?}; descriptors {before} -> {after}");
 }
 
-#[test]
-fn at_exit_no_supervised_child_escapes_and_none_restarts() {
-    require_own_process();
-    become_subreaper();
+/// A forked process that supervises two sleepers with `strategy` (after
+/// taking over SIGTERM with `graceful` if asked), reports their pids, then
+/// lets the supervisor run on and `leave`s. Returns it and the sleepers.
+fn supervising_process(
+    strategy: Strategy,
+    graceful: bool,
+    leave: fn() -> i32,
+    cleanup: &mut Cleanup,
+) -> (Child, Vec<u32>) {
     let mut report = Report::new();
     let fd = report.fd();
     let leaver = brood::fork_with(move || {
-        let s = Supervisor::new(Strategy::OneForAll)
+        if graceful {
+            brood::signals::graceful(&[brood::Signal::TERM]).unwrap();
+        }
+        let s = Supervisor::new(strategy)
             .intensity(1000, Duration::from_secs(60))
             .child(sleeper("a").shutdown(Shutdown::Grace(Duration::from_secs(2))))
             .child(sleeper("b").shutdown(Shutdown::Grace(Duration::from_secs(2))))
@@ -306,26 +316,39 @@ fn at_exit_no_supervised_child_escapes_and_none_restarts() {
             say(fd, &p.unwrap().to_string());
         }
         std::mem::forget(s); // the process leaves with it running
-        brood::exit(0)
+        leave()
     })
     .unwrap();
     report.close_writer();
-    let mut cleanup = Cleanup::default();
     cleanup.add(leaver.pid());
-    let first: Vec<u32> = (0..2).map(|_| report.pid()).collect();
-    for &p in &first {
+    let sleepers: Vec<u32> = (0..2).map(|_| report.pid()).collect();
+    for &p in &sleepers {
         cleanup.add(p);
     }
-    assert!(leaver.wait().unwrap().success());
-    // Its supervised children went with it (their OnExit), and nothing was
-    // restarted during the sweep: no process of that tree is left.
-    for &p in &first {
+    (leaver, sleepers)
+}
+
+/// The supervised children went with their parent (their OnExit), and
+/// nothing was restarted during the sweep: no process of that tree is left.
+fn assert_tree_gone(sleepers: &[u32], cleanup: &mut Cleanup) {
+    for &p in sleepers {
         assert!(
             wait_exit(p, Duration::from_secs(5)),
             "{p} outlived its parent"
         );
     }
-    assert_no_live_child(&mut cleanup, "a restarted child escaped");
+    assert_no_live_child(cleanup, "a restarted child escaped");
+}
+
+#[test]
+fn at_exit_no_supervised_child_escapes_and_none_restarts() {
+    require_own_process();
+    become_subreaper();
+    let mut cleanup = Cleanup::default();
+    let (leaver, sleepers) =
+        supervising_process(Strategy::OneForAll, false, || brood::exit(0), &mut cleanup);
+    assert!(leaver.wait().unwrap().success());
+    assert_tree_gone(&sleepers, &mut cleanup);
 }
 
 fn double(x: u32) -> u32 {
@@ -369,39 +392,16 @@ fn a_pool_child_is_not_restarted_with_the_others_and_stops_in_its_turn() {
 fn a_sigterm_under_graceful_leaves_no_supervised_child_and_none_restarts() {
     require_own_process();
     become_subreaper();
-    let mut report = Report::new();
-    let fd = report.fd();
-    let leaver = brood::fork_with(move || {
-        brood::signals::graceful(&[brood::Signal::TERM]).unwrap();
-        let s = Supervisor::new(Strategy::OneForOne)
-            .intensity(1000, Duration::from_secs(60))
-            .child(sleeper("a").shutdown(Shutdown::Grace(Duration::from_secs(2))))
-            .child(sleeper("b").shutdown(Shutdown::Grace(Duration::from_secs(2))))
-            .start()
-            .unwrap();
-        for (_, p) in s.children() {
-            say(fd, &p.unwrap().to_string());
-        }
-        std::mem::forget(s);
-        loop {
-            std::thread::sleep(Duration::from_secs(1));
-        }
-    })
-    .unwrap();
-    report.close_writer();
     let mut cleanup = Cleanup::default();
-    cleanup.add(leaver.pid());
-    let first: Vec<u32> = (0..2).map(|_| report.pid()).collect();
-    for &p in &first {
-        cleanup.add(p);
-    }
+    let (leaver, sleepers) = supervising_process(
+        Strategy::OneForOne,
+        true,
+        || loop {
+            std::thread::sleep(Duration::from_secs(1));
+        },
+        &mut cleanup,
+    );
     leaver.terminate().unwrap();
     assert_eq!(leaver.wait().unwrap().signal(), Some(brood::Signal::TERM));
-    for &p in &first {
-        assert!(
-            wait_exit(p, Duration::from_secs(5)),
-            "{p} outlived its parent"
-        );
-    }
-    assert_no_live_child(&mut cleanup, "a restarted child escaped");
+    assert_tree_gone(&sleepers, &mut cleanup);
 }
