@@ -168,18 +168,29 @@ impl ChildInner {
             Ok(Reap::Gone) => State::ReapedElsewhere,
             Err(e) => return Err(Error::os("waitid", self.pid, e)),
         };
+        self.settle();
         *st = new;
         drop(st);
-        self.finished();
+        self.announce();
         Ok(new)
     }
 
-    fn finished(&self) {
+    /// What ends with the child — the keeper's record, its cgroup, the
+    /// terminal's foreground — done with the state lock held and before the
+    /// end is recorded, so that whoever sees the child ended (a waiter, while
+    /// the reaper thread reaped it) sees all of that done too. Takes only
+    /// leaf locks (the keeper's, the cgroups', the terminal's).
+    fn settle(&self) {
         crate::deathwatch::forget(self.pid, &self.policy);
         if self.policy.tree == Tree::Cgroup {
             crate::cgroups::forget(self.pid);
         }
         crate::terminal::child_ended(self.pid);
+    }
+
+    /// Wakes whoever waits for the recorded end and drops the child from the
+    /// registry.
+    fn announce(&self) {
         self.changed.notify_all();
         let wakers = std::mem::take(&mut *self.wakers.lock().unwrap_or_else(|e| e.into_inner()));
         wakers.into_iter().for_each(Waker::wake);
@@ -294,9 +305,10 @@ impl Child {
     pub(crate) fn set_reported(&self, status: Option<ExitStatus>) {
         let mut st = self.inner.lock();
         if *st == State::Running {
+            self.inner.settle();
             *st = status.map_or(State::ReapedElsewhere, State::Exited);
             drop(st);
-            self.inner.finished();
+            self.inner.announce();
         }
     }
 
@@ -305,9 +317,10 @@ impl Child {
     pub(crate) fn set_server_died(&self) {
         let mut st = self.inner.lock();
         if *st == State::Running {
+            self.inner.settle();
             *st = State::ServerDied;
             drop(st);
-            self.inner.finished();
+            self.inner.announce();
         }
     }
 

@@ -180,6 +180,52 @@ fn the_cgroup_goes_when_the_child_is_reaped_and_containment_agrees_with_proc() {
     assert!(!dir.exists(), "{} was not removed", dir.display());
 }
 
+const CGROUP_THEN_SLEEP: &str =
+    "while read l; do case $l in 0::*) echo $l;; esac; done < /proc/self/cgroup; exec sleep 30";
+
+/// The cgroup is gone by the time `wait` answers, whichever of the reaper
+/// thread and the waiter reaped the child. Many children, so a window between
+/// the reap and the removal would show.
+#[test]
+fn wait_returns_only_after_the_cgroup_is_gone() {
+    if !usable() {
+        return;
+    }
+    let mount = brood::containment().mount.unwrap();
+    let mut cleanup = Cleanup::default();
+    for i in 0..TRIALS * 2 {
+        let mut p = Command::new("sh")
+            // Builtins only: a helper process could still be exiting in the
+            // cgroup when the shell is killed, and keep it (rightly) alive.
+            .args(["-c", CGROUP_THEN_SLEEP])
+            .tree(Tree::Cgroup)
+            .stdout(brood::Stdio::piped())
+            .spawn()
+            .unwrap();
+        cleanup.add(p.pid());
+        let mut line = String::new();
+        std::io::BufRead::read_line(
+            &mut std::io::BufReader::new(p.stdout.take().unwrap()),
+            &mut line,
+        )
+        .unwrap();
+        let path = line
+            .trim()
+            .strip_prefix("0::")
+            .unwrap()
+            .trim_start_matches('/');
+        let dir = mount.join(path);
+        assert!(dir.exists(), "{}", dir.display());
+        p.kill().unwrap();
+        p.wait().unwrap();
+        assert!(
+            !dir.exists(),
+            "run {i}: {} outlived the wait",
+            dir.display()
+        );
+    }
+}
+
 #[test]
 fn cgroup_limits_apply_where_their_controller_is_and_say_why_where_not() {
     // Without a cgroup of its own, a cgroup limit is a typed error.

@@ -152,3 +152,41 @@ fn ctrl_c_reaches_a_foreground_group_child_and_the_terminal_comes_back() {
         .expect("ended");
     assert_eq!(status.code(), Some(0), "{status}");
 }
+
+/// `wait` returns only once the terminal is back: the reaper thread and the
+/// waiter both see the child end, and whichever reaps it, the foreground is
+/// ours before either answers. Many short children, so a window between the
+/// two would show.
+#[test]
+fn wait_returns_only_after_the_terminal_is_back() {
+    require_own_process();
+    let (_master, slave) = open_pty();
+    let child = brood::fork_with(move || {
+        if !take_terminal(&slave) || !foreground_is_ours() {
+            return 10;
+        }
+        for i in 0..300 {
+            let c = Command::new("true")
+                .tree(brood::Tree::Group)
+                .foreground(true)
+                .spawn()
+                .unwrap();
+            if !c.wait().unwrap().success() {
+                return 11;
+            }
+            if !foreground_is_ours() {
+                eprintln!("run {i}: wait returned before the terminal came back");
+                return 12;
+            }
+        }
+        0
+    })
+    .unwrap();
+    let mut cleanup = Cleanup::default();
+    cleanup.add(child.pid());
+    let status = child
+        .wait_timeout(Duration::from_secs(60))
+        .unwrap()
+        .expect("ended");
+    assert_eq!(status.code(), Some(0), "{status}");
+}
