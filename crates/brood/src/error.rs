@@ -226,6 +226,18 @@ pub enum Error {
     #[error("the pool was closed or terminated")]
     PoolClosed,
 
+    /// A pool worker's [initializer](crate::PoolBuilder::initializer)
+    /// panicked (or could not decode its argument): the worker is gone, and
+    /// the pool is not started (Python's pool would restart such workers
+    /// forever).
+    #[error("the initializer of pool worker {pid} failed: {message}")]
+    PoolInitializer {
+        /// The worker.
+        pid: u32,
+        /// The panic message (with its location), or why it could not run.
+        message: String,
+    },
+
     /// A pool worker never connected back: it ended first, or did not connect
     /// within the time allowed.
     #[error("pool worker {pid} {how} before connecting{}", if *.init_hint { " (for re-executed workers: is brood::init() the first line of main, or brood::init_before_main!() in this test?)" } else { "" })]

@@ -8,14 +8,13 @@
 //! slots while work remains. Nothing waits on a guess: a death wakes the poll.
 
 use super::death::Cause;
+use super::items::Run;
 use super::lease::Lease;
-use super::run::{Run, parse, timespec};
-use super::{Config, TaskError, default_chunk};
-use crate::sys::image::FnRef;
+use super::run::{parse, timespec};
+use super::{Config, TaskError};
 use crate::{Error, Result};
 use rustix::event::{PollFd, PollFlags};
-use serde::{Serialize, de::DeserializeOwned};
-use std::collections::VecDeque;
+use serde::de::DeserializeOwned;
 use std::marker::PhantomData;
 use std::time::{Duration, Instant};
 
@@ -36,44 +35,11 @@ enum Turn {
 pub struct MapUnordered<'a, R> {
     inner: Lease<'a>,
     cfg: &'a Config,
-    run: Run,
+    pub(super) run: Run<'a>,
     /// Where a stream waits on the reactor when no worker has news.
     #[cfg(feature = "tokio")]
     waiting: Option<stream::Waiting>,
     _r: PhantomData<fn() -> R>,
-}
-
-/// Encodes the items of a map (no worker is needed for that yet).
-fn prepare<A: Serialize + 'static>(
-    cfg: &Config,
-    func: FnRef,
-    items: impl IntoIterator<Item = A>,
-) -> Run {
-    let mut run = Run {
-        func,
-        args: Vec::new(),
-        spans: Vec::new(),
-        pending: VecDeque::new(),
-        results: Vec::new(),
-        ready: VecDeque::new(),
-        total: 0,
-        yielded: 0,
-        chunk: 1,
-        timeout: cfg.timeout,
-        max_tasks: cfg.max_tasks,
-        max_memory: cfg.max_memory,
-    };
-    for (i, item) in items.into_iter().enumerate() {
-        match run.add(&item) {
-            Ok(()) => run.pending.push_back(i),
-            Err(reason) => run.ready.push_back((i, Err(TaskError::Failed { reason }))),
-        }
-    }
-    run.total = run.spans.len();
-    run.chunk = cfg
-        .chunk
-        .unwrap_or_else(|| default_chunk(run.pending.len(), cfg.size));
-    run
 }
 
 // A map may move to another thread (and be polled from any worker of a
@@ -86,30 +52,19 @@ const _: fn() = || {
 impl<R> std::fmt::Debug for MapUnordered<'_, R> {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         f.debug_struct("MapUnordered")
-            .field("total", &self.run.total)
+            .field("left", &self.run.left())
             .field("yielded", &self.run.yielded)
             .finish()
     }
 }
 
 impl<'a, R: DeserializeOwned + 'static> MapUnordered<'a, R> {
-    pub(super) fn new<A: Serialize + 'static>(
-        inner: Lease<'a>,
-        cfg: &'a Config,
-        func: FnRef,
-        items: impl IntoIterator<Item = A>,
-    ) -> Result<Self> {
+    /// Starts `run` on the pool's state.
+    pub(super) fn new(mut inner: Lease<'a>, cfg: &'a Config, mut run: Run<'a>) -> Result<Self> {
         if inner.closed {
             return Err(Error::PoolClosed);
         }
-        Self::attach(inner, cfg, prepare(cfg, func, items))
-    }
-
-    /// Starts a prepared map on the pool's state.
-    fn attach(mut inner: Lease<'a>, cfg: &'a Config, mut run: Run) -> Result<Self> {
-        if inner.closed {
-            return Err(Error::PoolClosed);
-        }
+        run.refill(run.chunk);
         // Workers that ended while the pool was idle (killed from outside)
         // are replaced before they are given work.
         for slot in 0..inner.slots.len() {
@@ -145,6 +100,9 @@ impl<'a, R: DeserializeOwned + 'static> MapUnordered<'a, R> {
     /// was ready, so that an async caller can wait on the reactor instead.
     fn step(&mut self, block: bool) -> Turn {
         let (inner, run) = (&mut *self.inner, &mut self.run);
+        // Enough items for every worker's two chunks, pulled only now: the
+        // input is read as fast as the workers take it, no faster.
+        run.refill((2 * inner.live() + 1) * run.chunk);
         for w in inner.slots.iter_mut().flatten() {
             run.dispatch(w);
             w.flush();
@@ -174,7 +132,7 @@ impl<'a, R: DeserializeOwned + 'static> MapUnordered<'a, R> {
             // No worker at all, and none could be started: fail what is left
             // rather than wait for nothing.
             drop(fds);
-            self.fail_pending("no pool worker could be started");
+            self.run.fail_pending("no pool worker could be started");
             return Turn::Moved;
         }
         let ts = if block {
@@ -236,7 +194,8 @@ impl<'a, R: DeserializeOwned + 'static> MapUnordered<'a, R> {
             && let Err(e) = inner.fill(self.cfg)
             && inner.live() == 0
         {
-            self.fail_pending(&format!("no pool worker could be started: {e}"));
+            self.run
+                .fail_pending(&format!("no pool worker could be started: {e}"));
         }
         if moved || block {
             Turn::Moved
@@ -259,7 +218,7 @@ impl<'a, R: DeserializeOwned + 'static> MapUnordered<'a, R> {
                 self.run.pending.extend(w.inflight.drain(..));
             }
         }
-        self.fail_pending(reason);
+        self.run.fail_pending(reason);
     }
 
     /// The next finished result, decoded, if one is waiting.
@@ -280,17 +239,6 @@ impl<'a, R: DeserializeOwned + 'static> MapUnordered<'a, R> {
         }
         Some((idx, value))
     }
-
-    fn fail_pending(&mut self, reason: &str) {
-        while let Some(idx) = self.run.pending.pop_front() {
-            self.run.finish(
-                idx,
-                Err(TaskError::Failed {
-                    reason: reason.to_string(),
-                }),
-            );
-        }
-    }
 }
 
 impl<R: DeserializeOwned + 'static> Iterator for MapUnordered<'_, R> {
@@ -301,7 +249,7 @@ impl<R: DeserializeOwned + 'static> Iterator for MapUnordered<'_, R> {
             if let Some(item) = self.pop_ready() {
                 return Some(item);
             }
-            if self.run.yielded >= self.run.total {
+            if self.run.done() {
                 return None;
             }
             self.step(true);
@@ -309,8 +257,10 @@ impl<R: DeserializeOwned + 'static> Iterator for MapUnordered<'_, R> {
     }
 
     fn size_hint(&self) -> (usize, Option<usize>) {
-        let left = self.run.total - self.run.yielded;
-        (left, Some(left))
+        match self.run.left() {
+            Some(left) => (left, Some(left)),
+            None => (self.run.pulled() - self.run.yielded, None),
+        }
     }
 }
 

@@ -45,21 +45,27 @@
 //! Every start method works: [`StartMethod::Fork`], [`StartMethod::Spawn`]
 //! and [`StartMethod::ForkServer`] (the default, as for `Process`).
 
+mod calls;
 mod death;
+mod imap;
+mod items;
 mod lease;
 mod map;
 mod progress;
 mod run;
+mod state;
 mod worker;
 
 use crate::policy::{Kind, Lifecycle, Policy};
 #[cfg(doc)]
 use crate::policy::{OnExit, Tree};
+use crate::sys::image::FnRef;
 use crate::{ExitStatus, Result, Signal, StartMethod};
 use serde::{Serialize, de::DeserializeOwned};
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
+pub use imap::{Imap, ImapUnordered};
 pub use map::MapUnordered;
 
 /// Why one item of a [`Pool::map`] has no value. The other items are not
@@ -154,6 +160,10 @@ struct Config {
     timeout: Option<Duration>,
     chunk: Option<usize>,
     policy: Policy,
+    /// Each worker's initializer and its encoded argument.
+    init: Option<(FnRef, Vec<u8>)>,
+    /// Why the initializer given cannot be used (reported by `build`).
+    init_error: Option<InitError>,
 }
 
 impl PoolBuilder {
@@ -225,6 +235,51 @@ impl PoolBuilder {
         self
     }
 
+    /// Runs `f(arg)` once in each worker as it starts (Python's
+    /// `initializer=`/`initargs=`): its value is the worker's state, which
+    /// every task given with [`Pool::map_with`] (and the other `_with`
+    /// methods) sees as `&S` — load a model or a table once per worker, not
+    /// once per item. The state never crosses, so it may hold anything.
+    ///
+    /// A worker replaced after a death, a timeout or `max_tasks_per_child`
+    /// runs it again. An initializer that panics fails the start with
+    /// [`Error::PoolInitializer`](crate::Error::PoolInitializer) (Python
+    /// restarts such workers forever). Works with every start method.
+    ///
+    /// ```
+    /// # brood::init();
+    /// use std::collections::HashMap;
+    /// fn load(n: u32) -> HashMap<u32, String> {
+    ///     (0..n).map(|i| (i, format!("item {i}"))).collect()
+    /// }
+    /// fn name(table: &HashMap<u32, String>, i: u32) -> String { table[&i].clone() }
+    /// let pool = brood::Pool::builder(2).initializer(load, 100).build()?;
+    /// let names = pool.map_with(name, [3, 42])?;
+    /// assert_eq!(names[1].as_deref(), Ok("item 42"));
+    /// # Ok::<(), brood::Error>(())
+    /// ```
+    pub fn initializer<I, S>(&mut self, f: fn(I) -> S, arg: I) -> &mut Self
+    where
+        I: Serialize + DeserializeOwned + 'static,
+        S: 'static,
+    {
+        let encoded = state::init_ref(f)
+            .map_err(InitError::Crossing)
+            .and_then(|r| {
+                postcard::to_allocvec(&arg).map(|a| (r, a)).map_err(|e| {
+                    InitError::Encode(format!("cannot encode the initializer's argument: {e}"))
+                })
+            });
+        match encoded {
+            Ok(init) => {
+                self.cfg.init = Some(init);
+                self.cfg.init_error = None;
+            }
+            Err(e) => self.cfg.init_error = Some(e),
+        }
+        self
+    }
+
     crate::policy::lifecycle_methods! {
         on_exit {
             /// For workers the default is [`OnExit::TERMINATE`]
@@ -262,6 +317,16 @@ impl PoolBuilder {
                 size: self.cfg.size,
             });
         }
+        match &self.cfg.init_error {
+            Some(InitError::Crossing(e)) => return Err(crate::Error::Crossing(e.clone())),
+            Some(InitError::Encode(message)) => {
+                return Err(crate::Error::PoolInitializer {
+                    pid: crate::sys::getpid(),
+                    message: message.clone(),
+                });
+            }
+            None => {}
+        }
         let mut cfg = self.cfg.clone();
         cfg.policy = self.lifecycle.policy();
         let inner = run::Inner::start(&cfg)?;
@@ -271,6 +336,13 @@ impl PoolBuilder {
             inner: lease::Slot::new(inner),
         })
     }
+}
+
+/// Why [`PoolBuilder::initializer`] was given something unusable.
+#[derive(Debug, Clone)]
+enum InitError {
+    Crossing(crate::sys::image::CrossingError),
+    Encode(String),
 }
 
 /// A pool of worker processes: Python's `multiprocessing.Pool`, where a worker
@@ -325,6 +397,8 @@ impl Pool {
                 timeout: None,
                 chunk: None,
                 policy: Policy::for_kind(Kind::PoolWorker),
+                init: None,
+                init_error: None,
             },
             lifecycle: Lifecycle::new(Kind::PoolWorker),
         }
@@ -345,63 +419,6 @@ impl Pool {
     /// The pool's state, once no map holds it.
     fn lock(&self) -> lease::Lease<'_> {
         self.inner.lease()
-    }
-
-    /// `f` over every item, results in input order (Python's `Pool.map`). Each
-    /// item has its own `Result`: a panic, a worker's death or a timeout fails
-    /// that item alone.
-    ///
-    /// `f` is a plain `fn` (a closure without captures coerces to one), since
-    /// workers may run in another process image. The outer error means the map
-    /// could not start: the pool is closed, `f` is not code of the executable,
-    /// or no worker could be started.
-    pub fn map<A, R>(
-        &self,
-        f: fn(A) -> R,
-        items: impl IntoIterator<Item = A>,
-    ) -> Result<Vec<std::result::Result<R, TaskError>>>
-    where
-        A: Serialize + DeserializeOwned + 'static,
-        R: Serialize + DeserializeOwned + 'static,
-    {
-        let it = self.map_unordered(f, items)?;
-        let mut out = InOrder::new(it.len());
-        for (i, r) in it {
-            out.put(i, r);
-        }
-        Ok(out.finish())
-    }
-
-    /// Like [`Pool::map`], but yields `(index, result)` as each item finishes
-    /// (Python's `imap_unordered`, with the index).
-    ///
-    /// Dropping the iterator before the end abandons the remaining items: the
-    /// workers still running some are killed and replaced.
-    ///
-    /// ```
-    /// # brood::init();
-    /// use brood::Pool;
-    /// fn double(x: u32) -> u32 { 2 * x }
-    /// let pool = Pool::new(2)?;
-    /// let mut got: Vec<(usize, u32)> = pool
-    ///     .map_unordered(double, [10, 20, 30])?
-    ///     .map(|(i, r)| (i, r.unwrap()))
-    ///     .collect();
-    /// got.sort();
-    /// assert_eq!(got, [(0, 20), (1, 40), (2, 60)]);
-    /// # Ok::<(), brood::Error>(())
-    /// ```
-    pub fn map_unordered<A, R>(
-        &self,
-        f: fn(A) -> R,
-        items: impl IntoIterator<Item = A>,
-    ) -> Result<MapUnordered<'_, R>>
-    where
-        A: Serialize + DeserializeOwned + 'static,
-        R: Serialize + DeserializeOwned + 'static,
-    {
-        let func = worker::fn_ref(f).map_err(crate::Error::Crossing)?;
-        map::MapUnordered::new(self.lock(), &self.cfg, func, items)
     }
 
     /// Lets the workers finish what they were given, then ends them and waits

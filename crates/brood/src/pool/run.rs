@@ -2,12 +2,12 @@
 //! that died, and handing out chunks (the loop itself is in `map.rs`).
 
 use super::death::{Cause, Counts, after_death};
+use super::items::Run;
 use super::progress::Progress;
 use super::worker;
 use super::{Config, TaskError};
-use crate::sys::image::FnRef;
 use crate::wire::frame::{self, FrameKind};
-use crate::wire::{self, Boot, PanicReport, TaskHead};
+use crate::wire::{self, Boot, PanicReport};
 use crate::{Error, Handle, OnExit, Process, Result};
 use rustix::event::{PollFd, PollFlags};
 use std::collections::VecDeque;
@@ -47,9 +47,9 @@ pub(super) struct Worker {
     /// timeout, under which workers send each result at once.
     pub(super) since: Instant,
     /// Items ever given to this worker (for `max_tasks_per_child`).
-    assigned: usize,
+    pub(super) assigned: usize,
     /// Told to quit (retiring, or the pool is closing).
-    quitting: bool,
+    pub(super) quitting: bool,
     /// Results received over the worker's life.
     pub(super) received: u64,
     /// The worker's own count of items started and finished.
@@ -102,7 +102,7 @@ impl Worker {
         false
     }
 
-    fn push_quit(&mut self) {
+    pub(super) fn push_quit(&mut self) {
         let start = frame::begin_frame(&mut self.out, FrameKind::Quit);
         frame::end_frame(&mut self.out, start);
         self.quitting = true;
@@ -199,6 +199,7 @@ impl Inner {
                 } else {
                     FLUSH_AFTER_US
                 },
+                init: cfg.init.clone(),
             };
             let mut p = Process::new(worker::worker_main, boot);
             p.name(&format!("worker {slot}"))
@@ -271,14 +272,20 @@ impl Inner {
             for &(i, pidfd) in &fired {
                 if !pidfd {
                     match hello(&pending[i]) {
-                        Some(progress) => greeted.push((i, progress)),
+                        Some(Hello::Ready(progress)) => greeted.push((i, progress)),
+                        Some(Hello::InitFailed(message)) => {
+                            failure = Some(Error::PoolInitializer {
+                                pid: pending[i].handle.pid(),
+                                message,
+                            });
+                        }
                         None => died = died.or(Some(i)),
                     }
                 } else if !fired.contains(&(i, false)) {
                     died = died.or(Some(i));
                 }
             }
-            if let Some(i) = died {
+            if let Some(i) = died.filter(|_| failure.is_none()) {
                 let h = &pending[i].handle;
                 let how = match h.child().wait_timeout(Duration::from_secs(5)) {
                     Ok(Some(s)) => s.to_string(),
@@ -366,7 +373,7 @@ impl Inner {
 
     /// Ends a worker that died, timed out or broke the protocol: collects the
     /// results it sent, charges the running item, puts the rest back in line.
-    pub(super) fn bury(&mut self, slot: usize, run: &mut Run, cause: Cause) {
+    pub(super) fn bury(&mut self, slot: usize, run: &mut Run<'_>, cause: Cause) {
         let Some(mut w) = self.slots[slot].take() else {
             return;
         };
@@ -435,9 +442,18 @@ impl Inner {
     }
 }
 
+/// What a new worker said first.
+enum Hello {
+    /// Its token, with its progress page: it is ready.
+    Ready(Progress),
+    /// Its token, then why its initializer failed.
+    InitFailed(String),
+}
+
 /// A new worker's hello on its channel: the token it was given, with its
-/// progress page attached. `None` if the channel closed or said anything else.
-fn hello(p: &Pending) -> Option<Progress> {
+/// progress page attached (or, without it, why its initializer failed).
+/// `None` if the channel closed or said anything else.
+fn hello(p: &Pending) -> Option<Hello> {
     let mut token = [0u8; 8];
     let (n, fds) = crate::sys::socket::recv_with_fds(p.sock.as_fd(), &mut token).ok()?;
     // The worker sends its 8 bytes in one message; a stream may still split
@@ -452,7 +468,13 @@ fn hello(p: &Pending) -> Option<Progress> {
     if u64::from_le_bytes(token) != p.token {
         return None;
     }
-    Progress::open(fds.first()?.as_fd()).ok()
+    let Some(page) = fds.first() else {
+        return match frame::read_frame(p.sock.as_fd()).ok()? {
+            (FrameKind::Failed, why) => Some(Hello::InitFailed(wire::decode_reason(&why))),
+            _ => None,
+        };
+    };
+    Progress::open(page.as_fd()).ok().map(Hello::Ready)
 }
 
 pub(super) fn timespec(d: Duration) -> rustix::event::Timespec {
@@ -463,7 +485,7 @@ pub(super) fn timespec(d: Duration) -> rustix::event::Timespec {
 }
 
 /// Parses the whole result frames in `inbuf`; false on a malformed one.
-pub(super) fn parse(w: &mut Worker, run: &mut Run) -> bool {
+pub(super) fn parse(w: &mut Worker, run: &mut Run<'_>) -> bool {
     let mut pos = 0;
     let mut ok = true;
     loop {
@@ -512,102 +534,4 @@ pub(super) fn parse(w: &mut Worker, run: &mut Run) -> bool {
         }
     }
     ok
-}
-
-/// A result: the range of its bytes in [`Run::results`], or why there is none.
-pub(super) type Outcome = std::result::Result<std::ops::Range<usize>, TaskError>;
-
-/// One `map`'s items and results. Arguments and results live in two arenas
-/// rather than one allocation each: for tiny items the allocator was a
-/// measurable part of a map.
-pub(super) struct Run {
-    pub(super) func: FnRef,
-    /// Every item, encoded, one after the other…
-    pub(super) args: Vec<u8>,
-    /// …and where each one lies in `args`.
-    pub(super) spans: Vec<(usize, u32)>,
-    pub(super) pending: VecDeque<usize>,
-    /// Result bytes of the items in `ready`; emptied whenever `ready` is.
-    pub(super) results: Vec<u8>,
-    pub(super) ready: VecDeque<(usize, Outcome)>,
-    pub(super) total: usize,
-    pub(super) yielded: usize,
-    pub(super) chunk: usize,
-    pub(super) timeout: Option<Duration>,
-    pub(super) max_tasks: Option<usize>,
-    pub(super) max_memory: Option<u64>,
-}
-
-impl Run {
-    pub(super) fn finish(&mut self, idx: usize, outcome: Outcome) {
-        self.ready.push_back((idx, outcome));
-    }
-
-    /// Copies a result's bytes into the arena.
-    fn keep(&mut self, bytes: &[u8]) -> std::ops::Range<usize> {
-        let start = self.results.len();
-        self.results.extend_from_slice(bytes);
-        start..self.results.len()
-    }
-
-    /// Encodes an item into the arena; its span, or why it cannot be sent.
-    pub(super) fn add<A: serde::Serialize>(&mut self, item: &A) -> std::result::Result<(), String> {
-        let start = self.args.len();
-        let encoded = postcard::to_extend(item, frame::Append(&mut self.args)).map(drop);
-        let len = self.args.len() - start;
-        match (encoded, u32::try_from(len)) {
-            (Ok(_), Ok(len)) => {
-                self.spans.push((start, len));
-                Ok(())
-            }
-            (encoded, _) => {
-                self.args.truncate(start);
-                self.spans.push((start, 0));
-                Err(match encoded {
-                    Err(e) => format!("cannot encode the argument: {e}"),
-                    Ok(_) => "the argument is larger than 4 GiB".into(),
-                })
-            }
-        }
-    }
-
-    /// Gives each worker up to two chunks (so none waits for the next), within
-    /// its `max_tasks_per_child`; a worker that reached it is told to quit.
-    pub(super) fn dispatch(&mut self, w: &mut Worker) {
-        if w.quitting {
-            return;
-        }
-
-        while w.inflight.len() < 2 * self.chunk && !self.pending.is_empty() {
-            let mut n = self.chunk.min(self.pending.len());
-            if let Some(max) = self.max_tasks {
-                n = n.min(max.saturating_sub(w.assigned));
-            }
-            if n == 0 {
-                break;
-            }
-            let head = TaskHead {
-                func: self.func,
-                count: n as u32,
-            };
-            let start = frame::begin_frame(&mut w.out, FrameKind::Task);
-            if postcard::to_extend(&head, frame::Append(&mut w.out)).is_err() {
-                unreachable!("a TaskHead always encodes into a Vec")
-            }
-            if w.inflight.is_empty() {
-                w.since = Instant::now();
-            }
-            for _ in 0..n {
-                let idx = self.pending.pop_front().expect("n <= pending");
-                let (start, len) = self.spans[idx];
-                frame::append_item(&mut w.out, &self.args[start..start + len as usize]);
-                w.inflight.push_back(idx);
-            }
-            frame::end_frame(&mut w.out, start);
-            w.assigned += n;
-        }
-        if self.max_tasks.is_some_and(|max| w.assigned >= max) {
-            w.push_quit();
-        }
-    }
 }

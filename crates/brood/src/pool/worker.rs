@@ -31,7 +31,7 @@ use crate::process::child::catch;
 use crate::sys::image::{self, FnRef, Resolved};
 use crate::sys::socket::send_with_fds;
 use crate::wire::frame::{self, FrameKind};
-use crate::wire::{Boot, TaskHead};
+use crate::wire::{Boot, PanicReport, TaskHead};
 use serde::{Serialize, de::DeserializeOwned};
 use std::cell::RefCell;
 use std::os::fd::{AsFd, BorrowedFd};
@@ -52,6 +52,18 @@ pub(super) fn worker_main(boot: Boot) {
         return;
     };
     let hello = boot.token.to_le_bytes();
+    // The initializer runs before the hello, so that a failing one stops the
+    // pool's start with its message (sent after the token, without the page).
+    if let Some(init) = &boot.init
+        && let Err(why) = super::state::initialize(init)
+    {
+        let mut failed = Vec::new();
+        push_failure_into(&mut failed, &why);
+        if send_with_fds(sock.as_fd(), &hello, &[]).is_ok() {
+            let _ = crate::sys::pipe::write_all(sock.as_fd(), &failed);
+        }
+        return;
+    }
     if send_with_fds(sock.as_fd(), &hello, &[page.as_fd()]).is_err() {
         return;
     }
@@ -118,7 +130,7 @@ thread_local! {
 }
 
 /// Appends a `Failed` frame with `reason` to the batch.
-fn push_failure(reason: &str) {
+pub(super) fn push_failure(reason: &str) {
     OUT.with(|o| push_failure_into(&mut o.borrow_mut(), reason));
 }
 
@@ -135,7 +147,7 @@ fn flush(sock: &UnixStream) -> bool {
 /// Runs one pool task in the worker and adds its result frame to the batch.
 pub(super) struct RunTask;
 
-impl<A, R> image::Runner<A, R> for RunTask
+impl<A, R> image::Runner<fn(A) -> R> for RunTask
 where
     A: DeserializeOwned + 'static,
     R: Serialize + 'static,
@@ -143,22 +155,28 @@ where
     fn run(f: fn(A) -> R, arg: Vec<u8>, _out: Option<BorrowedFd<'_>>) -> i32 {
         match postcard::from_bytes::<A>(&arg) {
             Err(e) => push_failure(&format!("cannot decode the argument: {e}")),
-            Ok(a) => match catch(move || f(a)) {
-                // Encoded straight into the batch (no buffer of its own: that
-                // allocation was a visible cost per tiny item).
-                Ok(r) => OUT.with(|o| {
-                    let mut o = o.borrow_mut();
-                    if let Err(e) = frame::append_frame(&mut o, FrameKind::Value, &r) {
-                        push_failure_into(&mut o, &format!("cannot encode the result: {e}"));
-                    }
-                }),
-                Err(report) => OUT.with(|o| {
-                    let _ = frame::append_frame(&mut o.borrow_mut(), FrameKind::Panic, &report);
-                }),
-            },
+            Ok(a) => push_outcome(catch(move || f(a))),
         }
         0
     }
+}
+
+/// Appends a task's result (or its panic) to the batch: encoded straight into
+/// it (no buffer of its own: that allocation was a visible cost per tiny item).
+pub(super) fn push_outcome<R: Serialize>(outcome: Result<R, PanicReport>) {
+    OUT.with(|o| {
+        let mut o = o.borrow_mut();
+        match outcome {
+            Ok(r) => {
+                if let Err(e) = frame::append_frame(&mut o, FrameKind::Value, &r) {
+                    push_failure_into(&mut o, &format!("cannot encode the result: {e}"));
+                }
+            }
+            Err(report) => {
+                let _ = frame::append_frame(&mut o, FrameKind::Panic, &report);
+            }
+        }
+    })
 }
 
 /// Appends a `Failed` frame with `reason` to `buf`.
@@ -172,5 +190,5 @@ where
     A: DeserializeOwned + 'static,
     R: Serialize + 'static,
 {
-    image::fn_ref::<A, R, RunTask>(f)
+    image::fn_ref::<fn(A) -> R, RunTask>(f)
 }

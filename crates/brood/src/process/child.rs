@@ -22,7 +22,7 @@ pub(crate) const CODE_SETUP: i32 = 3;
 /// outcome to the result pipe.
 pub(crate) struct RunProcess;
 
-impl<A, R> image::Runner<A, R> for RunProcess
+impl<A, R> image::Runner<fn(A) -> R> for RunProcess
 where
     A: DeserializeOwned + 'static,
     R: Serialize + 'static,
@@ -47,7 +47,7 @@ where
     A: DeserializeOwned + 'static,
     R: Serialize + 'static,
 {
-    image::fn_ref::<A, R, RunProcess>(f).map_err(Error::Crossing)
+    image::fn_ref::<fn(A) -> R, RunProcess>(f).map_err(Error::Crossing)
 }
 
 /// Sends the argument frame; a child that died first (EPIPE) is not an error

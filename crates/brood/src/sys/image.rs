@@ -15,10 +15,12 @@
 //! 3. the receiver checks that `anchor + offset` lies in one of its own executable
 //!    mappings of that file.
 //!
-//! The function and its *trampoline* (the per-`(A, R)` code that decodes the
+//! The function and its *trampoline* (the per-type code that decodes the
 //! argument and calls it) are paired here, in [`fn_ref`], from one generic
 //! instantiation: that pairing is what makes the cast of a resolved address back
-//! to a `fn(A) -> R` sound, so it lives in this one module.
+//! to the function's type sound, so it lives in this one module. Two shapes of
+//! function cross ([`Crossing`]): `fn(A) -> R`, and `fn(&S, A) -> R` for a
+//! pool worker's state.
 //!
 //! The image is read once per process image and cached without a lock: a child
 //! forked while another thread was reading it must not wait on that thread.
@@ -80,25 +82,57 @@ pub enum CrossingError {
 /// The code behind a [`fn_ref`]: decodes the argument, calls the function,
 /// delivers the result (to `out` when the caller passed one), returns the exit
 /// code for the child. One implementation per kind of child (a `Process`, a
-/// pool task); `A` and `R` are the function's types.
-pub trait Runner<A, R> {
+/// pool task); `F` is the function's type.
+pub trait Runner<F> {
     /// Runs `f` on the encoded `arg`.
-    fn run(f: fn(A) -> R, arg: Vec<u8>, out: Option<BorrowedFd<'_>>) -> i32;
+    fn run(f: F, arg: Vec<u8>, out: Option<BorrowedFd<'_>>) -> i32;
+}
+
+/// A function pointer type that can cross: its address, and the way back.
+pub trait Crossing: Copy + 'static {
+    /// The code address.
+    fn addr(self) -> usize;
+    /// The function of this type at `addr`.
+    ///
+    /// # Safety
+    /// `addr` must be the address of a function of exactly this type in this
+    /// process (as [`resolve`] establishes for a [`FnRef`] made from one).
+    unsafe fn at(addr: usize) -> Self;
+}
+
+impl<A: 'static, R: 'static> Crossing for fn(A) -> R {
+    fn addr(self) -> usize {
+        self as usize
+    }
+    unsafe fn at(addr: usize) -> Self {
+        // SAFETY: the caller promises a function of this type lives at `addr`;
+        // a `fn` pointer is a code address of pointer size on every platform
+        // brood supports.
+        unsafe { std::mem::transmute::<*const (), fn(A) -> R>(addr as *const ()) }
+    }
+}
+
+impl<S: 'static, A: 'static, R: 'static> Crossing for fn(&S, A) -> R {
+    fn addr(self) -> usize {
+        self as usize
+    }
+    unsafe fn at(addr: usize) -> Self {
+        // SAFETY: as for `fn(A) -> R`.
+        unsafe { std::mem::transmute::<*const (), fn(&S, A) -> R>(addr as *const ()) }
+    }
 }
 
 /// The type-erased entry point a [`FnRef`] names: [`trampoline`] instantiated
-/// for one `(A, R, Runner)`.
+/// for one `(F, Runner)`.
 type Trampoline = fn(func: usize, arg: Vec<u8>, out: RawFd) -> i32;
 
-/// Casts `func` back to the `fn(A) -> R` it was made from and runs it with `K`.
-fn trampoline<A, R, K: Runner<A, R>>(func: usize, arg: Vec<u8>, out: RawFd) -> i32 {
+/// Casts `func` back to the `F` it was made from and runs it with `K`.
+fn trampoline<F: Crossing, K: Runner<F>>(func: usize, arg: Vec<u8>, out: RawFd) -> i32 {
     // SAFETY: `func` is an address that `resolve` accepted for a `FnRef` made by
-    // `fn_ref::<A, R, K>` from a `fn(A) -> R` together with this very
-    // instantiation of `trampoline` (the only way a `FnRef` is made), in a
-    // process running the same executable file; so it is that function here (see
-    // the module doc). A `fn` pointer is a code address of pointer size on every
-    // platform brood supports.
-    let f = unsafe { std::mem::transmute::<*const (), fn(A) -> R>(func as *const ()) };
+    // `fn_ref::<F, K>` from an `F` together with this very instantiation of
+    // `trampoline` (the only way a `FnRef` is made), in a process running the
+    // same executable file; so it is that function here (see the module doc).
+    let f = unsafe { F::at(func) };
     // SAFETY: a non-negative `out` is a descriptor the caller of
     // `Resolved::run` borrowed to us for the duration of this call.
     let out = (out >= 0).then(|| unsafe { BorrowedFd::borrow_raw(out) });
@@ -298,8 +332,8 @@ pub fn warm() {
 
 /// The crossing form of `f`, to be run with the runner `K` wherever it is
 /// resolved.
-pub fn fn_ref<A, R, K: Runner<A, R>>(f: fn(A) -> R) -> Result<FnRef, CrossingError> {
-    pair(trampoline::<A, R, K>, f as usize)
+pub fn fn_ref<F: Crossing, K: Runner<F>>(f: F) -> Result<FnRef, CrossingError> {
+    pair(trampoline::<F, K>, f.addr())
 }
 
 /// `fn_ref` once the types are erased: `trampoline` must be the instantiation
@@ -380,7 +414,7 @@ mod tests {
     /// A runner that calls the function on the argument's length and adds the
     /// descriptor number: enough to see that the right function ran.
     struct Probe;
-    impl Runner<u64, u64> for Probe {
+    impl Runner<fn(u64) -> u64> for Probe {
         fn run(f: fn(u64) -> u64, arg: Vec<u8>, out: Option<BorrowedFd<'_>>) -> i32 {
             use std::os::fd::AsRawFd;
             (f(arg.len() as u64) + out.map_or(0, |fd| fd.as_raw_fd() as u64)) as i32
@@ -389,7 +423,7 @@ mod tests {
 
     #[test]
     fn offsets_round_trip_to_the_same_function() {
-        let r = fn_ref::<u64, u64, Probe>(double).unwrap();
+        let r = fn_ref::<fn(u64) -> u64, Probe>(double).unwrap();
         let bytes = postcard::to_allocvec(&r).unwrap();
         let back: FnRef = postcard::from_bytes(&bytes).unwrap();
         let resolved = resolve(&back).unwrap();
@@ -420,7 +454,7 @@ mod tests {
 
     #[test]
     fn a_foreign_or_wrong_reference_is_refused() {
-        let mut r = fn_ref::<u64, u64, Probe>(double).unwrap();
+        let mut r = fn_ref::<fn(u64) -> u64, Probe>(double).unwrap();
         r.image.ino ^= 1;
         let err = resolve(&r).unwrap_err();
         assert!(
@@ -428,7 +462,7 @@ mod tests {
             "{err}"
         );
         assert!(err.to_string().contains("another executable"));
-        let mut r = fn_ref::<u64, u64, Probe>(double).unwrap();
+        let mut r = fn_ref::<fn(u64) -> u64, Probe>(double).unwrap();
         r.func = i64::MAX / 2;
         assert!(matches!(
             resolve(&r).unwrap_err(),
@@ -436,7 +470,7 @@ mod tests {
         ));
         // libc's `getpid` lives in a shared library: no fixed offset.
         let getpid = libc::getpid as unsafe extern "C" fn() -> libc::pid_t as usize;
-        let err = pair(trampoline::<u64, u64, Probe>, getpid).unwrap_err();
+        let err = pair(trampoline::<fn(u64) -> u64, Probe>, getpid).unwrap_err();
         assert!(matches!(
             err,
             CrossingError::ForeignFunction {

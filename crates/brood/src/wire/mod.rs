@@ -90,6 +90,9 @@ pub(crate) struct Boot {
     pub(crate) token: u64,
     /// Send the batch of results once it is this old (0: after every item).
     pub(crate) flush_after_us: u64,
+    /// The worker's initializer and its encoded argument, run once before
+    /// the hello; its value is the state `fn(&S, A) -> R` tasks see.
+    pub(crate) init: Option<(FnRef, Vec<u8>)>,
 }
 
 /// The head of a pool's [`FrameKind::Task`] frame.

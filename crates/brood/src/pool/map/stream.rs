@@ -7,7 +7,7 @@
 //! waits on, together with a timer for the nearest task deadline. The set is
 //! made anew each time the map goes idle, since workers come and go.
 
-use super::{MapUnordered, Turn, prepare};
+use super::{MapUnordered, Turn};
 use crate::pool::{InOrder, Pool, TaskError, worker};
 use crate::sys::reactor::Registered;
 use crate::sys::watch::Watcher;
@@ -58,7 +58,7 @@ impl<R: DeserializeOwned + 'static> Stream for MapUnordered<'_, R> {
             if let Some(item) = this.pop_ready() {
                 return Poll::Ready(Some(item));
             }
-            if this.run.yielded >= this.run.total {
+            if this.run.done() {
                 return Poll::Ready(None);
             }
             let wake = match this.step(false) {
@@ -93,7 +93,7 @@ impl<R: DeserializeOwned + 'static> Stream for MapUnordered<'_, R> {
     }
 
     fn size_hint(&self) -> (usize, Option<usize>) {
-        let left = self.run.total - self.run.yielded;
+        let left = self.run.left().unwrap_or(0);
         (left, Some(left))
     }
 }
@@ -132,7 +132,7 @@ impl Pool {
         let started = self.map_unordered_async(f, items);
         async move {
             let mut map = started.await?;
-            let mut out = InOrder::new(map.run.total - map.run.yielded);
+            let mut out = InOrder::new(map.run.left().unwrap_or(0));
             while let Some((i, r)) =
                 std::future::poll_fn(|cx| Pin::new(&mut map).poll_next(cx)).await
             {
@@ -173,11 +173,11 @@ impl Pool {
     {
         let run = worker::fn_ref(f)
             .map_err(Error::Crossing)
-            .map(|func| prepare(&self.cfg, func, items));
+            .map(|func| self.eager(func, items));
         async move {
             let run = run?;
             let lease = std::future::poll_fn(|cx| self.inner.poll_lease(cx)).await;
-            MapUnordered::attach(lease, &self.cfg, run)
+            MapUnordered::new(lease, &self.cfg, run)
         }
     }
 }

@@ -1,0 +1,276 @@
+//! The ways to give a [`Pool`] work: `map` (a whole collection, results in
+//! order), `map_unordered` (as they finish), `imap` / `imap_unordered` (a lazy
+//! input, pulled only as workers need it), each also `_with` the worker's
+//! state (a `fn(&S, A) -> R`; see [`PoolBuilder::initializer`]).
+
+#[cfg(doc)]
+use super::PoolBuilder;
+use super::imap::{Imap, ImapUnordered};
+use super::items::{Plan, Run, encoding};
+use super::map::MapUnordered;
+use super::{InOrder, Pool, TaskError, default_chunk, state, worker};
+use crate::Result;
+use crate::sys::image::FnRef;
+use serde::{Serialize, de::DeserializeOwned};
+
+/// Items pulled ahead of their results by a lazy map, per worker and chunk
+/// (and at least [`MIN_WINDOW`]): enough that no worker waits, few enough
+/// that an endless input costs a bounded amount of memory.
+const WINDOW_PER_CHUNK: usize = 4;
+const MIN_WINDOW: usize = 256;
+
+/// The chunk of a lazy map whose length is not known (Python's `imap` sends
+/// one item at a time, which costs ~150× per tiny item; results still stream,
+/// since workers send what they have every 200 µs).
+const LAZY_CHUNK: usize = 64;
+
+impl Pool {
+    /// `f` over every item, results in input order (Python's `Pool.map`). Each
+    /// item has its own `Result`: a panic, a worker's death or a timeout fails
+    /// that item alone.
+    ///
+    /// `f` is a plain `fn` (a closure without captures coerces to one), since
+    /// workers may run in another process image. The outer error means the map
+    /// could not start: the pool is closed, `f` is not code of the executable,
+    /// or no worker could be started.
+    ///
+    /// ```
+    /// # brood::init();
+    /// fn square(x: u64) -> u64 { x * x }
+    /// let pool = brood::Pool::new(2)?;
+    /// let out = pool.map(square, 1..=3)?;
+    /// assert_eq!(out, [Ok(1), Ok(4), Ok(9)]);
+    /// # Ok::<(), brood::Error>(())
+    /// ```
+    pub fn map<A, R>(
+        &self,
+        f: fn(A) -> R,
+        items: impl IntoIterator<Item = A>,
+    ) -> Result<Vec<std::result::Result<R, TaskError>>>
+    where
+        A: Serialize + DeserializeOwned + 'static,
+        R: Serialize + DeserializeOwned + 'static,
+    {
+        in_order(self.map_unordered(f, items)?)
+    }
+
+    /// [`Pool::map`] with the worker's state: `f(&state, item)`, where the
+    /// state is what the pool's [initializer](PoolBuilder::initializer)
+    /// returned in that worker. An item run by a worker without a state of
+    /// type `S` fails with [`TaskError::Failed`].
+    ///
+    /// ```
+    /// # brood::init();
+    /// fn offset(base: u64) -> u64 { base }
+    /// fn add(base: &u64, x: u64) -> u64 { base + x }
+    /// let pool = brood::Pool::builder(2).initializer(offset, 1000).build()?;
+    /// assert_eq!(pool.map_with(add, [1, 2])?, [Ok(1001), Ok(1002)]);
+    /// # Ok::<(), brood::Error>(())
+    /// ```
+    pub fn map_with<S, A, R>(
+        &self,
+        f: fn(&S, A) -> R,
+        items: impl IntoIterator<Item = A>,
+    ) -> Result<Vec<std::result::Result<R, TaskError>>>
+    where
+        S: 'static,
+        A: Serialize + DeserializeOwned + 'static,
+        R: Serialize + DeserializeOwned + 'static,
+    {
+        in_order(self.map_unordered_with(f, items)?)
+    }
+
+    /// Like [`Pool::map`], but yields `(index, result)` as each item finishes
+    /// (Python's `imap_unordered`, with the index, over a collection).
+    ///
+    /// Dropping the iterator before the end abandons the remaining items: the
+    /// workers still running some are killed and replaced.
+    ///
+    /// ```
+    /// # brood::init();
+    /// use brood::Pool;
+    /// fn double(x: u32) -> u32 { 2 * x }
+    /// let pool = Pool::new(2)?;
+    /// let mut got: Vec<(usize, u32)> = pool
+    ///     .map_unordered(double, [10, 20, 30])?
+    ///     .map(|(i, r)| (i, r.unwrap()))
+    ///     .collect();
+    /// got.sort();
+    /// assert_eq!(got, [(0, 20), (1, 40), (2, 60)]);
+    /// # Ok::<(), brood::Error>(())
+    /// ```
+    pub fn map_unordered<A, R>(
+        &self,
+        f: fn(A) -> R,
+        items: impl IntoIterator<Item = A>,
+    ) -> Result<MapUnordered<'_, R>>
+    where
+        A: Serialize + DeserializeOwned + 'static,
+        R: Serialize + DeserializeOwned + 'static,
+    {
+        let func = worker::fn_ref(f).map_err(crate::Error::Crossing)?;
+        MapUnordered::new(self.lock(), &self.cfg, self.eager(func, items))
+    }
+
+    /// [`Pool::map_unordered`] with the worker's state (see
+    /// [`Pool::map_with`]).
+    pub fn map_unordered_with<S, A, R>(
+        &self,
+        f: fn(&S, A) -> R,
+        items: impl IntoIterator<Item = A>,
+    ) -> Result<MapUnordered<'_, R>>
+    where
+        S: 'static,
+        A: Serialize + DeserializeOwned + 'static,
+        R: Serialize + DeserializeOwned + 'static,
+    {
+        let func = state::task_ref(f).map_err(crate::Error::Crossing)?;
+        MapUnordered::new(self.lock(), &self.cfg, self.eager(func, items))
+    }
+
+    /// `f` over a lazy input, results in input order (Python's `imap`): the
+    /// iterator is pulled only as workers need items, a bounded number ahead
+    /// of the results, so an endless or huge input costs bounded memory and
+    /// the first result comes before the input ends.
+    ///
+    /// Items travel in chunks of [`PoolBuilder::chunk_size`] (by default
+    /// Python's chunk when the iterator tells its exact length, 64 when it
+    /// does not). A slow item holds back the results after it (they wait, in
+    /// order), and once the window of items ahead of it is full, the pulling
+    /// too; [`Pool::imap_unordered`] yields those results as they come.
+    ///
+    /// ```
+    /// # brood::init();
+    /// fn square(x: u64) -> u64 { x * x }
+    /// let pool = brood::Pool::new(2)?;
+    /// // An endless input: only what is taken is computed (and a little more).
+    /// let first: Vec<u64> = pool.imap(square, 1..)?.take(3).map(Result::unwrap).collect();
+    /// assert_eq!(first, [1, 4, 9]);
+    /// # Ok::<(), brood::Error>(())
+    /// ```
+    pub fn imap<'a, A, R, I>(&'a self, f: fn(A) -> R, items: I) -> Result<Imap<'a, R>>
+    where
+        A: Serialize + DeserializeOwned + 'static,
+        R: Serialize + DeserializeOwned + 'static,
+        I: IntoIterator<Item = A>,
+        I::IntoIter: Send + 'a,
+    {
+        Ok(Imap::new(self.imap_unordered(f, items)?))
+    }
+
+    /// [`Pool::imap`] with the worker's state (see [`Pool::map_with`]).
+    pub fn imap_with<'a, S, A, R, I>(&'a self, f: fn(&S, A) -> R, items: I) -> Result<Imap<'a, R>>
+    where
+        S: 'static,
+        A: Serialize + DeserializeOwned + 'static,
+        R: Serialize + DeserializeOwned + 'static,
+        I: IntoIterator<Item = A>,
+        I::IntoIter: Send + 'a,
+    {
+        Ok(Imap::new(self.imap_unordered_with(f, items)?))
+    }
+
+    /// `f` over a lazy input, `(index, result)` as each item finishes
+    /// (Python's `imap_unordered`, with the index): pulled like
+    /// [`Pool::imap`], yielded without waiting for slower items.
+    ///
+    /// ```
+    /// # brood::init();
+    /// fn double(x: u32) -> u32 { 2 * x }
+    /// let pool = brood::Pool::new(2)?;
+    /// let mut got: Vec<(usize, u32)> = pool
+    ///     .imap_unordered(double, (1..=3).map(|i| i * 10))?
+    ///     .map(|(i, r)| (i, r.unwrap()))
+    ///     .collect();
+    /// got.sort();
+    /// assert_eq!(got, [(0, 20), (1, 40), (2, 60)]);
+    /// # Ok::<(), brood::Error>(())
+    /// ```
+    pub fn imap_unordered<'a, A, R, I>(
+        &'a self,
+        f: fn(A) -> R,
+        items: I,
+    ) -> Result<ImapUnordered<'a, R>>
+    where
+        A: Serialize + DeserializeOwned + 'static,
+        R: Serialize + DeserializeOwned + 'static,
+        I: IntoIterator<Item = A>,
+        I::IntoIter: Send + 'a,
+    {
+        let func = worker::fn_ref(f).map_err(crate::Error::Crossing)?;
+        self.lazy(func, items.into_iter())
+    }
+
+    /// [`Pool::imap_unordered`] with the worker's state (see
+    /// [`Pool::map_with`]).
+    pub fn imap_unordered_with<'a, S, A, R, I>(
+        &'a self,
+        f: fn(&S, A) -> R,
+        items: I,
+    ) -> Result<ImapUnordered<'a, R>>
+    where
+        S: 'static,
+        A: Serialize + DeserializeOwned + 'static,
+        R: Serialize + DeserializeOwned + 'static,
+        I: IntoIterator<Item = A>,
+        I::IntoIter: Send + 'a,
+    {
+        let func = state::task_ref(f).map_err(crate::Error::Crossing)?;
+        self.lazy(func, items.into_iter())
+    }
+
+    /// What every map of this pool is asked for, besides its items.
+    fn plan(&self, func: FnRef, chunk: usize) -> Plan {
+        let chunk = self.cfg.chunk.unwrap_or(chunk);
+        Plan {
+            func,
+            chunk,
+            window: (WINDOW_PER_CHUNK * self.cfg.size * chunk).max(MIN_WINDOW),
+            timeout: self.cfg.timeout,
+            max_tasks: self.cfg.max_tasks,
+            max_memory: self.cfg.max_memory,
+        }
+    }
+
+    /// A map over a collection, encoded now.
+    pub(super) fn eager<A: Serialize>(
+        &self,
+        func: FnRef,
+        items: impl IntoIterator<Item = A>,
+    ) -> Run<'static> {
+        let mut run = Run::eager(self.plan(func, 1), items);
+        if self.cfg.chunk.is_none() {
+            run.chunk = default_chunk(run.pending.len(), self.cfg.size);
+        }
+        run
+    }
+
+    fn lazy<'a, A, R, I>(&'a self, func: FnRef, items: I) -> Result<ImapUnordered<'a, R>>
+    where
+        A: Serialize + 'static,
+        R: DeserializeOwned + 'static,
+        I: Iterator<Item = A> + Send + 'a,
+    {
+        let chunk = match items.size_hint() {
+            (lo, Some(hi)) if lo == hi => default_chunk(hi, self.cfg.size),
+            _ => LAZY_CHUNK,
+        };
+        let run = Run::lazy(self.plan(func, chunk), encoding(items));
+        Ok(ImapUnordered(MapUnordered::new(
+            self.lock(),
+            &self.cfg,
+            run,
+        )?))
+    }
+}
+
+/// A map's results put back in input order.
+fn in_order<R: DeserializeOwned + 'static>(
+    it: MapUnordered<'_, R>,
+) -> Result<Vec<std::result::Result<R, TaskError>>> {
+    let mut out = InOrder::new(it.len());
+    for (i, r) in it {
+        out.put(i, r);
+    }
+    Ok(out.finish())
+}

@@ -1,0 +1,366 @@
+//! One map's items and results: [`Run`].
+//!
+//! Arguments and results live in two arenas rather than one allocation each
+//! (for tiny items the allocator was a measurable part of a map). The items
+//! come from a [`Source`]: all at once for `map` (its input is a finite
+//! collection, and the result is an `ExactSizeIterator`), or lazily for
+//! `imap`, which pulls from the caller's iterator only as workers need items.
+//! Either way the arena holds only a *window* of items — from the oldest one
+//! without a result to the newest pulled — so that mapping ten million lazy
+//! items keeps a few thousand in memory (the window is bounded, so a slow
+//! item at its front stops the pulling rather than letting the rest pile up).
+
+use super::TaskError;
+use super::run::Worker;
+use crate::sys::image::FnRef;
+use crate::wire::TaskHead;
+use crate::wire::frame::{self, FrameKind};
+use std::collections::VecDeque;
+use std::time::{Duration, Instant};
+
+/// A result: the range of its bytes in [`Run::results`], or why there is none.
+pub(super) type Outcome = std::result::Result<std::ops::Range<usize>, TaskError>;
+
+/// Pulls the next item and encodes it onto the arena: `None` when the input
+/// is exhausted, `Some(Err)` for an item that cannot be encoded.
+pub(super) type Source<'s> =
+    Box<dyn FnMut(&mut Vec<u8>) -> Option<std::result::Result<(), String>> + Send + 's>;
+
+/// One `map`'s items and results.
+pub(super) struct Run<'s> {
+    pub(super) func: FnRef,
+    /// The items of the window, encoded one after the other; `origin` is the
+    /// offset of `args[0]` in the map's whole stream of arguments.
+    args: Vec<u8>,
+    origin: usize,
+    /// Where each item of the window lies (offset in the stream, length),
+    /// and whether it has its result, for items `base..base + spans.len()`.
+    spans: VecDeque<(usize, u32)>,
+    answered: VecDeque<bool>,
+    base: usize,
+    /// Items pulled so far (the next item's index).
+    pulled: usize,
+    /// Where further items come from; `None` once exhausted.
+    source: Option<Source<'s>>,
+    /// The most items pulled and not yet answered.
+    window: usize,
+    /// Set when no worker can run anything: items pulled from now on fail
+    /// with this at once.
+    broken: Option<String>,
+    pub(super) pending: VecDeque<usize>,
+    /// Result bytes of the items in `ready`; emptied whenever `ready` is.
+    pub(super) results: Vec<u8>,
+    pub(super) ready: VecDeque<(usize, Outcome)>,
+    pub(super) yielded: usize,
+    pub(super) chunk: usize,
+    pub(super) timeout: Option<Duration>,
+    pub(super) max_tasks: Option<usize>,
+    pub(super) max_memory: Option<u64>,
+}
+
+/// What a map is asked for, besides its items.
+pub(super) struct Plan {
+    pub(super) func: FnRef,
+    pub(super) chunk: usize,
+    /// Items pulled ahead of their results, at most.
+    pub(super) window: usize,
+    pub(super) timeout: Option<Duration>,
+    pub(super) max_tasks: Option<usize>,
+    pub(super) max_memory: Option<u64>,
+}
+
+impl<'s> Run<'s> {
+    /// A map over `items`, every one encoded now (for `map`: the input is a
+    /// finite collection, and its length is the result's).
+    pub(super) fn eager<A: serde::Serialize>(
+        plan: Plan,
+        items: impl IntoIterator<Item = A>,
+    ) -> Run<'s> {
+        let mut run = Run::empty(plan, None, usize::MAX);
+        for item in items {
+            run.pull_with(|arena| Some(encode(&item, arena)));
+        }
+        run
+    }
+
+    /// A map that pulls from `source` only as workers need items.
+    pub(super) fn lazy(plan: Plan, source: Source<'s>) -> Run<'s> {
+        let window = plan.window.max(1);
+        Run::empty(plan, Some(source), window)
+    }
+
+    fn empty(plan: Plan, source: Option<Source<'s>>, window: usize) -> Run<'s> {
+        Run {
+            func: plan.func,
+            args: Vec::new(),
+            origin: 0,
+            spans: VecDeque::new(),
+            answered: VecDeque::new(),
+            base: 0,
+            pulled: 0,
+            source,
+            window,
+            broken: None,
+            pending: VecDeque::new(),
+            results: Vec::new(),
+            ready: VecDeque::new(),
+            yielded: 0,
+            chunk: plan.chunk.max(1),
+            timeout: plan.timeout,
+            max_tasks: plan.max_tasks,
+            max_memory: plan.max_memory,
+        }
+    }
+
+    /// Every item has been yielded.
+    pub(super) fn done(&self) -> bool {
+        self.source.is_none() && self.yielded >= self.pulled
+    }
+
+    /// Items pulled so far.
+    pub(super) fn pulled(&self) -> usize {
+        self.pulled
+    }
+
+    /// Items still to be yielded, when the input's end is known.
+    pub(super) fn left(&self) -> Option<usize> {
+        self.source.is_none().then(|| self.pulled - self.yielded)
+    }
+
+    /// Pulls items until `want` wait to be handed out, the window is full or
+    /// the input ends.
+    pub(super) fn refill(&mut self, want: usize) {
+        while self.pending.len() < want && self.spans.len() < self.window {
+            let Some(mut source) = self.source.take() else {
+                return;
+            };
+            if self.pull_with(&mut source) {
+                self.source = Some(source);
+            }
+        }
+    }
+
+    /// Takes one item from `next` into the window; false at the input's end.
+    fn pull_with(
+        &mut self,
+        next: impl FnOnce(&mut Vec<u8>) -> Option<std::result::Result<(), String>>,
+    ) -> bool {
+        let start = self.args.len();
+        let pulled = next(&mut self.args);
+        let idx = self.pulled;
+        let encoded = match pulled {
+            None => return false,
+            Some(r) => r.and_then(|()| {
+                u32::try_from(self.args.len() - start)
+                    .map_err(|_| "the argument is larger than 4 GiB".to_string())
+            }),
+        };
+        self.pulled += 1;
+        match encoded {
+            Ok(len) => {
+                self.spans.push_back((self.origin + start, len));
+                self.answered.push_back(false);
+                match &self.broken {
+                    None => self.pending.push_back(idx),
+                    Some(reason) => {
+                        let reason = reason.clone();
+                        self.finish(idx, Err(TaskError::Failed { reason }));
+                    }
+                }
+            }
+            Err(reason) => {
+                self.args.truncate(start);
+                self.spans.push_back((self.origin + start, 0));
+                self.answered.push_back(false);
+                self.finish(idx, Err(TaskError::Failed { reason }));
+            }
+        }
+        true
+    }
+
+    /// Records an item's outcome; the window moves past answered items.
+    pub(super) fn finish(&mut self, idx: usize, outcome: Outcome) {
+        self.ready.push_back((idx, outcome));
+        if let Some(a) = idx
+            .checked_sub(self.base)
+            .and_then(|i| self.answered.get_mut(i))
+        {
+            *a = true;
+        }
+        while self.answered.front() == Some(&true) {
+            self.answered.pop_front();
+            self.spans.pop_front();
+            self.base += 1;
+        }
+        // The arena drops what lies before the window (all of it when the
+        // window is empty; otherwise once that is most of it, so that the
+        // copying stays linear).
+        let keep_from = self
+            .spans
+            .front()
+            .map_or(self.origin + self.args.len(), |s| s.0);
+        let dead = keep_from - self.origin;
+        if dead == self.args.len() || (dead > 64 << 10 && dead > self.args.len() / 2) {
+            self.args.drain(..dead);
+            self.origin = keep_from;
+        }
+    }
+
+    /// No worker can run anything: what waits fails with `reason`, and so
+    /// does every item pulled later.
+    pub(super) fn fail_pending(&mut self, reason: &str) {
+        self.broken = Some(reason.to_string());
+        while let Some(idx) = self.pending.pop_front() {
+            self.finish(
+                idx,
+                Err(TaskError::Failed {
+                    reason: reason.to_string(),
+                }),
+            );
+        }
+        // Some items past those, so that the map moves on (a little at a
+        // time: the input may be endless).
+        self.refill(self.chunk);
+    }
+
+    /// Copies a result's bytes into the arena.
+    pub(super) fn keep(&mut self, bytes: &[u8]) -> std::ops::Range<usize> {
+        let start = self.results.len();
+        self.results.extend_from_slice(bytes);
+        start..self.results.len()
+    }
+
+    /// The encoded argument of item `idx` (of the window).
+    fn arg(&self, idx: usize) -> &[u8] {
+        let (at, len) = self.spans[idx - self.base];
+        let at = at - self.origin;
+        &self.args[at..at + len as usize]
+    }
+
+    /// Gives each worker up to two chunks (so none waits for the next), within
+    /// its `max_tasks_per_child`; a worker that reached it is told to quit.
+    pub(super) fn dispatch(&mut self, w: &mut Worker) {
+        if w.quitting {
+            return;
+        }
+        while w.inflight.len() < 2 * self.chunk && !self.pending.is_empty() {
+            let mut n = self.chunk.min(self.pending.len());
+            if let Some(max) = self.max_tasks {
+                n = n.min(max.saturating_sub(w.assigned));
+            }
+            if n == 0 {
+                break;
+            }
+            let head = TaskHead {
+                func: self.func,
+                count: n as u32,
+            };
+            let start = frame::begin_frame(&mut w.out, FrameKind::Task);
+            if postcard::to_extend(&head, frame::Append(&mut w.out)).is_err() {
+                unreachable!("a TaskHead always encodes into a Vec")
+            }
+            if w.inflight.is_empty() {
+                w.since = Instant::now();
+            }
+            for _ in 0..n {
+                let idx = self.pending.pop_front().expect("n <= pending");
+                frame::append_item(&mut w.out, self.arg(idx));
+                w.inflight.push_back(idx);
+            }
+            frame::end_frame(&mut w.out, start);
+            w.assigned += n;
+        }
+        if self.max_tasks.is_some_and(|max| w.assigned >= max) {
+            w.push_quit();
+        }
+    }
+}
+
+/// A source over a whole collection, encoding each item with postcard.
+pub(super) fn encoding<'s, A, I>(items: I) -> Source<'s>
+where
+    A: serde::Serialize,
+    I: Iterator<Item = A> + Send + 's,
+{
+    let mut items = items;
+    Box::new(move |arena: &mut Vec<u8>| Some(encode(&items.next()?, arena)))
+}
+
+/// Appends `item`'s encoding to the arena.
+fn encode<A: serde::Serialize>(item: &A, arena: &mut Vec<u8>) -> std::result::Result<(), String> {
+    postcard::to_extend(item, frame::Append(arena))
+        .map(drop)
+        .map_err(|e| format!("cannot encode the argument: {e}"))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn plan(window: usize) -> Plan {
+        Plan {
+            func: crate::sys::image::fn_ref::<fn(u32) -> u32, super::super::worker::RunTask>(|x| x)
+                .unwrap(),
+            chunk: 4,
+            window,
+            timeout: None,
+            max_tasks: None,
+            max_memory: None,
+        }
+    }
+
+    #[test]
+    fn the_window_bounds_what_is_pulled_and_the_arena_follows_it() {
+        let mut run = Run::lazy(plan(100), encoding(0u64..1_000_000));
+        run.refill(usize::MAX);
+        assert_eq!(run.pending.len(), 100);
+        // Answer the front 60 out of order: the window moves by all of them.
+        for idx in (0..60).rev() {
+            run.pending.retain(|&i| i != idx);
+            run.finish(
+                idx,
+                Err(TaskError::Failed {
+                    reason: String::new(),
+                }),
+            );
+        }
+        assert_eq!(run.base, 60);
+        run.refill(usize::MAX);
+        assert_eq!(run.pulled, 160);
+        assert_eq!(run.spans.len(), 100);
+        // A hole at the front holds the window, however much else is answered.
+        for idx in 61..160 {
+            run.finish(
+                idx,
+                Err(TaskError::Failed {
+                    reason: String::new(),
+                }),
+            );
+        }
+        run.pending.clear();
+        run.refill(usize::MAX);
+        assert_eq!(run.pulled, 160, "pulled past an unanswered front item");
+        assert_eq!(run.arg(60), postcard::to_allocvec(&60u64).unwrap());
+        run.finish(
+            60,
+            Err(TaskError::Failed {
+                reason: String::new(),
+            }),
+        );
+        assert!(run.spans.is_empty());
+        assert!(
+            run.args.is_empty(),
+            "the arena kept {} bytes",
+            run.args.len()
+        );
+        run.refill(10);
+        assert_eq!(run.arg(160), postcard::to_allocvec(&160u64).unwrap());
+    }
+
+    #[test]
+    fn eager_pulls_everything_and_knows_the_end() {
+        let run = Run::eager(plan(1), [1u8, 2, 3]);
+        assert_eq!(run.pending.len(), 3);
+        assert_eq!(run.left(), Some(3));
+    }
+}

@@ -1,0 +1,204 @@
+//! `Pool` for data work: per-worker state from an initializer, and lazy
+//! input (`imap`, `imap_unordered`) pulled only as workers need it — observed
+//! on real workers (their pids, `/proc/self/statm`).
+
+mod support;
+
+use brood::{Error, Pool, StartMethod, TaskError};
+use std::collections::HashSet;
+use std::sync::Arc;
+use std::sync::atomic::{AtomicUsize, Ordering};
+use support::*;
+
+brood::init_before_main!();
+
+const METHODS: [StartMethod; 3] = [
+    StartMethod::Fork,
+    StartMethod::Spawn,
+    StartMethod::ForkServer,
+];
+
+/// A worker's state: the initializer's argument, and the pid it ran in.
+fn load(tag: String) -> (String, u32) {
+    (tag, std::process::id())
+}
+
+/// Reports the state and the pid of the worker that ran the task.
+fn look((tag, made_in): &(String, u32), x: u32) -> (String, u32, u32, u32) {
+    if x == 7 {
+        // SAFETY: the worker kills itself, which is the point of the test.
+        unsafe { libc::kill(libc::getpid(), libc::SIGKILL) };
+    }
+    (tag.clone(), *made_in, std::process::id(), x)
+}
+
+fn inc(x: u64) -> u64 {
+    x + 1
+}
+
+fn refuse(_: u8) -> u8 {
+    panic!("no table to load")
+}
+
+#[test]
+fn the_initializer_runs_once_in_each_worker_under_every_start_method() {
+    for method in METHODS {
+        let pool = Pool::builder(2)
+            .start_method(method)
+            .chunk_size(1)
+            .initializer(load, "table".to_string())
+            .build()
+            .unwrap();
+        let first = pool.worker_pids();
+        let out = pool.map_with(look, 0..20).unwrap();
+        let mut ran_in = HashSet::new();
+        for (x, r) in out.into_iter().enumerate() {
+            if x == 7 {
+                assert!(
+                    matches!(r, Err(TaskError::WorkerDied { .. })),
+                    "{method:?}: {r:?}"
+                );
+                continue;
+            }
+            let (tag, made_in, ran, got) = r.unwrap();
+            assert_eq!((tag.as_str(), got as usize), ("table", x));
+            // The state was made in the very worker that used it, also in
+            // the one that replaced the killed worker.
+            assert_eq!(made_in, ran, "{method:?}: state of {made_in} seen in {ran}");
+            ran_in.insert(ran);
+        }
+        assert!(ran_in.len() >= 2, "{method:?}: {ran_in:?}");
+        assert!(
+            ran_in.iter().any(|p| !first.contains(p)),
+            "{method:?}: the replacement ran nothing"
+        );
+        pool.close().unwrap();
+        for p in ran_in {
+            assert!(!exists(p), "{method:?}: worker {p} outlived close");
+        }
+    }
+}
+
+#[test]
+fn a_failing_initializer_fails_the_start_with_its_message() {
+    for method in METHODS {
+        let err = Pool::builder(2)
+            .start_method(method)
+            .initializer(refuse, 0)
+            .build()
+            .unwrap_err();
+        let Error::PoolInitializer { pid, message } = &err else {
+            panic!("{method:?}: {err}");
+        };
+        assert!(message.contains("no table to load"), "{message}");
+        assert!(
+            message.contains("pool_data.rs"),
+            "{method:?}: no location: {message}"
+        );
+        assert!(
+            wait_exit(*pid, std::time::Duration::from_secs(5)),
+            "{method:?}: worker {pid} lives on"
+        );
+    }
+}
+
+#[test]
+fn a_task_with_state_on_a_pool_without_one_fails_naming_the_type() {
+    let pool = Pool::new(1).unwrap();
+    let out = pool.map_with(look, [1]).unwrap();
+    let Err(TaskError::Failed { reason }) = &out[0] else {
+        panic!("{out:?}");
+    };
+    assert!(reason.contains("(alloc::string::String, u32)"), "{reason}");
+    assert!(reason.contains("initializer"), "{reason}");
+}
+
+/// Counts what is pulled from it.
+fn counted(n: u64, pulled: &Arc<AtomicUsize>) -> impl Iterator<Item = u64> + Send + 'static {
+    let pulled = Arc::clone(pulled);
+    (0..n).inspect(move |_| {
+        pulled.fetch_add(1, Ordering::Relaxed);
+    })
+}
+
+#[test]
+fn imap_pulls_only_as_workers_need_items_and_keeps_order() {
+    for method in METHODS {
+        let pool = Pool::builder(2).start_method(method).build().unwrap();
+        let pulled = Arc::new(AtomicUsize::new(0));
+        let mut it = pool.imap(inc, counted(1_000_000, &pulled)).unwrap();
+        assert_eq!(it.next(), Some(Ok(1)));
+        let at_first = pulled.load(Ordering::Relaxed);
+        // Its exact length gives Python's chunk (4,096 here): a few chunks
+        // per worker are pulled ahead, never the million.
+        assert!(
+            at_first <= 40_000,
+            "{method:?}: {at_first} items pulled for the first result"
+        );
+        let mut most_ahead = 0;
+        for (k, r) in it.by_ref().take(200_000).enumerate() {
+            assert_eq!(r, Ok(k as u64 + 2));
+            most_ahead = most_ahead.max(pulled.load(Ordering::Relaxed) - (k + 2));
+        }
+        assert!(
+            most_ahead <= 40_000,
+            "{method:?}: {most_ahead} pulled ahead"
+        );
+        // Dropped before the end: the rest is never pulled.
+        drop(it);
+        assert!(pulled.load(Ordering::Relaxed) < 250_000);
+        assert_eq!(pool.map(inc, [1]).unwrap(), [Ok(2)], "{method:?}");
+    }
+}
+
+#[test]
+fn imap_unordered_gives_every_index_once_and_a_death_costs_one_item() {
+    fn die_on_500(x: u32) -> u32 {
+        if x == 500 {
+            brood::exit_now(9);
+        }
+        x
+    }
+    let pool = Pool::builder(2).build().unwrap();
+    let mut seen = vec![false; 2000];
+    for (i, r) in pool.imap_unordered(die_on_500, 0..2000u32).unwrap() {
+        assert!(!seen[i], "index {i} twice");
+        seen[i] = true;
+        match r {
+            Ok(x) => assert_eq!(x as usize, i),
+            Err(TaskError::WorkerDied { status, .. }) => {
+                assert_eq!(i, 500);
+                assert_eq!(status.and_then(|s| s.code()), Some(9));
+            }
+            Err(e) => panic!("{i}: {e}"),
+        }
+    }
+    assert!(seen.iter().all(|&s| s));
+}
+
+fn rss_bytes() -> u64 {
+    let statm = std::fs::read_to_string("/proc/self/statm").unwrap();
+    let pages: u64 = statm.split_whitespace().nth(1).unwrap().parse().unwrap();
+    pages * 4096
+}
+
+#[test]
+fn imap_over_ten_million_items_keeps_the_parent_small() {
+    let pool = Pool::builder(2).chunk_size(4096).build().unwrap();
+    // Warm up the pool's buffers, then measure.
+    assert_eq!(pool.imap(inc, 0..10_000u64).unwrap().count(), 10_000);
+    let before = rss_bytes();
+    let mut peak = before;
+    let mut sum = 0u64;
+    let n = 10_000_000u64;
+    for (k, r) in pool.imap(inc, (0..n).filter(|&x| x < n)).unwrap().enumerate() {
+        sum += r.unwrap();
+        if k % 100_000 == 0 {
+            peak = peak.max(rss_bytes());
+        }
+    }
+    assert_eq!(sum, n * (n + 1) / 2);
+    let growth = peak.saturating_sub(before);
+    eprintln!("parent RSS growth over 10M items: {} KiB", growth >> 10);
+    assert!(growth < 50 << 20, "grew by {} MiB", growth >> 20);
+}
