@@ -4,8 +4,9 @@
 
 mod support;
 
-use brood::{Error, Pool, StartMethod, TaskError};
+use brood::{Error, Pool, SharedSlice, StartMethod, TaskError};
 use std::collections::HashSet;
+use std::ops::Range;
 use std::sync::Arc;
 use std::sync::atomic::{AtomicUsize, Ordering};
 use support::*;
@@ -191,7 +192,11 @@ fn imap_over_ten_million_items_keeps_the_parent_small() {
     let mut peak = before;
     let mut sum = 0u64;
     let n = 10_000_000u64;
-    for (k, r) in pool.imap(inc, (0..n).filter(|&x| x < n)).unwrap().enumerate() {
+    for (k, r) in pool
+        .imap(inc, (0..n).filter(|&x| x < n))
+        .unwrap()
+        .enumerate()
+    {
         sum += r.unwrap();
         if k % 100_000 == 0 {
             peak = peak.max(rss_bytes());
@@ -201,4 +206,121 @@ fn imap_over_ten_million_items_keeps_the_parent_small() {
     let growth = peak.saturating_sub(before);
     eprintln!("parent RSS growth over 10M items: {} KiB", growth >> 10);
     assert!(growth < 50 << 20, "grew by {} MiB", growth >> 20);
+}
+
+/// Sums its part of the shared data, and says whether this worker has the
+/// data mapped read-only from a sealed memfd (`/proc/self/maps`).
+fn sum_part((data, part): (SharedSlice<f64>, Range<usize>)) -> (f64, u32, bool) {
+    let maps = std::fs::read_to_string("/proc/self/maps").unwrap();
+    let mapped_ro = maps.lines().any(|l| {
+        l.contains("memfd:brood-shared-data") && l.split_whitespace().nth(1) == Some("r--s")
+    });
+    (data[part].iter().sum(), std::process::id(), mapped_ro)
+}
+
+/// A result built in the worker's shared memory.
+fn squares(n: usize) -> SharedSlice<u64> {
+    SharedSlice::build(n, |out| {
+        for (i, x) in out.iter_mut().enumerate() {
+            *x = (i * i) as u64;
+        }
+    })
+    .unwrap()
+}
+
+#[test]
+fn shared_data_crosses_as_memory_under_every_start_method() {
+    const N: usize = 1 << 20;
+    let data = SharedSlice::from_fn(N, |i| i as f64).unwrap();
+    let expected = (N as f64 - 1.0) * N as f64 / 2.0;
+    for method in METHODS {
+        let pool = Pool::builder(2)
+            .start_method(method)
+            .chunk_size(1)
+            .build()
+            .unwrap();
+        for round in 0..2 {
+            let parts = (0..16).map(|k| (data.clone(), k * N / 16..(k + 1) * N / 16));
+            let out = pool.map(sum_part, parts).unwrap();
+            let mut total = 0.0;
+            let mut workers = HashSet::new();
+            for r in out {
+                let (s, pid, mapped_ro) = r.unwrap();
+                assert!(
+                    mapped_ro,
+                    "{method:?}: worker {pid} has no read-only shared mapping"
+                );
+                total += s;
+                workers.insert(pid);
+            }
+            assert_eq!(total, expected, "{method:?} round {round}");
+            assert_eq!(workers.len(), 2, "{method:?}: {workers:?}");
+        }
+        // Results the workers wrote into shared memory, read here.
+        let back = pool.map(squares, [10, 100_000]).unwrap();
+        let big = back[1].as_ref().unwrap();
+        assert_eq!((big.len(), big[99_999]), (100_000, 99_999 * 99_999));
+        assert_eq!(
+            back[0].as_ref().unwrap().to_vec(),
+            (0..10).map(|i| i * i).collect::<Vec<u64>>()
+        );
+        pool.close().unwrap();
+        // Still readable once the workers are gone.
+        assert_eq!(big[12], 144, "{method:?}");
+    }
+}
+
+#[test]
+fn shared_data_outside_a_pool_is_a_clear_error() {
+    let data = SharedSlice::from_slice(&[1u8, 2, 3]).unwrap();
+    let err = postcard::to_allocvec(&data).unwrap_err();
+    assert!(err.to_string().contains("Serde"), "{err}");
+    // As a Process argument it cannot cross either: the start says why.
+    fn first(d: SharedSlice<u8>) -> u8 {
+        d[0]
+    }
+    let started = brood::Process::new(first, data)
+        .start_method(StartMethod::Spawn)
+        .start();
+    let why = match started {
+        Err(e) => e.to_string(),
+        Ok(h) => h.join().unwrap_err().to_string(),
+    };
+    assert!(why.contains("SharedSlice"), "{why}");
+}
+
+/// How many shared-data mappings this worker has.
+fn shared_mappings(_: u8) -> usize {
+    let maps = std::fs::read_to_string("/proc/self/maps").unwrap();
+    maps.lines()
+        .filter(|l| l.contains("memfd:brood-shared-data"))
+        .count()
+}
+
+#[test]
+fn a_worker_keeps_shared_data_between_maps_and_lets_go_when_the_pool_does() {
+    for method in METHODS {
+        let pool = Pool::builder(1).start_method(method).build().unwrap();
+        let data = SharedSlice::from_fn(4096, |i| i as f64).unwrap();
+        let part = |_| (data.clone(), 0..4096);
+        assert!(pool.map(sum_part, (0..4).map(part)).unwrap()[0].is_ok());
+        assert_eq!(
+            pool.map(shared_mappings, [0]).unwrap(),
+            [Ok(1)],
+            "{method:?}"
+        );
+        // Sent once: a second map reuses the worker's mapping.
+        assert!(pool.map(sum_part, (0..4).map(part)).unwrap()[0].is_ok());
+        assert_eq!(
+            pool.map(shared_mappings, [0]).unwrap(),
+            [Ok(1)],
+            "{method:?}"
+        );
+        drop(data);
+        assert_eq!(
+            pool.map(shared_mappings, [0]).unwrap(),
+            [Ok(0)],
+            "{method:?}"
+        );
+    }
 }

@@ -12,11 +12,17 @@
 
 use super::TaskError;
 use super::run::Worker;
+use super::shared::{self, Inbox, Sharing};
 use crate::sys::image::FnRef;
 use crate::wire::TaskHead;
 use crate::wire::frame::{self, FrameKind};
+use std::collections::HashMap;
 use std::collections::VecDeque;
+use std::sync::Arc;
 use std::time::{Duration, Instant};
+
+/// The fewest items a worker holds while more wait (see `Run::dispatch`).
+const MIN_INFLIGHT: usize = 8;
 
 /// A result: the range of its bytes in [`Run::results`], or why there is none.
 pub(super) type Outcome = std::result::Result<std::ops::Range<usize>, TaskError>;
@@ -56,6 +62,10 @@ pub(super) struct Run<'s> {
     pub(super) timeout: Option<Duration>,
     pub(super) max_tasks: Option<usize>,
     pub(super) max_memory: Option<u64>,
+    /// The shared data each item of the window names (most name none).
+    shares: HashMap<usize, Vec<Sharing>>,
+    /// Shared data the workers' results named, for decoding them.
+    pub(super) inbox: Inbox,
 }
 
 /// What a map is asked for, besides its items.
@@ -109,6 +119,8 @@ impl<'s> Run<'s> {
             timeout: plan.timeout,
             max_tasks: plan.max_tasks,
             max_memory: plan.max_memory,
+            shares: HashMap::new(),
+            inbox: Inbox::new(),
         }
     }
 
@@ -146,8 +158,11 @@ impl<'s> Run<'s> {
         next: impl FnOnce(&mut Vec<u8>) -> Option<std::result::Result<(), String>>,
     ) -> bool {
         let start = self.args.len();
-        let pulled = next(&mut self.args);
+        let (pulled, named) = shared::collecting(|| next(&mut self.args));
         let idx = self.pulled;
+        if !named.is_empty() {
+            self.shares.insert(idx, named);
+        }
         let encoded = match pulled {
             None => return false,
             Some(r) => r.and_then(|()| {
@@ -181,6 +196,9 @@ impl<'s> Run<'s> {
     /// Records an item's outcome; the window moves past answered items.
     pub(super) fn finish(&mut self, idx: usize, outcome: Outcome) {
         self.ready.push_back((idx, outcome));
+        if !self.shares.is_empty() {
+            self.shares.remove(&idx);
+        }
         if let Some(a) = idx
             .checked_sub(self.base)
             .and_then(|i| self.answered.get_mut(i))
@@ -237,13 +255,48 @@ impl<'s> Run<'s> {
         &self.args[at..at + len as usize]
     }
 
+    /// The items a worker holds while more wait: two chunks, and with small
+    /// chunks a few more items, so that each worker has the next one at hand
+    /// however short its items, and its results for several chunks travel in
+    /// one write. Under a memory limit only the two chunks: a worker past
+    /// it finishes what it holds before it retires.
+    pub(super) fn depth(&self) -> usize {
+        if self.max_memory.is_some() {
+            2 * self.chunk
+        } else {
+            (2 * self.chunk).max(MIN_INFLIGHT)
+        }
+    }
+
+    /// Sends `w` the shared data that the next `n` pending items name and
+    /// that it does not have yet (before the task frame that needs it).
+    fn share(&self, w: &mut Worker, n: usize) {
+        if self.shares.is_empty() {
+            return;
+        }
+        let mut new: Vec<Sharing> = Vec::new();
+        for idx in self.pending.iter().take(n) {
+            for s in self.shares.get(idx).into_iter().flatten() {
+                if let std::collections::hash_map::Entry::Vacant(e) = w.sent.entry(s.id) {
+                    e.insert(Arc::downgrade(&s.region));
+                    new.push(s.clone());
+                }
+            }
+        }
+        if !new.is_empty() {
+            let forget = w.forgotten();
+            shared::push_share(&mut w.out, &mut w.attach, forget, &new);
+        }
+    }
+
     /// Gives each worker up to two chunks (so none waits for the next), within
     /// its `max_tasks_per_child`; a worker that reached it is told to quit.
     pub(super) fn dispatch(&mut self, w: &mut Worker) {
         if w.quitting {
             return;
         }
-        while w.inflight.len() < 2 * self.chunk && !self.pending.is_empty() {
+        let depth = self.depth();
+        while w.inflight.len() < depth && !self.pending.is_empty() {
             let mut n = self.chunk.min(self.pending.len());
             if let Some(max) = self.max_tasks {
                 n = n.min(max.saturating_sub(w.assigned));
@@ -251,6 +304,7 @@ impl<'s> Run<'s> {
             if n == 0 {
                 break;
             }
+            self.share(w, n);
             let head = TaskHead {
                 func: self.func,
                 count: n as u32,
@@ -290,7 +344,7 @@ where
 fn encode<A: serde::Serialize>(item: &A, arena: &mut Vec<u8>) -> std::result::Result<(), String> {
     postcard::to_extend(item, frame::Append(arena))
         .map(drop)
-        .map_err(|e| format!("cannot encode the argument: {e}"))
+        .map_err(|e| format!("cannot encode the argument: {}", frame::encode_error(&e)))
 }
 
 #[cfg(test)]

@@ -11,6 +11,7 @@ use super::death::Cause;
 use super::items::Run;
 use super::lease::Lease;
 use super::run::{parse, timespec};
+use super::shared;
 use super::{Config, TaskError};
 use crate::{Error, Result};
 use rustix::event::{PollFd, PollFlags};
@@ -65,6 +66,14 @@ impl<'a, R: DeserializeOwned + 'static> MapUnordered<'a, R> {
             return Err(Error::PoolClosed);
         }
         run.refill(run.chunk);
+        // Shared data of earlier maps that we no longer hold: the workers
+        // let go of it too.
+        for w in inner.slots.iter_mut().flatten() {
+            let forget = w.forgotten();
+            if !forget.is_empty() {
+                shared::push_share(&mut w.out, &mut w.attach, forget, &[]);
+            }
+        }
         // Workers that ended while the pool was idle (killed from outside)
         // are replaced before they are given work.
         for slot in 0..inner.slots.len() {
@@ -102,7 +111,7 @@ impl<'a, R: DeserializeOwned + 'static> MapUnordered<'a, R> {
         let (inner, run) = (&mut *self.inner, &mut self.run);
         // Enough items for every worker's two chunks, pulled only now: the
         // input is read as fast as the workers take it, no faster.
-        run.refill((2 * inner.live() + 1) * run.chunk);
+        run.refill(inner.live() * run.depth() + run.chunk);
         for w in inner.slots.iter_mut().flatten() {
             run.dispatch(w);
             w.flush();
@@ -226,12 +235,15 @@ impl<'a, R: DeserializeOwned + 'static> MapUnordered<'a, R> {
         let (idx, outcome) = self.run.ready.pop_front()?;
         self.run.yielded += 1;
         let value = outcome.and_then(|range| {
-            let bytes = &self.run.results[range];
-            postcard::from_bytes::<R>(bytes).map_err(|e| TaskError::Failed {
-                reason: format!(
-                    "cannot decode the result as a {}: {e}",
-                    std::any::type_name::<R>()
-                ),
+            let (results, inbox) = (&self.run.results, &mut self.run.inbox);
+            let bytes = &results[range];
+            shared::resolving(inbox, || postcard::from_bytes::<R>(bytes)).map_err(|e| {
+                TaskError::Failed {
+                    reason: format!(
+                        "cannot decode the result as a {}: {e}",
+                        std::any::type_name::<R>()
+                    ),
+                }
             })
         });
         if self.run.ready.is_empty() {

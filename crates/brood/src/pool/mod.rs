@@ -53,6 +53,7 @@ mod lease;
 mod map;
 mod progress;
 mod run;
+mod shared;
 mod state;
 mod worker;
 
@@ -67,6 +68,7 @@ use std::time::Duration;
 
 pub use imap::{Imap, ImapUnordered};
 pub use map::MapUnordered;
+pub use shared::SharedSlice;
 
 /// Why one item of a [`Pool::map`] has no value. The other items are not
 /// affected.

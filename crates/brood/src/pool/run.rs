@@ -4,17 +4,19 @@
 use super::death::{Cause, Counts, after_death};
 use super::items::Run;
 use super::progress::Progress;
+use super::shared::{self, Attached};
 use super::worker;
 use super::{Config, TaskError};
+use crate::sys::shm::Region;
 use crate::wire::frame::{self, FrameKind};
 use crate::wire::{self, Boot, PanicReport};
 use crate::{Error, Handle, OnExit, Process, Result};
 use rustix::event::{PollFd, PollFlags};
-use std::collections::VecDeque;
-use std::io::{self, Read};
+use std::collections::{HashMap, VecDeque};
+use std::io;
 use std::os::fd::{AsFd, OwnedFd};
 use std::os::unix::net::UnixStream;
-use std::sync::{Arc, Mutex};
+use std::sync::{Arc, Mutex, Weak};
 use std::time::{Duration, Instant};
 
 /// How long a worker may hold finished results before sending them, in µs:
@@ -40,6 +42,14 @@ pub(super) struct Worker {
     /// never blocks on a worker that is busy writing results to it).
     pub(super) out: Vec<u8>,
     out_pos: usize,
+    /// Descriptors of shared data that go with bytes of `out`.
+    pub(super) attach: Attached,
+    /// Descriptors received with its results, not yet taken by a `Share`
+    /// frame.
+    fds: VecDeque<OwnedFd>,
+    /// The shared data this worker has mapped, by id: kept while we hold it,
+    /// forgotten (told so) once we do not.
+    pub(super) sent: HashMap<u64, Weak<Region>>,
     /// Items sent and not yet answered, in the order the worker runs them.
     pub(super) inflight: VecDeque<usize>,
     /// When the front item started, as far as the pool can tell: the arrival
@@ -64,36 +74,44 @@ impl Worker {
     /// Writes what it can of `out` without blocking. A worker that went away
     /// is noticed through its pidfd, so write errors only stop the writing.
     pub(super) fn flush(&mut self) {
-        while self.out_pos < self.out.len() {
-            // MSG_NOSIGNAL: a dead worker must give EPIPE, not kill us with
-            // SIGPIPE (a program may have restored its default action).
-            match rustix::net::send(
-                &self.sock,
-                &self.out[self.out_pos..],
-                rustix::net::SendFlags::NOSIGNAL,
-            ) {
-                Ok(n) => self.out_pos += n,
-                Err(rustix::io::Errno::INTR) => {}
-                Err(rustix::io::Errno::AGAIN) => return,
-                Err(_) => self.out_pos = self.out.len(),
-            }
+        // MSG_NOSIGNAL (in send_out): a dead worker must give EPIPE, not kill
+        // us with SIGPIPE (a program may have restored its default action).
+        let sent = shared::send_out(
+            self.sock.as_fd(),
+            &self.out,
+            &mut self.out_pos,
+            &mut self.attach,
+        );
+        if let Ok(false) = sent {
+            return;
         }
         self.out.clear();
         self.out_pos = 0;
+        self.attach.clear();
+    }
+
+    /// Shared data this worker holds that we no longer do.
+    pub(super) fn forgotten(&mut self) -> Vec<u64> {
+        let gone: Vec<u64> = self
+            .sent
+            .iter()
+            .filter(|(_, w)| w.strong_count() == 0)
+            .map(|(&id, _)| id)
+            .collect();
+        for id in &gone {
+            self.sent.remove(id);
+        }
+        gone
     }
 
     /// Reads what is there, up to [`READ_BUDGET`] (the rest waits for the
     /// next turn); true at end of file (or a reset connection).
     pub(super) fn read_some(&mut self) -> bool {
-        let mut buf = [0u8; 64 << 10];
         let mut read = 0;
         while read < READ_BUDGET {
-            match (&self.sock).read(&mut buf) {
+            match shared::recv_into(self.sock.as_fd(), &mut self.inbuf, &mut self.fds, 64 << 10) {
                 Ok(0) => return true,
-                Ok(n) => {
-                    self.inbuf.extend_from_slice(&buf[..n]);
-                    read += n;
-                }
+                Ok(n) => read += n,
                 Err(e) if e.kind() == io::ErrorKind::Interrupted => {}
                 Err(e) if e.kind() == io::ErrorKind::WouldBlock => return false,
                 Err(_) => return true,
@@ -310,6 +328,9 @@ impl Inner {
                     inbuf: Vec::new(),
                     out: Vec::new(),
                     out_pos: 0,
+                    attach: Attached::new(),
+                    fds: VecDeque::new(),
+                    sent: HashMap::new(),
                     inflight: VecDeque::new(),
                     since: Instant::now(),
                     assigned: 0,
@@ -497,6 +518,13 @@ pub(super) fn parse(w: &mut Worker, run: &mut Run<'_>) -> bool {
                 break;
             }
         };
+        if kind == FrameKind::Share {
+            // Shared data the results after it name. A descriptor that did
+            // not arrive (our descriptor limit) fails those results only.
+            let _ = shared::receive_share(payload, &mut w.fds, &mut run.inbox);
+            pos += used;
+            continue;
+        }
         let Some(idx) = w.inflight.pop_front() else {
             ok = false;
             break;
@@ -510,7 +538,7 @@ pub(super) fn parse(w: &mut Worker, run: &mut Run<'_>) -> bool {
             FrameKind::Failed => Err(TaskError::Failed {
                 reason: wire::decode_reason(payload),
             }),
-            FrameKind::Task | FrameKind::Quit => {
+            FrameKind::Task | FrameKind::Quit | FrameKind::Share => {
                 w.inflight.push_front(idx);
                 ok = false;
                 break;

@@ -27,6 +27,7 @@
 //! its progress counters (see `progress.rs`).
 
 use super::progress::Progress;
+use super::shared::{self, Attached, Inbox};
 use crate::process::child::catch;
 use crate::sys::image::{self, FnRef, Resolved};
 use crate::sys::socket::send_with_fds;
@@ -34,6 +35,8 @@ use crate::wire::frame::{self, FrameKind};
 use crate::wire::{Boot, PanicReport, TaskHead};
 use serde::{Serialize, de::DeserializeOwned};
 use std::cell::RefCell;
+use std::collections::VecDeque;
+use std::os::fd::OwnedFd;
 use std::os::fd::{AsFd, BorrowedFd};
 use std::os::unix::net::UnixStream;
 use std::time::{Duration, Instant};
@@ -72,14 +75,27 @@ pub(super) fn worker_main(boot: Boot) {
     // One function per map: resolve it once, not per frame.
     let mut last: Option<(FnRef, Lookup)> = None;
     let mut seq = 0u64;
+    let mut incoming = Incoming::default();
+    let mut flushed = Instant::now();
+    // The shared data the pool sent, by id.
+    let mut inbox = Inbox::new();
     loop {
-        let (kind, frame) = match frame::read_frame(sock.as_fd()) {
+        let (kind, frame) = match incoming.next_frame(sock.as_fd()) {
             Ok(f) => f,
             // The pool is gone, or sent garbage: nothing sensible to run.
             Err(_) => return,
         };
+        if kind == FrameKind::Share {
+            // A region that cannot be mapped fails the items that name it
+            // (they do not decode), not the worker.
+            let _ = shared::receive_share(&frame, &mut incoming.fds, &mut inbox);
+            continue;
+        }
         if kind != FrameKind::Task {
-            return; // Quit (or anything else: stop rather than guess)
+            // Quit (or anything else: stop rather than guess), with the
+            // results still held sent first.
+            flush(&sock);
+            return;
         }
         let Ok((head, mut rest)) = postcard::take_from_bytes::<TaskHead>(&frame) else {
             // Cannot even tell how many items came: the pool sees the worker
@@ -94,7 +110,6 @@ pub(super) fn worker_main(boot: Boot) {
                 res
             }
         };
-        let mut flushed = Instant::now();
         for k in 0..head.count {
             let Some((item, tail)) = frame::split_item(rest) else {
                 return;
@@ -103,18 +118,20 @@ pub(super) fn worker_main(boot: Boot) {
             progress.started(seq + 1);
             match &resolved {
                 Ok(resolved) => {
-                    resolved.run(item.to_vec(), None);
+                    shared::resolving(&mut inbox, || resolved.run(item.to_vec(), None));
                 }
                 Err(e) => push_failure(e),
             }
             seq += 1;
             progress.finished(seq);
-            // Send the batch at the end of the chunk, when it is big, or when
-            // it has waited long enough: a slow item's result goes out at once,
-            // small ones travel together.
+            // Send the batch at the end of the chunk (unless the next chunk
+            // is already here: small chunks then share a write), when it is
+            // big, or when it has waited long enough: a slow item's result
+            // goes out at once, small ones travel together.
             let now = Instant::now();
-            let big = OUT.with(|o| o.borrow().len() >= 64 << 10);
-            if k + 1 == head.count || big || now.duration_since(flushed) >= flush_after {
+            let big = OUT.with(|o| o.borrow().0.len() >= 64 << 10);
+            let end = k + 1 == head.count && (flush_after.is_zero() || !incoming.has_frame());
+            if end || big || now.duration_since(flushed) >= flush_after {
                 if !flush(&sock) {
                     return;
                 }
@@ -125,21 +142,61 @@ pub(super) fn worker_main(boot: Boot) {
 }
 
 thread_local! {
-    /// Result frames not yet sent (see `worker_main`).
-    static OUT: RefCell<Vec<u8>> = const { RefCell::new(Vec::new()) };
+    /// Result frames not yet sent (see `worker_main`), and the descriptors of
+    /// shared data that go with them.
+    static OUT: RefCell<(Vec<u8>, Attached)> = const { RefCell::new((Vec::new(), Attached::new())) };
+}
+
+/// Frames from the pool, and the descriptors that came with them.
+#[derive(Default)]
+struct Incoming {
+    buf: Vec<u8>,
+    pos: usize,
+    fds: VecDeque<OwnedFd>,
+}
+
+impl Incoming {
+    /// Whether a whole frame is already here.
+    fn has_frame(&self) -> bool {
+        matches!(frame::split_frame(&self.buf[self.pos..]), Ok(Some(_)))
+    }
+
+    /// The next whole frame (waiting for it).
+    fn next_frame(&mut self, sock: BorrowedFd<'_>) -> std::io::Result<(FrameKind, Vec<u8>)> {
+        loop {
+            if let Some((kind, payload, used)) = frame::split_frame(&self.buf[self.pos..])? {
+                let payload = payload.to_vec();
+                self.pos += used;
+                if self.pos == self.buf.len() {
+                    self.buf.clear();
+                    self.pos = 0;
+                }
+                return Ok((kind, payload));
+            }
+            self.buf.drain(..self.pos);
+            self.pos = 0;
+            match shared::recv_into(sock, &mut self.buf, &mut self.fds, 64 << 10) {
+                Ok(0) => return Err(std::io::ErrorKind::UnexpectedEof.into()),
+                Ok(_) => {}
+                Err(e) if e.kind() == std::io::ErrorKind::Interrupted => {}
+                Err(e) => return Err(e),
+            }
+        }
+    }
 }
 
 /// Appends a `Failed` frame with `reason` to the batch.
 pub(super) fn push_failure(reason: &str) {
-    OUT.with(|o| push_failure_into(&mut o.borrow_mut(), reason));
+    OUT.with(|o| push_failure_into(&mut o.borrow_mut().0, reason));
 }
 
 /// Sends the batch; false if the pool is gone.
 fn flush(sock: &UnixStream) -> bool {
     OUT.with(|o| {
-        let mut o = o.borrow_mut();
-        let ok = crate::sys::pipe::write_all(sock.as_fd(), &o).is_ok();
-        o.clear();
+        let (buf, attach) = &mut *o.borrow_mut();
+        let ok = shared::send_out(sock.as_fd(), buf, &mut 0, attach).is_ok();
+        buf.clear();
+        attach.clear();
         ok
     })
 }
@@ -165,15 +222,28 @@ where
 /// it (no buffer of its own: that allocation was a visible cost per tiny item).
 pub(super) fn push_outcome<R: Serialize>(outcome: Result<R, PanicReport>) {
     OUT.with(|o| {
-        let mut o = o.borrow_mut();
+        let (o, attach) = &mut *o.borrow_mut();
         match outcome {
             Ok(r) => {
-                if let Err(e) = frame::append_frame(&mut o, FrameKind::Value, &r) {
-                    push_failure_into(&mut o, &format!("cannot encode the result: {e}"));
+                let start = o.len();
+                let (encoded, named) =
+                    shared::collecting(|| frame::append_frame(o, FrameKind::Value, &r));
+                if let Err(e) = encoded {
+                    o.truncate(start);
+                    push_failure_into(
+                        o,
+                        &format!("cannot encode the result: {}", frame::encode_error(&e)),
+                    );
+                } else if !named.is_empty() {
+                    // The shared data goes first, so that the pool has it
+                    // when it decodes the value (the frame is a handle: small).
+                    let value = o.split_off(start);
+                    shared::push_share(o, attach, Vec::new(), &named);
+                    o.extend_from_slice(&value);
                 }
             }
             Err(report) => {
-                let _ = frame::append_frame(&mut o, FrameKind::Panic, &report);
+                let _ = frame::append_frame(o, FrameKind::Panic, &report);
             }
         }
     })

@@ -1,5 +1,8 @@
 //! Shared memory between two processes: a sealed `memfd` mapped by both.
 //!
+//! [`Region`] is data that one process writes once, seals, and others map
+//! read-only (a pool's shared input and output).
+//!
 //! [`SharedCounters`] is a page of atomic counters that one process writes and
 //! another reads (a pool worker's progress). The creator seals the file against
 //! growing and shrinking, and the other side refuses a file that is not sealed
@@ -10,7 +13,7 @@
 //! memfd_create(2), fcntl(2) (`F_ADD_SEALS`, `F_GET_SEALS`), mmap(2).
 
 use std::io;
-use std::os::fd::{AsRawFd, BorrowedFd, FromRawFd, OwnedFd};
+use std::os::fd::{AsFd, AsRawFd, BorrowedFd, FromRawFd, OwnedFd};
 use std::ptr::NonNull;
 use std::sync::atomic::AtomicU64;
 
@@ -122,6 +125,183 @@ impl Drop for SharedCounters {
     }
 }
 
+/// A read-only mapping of a sealed `memfd`: bytes that another process may
+/// map too, and that nobody can change, grow or shrink any more.
+///
+/// Made with [`RegionWriter`] (filled in place, then sealed), or opened from
+/// a descriptor another process sent, which must carry the seals: a file that
+/// could still be written would let the sender change data under a reader
+/// that assumes it fixed, and one that could shrink would fault on access.
+pub struct Region {
+    /// `None` for an empty region (mmap(2) refuses a length of 0).
+    ptr: Option<NonNull<u8>>,
+    len: usize,
+    fd: OwnedFd,
+}
+
+// SAFETY: the mapping is read-only and sealed against writes, so shared
+// references to its bytes from any thread are sound; it lives until Drop.
+unsafe impl Send for Region {}
+// SAFETY: as above.
+unsafe impl Sync for Region {}
+
+/// The seals a [`Region`] needs: no writes, no size change, no unsealing.
+const REGION_SEALS: libc::c_int =
+    libc::F_SEAL_WRITE | libc::F_SEAL_SHRINK | libc::F_SEAL_GROW | libc::F_SEAL_SEAL;
+
+/// A `memfd` of a fixed size, mapped writable for its creator to fill, then
+/// [sealed](RegionWriter::seal) into a [`Region`].
+pub struct RegionWriter {
+    ptr: Option<NonNull<u8>>,
+    len: usize,
+    fd: OwnedFd,
+}
+
+// SAFETY: the writable mapping is reachable only through `&mut self`.
+unsafe impl Send for RegionWriter {}
+
+fn map(
+    fd: &OwnedFd,
+    len: usize,
+    prot: libc::c_int,
+    flags: libc::c_int,
+) -> io::Result<Option<NonNull<u8>>> {
+    if len == 0 {
+        return Ok(None);
+    }
+    // SAFETY: a new shared mapping of `len` bytes of a file at least that
+    // long (created so, or checked by `Region::open`); the kernel picks the
+    // address.
+    let ptr = unsafe {
+        libc::mmap(
+            std::ptr::null_mut(),
+            len,
+            prot,
+            libc::MAP_SHARED | flags,
+            fd.as_raw_fd(),
+            0,
+        )
+    };
+    if ptr == libc::MAP_FAILED {
+        return Err(io::Error::last_os_error());
+    }
+    Ok(NonNull::new(ptr.cast::<u8>()))
+}
+
+fn unmap(ptr: Option<NonNull<u8>>, len: usize) {
+    if let Some(p) = ptr {
+        // SAFETY: unmapping exactly a mapping made by `map` with this length;
+        // no reference into it outlives its owner, which is being dropped or
+        // replaced.
+        unsafe { libc::munmap(p.as_ptr().cast(), len) };
+    }
+}
+
+impl RegionWriter {
+    /// A zero-filled region of `len` bytes, writable until sealed.
+    pub fn new(len: usize) -> io::Result<RegionWriter> {
+        // SAFETY: the name is a valid C string; the flags are valid.
+        let fd = check(unsafe {
+            libc::memfd_create(
+                c"brood-shared-data".as_ptr(),
+                libc::MFD_CLOEXEC | libc::MFD_ALLOW_SEALING,
+            )
+        })?;
+        // SAFETY: memfd_create just returned this descriptor, which nothing else owns.
+        let fd = unsafe { OwnedFd::from_raw_fd(fd) };
+        let size =
+            libc::off_t::try_from(len).map_err(|_| io::Error::from_raw_os_error(libc::EFBIG))?;
+        // SAFETY: ftruncate on our own descriptor.
+        check(unsafe { libc::ftruncate(fd.as_raw_fd(), size) })?;
+        let ptr = map(&fd, len, libc::PROT_READ | libc::PROT_WRITE, 0)?;
+        Ok(RegionWriter { ptr, len, fd })
+    }
+
+    /// The bytes, to fill.
+    pub fn bytes_mut(&mut self) -> &mut [u8] {
+        match self.ptr {
+            // SAFETY: `len` bytes mapped writable and zero-filled at creation,
+            // only reachable through this `&mut self`.
+            Some(p) => unsafe { std::slice::from_raw_parts_mut(p.as_ptr(), self.len) },
+            None => &mut [],
+        }
+    }
+
+    /// Ends the writing: the writable mapping goes (F_SEAL_WRITE refuses to
+    /// seal while one exists), the seals are set, and the bytes are mapped
+    /// again read-only.
+    pub fn seal(self) -> io::Result<Region> {
+        let this = std::mem::ManuallyDrop::new(self);
+        unmap(this.ptr, this.len);
+        // SAFETY: moving the descriptor out of a value that is never dropped.
+        let fd = unsafe { std::ptr::read(&this.fd) };
+        // SAFETY: F_ADD_SEALS on our own descriptor.
+        check(unsafe { libc::fcntl(fd.as_raw_fd(), libc::F_ADD_SEALS, REGION_SEALS) })?;
+        let ptr = map(&fd, this.len, libc::PROT_READ, 0)?;
+        Ok(Region {
+            ptr,
+            len: this.len,
+            fd,
+        })
+    }
+}
+
+impl Drop for RegionWriter {
+    fn drop(&mut self) {
+        unmap(self.ptr, self.len);
+    }
+}
+
+impl Region {
+    /// The region behind a descriptor another process sent: it must be sealed
+    /// against writing and shrinking and hold at least `len` bytes. Mapped
+    /// with `MAP_POPULATE`, so that reading it costs no page fault per page.
+    pub fn open(fd: OwnedFd, len: usize) -> io::Result<Region> {
+        // SAFETY: F_GET_SEALS on a descriptor we hold.
+        let seals = check(unsafe { libc::fcntl(fd.as_raw_fd(), libc::F_GET_SEALS) })?;
+        let needed = libc::F_SEAL_WRITE | libc::F_SEAL_SHRINK;
+        if seals & needed != needed {
+            return Err(io::Error::new(
+                io::ErrorKind::InvalidData,
+                "shared data must be sealed against writing and shrinking",
+            ));
+        }
+        // SAFETY: fstat into a zeroed struct we own.
+        let mut st: libc::stat = unsafe { std::mem::zeroed() };
+        // SAFETY: as above.
+        check(unsafe { libc::fstat(fd.as_raw_fd(), &mut st) })?;
+        if (st.st_size as u64) < len as u64 {
+            return Err(io::Error::new(
+                io::ErrorKind::InvalidData,
+                "shared data is shorter than announced",
+            ));
+        }
+        let ptr = map(&fd, len, libc::PROT_READ, libc::MAP_POPULATE)?;
+        Ok(Region { ptr, len, fd })
+    }
+
+    /// The bytes.
+    pub fn bytes(&self) -> &[u8] {
+        match self.ptr {
+            // SAFETY: `len` bytes mapped read-only from a file sealed against
+            // writing and shrinking: they stay valid and unchanged until Drop.
+            Some(p) => unsafe { std::slice::from_raw_parts(p.as_ptr(), self.len) },
+            None => &[],
+        }
+    }
+
+    /// The descriptor, to send to another process.
+    pub fn fd(&self) -> BorrowedFd<'_> {
+        self.fd.as_fd()
+    }
+}
+
+impl Drop for Region {
+    fn drop(&mut self) {
+        unmap(self.ptr, self.len);
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -137,5 +317,47 @@ mod tests {
         assert_eq!(theirs.get()[0].load(Ordering::Acquire), 0);
         let plain = std::fs::File::open("/proc/self/exe").unwrap();
         assert!(SharedCounters::open(plain.as_fd()).is_err());
+    }
+
+    #[test]
+    fn a_sealed_region_reads_back_and_refuses_every_change() {
+        let mut w = RegionWriter::new(3 * 4096 + 5).unwrap();
+        w.bytes_mut()[4096] = 7;
+        let r = w.seal().unwrap();
+        assert_eq!(r.bytes().len(), 3 * 4096 + 5);
+        assert_eq!((r.bytes()[4096], r.bytes()[0]), (7, 0));
+        let fd = r.fd().try_clone_to_owned().unwrap();
+        // SAFETY: plain calls on our own descriptor, expected to fail.
+        unsafe {
+            assert!(libc::ftruncate(fd.as_raw_fd(), 1) < 0, "shrunk");
+            assert!(
+                libc::write(fd.as_raw_fd(), [1u8].as_ptr().cast(), 1) < 0,
+                "written"
+            );
+            let p = libc::mmap(
+                std::ptr::null_mut(),
+                4096,
+                libc::PROT_READ | libc::PROT_WRITE,
+                libc::MAP_SHARED,
+                fd.as_raw_fd(),
+                0,
+            );
+            assert_eq!(p, libc::MAP_FAILED, "mapped writable");
+        }
+        let again = Region::open(fd, 3 * 4096 + 5).unwrap();
+        assert_eq!(again.bytes()[4096], 7);
+        let short = r.fd().try_clone_to_owned().unwrap();
+        assert!(Region::open(short, 4 * 4096).is_err());
+        // An unsealed file is refused.
+        let plain = std::fs::File::open("/proc/self/exe").unwrap();
+        assert!(Region::open(plain.into(), 1).is_err());
+        assert!(
+            RegionWriter::new(0)
+                .unwrap()
+                .seal()
+                .unwrap()
+                .bytes()
+                .is_empty()
+        );
     }
 }

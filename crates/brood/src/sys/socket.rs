@@ -72,6 +72,32 @@ pub fn send_with_fds(sock: BorrowedFd<'_>, data: &[u8], fds: &[BorrowedFd<'_>]) 
     }
 }
 
+/// [`send_with_fds`] on a stream that may take only part of `data` (a
+/// non-blocking socket): the bytes sent. The descriptors go with the first
+/// byte, so once this returns a count they are sent.
+pub fn send_some_with_fds(
+    sock: BorrowedFd<'_>,
+    data: &[u8],
+    fds: &[BorrowedFd<'_>],
+) -> io::Result<usize> {
+    if fds.len() > MAX_FDS {
+        return Err(io::Error::from_raw_os_error(libc::EINVAL));
+    }
+    let mut space = [MaybeUninit::uninit(); rustix::cmsg_space!(ScmRights(MAX_FDS))];
+    let mut control = SendAncillaryBuffer::new(&mut space);
+    if !fds.is_empty() && !control.push(SendAncillaryMessage::ScmRights(fds)) {
+        return Err(io::Error::from_raw_os_error(libc::EINVAL));
+    }
+    let iov = [IoSlice::new(data)];
+    loop {
+        match rustix::net::sendmsg(sock, &iov, &mut control, SendFlags::NOSIGNAL) {
+            Ok(n) => return Ok(n),
+            Err(rustix::io::Errno::INTR) => {}
+            Err(e) => return Err(e.into()),
+        }
+    }
+}
+
 /// `recvmsg(fd, MSG_CMSG_CLOEXEC)`: one packet into `buf` and the descriptors
 /// attached to it (close-on-exec). `Ok((0, []))` means the peer closed.
 ///

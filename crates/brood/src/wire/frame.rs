@@ -45,6 +45,10 @@ pub(crate) enum FrameKind {
     /// Pool → worker: stop. (A forked worker inherits the pool's end of its
     /// siblings' sockets, so end-of-file alone cannot be relied on.)
     Quit = 5,
+    /// Either way in a pool: shared data (`SharedSlice`) that the frames
+    /// after it name — a postcard `ShareHead` (pool/shared.rs), with the
+    /// descriptors attached to its first byte (`SCM_RIGHTS`).
+    Share = 6,
 }
 
 impl FrameKind {
@@ -55,6 +59,7 @@ impl FrameKind {
             3 => Some(FrameKind::Failed),
             4 => Some(FrameKind::Task),
             5 => Some(FrameKind::Quit),
+            6 => Some(FrameKind::Share),
             _ => None,
         }
     }
@@ -113,6 +118,25 @@ fn grow_pipe(fd: BorrowedFd<'_>, len: usize) {
     }
 }
 
+thread_local! {
+    /// Why a value refused to be encoded, in words postcard's error cannot
+    /// carry (it keeps no message of a `Serialize` impl's own).
+    static REFUSED: std::cell::Cell<Option<&'static str>> = const { std::cell::Cell::new(None) };
+}
+
+/// Called by a `Serialize` impl that fails on purpose: `why` joins the error.
+pub(crate) fn refuse(why: &'static str) {
+    REFUSED.with(|r| r.set(Some(why)));
+}
+
+/// An encoding error in words, with the reason a value gave, if it gave one.
+pub(crate) fn encode_error(e: &postcard::Error) -> String {
+    match REFUSED.with(|r| r.take()) {
+        Some(why) => format!("{e}: {why}"),
+        None => e.to_string(),
+    }
+}
+
 /// Encodes a postcard frame (header included) into one buffer, so small frames
 /// cost one `write(2)`.
 pub(crate) fn encode_frame<T: Serialize + ?Sized>(
@@ -121,8 +145,12 @@ pub(crate) fn encode_frame<T: Serialize + ?Sized>(
 ) -> io::Result<Vec<u8>> {
     let mut buf = Vec::with_capacity(256);
     buf.extend_from_slice(&[0u8; HEADER]);
-    let mut buf = postcard::to_extend(value, buf)
-        .map_err(|e| io::Error::new(io::ErrorKind::InvalidInput, format!("cannot encode: {e}")))?;
+    let mut buf = postcard::to_extend(value, buf).map_err(|e| {
+        io::Error::new(
+            io::ErrorKind::InvalidInput,
+            format!("cannot encode: {}", encode_error(&e)),
+        )
+    })?;
     let len = buf.len() - HEADER;
     buf[..HEADER].copy_from_slice(&header(kind, len));
     Ok(buf)
