@@ -109,7 +109,7 @@ impl Pool {
         R: Serialize + DeserializeOwned + 'static,
     {
         let func = worker::fn_ref(f).map_err(crate::Error::Crossing)?;
-        MapUnordered::new(self.lock(), &self.cfg, self.eager(func, items))
+        MapUnordered::new(self.lock(), &self.core.cfg, self.eager(func, items))
     }
 
     /// [`Pool::map_unordered`] with the worker's state (see
@@ -125,7 +125,7 @@ impl Pool {
         R: Serialize + DeserializeOwned + 'static,
     {
         let func = state::task_ref(f).map_err(crate::Error::Crossing)?;
-        MapUnordered::new(self.lock(), &self.cfg, self.eager(func, items))
+        MapUnordered::new(self.lock(), &self.core.cfg, self.eager(func, items))
     }
 
     /// `f` over a lazy input, results in input order (Python's `imap`): the
@@ -221,14 +221,14 @@ impl Pool {
 
     /// What every map of this pool is asked for, besides its items.
     fn plan(&self, func: FnRef, chunk: usize) -> Plan {
-        let chunk = self.cfg.chunk.unwrap_or(chunk);
+        let chunk = self.core.cfg.chunk.unwrap_or(chunk);
         Plan {
             func,
             chunk,
-            window: (WINDOW_PER_CHUNK * self.cfg.size * chunk).max(MIN_WINDOW),
-            timeout: self.cfg.timeout,
-            max_tasks: self.cfg.max_tasks,
-            max_memory: self.cfg.max_memory,
+            window: (WINDOW_PER_CHUNK * self.core.cfg.size * chunk).max(MIN_WINDOW),
+            timeout: self.core.cfg.timeout,
+            max_tasks: self.core.cfg.max_tasks,
+            max_memory: self.core.cfg.max_memory,
         }
     }
 
@@ -239,8 +239,8 @@ impl Pool {
         items: impl IntoIterator<Item = A>,
     ) -> Run<'static> {
         let mut run = Run::eager(self.plan(func, 1), items);
-        if self.cfg.chunk.is_none() {
-            run.chunk = default_chunk(run.pending.len(), self.cfg.size);
+        if self.core.cfg.chunk.is_none() {
+            run.chunk = default_chunk(run.pending.len(), self.core.cfg.size);
         }
         run
     }
@@ -252,13 +252,13 @@ impl Pool {
         I: Iterator<Item = A> + Send + 'a,
     {
         let chunk = match items.size_hint() {
-            (lo, Some(hi)) if lo == hi => default_chunk(hi, self.cfg.size),
+            (lo, Some(hi)) if lo == hi => default_chunk(hi, self.core.cfg.size),
             _ => LAZY_CHUNK,
         };
         let run = Run::lazy(self.plan(func, chunk), encoding(items));
         Ok(ImapUnordered(MapUnordered::new(
             self.lock(),
-            &self.cfg,
+            &self.core.cfg,
             run,
         )?))
     }

@@ -27,10 +27,21 @@ const MIN_INFLIGHT: usize = 8;
 /// A result: the range of its bytes in [`Run::results`], or why there is none.
 pub(super) type Outcome = std::result::Result<std::ops::Range<usize>, TaskError>;
 
-/// Pulls the next item and encodes it onto the arena: `None` when the input
-/// is exhausted, `Some(Err)` for an item that cannot be encoded.
-pub(super) type Source<'s> =
-    Box<dyn FnMut(&mut Vec<u8>) -> Option<std::result::Result<(), String>> + Send + 's>;
+/// What a [`Source`] gave.
+pub(super) enum Pulled {
+    /// An item, encoded onto the arena (or why it could not be), and the
+    /// function to run it with when it is not the map's own.
+    Item(std::result::Result<(), String>, Option<FnRef>),
+    /// None yet: more may come later (submitted tasks).
+    Wait,
+    /// The input is exhausted.
+    End,
+}
+
+/// Pulls the next item and encodes it onto the arena. Its argument says
+/// whether every item pulled so far has been yielded (a source of submitted
+/// tasks ends there rather than wait).
+pub(super) type Source<'s> = Box<dyn FnMut(&mut Vec<u8>, bool) -> Pulled + Send + 's>;
 
 /// One `map`'s items and results.
 pub(super) struct Run<'s> {
@@ -53,6 +64,8 @@ pub(super) struct Run<'s> {
     /// Set when no worker can run anything: items pulled from now on fail
     /// with this at once.
     broken: Option<String>,
+    /// Items with a function of their own (submitted tasks).
+    funcs: HashMap<usize, FnRef>,
     pub(super) pending: VecDeque<usize>,
     /// Result bytes of the items in `ready`; emptied whenever `ready` is.
     pub(super) results: Vec<u8>,
@@ -88,7 +101,7 @@ impl<'s> Run<'s> {
     ) -> Run<'s> {
         let mut run = Run::empty(plan, None, usize::MAX);
         for item in items {
-            run.pull_with(|arena| Some(encode(&item, arena)));
+            run.pull_with(|arena| Pulled::Item(encode(&item, arena), None));
         }
         run
     }
@@ -121,6 +134,7 @@ impl<'s> Run<'s> {
             max_memory: plan.max_memory,
             shares: HashMap::new(),
             inbox: Inbox::new(),
+            funcs: HashMap::new(),
         }
     }
 
@@ -146,30 +160,38 @@ impl<'s> Run<'s> {
             let Some(mut source) = self.source.take() else {
                 return;
             };
-            if self.pull_with(&mut source) {
-                self.source = Some(source);
+            let idle = self.pulled == self.yielded;
+            match self.pull_with(|arena| source(arena, idle)) {
+                Pulled::Item(..) => self.source = Some(source),
+                Pulled::Wait => {
+                    self.source = Some(source);
+                    return;
+                }
+                Pulled::End => return,
             }
         }
     }
 
-    /// Takes one item from `next` into the window; false at the input's end.
-    fn pull_with(
-        &mut self,
-        next: impl FnOnce(&mut Vec<u8>) -> Option<std::result::Result<(), String>>,
-    ) -> bool {
+    /// Takes one item from `next` into the window; what `next` gave (its
+    /// item's outcome taken in).
+    fn pull_with(&mut self, next: impl FnOnce(&mut Vec<u8>) -> Pulled) -> Pulled {
         let start = self.args.len();
         let (pulled, named) = shared::collecting(|| next(&mut self.args));
         let idx = self.pulled;
+        let (encoded, func) = match pulled {
+            Pulled::Item(r, func) => (r, func),
+            other => return other,
+        };
         if !named.is_empty() {
             self.shares.insert(idx, named);
         }
-        let encoded = match pulled {
-            None => return false,
-            Some(r) => r.and_then(|()| {
-                u32::try_from(self.args.len() - start)
-                    .map_err(|_| "the argument is larger than 4 GiB".to_string())
-            }),
-        };
+        if let Some(f) = func {
+            self.funcs.insert(idx, f);
+        }
+        let encoded = encoded.and_then(|()| {
+            u32::try_from(self.args.len() - start)
+                .map_err(|_| "the argument is larger than 4 GiB".to_string())
+        });
         self.pulled += 1;
         match encoded {
             Ok(len) => {
@@ -190,7 +212,7 @@ impl<'s> Run<'s> {
                 self.finish(idx, Err(TaskError::Failed { reason }));
             }
         }
-        true
+        Pulled::Item(Ok(()), None)
     }
 
     /// Records an item's outcome; the window moves past answered items.
@@ -198,6 +220,9 @@ impl<'s> Run<'s> {
         self.ready.push_back((idx, outcome));
         if !self.shares.is_empty() {
             self.shares.remove(&idx);
+        }
+        if !self.funcs.is_empty() {
+            self.funcs.remove(&idx);
         }
         if let Some(a) = idx
             .checked_sub(self.base)
@@ -255,6 +280,11 @@ impl<'s> Run<'s> {
         &self.args[at..at + len as usize]
     }
 
+    /// The function item `idx` runs with.
+    fn func_of(&self, idx: usize) -> FnRef {
+        self.funcs.get(&idx).copied().unwrap_or(self.func)
+    }
+
     /// The items a worker holds while more wait: two chunks, and with small
     /// chunks a few more items, so that each worker has the next one at hand
     /// however short its items, and its results for several chunks travel in
@@ -289,24 +319,34 @@ impl<'s> Run<'s> {
         }
     }
 
-    /// Gives each worker up to two chunks (so none waits for the next), within
-    /// its `max_tasks_per_child`; a worker that reached it is told to quit.
-    pub(super) fn dispatch(&mut self, w: &mut Worker) {
+    /// Gives a worker chunks until it holds `depth` items (see
+    /// [`Run::depth`]), within its `max_tasks_per_child`; a worker that
+    /// reached it is told to quit.
+    pub(super) fn dispatch(&mut self, w: &mut Worker, depth: usize) {
         if w.quitting {
             return;
         }
-        let depth = self.depth();
         while w.inflight.len() < depth && !self.pending.is_empty() {
             let mut n = self.chunk.min(self.pending.len());
             if let Some(max) = self.max_tasks {
                 n = n.min(max.saturating_sub(w.assigned));
+            }
+            // One function per task frame.
+            let func = self.func_of(self.pending[0]);
+            if !self.funcs.is_empty() {
+                n = self
+                    .pending
+                    .iter()
+                    .take(n)
+                    .take_while(|&&i| self.func_of(i) == func)
+                    .count();
             }
             if n == 0 {
                 break;
             }
             self.share(w, n);
             let head = TaskHead {
-                func: self.func,
+                func,
                 count: n as u32,
             };
             let start = frame::begin_frame(&mut w.out, FrameKind::Task);
@@ -337,7 +377,10 @@ where
     I: Iterator<Item = A> + Send + 's,
 {
     let mut items = items;
-    Box::new(move |arena: &mut Vec<u8>| Some(encode(&items.next()?, arena)))
+    Box::new(move |arena: &mut Vec<u8>, _| match items.next() {
+        Some(item) => Pulled::Item(encode(&item, arena), None),
+        None => Pulled::End,
+    })
 }
 
 /// Appends `item`'s encoding to the arena.

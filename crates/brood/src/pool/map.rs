@@ -17,10 +17,14 @@ use crate::{Error, Result};
 use rustix::event::{PollFd, PollFlags};
 use serde::de::DeserializeOwned;
 use std::marker::PhantomData;
+use std::os::fd::BorrowedFd;
 use std::time::{Duration, Instant};
 
 #[cfg(feature = "tokio")]
 mod stream;
+
+/// The owner slot of the wake descriptor among a turn's events.
+const WAKE: usize = usize::MAX;
 
 /// What one turn of the loop did.
 enum Turn {
@@ -40,6 +44,8 @@ pub struct MapUnordered<'a, R> {
     /// Where a stream waits on the reactor when no worker has news.
     #[cfg(feature = "tokio")]
     waiting: Option<stream::Waiting>,
+    /// Also wakes the loop when readable (new submitted tasks).
+    wake: Option<BorrowedFd<'a>>,
     _r: PhantomData<fn() -> R>,
 }
 
@@ -100,6 +106,7 @@ impl<'a, R: DeserializeOwned + 'static> MapUnordered<'a, R> {
             run,
             #[cfg(feature = "tokio")]
             waiting: None,
+            wake: None,
             _r: PhantomData,
         })
     }
@@ -112,8 +119,18 @@ impl<'a, R: DeserializeOwned + 'static> MapUnordered<'a, R> {
         // Enough items for every worker's two chunks, pulled only now: the
         // input is read as fast as the workers take it, no faster.
         run.refill(inner.live() * run.depth() + run.chunk);
+        if run.done() {
+            // A source of submitted tasks ended just now.
+            return Turn::Moved;
+        }
+        // A chunk to every worker first, then more to each: a few slow items
+        // spread over the workers rather than queue behind one.
+        for depth in [run.chunk, run.depth()] {
+            for w in inner.slots.iter_mut().flatten() {
+                run.dispatch(w, depth);
+            }
+        }
         for w in inner.slots.iter_mut().flatten() {
-            run.dispatch(w);
             w.flush();
         }
         let now = Instant::now();
@@ -137,7 +154,11 @@ impl<'a, R: DeserializeOwned + 'static> MapUnordered<'a, R> {
                 wake = Some(wake.map_or(at, |x| x.min(at)));
             }
         }
-        if fds.is_empty() {
+        if let Some(fd) = self.wake {
+            fds.push(PollFd::from_borrowed_fd(fd, PollFlags::IN));
+            owners.push((WAKE, false));
+        }
+        if fds.len() == usize::from(self.wake.is_some()) {
             // No worker at all, and none could be started: fail what is left
             // rather than wait for nothing.
             drop(fds);
@@ -172,6 +193,13 @@ impl<'a, R: DeserializeOwned + 'static> MapUnordered<'a, R> {
         drop(fds);
         let mut moved = !events.is_empty();
         for (slot, pidfd, readable) in events {
+            if slot == WAKE {
+                if let Some(fd) = self.wake {
+                    let mut sink = [0u8; 64];
+                    while matches!(crate::sys::pipe::read(fd, &mut sink), Ok(n) if n > 0) {}
+                }
+                continue;
+            }
             let Some(w) = inner.slots[slot].as_mut() else {
                 continue;
             };
@@ -228,6 +256,33 @@ impl<'a, R: DeserializeOwned + 'static> MapUnordered<'a, R> {
             }
         }
         self.run.fail_pending(reason);
+    }
+
+    /// Wakes the loop whenever `fd` is readable (and drains it).
+    pub(super) fn wake_on(&mut self, fd: BorrowedFd<'a>) {
+        self.wake = Some(fd);
+    }
+
+    /// Every item has been yielded.
+    pub(super) fn finished(&self) -> bool {
+        self.run.done()
+    }
+
+    /// One turn of the loop, waiting for something to happen.
+    pub(super) fn turn(&mut self) {
+        self.step(true);
+    }
+
+    /// The next finished result, undecoded: its bytes, and the shared data
+    /// the map received (a result may name some), if one is waiting.
+    pub(super) fn pop_raw(&mut self) -> Option<(usize, shared::Raw)> {
+        let (idx, outcome) = self.run.ready.pop_front()?;
+        self.run.yielded += 1;
+        let value = outcome.map(|range| (self.run.results[range].to_vec(), self.run.inbox.clone()));
+        if self.run.ready.is_empty() {
+            self.run.results.clear();
+        }
+        Some((idx, value))
     }
 
     /// The next finished result, decoded, if one is waiting.

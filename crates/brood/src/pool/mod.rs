@@ -55,6 +55,7 @@ mod progress;
 mod run;
 mod shared;
 mod state;
+mod submit;
 mod worker;
 
 use crate::policy::{Kind, Lifecycle, Policy};
@@ -69,6 +70,7 @@ use std::time::Duration;
 pub use imap::{Imap, ImapUnordered};
 pub use map::MapUnordered;
 pub use shared::SharedSlice;
+pub use submit::TaskHandle;
 
 /// Why one item of a [`Pool::map`] has no value. The other items are not
 /// affected.
@@ -333,9 +335,12 @@ impl PoolBuilder {
         cfg.policy = self.lifecycle.policy();
         let inner = run::Inner::start(&cfg)?;
         Ok(Pool {
-            cfg,
             pids: Arc::clone(&inner.published),
-            inner: lease::Slot::new(inner),
+            core: Arc::new(Core {
+                cfg,
+                inner: lease::Slot::new(inner),
+                submitted: submit::Queue::default(),
+            }),
         })
     }
 }
@@ -365,10 +370,19 @@ enum InitError {
 /// ```
 #[derive(Debug)]
 pub struct Pool {
-    cfg: Config,
-    inner: lease::Slot,
+    /// Shared with the thread that runs submitted tasks.
+    core: Arc<Core>,
     /// The workers' pids, kept current by the state: readable while a map runs.
     pids: Arc<Mutex<Vec<u32>>>,
+}
+
+/// What a pool is, behind its handle.
+#[derive(Debug)]
+struct Core {
+    cfg: Config,
+    inner: lease::Slot,
+    /// Tasks given with `submit`, and the thread that runs them.
+    submitted: submit::Queue,
 }
 
 impl Pool {
@@ -408,7 +422,7 @@ impl Pool {
 
     /// The number of worker slots.
     pub fn size(&self) -> usize {
-        self.cfg.size
+        self.core.cfg.size
     }
 
     /// The pids of the live workers, slot by slot. Answers at once, also while
@@ -420,13 +434,14 @@ impl Pool {
 
     /// The pool's state, once no map holds it.
     fn lock(&self) -> lease::Lease<'_> {
-        self.inner.lease()
+        self.core.inner.lease()
     }
 
     /// Lets the workers finish what they were given, then ends them and waits
     /// for them (Python's `close()` + `join()`). Later `map`s are refused.
     pub fn close(&self) -> Result<()> {
-        self.lock().close(&self.cfg)
+        self.core.submitted.close();
+        self.lock().close(&self.core.cfg)
     }
 
     /// Ends every worker now: SIGTERM (to its group with [`Tree::Group`]),
@@ -434,7 +449,8 @@ impl Pool {
     /// otherwise), and waits for them (Python's `terminate()` + `join()`, except
     /// that it cannot hang). Later `map`s are refused.
     pub fn terminate(&self) -> Result<()> {
-        self.lock().terminate(&self.cfg)
+        self.core.submitted.stop();
+        self.lock().terminate(&self.core.cfg)
     }
 }
 
@@ -443,8 +459,11 @@ impl Drop for Pool {
     /// default); with `Kill` or `Terminate`, each worker's own handle applies
     /// that policy as the pool lets go of it, without waiting.
     fn drop(&mut self) {
-        if self.cfg.policy.on_drop == crate::OnDrop::Detach {
-            let _ = self.lock().terminate(&self.cfg);
+        if self.core.cfg.policy.on_drop == crate::OnDrop::Detach {
+            let _ = self.terminate();
+        } else {
+            // The thread of submitted tasks lets go of the workers too.
+            self.core.submitted.stop();
         }
     }
 }

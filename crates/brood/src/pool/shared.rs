@@ -36,6 +36,9 @@ pub(super) struct Sharing {
 /// Regions received, by id (a worker's, or one map's results').
 pub(super) type Inbox = HashMap<u64, Arc<Region>>;
 
+/// A result as it arrives: its bytes and the shared data it may name.
+pub(super) type Raw = std::result::Result<(Vec<u8>, Inbox), super::TaskError>;
+
 thread_local! {
     /// While an argument or a result is encoded for crossing: the regions it
     /// names.
@@ -176,6 +179,20 @@ pub(super) fn collecting<T>(encode: impl FnOnce() -> T) -> (T, Vec<Sharing>) {
     let value = encode();
     let named = OUTBOX.with(|o| o.replace(outer)).unwrap_or_default();
     (value, named)
+}
+
+/// Names `regions` in the crossing being encoded (an argument encoded
+/// earlier, whose bytes are copied in).
+pub(super) fn name(regions: &[Sharing]) {
+    OUTBOX.with(|o| {
+        if let Some(out) = o.borrow_mut().as_mut() {
+            for r in regions {
+                if !out.iter().any(|x| x.id == r.id) {
+                    out.push(r.clone());
+                }
+            }
+        }
+    });
 }
 
 /// Runs `decode` with `inbox` as the regions its `SharedSlice`s may name.

@@ -176,8 +176,8 @@ impl Pool {
             .map(|func| self.eager(func, items));
         async move {
             let run = run?;
-            let lease = std::future::poll_fn(|cx| self.inner.poll_lease(cx)).await;
-            MapUnordered::new(lease, &self.cfg, run)
+            let lease = std::future::poll_fn(|cx| self.core.inner.poll_lease(cx)).await;
+            MapUnordered::new(lease, &self.core.cfg, run)
         }
     }
 }

@@ -1,0 +1,426 @@
+//! [`Pool::submit`]: one task at a time, each with its own [`TaskHandle`]
+//! (Python's `apply_async`).
+//!
+//! Submitted tasks wait in a queue; a thread of the pool's — started by the
+//! first submission, gone once the queue is empty and every task answered —
+//! runs them as one lazy map whose input is the queue: each item carries its
+//! own function, a new submission wakes the map's loop through a pipe, and
+//! each result goes to its handle as raw bytes, decoded by whoever waits.
+//! Submitted tasks and maps take the pool's workers in turn: a map waits for
+//! the tasks submitted before it to finish, and tasks submitted during a map
+//! start once it has.
+
+use super::items::{Plan, Pulled, Run};
+use super::map::MapUnordered;
+use super::shared::{self, Raw};
+use super::{Core, Pool, TaskError, state, worker};
+use crate::Result;
+use crate::sys::image::FnRef;
+use serde::{Serialize, de::DeserializeOwned};
+use std::collections::{HashMap, VecDeque};
+use std::marker::PhantomData;
+use std::os::fd::{AsFd, OwnedFd};
+use std::pin::Pin;
+use std::sync::{Arc, Condvar, Mutex};
+use std::task::{Context, Poll, Waker};
+use std::time::{Duration, Instant};
+
+/// Where one submitted task's result lands.
+#[derive(Default)]
+struct Landing {
+    state: Mutex<(Option<Raw>, Vec<Waker>)>,
+    done: Condvar,
+}
+
+impl Landing {
+    fn put(&self, raw: Raw) {
+        let mut st = self.state.lock().unwrap_or_else(|e| e.into_inner());
+        st.0 = Some(raw);
+        let wakers = std::mem::take(&mut st.1);
+        drop(st);
+        self.done.notify_all();
+        wakers.into_iter().for_each(Waker::wake);
+    }
+}
+
+/// A submitted task, waiting for a worker.
+struct Waiting {
+    func: FnRef,
+    arg: Vec<u8>,
+    /// The shared data the argument names.
+    named: Vec<shared::Sharing>,
+    landing: Arc<Landing>,
+}
+
+/// The queue of submitted tasks, and whether a thread is running them.
+#[derive(Debug, Default)]
+pub(super) struct Queue {
+    state: Mutex<QueueState>,
+    /// Written on every submission, read by the running map's loop.
+    wake: OnceWake,
+}
+
+#[derive(Default)]
+struct QueueState {
+    waiting: VecDeque<Waiting>,
+    running: bool,
+    /// Set by `terminate`: the thread abandons what it has.
+    stop: bool,
+    /// Set by `close` (and `terminate`): no more submissions.
+    closed: bool,
+}
+
+impl std::fmt::Debug for QueueState {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Queue")
+            .field("waiting", &self.waiting.len())
+            .field("running", &self.running)
+            .finish()
+    }
+}
+
+/// The wake pipe, made at the first submission.
+#[derive(Debug, Default)]
+struct OnceWake(std::sync::OnceLock<Option<(OwnedFd, OwnedFd)>>);
+
+impl OnceWake {
+    fn get(&self) -> Option<&(OwnedFd, OwnedFd)> {
+        self.0
+            .get_or_init(|| {
+                let (r, w) = crate::sys::pipe::pipe().ok()?;
+                crate::sys::pipe::set_nonblocking(r.as_fd(), true).ok()?;
+                crate::sys::pipe::set_nonblocking(w.as_fd(), true).ok()?;
+                Some((r, w))
+            })
+            .as_ref()
+    }
+
+    fn ring(&self) {
+        if let Some((_, w)) = self.get() {
+            // A full pipe already says the same.
+            let _ = crate::sys::pipe::write_some(w.as_fd(), &[1]);
+        }
+    }
+}
+
+impl Queue {
+    fn lock(&self) -> std::sync::MutexGuard<'_, QueueState> {
+        self.state.lock().unwrap_or_else(|e| e.into_inner())
+    }
+
+    /// Takes no more submissions; those made run to their end.
+    pub(super) fn close(&self) {
+        self.lock().closed = true;
+    }
+
+    /// Tells the running thread to abandon its tasks (they fail) and waits
+    /// for nothing: the caller then waits for the pool's state.
+    pub(super) fn stop(&self) {
+        let mut st = self.lock();
+        st.stop = true;
+        st.closed = true;
+        let dropped: Vec<Waiting> = st.waiting.drain(..).collect();
+        drop(st);
+        for w in dropped {
+            w.landing.put(Err(stopped()));
+        }
+        self.wake.ring();
+    }
+}
+
+fn stopped() -> TaskError {
+    TaskError::Failed {
+        reason: "the pool was terminated before the task ran".into(),
+    }
+}
+
+/// A task given with [`Pool::submit`]: wait for its result, with or without
+/// a deadline, or `.await` it (any runtime: it is a plain `Future`).
+/// Dropping the handle does not cancel the task.
+pub struct TaskHandle<R> {
+    landing: Arc<Landing>,
+    _r: PhantomData<fn() -> R>,
+}
+
+impl<R> std::fmt::Debug for TaskHandle<R> {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("TaskHandle")
+            .field("finished", &self.is_finished())
+            .finish()
+    }
+}
+
+impl<R> TaskHandle<R> {
+    /// Whether its result is in.
+    pub fn is_finished(&self) -> bool {
+        self.landing
+            .state
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .0
+            .is_some()
+    }
+}
+
+impl<R: DeserializeOwned + 'static> TaskHandle<R> {
+    /// Waits for the result (Python's `AsyncResult.get()`).
+    pub fn wait(&self) -> std::result::Result<R, TaskError> {
+        match self.wait_until(None) {
+            Some(r) => r,
+            None => unreachable!("a wait without deadline returns only with the result"),
+        }
+    }
+
+    /// Waits at most `timeout`; `None` if the result is not in by then (the
+    /// task goes on: wait again, or give it a per-call timeout).
+    pub fn wait_timeout(&self, timeout: Duration) -> Option<std::result::Result<R, TaskError>> {
+        self.wait_until(Some(Instant::now() + timeout))
+    }
+
+    fn wait_until(&self, deadline: Option<Instant>) -> Option<std::result::Result<R, TaskError>> {
+        let mut st = self.landing.state.lock().unwrap_or_else(|e| e.into_inner());
+        loop {
+            if let Some(raw) = &st.0 {
+                return Some(decode(raw));
+            }
+            st = match deadline {
+                None => self
+                    .landing
+                    .done
+                    .wait(st)
+                    .unwrap_or_else(|e| e.into_inner()),
+                Some(d) => {
+                    let left = d.saturating_duration_since(Instant::now());
+                    if left.is_zero() {
+                        return None;
+                    }
+                    self.landing
+                        .done
+                        .wait_timeout(st, left)
+                        .unwrap_or_else(|e| e.into_inner())
+                        .0
+                }
+            };
+        }
+    }
+}
+
+impl<R: DeserializeOwned + 'static> Future for TaskHandle<R> {
+    type Output = std::result::Result<R, TaskError>;
+
+    fn poll(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Self::Output> {
+        let mut st = self.landing.state.lock().unwrap_or_else(|e| e.into_inner());
+        if let Some(raw) = &st.0 {
+            return Poll::Ready(decode(raw));
+        }
+        if !st.1.iter().any(|w| w.will_wake(cx.waker())) {
+            st.1.push(cx.waker().clone());
+        }
+        Poll::Pending
+    }
+}
+
+fn decode<R: DeserializeOwned + 'static>(raw: &Raw) -> std::result::Result<R, TaskError> {
+    let (bytes, inbox) = raw.as_ref().map_err(Clone::clone)?;
+    let mut inbox = inbox.clone();
+    shared::resolving(&mut inbox, || postcard::from_bytes::<R>(bytes)).map_err(|e| {
+        TaskError::Failed {
+            reason: format!(
+                "cannot decode the result as a {}: {e}",
+                std::any::type_name::<R>()
+            ),
+        }
+    })
+}
+
+impl Pool {
+    /// Runs `f(arg)` on a worker and returns at once with a handle to its
+    /// result (Python's `apply_async`; for `starmap`-style calls, `A` is a
+    /// tuple). Tasks submitted together run side by side on the workers; a
+    /// worker's death, a panic or a timeout fails that task alone.
+    ///
+    /// Submitted tasks and maps take the workers in turn: a `map` waits for
+    /// the tasks submitted before it, and tasks submitted during a map start
+    /// once it ends.
+    ///
+    /// ```
+    /// # brood::init();
+    /// fn slow_square(x: u64) -> u64 { x * x }
+    /// let pool = brood::Pool::new(2)?;
+    /// let a = pool.submit(slow_square, 3)?;
+    /// let b = pool.submit(slow_square, 4)?;
+    /// assert_eq!(a.wait()? + b.wait()?, 25);
+    /// # Ok::<(), Box<dyn std::error::Error>>(())
+    /// ```
+    pub fn submit<A, R>(&self, f: fn(A) -> R, arg: A) -> Result<TaskHandle<R>>
+    where
+        A: Serialize + DeserializeOwned + 'static,
+        R: Serialize + DeserializeOwned + 'static,
+    {
+        let func = worker::fn_ref(f).map_err(crate::Error::Crossing)?;
+        self.enqueue(func, &arg)
+    }
+
+    /// [`Pool::submit`] with the worker's state (see [`Pool::map_with`]).
+    pub fn submit_with<S, A, R>(&self, f: fn(&S, A) -> R, arg: A) -> Result<TaskHandle<R>>
+    where
+        S: 'static,
+        A: Serialize + DeserializeOwned + 'static,
+        R: Serialize + DeserializeOwned + 'static,
+    {
+        let func = state::task_ref(f).map_err(crate::Error::Crossing)?;
+        self.enqueue(func, &arg)
+    }
+
+    fn enqueue<A: Serialize, R>(&self, func: FnRef, arg: &A) -> Result<TaskHandle<R>> {
+        let landing = Arc::new(Landing::default());
+        let handle = TaskHandle {
+            landing: Arc::clone(&landing),
+            _r: PhantomData,
+        };
+        // Encoded now, as a crossing: the shared data it names goes with it.
+        let (encoded, named) = shared::collecting(|| postcard::to_allocvec(arg));
+        let arg = match encoded {
+            Ok(bytes) => bytes,
+            Err(e) => {
+                landing.put(Err(TaskError::Failed {
+                    reason: format!(
+                        "cannot encode the argument: {}",
+                        crate::wire::frame::encode_error(&e)
+                    ),
+                }));
+                return Ok(handle);
+            }
+        };
+        let q = &self.core.submitted;
+        let mut st = q.lock();
+        if st.closed {
+            return Err(crate::Error::PoolClosed);
+        }
+        st.waiting.push_back(Waiting {
+            func,
+            arg,
+            named,
+            landing,
+        });
+        let start = !st.running;
+        st.running = true;
+        drop(st);
+        if start {
+            let core = Arc::clone(&self.core);
+            let spawned = std::thread::Builder::new()
+                .name("brood-pool-submit".into())
+                .spawn(move || drive(&core));
+            if let Err(e) = spawned {
+                let mut st = q.lock();
+                st.running = false;
+                for w in st.waiting.drain(..) {
+                    w.landing.put(Err(TaskError::Failed {
+                        reason: format!("cannot start the thread that runs submitted tasks: {e}"),
+                    }));
+                }
+            }
+        } else {
+            q.wake.ring();
+        }
+        Ok(handle)
+    }
+}
+
+/// The thread of submitted tasks: one lazy map over the queue, until it is
+/// empty and every task answered (or the pool is terminated).
+fn drive(core: &Core) {
+    let q = &core.submitted;
+    // Which landing each item of the map goes to, by index.
+    let landings: Mutex<HashMap<usize, Arc<Landing>>> = Mutex::default();
+    let mut next = 0usize;
+    // The map's source is the queue; `End` (and the thread's end) only when
+    // it is empty with nothing outstanding, decided under the queue's lock,
+    // so that a submission cannot slip in between.
+    let source = Box::new(|arena: &mut Vec<u8>, idle: bool| {
+        let mut st = q.lock();
+        match st.waiting.pop_front() {
+            Some(w) => {
+                drop(st);
+                arena.extend_from_slice(&w.arg);
+                shared::name(&w.named);
+                landings
+                    .lock()
+                    .unwrap_or_else(|e| e.into_inner())
+                    .insert(next, w.landing);
+                next += 1;
+                Pulled::Item(Ok(()), Some(w.func))
+            }
+            None if idle || st.stop => {
+                st.running = false;
+                Pulled::End
+            }
+            None => Pulled::Wait,
+        }
+    });
+    let land = |idx: usize, raw: Raw| {
+        let landing = landings
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .remove(&idx);
+        if let Some(l) = landing {
+            l.put(raw);
+        }
+    };
+    // Every item names its own function; the map's is the first one's.
+    let Some(func) = q.lock().waiting.front().map(|w| w.func) else {
+        q.lock().running = false;
+        return;
+    };
+    let plan = Plan {
+        func,
+        chunk: 1,
+        window: usize::MAX,
+        timeout: core.cfg.timeout,
+        max_tasks: core.cfg.max_tasks,
+        max_memory: core.cfg.max_memory,
+    };
+    let run = Run::lazy(plan, source);
+    let mut map: MapUnordered<'_, ()> = match MapUnordered::new(core.inner.lease(), &core.cfg, run)
+    {
+        Ok(map) => map,
+        Err(e) => {
+            // The pool is closed (or no worker starts): what waits fails.
+            let mut st = q.lock();
+            st.running = false;
+            for w in st.waiting.drain(..) {
+                w.landing.put(Err(TaskError::Failed {
+                    reason: format!("the task could not start: {e}"),
+                }));
+            }
+            return;
+        }
+    };
+    if let Some((r, _)) = q.wake.get() {
+        map.wake_on(r.as_fd());
+    }
+    loop {
+        while let Some((idx, raw)) = map.pop_raw() {
+            land(idx, raw);
+        }
+        if map.finished() {
+            return;
+        }
+        if q.lock().stop {
+            break;
+        }
+        map.turn();
+    }
+    // Terminated: the map's drop kills the workers still running tasks.
+    drop(map);
+    let left: Vec<Arc<Landing>> = landings
+        .lock()
+        .unwrap_or_else(|e| e.into_inner())
+        .drain()
+        .map(|(_, l)| l)
+        .collect();
+    for l in left {
+        l.put(Err(stopped()));
+    }
+    q.lock().running = false;
+}

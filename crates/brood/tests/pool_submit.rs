@@ -1,0 +1,173 @@
+//! `Pool::submit`: tasks with their own handles, side by side on the
+//! workers, each failing alone; `.await`able; ended by `terminate`.
+
+mod support;
+
+use brood::{Error, Pool, SharedSlice, StartMethod, TaskError};
+use std::time::{Duration, Instant};
+use support::*;
+
+brood::init_before_main!();
+
+/// Meets its partner through a FIFO: the reader's open blocks until the
+/// writer's, so both finish only if they run at the same time.
+fn meet((fifo, read): (String, bool)) -> u32 {
+    use std::io::{Read, Write};
+    if read {
+        let mut b = [0u8; 1];
+        std::fs::File::open(&fifo)
+            .unwrap()
+            .read_exact(&mut b)
+            .unwrap();
+    } else {
+        std::fs::OpenOptions::new()
+            .write(true)
+            .open(&fifo)
+            .unwrap()
+            .write_all(b"x")
+            .unwrap();
+    }
+    std::process::id()
+}
+
+fn die(code: i32) -> u8 {
+    brood::exit_now(code)
+}
+
+fn square(x: u64) -> u64 {
+    x * x
+}
+
+fn hang(_: ()) -> u8 {
+    park()
+}
+
+fn first((d, i): (SharedSlice<u32>, usize)) -> u32 {
+    d[i]
+}
+
+fn fifo(dir: &tempfile::TempDir) -> String {
+    let path = dir.path().join("meet");
+    let c = std::ffi::CString::new(path.to_str().unwrap()).unwrap();
+    // SAFETY: mkfifo on a path in our own temporary directory.
+    assert_eq!(unsafe { libc::mkfifo(c.as_ptr(), 0o600) }, 0);
+    path.to_string_lossy().into_owned()
+}
+
+#[test]
+fn submitted_tasks_run_side_by_side_under_every_start_method() {
+    for method in [
+        StartMethod::Fork,
+        StartMethod::Spawn,
+        StartMethod::ForkServer,
+    ] {
+        let dir = tempfile::tempdir().unwrap();
+        let path = fifo(&dir);
+        let pool = Pool::builder(2).start_method(method).build().unwrap();
+        let reader = pool.submit(meet, (path.clone(), true)).unwrap();
+        let writer = pool.submit(meet, (path, false)).unwrap();
+        let (a, b) = (
+            reader
+                .wait_timeout(Duration::from_secs(30))
+                .expect("the reader met nobody"),
+            writer
+                .wait_timeout(Duration::from_secs(30))
+                .expect("the writer met nobody"),
+        );
+        assert_ne!(a.unwrap(), b.unwrap(), "{method:?}: one worker ran both");
+        assert!(reader.is_finished());
+        // Many at once, more than there are workers, all answered.
+        let handles: Vec<_> = (0..50u64)
+            .map(|x| pool.submit(square, x).unwrap())
+            .collect();
+        for (x, h) in handles.iter().enumerate() {
+            assert_eq!(h.wait(), Ok((x * x) as u64));
+        }
+    }
+}
+
+/// Before, a map gave its first worker two chunks before the second got one:
+/// two slow items on two workers ran one after the other.
+#[test]
+fn a_map_of_two_items_runs_them_on_two_workers() {
+    let dir = tempfile::tempdir().unwrap();
+    let path = fifo(&dir);
+    let pool = Pool::new(2).unwrap();
+    let (tx, rx) = std::sync::mpsc::channel();
+    std::thread::scope(|s| {
+        s.spawn(|| {
+            let out = pool.map(meet, [(path.clone(), true), (path.clone(), false)]);
+            let _ = tx.send(out);
+        });
+        let out = rx
+            .recv_timeout(Duration::from_secs(30))
+            .expect("both items went to one worker");
+        let pids: Vec<u32> = out.unwrap().into_iter().map(Result::unwrap).collect();
+        assert_ne!(pids[0], pids[1]);
+    });
+}
+
+#[test]
+fn a_dying_task_fails_alone_and_the_pool_goes_on() {
+    let pool = Pool::new(2).unwrap();
+    let dead = pool.submit(die, 7).unwrap();
+    let fine = pool.submit(square, 9).unwrap();
+    match dead.wait() {
+        Err(TaskError::WorkerDied { status, .. }) => {
+            assert_eq!(status.and_then(|s| s.code()), Some(7))
+        }
+        other => panic!("{other:?}"),
+    }
+    assert_eq!(fine.wait(), Ok(81));
+    assert_eq!(pool.submit(square, 3).unwrap().wait(), Ok(9));
+    // A map after submitted tasks runs once they are done.
+    assert_eq!(pool.map(square, [2]).unwrap(), [Ok(4)]);
+}
+
+#[test]
+fn a_handle_is_a_future() {
+    let pool = Pool::new(1).unwrap();
+    let h = pool.submit(square, 12).unwrap();
+    let rt = tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+        .unwrap();
+    assert_eq!(rt.block_on(h), Ok(144));
+}
+
+#[test]
+fn shared_data_goes_with_a_submitted_task() {
+    let pool = Pool::new(1).unwrap();
+    let d = SharedSlice::from_fn(1000, |i| i as u32 * 3).unwrap();
+    assert_eq!(
+        pool.submit(first, (d.clone(), 999)).unwrap().wait(),
+        Ok(2997)
+    );
+}
+
+#[test]
+fn terminate_fails_what_is_outstanding_and_ends_every_worker() {
+    let pool = Pool::new(2).unwrap();
+    let hung: Vec<_> = (0..3).map(|_| pool.submit(hang, ()).unwrap()).collect();
+    // Both workers are busy (the third task waits).
+    let deadline = Instant::now() + Duration::from_secs(30);
+    let pids = pool.worker_pids();
+    let mut cleanup = Cleanup::default();
+    for &p in &pids {
+        cleanup.add(p);
+    }
+    while !pids.iter().all(|&p| stat(p).is_some_and(|(s, _)| s == 'S')) {
+        assert!(Instant::now() < deadline);
+        std::thread::yield_now();
+    }
+    let t = Instant::now();
+    pool.terminate().unwrap();
+    assert!(t.elapsed() < Duration::from_secs(5), "{:?}", t.elapsed());
+    for h in &hung {
+        assert!(h.wait().is_err());
+    }
+    for p in pids {
+        assert!(!exists(p), "worker {p} outlived terminate");
+    }
+    assert!(matches!(pool.submit(square, 1), Err(Error::PoolClosed)));
+}
