@@ -39,7 +39,7 @@ supervise=(target/debug/brood run --check-leftovers --grace 2s --on-parent-death
 
 # brood's optional `tokio` feature (its async API, tests/async_*.rs) is on
 # for the whole run, so that CI builds and tests it too.
-features=(--features brood/tokio)
+features=(--features brood/tokio,brood/indicatif)
 "${supervise[@]}" cargo nextest run --workspace "${features[@]}" --no-fail-fast "$@"
 "${supervise[@]}" cargo test --workspace --doc "${features[@]}" --quiet
 # The async example, once: a tokio service running jobs with timeouts.

@@ -8,10 +8,12 @@ use super::PoolBuilder;
 use super::imap::{Imap, ImapUnordered};
 use super::items::{Plan, Run, encoding};
 use super::map::MapUnordered;
+use super::options::CallOptions;
 use super::{InOrder, Pool, TaskError, default_chunk, state, worker};
 use crate::Result;
 use crate::sys::image::FnRef;
 use serde::{Serialize, de::DeserializeOwned};
+use std::time::Duration;
 
 /// Items pulled ahead of their results by a lazy map, per worker and chunk
 /// (and at least [`MIN_WINDOW`]): enough that no worker waits, few enough
@@ -24,7 +26,32 @@ const MIN_WINDOW: usize = 256;
 /// since workers send what they have every 200 µs).
 const LAZY_CHUNK: usize = 64;
 
+/// One call of a [`Pool`] with [`CallOptions`], from [`Pool::with`]: the same
+/// methods as the pool's own, each used once.
+#[derive(Debug)]
+pub struct PoolCall<'p> {
+    pool: &'p Pool,
+    opts: CallOptions,
+}
+
 impl Pool {
+    /// This pool for one call with `opts`: a timeout, a soft timeout, a chunk
+    /// size or a progress callback for that call alone.
+    ///
+    /// ```
+    /// # brood::init();
+    /// use brood::CallOptions;
+    /// use std::time::Duration;
+    /// fn inc(x: u32) -> u32 { x + 1 }
+    /// let pool = brood::Pool::new(2)?;
+    /// let opts = CallOptions::new().timeout(Duration::from_secs(10)).chunk_size(8);
+    /// assert_eq!(pool.with(opts).map(inc, [1, 2])?, [Ok(2), Ok(3)]);
+    /// # Ok::<(), brood::Error>(())
+    /// ```
+    pub fn with(&self, opts: CallOptions) -> PoolCall<'_> {
+        PoolCall { pool: self, opts }
+    }
+
     /// `f` over every item, results in input order (Python's `Pool.map`). Each
     /// item has its own `Result`: a panic, a worker's death or a timeout fails
     /// that item alone.
@@ -51,7 +78,7 @@ impl Pool {
         A: Serialize + DeserializeOwned + 'static,
         R: Serialize + DeserializeOwned + 'static,
     {
-        in_order(self.map_unordered(f, items)?)
+        self.with(CallOptions::new()).map(f, items)
     }
 
     /// [`Pool::map`] with the worker's state: `f(&state, item)`, where the
@@ -77,7 +104,7 @@ impl Pool {
         A: Serialize + DeserializeOwned + 'static,
         R: Serialize + DeserializeOwned + 'static,
     {
-        in_order(self.map_unordered_with(f, items)?)
+        self.with(CallOptions::new()).map_with(f, items)
     }
 
     /// Like [`Pool::map`], but yields `(index, result)` as each item finishes
@@ -108,8 +135,7 @@ impl Pool {
         A: Serialize + DeserializeOwned + 'static,
         R: Serialize + DeserializeOwned + 'static,
     {
-        let func = worker::fn_ref(f).map_err(crate::Error::Crossing)?;
-        MapUnordered::new(self.lock(), &self.core.cfg, self.eager(func, items))
+        self.with(CallOptions::new()).map_unordered(f, items)
     }
 
     /// [`Pool::map_unordered`] with the worker's state (see
@@ -124,8 +150,7 @@ impl Pool {
         A: Serialize + DeserializeOwned + 'static,
         R: Serialize + DeserializeOwned + 'static,
     {
-        let func = state::task_ref(f).map_err(crate::Error::Crossing)?;
-        MapUnordered::new(self.lock(), &self.core.cfg, self.eager(func, items))
+        self.with(CallOptions::new()).map_unordered_with(f, items)
     }
 
     /// `f` over a lazy input, results in input order (Python's `imap`): the
@@ -155,7 +180,7 @@ impl Pool {
         I: IntoIterator<Item = A>,
         I::IntoIter: Send + 'a,
     {
-        Ok(Imap::new(self.imap_unordered(f, items)?))
+        self.with(CallOptions::new()).imap(f, items)
     }
 
     /// [`Pool::imap`] with the worker's state (see [`Pool::map_with`]).
@@ -167,7 +192,7 @@ impl Pool {
         I: IntoIterator<Item = A>,
         I::IntoIter: Send + 'a,
     {
-        Ok(Imap::new(self.imap_unordered_with(f, items)?))
+        self.with(CallOptions::new()).imap_with(f, items)
     }
 
     /// `f` over a lazy input, `(index, result)` as each item finishes
@@ -197,8 +222,7 @@ impl Pool {
         I: IntoIterator<Item = A>,
         I::IntoIter: Send + 'a,
     {
-        let func = worker::fn_ref(f).map_err(crate::Error::Crossing)?;
-        self.lazy(func, items.into_iter())
+        self.with(CallOptions::new()).imap_unordered(f, items)
     }
 
     /// [`Pool::imap_unordered`] with the worker's state (see
@@ -215,20 +239,153 @@ impl Pool {
         I: IntoIterator<Item = A>,
         I::IntoIter: Send + 'a,
     {
+        self.with(CallOptions::new()).imap_unordered_with(f, items)
+    }
+}
+
+impl<'p> PoolCall<'p> {
+    /// [`Pool::map`] with this call's options.
+    pub fn map<A, R>(
+        self,
+        f: fn(A) -> R,
+        items: impl IntoIterator<Item = A>,
+    ) -> Result<Vec<std::result::Result<R, TaskError>>>
+    where
+        A: Serialize + DeserializeOwned + 'static,
+        R: Serialize + DeserializeOwned + 'static,
+    {
+        in_order(self.map_unordered(f, items)?)
+    }
+
+    /// [`Pool::map_with`] with this call's options.
+    pub fn map_with<S, A, R>(
+        self,
+        f: fn(&S, A) -> R,
+        items: impl IntoIterator<Item = A>,
+    ) -> Result<Vec<std::result::Result<R, TaskError>>>
+    where
+        S: 'static,
+        A: Serialize + DeserializeOwned + 'static,
+        R: Serialize + DeserializeOwned + 'static,
+    {
+        in_order(self.map_unordered_with(f, items)?)
+    }
+
+    /// [`Pool::map_unordered`] with this call's options.
+    pub fn map_unordered<A, R>(
+        self,
+        f: fn(A) -> R,
+        items: impl IntoIterator<Item = A>,
+    ) -> Result<MapUnordered<'p, R>>
+    where
+        A: Serialize + DeserializeOwned + 'static,
+        R: Serialize + DeserializeOwned + 'static,
+    {
+        let func = worker::fn_ref(f).map_err(crate::Error::Crossing)?;
+        MapUnordered::new(
+            self.pool.lock(),
+            &self.pool.core.cfg,
+            self.eager(func, items),
+        )
+    }
+
+    /// [`Pool::map_unordered_with`] with this call's options.
+    pub fn map_unordered_with<S, A, R>(
+        self,
+        f: fn(&S, A) -> R,
+        items: impl IntoIterator<Item = A>,
+    ) -> Result<MapUnordered<'p, R>>
+    where
+        S: 'static,
+        A: Serialize + DeserializeOwned + 'static,
+        R: Serialize + DeserializeOwned + 'static,
+    {
+        let func = state::task_ref(f).map_err(crate::Error::Crossing)?;
+        MapUnordered::new(
+            self.pool.lock(),
+            &self.pool.core.cfg,
+            self.eager(func, items),
+        )
+    }
+
+    /// [`Pool::imap`] with this call's options.
+    pub fn imap<A, R, I>(self, f: fn(A) -> R, items: I) -> Result<Imap<'p, R>>
+    where
+        A: Serialize + DeserializeOwned + 'static,
+        R: Serialize + DeserializeOwned + 'static,
+        I: IntoIterator<Item = A>,
+        I::IntoIter: Send + 'p,
+    {
+        Ok(Imap::new(self.imap_unordered(f, items)?))
+    }
+
+    /// [`Pool::imap_with`] with this call's options.
+    pub fn imap_with<S, A, R, I>(self, f: fn(&S, A) -> R, items: I) -> Result<Imap<'p, R>>
+    where
+        S: 'static,
+        A: Serialize + DeserializeOwned + 'static,
+        R: Serialize + DeserializeOwned + 'static,
+        I: IntoIterator<Item = A>,
+        I::IntoIter: Send + 'p,
+    {
+        Ok(Imap::new(self.imap_unordered_with(f, items)?))
+    }
+
+    /// [`Pool::imap_unordered`] with this call's options.
+    pub fn imap_unordered<A, R, I>(self, f: fn(A) -> R, items: I) -> Result<ImapUnordered<'p, R>>
+    where
+        A: Serialize + DeserializeOwned + 'static,
+        R: Serialize + DeserializeOwned + 'static,
+        I: IntoIterator<Item = A>,
+        I::IntoIter: Send + 'p,
+    {
+        let func = worker::fn_ref(f).map_err(crate::Error::Crossing)?;
+        self.lazy(func, items.into_iter())
+    }
+
+    /// [`Pool::imap_unordered_with`] with this call's options.
+    pub fn imap_unordered_with<S, A, R, I>(
+        self,
+        f: fn(&S, A) -> R,
+        items: I,
+    ) -> Result<ImapUnordered<'p, R>>
+    where
+        S: 'static,
+        A: Serialize + DeserializeOwned + 'static,
+        R: Serialize + DeserializeOwned + 'static,
+        I: IntoIterator<Item = A>,
+        I::IntoIter: Send + 'p,
+    {
         let func = state::task_ref(f).map_err(crate::Error::Crossing)?;
         self.lazy(func, items.into_iter())
     }
 
+    /// The pool this call is of.
+    pub(super) fn pool(&self) -> &Pool {
+        self.pool
+    }
+
+    /// This call's hard and soft timeouts, where it sets them.
+    pub(super) fn timeouts(&self) -> (Option<Duration>, Option<Duration>) {
+        (self.opts.timeout, self.opts.soft_timeout)
+    }
+
     /// What every map of this pool is asked for, besides its items.
     fn plan(&self, func: FnRef, chunk: usize) -> Plan {
-        let chunk = self.core.cfg.chunk.unwrap_or(chunk);
+        let chunk = self
+            .opts
+            .chunk
+            .or(self.pool.core.cfg.chunk)
+            .unwrap_or(chunk);
         Plan {
             func,
             chunk,
-            window: (WINDOW_PER_CHUNK * self.core.cfg.size * chunk).max(MIN_WINDOW),
-            timeout: self.core.cfg.timeout,
-            max_tasks: self.core.cfg.max_tasks,
-            max_memory: self.core.cfg.max_memory,
+            window: (WINDOW_PER_CHUNK * self.pool.core.cfg.size * chunk).max(MIN_WINDOW),
+            timeout: self.opts.timeout.or(self.pool.core.cfg.timeout),
+            soft_timeout: self.opts.soft_timeout,
+            progress: self.opts.progress.clone(),
+            max_tasks: self.pool.core.cfg.max_tasks,
+            max_memory: self.pool.core.cfg.max_memory,
         }
     }
 
@@ -239,26 +396,26 @@ impl Pool {
         items: impl IntoIterator<Item = A>,
     ) -> Run<'static> {
         let mut run = Run::eager(self.plan(func, 1), items);
-        if self.core.cfg.chunk.is_none() {
-            run.chunk = default_chunk(run.pending.len(), self.core.cfg.size);
+        if self.opts.chunk.or(self.pool.core.cfg.chunk).is_none() {
+            run.chunk = default_chunk(run.pending.len(), self.pool.core.cfg.size);
         }
         run
     }
 
-    fn lazy<'a, A, R, I>(&'a self, func: FnRef, items: I) -> Result<ImapUnordered<'a, R>>
+    fn lazy<A, R, I>(self, func: FnRef, items: I) -> Result<ImapUnordered<'p, R>>
     where
         A: Serialize + 'static,
         R: DeserializeOwned + 'static,
-        I: Iterator<Item = A> + Send + 'a,
+        I: Iterator<Item = A> + Send + 'p,
     {
         let chunk = match items.size_hint() {
-            (lo, Some(hi)) if lo == hi => default_chunk(hi, self.core.cfg.size),
+            (lo, Some(hi)) if lo == hi => default_chunk(hi, self.pool.core.cfg.size),
             _ => LAZY_CHUNK,
         };
         let run = Run::lazy(self.plan(func, chunk), encoding(items));
         Ok(ImapUnordered(MapUnordered::new(
-            self.lock(),
-            &self.core.cfg,
+            self.pool.lock(),
+            &self.pool.core.cfg,
             run,
         )?))
     }

@@ -29,9 +29,9 @@ pub(super) type Outcome = std::result::Result<std::ops::Range<usize>, TaskError>
 
 /// What a [`Source`] gave.
 pub(super) enum Pulled {
-    /// An item, encoded onto the arena (or why it could not be), and the
-    /// function to run it with when it is not the map's own.
-    Item(std::result::Result<(), String>, Option<FnRef>),
+    /// An item, encoded onto the arena (or why it could not be), and what
+    /// it asks for of its own (a submitted task: its function, timeouts).
+    Item(std::result::Result<(), String>, Option<Own>),
     /// None yet: more may come later (submitted tasks).
     Wait,
     /// The input is exhausted.
@@ -64,8 +64,11 @@ pub(super) struct Run<'s> {
     /// Set when no worker can run anything: items pulled from now on fail
     /// with this at once.
     broken: Option<String>,
-    /// Items with a function of their own (submitted tasks).
-    funcs: HashMap<usize, FnRef>,
+    /// Items with a function or timeouts of their own (submitted tasks).
+    own: HashMap<usize, Own>,
+    pub(super) soft_timeout: Option<Duration>,
+    /// Called as results are taken, with the count so far.
+    pub(super) progress: Option<(ProgressFn, usize)>,
     pub(super) pending: VecDeque<usize>,
     /// Result bytes of the items in `ready`; emptied whenever `ready` is.
     pub(super) results: Vec<u8>,
@@ -88,8 +91,22 @@ pub(super) struct Plan {
     /// Items pulled ahead of their results, at most.
     pub(super) window: usize,
     pub(super) timeout: Option<Duration>,
+    pub(super) soft_timeout: Option<Duration>,
+    pub(super) progress: Option<ProgressFn>,
     pub(super) max_tasks: Option<usize>,
     pub(super) max_memory: Option<u64>,
+}
+
+/// A call's progress callback.
+pub(super) type ProgressFn = std::sync::Arc<dyn Fn(super::MapProgress) + Send + Sync>;
+
+/// What an item of its own asks for (a submitted task): its function and
+/// timeouts, where they are not the map's.
+#[derive(Clone, Copy, Default)]
+pub(super) struct Own {
+    pub(super) func: Option<FnRef>,
+    pub(super) timeout: Option<Duration>,
+    pub(super) soft_timeout: Option<Duration>,
 }
 
 impl<'s> Run<'s> {
@@ -134,7 +151,9 @@ impl<'s> Run<'s> {
             max_memory: plan.max_memory,
             shares: HashMap::new(),
             inbox: Inbox::new(),
-            funcs: HashMap::new(),
+            own: HashMap::new(),
+            soft_timeout: plan.soft_timeout,
+            progress: plan.progress.map(|f| (f, 0)),
         }
     }
 
@@ -178,15 +197,15 @@ impl<'s> Run<'s> {
         let start = self.args.len();
         let (pulled, named) = shared::collecting(|| next(&mut self.args));
         let idx = self.pulled;
-        let (encoded, func) = match pulled {
-            Pulled::Item(r, func) => (r, func),
+        let (encoded, own) = match pulled {
+            Pulled::Item(r, own) => (r, own),
             other => return other,
         };
         if !named.is_empty() {
             self.shares.insert(idx, named);
         }
-        if let Some(f) = func {
-            self.funcs.insert(idx, f);
+        if let Some(own) = own {
+            self.own.insert(idx, own);
         }
         let encoded = encoded.and_then(|()| {
             u32::try_from(self.args.len() - start)
@@ -221,8 +240,8 @@ impl<'s> Run<'s> {
         if !self.shares.is_empty() {
             self.shares.remove(&idx);
         }
-        if !self.funcs.is_empty() {
-            self.funcs.remove(&idx);
+        if !self.own.is_empty() {
+            self.own.remove(&idx);
         }
         if let Some(a) = idx
             .checked_sub(self.base)
@@ -282,7 +301,36 @@ impl<'s> Run<'s> {
 
     /// The function item `idx` runs with.
     fn func_of(&self, idx: usize) -> FnRef {
-        self.funcs.get(&idx).copied().unwrap_or(self.func)
+        self.own.get(&idx).and_then(|o| o.func).unwrap_or(self.func)
+    }
+
+    /// The hard timeout of item `idx`.
+    pub(super) fn timeout_of(&self, idx: usize) -> Option<Duration> {
+        match self.own.get(&idx) {
+            Some(o) if o.timeout.is_some() => o.timeout,
+            _ => self.timeout,
+        }
+    }
+
+    /// The soft timeout of item `idx`.
+    pub(super) fn soft_timeout_of(&self, idx: usize) -> Option<Duration> {
+        match self.own.get(&idx) {
+            Some(o) if o.soft_timeout.is_some() => o.soft_timeout,
+            _ => self.soft_timeout,
+        }
+    }
+
+    /// An item's result was taken: the progress callback hears of it.
+    pub(super) fn taken(&mut self, failed: bool) {
+        let total = self.left().map(|left| left + self.yielded);
+        if let Some((f, fails)) = &mut self.progress {
+            *fails += usize::from(failed);
+            f(super::MapProgress {
+                done: self.yielded,
+                failed: *fails,
+                total,
+            });
+        }
     }
 
     /// The items a worker holds while more wait: two chunks, and with small
@@ -333,7 +381,7 @@ impl<'s> Run<'s> {
             }
             // One function per task frame.
             let func = self.func_of(self.pending[0]);
-            if !self.funcs.is_empty() {
+            if !self.own.is_empty() {
                 n = self
                     .pending
                     .iter()
@@ -401,6 +449,8 @@ mod tests {
             chunk: 4,
             window,
             timeout: None,
+            soft_timeout: None,
+            progress: None,
             max_tasks: None,
             max_memory: None,
         }

@@ -149,9 +149,12 @@ impl<'a, R: DeserializeOwned + 'static> MapUnordered<'a, R> {
                 fds.push(PollFd::from_borrowed_fd(fd, PollFlags::IN));
                 owners.push((slot, true));
             }
-            if let (Some(t), Some(_)) = (run.timeout, w.inflight.front()) {
-                let at = w.since + t;
-                wake = Some(wake.map_or(at, |x| x.min(at)));
+            if let Some(&front) = w.inflight.front() {
+                let soft = run.soft_timeout_of(front).filter(|_| !w.front_cancelled());
+                for t in [run.timeout_of(front), soft].into_iter().flatten() {
+                    let at = w.since + t;
+                    wake = Some(wake.map_or(at, |x| x.min(at)));
+                }
             }
         }
         if let Some(fd) = self.wake {
@@ -214,16 +217,22 @@ impl<'a, R: DeserializeOwned + 'static> MapUnordered<'a, R> {
                 }
             }
         }
-        if let Some(t) = run.timeout {
-            let now = Instant::now();
-            for slot in 0..inner.slots.len() {
-                let late = inner.slots[slot]
-                    .as_ref()
-                    .is_some_and(|w| !w.inflight.is_empty() && now >= w.since + t);
-                if late {
-                    moved = true;
-                    inner.bury(slot, run, Cause::Timeout);
-                }
+        let now = Instant::now();
+        for slot in 0..inner.slots.len() {
+            let Some(w) = inner.slots[slot].as_mut() else {
+                continue;
+            };
+            let Some(&front) = w.inflight.front() else {
+                continue;
+            };
+            if run.timeout_of(front).is_some_and(|t| now >= w.since + t) {
+                moved = true;
+                inner.bury(slot, run, Cause::Timeout);
+            } else if run
+                .soft_timeout_of(front)
+                .is_some_and(|t| now >= w.since + t)
+            {
+                moved |= w.cancel_front();
             }
         }
         if !run.pending.is_empty()
@@ -304,6 +313,7 @@ impl<'a, R: DeserializeOwned + 'static> MapUnordered<'a, R> {
         if self.run.ready.is_empty() {
             self.run.results.clear();
         }
+        self.run.taken(value.is_err());
         Some((idx, value))
     }
 }

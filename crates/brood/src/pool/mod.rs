@@ -51,6 +51,7 @@ mod imap;
 mod items;
 mod lease;
 mod map;
+mod options;
 mod progress;
 mod run;
 mod shared;
@@ -67,10 +68,13 @@ use serde::{Serialize, de::DeserializeOwned};
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
+pub use calls::PoolCall;
 pub use imap::{Imap, ImapUnordered};
 pub use map::MapUnordered;
+pub use options::{CallOptions, MapProgress};
 pub use shared::SharedSlice;
 pub use submit::TaskHandle;
+pub use worker::task_cancelled;
 
 /// Why one item of a [`Pool::map`] has no value. The other items are not
 /// affected.

@@ -8,13 +8,19 @@
 //! the page (`sys::shm`: a sealed `memfd`, so that it cannot shrink under the
 //! pool's mapping) and hands its descriptor to the pool with its connection
 //! token.
+//!
+//! The third counter goes the other way: the pool writes there the number of
+//! an item whose soft timeout passed, and the task sees it through
+//! [`task_cancelled`](crate::task_cancelled) — a cooperative stop, before the hard
+//! timeout kills the worker.
 
 use crate::sys::shm::SharedCounters;
 use std::io;
 use std::os::fd::{BorrowedFd, OwnedFd};
 use std::sync::atomic::Ordering;
 
-/// `[started, finished]`, each a running total over the worker's life.
+/// `[started, finished, cancelled]`: the first two running totals over the
+/// worker's life, the third the number of the item asked to stop.
 pub(super) struct Progress {
     page: SharedCounters,
 }
@@ -45,5 +51,18 @@ impl Progress {
 
     pub(super) fn finished(&self, n: u64) {
         self.page.get()[1].store(n, Ordering::Release);
+    }
+
+    /// In the pool: the item the worker started as its `n`th is asked to
+    /// stop (its soft timeout passed).
+    pub(super) fn cancel(&self, n: u64) {
+        self.page.get()[2].store(n, Ordering::Release);
+    }
+
+    /// In the worker: whether the item it runs now was asked to stop.
+    pub(super) fn cancelled(&self) -> bool {
+        let c = self.page.get();
+        let running = c[0].load(Ordering::Acquire);
+        running > c[1].load(Ordering::Acquire) && c[2].load(Ordering::Acquire) == running
     }
 }

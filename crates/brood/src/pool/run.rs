@@ -64,6 +64,8 @@ pub(super) struct Worker {
     pub(super) received: u64,
     /// The worker's own count of items started and finished.
     progress: Progress,
+    /// The number (in the worker's count) of the last item asked to stop.
+    cancelled: u64,
 }
 
 impl Worker {
@@ -88,6 +90,23 @@ impl Worker {
         self.out.clear();
         self.out_pos = 0;
         self.attach.clear();
+    }
+
+    /// Whether the item at the front of the line was asked to stop.
+    pub(super) fn front_cancelled(&self) -> bool {
+        self.cancelled == self.received + 1
+    }
+
+    /// Asks the item at the front of the line (the one running, or about to:
+    /// number `received + 1` in the worker's count) to stop; false if it was
+    /// already asked.
+    pub(super) fn cancel_front(&mut self) -> bool {
+        if self.front_cancelled() {
+            return false;
+        }
+        self.cancelled = self.received + 1;
+        self.progress.cancel(self.cancelled);
+        true
     }
 
     /// Shared data this worker holds that we no longer do.
@@ -337,6 +356,7 @@ impl Inner {
                     quitting: false,
                     received: 0,
                     progress,
+                    cancelled: 0,
                 });
             }
         }
@@ -443,7 +463,7 @@ impl Inner {
             let err = match cause {
                 Cause::Timeout => TaskError::Timeout {
                     pid,
-                    timeout: run.timeout.unwrap_or_default(),
+                    timeout: run.timeout_of(idx).unwrap_or_default(),
                 },
                 Cause::Exited => TaskError::WorkerDied {
                     pid,

@@ -10,8 +10,10 @@
 //! the tasks submitted before it to finish, and tasks submitted during a map
 //! start once it has.
 
-use super::items::{Plan, Pulled, Run};
+use super::PoolCall;
+use super::items::{Own, Plan, Pulled, Run};
 use super::map::MapUnordered;
+use super::options::CallOptions;
 use super::shared::{self, Raw};
 use super::{Core, Pool, TaskError, state, worker};
 use crate::Result;
@@ -45,7 +47,8 @@ impl Landing {
 
 /// A submitted task, waiting for a worker.
 struct Waiting {
-    func: FnRef,
+    /// Its function and timeouts.
+    own: Own,
     arg: Vec<u8>,
     /// The shared data the argument names.
     named: Vec<shared::Sharing>,
@@ -257,12 +260,34 @@ impl Pool {
         A: Serialize + DeserializeOwned + 'static,
         R: Serialize + DeserializeOwned + 'static,
     {
-        let func = worker::fn_ref(f).map_err(crate::Error::Crossing)?;
-        self.enqueue(func, &arg)
+        self.with(CallOptions::new()).submit(f, arg)
     }
 
     /// [`Pool::submit`] with the worker's state (see [`Pool::map_with`]).
     pub fn submit_with<S, A, R>(&self, f: fn(&S, A) -> R, arg: A) -> Result<TaskHandle<R>>
+    where
+        S: 'static,
+        A: Serialize + DeserializeOwned + 'static,
+        R: Serialize + DeserializeOwned + 'static,
+    {
+        self.with(CallOptions::new()).submit_with(f, arg)
+    }
+}
+
+impl PoolCall<'_> {
+    /// [`Pool::submit`] with this call's options (its timeouts; a progress
+    /// callback is not used).
+    pub fn submit<A, R>(self, f: fn(A) -> R, arg: A) -> Result<TaskHandle<R>>
+    where
+        A: Serialize + DeserializeOwned + 'static,
+        R: Serialize + DeserializeOwned + 'static,
+    {
+        let func = worker::fn_ref(f).map_err(crate::Error::Crossing)?;
+        self.enqueue(func, &arg)
+    }
+
+    /// [`Pool::submit_with`] with this call's options.
+    pub fn submit_with<S, A, R>(self, f: fn(&S, A) -> R, arg: A) -> Result<TaskHandle<R>>
     where
         S: 'static,
         A: Serialize + DeserializeOwned + 'static,
@@ -292,13 +317,18 @@ impl Pool {
                 return Ok(handle);
             }
         };
-        let q = &self.core.submitted;
+        let q = &self.pool().core.submitted;
         let mut st = q.lock();
         if st.closed {
             return Err(crate::Error::PoolClosed);
         }
+        let (timeout, soft_timeout) = self.timeouts();
         st.waiting.push_back(Waiting {
-            func,
+            own: Own {
+                func: Some(func),
+                timeout,
+                soft_timeout,
+            },
             arg,
             named,
             landing,
@@ -307,7 +337,7 @@ impl Pool {
         st.running = true;
         drop(st);
         if start {
-            let core = Arc::clone(&self.core);
+            let core = Arc::clone(&self.pool().core);
             let spawned = std::thread::Builder::new()
                 .name("brood-pool-submit".into())
                 .spawn(move || drive(&core));
@@ -349,7 +379,7 @@ fn drive(core: &Core) {
                     .unwrap_or_else(|e| e.into_inner())
                     .insert(next, w.landing);
                 next += 1;
-                Pulled::Item(Ok(()), Some(w.func))
+                Pulled::Item(Ok(()), Some(w.own))
             }
             None if idle || st.stop => {
                 st.running = false;
@@ -368,7 +398,7 @@ fn drive(core: &Core) {
         }
     };
     // Every item names its own function; the map's is the first one's.
-    let Some(func) = q.lock().waiting.front().map(|w| w.func) else {
+    let Some(func) = q.lock().waiting.front().and_then(|w| w.own.func) else {
         q.lock().running = false;
         return;
     };
@@ -377,6 +407,8 @@ fn drive(core: &Core) {
         chunk: 1,
         window: usize::MAX,
         timeout: core.cfg.timeout,
+        soft_timeout: None,
+        progress: None,
         max_tasks: core.cfg.max_tasks,
         max_memory: core.cfg.max_memory,
     };

@@ -54,6 +54,9 @@ pub(super) fn worker_main(boot: Boot) {
     let Ok((progress, page)) = Progress::create() else {
         return;
     };
+    // For the worker's whole life, and readable by its tasks.
+    let progress: &'static Progress = Box::leak(Box::new(progress));
+    PAGE.with(|p| p.set(Some(progress)));
     let hello = boot.token.to_le_bytes();
     // The initializer runs before the hello, so that a failing one stops the
     // pool's start with its message (sent after the token, without the page).
@@ -141,7 +144,38 @@ pub(super) fn worker_main(boot: Boot) {
     }
 }
 
+/// Whether the pool asked the task now running to stop: its per-call soft
+/// timeout ([`CallOptions::soft_timeout`](crate::CallOptions::soft_timeout))
+/// passed. A long task checks it now and then and returns early (billiard's
+/// `SoftTimeLimitExceeded`, as a flag); the hard timeout, if any, still
+/// kills the worker later. Always `false` outside a pool worker.
+///
+/// ```
+/// # brood::init();
+/// use brood::{CallOptions, Pool};
+/// use std::time::Duration;
+/// fn patient(limit: u64) -> u64 {
+///     let mut n = 0;
+///     while n < limit && !brood::task_cancelled() {
+///         n += 1;
+///         std::thread::sleep(Duration::from_millis(1));
+///     }
+///     n
+/// }
+/// let pool = Pool::new(1)?;
+/// let opts = CallOptions::new().soft_timeout(Duration::from_millis(50));
+/// let n = pool.with(opts).map(patient, [1_000_000])?[0].clone().unwrap();
+/// assert!(n < 1_000_000, "stopped early");
+/// assert!(!brood::task_cancelled());
+/// # Ok::<(), brood::Error>(())
+/// ```
+pub fn task_cancelled() -> bool {
+    PAGE.with(|p| p.get().is_some_and(Progress::cancelled))
+}
+
 thread_local! {
+    /// This worker's progress page (set in a worker only).
+    static PAGE: std::cell::Cell<Option<&'static Progress>> = const { std::cell::Cell::new(None) };
     /// Result frames not yet sent (see `worker_main`), and the descriptors of
     /// shared data that go with them.
     static OUT: RefCell<(Vec<u8>, Attached)> = const { RefCell::new((Vec::new(), Attached::new())) };

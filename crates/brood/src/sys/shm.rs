@@ -18,10 +18,10 @@ use std::ptr::NonNull;
 use std::sync::atomic::AtomicU64;
 
 /// The counters of one shared page.
-pub type Counters = [AtomicU64; 2];
+pub type Counters = [AtomicU64; 3];
 const SIZE: usize = std::mem::size_of::<Counters>();
 
-/// Two `AtomicU64`s in memory shared with another process.
+/// Three `AtomicU64`s in memory shared with another process.
 pub struct SharedCounters {
     ptr: NonNull<Counters>,
 }
@@ -112,7 +112,7 @@ impl SharedCounters {
     /// The counters.
     pub fn get(&self) -> &Counters {
         // SAFETY: the mapping is page-aligned, SIZE bytes long, zero-filled at
-        // creation (a valid `[AtomicU64; 2]`), and mapped until Drop.
+        // creation (a valid `[AtomicU64; 3]`), and mapped until Drop.
         unsafe { self.ptr.as_ref() }
     }
 }

@@ -8,6 +8,7 @@
 //! made anew each time the map goes idle, since workers come and go.
 
 use super::{MapUnordered, Turn};
+use crate::pool::CallOptions;
 use crate::pool::{InOrder, Pool, TaskError, worker};
 use crate::sys::reactor::Registered;
 use crate::sys::watch::Watcher;
@@ -173,7 +174,7 @@ impl Pool {
     {
         let run = worker::fn_ref(f)
             .map_err(Error::Crossing)
-            .map(|func| self.eager(func, items));
+            .map(|func| self.with(CallOptions::new()).eager(func, items));
         async move {
             let run = run?;
             let lease = std::future::poll_fn(|cx| self.core.inner.poll_lease(cx)).await;
