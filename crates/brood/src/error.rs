@@ -222,6 +222,12 @@ pub enum Error {
         pid: Option<u32>,
     },
 
+    /// SIGINT (Ctrl-C) came while a [`Pool`](crate::Pool) call waited: the
+    /// workers running its items were killed; the pool replaces them (and
+    /// any the same Ctrl-C killed) at its next call.
+    #[error("interrupted by SIGINT (Ctrl-C) during a pool call")]
+    Interrupted,
+
     /// The [`Pool`](crate::Pool) was closed or terminated: it takes no more work.
     #[error("the pool was closed or terminated")]
     PoolClosed,

@@ -357,6 +357,7 @@ pub(crate) fn arm_child(
     joins: Joins,
 ) -> std::result::Result<(), (&'static str, std::io::Error)> {
     crate::signals::reset_in_child();
+    sys::interrupt::reset_in_child();
     if let Some(fd) = joins.cgroup {
         sys::cgroup::join(fd).map_err(|e| ("joining the child's cgroup", e))?;
     }

@@ -425,9 +425,13 @@ impl<'p> PoolCall<'p> {
 fn in_order<R: DeserializeOwned + 'static>(
     it: MapUnordered<'_, R>,
 ) -> Result<Vec<std::result::Result<R, TaskError>>> {
+    let mut it = it;
     let mut out = InOrder::new(it.len());
-    for (i, r) in it {
+    for (i, r) in it.by_ref() {
         out.put(i, r);
+    }
+    if it.interrupted() {
+        return Err(crate::Error::Interrupted);
     }
     Ok(out.finish())
 }

@@ -13,6 +13,15 @@ use std::collections::VecDeque;
 #[derive(Debug)]
 pub struct ImapUnordered<'a, R>(pub(super) MapUnordered<'a, R>);
 
+impl<R> ImapUnordered<'_, R> {
+    /// Whether Ctrl-C ended the call early (see
+    /// [`Error::Interrupted`](crate::Error::Interrupted)): the iterator then
+    /// ends without the remaining results.
+    pub fn interrupted(&self) -> bool {
+        self.0.interrupted()
+    }
+}
+
 impl<R: DeserializeOwned + 'static> Iterator for ImapUnordered<'_, R> {
     type Item = (usize, std::result::Result<R, TaskError>);
 
@@ -37,6 +46,13 @@ pub struct Imap<'a, R> {
 }
 
 impl<'a, R> Imap<'a, R> {
+    /// Whether Ctrl-C ended the call early (see
+    /// [`Error::Interrupted`](crate::Error::Interrupted)): the iterator then
+    /// ends without the remaining results.
+    pub fn interrupted(&self) -> bool {
+        self.inner.interrupted()
+    }
+
     pub(super) fn new(inner: ImapUnordered<'a, R>) -> Imap<'a, R> {
         Imap {
             inner: inner.0,

@@ -13,6 +13,7 @@ use super::lease::Lease;
 use super::run::{parse, timespec};
 use super::shared;
 use super::{Config, TaskError};
+use crate::sys::interrupt::InterruptWatch;
 use crate::{Error, Result};
 use rustix::event::{PollFd, PollFlags};
 use serde::de::DeserializeOwned;
@@ -25,6 +26,8 @@ mod stream;
 
 /// The owner slot of the wake descriptor among a turn's events.
 const WAKE: usize = usize::MAX;
+/// The owner slot of the Ctrl-C descriptor.
+const INTERRUPT: usize = usize::MAX - 1;
 
 /// What one turn of the loop did.
 enum Turn {
@@ -46,6 +49,10 @@ pub struct MapUnordered<'a, R> {
     waiting: Option<stream::Waiting>,
     /// Also wakes the loop when readable (new submitted tasks).
     wake: Option<BorrowedFd<'a>>,
+    /// Ctrl-C, watched while a thread waits in the loop (not for a stream:
+    /// an async program handles Ctrl-C on its runtime).
+    interrupt: Option<InterruptWatch>,
+    interrupted: bool,
     _r: PhantomData<fn() -> R>,
 }
 
@@ -107,6 +114,8 @@ impl<'a, R: DeserializeOwned + 'static> MapUnordered<'a, R> {
             #[cfg(feature = "tokio")]
             waiting: None,
             wake: None,
+            interrupt: None,
+            interrupted: false,
             _r: PhantomData,
         })
     }
@@ -157,11 +166,16 @@ impl<'a, R: DeserializeOwned + 'static> MapUnordered<'a, R> {
                 }
             }
         }
+        let workers = fds.len();
         if let Some(fd) = self.wake {
             fds.push(PollFd::from_borrowed_fd(fd, PollFlags::IN));
             owners.push((WAKE, false));
         }
-        if fds.len() == usize::from(self.wake.is_some()) {
+        if let Some(fd) = self.interrupt.as_ref().and_then(InterruptWatch::fd) {
+            fds.push(PollFd::from_borrowed_fd(fd, PollFlags::IN));
+            owners.push((INTERRUPT, false));
+        }
+        if workers == 0 {
             // No worker at all, and none could be started: fail what is left
             // rather than wait for nothing.
             drop(fds);
@@ -196,6 +210,9 @@ impl<'a, R: DeserializeOwned + 'static> MapUnordered<'a, R> {
         drop(fds);
         let mut moved = !events.is_empty();
         for (slot, pidfd, readable) in events {
+            if slot == INTERRUPT {
+                continue;
+            }
             if slot == WAKE {
                 if let Some(fd) = self.wake {
                     let mut sink = [0u8; 64];
@@ -253,17 +270,7 @@ impl<'a, R: DeserializeOwned + 'static> MapUnordered<'a, R> {
     /// Ends the map: workers still running its items are killed, and every
     /// item without a result fails with `reason`.
     fn abandon(&mut self, reason: &str) {
-        for slot in 0..self.inner.slots.len() {
-            let busy = self.inner.slots[slot]
-                .as_ref()
-                .is_some_and(|w| !w.inflight.is_empty());
-            if busy && let Some(mut w) = self.inner.slots[slot].take() {
-                self.inner.publish();
-                let _ = w.handle.kill();
-                let _ = w.handle.child().wait_timeout(Duration::from_secs(5));
-                self.run.pending.extend(w.inflight.drain(..));
-            }
-        }
+        self.kill_busy();
         self.run.fail_pending(reason);
     }
 
@@ -277,9 +284,27 @@ impl<'a, R: DeserializeOwned + 'static> MapUnordered<'a, R> {
         self.run.done()
     }
 
-    /// One turn of the loop, waiting for something to happen.
+    /// One turn of the loop, waiting for something to happen (or Ctrl-C).
     pub(super) fn turn(&mut self) {
+        if self.interrupt.is_none() {
+            self.interrupt = InterruptWatch::new().ok();
+        }
         self.step(true);
+        if self.interrupt.as_ref().is_some_and(InterruptWatch::fired) {
+            self.interrupt_now();
+        }
+    }
+
+    /// Ctrl-C: the workers running this call's items are killed (the pool
+    /// replaces them at its next call), and the call yields nothing more.
+    fn interrupt_now(&mut self) {
+        if let Some(w) = &self.interrupt {
+            w.drain();
+        }
+        self.interrupted = true;
+        self.kill_busy();
+        self.run.pending.clear();
+        self.run.ready.clear();
     }
 
     /// The next finished result, undecoded: its bytes, and the shared data
@@ -323,13 +348,16 @@ impl<R: DeserializeOwned + 'static> Iterator for MapUnordered<'_, R> {
 
     fn next(&mut self) -> Option<Self::Item> {
         loop {
+            if self.interrupted {
+                return None;
+            }
             if let Some(item) = self.pop_ready() {
                 return Some(item);
             }
             if self.run.done() {
                 return None;
             }
-            self.step(true);
+            self.turn();
         }
     }
 
@@ -343,20 +371,36 @@ impl<R: DeserializeOwned + 'static> Iterator for MapUnordered<'_, R> {
 
 impl<R: DeserializeOwned + 'static> ExactSizeIterator for MapUnordered<'_, R> {}
 
+impl<R> MapUnordered<'_, R> {
+    /// Whether Ctrl-C ended the call early (see
+    /// [`Error::Interrupted`](crate::Error::Interrupted)): the iterator then
+    /// ends without the remaining results.
+    pub fn interrupted(&self) -> bool {
+        self.interrupted
+    }
+
+    /// Kills (and waits for) every worker still holding items of this map;
+    /// the items it held go back in line.
+    fn kill_busy(&mut self) {
+        for slot in 0..self.inner.slots.len() {
+            let busy = self.inner.slots[slot]
+                .as_ref()
+                .is_some_and(|w| !w.inflight.is_empty() || !w.inbuf.is_empty());
+            if busy && let Some(mut w) = self.inner.slots[slot].take() {
+                self.inner.publish();
+                let _ = w.handle.kill();
+                let _ = w.handle.child().wait_timeout(Duration::from_secs(5));
+                self.run.pending.extend(w.inflight.drain(..));
+            }
+        }
+    }
+}
+
 impl<R> Drop for MapUnordered<'_, R> {
     /// Abandoned before the end: a worker still running items of this map would
     /// send their results into the next one, so it is killed (and replaced at
     /// the next `map`).
     fn drop(&mut self) {
-        for slot in 0..self.inner.slots.len() {
-            let busy = self.inner.slots[slot]
-                .as_ref()
-                .is_some_and(|w| !w.inflight.is_empty() || !w.inbuf.is_empty());
-            if busy && let Some(w) = self.inner.slots[slot].take() {
-                self.inner.publish();
-                let _ = w.handle.kill();
-                let _ = w.handle.child().wait_timeout(Duration::from_secs(5));
-            }
-        }
+        self.kill_busy();
     }
 }

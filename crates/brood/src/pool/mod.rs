@@ -127,6 +127,10 @@ pub enum TaskError {
         /// The timeout.
         timeout: Duration,
     },
+    /// SIGINT (Ctrl-C) came while the task was submitted and not done (see
+    /// [`Error::Interrupted`](crate::Error::Interrupted)).
+    #[error("interrupted by SIGINT (Ctrl-C)")]
+    Interrupted,
     /// The item could not be run: the argument could not be encoded, the
     /// result could not be decoded, or no worker could be started.
     #[error("the task could not be run: {reason}")]

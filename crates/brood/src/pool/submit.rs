@@ -438,13 +438,23 @@ fn drive(core: &Core) {
         if map.finished() {
             return;
         }
-        if q.lock().stop {
+        if q.lock().stop || map.interrupted() {
             break;
         }
         map.turn();
     }
-    // Terminated: the map's drop kills the workers still running tasks.
+    // Terminated (or Ctrl-C): the map's drop kills the workers still running
+    // tasks; what is outstanding or waiting fails.
+    let why = if map.interrupted() {
+        TaskError::Interrupted
+    } else {
+        stopped()
+    };
     drop(map);
+    let waiting: Vec<Waiting> = q.lock().waiting.drain(..).collect();
+    for w in waiting {
+        w.landing.put(Err(why.clone()));
+    }
     let left: Vec<Arc<Landing>> = landings
         .lock()
         .unwrap_or_else(|e| e.into_inner())
@@ -452,7 +462,7 @@ fn drive(core: &Core) {
         .map(|(_, l)| l)
         .collect();
     for l in left {
-        l.put(Err(stopped()));
+        l.put(Err(why.clone()));
     }
     q.lock().running = false;
 }

@@ -30,6 +30,7 @@ pub mod env;
 pub mod fork;
 pub mod forklocal;
 pub mod image;
+pub mod interrupt;
 pub mod keeper;
 pub mod pgrp;
 pub mod pidfd;
