@@ -17,7 +17,8 @@ fn busy(fifo: String) -> u32 {
     use std::io::Write;
     let mut f = std::fs::OpenOptions::new().write(true).open(&fifo).unwrap();
     // One write(2), so that two workers' lines do not interleave.
-    f.write_all(format!("{}\n", std::process::id()).as_bytes()).unwrap();
+    f.write_all(format!("{}\n", std::process::id()).as_bytes())
+        .unwrap();
     park()
 }
 
@@ -31,6 +32,27 @@ fn fifo(dir: &tempfile::TempDir) -> String {
     // SAFETY: mkfifo on a path in our own temporary directory.
     assert_eq!(unsafe { libc::mkfifo(c.as_ptr(), 0o600) }, 0);
     path.to_string_lossy().into_owned()
+}
+
+/// The pids of the first `n` workers that say they are busy on the FIFO.
+fn busy_workers(fifo: &str, n: usize) -> Vec<u32> {
+    let mut lines = BufReader::new(std::fs::File::open(fifo).unwrap()).lines();
+    (0..n)
+        .map(|_| {
+            let line = lines.next().unwrap().unwrap();
+            line.parse()
+                .unwrap_or_else(|_| panic!("{line:?} on the FIFO"))
+        })
+        .collect()
+}
+
+/// The forked copy ends, and with 0 (it checks what the test cannot see).
+fn exits_with_zero(child: &brood::Child, what: &str) {
+    let status = child
+        .wait_timeout(Duration::from_secs(30))
+        .unwrap()
+        .expect("ended");
+    assert_eq!(status.code(), Some(0), "{what} {status}");
 }
 
 /// In a forked copy: a pool of 2 busy with 3 endless items, interrupted by
@@ -75,14 +97,7 @@ fn interrupted_program(method: StartMethod, own_group: bool, to_group: bool) {
         cleanup.add(w);
     }
     // Both workers run an item: each said so on the FIFO.
-    let mut lines = BufReader::new(std::fs::File::open(&path).unwrap()).lines();
-    let busy: Vec<u32> = (0..2)
-        .map(|_| {
-            let line = lines.next().unwrap().unwrap();
-            line.parse()
-                .unwrap_or_else(|_| panic!("{method:?}: {line:?} on the FIFO"))
-        })
-        .collect();
+    let busy = busy_workers(&path, 2);
     let t = Instant::now();
     let target = if to_group {
         -(child.pid() as i32)
@@ -105,11 +120,7 @@ fn interrupted_program(method: StartMethod, own_group: bool, to_group: bool) {
     }
     let again = report.line();
     assert!(again.starts_with("again Some(true)"), "{method:?}: {again}");
-    let status = child
-        .wait_timeout(Duration::from_secs(30))
-        .unwrap()
-        .expect("ended");
-    assert_eq!(status.code(), Some(0), "{method:?}: {status}");
+    exits_with_zero(&child, &format!("{method:?}"));
 }
 
 #[test]
@@ -146,11 +157,7 @@ fn a_program_that_handles_sigint_itself_keeps_it() {
     .unwrap();
     let mut cleanup = Cleanup::default();
     cleanup.add(child.pid());
-    let status = child
-        .wait_timeout(Duration::from_secs(30))
-        .unwrap()
-        .expect("ended");
-    assert_eq!(status.code(), Some(0), "{status}");
+    exits_with_zero(&child, "");
 }
 
 #[test]
@@ -176,17 +183,11 @@ fn submitted_tasks_fail_as_interrupted() {
     report.close_writer();
     let mut cleanup = Cleanup::default();
     cleanup.add(child.pid());
-    let mut lines = BufReader::new(std::fs::File::open(&path).unwrap()).lines();
-    for _ in 0..2 {
-        let pid: u32 = lines.next().unwrap().unwrap().parse().unwrap();
+    for pid in busy_workers(&path, 2) {
         cleanup.add(pid);
     }
     // SAFETY: SIGINT to the forked copy.
     assert_eq!(unsafe { libc::kill(child.pid() as i32, libc::SIGINT) }, 0);
     assert_eq!(report.line(), "interrupted true");
-    let status = child
-        .wait_timeout(Duration::from_secs(30))
-        .unwrap()
-        .expect("ended");
-    assert_eq!(status.code(), Some(0), "{status}");
+    exits_with_zero(&child, "");
 }

@@ -52,23 +52,9 @@ pub fn stream_pair() -> io::Result<(OwnedFd, OwnedFd)> {
 /// `sendmsg(fd, {data}, SCM_RIGHTS fds, MSG_NOSIGNAL)`: one packet with `fds`
 /// attached. A closed peer gives `EPIPE`, never SIGPIPE.
 pub fn send_with_fds(sock: BorrowedFd<'_>, data: &[u8], fds: &[BorrowedFd<'_>]) -> io::Result<()> {
-    if fds.len() > MAX_FDS {
-        return Err(io::Error::from_raw_os_error(libc::EINVAL));
-    }
-    let mut space = [MaybeUninit::uninit(); rustix::cmsg_space!(ScmRights(MAX_FDS))];
-    let mut control = SendAncillaryBuffer::new(&mut space);
-    if !fds.is_empty() && !control.push(SendAncillaryMessage::ScmRights(fds)) {
-        // Cannot happen: the buffer has room for MAX_FDS, checked above.
-        return Err(io::Error::from_raw_os_error(libc::EINVAL));
-    }
-    let iov = [IoSlice::new(data)];
-    loop {
-        match rustix::net::sendmsg(sock, &iov, &mut control, SendFlags::NOSIGNAL) {
-            Ok(n) if n == data.len() => return Ok(()),
-            Ok(_) => return Err(io::Error::new(io::ErrorKind::WriteZero, "short sendmsg")),
-            Err(rustix::io::Errno::INTR) => {}
-            Err(e) => return Err(e.into()),
-        }
+    match send_some_with_fds(sock, data, fds)? {
+        n if n == data.len() => Ok(()),
+        _ => Err(io::Error::new(io::ErrorKind::WriteZero, "short sendmsg")),
     }
 }
 
@@ -86,6 +72,7 @@ pub fn send_some_with_fds(
     let mut space = [MaybeUninit::uninit(); rustix::cmsg_space!(ScmRights(MAX_FDS))];
     let mut control = SendAncillaryBuffer::new(&mut space);
     if !fds.is_empty() && !control.push(SendAncillaryMessage::ScmRights(fds)) {
+        // Cannot happen: the buffer has room for MAX_FDS, checked above.
         return Err(io::Error::from_raw_os_error(libc::EINVAL));
     }
     let iov = [IoSlice::new(data)];
