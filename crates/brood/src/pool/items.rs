@@ -29,9 +29,10 @@ pub(super) type Outcome = std::result::Result<std::ops::Range<usize>, TaskError>
 
 /// What a [`Source`] gave.
 pub(super) enum Pulled {
-    /// An item, encoded onto the arena (or why it could not be), and what
-    /// it asks for of its own (a submitted task: its function, timeouts).
-    Item(std::result::Result<(), String>, Option<Own>),
+    /// An item, encoded onto the arena (or why it could not be), what it
+    /// asks for of its own (a submitted task: its function, timeouts), and
+    /// the shared data it names.
+    Item(std::result::Result<(), String>, Option<Own>, Vec<Sharing>),
     /// None yet: more may come later (submitted tasks).
     Wait,
     /// The input is exhausted.
@@ -118,7 +119,7 @@ impl<'s> Run<'s> {
     ) -> Run<'s> {
         let mut run = Run::empty(plan, None, usize::MAX);
         for item in items {
-            run.pull_with(|arena| Pulled::Item(encode(&item, arena), None));
+            run.pull_with(|arena| encode(&item, arena));
         }
         run
     }
@@ -195,10 +196,9 @@ impl<'s> Run<'s> {
     /// item's outcome taken in).
     fn pull_with(&mut self, next: impl FnOnce(&mut Vec<u8>) -> Pulled) -> Pulled {
         let start = self.args.len();
-        let (pulled, named) = shared::collecting(|| next(&mut self.args));
         let idx = self.pulled;
-        let (encoded, own) = match pulled {
-            Pulled::Item(r, own) => (r, own),
+        let (encoded, own, named) = match next(&mut self.args) {
+            Pulled::Item(r, own, named) => (r, own, named),
             other => return other,
         };
         if !named.is_empty() {
@@ -231,7 +231,7 @@ impl<'s> Run<'s> {
                 self.finish(idx, Err(TaskError::Failed { reason }));
             }
         }
-        Pulled::Item(Ok(()), None)
+        Pulled::Item(Ok(()), None, Vec::new())
     }
 
     /// Records an item's outcome; the window moves past answered items.
@@ -242,6 +242,10 @@ impl<'s> Run<'s> {
         }
         if !self.own.is_empty() {
             self.own.remove(&idx);
+        }
+        if self.window == usize::MAX {
+            // Pulled all at once: the arena lives as long as the map.
+            return;
         }
         if let Some(a) = idx
             .checked_sub(self.base)
@@ -322,6 +326,9 @@ impl<'s> Run<'s> {
 
     /// An item's result was taken: the progress callback hears of it.
     pub(super) fn taken(&mut self, failed: bool) {
+        if self.progress.is_none() {
+            return;
+        }
         let total = self.left().map(|left| left + self.yielded);
         if let Some((f, fails)) = &mut self.progress {
             *fails += usize::from(failed);
@@ -426,16 +433,25 @@ where
 {
     let mut items = items;
     Box::new(move |arena: &mut Vec<u8>, _| match items.next() {
-        Some(item) => Pulled::Item(encode(&item, arena), None),
+        Some(item) => encode(&item, arena),
         None => Pulled::End,
     })
 }
 
-/// Appends `item`'s encoding to the arena.
-fn encode<A: serde::Serialize>(item: &A, arena: &mut Vec<u8>) -> std::result::Result<(), String> {
-    postcard::to_extend(item, frame::Append(arena))
-        .map(drop)
-        .map_err(|e| format!("cannot encode the argument: {}", frame::encode_error(&e)))
+/// Appends `item`'s encoding to the arena, as a crossing (with the shared
+/// data it names).
+fn encode<A: serde::Serialize>(item: &A, arena: &mut Vec<u8>) -> Pulled {
+    let start = arena.len();
+    let (encoded, named) = shared::crossing(|| {
+        arena.truncate(start);
+        postcard::to_extend(item, frame::Append(&mut *arena)).map(drop)
+    });
+    let encoded =
+        encoded.map_err(|e| format!("cannot encode the argument: {}", frame::encode_error(&e)));
+    if encoded.is_err() {
+        arena.truncate(start);
+    }
+    Pulled::Item(encoded, None, named)
 }
 
 #[cfg(test)]

@@ -45,6 +45,25 @@ thread_local! {
     static OUTBOX: RefCell<Option<Vec<Sharing>>> = const { RefCell::new(None) };
     /// While one is decoded: the regions the receiver has.
     static INBOX: RefCell<Option<Inbox>> = const { RefCell::new(None) };
+    /// A `SharedSlice` was met outside `collecting`.
+    static MET: std::cell::Cell<bool> = const { std::cell::Cell::new(false) };
+}
+
+/// Encodes a value for crossing with `encode` (which must start afresh each
+/// time it is called): first as plain bytes, which is all that almost every
+/// value is; only if that met a `SharedSlice`, once more, collecting the
+/// regions it names. (Collecting every time cost a visible share of a map of
+/// tiny items.)
+pub(super) fn crossing<T, E>(
+    mut encode: impl FnMut() -> Result<T, E>,
+) -> (Result<T, E>, Vec<Sharing>) {
+    MET.with(|m| m.set(false));
+    let first = encode();
+    if first.is_ok() || !MET.with(|m| m.replace(false)) {
+        return (first, Vec::new());
+    }
+    frame::forget_refusal();
+    collecting(encode)
 }
 
 /// Descriptors to attach to an outgoing byte buffer: at each offset, the
@@ -181,21 +200,8 @@ pub(super) fn collecting<T>(encode: impl FnOnce() -> T) -> (T, Vec<Sharing>) {
     (value, named)
 }
 
-/// Names `regions` in the crossing being encoded (an argument encoded
-/// earlier, whose bytes are copied in).
-pub(super) fn name(regions: &[Sharing]) {
-    OUTBOX.with(|o| {
-        if let Some(out) = o.borrow_mut().as_mut() {
-            for r in regions {
-                if !out.iter().any(|x| x.id == r.id) {
-                    out.push(r.clone());
-                }
-            }
-        }
-    });
-}
-
 /// Runs `decode` with `inbox` as the regions its `SharedSlice`s may name.
+#[inline]
 pub(super) fn resolving<T>(inbox: &mut Inbox, decode: impl FnOnce() -> T) -> T {
     if inbox.is_empty() {
         // Nothing to lend (the common case: a cost per tiny item saved); a
@@ -352,6 +358,7 @@ impl<T: Pod> Serialize for SharedSlice<T> {
         });
         if !named {
             const WHY: &str = "a SharedSlice crosses only in a pool task's argument or result";
+            MET.with(|m| m.set(true));
             frame::refuse(WHY);
             return Err(S::Error::custom(WHY));
         }

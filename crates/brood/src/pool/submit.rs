@@ -304,7 +304,7 @@ impl PoolCall<'_> {
             _r: PhantomData,
         };
         // Encoded now, as a crossing: the shared data it names goes with it.
-        let (encoded, named) = shared::collecting(|| postcard::to_allocvec(arg));
+        let (encoded, named) = shared::crossing(|| postcard::to_allocvec(arg));
         let arg = match encoded {
             Ok(bytes) => bytes,
             Err(e) => {
@@ -373,13 +373,12 @@ fn drive(core: &Core) {
             Some(w) => {
                 drop(st);
                 arena.extend_from_slice(&w.arg);
-                shared::name(&w.named);
                 landings
                     .lock()
                     .unwrap_or_else(|e| e.into_inner())
                     .insert(next, w.landing);
                 next += 1;
-                Pulled::Item(Ok(()), Some(w.own))
+                Pulled::Item(Ok(()), Some(w.own), w.named)
             }
             None if idle || st.stop => {
                 st.running = false;

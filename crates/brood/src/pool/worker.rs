@@ -260,8 +260,9 @@ pub(super) fn push_outcome<R: Serialize>(outcome: Result<R, PanicReport>) {
         match outcome {
             Ok(r) => {
                 let start = o.len();
+                // append_frame takes back what it wrote when it fails.
                 let (encoded, named) =
-                    shared::collecting(|| frame::append_frame(o, FrameKind::Value, &r));
+                    shared::crossing(|| frame::append_frame(o, FrameKind::Value, &r));
                 if let Err(e) = encoded {
                     o.truncate(start);
                     push_failure_into(

@@ -129,6 +129,11 @@ pub(crate) fn refuse(why: &'static str) {
     REFUSED.with(|r| r.set(Some(why)));
 }
 
+/// Forgets a refusal (the value was encoded after all, another way).
+pub(crate) fn forget_refusal() {
+    REFUSED.with(|r| r.set(None));
+}
+
 /// An encoding error in words, with the reason a value gave, if it gave one.
 pub(crate) fn encode_error(e: &postcard::Error) -> String {
     match REFUSED.with(|r| r.take()) {
