@@ -142,6 +142,8 @@ fn rss() -> u64 {
 
 fn main() {
     brood::init();
+    // The procspawn pool's workers re-execute this binary and run from here.
+    procspawn::init();
     println!("# brood data bench — {}", context());
     // Filled in place: the data never exists outside shared memory.
     let data = SharedSlice::from_fn(N, |i| ((i as f64) * 0.618_033_988_75).fract()).expect("data");
@@ -207,6 +209,7 @@ fn main() {
     // Per-item overhead: one item per message each way.
     const ITEMS: usize = 5_000;
     let chunk1 = Pool::builder(2).chunk_size(1).build().expect("pool");
+    let spawner = procspawn::Pool::new(2).expect("procspawn pool");
     let mut g = Group::new(format!(
         "imap(x + 1, chunk 1) over {ITEMS} items, 2 workers"
     ))
@@ -218,8 +221,22 @@ fn main() {
             ITEMS
         );
     });
+    g.case("procspawn Pool(2), one spawn per item", || {
+        let handles: Vec<_> = (0..ITEMS as u64)
+            .map(|x| spawner.spawn(x, |x: u64| x + 1))
+            .collect();
+        for h in handles {
+            h.join().expect("procspawn join");
+        }
+    });
     let r = g.run();
     let brood = r.median("brood Pool(2).imap [ForkServer], chunk 1");
+    ratio(
+        "brood / procspawn pool (time)",
+        brood,
+        r.median("procspawn Pool(2), one spawn per item"),
+        None,
+    );
     match python_imap(ITEMS, 9) {
         Ok(py) => {
             println!(
