@@ -39,6 +39,7 @@
 
 pub(crate) mod client;
 pub(crate) mod server;
+pub(crate) mod zygote;
 
 /// What `ps` calls the server: `myapp (brood fork server)`.
 const SERVER: &str = "fork server";

@@ -1,0 +1,596 @@
+//! Spares: children the fork server forked ahead of time, so that a start is a
+//! message to a process that already exists rather than a fork (Android's
+//! zygote keeps such a pool).
+//!
+//! **Slots.** The server keeps up to [`MAX_SPARES`] spares, one per slot. Each
+//! slot has a `SOCK_SEQPACKET` channel made at the handshake (the client holds
+//! one end, the server and the slot's current spare the other) and three
+//! words in a page of shared memory (a sealed memfd, mapped by the client, the
+//! server and — inherited — every spare):
+//!
+//! - the *state*: `Empty`, `Ready`, `Claimed` or `Taken`, with the spare's pid
+//!   and its generation (one per spare the server ever forked);
+//! - the request id and the policy bits (death signal, group) that the spare
+//!   publishes when it takes a request.
+//!
+//! **A start.** The client claims a `Ready` slot (it opens the spare's pidfd,
+//! then compare-and-swaps `Ready → Claimed`), registers the child at once and
+//! sends the request ([`ToSpare`](crate::wire::ToSpare)) with its pipes on the
+//! slot's channel, straight to the spare: no reply is awaited, so the
+//! client's one wake-up per child is the server's report of its end. The
+//! spare takes the request, publishes `Taken` and pokes the server (a byte
+//! on a pipe), then specialises exactly as a freshly forked child does (see
+//! `Server::start`). Only then does the server fork a replacement, when
+//! nothing else is ready (off the path of any start and report).
+//!
+//! **Why the pidfd is opened before the claim.** The server marks a `Ready`
+//! slot `Empty` *before* it reaps a spare that died. A client whose claim
+//! succeeded therefore opened its pidfd before that reap, while the pid could
+//! not have been reused: the pidfd names the spare.
+//!
+//! **Lifetimes.** A spare waits on its channel, the server's pidfd and the
+//! client's pidfd. It takes a request that is queued (it was started, as far
+//! as the client knows, when `start` returned), and otherwise exits as soon as
+//! the server or the client is gone; the server also SIGKILLs the unclaimed
+//! ones when the client goes, and reaps every spare (no zombie). A spare never
+//! counts as a child of the user's until a claim made it one.
+
+use super::server::{Kid, KEY_KIDS, Server};
+use crate::process::child::{self, CODE_SETUP};
+use crate::sys::shm::SharedWords;
+use crate::sys::{self, closerange, fork::Forked, pidfd, socket};
+use crate::wire::{self, ToClient, ToSpare};
+use std::os::fd::{AsFd, AsRawFd, BorrowedFd, OwnedFd};
+use std::sync::atomic::{AtomicU64, Ordering};
+
+/// The most spares a server keeps (the page has room for 170).
+pub(crate) const MAX_SPARES: usize = 64;
+/// How many spares a server keeps unless `BROOD_FORKSERVER_SPARES` says.
+pub(crate) const DEFAULT_SPARES: usize = 2;
+/// The variable that sets it (0 turns spares off), read once per server.
+pub(crate) const SPARES_ENV: &str = "BROOD_FORKSERVER_SPARES";
+
+/// How many spares a new server should keep.
+pub(crate) fn wanted() -> u32 {
+    std::env::var(SPARES_ENV)
+        .ok()
+        .and_then(|v| v.trim().parse::<usize>().ok())
+        .unwrap_or(DEFAULT_SPARES)
+        .min(MAX_SPARES) as u32
+}
+
+/// Word 0 of the page: set once the server saw its client go.
+const GONE: usize = 0;
+
+#[derive(Copy, Clone, Debug, PartialEq, Eq)]
+pub(crate) enum State {
+    Empty,
+    Ready,
+    Claimed,
+    Taken,
+}
+
+/// One slot's state word, unpacked: bits 0–31 the pid, 32–33 the state,
+/// 34–63 the generation.
+#[derive(Copy, Clone, Debug, PartialEq, Eq)]
+pub(crate) struct Slot {
+    pub(crate) state: State,
+    pub(crate) generation: u64,
+    pub(crate) pid: u32,
+}
+
+impl Slot {
+    fn pack(self) -> u64 {
+        let st = match self.state {
+            State::Empty => 0,
+            State::Ready => 1,
+            State::Claimed => 2,
+            State::Taken => 3,
+        };
+        u64::from(self.pid) | (st << 32) | ((self.generation & GEN_MASK) << 34)
+    }
+
+    fn unpack(word: u64) -> Slot {
+        let state = match (word >> 32) & 3 {
+            0 => State::Empty,
+            1 => State::Ready,
+            2 => State::Claimed,
+            _ => State::Taken,
+        };
+        Slot {
+            state,
+            generation: word >> 34,
+            pid: word as u32,
+        }
+    }
+
+    fn with(self, state: State) -> Slot {
+        Slot { state, ..self }
+    }
+}
+
+const GEN_MASK: u64 = (1 << 30) - 1;
+
+/// The shared page, seen as slots.
+pub(crate) struct Slots {
+    page: SharedWords,
+    count: usize,
+}
+
+impl Slots {
+    pub(crate) fn new(page: SharedWords, count: usize) -> Slots {
+        Slots {
+            page,
+            count: count.min(MAX_SPARES),
+        }
+    }
+
+    pub(crate) fn count(&self) -> usize {
+        self.count
+    }
+
+    fn word(&self, i: usize) -> &AtomicU64 {
+        &self.page.words()[i]
+    }
+
+    fn state_word(&self, k: usize) -> &AtomicU64 {
+        self.word(1 + 3 * k)
+    }
+
+    pub(crate) fn load(&self, k: usize) -> Slot {
+        Slot::unpack(self.state_word(k).load(Ordering::SeqCst))
+    }
+
+    fn swap(&self, k: usize, from: Slot, to: Slot) -> bool {
+        self.state_word(k)
+            .compare_exchange(from.pack(), to.pack(), Ordering::SeqCst, Ordering::SeqCst)
+            .is_ok()
+    }
+
+    fn store(&self, k: usize, slot: Slot) {
+        self.state_word(k).store(slot.pack(), Ordering::SeqCst);
+    }
+
+    /// The client's claim of a ready spare: its slot, generation, pid and a
+    /// pidfd for it (opened before the claim; see the module doc).
+    pub(crate) fn claim(&self) -> Option<(usize, u64, u32, OwnedFd)> {
+        (0..self.count).find_map(|k| {
+            let slot = self.load(k);
+            if slot.state != State::Ready {
+                return None;
+            }
+            let fd = pidfd::open(slot.pid).ok()?;
+            self.swap(k, slot, slot.with(State::Claimed))
+                .then_some((k, slot.generation, slot.pid, fd))
+        })
+    }
+
+    /// Gives back a claim whose request was never sent.
+    pub(crate) fn unclaim(&self, k: usize, generation: u64, pid: u32) {
+        let claimed = Slot {
+            state: State::Claimed,
+            generation,
+            pid,
+        };
+        let _ = self.swap(k, claimed, claimed.with(State::Ready));
+    }
+
+    /// Whether the server saw its client go.
+    pub(crate) fn gone(&self) -> bool {
+        self.word(GONE).load(Ordering::SeqCst) != 0
+    }
+}
+
+/// The server's side: one entry per slot.
+pub(crate) struct Spares {
+    pub(crate) slots: Slots,
+    /// The server's end of each slot's channel (kept high: see `closerange`).
+    channels: Vec<OwnedFd>,
+    spares: Vec<Option<Spare>>,
+    next_generation: u64,
+    /// Spares write a byte here when they take a request.
+    pub(crate) poke_r: OwnedFd,
+    poke_w: OwnedFd,
+    /// The server's own pidfd, which spares watch.
+    me: OwnedFd,
+    /// No spare is made any more (the client is gone).
+    retired: bool,
+    /// What `ps` shows for a spare.
+    title: String,
+}
+
+struct Spare {
+    pid: u32,
+    generation: u64,
+    pidfd: OwnedFd,
+}
+
+/// What the handshake hands to the client: the page and its end of each
+/// slot's channel.
+pub(crate) struct ForClient {
+    pub(crate) page: OwnedFd,
+    pub(crate) channels: Vec<OwnedFd>,
+}
+
+impl Spares {
+    /// The page, the channels and the poke pipe for `count` spares (made before
+    /// any spare, so that every descriptor the server keeps is high).
+    pub(crate) fn new(count: usize, title: String) -> std::io::Result<(Spares, ForClient)> {
+        let high = closerange::move_high;
+        let (page, page_fd) = SharedWords::create()?;
+        let mut channels = Vec::with_capacity(count);
+        let mut theirs = Vec::with_capacity(count);
+        for _ in 0..count {
+            let (client, spare) = socket::seqpacket_pair()?;
+            theirs.push(client);
+            channels.push(high(spare));
+        }
+        let (poke_r, poke_w) = sys::pipe::pipe()?;
+        sys::pipe::set_nonblocking(poke_r.as_fd(), true)?;
+        let me = high(pidfd::open(sys::getpid())?);
+        Ok((
+            Spares {
+                slots: Slots::new(page, count),
+                channels,
+                spares: (0..count).map(|_| None).collect(),
+                next_generation: 1,
+                poke_r: high(poke_r),
+                poke_w: high(poke_w),
+                me,
+                retired: false,
+                title,
+            },
+            ForClient {
+                page: page_fd,
+                channels: theirs,
+            },
+        ))
+    }
+
+    fn slot_of(&self, pid: u32) -> Option<usize> {
+        self.spares
+            .iter()
+            .position(|s| s.as_ref().is_some_and(|s| s.pid == pid))
+    }
+
+    /// Whether a spare is still to be reaped (the server waits for them all).
+    pub(crate) fn any(&self) -> bool {
+        self.spares.iter().any(Option::is_some)
+    }
+
+    fn needs_refill(&self) -> bool {
+        !self.retired && self.spares.iter().any(Option::is_none)
+    }
+
+    /// Slot `k`'s spare took a request: it is a child now (`None` if it did not).
+    fn take(&mut self, k: usize) -> Option<Kid> {
+        let slot = self.slots.load(k);
+        let spare = self.spares[k].as_ref()?;
+        if slot.state != State::Taken || slot.generation != spare.generation & GEN_MASK {
+            return None;
+        }
+        let id = self.slots.word(2 + 3 * k).load(Ordering::SeqCst);
+        let info = self.slots.word(3 + 3 * k).load(Ordering::SeqCst);
+        let spare = self.spares[k].take()?;
+        self.slots.store(k, slot.with(State::Empty));
+        let group = info & 0x100 != 0;
+        if group {
+            // As for a forked child: both sides set the group.
+            let _ = sys::pgrp::setpgid(spare.pid, spare.pid);
+        }
+        Some(Kid {
+            pid: spare.pid,
+            id,
+            pidfd: spare.pidfd,
+            death_signal: (info & 0xff) as i32,
+            group,
+        })
+    }
+
+    /// The descriptors a new child must not keep (all of them high).
+    pub(crate) fn into_inherited(self) -> impl Iterator<Item = OwnedFd> {
+        let Spares {
+            channels,
+            spares,
+            poke_r,
+            poke_w,
+            me,
+            slots,
+            ..
+        } = self;
+        drop(slots); // unmapped: a child has no business with the slots
+        channels
+            .into_iter()
+            .chain(spares.into_iter().flatten().map(|s| s.pidfd))
+            .chain([poke_r, poke_w, me])
+    }
+}
+
+impl Server {
+    /// Spares took requests: they become children.
+    pub(crate) fn poked(&mut self) {
+        let Some(z) = &mut self.zygote else { return };
+        let mut buf = [0u8; 64];
+        while matches!(sys::pipe::read(z.poke_r.as_fd(), &mut buf), Ok(1..)) {}
+        for k in 0..z.spares.len() {
+            if let Some(kid) = z.take(k) {
+                self.kids.insert(kid.pid, kid);
+            }
+        }
+    }
+
+    /// `pid` ended. If it was a spare, reaps it and says so (`true`); a spare
+    /// that had taken its request is made a child first (`false`: the caller
+    /// reaps and reports it as one).
+    pub(crate) fn reap_spare(&mut self, pid: u32) -> bool {
+        let Some(z) = &mut self.zygote else {
+            return false;
+        };
+        let Some(k) = z.slot_of(pid) else {
+            return false;
+        };
+        if let Some(kid) = z.take(k) {
+            self.kids.insert(pid, kid);
+            return false;
+        }
+        let Some(spare) = &z.spares[k] else {
+            return true;
+        };
+        if !pidfd::has_exited(&spare.pidfd).unwrap_or(true) {
+            return true;
+        }
+        // Not claimable any more *before* the reap (see the module doc).
+        let slot = z.slots.load(k);
+        let claimed = slot.state == State::Claimed
+            || (slot.state == State::Ready && !z.slots.swap(k, slot, slot.with(State::Empty)));
+        let claimed = claimed && slot.generation == spare.generation & GEN_MASK;
+        let status = match pidfd::try_reap(spare.pidfd.as_fd()) {
+            Ok(pidfd::Reap::Exited(status)) => status,
+            _ => -1,
+        };
+        if let Some(w) = &self.watcher {
+            let _ = w.remove(&spare.pidfd);
+        }
+        z.spares[k] = None;
+        if claimed {
+            z.slots.store(k, z.slots.load(k).with(State::Empty));
+        }
+        // A request sent to the dead spare is dropped here (its pipes close,
+        // so the client's join sees the end), never left for the next one.
+        let mut buf = [0u8; 256];
+        while let Ok(Some((1.., _))) = socket::try_recv_with_fds(z.channels[k].as_fd(), &mut buf) {}
+        if claimed {
+            // The client holds it as its child: its real status, as for any.
+            self.reply(&ToClient::Exited { pid, status });
+        }
+        true
+    }
+
+    /// The client is gone: spares that took a request are children (the
+    /// caller signals them per their policy); unclaimed ones are killed, and
+    /// reaped as they end. A claimed one takes its queued request, or exits
+    /// by itself (it watches the client's pidfd).
+    pub(crate) fn spares_client_gone(&mut self) {
+        let Some(z) = &mut self.zygote else { return };
+        z.retired = true;
+        // Before looking at the slots: a spare that publishes `Taken` after
+        // this look sees the mark and applies its own death signal.
+        z.slots.word(GONE).store(1, Ordering::SeqCst);
+        for k in 0..z.spares.len() {
+            if let Some(kid) = z.take(k) {
+                self.kids.insert(kid.pid, kid);
+                continue;
+            }
+            let slot = z.slots.load(k);
+            if let Some(spare) = &z.spares[k]
+                && slot.state == State::Ready
+                && z.slots.swap(k, slot, slot.with(State::Empty))
+            {
+                let _ = pidfd::send_signal(spare.pidfd.as_fd(), libc::SIGKILL);
+            }
+        }
+    }
+
+    /// Whether the server still waits for spares to end.
+    pub(crate) fn has_spares(&self) -> bool {
+        self.zygote.as_ref().is_some_and(Spares::any)
+    }
+
+    /// Forks a spare for every empty slot. Called when nothing else is ready,
+    /// so that no start or report waits behind these forks.
+    pub(crate) fn refill(&mut self) {
+        if !self.zygote.as_ref().is_some_and(Spares::needs_refill) || self.client.is_none() {
+            return;
+        }
+        for k in 0..self.zygote.as_ref().map_or(0, |z| z.spares.len()) {
+            if self.zygote.as_ref().is_some_and(|z| z.spares[k].is_none()) {
+                self.fork_spare(k);
+            }
+        }
+    }
+
+    fn fork_spare(&mut self, k: usize) {
+        let Some(z) = &mut self.zygote else { return };
+        let generation = z.next_generation & GEN_MASK;
+        z.next_generation += 1;
+        match self.single.fork() {
+            Ok(Forked::Child) => self.be_spare(k, generation),
+            Ok(Forked::Parent(pid)) => {
+                let watched = pidfd::open(pid)
+                    .map(closerange::move_high)
+                    .and_then(|fd| {
+                        if let Some(w) = &self.watcher {
+                            w.add(&fd, KEY_KIDS + u64::from(pid))?;
+                        }
+                        Ok(fd)
+                    });
+                match watched {
+                    Ok(pidfd) => {
+                        z.spares[k] = Some(Spare {
+                            pid,
+                            generation,
+                            pidfd,
+                        });
+                        let ready = Slot {
+                            state: State::Ready,
+                            generation,
+                            pid,
+                        };
+                        z.slots.store(k, ready);
+                    }
+                    // Unwatched, it could not be reaped: end it now.
+                    Err(_) => drop(sys::reap::kill_and_reap_own(pid)),
+                }
+            }
+            Err(_) => {} // tried again at the next refill
+        }
+    }
+
+    /// In a new spare: keep the four descriptors a spare needs, drop the rest
+    /// of the server's, wait for a request, specialise.
+    fn be_spare(&mut self, k: usize, generation: u64) -> ! {
+        let low = |fd: BorrowedFd<'_>| {
+            rustix::io::fcntl_dupfd_cloexec(fd, 3)
+                .unwrap_or_else(|_| sys::fork::exit_now(CODE_SETUP))
+        };
+        let (Some(z), Some((_, client))) = (self.zygote.take(), &self.client) else {
+            sys::fork::exit_now(CODE_SETUP)
+        };
+        let channel = low(z.channels[k].as_fd());
+        let poke = low(z.poke_w.as_fd());
+        let server = low(z.me.as_fd());
+        let client = low(client.as_fd());
+        let Spares {
+            slots,
+            channels,
+            spares,
+            poke_r,
+            poke_w,
+            me,
+            title,
+            ..
+        } = z;
+        // The slots stay mapped (inherited); every other descriptor goes.
+        self.close_in_child(
+            channels
+                .into_iter()
+                .chain(spares.into_iter().flatten().map(|s| s.pidfd))
+                .chain([poke_r, poke_w, me]),
+        );
+        if let Some(soft) = self.client_nofile {
+            let _ = sys::rlimit::restore_nofile(soft);
+        }
+        if let Some(area) = &self.args {
+            area.set_title(&title);
+        }
+        let Some((msg, fds)) = wait_for_request(&channel, &server, &client, generation) else {
+            sys::fork::exit_now(0)
+        };
+        drop(channel);
+        let me = sys::getpid();
+        let taken = Slot {
+            state: State::Claimed,
+            generation,
+            pid: me,
+        };
+        let death_signal = msg.req.policy.death_signal().map_or(0, |s| s.as_raw());
+        let group = msg.req.policy.tree != crate::policy::Tree::Own;
+        slots.word(2 + 3 * k).store(msg.id, Ordering::SeqCst);
+        slots
+            .word(3 + 3 * k)
+            .store(death_signal as u64 | (u64::from(group) << 8), Ordering::SeqCst);
+        if !slots.swap(k, taken, taken.with(State::Taken)) {
+            // Not claimed for us: the client's bookkeeping and ours disagree;
+            // run nothing rather than run it twice.
+            sys::fork::exit_now(CODE_SETUP);
+        }
+        let gone = slots.gone();
+        let _ = sys::pipe::write_all(poke.as_fd(), b"t");
+        drop((poke, server, client, slots));
+        let fds = match child::request_fds(fds, false) {
+            Ok(fds) => fds,
+            Err(_) => sys::fork::exit_now(CODE_SETUP),
+        };
+        if gone && death_signal != 0 {
+            // The client died while we were being handed the request, after
+            // the server signalled its children: what it would have sent.
+            sys::signal::raise_in_self(death_signal);
+        }
+        self.specialise(&msg.req, fds, Some(&msg.title), None)
+    }
+}
+
+/// A spare's wait: the request meant for it (`generation`), or `None` once
+/// the server or the client is gone with nothing queued for it. A request for
+/// an earlier spare of the slot is dropped (its pipes close).
+fn wait_for_request(
+    channel: &OwnedFd,
+    server: &OwnedFd,
+    client: &OwnedFd,
+    generation: u64,
+) -> Option<(ToSpare, Vec<OwnedFd>)> {
+    let mut buf = vec![0u8; 64 << 10];
+    loop {
+        let mut fds = [channel, server, client].map(|fd| libc::pollfd {
+            fd: fd.as_raw_fd(),
+            events: libc::POLLIN,
+            revents: 0,
+        });
+        match sys::pipe::poll(&mut fds, -1) {
+            Ok(_) => {}
+            Err(e) if e.kind() == std::io::ErrorKind::Interrupted => continue,
+            Err(_) => return None,
+        }
+        // A request queued before either died is still taken: its start
+        // returned, so it has begun as far as the client knows.
+        loop {
+            match socket::try_recv_with_fds(channel.as_fd(), &mut buf) {
+                Ok(Some((0, _))) | Err(_) => return None,
+                Ok(Some((n, got))) => match wire::decode::<ToSpare>(&buf[..n]) {
+                    Ok(msg) if msg.generation == generation => return Some((msg, got)),
+                    _ => drop(got),
+                },
+                Ok(None) => break,
+            }
+        }
+        if fds[1].revents != 0 || fds[2].revents != 0 {
+            return None;
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_slot_word_packs_and_unpacks() {
+        for state in [State::Empty, State::Ready, State::Claimed, State::Taken] {
+            let slot = Slot {
+                state,
+                generation: GEN_MASK,
+                pid: u32::MAX,
+            };
+            assert_eq!(Slot::unpack(slot.pack()), slot);
+        }
+    }
+
+    #[test]
+    fn a_claim_needs_a_ready_slot_and_a_live_pid_and_succeeds_once() {
+        let (page, _fd) = SharedWords::create().unwrap();
+        let slots = Slots::new(page, 2);
+        assert!(slots.claim().is_none(), "empty slots");
+        let me = sys::getpid();
+        let ready = Slot {
+            state: State::Ready,
+            generation: 5,
+            pid: me,
+        };
+        slots.store(1, ready);
+        let (k, generation, pid, _fd) = slots.claim().unwrap();
+        assert_eq!((k, generation, pid), (1, 5, me));
+        assert!(slots.claim().is_none(), "claimed once");
+        slots.unclaim(1, 5, me);
+        assert_eq!(slots.load(1), ready);
+    }
+}
