@@ -282,6 +282,18 @@ fn ask_spare<A: Serialize + 'static>(
         crate::fdlimit::with_room(sys::pipe::pipe)
             .map_err(|e| crate::fdlimit::error("the pipes of a fork-server child", e))
     };
+    let mut msg = ToSpare {
+        generation: u64::MAX,
+        id: u64::MAX,
+        req: req.clone(),
+        title: title(&argv0(), name).to_string_lossy().into_owned(),
+    };
+    // Measured with the largest numbers the claim can put in (postcard's
+    // integers grow with their value): a spare takes at most REQUEST_MAX.
+    match wire::encode(&msg) {
+        Ok(bytes) if bytes.len() <= zygote::REQUEST_MAX => {}
+        _ => return Ok(None),
+    }
     let (arg_r, arg_w) = pipe()?;
     let (res_r, res_w) = pipe()?;
     // The spare's pidfd is ours to open: past the line, the server's forked
@@ -318,12 +330,8 @@ fn ask_spare<A: Serialize + 'static>(
             }
         }
     };
-    let msg = ToSpare {
-        generation,
-        id,
-        req: req.clone(),
-        title: title(&argv0(), name).to_string_lossy().into_owned(),
-    };
+    msg.generation = generation;
+    msg.id = id;
     let mut fds = vec![arg_r.as_fd(), res_w.as_fd()];
     fds.extend(handed_down.map(|fd| fd.as_fd()));
     let sent = wire::encode(&msg)

@@ -59,6 +59,10 @@ pub(crate) fn wanted() -> u32 {
         .min(MAX_SPARES) as u32
 }
 
+/// The largest request a spare takes (a longer one, for a very long name, is
+/// forked instead: see `client::ask_spare`).
+pub(crate) const REQUEST_MAX: usize = 2048;
+
 /// Word 0 of the page: set once the server saw its client go.
 const GONE: usize = 0;
 
@@ -258,6 +262,12 @@ impl Spares {
         self.spares.iter().any(Option::is_some)
     }
 
+    fn ready(&self) -> usize {
+        (0..self.spares.len())
+            .filter(|&k| self.slots.load(k).state == State::Ready)
+            .count()
+    }
+
     fn needs_refill(&self) -> bool {
         !self.retired && self.spares.iter().any(Option::is_none)
     }
@@ -397,9 +407,16 @@ impl Server {
     }
 
     /// Forks a spare for every empty slot. Called when nothing else is ready,
-    /// so that no start or report waits behind these forks.
+    /// so that no start or report waits behind these forks; and not while a
+    /// child runs unless no spare is left ready.
     pub(crate) fn refill(&mut self) {
         if !self.zygote.as_ref().is_some_and(Spares::needs_refill) || self.client.is_none() {
+            return;
+        }
+        // While a child runs, its exit (and the report the client waits
+        // for) would queue behind the fork: wait, unless no spare is left.
+        let ready = self.zygote.as_ref().map_or(0, Spares::ready);
+        if !self.kids.is_empty() && ready > 0 {
             return;
         }
         for k in 0..self.zygote.as_ref().map_or(0, |z| z.spares.len()) {
@@ -529,7 +546,9 @@ fn wait_for_request(
     client: &OwnedFd,
     generation: u64,
 ) -> Option<(ToSpare, Vec<OwnedFd>)> {
-    let mut buf = vec![0u8; 64 << 10];
+    // On the stack: a heap buffer would grow the heap in every spare (each
+    // page it writes is a fault, and one more to tear down at its exit).
+    let mut buf = [0u8; REQUEST_MAX];
     loop {
         let mut fds = [channel, server, client].map(|fd| libc::pollfd {
             fd: fd.as_raw_fd(),
