@@ -107,7 +107,12 @@ fn python(method: &str, n: usize, script: &std::path::Path) -> Option<f64> {
 }
 
 /// [`python`] from an interpreter with `ballast_mib` MiB resident.
-fn python_with(method: &str, n: usize, script: &std::path::Path, ballast_mib: usize) -> Option<f64> {
+fn python_with(
+    method: &str,
+    n: usize,
+    script: &std::path::Path,
+    ballast_mib: usize,
+) -> Option<f64> {
     let out = std::process::Command::new("python3")
         .arg(script)
         .arg(method)

@@ -40,7 +40,11 @@ fn me_inside(_: ()) -> (u32, i32, u32, u64, u32) {
 
 fn cmdline(pid: u32) -> String {
     std::fs::read(format!("/proc/{pid}/cmdline"))
-        .map(|raw| String::from_utf8_lossy(&raw).trim_end_matches('\0').to_string())
+        .map(|raw| {
+            String::from_utf8_lossy(&raw)
+                .trim_end_matches('\0')
+                .to_string()
+        })
         .unwrap_or_default()
 }
 
@@ -95,7 +99,11 @@ fn a_start_takes_a_spare_and_the_server_makes_new_ones() {
     let (server, spares) = server_with_spares(&mut clean);
     let first = start(park);
     clean.add(first.pid());
-    assert!(spares.contains(&first.pid()), "{} not in {spares:?}", first.pid());
+    assert!(
+        spares.contains(&first.pid()),
+        "{} not in {spares:?}",
+        first.pid()
+    );
     assert_eq!(stat(first.pid()).unwrap().1, server, "the server's child");
     // It specialises: it renames itself after its own name.
     assert!(
@@ -105,7 +113,11 @@ fn a_start_takes_a_spare_and_the_server_makes_new_ones() {
     );
     let second = start(park);
     clean.add(second.pid());
-    assert!(spares.contains(&second.pid()), "{} not in {spares:?}", second.pid());
+    assert!(
+        spares.contains(&second.pid()),
+        "{} not in {spares:?}",
+        second.pid()
+    );
     assert_ne!(first.pid(), second.pid());
     // None left ready: the server forks two new ones although children run.
     assert!(
@@ -184,7 +196,10 @@ fn spares_die_with_the_server_and_are_not_zombies() {
     // The server dies: every spare goes with it.
     kill_and_reap(server);
     for &s in &now {
-        assert!(wait_exit(s, Duration::from_secs(10)), "spare {s} outlived its server");
+        assert!(
+            wait_exit(s, Duration::from_secs(10)),
+            "spare {s} outlived its server"
+        );
         reap_if_ours(s);
         assert!(!exists(s) || stat(s).is_some_and(|(st, _)| st != 'Z'));
     }
@@ -220,11 +235,17 @@ fn spares_die_with_a_sigkilled_client() {
     unsafe { libc::kill(client.pid() as i32, libc::SIGKILL) };
     assert_eq!(client.wait().unwrap().signal(), Some(Signal::KILL));
     for s in spares {
-        assert!(wait_exit(s, Duration::from_secs(10)), "spare {s} outlived its client");
+        assert!(
+            wait_exit(s, Duration::from_secs(10)),
+            "spare {s} outlived its client"
+        );
     }
     // The server leaves once its spares are reaped (by it: none is left a
     // zombie for us, its subreaper, to find).
-    assert!(wait_exit(server, Duration::from_secs(10)), "the server stayed");
+    assert!(
+        wait_exit(server, Duration::from_secs(10)),
+        "the server stayed"
+    );
     assert!(zombies_of(me()).is_empty(), "{:?}", zombies_of(me()));
 }
 
@@ -237,7 +258,11 @@ fn the_number_of_spares_is_set_by_brood_forkserver_spares() {
     let mut clean = Cleanup::default();
     assert_eq!(start(one).join().unwrap(), 1);
     let server = clean.add(brood::fork_server_pid().unwrap());
-    assert!(until(|| spares_of(server).len() == 3), "{:?}", spares_of(server));
+    assert!(
+        until(|| spares_of(server).len() == 3),
+        "{:?}",
+        spares_of(server)
+    );
     for s in spares_of(server) {
         clean.add(s);
     }

@@ -256,7 +256,10 @@ mod tests {
         let theirs = SharedWords::open(fd.as_fd()).unwrap();
         assert_eq!(mine.words().len(), SharedWords::MAX);
         mine.words()[SharedWords::MAX - 1].store(7, Ordering::Release);
-        assert_eq!(theirs.words()[SharedWords::MAX - 1].load(Ordering::Acquire), 7);
+        assert_eq!(
+            theirs.words()[SharedWords::MAX - 1].load(Ordering::Acquire),
+            7
+        );
         // A forked child writes through the mapping it inherited.
         // SAFETY: the child only stores to an atomic and _exits.
         match unsafe { crate::sys::fork::fork() }.unwrap() {

@@ -153,7 +153,7 @@ fn launch() -> Result<Arc<Conn>> {
         nofile,
         spares: zygote::wanted(),
     })
-        .map_err(|e| err("encoding", std::io::Error::other(e)))?;
+    .map_err(|e| err("encoding", std::io::Error::other(e)))?;
     let ready = socket::send_with_fds(ours.as_fd(), &hello, &[me.as_fd()]).and_then(|()| {
         if !sys::pidfd::wait_exited(ours.as_fd(), Some(READY_TIMEOUT))? {
             return Err(std::io::Error::new(

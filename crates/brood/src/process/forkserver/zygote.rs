@@ -35,7 +35,7 @@
 //! ones when the client goes, and reaps every spare (no zombie). A spare never
 //! counts as a child of the user's until a claim made it one.
 
-use super::server::{Kid, KEY_KIDS, Server};
+use super::server::{KEY_KIDS, Kid, Server};
 use crate::process::child::{self, CODE_SETUP};
 use crate::sys::shm::SharedWords;
 use crate::sys::{self, closerange, fork::Forked, pidfd, socket};
@@ -164,8 +164,12 @@ impl Slots {
                 return None;
             }
             let fd = pidfd::open(slot.pid).ok()?;
-            self.swap(k, slot, slot.with(State::Claimed))
-                .then_some((k, slot.generation, slot.pid, fd))
+            self.swap(k, slot, slot.with(State::Claimed)).then_some((
+                k,
+                slot.generation,
+                slot.pid,
+                fd,
+            ))
         })
     }
 
@@ -433,14 +437,12 @@ impl Server {
         match self.single.fork() {
             Ok(Forked::Child) => self.be_spare(k, generation),
             Ok(Forked::Parent(pid)) => {
-                let watched = pidfd::open(pid)
-                    .map(closerange::move_high)
-                    .and_then(|fd| {
-                        if let Some(w) = &self.watcher {
-                            w.add(&fd, KEY_KIDS + u64::from(pid))?;
-                        }
-                        Ok(fd)
-                    });
+                let watched = pidfd::open(pid).map(closerange::move_high).and_then(|fd| {
+                    if let Some(w) = &self.watcher {
+                        w.add(&fd, KEY_KIDS + u64::from(pid))?;
+                    }
+                    Ok(fd)
+                });
                 match watched {
                     Ok(pidfd) => {
                         z.spares[k] = Some(Spare {
@@ -513,9 +515,10 @@ impl Server {
         let death_signal = msg.req.policy.death_signal().map_or(0, |s| s.as_raw());
         let group = msg.req.policy.tree != crate::policy::Tree::Own;
         slots.word(2 + 3 * k).store(msg.id, Ordering::SeqCst);
-        slots
-            .word(3 + 3 * k)
-            .store(death_signal as u64 | (u64::from(group) << 8), Ordering::SeqCst);
+        slots.word(3 + 3 * k).store(
+            death_signal as u64 | (u64::from(group) << 8),
+            Ordering::SeqCst,
+        );
         if !slots.swap(k, taken, taken.with(State::Taken)) {
             // Not claimed for us: the client's bookkeeping and ours disagree;
             // run nothing rather than run it twice.
