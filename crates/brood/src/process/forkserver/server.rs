@@ -183,7 +183,11 @@ impl Server {
     }
 
     fn run(&mut self) {
-        let mut buf = vec![0u8; 64 << 10];
+        // Large enough to come from its own zero-filled mapping (calloc over
+        // malloc's mmap threshold): only the pages a request writes are ever
+        // resident, so each fork copies, and each child tears down, one page
+        // of it rather than all of a heap buffer that was cleared.
+        let mut buf = vec![0u8; 256 << 10];
         let mut ready = Vec::new();
         loop {
             if self.client.is_none() && self.kids.is_empty() && !self.has_spares() {

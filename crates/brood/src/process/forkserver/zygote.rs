@@ -111,6 +111,19 @@ impl Slot {
     fn with(self, state: State) -> Slot {
         Slot { state, ..self }
     }
+
+    fn with_pid(self, pid: u32) -> Slot {
+        Slot { pid, ..self }
+    }
+
+    /// A slot whose spare of `generation` is being forked.
+    fn forking(generation: u64) -> Slot {
+        Slot {
+            state: State::Empty,
+            generation,
+            pid: 0,
+        }
+    }
 }
 
 const GEN_MASK: u64 = (1 << 30) - 1;
@@ -205,7 +218,13 @@ pub(crate) struct Spares {
     retired: bool,
     /// What `ps` shows for a spare.
     title: String,
+    /// A request for [`warm`], encoded: each spare decodes and resolves it
+    /// before it waits (see `be_spare`).
+    rehearsal: Vec<u8>,
 }
+
+/// The function of the rehearsal request (never run).
+fn warm(_: ()) {}
 
 struct Spare {
     pid: u32,
@@ -236,6 +255,20 @@ impl Spares {
         let (poke_r, poke_w) = sys::pipe::pipe()?;
         sys::pipe::set_nonblocking(poke_r.as_fd(), true)?;
         let me = high(pidfd::open(sys::getpid())?);
+        let rehearsal = child::fn_ref(warm)
+            .ok()
+            .map(|func| ToSpare {
+                generation: 0,
+                id: 0,
+                req: crate::wire::Request::new(
+                    func,
+                    &crate::Policy::for_kind(crate::Kind::Process { daemon: false }),
+                    "spare",
+                ),
+                title: title.clone(),
+            })
+            .and_then(|msg| wire::encode(&msg).ok())
+            .unwrap_or_default();
         Ok((
             Spares {
                 slots: Slots::new(page, count),
@@ -247,6 +280,7 @@ impl Spares {
                 me,
                 retired: false,
                 title,
+                rehearsal,
             },
             ForClient {
                 page: page_fd,
@@ -396,9 +430,10 @@ impl Server {
                 continue;
             }
             let slot = z.slots.load(k);
+            // Ready, or not yet: nobody can claim it from now on.
             if let Some(spare) = &z.spares[k]
-                && slot.state == State::Ready
-                && z.slots.swap(k, slot, slot.with(State::Empty))
+                && (slot.state == State::Ready || slot == Slot::forking(spare.generation))
+                && z.slots.swap(k, slot, slot.with(State::Empty).with_pid(spare.pid))
             {
                 let _ = pidfd::send_signal(spare.pidfd.as_fd(), libc::SIGKILL);
             }
@@ -434,6 +469,10 @@ impl Server {
         let Some(z) = &mut self.zygote else { return };
         let generation = z.next_generation & GEN_MASK;
         z.next_generation += 1;
+        // The spare itself makes the slot `Ready` once it waits (a claim
+        // before then would wait for its start-up): until then the slot names
+        // its generation and no pid.
+        z.slots.store(k, Slot::forking(generation));
         match self.single.fork() {
             Ok(Forked::Child) => self.be_spare(k, generation),
             Ok(Forked::Parent(pid)) => {
@@ -450,12 +489,6 @@ impl Server {
                             generation,
                             pidfd,
                         });
-                        let ready = Slot {
-                            state: State::Ready,
-                            generation,
-                            pid,
-                        };
-                        z.slots.store(k, ready);
                     }
                     // Unwatched, it could not be reaped: end it now.
                     Err(_) => drop(sys::reap::kill_and_reap_own(pid)),
@@ -487,6 +520,7 @@ impl Server {
             poke_w,
             me,
             title,
+            rehearsal,
             ..
         } = z;
         // The slots stay mapped (inherited); every other descriptor goes.
@@ -501,6 +535,22 @@ impl Server {
         }
         if let Some(area) = &self.args {
             area.set_title(&title);
+        }
+        // A rehearsal, while nobody waits: the first touch of a code page (or
+        // of the shared page, whose mapping fork does not copy) is a fault,
+        // so decode and resolve a request now rather than with the real one.
+        if let Ok(msg) = wire::decode::<ToSpare>(&rehearsal) {
+            let _ = crate::sys::image::resolve(&msg.req.func);
+        }
+        drop(rehearsal);
+        let ready = Slot {
+            state: State::Ready,
+            generation,
+            pid: sys::getpid(),
+        };
+        if !slots.swap(k, Slot::forking(generation), ready) {
+            // The server gave the slot up meanwhile (its client went).
+            sys::fork::exit_now(0)
         }
         let Some((msg, fds)) = wait_for_request(&channel, &server, &client, generation) else {
             sys::fork::exit_now(0)
