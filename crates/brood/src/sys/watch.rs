@@ -102,3 +102,22 @@ impl Watcher {
         )
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn any_ready_says_whether_a_member_is_readable_and_consumes_nothing() {
+        let w = Watcher::new().unwrap();
+        let (r, wr) = crate::sys::pipe::pipe().unwrap();
+        w.add(&r, 7).unwrap();
+        assert!(!w.any_ready());
+        crate::sys::pipe::write_all(wr.as_fd(), b"x").unwrap();
+        assert!(w.any_ready());
+        // Level-triggered: the next wait still reports it.
+        let mut ready = Vec::new();
+        w.wait(&mut ready).unwrap();
+        assert_eq!(ready, vec![7]);
+    }
+}

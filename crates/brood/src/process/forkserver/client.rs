@@ -3,7 +3,7 @@
 //! statuses.
 
 use super::SERVER;
-use super::zygote::{self, Slots};
+use super::slots::{self, Slots};
 use crate::policy::{Policy, Tree};
 use crate::process::child::{fn_ref, send_arg};
 use crate::process::spawn::{SELF_EXE, argv0, this_program, title};
@@ -151,7 +151,7 @@ fn launch() -> Result<Arc<Conn>> {
     let nofile = crate::fdlimit::for_children().unwrap_or(sys::rlimit::nofile().0);
     let hello = wire::encode(&ToServer::Hello {
         nofile,
-        spares: zygote::wanted(),
+        spares: slots::wanted(),
     })
     .map_err(|e| err("encoding", std::io::Error::other(e)))?;
     let ready = socket::send_with_fds(ours.as_fd(), &hello, &[me.as_fd()]).and_then(|()| {
@@ -169,7 +169,7 @@ fn launch() -> Result<Arc<Conn>> {
             let (n, fds) = socket::recv_with_fds(ours.as_fd(), &mut buf)?;
             match (wire::decode::<ToClient>(&buf[..n]), fds.into_iter().next()) {
                 (Ok(ToClient::Channel { slot }), Some(fd))
-                    if slot as usize == channels.len() && slot < zygote::MAX_SPARES as u32 =>
+                    if slot as usize == channels.len() && slot < slots::MAX_SPARES as u32 =>
                 {
                     channels.push(fd);
                 }
@@ -291,7 +291,7 @@ fn ask_spare<A: Serialize + 'static>(
     // Measured with the largest numbers the claim can put in (postcard's
     // integers grow with their value): a spare takes at most REQUEST_MAX.
     match wire::encode(&msg) {
-        Ok(bytes) if bytes.len() <= zygote::REQUEST_MAX => {}
+        Ok(bytes) if bytes.len() <= slots::REQUEST_MAX => {}
         _ => return Ok(None),
     }
     let (arg_r, arg_w) = pipe()?;
