@@ -219,6 +219,14 @@ impl Server {
         let Some(k) = z.slot_of(pid) else {
             return false;
         };
+        let Some(spare) = &z.spares[k] else {
+            return true;
+        };
+        if !pidfd::has_exited(&spare.pidfd).unwrap_or(true) {
+            return true;
+        }
+        // Dead, so its slot no longer changes but by a client's claim: if it
+        // took its request first, it ends as the child it became.
         if let Some(kid) = z.take(k) {
             self.kids.insert(pid, kid);
             return false;
@@ -226,9 +234,6 @@ impl Server {
         let Some(spare) = &z.spares[k] else {
             return true;
         };
-        if !pidfd::has_exited(&spare.pidfd).unwrap_or(true) {
-            return true;
-        }
         // Not claimable any more *before* the reap (see the module doc).
         let slot = z.slots.load(k);
         let claimed = slot.state == State::Claimed
@@ -247,8 +252,14 @@ impl Server {
         }
         // A request sent to the dead spare is dropped here (its pipes close,
         // so the client's join sees the end), never left for the next one.
-        let mut buf = [0u8; 256];
-        while let Ok(Some((1.., _))) = socket::try_recv_with_fds(z.channels[k].as_fd(), &mut buf) {}
+        let mut buf = [0u8; REQUEST_MAX];
+        loop {
+            match socket::try_recv_with_fds(z.channels[k].as_fd(), &mut buf) {
+                Ok(Some((1.., _))) => {}
+                Err(e) if e.raw_os_error() == Some(libc::EMSGSIZE) => {}
+                _ => break,
+            }
+        }
         if claimed {
             // The client holds it as its child: its real status, as for any.
             self.reply(&ToClient::Exited { pid, status });
@@ -333,8 +344,28 @@ impl Server {
                             pidfd,
                         });
                     }
-                    // Unwatched, it could not be reaped: end it now.
-                    Err(_) => drop(sys::reap::kill_and_reap_own(pid)),
+                    // Unwatched, it could not be reaped: end it now, first
+                    // making its slot unclaimable (it may have made itself
+                    // ready already).
+                    Err(_) => {
+                        let gone = Slot::forking(generation).with_pid(pid);
+                        let ready = Slot {
+                            state: State::Ready,
+                            generation,
+                            pid,
+                        };
+                        let claimed = !z.slots.swap(k, Slot::forking(generation), gone)
+                            && !z.slots.swap(k, ready, gone);
+                        drop(sys::reap::kill_and_reap_own(pid));
+                        if claimed {
+                            // A client claimed it in between: it holds it as a
+                            // child, killed by this SIGKILL (a wait status of 9).
+                            self.reply(&ToClient::Exited {
+                                pid,
+                                status: libc::SIGKILL,
+                            });
+                        }
+                    }
                 }
             }
             Err(_) => {} // tried again at the next refill
