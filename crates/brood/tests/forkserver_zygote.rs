@@ -25,8 +25,8 @@ fn park(_: ()) -> u8 {
 }
 
 /// What a child sees of itself: pid, parent-death signal, process group,
-/// soft limit on open files, parent.
-fn me_inside(_: ()) -> (u32, i32, u32, u64, u32) {
+/// soft limit on open files, parent, what its descriptors are.
+fn me_inside(_: ()) -> (u32, i32, u32, u64, u32, Vec<String>) {
     let mut sig: libc::c_int = 0;
     // SAFETY: PR_GET_PDEATHSIG writes one int through the pointer we own.
     unsafe { libc::prctl(libc::PR_GET_PDEATHSIG, &mut sig as *mut libc::c_int) };
@@ -35,7 +35,25 @@ fn me_inside(_: ()) -> (u32, i32, u32, u64, u32) {
     let files = rustix::process::getrlimit(rustix::process::Resource::Nofile)
         .current
         .unwrap_or(u64::MAX);
-    (std::process::id(), sig, pgid, files, ppid)
+    (
+        std::process::id(),
+        sig,
+        pgid,
+        files,
+        ppid,
+        fds_of(std::process::id()),
+    )
+}
+
+/// The descriptors `pid` holds, by what they are.
+fn fds_of(pid: u32) -> Vec<String> {
+    std::fs::read_dir(format!("/proc/{pid}/fd"))
+        .unwrap()
+        .flatten()
+        .map(|e| {
+            std::fs::read_link(e.path()).map_or_else(|_| "?".into(), |l| l.display().to_string())
+        })
+        .collect()
 }
 
 fn cmdline(pid: u32) -> String {
@@ -152,8 +170,13 @@ fn a_child_from_a_spare_has_exactly_its_policy() {
         .start()
         .unwrap();
     assert!(spares.contains(&h.pid()), "{} not in {spares:?}", h.pid());
-    let (pid, sig, pgid, files, ppid) = h.join().unwrap();
+    let (pid, sig, pgid, files, ppid, open) = h.join().unwrap();
     assert_eq!(pid, h.pid());
+    // Nothing of the spare's (its channel, the poke pipe, the pidfds) nor
+    // of the server's (its socket, epoll set, siblings' pidfds).
+    for kind in ["socket", "pidfd", "eventpoll"] {
+        assert!(!open.iter().any(|f| f.contains(kind)), "a {kind}: {open:?}");
+    }
     assert_eq!(sig, libc::SIGTERM, "its own death signal, not the spare's");
     assert_eq!(pgid, pid, "its own group");
     assert_eq!(files, 77);
@@ -170,13 +193,36 @@ fn a_child_from_a_spare_has_exactly_its_policy() {
         .start()
         .unwrap();
     assert!(spares.contains(&h.pid()), "{} not in {spares:?}", h.pid());
-    let (pid, sig, pgid, files, _) = h.join().unwrap();
+    let (pid, sig, pgid, files, _, _) = h.join().unwrap();
     assert_eq!(sig, 0, "a Survive child has no death signal");
     assert_ne!(pgid, pid);
     let ours = rustix::process::getrlimit(rustix::process::Resource::Nofile)
         .current
         .unwrap_or(u64::MAX);
     assert_eq!(files, ours);
+}
+
+#[test]
+fn a_spare_holds_only_its_own_descriptors() {
+    let mut clean = Cleanup::default();
+    let (_, spares) = server_with_spares(&mut clean);
+    for s in spares {
+        let fds = fds_of(s);
+        // Its channel, the server's and the client's pidfds (and the poke
+        // pipe); none of the server's socket, epoll set, siblings' pidfds or
+        // other slots' channels, none of the numbers the server keeps high.
+        let count = |kind: &str| fds.iter().filter(|f| f.contains(kind)).count();
+        assert_eq!(count("socket"), 1, "spare {s}: {fds:?}");
+        assert_eq!(count("pidfd"), 2, "spare {s}: {fds:?}");
+        assert_eq!(count("eventpoll"), 0, "spare {s}: {fds:?}");
+        let high = std::fs::read_dir(format!("/proc/{s}/fd"))
+            .unwrap()
+            .flatten()
+            .filter_map(|e| e.file_name().to_str()?.parse::<u32>().ok())
+            .filter(|&n| n >= 1024)
+            .count();
+        assert_eq!(high, 0, "spare {s}: {fds:?}");
+    }
 }
 
 #[test]
