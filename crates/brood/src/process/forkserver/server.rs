@@ -4,7 +4,7 @@
 //! pidfds.
 
 use super::SERVER;
-use super::zygote::Spares;
+use super::zygote::{Kid, Spares};
 use crate::process::child::{self, CODE_SETUP};
 use crate::process::spawn::{ignore_sigpipe, title};
 use crate::sys::image;
@@ -16,15 +16,7 @@ use crate::wire::{self, Request, ToClient, ToServer};
 use std::collections::HashMap;
 use std::os::fd::{AsFd, AsRawFd, OwnedFd};
 
-pub(crate) struct Kid {
-    pub(crate) pid: u32,
-    /// The request it was started for.
-    pub(crate) id: u64,
-    pub(crate) pidfd: OwnedFd,
-    pub(crate) death_signal: i32,
-    /// It leads a process group (or session) that its death signal reaches.
-    pub(crate) group: bool,
-}
+mod spares;
 
 /// The server's epoll keys: the client's socket, its pidfd, then each child
 /// (and each spare) as `KEY_KIDS + pid`; the spares' poke pipe last.

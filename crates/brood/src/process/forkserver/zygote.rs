@@ -35,43 +35,53 @@
 //! ones when the client goes, and reaps every spare (no zombie). A spare never
 //! counts as a child of the user's until a claim made it one.
 
-use super::server::{KEY_KIDS, Kid, Server};
-use super::slots::{GEN_MASK, GONE, REQUEST_MAX, Slot, Slots, State};
-use crate::process::child::{self, CODE_SETUP};
+use super::slots::{GEN_MASK, REQUEST_MAX, Slots, State};
+use crate::process::child;
 use crate::sys::shm::SharedWords;
-use crate::sys::{self, closerange, fork::Forked, pidfd, socket};
-use crate::wire::{self, ToClient, ToSpare};
-use std::os::fd::{AsFd, AsRawFd, BorrowedFd, OwnedFd};
+use crate::sys::{self, closerange, pidfd, socket};
+use crate::wire::{self, ToSpare};
+use std::os::fd::{AsFd, AsRawFd, OwnedFd};
 use std::sync::atomic::Ordering;
+
+/// A child of the server: forked for a request, or a spare that took one.
+pub(crate) struct Kid {
+    pub(crate) pid: u32,
+    /// The request it was started for.
+    pub(crate) id: u64,
+    pub(crate) pidfd: OwnedFd,
+    pub(crate) death_signal: i32,
+    /// It leads a process group (or session) that its death signal reaches.
+    pub(crate) group: bool,
+}
 
 /// The server's side: one entry per slot.
 pub(crate) struct Spares {
     pub(crate) slots: Slots,
     /// The server's end of each slot's channel (kept high: see `closerange`).
-    channels: Vec<OwnedFd>,
-    spares: Vec<Option<Spare>>,
-    next_generation: u64,
+    pub(crate) channels: Vec<OwnedFd>,
+    pub(crate) spares: Vec<Option<Spare>>,
+    pub(crate) next_generation: u64,
     /// Spares write a byte here when they take a request.
     pub(crate) poke_r: OwnedFd,
-    poke_w: OwnedFd,
+    pub(crate) poke_w: OwnedFd,
     /// The server's own pidfd, which spares watch.
-    me: OwnedFd,
+    pub(crate) me: OwnedFd,
     /// No spare is made any more (the client is gone).
-    retired: bool,
+    pub(crate) retired: bool,
     /// What `ps` shows for a spare.
-    title: String,
+    pub(crate) title: String,
     /// A request for [`warm`], encoded: each spare decodes and resolves it
     /// before it waits (see `be_spare`).
-    rehearsal: Vec<u8>,
+    pub(crate) rehearsal: Vec<u8>,
 }
 
 /// The function of the rehearsal request (never run).
 fn warm(_: ()) {}
 
-struct Spare {
-    pid: u32,
-    generation: u64,
-    pidfd: OwnedFd,
+pub(crate) struct Spare {
+    pub(crate) pid: u32,
+    pub(crate) generation: u64,
+    pub(crate) pidfd: OwnedFd,
 }
 
 /// What the handshake hands to the client: the page and its end of each
@@ -131,7 +141,7 @@ impl Spares {
         ))
     }
 
-    fn slot_of(&self, pid: u32) -> Option<usize> {
+    pub(crate) fn slot_of(&self, pid: u32) -> Option<usize> {
         self.spares
             .iter()
             .position(|s| s.as_ref().is_some_and(|s| s.pid == pid))
@@ -142,18 +152,18 @@ impl Spares {
         self.spares.iter().any(Option::is_some)
     }
 
-    fn ready(&self) -> usize {
+    pub(crate) fn ready(&self) -> usize {
         (0..self.spares.len())
             .filter(|&k| self.slots.load(k).state == State::Ready)
             .count()
     }
 
-    fn needs_refill(&self) -> bool {
+    pub(crate) fn needs_refill(&self) -> bool {
         !self.retired && self.spares.iter().any(Option::is_none)
     }
 
     /// Slot `k`'s spare took a request: it is a child now (`None` if it did not).
-    fn take(&mut self, k: usize) -> Option<Kid> {
+    pub(crate) fn take(&mut self, k: usize) -> Option<Kid> {
         let slot = self.slots.load(k);
         let spare = self.spares[k].as_ref()?;
         if slot.state != State::Taken || slot.generation != spare.generation & GEN_MASK {
@@ -196,278 +206,10 @@ impl Spares {
     }
 }
 
-impl Server {
-    /// Spares took requests: they become children.
-    pub(crate) fn poked(&mut self) {
-        let Some(z) = &mut self.zygote else { return };
-        let mut buf = [0u8; 64];
-        while matches!(sys::pipe::read(z.poke_r.as_fd(), &mut buf), Ok(1..)) {}
-        for k in 0..z.spares.len() {
-            if let Some(kid) = z.take(k) {
-                self.kids.insert(kid.pid, kid);
-            }
-        }
-    }
-
-    /// `pid` ended. If it was a spare, reaps it and says so (`true`); a spare
-    /// that had taken its request is made a child first (`false`: the caller
-    /// reaps and reports it as one).
-    pub(crate) fn reap_spare(&mut self, pid: u32) -> bool {
-        let Some(z) = &mut self.zygote else {
-            return false;
-        };
-        let Some(k) = z.slot_of(pid) else {
-            return false;
-        };
-        let Some(spare) = &z.spares[k] else {
-            return true;
-        };
-        if !pidfd::has_exited(&spare.pidfd).unwrap_or(true) {
-            return true;
-        }
-        // Dead, so its slot no longer changes but by a client's claim: if it
-        // took its request first, it ends as the child it became.
-        if let Some(kid) = z.take(k) {
-            self.kids.insert(pid, kid);
-            return false;
-        }
-        let Some(spare) = &z.spares[k] else {
-            return true;
-        };
-        // Not claimable any more *before* the reap (see the module doc).
-        let slot = z.slots.load(k);
-        let claimed = slot.state == State::Claimed
-            || (slot.state == State::Ready && !z.slots.swap(k, slot, slot.with(State::Empty)));
-        let claimed = claimed && slot.generation == spare.generation & GEN_MASK;
-        let status = match pidfd::try_reap(spare.pidfd.as_fd()) {
-            Ok(pidfd::Reap::Exited(status)) => status,
-            _ => -1,
-        };
-        if let Some(w) = &self.watcher {
-            let _ = w.remove(&spare.pidfd);
-        }
-        z.spares[k] = None;
-        if claimed {
-            z.slots.store(k, z.slots.load(k).with(State::Empty));
-        }
-        // A request sent to the dead spare is dropped here (its pipes close,
-        // so the client's join sees the end), never left for the next one.
-        let mut buf = [0u8; REQUEST_MAX];
-        loop {
-            match socket::try_recv_with_fds(z.channels[k].as_fd(), &mut buf) {
-                Ok(Some((1.., _))) => {}
-                Err(e) if e.raw_os_error() == Some(libc::EMSGSIZE) => {}
-                _ => break,
-            }
-        }
-        if claimed {
-            // The client holds it as its child: its real status, as for any.
-            self.reply(&ToClient::Exited { pid, status });
-        }
-        true
-    }
-
-    /// The client is gone: spares that took a request are children (the
-    /// caller signals them per their policy); unclaimed ones are killed, and
-    /// reaped as they end. A claimed one takes its queued request, or exits
-    /// by itself (it watches the client's pidfd).
-    pub(crate) fn spares_client_gone(&mut self) {
-        let Some(z) = &mut self.zygote else { return };
-        z.retired = true;
-        // Before looking at the slots: a spare that publishes `Taken` after
-        // this look sees the mark and applies its own death signal.
-        z.slots.word(GONE).store(1, Ordering::SeqCst);
-        for k in 0..z.spares.len() {
-            if let Some(kid) = z.take(k) {
-                self.kids.insert(kid.pid, kid);
-                continue;
-            }
-            let slot = z.slots.load(k);
-            // Ready, or not yet: nobody can claim it from now on.
-            if let Some(spare) = &z.spares[k]
-                && (slot.state == State::Ready || slot == Slot::forking(spare.generation))
-                && z.slots
-                    .swap(k, slot, slot.with(State::Empty).with_pid(spare.pid))
-            {
-                let _ = pidfd::send_signal(spare.pidfd.as_fd(), libc::SIGKILL);
-            }
-        }
-    }
-
-    /// Whether the server still waits for spares to end.
-    pub(crate) fn has_spares(&self) -> bool {
-        self.zygote.as_ref().is_some_and(Spares::any)
-    }
-
-    /// Forks a spare for every empty slot. Called when nothing else is ready,
-    /// so that no start or report waits behind these forks; and not while a
-    /// child runs unless no spare is left ready.
-    pub(crate) fn refill(&mut self) {
-        if !self.zygote.as_ref().is_some_and(Spares::needs_refill) || self.client.is_none() {
-            return;
-        }
-        // While a child runs, its exit (and the report the client waits
-        // for) would queue behind the fork: wait, unless no spare is left.
-        let ready = self.zygote.as_ref().map_or(0, Spares::ready);
-        if !self.kids.is_empty() && ready > 0 {
-            return;
-        }
-        for k in 0..self.zygote.as_ref().map_or(0, |z| z.spares.len()) {
-            if self.zygote.as_ref().is_some_and(|z| z.spares[k].is_none()) {
-                self.fork_spare(k);
-            }
-        }
-    }
-
-    fn fork_spare(&mut self, k: usize) {
-        let Some(z) = &mut self.zygote else { return };
-        let generation = z.next_generation & GEN_MASK;
-        z.next_generation += 1;
-        // The spare itself makes the slot `Ready` once it waits (a claim
-        // before then would wait for its start-up): until then the slot names
-        // its generation and no pid.
-        z.slots.store(k, Slot::forking(generation));
-        match self.single.fork() {
-            Ok(Forked::Child) => self.be_spare(k, generation),
-            Ok(Forked::Parent(pid)) => {
-                let watched = pidfd::open(pid).map(closerange::move_high).and_then(|fd| {
-                    if let Some(w) = &self.watcher {
-                        w.add(&fd, KEY_KIDS + u64::from(pid))?;
-                    }
-                    Ok(fd)
-                });
-                match watched {
-                    Ok(pidfd) => {
-                        z.spares[k] = Some(Spare {
-                            pid,
-                            generation,
-                            pidfd,
-                        });
-                    }
-                    // Unwatched, it could not be reaped: end it now, first
-                    // making its slot unclaimable (it may have made itself
-                    // ready already).
-                    Err(_) => {
-                        let gone = Slot::forking(generation).with_pid(pid);
-                        let ready = Slot {
-                            state: State::Ready,
-                            generation,
-                            pid,
-                        };
-                        let claimed = !z.slots.swap(k, Slot::forking(generation), gone)
-                            && !z.slots.swap(k, ready, gone);
-                        drop(sys::reap::kill_and_reap_own(pid));
-                        if claimed {
-                            // A client claimed it in between: it holds it as a
-                            // child, killed by this SIGKILL (a wait status of 9).
-                            self.reply(&ToClient::Exited {
-                                pid,
-                                status: libc::SIGKILL,
-                            });
-                        }
-                    }
-                }
-            }
-            Err(_) => {} // tried again at the next refill
-        }
-    }
-
-    /// In a new spare: keep the four descriptors a spare needs, drop the rest
-    /// of the server's, wait for a request, specialise.
-    fn be_spare(&mut self, k: usize, generation: u64) -> ! {
-        let low = |fd: BorrowedFd<'_>| {
-            rustix::io::fcntl_dupfd_cloexec(fd, 3)
-                .unwrap_or_else(|_| sys::fork::exit_now(CODE_SETUP))
-        };
-        let (Some(z), Some((_, client))) = (self.zygote.take(), &self.client) else {
-            sys::fork::exit_now(CODE_SETUP)
-        };
-        let channel = low(z.channels[k].as_fd());
-        let poke = low(z.poke_w.as_fd());
-        let server = low(z.me.as_fd());
-        let client = low(client.as_fd());
-        let Spares {
-            slots,
-            channels,
-            spares,
-            poke_r,
-            poke_w,
-            me,
-            title,
-            rehearsal,
-            ..
-        } = z;
-        // The slots stay mapped (inherited); every other descriptor goes.
-        self.close_in_child(
-            channels
-                .into_iter()
-                .chain(spares.into_iter().flatten().map(|s| s.pidfd))
-                .chain([poke_r, poke_w, me]),
-        );
-        if let Some(soft) = self.client_nofile {
-            let _ = sys::rlimit::restore_nofile(soft);
-        }
-        if let Some(area) = &self.args {
-            area.set_title(&title);
-        }
-        // A rehearsal, while nobody waits: the first touch of a code page (or
-        // of the shared page, whose mapping fork does not copy) is a fault,
-        // so decode and resolve a request now rather than with the real one.
-        if let Ok(msg) = wire::decode::<ToSpare>(&rehearsal) {
-            let _ = crate::sys::image::resolve(&msg.req.func);
-        }
-        drop(rehearsal);
-        let ready = Slot {
-            state: State::Ready,
-            generation,
-            pid: sys::getpid(),
-        };
-        if !slots.swap(k, Slot::forking(generation), ready) {
-            // The server gave the slot up meanwhile (its client went).
-            sys::fork::exit_now(0)
-        }
-        let Some((msg, fds)) = wait_for_request(&channel, &server, &client, generation) else {
-            sys::fork::exit_now(0)
-        };
-        drop(channel);
-        let me = sys::getpid();
-        let taken = Slot {
-            state: State::Claimed,
-            generation,
-            pid: me,
-        };
-        let death_signal = msg.req.policy.death_signal().map_or(0, |s| s.as_raw());
-        let group = msg.req.policy.tree != crate::policy::Tree::Own;
-        slots.word(2 + 3 * k).store(msg.id, Ordering::SeqCst);
-        slots.word(3 + 3 * k).store(
-            death_signal as u64 | (u64::from(group) << 8),
-            Ordering::SeqCst,
-        );
-        if !slots.swap(k, taken, taken.with(State::Taken)) {
-            // Not claimed for us: the client's bookkeeping and ours disagree;
-            // run nothing rather than run it twice.
-            sys::fork::exit_now(CODE_SETUP);
-        }
-        let gone = slots.gone();
-        let _ = sys::pipe::write_all(poke.as_fd(), b"t");
-        drop((poke, server, client, slots));
-        let fds = match child::request_fds(fds, false) {
-            Ok(fds) => fds,
-            Err(_) => sys::fork::exit_now(CODE_SETUP),
-        };
-        if gone && death_signal != 0 {
-            // The client died while we were being handed the request, after
-            // the server signalled its children: what it would have sent.
-            sys::signal::raise_in_self(death_signal);
-        }
-        self.specialise(&msg.req, fds, Some(&msg.title), None)
-    }
-}
-
 /// A spare's wait: the request meant for it (`generation`), or `None` once
 /// the server or the client is gone with nothing queued for it. A request for
 /// an earlier spare of the slot is dropped (its pipes close).
-fn wait_for_request(
+pub(crate) fn wait_for_request(
     channel: &OwnedFd,
     server: &OwnedFd,
     client: &OwnedFd,
