@@ -213,6 +213,14 @@ fn main() {
     // A profiling aid: `BROOD_BENCH_PROFILE=Fork|Spawn|ForkServer|raw` runs only
     // that start+join in a loop (for `perf record`).
     if let Ok(which) = std::env::var("BROOD_BENCH_PROFILE") {
+        // `BROOD_BENCH_BALLAST_MIB=1024`: the same loop from a caller with
+        // that much resident.
+        let ballast_mib = std::env::var("BROOD_BENCH_BALLAST_MIB")
+            .ok()
+            .and_then(|s| s.parse::<usize>().ok())
+            .unwrap_or(0);
+        let ballast = vec![1u8; ballast_mib << 20];
+        std::hint::black_box(&ballast);
         let m = match which.as_str() {
             "raw" => None,
             "Spawn" => Some(StartMethod::Spawn),
