@@ -127,9 +127,16 @@ impl Server {
         if !self.kids.is_empty() && ready > 0 {
             return;
         }
+        let mut forked = false;
         for k in 0..self.zygote.as_ref().map_or(0, |z| z.spares.len()) {
             if self.zygote.as_ref().is_some_and(|z| z.spares[k].is_none()) {
+                // One fork at a time: a child that ended, or a request, that
+                // came during the last one is served before the next.
+                if forked && self.watcher.as_ref().is_none_or(|w| w.any_ready()) {
+                    return;
+                }
                 self.fork_spare(k);
+                forked = true;
             }
         }
     }
