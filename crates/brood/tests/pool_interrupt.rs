@@ -137,7 +137,11 @@ fn sigint_to_the_program_interrupts_a_map_under_every_start_method() {
 #[test]
 fn ctrl_c_to_the_whole_job_interrupts_a_map() {
     // The terminal's Ctrl-C reaches the program's group: its workers too.
-    for method in [StartMethod::Fork, StartMethod::Spawn] {
+    for method in [
+        StartMethod::Fork,
+        StartMethod::Spawn,
+        StartMethod::ForkServer,
+    ] {
         interrupted_program(method, true, true);
     }
 }

@@ -11,7 +11,7 @@
 //! item at its front stops the pulling rather than letting the rest pile up).
 
 use super::TaskError;
-use super::run::Worker;
+use super::conn::Worker;
 use super::shared::{self, Inbox, Sharing};
 use crate::sys::image::FnRef;
 use crate::wire::TaskHead;

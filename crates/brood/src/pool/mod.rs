@@ -45,7 +45,9 @@
 //! Every start method works: [`StartMethod::Fork`], [`StartMethod::Spawn`]
 //! and [`StartMethod::ForkServer`] (the default, as for `Process`).
 
+mod batch;
 mod calls;
+mod conn;
 mod death;
 mod imap;
 mod items;

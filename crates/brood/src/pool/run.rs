@@ -1,22 +1,21 @@
 //! The pool's side: starting and accepting workers, ending them, burying one
 //! that died, and handing out chunks (the loop itself is in `map.rs`).
 
+use super::conn::Worker;
 use super::death::{Cause, Counts, after_death};
 use super::items::Run;
 use super::progress::Progress;
-use super::shared::{self, Attached};
+use super::shared;
 use super::worker;
 use super::{Config, TaskError};
-use crate::sys::shm::Region;
 use crate::wire::frame::{self, FrameKind};
 use crate::wire::{self, Boot, PanicReport};
 use crate::{Error, Handle, OnExit, Process, Result};
 use rustix::event::{PollFd, PollFlags};
-use std::collections::{HashMap, VecDeque};
 use std::io;
 use std::os::fd::{AsFd, OwnedFd};
 use std::os::unix::net::UnixStream;
-use std::sync::{Arc, Mutex, Weak};
+use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
 /// How long a worker may hold finished results before sending them, in µs:
@@ -24,127 +23,9 @@ use std::time::{Duration, Instant};
 /// large enough that a batch of tiny items costs one write.
 const FLUSH_AFTER_US: u64 = 200;
 
-/// The most result bytes read from one worker per turn of the loop, so that
-/// one chatty worker cannot keep the pool from the others.
-const READ_BUDGET: usize = 1 << 20;
-
 /// How long a new worker may take to connect back (a re-executed worker on a
 /// loaded machine can take a while; a dead one is seen at once, by its pidfd).
 const CONNECT_TIMEOUT: Duration = Duration::from_secs(30);
-
-/// A worker, as the pool sees it.
-pub(super) struct Worker {
-    pub(super) handle: Handle<()>,
-    pub(super) sock: UnixStream,
-    /// Result bytes read but not yet parsed.
-    pub(super) inbuf: Vec<u8>,
-    /// Task bytes not yet written (the socket is non-blocking, so that the pool
-    /// never blocks on a worker that is busy writing results to it).
-    pub(super) out: Vec<u8>,
-    out_pos: usize,
-    /// Descriptors of shared data that go with bytes of `out`.
-    pub(super) attach: Attached,
-    /// Descriptors received with its results, not yet taken by a `Share`
-    /// frame.
-    fds: VecDeque<OwnedFd>,
-    /// The shared data this worker has mapped, by id: kept while we hold it,
-    /// forgotten (told so) once we do not.
-    pub(super) sent: HashMap<u64, Weak<Region>>,
-    /// Items sent and not yet answered, in the order the worker runs them.
-    pub(super) inflight: VecDeque<usize>,
-    /// When the front item started, as far as the pool can tell: the arrival
-    /// of the last result, or the hand-out to an idle worker. Exact with a task
-    /// timeout, under which workers send each result at once.
-    pub(super) since: Instant,
-    /// Items ever given to this worker (for `max_tasks_per_child`).
-    pub(super) assigned: usize,
-    /// Told to quit (retiring, or the pool is closing).
-    pub(super) quitting: bool,
-    /// Results received over the worker's life.
-    pub(super) received: u64,
-    /// The worker's own count of items started and finished.
-    progress: Progress,
-    /// The number (in the worker's count) of the last item asked to stop.
-    cancelled: u64,
-}
-
-impl Worker {
-    fn pid(&self) -> u32 {
-        self.handle.pid()
-    }
-
-    /// Writes what it can of `out` without blocking. A worker that went away
-    /// is noticed through its pidfd, so write errors only stop the writing.
-    pub(super) fn flush(&mut self) {
-        // MSG_NOSIGNAL (in send_out): a dead worker must give EPIPE, not kill
-        // us with SIGPIPE (a program may have restored its default action).
-        let sent = shared::send_out(
-            self.sock.as_fd(),
-            &self.out,
-            &mut self.out_pos,
-            &mut self.attach,
-        );
-        if let Ok(false) = sent {
-            return;
-        }
-        self.out.clear();
-        self.out_pos = 0;
-        self.attach.clear();
-    }
-
-    /// Whether the item at the front of the line was asked to stop.
-    pub(super) fn front_cancelled(&self) -> bool {
-        self.cancelled == self.received + 1
-    }
-
-    /// Asks the item at the front of the line (the one running, or about to:
-    /// number `received + 1` in the worker's count) to stop; false if it was
-    /// already asked.
-    pub(super) fn cancel_front(&mut self) -> bool {
-        if self.front_cancelled() {
-            return false;
-        }
-        self.cancelled = self.received + 1;
-        self.progress.cancel(self.cancelled);
-        true
-    }
-
-    /// Shared data this worker holds that we no longer do.
-    pub(super) fn forgotten(&mut self) -> Vec<u64> {
-        let gone: Vec<u64> = self
-            .sent
-            .iter()
-            .filter(|(_, w)| w.strong_count() == 0)
-            .map(|(&id, _)| id)
-            .collect();
-        for id in &gone {
-            self.sent.remove(id);
-        }
-        gone
-    }
-
-    /// Reads what is there, up to [`READ_BUDGET`] (the rest waits for the
-    /// next turn); true at end of file (or a reset connection).
-    pub(super) fn read_some(&mut self) -> bool {
-        let mut read = 0;
-        while read < READ_BUDGET {
-            match shared::recv_into(self.sock.as_fd(), &mut self.inbuf, &mut self.fds, 64 << 10) {
-                Ok(0) => return true,
-                Ok(n) => read += n,
-                Err(e) if e.kind() == io::ErrorKind::Interrupted => {}
-                Err(e) if e.kind() == io::ErrorKind::WouldBlock => return false,
-                Err(_) => return true,
-            }
-        }
-        false
-    }
-
-    pub(super) fn push_quit(&mut self) {
-        let start = frame::begin_frame(&mut self.out, FrameKind::Quit);
-        frame::end_frame(&mut self.out, start);
-        self.quitting = true;
-    }
-}
 
 /// A worker started and not yet heard from: its slot, its handle, the token
 /// it must send back, and our end of its channel.
@@ -341,23 +222,7 @@ impl Inner {
                 let sock = UnixStream::from(p.sock);
                 sock.set_nonblocking(true)
                     .map_err(|e| Error::io("pool socket", e))?;
-                self.slots[p.slot] = Some(Worker {
-                    handle: p.handle,
-                    sock,
-                    inbuf: Vec::new(),
-                    out: Vec::new(),
-                    out_pos: 0,
-                    attach: Attached::new(),
-                    fds: VecDeque::new(),
-                    sent: HashMap::new(),
-                    inflight: VecDeque::new(),
-                    since: Instant::now(),
-                    assigned: 0,
-                    quitting: false,
-                    received: 0,
-                    progress,
-                    cancelled: 0,
-                });
+                self.slots[p.slot] = Some(Worker::new(p.handle, sock, progress));
             }
         }
         for p in pending {

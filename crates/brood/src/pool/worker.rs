@@ -26,15 +26,15 @@
 //! Which item a dying worker was running is not read from the results but from
 //! its progress counters (see `progress.rs`).
 
+use super::batch;
 use super::progress::Progress;
-use super::shared::{self, Attached, Inbox};
+use super::shared::{self, Inbox};
 use crate::process::child::catch;
 use crate::sys::image::{self, FnRef, Resolved};
 use crate::sys::socket::send_with_fds;
 use crate::wire::frame::{self, FrameKind};
-use crate::wire::{Boot, PanicReport, TaskHead};
+use crate::wire::{Boot, TaskHead};
 use serde::{Serialize, de::DeserializeOwned};
-use std::cell::RefCell;
 use std::collections::VecDeque;
 use std::os::fd::OwnedFd;
 use std::os::fd::{AsFd, BorrowedFd};
@@ -64,7 +64,7 @@ pub(super) fn worker_main(boot: Boot) {
         && let Err(why) = super::state::initialize(init)
     {
         let mut failed = Vec::new();
-        push_failure_into(&mut failed, &why);
+        batch::push_failure_into(&mut failed, &why);
         if send_with_fds(sock.as_fd(), &hello, &[]).is_ok() {
             let _ = crate::sys::pipe::write_all(sock.as_fd(), &failed);
         }
@@ -97,7 +97,7 @@ pub(super) fn worker_main(boot: Boot) {
         if kind != FrameKind::Task {
             // Quit (or anything else: stop rather than guess), with the
             // results still held sent first.
-            flush(&sock);
+            batch::flush(&sock);
             return;
         }
         let Ok((head, mut rest)) = postcard::take_from_bytes::<TaskHead>(&frame) else {
@@ -123,7 +123,7 @@ pub(super) fn worker_main(boot: Boot) {
                 Ok(resolved) => {
                     shared::resolving(&mut inbox, || resolved.run(item.to_vec(), None));
                 }
-                Err(e) => push_failure(e),
+                Err(e) => batch::push_failure(e),
             }
             seq += 1;
             progress.finished(seq);
@@ -132,10 +132,10 @@ pub(super) fn worker_main(boot: Boot) {
             // big, or when it has waited long enough: a slow item's result
             // goes out at once, small ones travel together.
             let now = Instant::now();
-            let big = OUT.with(|o| o.borrow().0.len() >= 64 << 10);
+            let big = batch::len() >= 64 << 10;
             let end = k + 1 == head.count && (flush_after.is_zero() || !incoming.has_frame());
             if end || big || now.duration_since(flushed) >= flush_after {
-                if !flush(&sock) {
+                if !batch::flush(&sock) {
                     return;
                 }
                 flushed = now;
@@ -176,9 +176,6 @@ pub fn task_cancelled() -> bool {
 thread_local! {
     /// This worker's progress page (set in a worker only).
     static PAGE: std::cell::Cell<Option<&'static Progress>> = const { std::cell::Cell::new(None) };
-    /// Result frames not yet sent (see `worker_main`), and the descriptors of
-    /// shared data that go with them.
-    static OUT: RefCell<(Vec<u8>, Attached)> = const { RefCell::new((Vec::new(), Attached::new())) };
 }
 
 /// Frames from the pool, and the descriptors that came with them.
@@ -219,22 +216,6 @@ impl Incoming {
     }
 }
 
-/// Appends a `Failed` frame with `reason` to the batch.
-pub(super) fn push_failure(reason: &str) {
-    OUT.with(|o| push_failure_into(&mut o.borrow_mut().0, reason));
-}
-
-/// Sends the batch; false if the pool is gone.
-fn flush(sock: &UnixStream) -> bool {
-    OUT.with(|o| {
-        let (buf, attach) = &mut *o.borrow_mut();
-        let ok = shared::send_out(sock.as_fd(), buf, &mut 0, attach).is_ok();
-        buf.clear();
-        attach.clear();
-        ok
-    })
-}
-
 /// Runs one pool task in the worker and adds its result frame to the batch.
 pub(super) struct RunTask;
 
@@ -245,48 +226,11 @@ where
 {
     fn run(f: fn(A) -> R, arg: Vec<u8>, _out: Option<BorrowedFd<'_>>) -> i32 {
         match postcard::from_bytes::<A>(&arg) {
-            Err(e) => push_failure(&format!("cannot decode the argument: {e}")),
-            Ok(a) => push_outcome(catch(move || f(a))),
+            Err(e) => batch::push_failure(&format!("cannot decode the argument: {e}")),
+            Ok(a) => batch::push_outcome(catch(move || f(a))),
         }
         0
     }
-}
-
-/// Appends a task's result (or its panic) to the batch: encoded straight into
-/// it (no buffer of its own: that allocation was a visible cost per tiny item).
-pub(super) fn push_outcome<R: Serialize>(outcome: Result<R, PanicReport>) {
-    OUT.with(|o| {
-        let (o, attach) = &mut *o.borrow_mut();
-        match outcome {
-            Ok(r) => {
-                let start = o.len();
-                // append_frame takes back what it wrote when it fails.
-                let (encoded, named) =
-                    shared::crossing(|| frame::append_frame(o, FrameKind::Value, &r));
-                if let Err(e) = encoded {
-                    o.truncate(start);
-                    push_failure_into(
-                        o,
-                        &format!("cannot encode the result: {}", frame::encode_error(&e)),
-                    );
-                } else if !named.is_empty() {
-                    // The shared data goes first, so that the pool has it
-                    // when it decodes the value (the frame is a handle: small).
-                    let value = o.split_off(start);
-                    shared::push_share(o, attach, Vec::new(), &named);
-                    o.extend_from_slice(&value);
-                }
-            }
-            Err(report) => {
-                let _ = frame::append_frame(o, FrameKind::Panic, &report);
-            }
-        }
-    })
-}
-
-/// Appends a `Failed` frame with `reason` to `buf`.
-fn push_failure_into(buf: &mut Vec<u8>, reason: &str) {
-    let _ = frame::append_frame(buf, FrameKind::Failed, reason);
 }
 
 /// The function reference a task frame carries for `f`.

@@ -20,6 +20,16 @@ pub fn default(sig: i32) {
     unsafe { libc::signal(sig, libc::SIG_DFL) };
 }
 
+/// Whether `sig` is ignored now (e.g. inherited so through exec).
+pub fn is_ignored(sig: i32) -> bool {
+    // SAFETY: reading the current action into a zeroed struct we own; a null
+    // new action changes nothing.
+    unsafe {
+        let mut old: libc::sigaction = std::mem::zeroed();
+        libc::sigaction(sig, std::ptr::null(), &mut old) == 0 && old.sa_sigaction == libc::SIG_IGN
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::super::fork::{self, Forked};
@@ -33,9 +43,13 @@ mod tests {
         match unsafe { fork::fork() }.unwrap() {
             Forked::Child => {
                 super::ignore(libc::SIGUSR1);
+                let seen = super::is_ignored(libc::SIGUSR1);
                 // SAFETY: raise with a valid signal number.
                 unsafe { libc::raise(libc::SIGUSR1) };
                 super::default(libc::SIGUSR1);
+                if !seen || super::is_ignored(libc::SIGUSR1) {
+                    fork::exit_now(3);
+                }
                 // SAFETY: as above.
                 unsafe { libc::raise(libc::SIGUSR1) };
                 fork::exit_now(0)
