@@ -84,53 +84,23 @@ fn descendants(pid: u32) -> Vec<u32> {
 /// After the attempts: nothing of ours left, alive or zombie (the fork
 /// server itself, which outlives its children by design, aside).
 fn assert_nothing_left(attempts: &str) {
-    // A spare that ended (they do, under descriptor exhaustion) is the
-    // server's to reap: it may be a zombie for a moment, never for long.
-    let deadline = std::time::Instant::now() + Duration::from_secs(10);
-    loop {
-        let (left, spares_ending) = left_behind();
-        if left.is_empty() {
-            return;
-        }
-        if std::time::Instant::now() > deadline || !spares_ending {
-            panic!("{attempts}: left behind (pid, state): {left:?}");
-        }
-        std::thread::yield_now();
-    }
-}
-
-/// What is left of ours (pid, state), and whether all of it is zombies among
-/// the fork server's own children (spares it has yet to reap).
-fn left_behind() -> (Vec<(u32, char)>, bool) {
     let server = brood::fork_server_pid();
     let mut left: Vec<(u32, char)> = descendants(me())
         .into_iter()
         .filter(|&p| Some(p) != server)
         .filter_map(|p| stat(p).map(|(state, _)| (p, state)))
         .collect();
-    let mine = left.is_empty();
-    let Some(s) = server else {
-        return (left, false);
-    };
-    // The server's spares wait for starts by design: its children that show
-    // as spares, or still as the server itself (forked a moment ago, not yet
-    // titled). A child of a request is titled before it runs.
-    let cmdline = |p: u32| std::fs::read(format!("/proc/{p}/cmdline")).unwrap_or_default();
-    let own = cmdline(s);
-    let spare = |p: &u32| {
-        let c = cmdline(*p);
-        String::from_utf8_lossy(&c).contains("(brood spare)") || c == own
-    };
-    let direct: Vec<u32> = children_of(s).into_iter().filter(|p| !spare(p)).collect();
-    let zombies_only = direct
-        .iter()
-        .all(|&p| stat(p).is_some_and(|(st, _)| st == 'Z'));
-    let deeper = direct
-        .iter()
-        .flat_map(|&p| std::iter::once(p).chain(descendants(p)));
-    left.extend(deeper.filter_map(|p| stat(p).map(|(state, _)| (p, state))));
-    let only_reaping = mine && zombies_only && left.iter().all(|(p, _)| direct.contains(p));
-    (left, only_reaping)
+    if let Some(s) = server {
+        left.extend(
+            descendants(s)
+                .into_iter()
+                .filter_map(|p| stat(p).map(|(state, _)| (p, state))),
+        );
+    }
+    assert!(
+        left.is_empty(),
+        "{attempts}: left behind (pid, state): {left:?}"
+    );
 }
 
 /// Tries `start` for k = 0…10 free descriptors; `finish` ends what started.

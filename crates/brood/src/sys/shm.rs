@@ -1,15 +1,13 @@
-//! Shared memory between processes: a sealed `memfd` mapped by each.
-//!
-//! [`SharedWords`] is a page of `AtomicU64`s that several processes read and
-//! write (the fork server's spare slots): made once by one process, inherited
-//! by its forked children as a mapping, handed to another process as a
-//! descriptor. The creator seals the file against growing and shrinking, and
-//! the other side refuses a file that is not sealed against shrinking: an
-//! unsealed one could be cut short under its mapping and fault on access.
-//! [`SharedCounters`] is three of those words (a pool worker's progress).
+//! Shared memory between two processes: a sealed `memfd` mapped by both.
 //!
 //! [`Region`] is data that one process writes once, seals, and others map
 //! read-only (a pool's shared input and output).
+//!
+//! [`SharedCounters`] is a page of atomic counters that one process writes and
+//! another reads (a pool worker's progress). The creator seals the file against
+//! growing and shrinking, and the other side refuses a file that is not sealed
+//! against shrinking: an unsealed one could be cut short under its mapping and
+//! fault on access.
 //!
 //! # References
 //! memfd_create(2), fcntl(2) (`F_ADD_SEALS`, `F_GET_SEALS`), mmap(2).
@@ -19,14 +17,19 @@ use std::os::fd::{AsFd, AsRawFd, BorrowedFd, FromRawFd, OwnedFd};
 use std::ptr::NonNull;
 use std::sync::atomic::AtomicU64;
 
-/// The counters of a pool worker's page.
+/// The counters of one shared page.
 pub type Counters = [AtomicU64; 3];
+const SIZE: usize = std::mem::size_of::<Counters>();
 
-/// Three `AtomicU64`s in memory shared with another process: the first words
-/// of a [`SharedWords`] page.
+/// Three `AtomicU64`s in memory shared with another process.
 pub struct SharedCounters {
-    page: SharedWords,
+    ptr: NonNull<Counters>,
 }
+
+// SAFETY: the mapping is only accessed through atomics, and lives until Drop.
+unsafe impl Send for SharedCounters {}
+// SAFETY: as above.
+unsafe impl Sync for SharedCounters {}
 
 fn check(rc: libc::c_int) -> io::Result<libc::c_int> {
     if rc < 0 {
@@ -40,49 +43,10 @@ impl SharedCounters {
     /// A fresh sealed page of zeroed counters, and its descriptor for the other
     /// process.
     pub fn create() -> io::Result<(SharedCounters, OwnedFd)> {
-        let (page, fd) = SharedWords::create()?;
-        Ok((SharedCounters { page }, fd))
-    }
-
-    /// The page behind another process's descriptor, which must be sealed
-    /// against shrinking and large enough.
-    pub fn open(fd: BorrowedFd<'_>) -> io::Result<SharedCounters> {
-        SharedWords::open(fd).map(|page| SharedCounters { page })
-    }
-
-    /// The counters.
-    pub fn get(&self) -> &Counters {
-        self.page.words()[..3]
-            .try_into()
-            .expect("a page holds more than three words")
-    }
-}
-
-/// One page of `AtomicU64`s shared between processes (see the module doc).
-pub struct SharedWords {
-    ptr: NonNull<AtomicU64>,
-    len: usize,
-}
-
-// SAFETY: the mapping is only accessed through atomics, and lives until Drop.
-unsafe impl Send for SharedWords {}
-// SAFETY: as above.
-unsafe impl Sync for SharedWords {}
-
-/// The bytes of a [`SharedWords`] mapping: one page.
-const PAGE: usize = 4096;
-
-impl SharedWords {
-    /// The most words a [`SharedWords`] page holds.
-    pub const MAX: usize = PAGE / std::mem::size_of::<AtomicU64>();
-
-    /// A fresh sealed page of zeroed words, and its descriptor for another
-    /// process.
-    pub fn create() -> io::Result<(SharedWords, OwnedFd)> {
         // SAFETY: the name is a valid C string; the flags are valid.
         let fd = check(unsafe {
             libc::memfd_create(
-                c"brood-words".as_ptr(),
+                c"brood-shared".as_ptr(),
                 libc::MFD_CLOEXEC | libc::MFD_ALLOW_SEALING,
             )
         })?;
@@ -90,20 +54,20 @@ impl SharedWords {
         let fd = unsafe { OwnedFd::from_raw_fd(fd) };
         // SAFETY: plain system calls on our own descriptor.
         unsafe {
-            check(libc::ftruncate(fd.as_raw_fd(), PAGE as libc::off_t))?;
+            check(libc::ftruncate(fd.as_raw_fd(), SIZE as libc::off_t))?;
             check(libc::fcntl(
                 fd.as_raw_fd(),
                 libc::F_ADD_SEALS,
                 libc::F_SEAL_SHRINK | libc::F_SEAL_GROW | libc::F_SEAL_SEAL,
             ))?;
         }
-        let page = SharedWords::map(fd.as_raw_fd())?;
+        let page = SharedCounters::map(fd.as_raw_fd())?;
         Ok((page, fd))
     }
 
     /// The page behind another process's descriptor, which must be sealed
-    /// against shrinking and a page long.
-    pub fn open(fd: BorrowedFd<'_>) -> io::Result<SharedWords> {
+    /// against shrinking and large enough.
+    pub fn open(fd: BorrowedFd<'_>) -> io::Result<SharedCounters> {
         // SAFETY: F_GET_SEALS on a descriptor we hold.
         let seals = check(unsafe { libc::fcntl(fd.as_raw_fd(), libc::F_GET_SEALS) })?;
         if seals & libc::F_SEAL_SHRINK == 0 {
@@ -116,22 +80,22 @@ impl SharedWords {
         let mut st: libc::stat = unsafe { std::mem::zeroed() };
         // SAFETY: as above.
         check(unsafe { libc::fstat(fd.as_raw_fd(), &mut st) })?;
-        if (st.st_size as usize) < PAGE {
+        if (st.st_size as usize) < SIZE {
             return Err(io::Error::new(
                 io::ErrorKind::InvalidData,
                 "the shared page is too small",
             ));
         }
-        SharedWords::map(fd.as_raw_fd())
+        SharedCounters::map(fd.as_raw_fd())
     }
 
-    fn map(fd: libc::c_int) -> io::Result<SharedWords> {
-        // SAFETY: a new shared mapping of one page of a file at least that
-        // long (sealed against shrinking); the kernel picks the address.
+    fn map(fd: libc::c_int) -> io::Result<SharedCounters> {
+        // SAFETY: a new shared mapping of SIZE bytes of a file at least that long
+        // (sealed against shrinking); the kernel picks the address.
         let ptr = unsafe {
             libc::mmap(
                 std::ptr::null_mut(),
-                PAGE,
+                SIZE,
                 libc::PROT_READ | libc::PROT_WRITE,
                 libc::MAP_SHARED,
                 fd,
@@ -141,26 +105,23 @@ impl SharedWords {
         if ptr == libc::MAP_FAILED {
             return Err(io::Error::last_os_error());
         }
-        let ptr = NonNull::new(ptr.cast::<AtomicU64>()).ok_or_else(io::Error::last_os_error)?;
-        Ok(SharedWords {
-            ptr,
-            len: SharedWords::MAX,
-        })
+        let ptr = NonNull::new(ptr.cast::<Counters>()).ok_or_else(io::Error::last_os_error)?;
+        Ok(SharedCounters { ptr })
     }
 
-    /// The words.
-    pub fn words(&self) -> &[AtomicU64] {
-        // SAFETY: the mapping is page-aligned, `len` words long, zero-filled at
-        // creation (valid `AtomicU64`s), and mapped until Drop.
-        unsafe { std::slice::from_raw_parts(self.ptr.as_ptr(), self.len) }
+    /// The counters.
+    pub fn get(&self) -> &Counters {
+        // SAFETY: the mapping is page-aligned, SIZE bytes long, zero-filled at
+        // creation (a valid `[AtomicU64; 3]`), and mapped until Drop.
+        unsafe { self.ptr.as_ref() }
     }
 }
 
-impl Drop for SharedWords {
+impl Drop for SharedCounters {
     fn drop(&mut self) {
         // SAFETY: unmapping exactly the mapping made in `map`; no reference to
         // it outlives `self`.
-        unsafe { libc::munmap(self.ptr.as_ptr().cast(), PAGE) };
+        unsafe { libc::munmap(self.ptr.as_ptr().cast(), SIZE) };
     }
 }
 
@@ -398,32 +359,5 @@ mod tests {
                 .bytes()
                 .is_empty()
         );
-    }
-
-    #[test]
-    fn a_page_of_words_is_shared_with_a_second_mapping_and_a_forked_child() {
-        let (mine, fd) = SharedWords::create().unwrap();
-        let theirs = SharedWords::open(fd.as_fd()).unwrap();
-        assert_eq!(mine.words().len(), SharedWords::MAX);
-        mine.words()[SharedWords::MAX - 1].store(7, Ordering::Release);
-        assert_eq!(
-            theirs.words()[SharedWords::MAX - 1].load(Ordering::Acquire),
-            7
-        );
-        // A forked child writes through the mapping it inherited.
-        // SAFETY: the child only stores to an atomic and _exits.
-        match unsafe { crate::sys::fork::fork() }.unwrap() {
-            crate::sys::fork::Forked::Child => {
-                mine.words()[3].store(99, Ordering::SeqCst);
-                crate::sys::fork::exit_now(0)
-            }
-            crate::sys::fork::Forked::Parent(pid) => {
-                let pid = rustix::process::Pid::from_raw(pid as i32);
-                rustix::process::waitpid(pid, rustix::process::WaitOptions::empty()).unwrap();
-            }
-        }
-        assert_eq!(theirs.words()[3].load(Ordering::SeqCst), 99);
-        let plain = std::fs::File::open("/proc/self/exe").unwrap();
-        assert!(SharedWords::open(plain.as_fd()).is_err());
     }
 }

@@ -81,43 +81,4 @@ impl Watcher {
         ready.extend(events.iter().map(|e| e.data.u64()));
         Ok(())
     }
-
-    /// Whether any member is readable now (`epoll_wait` with a zero
-    /// timeout). Level-triggered, so what this sees is reported again by the
-    /// next [`Watcher::wait`]. An error counts as "something is ready": the
-    /// caller then waits, rather than doing optional work.
-    pub fn any_ready(&self) -> bool {
-        let mut events: Vec<epoll::Event> = Vec::with_capacity(1);
-        let zero = rustix::event::Timespec {
-            tv_sec: 0,
-            tv_nsec: 0,
-        };
-        !matches!(
-            epoll::wait(
-                &self.epoll,
-                rustix::buffer::spare_capacity(&mut events),
-                Some(&zero),
-            ),
-            Ok(0)
-        )
-    }
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn any_ready_says_whether_a_member_is_readable_and_consumes_nothing() {
-        let w = Watcher::new().unwrap();
-        let (r, wr) = crate::sys::pipe::pipe().unwrap();
-        w.add(&r, 7).unwrap();
-        assert!(!w.any_ready());
-        crate::sys::pipe::write_all(wr.as_fd(), b"x").unwrap();
-        assert!(w.any_ready());
-        // Level-triggered: the next wait still reports it.
-        let mut ready = Vec::new();
-        w.wait(&mut ready).unwrap();
-        assert_eq!(ready, vec![7]);
-    }
 }

@@ -46,8 +46,8 @@ impl Request {
 pub(crate) enum ToServer {
     /// The first message, with the client's pidfd attached: the soft
     /// descriptor limit the server's children start with (the client's own,
-    /// as the program set it), and how many spares to keep ready.
-    Hello { nofile: u64, spares: u32 },
+    /// as the program set it).
+    Hello { nofile: u64 },
     /// Fork a child for `req`; the argument pipe's read end and the result
     /// pipe's write end are attached, and maybe a third descriptor that the
     /// child's function takes (a pool worker's channel).
@@ -68,13 +68,8 @@ pub(crate) enum ToServer {
 /// Fork server → client.
 #[derive(Debug, Serialize, Deserialize)]
 pub(crate) enum ToClient {
-    /// The server is up (answers `Hello`). With `spares > 0`, the spares'
-    /// shared page is attached, and `spares` [`ToClient::Channel`] messages
-    /// came first.
-    Ready { pid: u32, spares: u32 },
-    /// Before `Ready`: the client's end of spare slot `slot`'s channel is
-    /// attached.
-    Channel { slot: u32 },
+    /// The server is up (answers `Hello`).
+    Ready { pid: u32 },
     /// The child for request `id` runs; its pidfd is attached.
     Started { id: u64, pid: u32 },
     /// Request `id` could not be started: what failed, and the kernel's errno.
@@ -85,20 +80,6 @@ pub(crate) enum ToClient {
     },
     /// A child ended: its classic wait status.
     Exited { pid: u32, status: i32 },
-}
-
-/// Client → a spare of the fork server, on its slot's channel: become the
-/// child for request `id`. Attached: the argument pipe's read end, the result
-/// pipe's write end, maybe one descriptor the function takes. `generation`
-/// names the spare the client claimed, so that a request meant for a spare
-/// that died is never taken by the one that replaced it; `title` is what
-/// `ps` shows for the child.
-#[derive(Debug, Serialize, Deserialize)]
-pub(crate) struct ToSpare {
-    pub(crate) generation: u64,
-    pub(crate) id: u64,
-    pub(crate) req: Request,
-    pub(crate) title: String,
 }
 
 /// What a pool worker starts with (its channel is handed down beside it).

@@ -3,15 +3,14 @@
 //! statuses.
 
 use super::SERVER;
-use super::slots::{self, Slots};
-use crate::policy::{Policy, Tree};
+use crate::policy::Policy;
 use crate::process::child::{fn_ref, send_arg};
 use crate::process::spawn::{SELF_EXE, argv0, this_program, title};
 use crate::runtime::ENV;
 use crate::runtime::spawn_own_thread;
 use crate::sys::forklocal::ForkLocal;
 use crate::sys::{self, pidfd, socket};
-use crate::wire::{self, Request, ToClient, ToServer, ToSpare};
+use crate::wire::{self, Request, ToClient, ToServer};
 use crate::{Child, Error, ExitStatus, Result};
 use serde::{Serialize, de::DeserializeOwned};
 use std::collections::HashMap;
@@ -31,15 +30,6 @@ pub(crate) struct Conn {
     server_pid: u32,
     dead: AtomicBool,
     state: Mutex<State>,
-    /// The server's spares (see `zygote`), if it keeps any.
-    spares: Option<Spares>,
-}
-
-/// The client's view of the spares: the shared slots and its end of each
-/// slot's channel.
-struct Spares {
-    slots: Slots,
-    channels: Vec<OwnedFd>,
 }
 
 #[derive(Default)]
@@ -149,11 +139,8 @@ fn launch() -> Result<Arc<Conn>> {
     drop(cmd);
     // The server gives its children the descriptor limit ours would get.
     let nofile = crate::fdlimit::for_children().unwrap_or(sys::rlimit::nofile().0);
-    let hello = wire::encode(&ToServer::Hello {
-        nofile,
-        spares: slots::wanted(),
-    })
-    .map_err(|e| err("encoding", std::io::Error::other(e)))?;
+    let hello = wire::encode(&ToServer::Hello { nofile })
+        .map_err(|e| err("encoding", std::io::Error::other(e)))?;
     let ready = socket::send_with_fds(ours.as_fd(), &hello, &[me.as_fd()]).and_then(|()| {
         if !sys::pidfd::wait_exited(ours.as_fd(), Some(READY_TIMEOUT))? {
             return Err(std::io::Error::new(
@@ -161,38 +148,15 @@ fn launch() -> Result<Arc<Conn>> {
                 "no answer",
             ));
         }
-        // The spares' channels come first, one message each, then `Ready`
-        // with the spares' page.
-        let mut channels = Vec::new();
-        loop {
-            let mut buf = [0u8; 64];
-            let (n, fds) = socket::recv_with_fds(ours.as_fd(), &mut buf)?;
-            match (wire::decode::<ToClient>(&buf[..n]), fds.into_iter().next()) {
-                (Ok(ToClient::Channel { slot }), Some(fd))
-                    if slot as usize == channels.len() && slot < slots::MAX_SPARES as u32 =>
-                {
-                    channels.push(fd);
-                }
-                (Ok(ToClient::Ready { pid, spares }), page) => {
-                    // A page that does not map only costs the spares: every
-                    // start then forks.
-                    let slots = page
-                        .filter(|_| spares as usize == channels.len() && spares > 0)
-                        .and_then(|fd| sys::shm::SharedWords::open(fd.as_fd()).ok())
-                        .map(|page| Spares {
-                            slots: Slots::new(page, spares as usize),
-                            channels: std::mem::take(&mut channels),
-                        });
-                    break Ok((pid, slots));
-                }
-                _ => {
-                    break Err(std::io::Error::new(
-                        std::io::ErrorKind::UnexpectedEof,
-                        "it exited without answering (is brood::init() the first line of main, or \
+        let mut buf = [0u8; 64];
+        let (n, _) = socket::recv_with_fds(ours.as_fd(), &mut buf)?;
+        match wire::decode::<ToClient>(&buf[..n]) {
+            Ok(ToClient::Ready { pid }) => Ok(pid),
+            _ => Err(std::io::Error::new(
+                std::io::ErrorKind::UnexpectedEof,
+                "it exited without answering (is brood::init() the first line of main, or \
                      brood::init_before_main!() in this test file?)",
-                    ));
-                }
-            }
+            )),
         }
     });
     // The intermediate exits as soon as it forked the server. If the handshake
@@ -201,7 +165,7 @@ fn launch() -> Result<Arc<Conn>> {
         let _ = intermediate.kill();
     }
     let _ = intermediate.wait();
-    let (server_pid, spares) = ready.map_err(|e| match e.kind() {
+    let server_pid = ready.map_err(|e| match e.kind() {
         // It ended, or hung up, without answering: it ran the program's own
         // `main` instead of serving.
         std::io::ErrorKind::UnexpectedEof | std::io::ErrorKind::ConnectionReset => {
@@ -217,7 +181,6 @@ fn launch() -> Result<Arc<Conn>> {
         server_pid,
         dead: AtomicBool::new(false),
         state: Mutex::new(State::default()),
-        spares,
     });
     let listener = Arc::clone(&conn);
     spawn_own_thread("brood-forkserver", move || listen(listener)).map_err(|e| err("thread", e))?;
@@ -242,114 +205,12 @@ where
     loop {
         attempt += 1;
         let conn = connection()?;
-        if let Some(started) = ask_spare(&conn, &req, policy, arg, handed_down.as_ref(), name)? {
-            return Ok(started);
-        }
         match ask(&conn, &req, policy, arg, handed_down.as_ref()) {
             Ok(started) => return Ok(started),
             Err(e) if conn.is_dead() && attempt < 2 => drop(e),
             Err(e) => return Err(e),
         }
     }
-}
-
-/// A start handed to a ready spare (see `zygote`): no fork and no answer to
-/// wait for. `None` when no spare can take it (none is ready, the child needs
-/// its own cgroup, or this process is near its descriptor limit): then the
-/// server forks, as [`ask`] asks.
-///
-/// `Tree::Cgroup` children are always forked: `kill` reaches such a child
-/// through its cgroup, which a spare joins only once it has the request, so
-/// a kill right after `start` could miss it.
-fn ask_spare<A: Serialize + 'static>(
-    conn: &Arc<Conn>,
-    req: &Request,
-    policy: Policy,
-    arg: &A,
-    handed_down: Option<&OwnedFd>,
-    name: &str,
-) -> Result<Option<(Child, OwnedFd)>> {
-    let Some(spares) = &conn.spares else {
-        return Ok(None);
-    };
-    if policy.tree == Tree::Cgroup {
-        return Ok(None);
-    }
-    let io = |what: &str, e: std::io::Error| {
-        Error::io(format!("fork server (pid {}): {what}", conn.server_pid), e)
-    };
-    let pipe = || {
-        crate::fdlimit::with_room(sys::pipe::pipe)
-            .map_err(|e| crate::fdlimit::error("the pipes of a fork-server child", e))
-    };
-    let mut msg = ToSpare {
-        generation: u64::MAX,
-        id: u64::MAX,
-        req: req.clone(),
-        title: title(&argv0(), name).to_string_lossy().into_owned(),
-    };
-    // Measured with the largest numbers the claim can put in (postcard's
-    // integers grow with their value): a spare takes at most REQUEST_MAX.
-    match wire::encode(&msg) {
-        Ok(bytes) if bytes.len() <= slots::REQUEST_MAX => {}
-        _ => return Ok(None),
-    }
-    let (arg_r, arg_w) = pipe()?;
-    let (res_r, res_w) = pipe()?;
-    // The spare's pidfd is ours to open: past the line, the server's forked
-    // child (whose pidfd the server may keep) is the one to ask for.
-    if !room_for_pidfd(&res_r) {
-        return Ok(None);
-    }
-    // Claimed, registered and recorded under one lock: the server's report of
-    // its end (it may die at once) is routed by the listener under that lock.
-    let (child, slot, generation, id) = {
-        let mut st = conn.state();
-        if conn.is_dead() {
-            return Ok(None);
-        }
-        let Some((slot, generation, pid, pidfd)) = spares.slots.claim() else {
-            return Ok(None);
-        };
-        st.next_id += 1;
-        let id = st.next_id;
-        let weak = Arc::downgrade(conn);
-        let relay: crate::child::Relay = Box::new(move |sig| match weak.upgrade() {
-            Some(conn) => conn.signal(pid, id, sig),
-            None => Err(std::io::Error::other("the fork server connection is gone")),
-        });
-        match crate::exit::adopt_remote(pid, Some(pidfd), relay, policy) {
-            Ok(child) => {
-                st.kids.insert(pid, child.untracked());
-                st.ids.insert(pid, id);
-                (child, slot, generation, id)
-            }
-            Err(e) => {
-                spares.slots.unclaim(slot, generation, pid);
-                return Err(e);
-            }
-        }
-    };
-    msg.generation = generation;
-    msg.id = id;
-    let mut fds = vec![arg_r.as_fd(), res_w.as_fd()];
-    fds.extend(handed_down.map(|fd| fd.as_fd()));
-    let sent = wire::encode(&msg)
-        .map_err(std::io::Error::other)
-        .and_then(|bytes| socket::send_with_fds(spares.channels[slot].as_fd(), &bytes, &fds));
-    if let Err(e) = sent {
-        // Registered already: it ends, and its end is reported as any.
-        let _ = child.kill();
-        return Err(io("handing a request to a spare", e));
-    }
-    drop(fds);
-    drop((arg_r, res_w));
-    send_arg(
-        arg_w,
-        arg,
-        &format!("a child of the fork server (pid {})", conn.server_pid),
-    )?;
-    Ok(Some((child, res_r)))
 }
 
 fn ask<A: Serialize + 'static>(
@@ -494,7 +355,7 @@ fn listen(conn: Arc<Conn>) {
                     child.set_reported(ExitStatus::from_wait_status(status));
                 }
             }
-            ToClient::Ready { .. } | ToClient::Channel { .. } => {}
+            ToClient::Ready { .. } => {}
         }
     }
     conn.dead.store(true, Ordering::Release);

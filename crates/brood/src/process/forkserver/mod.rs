@@ -17,11 +17,6 @@
 //! no pid-reuse race), reaps the child the moment it ends (never a zombie) and
 //! reports the status; a client thread records it in the [`Child`](crate::Child).
 //!
-//! **Spares.** The server also keeps a few children forked ahead
-//! (`BROOD_FORKSERVER_SPARES`, default 2): most starts hand the request
-//! straight to one of them instead, with no fork and no answer to wait for
-//! (see `zygote`).
-//!
 //! **Lifetimes — decisions.**
 //! - The server is *not* the client's child: it is started through an
 //!   intermediate process that forks it and exits at once. So a `waitpid(-1)` in
@@ -44,20 +39,11 @@
 
 pub(crate) mod client;
 pub(crate) mod server;
-pub(crate) mod slots;
-pub(crate) mod zygote;
 
 /// What `ps` calls the server: `myapp (brood fork server)`.
 const SERVER: &str = "fork server";
 
 /// The pid of this process's fork server, if one is running.
-///
-/// The server keeps `BROOD_FORKSERVER_SPARES` children (default 2, at most
-/// 64, read when the server starts; 0 for none) forked ahead of time, so that
-/// a start is a message to one of them rather than a fork. They show in `ps`
-/// as `myapp (brood spare)`, children of this pid; a start that takes one
-/// returns a child with the spare's pid, and spares die with the server and
-/// with this process.
 ///
 /// ```
 /// # brood::init();

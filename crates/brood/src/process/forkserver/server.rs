@@ -4,7 +4,6 @@
 //! pidfds.
 
 use super::SERVER;
-use super::zygote::{Kid, Spares};
 use crate::process::child::{self, CODE_SETUP};
 use crate::process::spawn::{ignore_sigpipe, title};
 use crate::sys::image;
@@ -16,14 +15,21 @@ use crate::wire::{self, Request, ToClient, ToServer};
 use std::collections::HashMap;
 use std::os::fd::{AsFd, AsRawFd, OwnedFd};
 
-mod spares;
+struct Kid {
+    pid: u32,
+    /// The request it was started for.
+    id: u64,
+    pidfd: OwnedFd,
+    death_signal: i32,
+    /// It leads a process group (or session) that its death signal reaches.
+    group: bool,
+}
 
 /// The server's epoll keys: the client's socket, its pidfd, then each child
-/// (and each spare) as `KEY_KIDS + pid`; the spares' poke pipe last.
+/// as `KEY_KIDS + pid`.
 const KEY_SOCK: u64 = 0;
 const KEY_CLIENT: u64 = 1;
-pub(crate) const KEY_KIDS: u64 = 2;
-const KEY_POKE: u64 = u64::MAX;
+const KEY_KIDS: u64 = 2;
 
 /// At most this many requests are taken per wake-up (see `Server::run`).
 const MESSAGES_PER_WAKE: usize = 64;
@@ -35,23 +41,21 @@ enum Message {
     ClientGone,
 }
 
-pub(crate) struct Server {
+struct Server {
     /// `None` once the client is gone.
-    pub(crate) client: Option<(OwnedFd, OwnedFd)>,
-    pub(crate) kids: HashMap<u32, Kid>,
+    client: Option<(OwnedFd, OwnedFd)>,
+    kids: HashMap<u32, Kid>,
     /// Readiness of the client's socket and pidfd and of every child's pidfd
     /// (`None` only in a new child, which closed it).
-    pub(crate) watcher: Option<Watcher>,
+    watcher: Option<Watcher>,
     me: u32,
-    pub(crate) single: SingleThreaded,
+    single: SingleThreaded,
     /// The client program's name and where our command line lives, so that
     /// each child shows as `myapp (brood Process-3)` rather than as the server.
     program: std::ffi::OsString,
-    pub(crate) args: Option<ArgArea>,
+    args: Option<ArgArea>,
     /// The client's soft descriptor limit, given back to each child.
-    pub(crate) client_nofile: Option<u64>,
-    /// The spares (see `zygote`), if the client wants any.
-    pub(crate) zygote: Option<Spares>,
+    client_nofile: Option<u64>,
 }
 
 /// `init` in the re-executed process: become the server, serve, exit.
@@ -65,7 +69,7 @@ pub(crate) fn main(client: u32) -> ! {
     // Ctrl-C at a terminal reaches the client's whole process group, the
     // server with it; the server is the client's and goes when the client
     // does (CPython's fork server ignores SIGINT too). Its children get the
-    // client's disposition back (`specialise`).
+    // client's disposition back (in `start`).
     CLIENT_IGNORES_SIGINT.store(
         sys::sigaction::is_ignored(libc::SIGINT),
         std::sync::atomic::Ordering::Relaxed,
@@ -125,7 +129,7 @@ impl Server {
         let mut buf = [0u8; 64];
         let (n, fds) =
             socket::recv_with_fds(sock.as_fd(), &mut buf).map_err(|e| format!("hello: {e}"))?;
-        let (Ok(ToServer::Hello { nofile, spares }), Some(client_fd)) =
+        let (Ok(ToServer::Hello { nofile }), Some(client_fd)) =
             (wire::decode(&buf[..n]), fds.into_iter().next())
         else {
             return Err("the client's first message is not a hello with its pidfd".into());
@@ -142,67 +146,32 @@ impl Server {
         // here spares every child the allocation (and its copy-on-write faults).
         let _ = (std::io::stdout(), std::io::stderr());
         let me = sys::getpid();
-        let program = client_program();
-        // No spares is not an error: every start then forks, as without them.
-        let spare_title = title(&program, "spare").to_string_lossy().into_owned();
-        let zygote = (spares > 0)
-            .then(|| Spares::new(spares as usize, spare_title).ok())
-            .flatten();
         let watcher = Watcher::new()
             .and_then(|w| {
                 w.add(&sock, KEY_SOCK)?;
                 w.add(&client_fd, KEY_CLIENT)?;
-                if let Some((z, _)) = &zygote {
-                    w.add(&z.poke_r, KEY_POKE)?;
-                }
                 Ok(w)
             })
             .map_err(|e| format!("epoll: {e}"))?;
-        let (zygote, page) = match zygote {
-            Some((z, theirs)) => {
-                for (slot, fd) in theirs.channels.iter().enumerate() {
-                    let msg = ToClient::Channel { slot: slot as u32 };
-                    send(&sock, &msg, Some(fd.as_fd())).map_err(|e| format!("channel: {e}"))?;
-                }
-                let count = z.slots.count() as u32;
-                (Some(z), Some((theirs.page, count)))
-            }
-            None => (None, None),
-        };
-        let ready = ToClient::Ready {
-            pid: me,
-            spares: page.as_ref().map_or(0, |p| p.1),
-        };
-        send(&sock, &ready, page.as_ref().map(|p| p.0.as_fd()))
-            .map_err(|e| format!("ready: {e}"))?;
+        send(&sock, &ToClient::Ready { pid: me }, None).map_err(|e| format!("ready: {e}"))?;
         Ok(Server {
             client: Some((sock, client_fd)),
             kids: HashMap::new(),
             watcher: Some(watcher),
             me,
             single,
-            program,
+            program: client_program(),
             args: ArgArea::locate().ok(),
             client_nofile: Some(nofile),
-            zygote,
         })
     }
 
     fn run(&mut self) {
-        // Large enough to come from its own zero-filled mapping (calloc over
-        // malloc's mmap threshold): only the pages a request writes are ever
-        // resident, so each fork copies, and each child tears down, one page
-        // of it rather than all of a heap buffer that was cleared.
-        let mut buf = vec![0u8; 256 << 10];
+        let mut buf = vec![0u8; 64 << 10];
         let mut ready = Vec::new();
         loop {
-            if self.client.is_none() && self.kids.is_empty() && !self.has_spares() {
+            if self.client.is_none() && self.kids.is_empty() {
                 return;
-            }
-            // Spares are forked only when nothing is ready: after the
-            // answers and reports of this wake-up, never before them.
-            if self.watcher.as_ref().is_some_and(|w| !w.any_ready()) {
-                self.refill();
             }
             // One epoll set over the client's socket, its pidfd and every
             // child's pidfd: a wake-up costs the same with ten thousand
@@ -228,7 +197,6 @@ impl Server {
                         }
                     }
                     KEY_CLIENT => self.client_gone(),
-                    KEY_POKE => self.poked(),
                     pid => self.reap((pid - KEY_KIDS) as u32),
                 }
             }
@@ -290,14 +258,27 @@ impl Server {
         // `leave_forked_child`).
         match self.single.fork() {
             Ok(Forked::Child) => {
-                self.close_in_child(std::iter::empty());
-                let fds = child::RequestFds {
-                    arg,
-                    out,
-                    handed_down,
-                    cgroup,
+                self.close_in_child();
+                if let Some(soft) = self.client_nofile {
+                    let _ = sys::rlimit::restore_nofile(soft);
+                }
+                if let (Some(area), Some(shown)) = (&self.args, &shown) {
+                    area.set_title(shown);
+                }
+                if !CLIENT_IGNORES_SIGINT.load(std::sync::atomic::Ordering::Relaxed) {
+                    sys::sigaction::default(libc::SIGINT);
+                }
+                // The server itself signals its groups when the client dies.
+                let joins = crate::fork::Joins {
+                    cgroup: cgroup.as_ref().map(AsRawFd::as_raw_fd),
+                    keeper: None,
                 };
-                self.specialise(&req, fds, shown.as_deref(), self.client_nofile)
+                if let Err((step, e)) = crate::fork::arm_child(&req.policy, self.me, joins) {
+                    child::send_failure(out.as_fd(), &format!("{step}: {e}"));
+                    sys::fork::exit_now(CODE_SETUP);
+                }
+                let code = child::run_request(&req, arg, out, handed_down);
+                crate::exit::leave_forked_child(code)
             }
             Ok(Forked::Parent(pid)) => {
                 drop((arg, out, handed_down, cgroup));
@@ -359,50 +340,9 @@ impl Server {
         }
     }
 
-    /// In a new child: what the request asks, in this order — the client's
-    /// descriptor limit, the title, the policy (`fork::arm_child`: signals,
-    /// cgroup, group or session, limits, parent-death signal), then the
-    /// function. Shared by a freshly forked child and a spare.
-    pub(crate) fn specialise(
-        &self,
-        req: &Request,
-        fds: child::RequestFds,
-        shown: Option<&str>,
-        nofile: Option<u64>,
-    ) -> ! {
-        let child::RequestFds {
-            arg,
-            out,
-            handed_down,
-            cgroup,
-        } = fds;
-        if let Some(soft) = nofile {
-            let _ = sys::rlimit::restore_nofile(soft);
-        }
-        if let (Some(area), Some(shown)) = (&self.args, shown) {
-            area.set_title(shown);
-        }
-        if !CLIENT_IGNORES_SIGINT.load(std::sync::atomic::Ordering::Relaxed) {
-            sys::sigaction::default(libc::SIGINT);
-        }
-        // The server itself signals its groups when the client dies.
-        let joins = crate::fork::Joins {
-            cgroup: cgroup.as_ref().map(AsRawFd::as_raw_fd),
-            keeper: None,
-        };
-        if let Err((step, e)) = crate::fork::arm_child(&req.policy, self.me, joins) {
-            child::send_failure(out.as_fd(), &format!("{step}: {e}"));
-            sys::fork::exit_now(CODE_SETUP);
-        }
-        drop(cgroup);
-        let code = child::run_request(req, arg, out, handed_down);
-        crate::exit::leave_forked_child(code)
-    }
-
-    /// In a new child: close the server's descriptors (and `extra`), so that
-    /// the client sees the server's death as the socket's end even while
-    /// children live, and so that no child holds a sibling's or a spare's.
-    pub(crate) fn close_in_child(&mut self, extra: impl Iterator<Item = OwnedFd>) {
+    /// In a new child: close the server's descriptors, so that the client sees
+    /// the server's death as the socket's end even while children live.
+    fn close_in_child(&mut self) {
         if let Some((sock, client)) = self.client.take() {
             drop((sock, client));
         }
@@ -411,19 +351,10 @@ impl Server {
         // high go with one call. Taken whole, so that the map's memory is
         // only read (each page written here would be copied).
         let kids = std::mem::take(&mut self.kids);
-        let spares = self.zygote.take().map(Spares::into_inherited);
-        sys::closerange::close_inherited(
-            kids.into_values()
-                .map(|kid| kid.pidfd)
-                .chain(extra)
-                .chain(spares.into_iter().flatten()),
-        );
+        sys::closerange::close_inherited(kids.into_values().map(|kid| kid.pidfd));
     }
 
     fn reap(&mut self, pid: u32) {
-        if self.reap_spare(pid) {
-            return;
-        }
         let Some(kid) = self.kids.get(&pid) else {
             return;
         };
@@ -455,9 +386,6 @@ impl Server {
             let _ = w.remove(&sock);
             let _ = w.remove(&client);
         }
-        // The spares hear of it first: the unclaimed die, the taken join
-        // the children below.
-        self.spares_client_gone();
         for kid in self.kids.values() {
             if kid.death_signal != 0 {
                 // Its whole group, as a keeper would (its own PDEATHSIG is tied
@@ -470,7 +398,7 @@ impl Server {
         }
     }
 
-    pub(crate) fn reply(&self, msg: &ToClient) {
+    fn reply(&self, msg: &ToClient) {
         let _ = send_ref(&self.client, msg, None);
     }
 }
