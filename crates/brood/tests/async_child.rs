@@ -121,8 +121,12 @@ fn a_thousand_children_awaited_at_once_on_one_thread() {
         "brood added {} threads (before {before}, at most {most_threads})",
         most_threads - before
     );
+    // Alone on this 2-vCPU VM the worst tick is 6-10 ms late; one CI run
+    // saw 29 ms (the VM's own noise: the kernel's DAMON thread alone takes
+    // ~8 % of a CPU). A runtime blocked by the starts or the waits would be
+    // late by the whole second they take, which this still tells apart.
     assert!(
-        worst_late <= Duration::from_millis(20),
+        worst_late <= Duration::from_millis(60),
         "the 10 ms timer was {worst_late:?} late"
     );
     cleanup.0.clear();
