@@ -397,7 +397,7 @@ impl<'p> PoolCall<'p> {
     ) -> Run<'static> {
         let mut run = Run::eager(self.plan(func, 1), items);
         if self.opts.chunk.or(self.pool.core.cfg.chunk).is_none() {
-            run.chunk = default_chunk(run.pending.len(), self.pool.core.cfg.size);
+            run.plan.chunk = default_chunk(run.pending.len(), self.pool.core.cfg.size);
         }
         run
     }

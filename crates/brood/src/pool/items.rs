@@ -46,7 +46,12 @@ pub(super) type Source<'s> = Box<dyn FnMut(&mut Vec<u8>, bool) -> Pulled + Send 
 
 /// One `map`'s items and results.
 pub(super) struct Run<'s> {
-    pub(super) func: FnRef,
+    /// What the map is asked for (its `chunk` may be set once the items
+    /// are counted).
+    pub(super) plan: Plan,
+    /// Pulled all at once: the arena lives as long as the map, and no
+    /// window is kept.
+    eager: bool,
     /// The items of the window, encoded one after the other; `origin` is the
     /// offset of `args[0]` in the map's whole stream of arguments.
     args: Vec<u8>,
@@ -60,25 +65,18 @@ pub(super) struct Run<'s> {
     pulled: usize,
     /// Where further items come from; `None` once exhausted.
     source: Option<Source<'s>>,
-    /// The most items pulled and not yet answered.
-    window: usize,
     /// Set when no worker can run anything: items pulled from now on fail
     /// with this at once.
     broken: Option<String>,
     /// Items with a function or timeouts of their own (submitted tasks).
     own: HashMap<usize, Own>,
-    pub(super) soft_timeout: Option<Duration>,
-    /// Called as results are taken, with the count so far.
-    pub(super) progress: Option<(ProgressFn, usize)>,
+    /// Failed items taken so far (for the progress callback).
+    failed: usize,
     pub(super) pending: VecDeque<usize>,
     /// Result bytes of the items in `ready`; emptied whenever `ready` is.
     pub(super) results: Vec<u8>,
     pub(super) ready: VecDeque<(usize, Outcome)>,
     pub(super) yielded: usize,
-    pub(super) chunk: usize,
-    pub(super) timeout: Option<Duration>,
-    pub(super) max_tasks: Option<usize>,
-    pub(super) max_memory: Option<u64>,
     /// The shared data each item of the window names (most name none).
     shares: HashMap<usize, Vec<Sharing>>,
     /// Shared data the workers' results named, for decoding them.
@@ -117,7 +115,7 @@ impl<'s> Run<'s> {
         plan: Plan,
         items: impl IntoIterator<Item = A>,
     ) -> Run<'s> {
-        let mut run = Run::empty(plan, None, usize::MAX);
+        let mut run = Run::empty(plan, None, true);
         for item in items {
             run.pull_with(|arena| encode(&item, arena));
         }
@@ -126,13 +124,15 @@ impl<'s> Run<'s> {
 
     /// A map that pulls from `source` only as workers need items.
     pub(super) fn lazy(plan: Plan, source: Source<'s>) -> Run<'s> {
-        let window = plan.window.max(1);
-        Run::empty(plan, Some(source), window)
+        Run::empty(plan, Some(source), false)
     }
 
-    fn empty(plan: Plan, source: Option<Source<'s>>, window: usize) -> Run<'s> {
+    fn empty(mut plan: Plan, source: Option<Source<'s>>, eager: bool) -> Run<'s> {
+        plan.chunk = plan.chunk.max(1);
+        plan.window = plan.window.max(1);
         Run {
-            func: plan.func,
+            plan,
+            eager,
             args: Vec::new(),
             origin: 0,
             spans: VecDeque::new(),
@@ -140,21 +140,15 @@ impl<'s> Run<'s> {
             base: 0,
             pulled: 0,
             source,
-            window,
             broken: None,
             pending: VecDeque::new(),
             results: Vec::new(),
             ready: VecDeque::new(),
             yielded: 0,
-            chunk: plan.chunk.max(1),
-            timeout: plan.timeout,
-            max_tasks: plan.max_tasks,
-            max_memory: plan.max_memory,
             shares: HashMap::new(),
             inbox: Inbox::new(),
             own: HashMap::new(),
-            soft_timeout: plan.soft_timeout,
-            progress: plan.progress.map(|f| (f, 0)),
+            failed: 0,
         }
     }
 
@@ -176,7 +170,7 @@ impl<'s> Run<'s> {
     /// Pulls items until `want` wait to be handed out, the window is full or
     /// the input ends.
     pub(super) fn refill(&mut self, want: usize) {
-        while self.pending.len() < want && self.spans.len() < self.window {
+        while self.pending.len() < want && self.spans.len() < self.plan.window {
             let Some(mut source) = self.source.take() else {
                 return;
             };
@@ -243,8 +237,7 @@ impl<'s> Run<'s> {
         if !self.own.is_empty() {
             self.own.remove(&idx);
         }
-        if self.window == usize::MAX {
-            // Pulled all at once: the arena lives as long as the map.
+        if self.eager {
             return;
         }
         if let Some(a) = idx
@@ -286,7 +279,7 @@ impl<'s> Run<'s> {
         }
         // Some items past those, so that the map moves on (a little at a
         // time: the input may be endless).
-        self.refill(self.chunk);
+        self.refill(self.plan.chunk);
     }
 
     /// Copies a result's bytes into the arena.
@@ -305,39 +298,39 @@ impl<'s> Run<'s> {
 
     /// The function item `idx` runs with.
     fn func_of(&self, idx: usize) -> FnRef {
-        self.own.get(&idx).and_then(|o| o.func).unwrap_or(self.func)
+        self.own
+            .get(&idx)
+            .and_then(|o| o.func)
+            .unwrap_or(self.plan.func)
     }
 
     /// The hard timeout of item `idx`.
     pub(super) fn timeout_of(&self, idx: usize) -> Option<Duration> {
-        match self.own.get(&idx) {
-            Some(o) if o.timeout.is_some() => o.timeout,
-            _ => self.timeout,
-        }
+        self.own
+            .get(&idx)
+            .and_then(|o| o.timeout)
+            .or(self.plan.timeout)
     }
 
     /// The soft timeout of item `idx`.
     pub(super) fn soft_timeout_of(&self, idx: usize) -> Option<Duration> {
-        match self.own.get(&idx) {
-            Some(o) if o.soft_timeout.is_some() => o.soft_timeout,
-            _ => self.soft_timeout,
-        }
+        self.own
+            .get(&idx)
+            .and_then(|o| o.soft_timeout)
+            .or(self.plan.soft_timeout)
     }
 
     /// An item's result was taken: the progress callback hears of it.
     pub(super) fn taken(&mut self, failed: bool) {
-        if self.progress.is_none() {
+        let Some(f) = &self.plan.progress else {
             return;
-        }
-        let total = self.left().map(|left| left + self.yielded);
-        if let Some((f, fails)) = &mut self.progress {
-            *fails += usize::from(failed);
-            f(super::MapProgress {
-                done: self.yielded,
-                failed: *fails,
-                total,
-            });
-        }
+        };
+        self.failed += usize::from(failed);
+        f(super::MapProgress {
+            done: self.yielded,
+            failed: self.failed,
+            total: self.left().map(|left| left + self.yielded),
+        });
     }
 
     /// The items a worker holds while more wait: two chunks, and with small
@@ -346,10 +339,10 @@ impl<'s> Run<'s> {
     /// one write. Under a memory limit only the two chunks: a worker past
     /// it finishes what it holds before it retires.
     pub(super) fn depth(&self) -> usize {
-        if self.max_memory.is_some() {
-            2 * self.chunk
+        if self.plan.max_memory.is_some() {
+            2 * self.plan.chunk
         } else {
-            (2 * self.chunk).max(MIN_INFLIGHT)
+            (2 * self.plan.chunk).max(MIN_INFLIGHT)
         }
     }
 
@@ -382,8 +375,8 @@ impl<'s> Run<'s> {
             return;
         }
         while w.inflight.len() < depth && !self.pending.is_empty() {
-            let mut n = self.chunk.min(self.pending.len());
-            if let Some(max) = self.max_tasks {
+            let mut n = self.plan.chunk.min(self.pending.len());
+            if let Some(max) = self.plan.max_tasks {
                 n = n.min(max.saturating_sub(w.assigned));
             }
             // One function per task frame.
@@ -419,7 +412,7 @@ impl<'s> Run<'s> {
             frame::end_frame(&mut w.out, start);
             w.assigned += n;
         }
-        if self.max_tasks.is_some_and(|max| w.assigned >= max) {
+        if self.plan.max_tasks.is_some_and(|max| w.assigned >= max) {
             w.push_quit();
         }
     }
@@ -518,6 +511,31 @@ mod tests {
         );
         run.refill(10);
         assert_eq!(run.arg(160), postcard::to_allocvec(&160u64).unwrap());
+    }
+
+    /// The submitted tasks' map has no bound on what it pulls (the queue
+    /// holds them already), but what is answered still leaves the arena: it
+    /// used to stay for as long as the thread of submitted tasks ran.
+    #[test]
+    fn an_unbounded_lazy_map_still_drops_what_is_answered() {
+        let mut run = Run::lazy(plan(usize::MAX), encoding(0u64..1000));
+        run.refill(usize::MAX);
+        assert_eq!(run.pending.len(), 1000);
+        let answered: Vec<usize> = run.pending.drain(..).collect();
+        for idx in answered {
+            run.finish(
+                idx,
+                Err(TaskError::Failed {
+                    reason: String::new(),
+                }),
+            );
+        }
+        assert!(
+            run.args.is_empty(),
+            "the arena kept {} bytes",
+            run.args.len()
+        );
+        assert!(run.spans.is_empty());
     }
 
     #[test]

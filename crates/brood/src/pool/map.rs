@@ -78,7 +78,7 @@ impl<'a, R: DeserializeOwned + 'static> MapUnordered<'a, R> {
         if inner.closed {
             return Err(Error::PoolClosed);
         }
-        run.refill(run.chunk);
+        run.refill(run.plan.chunk);
         // Shared data of earlier maps that we no longer hold: the workers
         // let go of it too.
         for w in inner.slots.iter_mut().flatten() {
@@ -127,14 +127,14 @@ impl<'a, R: DeserializeOwned + 'static> MapUnordered<'a, R> {
         let (inner, run) = (&mut *self.inner, &mut self.run);
         // Enough items for every worker's two chunks, pulled only now: the
         // input is read as fast as the workers take it, no faster.
-        run.refill(inner.live() * run.depth() + run.chunk);
+        run.refill(inner.live() * run.depth() + run.plan.chunk);
         if run.done() {
             // A source of submitted tasks ended just now.
             return Turn::Moved;
         }
         // A chunk to every worker first, then more to each: a few slow items
         // spread over the workers rather than queue behind one.
-        for depth in [run.chunk, run.depth()] {
+        for depth in [run.plan.chunk, run.depth()] {
             for w in inner.slots.iter_mut().flatten() {
                 run.dispatch(w, depth);
             }

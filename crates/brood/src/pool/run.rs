@@ -438,7 +438,7 @@ pub(super) fn parse(w: &mut Worker, run: &mut Run<'_>) -> bool {
         w.inbuf.drain(..pos);
         // Results came: a worker over its memory finishes what it holds and
         // retires (read once per batch of results, not per turn).
-        if let Some(max) = run.max_memory
+        if let Some(max) = run.plan.max_memory
             && !w.quitting
             && crate::sys::procfs::rss_bytes(w.pid()).is_some_and(|rss| rss > max)
         {
