@@ -215,8 +215,7 @@ impl<'a, R: DeserializeOwned + 'static> MapUnordered<'a, R> {
             }
             if slot == WAKE {
                 if let Some(fd) = self.wake {
-                    let mut sink = [0u8; 64];
-                    while matches!(crate::sys::pipe::read(fd, &mut sink), Ok(n) if n > 0) {}
+                    crate::sys::pipe::drain(fd);
                 }
                 continue;
             }

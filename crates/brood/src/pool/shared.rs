@@ -45,9 +45,10 @@ thread_local! {
     static OUTBOX: RefCell<Option<Vec<Sharing>>> = const { RefCell::new(None) };
     /// While one is decoded: the regions the receiver has.
     static INBOX: RefCell<Option<Inbox>> = const { RefCell::new(None) };
-    /// A `SharedSlice` was met outside `collecting`.
-    static MET: std::cell::Cell<bool> = const { std::cell::Cell::new(false) };
 }
+
+/// Why a `SharedSlice` refuses to be encoded outside `collecting`.
+const OUTSIDE: &str = "a SharedSlice crosses only in a pool task's argument or result";
 
 /// Encodes a value for crossing with `encode` (which must start afresh each
 /// time it is called): first as plain bytes, which is all that almost every
@@ -57,9 +58,9 @@ thread_local! {
 pub(super) fn crossing<T, E>(
     mut encode: impl FnMut() -> Result<T, E>,
 ) -> (Result<T, E>, Vec<Sharing>) {
-    MET.with(|m| m.set(false));
+    frame::forget_refusal();
     let first = encode();
-    if first.is_ok() || !MET.with(|m| m.replace(false)) {
+    if first.is_ok() || frame::refusal() != Some(OUTSIDE) {
         return (first, Vec::new());
     }
     frame::forget_refusal();
@@ -357,10 +358,8 @@ impl<T: Pod> Serialize for SharedSlice<T> {
             None => false,
         });
         if !named {
-            const WHY: &str = "a SharedSlice crosses only in a pool task's argument or result";
-            MET.with(|m| m.set(true));
-            frame::refuse(WHY);
-            return Err(S::Error::custom(WHY));
+            frame::refuse(OUTSIDE);
+            return Err(S::Error::custom(OUTSIDE));
         }
         Handle {
             id: self.sharing.id,

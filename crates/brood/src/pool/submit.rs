@@ -89,12 +89,7 @@ struct OnceWake(std::sync::OnceLock<Option<(OwnedFd, OwnedFd)>>);
 impl OnceWake {
     fn get(&self) -> Option<&(OwnedFd, OwnedFd)> {
         self.0
-            .get_or_init(|| {
-                let (r, w) = crate::sys::pipe::pipe().ok()?;
-                crate::sys::pipe::set_nonblocking(r.as_fd(), true).ok()?;
-                crate::sys::pipe::set_nonblocking(w.as_fd(), true).ok()?;
-                Some((r, w))
-            })
+            .get_or_init(|| crate::sys::pipe::wake_pipe().ok())
             .as_ref()
     }
 

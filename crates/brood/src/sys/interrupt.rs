@@ -16,7 +16,7 @@
 //! sigaction(2), signal-safety(7), pipe(2).
 
 use std::io;
-use std::os::fd::{AsFd, AsRawFd, BorrowedFd, OwnedFd};
+use std::os::fd::{AsRawFd, BorrowedFd, OwnedFd};
 use std::sync::Mutex;
 use std::sync::atomic::{AtomicBool, AtomicI32, AtomicU64, Ordering};
 
@@ -74,9 +74,7 @@ impl InterruptWatch {
                 return Err(io::Error::last_os_error());
             }
             if old.sa_sigaction == libc::SIG_DFL {
-                let (r, w) = super::pipe::pipe()?;
-                super::pipe::set_nonblocking(r.as_fd(), true)?;
-                super::pipe::set_nonblocking(w.as_fd(), true)?;
+                let (r, w) = super::pipe::wake_pipe()?;
                 WRITE_FD.store(w.as_raw_fd(), Ordering::SeqCst);
                 // SAFETY: a zeroed sigaction with our handler, an empty mask
                 // and SA_RESTART: the handler is async-signal-safe (above).
@@ -122,8 +120,7 @@ impl InterruptWatch {
     /// Empties the pipe (after a wake-up).
     pub fn drain(&self) {
         if let Some(fd) = self.read {
-            let mut sink = [0u8; 64];
-            while matches!(super::pipe::read(fd, &mut sink), Ok(n) if n > 0) {}
+            super::pipe::drain(fd);
         }
     }
 }
@@ -158,6 +155,7 @@ mod tests {
     use super::super::fork::{self, Forked};
     use super::super::pidfd;
     use super::*;
+    use std::os::fd::AsFd;
 
     #[test]
     fn a_watch_sees_sigint_and_the_default_comes_back() {

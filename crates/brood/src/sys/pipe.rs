@@ -24,6 +24,25 @@ pub fn pipe() -> io::Result<(OwnedFd, OwnedFd)> {
     Ok(unsafe { (OwnedFd::from_raw_fd(fds[0]), OwnedFd::from_raw_fd(fds[1])) })
 }
 
+/// `pipe2(O_CLOEXEC | O_NONBLOCK)`: a self-pipe, whose read end wakes a
+/// `poll` (a signal handler or another thread writes a byte; a full pipe
+/// already says the same, so writes may fail with `EAGAIN`).
+pub fn wake_pipe() -> io::Result<(OwnedFd, OwnedFd)> {
+    let mut fds = [0 as RawFd; 2];
+    // SAFETY: `fds` is a valid array of two ints for the kernel to fill.
+    if unsafe { libc::pipe2(fds.as_mut_ptr(), libc::O_CLOEXEC | libc::O_NONBLOCK) } != 0 {
+        return Err(io::Error::last_os_error());
+    }
+    // SAFETY: two fresh descriptors that nothing else owns.
+    Ok(unsafe { (OwnedFd::from_raw_fd(fds[0]), OwnedFd::from_raw_fd(fds[1])) })
+}
+
+/// Empties the read end of a [`wake_pipe`] (after it woke a `poll`).
+pub fn drain(fd: BorrowedFd<'_>) {
+    let mut sink = [0u8; 64];
+    while matches!(read(fd, &mut sink), Ok(n) if n > 0) {}
+}
+
 /// `fcntl(fd, F_SETPIPE_SZ, bytes)`; best effort (the kernel may refuse or round).
 pub fn set_pipe_size(fd: BorrowedFd<'_>, bytes: usize) {
     // SAFETY: an fcntl on a borrowed, open descriptor with an integer argument.
@@ -190,4 +209,27 @@ pub fn borrow_std(fd: RawFd) -> BorrowedFd<'static> {
     // SAFETY: the standard descriptors stay open (brood only ever dup2s onto
     // them, which keeps the number open).
     unsafe { BorrowedFd::borrow_raw(fd) }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_wake_pipe_never_blocks_and_drains_empty() {
+        let (r, w) = wake_pipe().unwrap();
+        let mut b = [0u8; 1];
+        assert_eq!(
+            read(r.as_fd(), &mut b).unwrap_err().kind(),
+            io::ErrorKind::WouldBlock
+        );
+        // Filled up: the write that no longer fits fails instead of waiting.
+        let big = vec![1u8; 1 << 20];
+        while write_some(w.as_fd(), &big).is_ok() {}
+        drain(r.as_fd());
+        assert_eq!(
+            read(r.as_fd(), &mut b).unwrap_err().kind(),
+            io::ErrorKind::WouldBlock
+        );
+    }
 }

@@ -129,6 +129,11 @@ pub(crate) fn refuse(why: &'static str) {
     REFUSED.with(|r| r.set(Some(why)));
 }
 
+/// The refusal recorded since the last was taken or forgotten, if any.
+pub(crate) fn refusal() -> Option<&'static str> {
+    REFUSED.with(|r| r.get())
+}
+
 /// Forgets a refusal (the value was encoded after all, another way).
 pub(crate) fn forget_refusal() {
     REFUSED.with(|r| r.set(None));
