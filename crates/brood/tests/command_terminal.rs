@@ -102,11 +102,7 @@ fn a_timed_run_at_a_terminal_reads_it_and_leaves_nothing_behind() {
     let mut cleanup = Cleanup::default();
     cleanup.add(child.pid());
     master.write_all(b"hello\n").unwrap();
-    let status = child
-        .wait_timeout(Duration::from_secs(30))
-        .unwrap()
-        .expect("ended");
-    assert_eq!(status.code(), Some(0), "{status}");
+    ends_with_zero(&child, Duration::from_secs(30), "the copy at the terminal");
 }
 
 #[test]
@@ -146,11 +142,7 @@ fn ctrl_c_reaches_a_foreground_group_child_and_the_terminal_comes_back() {
     // Ctrl-C, as typed: the terminal sends SIGINT to its foreground group,
     // which is cat's — not ours, so we live on.
     master.write_all(&[3]).unwrap();
-    let status = child
-        .wait_timeout(Duration::from_secs(30))
-        .unwrap()
-        .expect("ended");
-    assert_eq!(status.code(), Some(0), "{status}");
+    ends_with_zero(&child, Duration::from_secs(30), "the copy at the terminal");
 }
 
 /// `wait` returns only once the terminal is back: the reaper thread and the
@@ -184,9 +176,5 @@ fn wait_returns_only_after_the_terminal_is_back() {
     .unwrap();
     let mut cleanup = Cleanup::default();
     cleanup.add(child.pid());
-    let status = child
-        .wait_timeout(Duration::from_secs(60))
-        .unwrap()
-        .expect("ended");
-    assert_eq!(status.code(), Some(0), "{status}");
+    ends_with_zero(&child, Duration::from_secs(60), "the copy at the terminal");
 }

@@ -46,15 +46,6 @@ fn busy_workers(fifo: &str, n: usize) -> Vec<u32> {
         .collect()
 }
 
-/// The forked copy ends, and with 0 (it checks what the test cannot see).
-fn exits_with_zero(child: &brood::Child, what: &str) {
-    let status = child
-        .wait_timeout(Duration::from_secs(30))
-        .unwrap()
-        .expect("ended");
-    assert_eq!(status.code(), Some(0), "{what} {status}");
-}
-
 /// In a forked copy: a pool of 2 busy with 3 endless items, interrupted by
 /// the test; reports how the call ended and whether the pool still works.
 fn interrupted_program(method: StartMethod, own_group: bool, to_group: bool) {
@@ -120,7 +111,7 @@ fn interrupted_program(method: StartMethod, own_group: bool, to_group: bool) {
     }
     let again = report.line();
     assert!(again.starts_with("again Some(true)"), "{method:?}: {again}");
-    exits_with_zero(&child, &format!("{method:?}"));
+    ends_with_zero(&child, Duration::from_secs(30), &format!("{method:?}"));
 }
 
 #[test]
@@ -161,7 +152,7 @@ fn a_program_that_handles_sigint_itself_keeps_it() {
     .unwrap();
     let mut cleanup = Cleanup::default();
     cleanup.add(child.pid());
-    exits_with_zero(&child, "");
+    ends_with_zero(&child, Duration::from_secs(30), "the forked program");
 }
 
 #[test]
@@ -193,5 +184,5 @@ fn submitted_tasks_fail_as_interrupted() {
     // SAFETY: SIGINT to the forked copy.
     assert_eq!(unsafe { libc::kill(child.pid() as i32, libc::SIGINT) }, 0);
     assert_eq!(report.line(), "interrupted true");
-    exits_with_zero(&child, "");
+    ends_with_zero(&child, Duration::from_secs(30), "the forked program");
 }

@@ -262,3 +262,13 @@ pub fn capture_stderr<T>(f: impl FnOnce() -> T) -> (T, String) {
     }
     (out, String::from_utf8_lossy(&text).into_owned())
 }
+
+/// A forked copy of the test ends within `within`, and with 0 (it checks
+/// what the test cannot see and says so with its exit code).
+pub fn ends_with_zero(child: &brood::Child, within: Duration, what: &str) {
+    let status = child
+        .wait_timeout(within)
+        .unwrap()
+        .unwrap_or_else(|| panic!("{what} did not end within {within:?}"));
+    assert_eq!(status.code(), Some(0), "{what} {status}");
+}
