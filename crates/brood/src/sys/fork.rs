@@ -52,6 +52,18 @@ pub fn exit_now(code: i32) -> ! {
     unsafe { libc::_exit(code) }
 }
 
+/// For tests of process-wide state (signal dispositions): runs `child` in a
+/// forked copy, which `_exit`s with what it returns (or dies trying), and
+/// returns how that copy ended, as `waitid` reports it.
+#[cfg(test)]
+pub fn ending_of(child: impl FnOnce() -> i32) -> super::pidfd::Reap {
+    use std::os::fd::AsFd;
+    let pid = fork_then(|| exit_now(child())).unwrap();
+    let fd = super::pidfd::open(pid).unwrap();
+    super::pidfd::wait_exited(fd.as_fd(), None).unwrap();
+    super::pidfd::try_reap(fd.as_fd()).unwrap()
+}
+
 /// `gettid()`.
 pub fn gettid() -> u32 {
     rustix::thread::gettid().as_raw_nonzero().get() as u32

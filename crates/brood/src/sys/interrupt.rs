@@ -152,68 +152,48 @@ pub fn reset_in_child() {
 
 #[cfg(test)]
 mod tests {
-    use super::super::fork::{self, Forked};
-    use super::super::pidfd;
+    use super::super::{fork, pidfd};
     use super::*;
-    use std::os::fd::AsFd;
 
     #[test]
     fn a_watch_sees_sigint_and_the_default_comes_back() {
-        // In a forked child, so this test's own dispositions are untouched.
-        // SAFETY: the child watches, signals itself and leaves.
-        match unsafe { fork::fork() }.unwrap() {
-            Forked::Child => {
-                let w = InterruptWatch::new().unwrap();
-                let nested = InterruptWatch::new().unwrap();
-                // SAFETY: raise with a valid signal number.
-                unsafe { libc::raise(libc::SIGINT) };
-                let mut fds = [libc::pollfd {
-                    fd: w.fd().map_or(-1, |f| f.as_raw_fd()),
-                    events: libc::POLLIN,
-                    revents: 0,
-                }];
-                let woke = super::super::pipe::poll(&mut fds, 1000).unwrap_or(0) == 1;
-                if !(woke && w.fired() && nested.fired()) {
-                    fork::exit_now(10);
-                }
-                drop(nested);
-                drop(w);
-                // SAFETY: as above; now the default action ends us.
-                unsafe { libc::raise(libc::SIGINT) };
-                fork::exit_now(11)
+        // In a forked copy, so this test's own dispositions are untouched.
+        let ended = fork::ending_of(|| {
+            let w = InterruptWatch::new().unwrap();
+            let nested = InterruptWatch::new().unwrap();
+            // SAFETY: raise with a valid signal number.
+            unsafe { libc::raise(libc::SIGINT) };
+            let mut fds = [libc::pollfd {
+                fd: w.fd().map_or(-1, |f| f.as_raw_fd()),
+                events: libc::POLLIN,
+                revents: 0,
+            }];
+            let woke = super::super::pipe::poll(&mut fds, 1000).unwrap_or(0) == 1;
+            if !(woke && w.fired() && nested.fired()) {
+                return 10;
             }
-            Forked::Parent(pid) => {
-                let fd = pidfd::open(pid).unwrap();
-                pidfd::wait_exited(fd.as_fd(), None).unwrap();
-                assert_eq!(
-                    pidfd::try_reap(fd.as_fd()).unwrap(),
-                    pidfd::Reap::Exited(libc::SIGINT)
-                );
-            }
-        }
+            drop(nested);
+            drop(w);
+            // SAFETY: as above; now the default action ends us.
+            unsafe { libc::raise(libc::SIGINT) };
+            11
+        });
+        assert_eq!(ended, pidfd::Reap::Exited(libc::SIGINT));
     }
 
     #[test]
     fn a_program_that_ignores_sigint_keeps_it() {
-        // SAFETY: as above.
-        match unsafe { fork::fork() }.unwrap() {
-            Forked::Child => {
-                super::super::sigaction::ignore(libc::SIGINT);
-                let w = InterruptWatch::new().unwrap();
-                // SAFETY: raise with a valid signal number.
-                unsafe { libc::raise(libc::SIGINT) };
-                let code = if w.fd().is_none() && !w.fired() {
-                    0
-                } else {
-                    10
-                };
-                fork::exit_now(code)
+        let ended = fork::ending_of(|| {
+            super::super::sigaction::ignore(libc::SIGINT);
+            let w = InterruptWatch::new().unwrap();
+            // SAFETY: raise with a valid signal number.
+            unsafe { libc::raise(libc::SIGINT) };
+            if w.fd().is_none() && !w.fired() {
+                0
+            } else {
+                10
             }
-            Forked::Parent(pid) => {
-                let fd = pidfd::open(pid).unwrap();
-                pidfd::wait_exited(fd.as_fd(), None).unwrap();
-                assert_eq!(pidfd::try_reap(fd.as_fd()).unwrap(), pidfd::Reap::Exited(0));
-            }
-        }
+        });
+        assert_eq!(ended, pidfd::Reap::Exited(0));
     }
 }

@@ -32,37 +32,25 @@ pub fn is_ignored(sig: i32) -> bool {
 
 #[cfg(test)]
 mod tests {
-    use super::super::fork::{self, Forked};
-    use super::super::pidfd;
-    use std::os::fd::AsFd;
+    use super::super::{fork, pidfd};
 
     #[test]
     fn an_ignored_signal_is_survived_and_a_default_one_kills() {
-        // In a forked child, so this test's own dispositions are untouched.
-        // SAFETY: the child only changes dispositions, signals itself and leaves.
-        match unsafe { fork::fork() }.unwrap() {
-            Forked::Child => {
-                super::ignore(libc::SIGUSR1);
-                let seen = super::is_ignored(libc::SIGUSR1);
-                // SAFETY: raise with a valid signal number.
-                unsafe { libc::raise(libc::SIGUSR1) };
-                super::default(libc::SIGUSR1);
-                if !seen || super::is_ignored(libc::SIGUSR1) {
-                    fork::exit_now(3);
-                }
-                // SAFETY: as above.
-                unsafe { libc::raise(libc::SIGUSR1) };
-                fork::exit_now(0)
+        // In a forked copy, so this test's own dispositions are untouched.
+        let ended = fork::ending_of(|| {
+            super::ignore(libc::SIGUSR1);
+            let seen = super::is_ignored(libc::SIGUSR1);
+            // SAFETY: raise with a valid signal number.
+            unsafe { libc::raise(libc::SIGUSR1) };
+            super::default(libc::SIGUSR1);
+            if !seen || super::is_ignored(libc::SIGUSR1) {
+                return 3;
             }
-            Forked::Parent(pid) => {
-                let fd = pidfd::open(pid).unwrap();
-                pidfd::wait_exited(fd.as_fd(), None).unwrap();
-                // Survived the ignored one, killed by the default one.
-                assert_eq!(
-                    pidfd::try_reap(fd.as_fd()).unwrap(),
-                    pidfd::Reap::Exited(libc::SIGUSR1)
-                );
-            }
-        }
+            // SAFETY: as above.
+            unsafe { libc::raise(libc::SIGUSR1) };
+            0
+        });
+        // Survived the ignored one, killed by the default one.
+        assert_eq!(ended, pidfd::Reap::Exited(libc::SIGUSR1));
     }
 }
