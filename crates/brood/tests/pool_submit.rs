@@ -171,3 +171,36 @@ fn terminate_fails_what_is_outstanding_and_ends_every_worker() {
     }
     assert!(matches!(pool.submit(square, 1), Err(Error::PoolClosed)));
 }
+
+/// Fails once `marker` exists: workers started after that cannot start.
+fn ready_unless(marker: String) {
+    assert!(!std::path::Path::new(&marker).exists(), "no more workers");
+}
+
+fn one(_: ()) -> u8 {
+    1
+}
+
+/// A submission whose workers cannot be started fails, rather than waits
+/// forever: the task taken from the queue used to be left without a result.
+#[test]
+fn a_task_no_worker_can_run_fails_instead_of_waiting() {
+    let dir = tempfile::tempdir().unwrap();
+    let marker = dir.path().join("stop").to_string_lossy().into_owned();
+    let pool = Pool::builder(1)
+        .initializer(ready_unless, marker.clone())
+        .build()
+        .unwrap();
+    std::fs::write(&marker, b"").unwrap();
+    for p in pool.worker_pids() {
+        // SAFETY: killing the pool's own worker, by its pid.
+        unsafe { libc::kill(p as i32, libc::SIGKILL) };
+        assert!(wait_exit(p, Duration::from_secs(10)));
+    }
+    let h = pool.submit_with(|_: &(), x: ()| one(x), ()).unwrap();
+    let got = h.wait_timeout(Duration::from_secs(20));
+    assert!(
+        matches!(got, Some(Err(TaskError::Failed { .. }))),
+        "{got:?}"
+    );
+}

@@ -406,20 +406,36 @@ fn drive(core: &Core) {
         max_tasks: core.cfg.max_tasks,
         max_memory: core.cfg.max_memory,
     };
+    // What is taken from the queue and what still waits there fails with
+    // `why`, and the thread ends.
+    let fail_the_rest = |why: TaskError| {
+        let taken: Vec<Arc<Landing>> = landings
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .drain()
+            .map(|(_, l)| l)
+            .collect();
+        let mut st = q.lock();
+        let waiting: Vec<Waiting> = st.waiting.drain(..).collect();
+        st.running = false;
+        drop(st);
+        for l in taken
+            .into_iter()
+            .chain(waiting.into_iter().map(|w| w.landing))
+        {
+            l.put(Err(why.clone()));
+        }
+    };
     let run = Run::lazy(plan, source);
     let mut map: MapUnordered<'_, ()> = match MapUnordered::new(core.inner.lease(), &core.cfg, run)
     {
         Ok(map) => map,
         Err(e) => {
-            // The pool is closed (or no worker starts): what waits fails.
-            let mut st = q.lock();
-            st.running = false;
-            for w in st.waiting.drain(..) {
-                w.landing.put(Err(TaskError::Failed {
-                    reason: format!("the task could not start: {e}"),
-                }));
-            }
-            return;
+            // The pool is closed, or no worker starts (after the map took
+            // its first tasks from the queue).
+            return fail_the_rest(TaskError::Failed {
+                reason: format!("the task could not start: {e}"),
+            });
         }
     };
     if let Some((r, _)) = q.wake.get() {
@@ -445,18 +461,5 @@ fn drive(core: &Core) {
         stopped()
     };
     drop(map);
-    let waiting: Vec<Waiting> = q.lock().waiting.drain(..).collect();
-    for w in waiting {
-        w.landing.put(Err(why.clone()));
-    }
-    let left: Vec<Arc<Landing>> = landings
-        .lock()
-        .unwrap_or_else(|e| e.into_inner())
-        .drain()
-        .map(|(_, l)| l)
-        .collect();
-    for l in left {
-        l.put(Err(why.clone()));
-    }
-    q.lock().running = false;
+    fail_the_rest(why);
 }
