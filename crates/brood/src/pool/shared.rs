@@ -109,27 +109,25 @@ pub(super) fn push_share(
 }
 
 /// Takes in a `Share` frame: forgets what it says, maps the new regions
-/// from `fds` (the descriptors received, in order). Why not, if it fails:
-/// the items that name a missing region then fail to decode.
-pub(super) fn receive_share(
-    payload: &[u8],
-    fds: &mut VecDeque<OwnedFd>,
-    inbox: &mut Inbox,
-) -> Result<(), String> {
-    let head: ShareHead =
-        postcard::from_bytes(payload).map_err(|e| format!("a malformed share frame: {e}"))?;
+/// from `fds` (the descriptors received, in order). A region that cannot be
+/// taken (a malformed frame, a descriptor that did not arrive because our
+/// limit on open files was reached, one that is not sealed) is left out:
+/// the items that name it then fail to decode, saying it did not arrive.
+pub(super) fn receive_share(payload: &[u8], fds: &mut VecDeque<OwnedFd>, inbox: &mut Inbox) {
+    let Ok(head) = postcard::from_bytes::<ShareHead>(payload) else {
+        return;
+    };
     for id in head.forget {
         inbox.remove(&id);
     }
     for (id, len) in head.new {
-        let fd = fds.pop_front().ok_or(
-            "shared data arrived without its descriptor (is the limit on open files reached?)",
-        )?;
-        let len = usize::try_from(len).map_err(|_| "shared data too long".to_string())?;
-        let region = Region::open(fd, len).map_err(|e| format!("cannot map shared data: {e}"))?;
-        inbox.insert(id, Arc::new(region));
+        let (Some(fd), Ok(len)) = (fds.pop_front(), usize::try_from(len)) else {
+            return;
+        };
+        if let Ok(region) = Region::open(fd, len) {
+            inbox.insert(id, Arc::new(region));
+        }
     }
-    Ok(())
 }
 
 /// Sends what it can of `buf[*pos..]`, each descriptor of `attach` with its

@@ -91,7 +91,7 @@ pub(super) fn worker_main(boot: Boot) {
         if kind == FrameKind::Share {
             // A region that cannot be mapped fails the items that name it
             // (they do not decode), not the worker.
-            let _ = shared::receive_share(&frame, &mut incoming.fds, &mut inbox);
+            shared::receive_share(&frame, &mut incoming.fds, &mut inbox);
             continue;
         }
         if kind != FrameKind::Task {
