@@ -370,23 +370,18 @@ impl<'p> PoolCall<'p> {
         (self.opts.timeout, self.opts.soft_timeout)
     }
 
-    /// What every map of this pool is asked for, besides its items.
+    /// What this call asks of a map running `func`, in chunks of `chunk`
+    /// unless the call or the pool says otherwise.
     fn plan(&self, func: FnRef, chunk: usize) -> Plan {
-        let chunk = self
-            .opts
-            .chunk
-            .or(self.pool.core.cfg.chunk)
-            .unwrap_or(chunk);
-        Plan {
-            func,
-            chunk,
-            window: (WINDOW_PER_CHUNK * self.pool.core.cfg.size * chunk).max(MIN_WINDOW),
-            timeout: self.opts.timeout.or(self.pool.core.cfg.timeout),
-            soft_timeout: self.opts.soft_timeout,
-            progress: self.opts.progress.clone(),
-            max_tasks: self.pool.core.cfg.max_tasks,
-            max_memory: self.pool.core.cfg.max_memory,
-        }
+        let chunk = self.chunk_asked().unwrap_or(chunk);
+        let mut plan = Plan::of(&self.pool.core.cfg, &self.opts, func, chunk);
+        plan.window = (WINDOW_PER_CHUNK * self.pool.core.cfg.size * chunk).max(MIN_WINDOW);
+        plan
+    }
+
+    /// The chunk size the call, or else the pool, asks for.
+    fn chunk_asked(&self) -> Option<usize> {
+        self.opts.chunk.or(self.pool.core.cfg.chunk)
     }
 
     /// A map over a collection, encoded now.
@@ -396,7 +391,7 @@ impl<'p> PoolCall<'p> {
         items: impl IntoIterator<Item = A>,
     ) -> Run<'static> {
         let mut run = Run::eager(self.plan(func, 1), items);
-        if self.opts.chunk.or(self.pool.core.cfg.chunk).is_none() {
+        if self.chunk_asked().is_none() {
             run.plan.chunk = default_chunk(run.pending.len(), self.pool.core.cfg.size);
         }
         run
@@ -423,9 +418,8 @@ impl<'p> PoolCall<'p> {
 
 /// A map's results put back in input order.
 fn in_order<R: DeserializeOwned + 'static>(
-    it: MapUnordered<'_, R>,
+    mut it: MapUnordered<'_, R>,
 ) -> Result<Vec<std::result::Result<R, TaskError>>> {
-    let mut it = it;
     let mut out = InOrder::new(it.len());
     for (i, r) in it.by_ref() {
         out.put(i, r);

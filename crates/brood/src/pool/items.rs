@@ -96,6 +96,29 @@ pub(super) struct Plan {
     pub(super) max_memory: Option<u64>,
 }
 
+impl Plan {
+    /// A map of `func` in chunks of `chunk` under the pool's `cfg` and a
+    /// call's `opts` (the call's timeout before the pool's); no bound on
+    /// what is pulled ahead unless the caller sets `window`.
+    pub(super) fn of(
+        cfg: &super::Config,
+        opts: &super::CallOptions,
+        func: FnRef,
+        chunk: usize,
+    ) -> Plan {
+        Plan {
+            func,
+            chunk,
+            window: usize::MAX,
+            timeout: opts.timeout.or(cfg.timeout),
+            soft_timeout: opts.soft_timeout,
+            progress: opts.progress.clone(),
+            max_tasks: cfg.max_tasks,
+            max_memory: cfg.max_memory,
+        }
+    }
+}
+
 /// A call's progress callback.
 pub(super) type ProgressFn = std::sync::Arc<dyn Fn(super::MapProgress) + Send + Sync>;
 

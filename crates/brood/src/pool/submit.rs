@@ -396,16 +396,9 @@ fn drive(core: &Core) {
         q.lock().running = false;
         return;
     };
-    let plan = Plan {
-        func,
-        chunk: 1,
-        window: usize::MAX,
-        timeout: core.cfg.timeout,
-        soft_timeout: None,
-        progress: None,
-        max_tasks: core.cfg.max_tasks,
-        max_memory: core.cfg.max_memory,
-    };
+    // One task per frame, the queue pulled whole (it is in memory already);
+    // each task's own timeouts come with it.
+    let plan = Plan::of(&core.cfg, &CallOptions::new(), func, 1);
     // What is taken from the queue and what still waits there fails with
     // `why`, and the thread ends.
     let fail_the_rest = |why: TaskError| {
