@@ -39,28 +39,59 @@ fn check(rc: libc::c_int) -> io::Result<libc::c_int> {
     }
 }
 
+/// A new `memfd` of `len` zero bytes that may be sealed.
+fn memfd(name: &std::ffi::CStr, len: usize) -> io::Result<OwnedFd> {
+    // SAFETY: the name is a valid C string; the flags are valid.
+    let fd = check(unsafe {
+        libc::memfd_create(name.as_ptr(), libc::MFD_CLOEXEC | libc::MFD_ALLOW_SEALING)
+    })?;
+    // SAFETY: memfd_create just returned this descriptor, which nothing else owns.
+    let fd = unsafe { OwnedFd::from_raw_fd(fd) };
+    let size = libc::off_t::try_from(len).map_err(|_| io::Error::from_raw_os_error(libc::EFBIG))?;
+    // SAFETY: ftruncate on our own descriptor.
+    check(unsafe { libc::ftruncate(fd.as_raw_fd(), size) })?;
+    Ok(fd)
+}
+
+/// `F_ADD_SEALS` on our own `memfd`.
+fn seal(fd: BorrowedFd<'_>, seals: libc::c_int) -> io::Result<()> {
+    // SAFETY: an fcntl with an integer argument on a descriptor we hold.
+    check(unsafe { libc::fcntl(fd.as_raw_fd(), libc::F_ADD_SEALS, seals) }).map(drop)
+}
+
+/// Refuses another process's descriptor unless it carries the seals
+/// `needed` and holds at least `len` bytes (`what` names it in the error).
+fn check_received(
+    fd: BorrowedFd<'_>,
+    needed: libc::c_int,
+    len: usize,
+    what: &str,
+) -> io::Result<()> {
+    // SAFETY: F_GET_SEALS on a descriptor we hold.
+    let seals = check(unsafe { libc::fcntl(fd.as_raw_fd(), libc::F_GET_SEALS) })?;
+    let refuse = |why: String| Err(io::Error::new(io::ErrorKind::InvalidData, why));
+    if seals & needed != needed {
+        return refuse(format!("{what} is not sealed as it must be"));
+    }
+    // SAFETY: fstat into a zeroed struct we own.
+    let mut st: libc::stat = unsafe { std::mem::zeroed() };
+    // SAFETY: as above.
+    check(unsafe { libc::fstat(fd.as_raw_fd(), &mut st) })?;
+    if (st.st_size as u64) < len as u64 {
+        return refuse(format!("{what} is shorter than {len} bytes"));
+    }
+    Ok(())
+}
+
 impl SharedCounters {
     /// A fresh sealed page of zeroed counters, and its descriptor for the other
     /// process.
     pub fn create() -> io::Result<(SharedCounters, OwnedFd)> {
-        // SAFETY: the name is a valid C string; the flags are valid.
-        let fd = check(unsafe {
-            libc::memfd_create(
-                c"brood-shared".as_ptr(),
-                libc::MFD_CLOEXEC | libc::MFD_ALLOW_SEALING,
-            )
-        })?;
-        // SAFETY: memfd_create just returned this descriptor, which nothing else owns.
-        let fd = unsafe { OwnedFd::from_raw_fd(fd) };
-        // SAFETY: plain system calls on our own descriptor.
-        unsafe {
-            check(libc::ftruncate(fd.as_raw_fd(), SIZE as libc::off_t))?;
-            check(libc::fcntl(
-                fd.as_raw_fd(),
-                libc::F_ADD_SEALS,
-                libc::F_SEAL_SHRINK | libc::F_SEAL_GROW | libc::F_SEAL_SEAL,
-            ))?;
-        }
+        let fd = memfd(c"brood-shared", SIZE)?;
+        seal(
+            fd.as_fd(),
+            libc::F_SEAL_SHRINK | libc::F_SEAL_GROW | libc::F_SEAL_SEAL,
+        )?;
         let page = SharedCounters::map(fd.as_raw_fd())?;
         Ok((page, fd))
     }
@@ -68,24 +99,7 @@ impl SharedCounters {
     /// The page behind another process's descriptor, which must be sealed
     /// against shrinking and large enough.
     pub fn open(fd: BorrowedFd<'_>) -> io::Result<SharedCounters> {
-        // SAFETY: F_GET_SEALS on a descriptor we hold.
-        let seals = check(unsafe { libc::fcntl(fd.as_raw_fd(), libc::F_GET_SEALS) })?;
-        if seals & libc::F_SEAL_SHRINK == 0 {
-            return Err(io::Error::new(
-                io::ErrorKind::InvalidData,
-                "the shared page is not sealed against shrinking",
-            ));
-        }
-        // SAFETY: fstat into a zeroed struct we own.
-        let mut st: libc::stat = unsafe { std::mem::zeroed() };
-        // SAFETY: as above.
-        check(unsafe { libc::fstat(fd.as_raw_fd(), &mut st) })?;
-        if (st.st_size as usize) < SIZE {
-            return Err(io::Error::new(
-                io::ErrorKind::InvalidData,
-                "the shared page is too small",
-            ));
-        }
+        check_received(fd, libc::F_SEAL_SHRINK, SIZE, "the shared page")?;
         SharedCounters::map(fd.as_raw_fd())
     }
 
@@ -200,19 +214,7 @@ fn unmap(ptr: Option<NonNull<u8>>, len: usize) {
 impl RegionWriter {
     /// A zero-filled region of `len` bytes, writable until sealed.
     pub fn new(len: usize) -> io::Result<RegionWriter> {
-        // SAFETY: the name is a valid C string; the flags are valid.
-        let fd = check(unsafe {
-            libc::memfd_create(
-                c"brood-shared-data".as_ptr(),
-                libc::MFD_CLOEXEC | libc::MFD_ALLOW_SEALING,
-            )
-        })?;
-        // SAFETY: memfd_create just returned this descriptor, which nothing else owns.
-        let fd = unsafe { OwnedFd::from_raw_fd(fd) };
-        let size =
-            libc::off_t::try_from(len).map_err(|_| io::Error::from_raw_os_error(libc::EFBIG))?;
-        // SAFETY: ftruncate on our own descriptor.
-        check(unsafe { libc::ftruncate(fd.as_raw_fd(), size) })?;
+        let fd = memfd(c"brood-shared-data", len)?;
         let ptr = map(&fd, len, libc::PROT_READ | libc::PROT_WRITE, 0)?;
         Ok(RegionWriter { ptr, len, fd })
     }
@@ -235,8 +237,7 @@ impl RegionWriter {
         unmap(this.ptr, this.len);
         // SAFETY: moving the descriptor out of a value that is never dropped.
         let fd = unsafe { std::ptr::read(&this.fd) };
-        // SAFETY: F_ADD_SEALS on our own descriptor.
-        check(unsafe { libc::fcntl(fd.as_raw_fd(), libc::F_ADD_SEALS, REGION_SEALS) })?;
+        seal(fd.as_fd(), REGION_SEALS)?;
         let ptr = map(&fd, this.len, libc::PROT_READ, 0)?;
         Ok(Region {
             ptr,
@@ -257,25 +258,8 @@ impl Region {
     /// against writing and shrinking and hold at least `len` bytes. Mapped
     /// with `MAP_POPULATE`, so that reading it costs no page fault per page.
     pub fn open(fd: OwnedFd, len: usize) -> io::Result<Region> {
-        // SAFETY: F_GET_SEALS on a descriptor we hold.
-        let seals = check(unsafe { libc::fcntl(fd.as_raw_fd(), libc::F_GET_SEALS) })?;
         let needed = libc::F_SEAL_WRITE | libc::F_SEAL_SHRINK;
-        if seals & needed != needed {
-            return Err(io::Error::new(
-                io::ErrorKind::InvalidData,
-                "shared data must be sealed against writing and shrinking",
-            ));
-        }
-        // SAFETY: fstat into a zeroed struct we own.
-        let mut st: libc::stat = unsafe { std::mem::zeroed() };
-        // SAFETY: as above.
-        check(unsafe { libc::fstat(fd.as_raw_fd(), &mut st) })?;
-        if (st.st_size as u64) < len as u64 {
-            return Err(io::Error::new(
-                io::ErrorKind::InvalidData,
-                "shared data is shorter than announced",
-            ));
-        }
+        check_received(fd.as_fd(), needed, len, "shared data")?;
         let ptr = map(&fd, len, libc::PROT_READ, libc::MAP_POPULATE)?;
         Ok(Region { ptr, len, fd })
     }
