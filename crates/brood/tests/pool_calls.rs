@@ -84,7 +84,10 @@ fn a_soft_timeout_asks_the_task_to_stop_and_the_worker_lives_on() {
         .with(CallOptions::new().soft_timeout(Duration::from_millis(50)))
         .submit(until_cancelled, ())
         .unwrap();
-    assert!(h.wait().unwrap().0 >= 50);
+    // Counted from the hand-out, as above: a loaded machine may start the
+    // task a few ms after it (this once failed at `>= 50` under the suite).
+    let ran_ms = h.wait().unwrap().0;
+    assert!((25..10_000).contains(&ran_ms), "ran {ran_ms} ms");
 }
 
 #[test]

@@ -421,7 +421,7 @@ impl<'s> Run<'s> {
                 count: n as u32,
             };
             let start = frame::begin_frame(&mut w.out, FrameKind::Task);
-            if postcard::to_extend(&head, frame::Append(&mut w.out)).is_err() {
+            if frame::encode_onto(&mut w.out, &head).is_err() {
                 unreachable!("a TaskHead always encodes into a Vec")
             }
             if w.inflight.is_empty() {
@@ -460,7 +460,7 @@ fn encode<A: serde::Serialize>(item: &A, arena: &mut Vec<u8>) -> Pulled {
     let start = arena.len();
     let (encoded, named) = shared::crossing(|| {
         arena.truncate(start);
-        postcard::to_extend(item, frame::Append(&mut *arena)).map(drop)
+        frame::encode_onto(arena, item)
     });
     let encoded =
         encoded.map_err(|e| format!("cannot encode the argument: {}", frame::encode_error(&e)));

@@ -14,6 +14,7 @@ use crate::sys::image::{self, FnRef};
 use crate::wire::PanicReport;
 use serde::{Serialize, de::DeserializeOwned};
 use std::any::Any;
+use std::borrow::Cow;
 use std::cell::RefCell;
 use std::os::fd::BorrowedFd;
 
@@ -32,7 +33,7 @@ where
     I: DeserializeOwned + 'static,
     S: 'static,
 {
-    fn run(f: fn(I) -> S, arg: Vec<u8>, _out: Option<BorrowedFd<'_>>) -> i32 {
+    fn run(f: fn(I) -> S, arg: Cow<'_, [u8]>, _out: Option<BorrowedFd<'_>>) -> i32 {
         let outcome = match postcard::from_bytes::<I>(&arg) {
             Err(e) => Err(format!("cannot decode the initializer's argument: {e}")),
             Ok(i) => {
@@ -53,7 +54,7 @@ where
 /// Runs the initializer named by `init`; why it failed, if it did.
 pub(super) fn initialize(init: &(FnRef, Vec<u8>)) -> Result<(), String> {
     let resolved = image::resolve(&init.0).map_err(|e| e.to_string())?;
-    resolved.run(init.1.clone(), None);
+    resolved.run(Cow::Borrowed(&init.1), None);
     INIT_FAILED
         .with(|w| w.borrow_mut().take())
         .map_or(Ok(()), Err)
@@ -68,7 +69,7 @@ where
     A: DeserializeOwned + 'static,
     R: Serialize + 'static,
 {
-    fn run(f: fn(&S, A) -> R, arg: Vec<u8>, _out: Option<BorrowedFd<'_>>) -> i32 {
+    fn run(f: fn(&S, A) -> R, arg: Cow<'_, [u8]>, _out: Option<BorrowedFd<'_>>) -> i32 {
         let a = match postcard::from_bytes::<A>(&arg) {
             Ok(a) => a,
             Err(e) => {

@@ -35,6 +35,7 @@ use crate::sys::socket::send_with_fds;
 use crate::wire::frame::{self, FrameKind};
 use crate::wire::{Boot, TaskHead};
 use serde::{Serialize, de::DeserializeOwned};
+use std::borrow::Cow;
 use std::collections::VecDeque;
 use std::os::fd::OwnedFd;
 use std::os::fd::{AsFd, BorrowedFd};
@@ -121,7 +122,7 @@ pub(super) fn worker_main(boot: Boot) {
             progress.started(seq + 1);
             match &resolved {
                 Ok(resolved) => {
-                    shared::resolving(&mut inbox, || resolved.run(item.to_vec(), None));
+                    shared::resolving(&mut inbox, || resolved.run(Cow::Borrowed(item), None));
                 }
                 Err(e) => batch::push_failure(e),
             }
@@ -224,7 +225,7 @@ where
     A: DeserializeOwned + 'static,
     R: Serialize + 'static,
 {
-    fn run(f: fn(A) -> R, arg: Vec<u8>, _out: Option<BorrowedFd<'_>>) -> i32 {
+    fn run(f: fn(A) -> R, arg: Cow<'_, [u8]>, _out: Option<BorrowedFd<'_>>) -> i32 {
         match postcard::from_bytes::<A>(&arg) {
             Err(e) => batch::push_failure(&format!("cannot decode the argument: {e}")),
             Ok(a) => batch::push_outcome(catch(move || f(a))),

@@ -6,6 +6,7 @@ use crate::error::{Error, Result};
 use crate::sys::{self, image};
 use crate::wire::{FrameKind, PanicReport, Request, frame};
 use serde::{Serialize, de::DeserializeOwned};
+use std::borrow::Cow;
 use std::cell::RefCell;
 use std::os::fd::{AsFd, BorrowedFd, OwnedFd};
 use std::panic::{self, AssertUnwindSafe};
@@ -27,11 +28,11 @@ where
     A: DeserializeOwned + 'static,
     R: Serialize + 'static,
 {
-    fn run(f: fn(A) -> R, arg: Vec<u8>, out: Option<BorrowedFd<'_>>) -> i32 {
+    fn run(f: fn(A) -> R, arg: Cow<'_, [u8]>, out: Option<BorrowedFd<'_>>) -> i32 {
         let Some(out) = out else {
             return CODE_SETUP;
         };
-        match frame::decode::<A>(arg) {
+        match frame::decode::<A>(arg.into_owned()) {
             Ok(arg) => run_and_send(f, arg, out),
             Err(e) => {
                 send_failure(out, &format!("cannot decode the argument: {e}"));
@@ -242,5 +243,5 @@ pub(crate) fn run_request(
         Err(e) => return fail(format!("cannot read the argument: {e}")),
     };
     drop(arg);
-    resolved.run(payload, Some(out.as_fd()))
+    resolved.run(Cow::Owned(payload), Some(out.as_fd()))
 }

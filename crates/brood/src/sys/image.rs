@@ -32,6 +32,7 @@
 //! getauxval(3) (`AT_PHDR`, `AT_PHNUM`), elf(5) (`PT_PHDR`, `PT_LOAD`), proc_pid_maps(5).
 
 use serde::{Deserialize, Serialize};
+use std::borrow::Cow;
 use std::os::fd::{BorrowedFd, RawFd};
 use std::sync::atomic::{AtomicPtr, Ordering};
 
@@ -85,7 +86,7 @@ pub enum CrossingError {
 /// pool task); `F` is the function's type.
 pub trait Runner<F> {
     /// Runs `f` on the encoded `arg`.
-    fn run(f: F, arg: Vec<u8>, out: Option<BorrowedFd<'_>>) -> i32;
+    fn run(f: F, arg: Cow<'_, [u8]>, out: Option<BorrowedFd<'_>>) -> i32;
 }
 
 /// A function pointer type that can cross: its address, and the way back.
@@ -124,10 +125,10 @@ impl<S: 'static, A: 'static, R: 'static> Crossing for fn(&S, A) -> R {
 
 /// The type-erased entry point a [`FnRef`] names: [`trampoline`] instantiated
 /// for one `(F, Runner)`.
-type Trampoline = fn(func: usize, arg: Vec<u8>, out: RawFd) -> i32;
+type Trampoline = fn(func: usize, arg: Cow<'_, [u8]>, out: RawFd) -> i32;
 
 /// Casts `func` back to the `F` it was made from and runs it with `K`.
-fn trampoline<F: Crossing, K: Runner<F>>(func: usize, arg: Vec<u8>, out: RawFd) -> i32 {
+fn trampoline<F: Crossing, K: Runner<F>>(func: usize, arg: Cow<'_, [u8]>, out: RawFd) -> i32 {
     // SAFETY: `func` is an address that `resolve` accepted for a `FnRef` made by
     // `fn_ref::<F, K>` from an `F` together with this very instantiation of
     // `trampoline` (the only way a `FnRef` is made), in a process running the
@@ -365,7 +366,7 @@ pub struct Resolved {
 impl Resolved {
     /// Runs the function on the encoded `arg` through its runner; returns the
     /// runner's exit code.
-    pub fn run(&self, arg: Vec<u8>, out: Option<BorrowedFd<'_>>) -> i32 {
+    pub fn run(&self, arg: Cow<'_, [u8]>, out: Option<BorrowedFd<'_>>) -> i32 {
         use std::os::fd::AsRawFd;
         (self.trampoline)(self.func, arg, out.map_or(-1, |fd| fd.as_raw_fd()))
     }
@@ -415,7 +416,7 @@ mod tests {
     /// descriptor number: enough to see that the right function ran.
     struct Probe;
     impl Runner<fn(u64) -> u64> for Probe {
-        fn run(f: fn(u64) -> u64, arg: Vec<u8>, out: Option<BorrowedFd<'_>>) -> i32 {
+        fn run(f: fn(u64) -> u64, arg: Cow<'_, [u8]>, out: Option<BorrowedFd<'_>>) -> i32 {
             use std::os::fd::AsRawFd;
             (f(arg.len() as u64) + out.map_or(0, |fd| fd.as_raw_fd() as u64)) as i32
         }
@@ -428,10 +429,13 @@ mod tests {
         let back: FnRef = postcard::from_bytes(&bytes).unwrap();
         let resolved = resolve(&back).unwrap();
         assert_eq!(resolved.func, double as fn(u64) -> u64 as usize);
-        assert_eq!(resolved.run(vec![0; 5], None), 10);
+        assert_eq!(resolved.run(Cow::Owned(vec![0; 5]), None), 10);
         let stdin = std::io::stdin();
         assert_eq!(
-            resolved.run(vec![0; 5], Some(std::os::fd::AsFd::as_fd(&stdin))),
+            resolved.run(
+                Cow::Owned(vec![0; 5]),
+                Some(std::os::fd::AsFd::as_fd(&stdin))
+            ),
             10
         );
     }

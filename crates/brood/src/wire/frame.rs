@@ -339,7 +339,7 @@ pub(crate) fn append_frame<T: Serialize + ?Sized>(
     value: &T,
 ) -> Result<(), postcard::Error> {
     let start = begin_frame(buf, kind);
-    match postcard::to_extend(value, Append(buf)) {
+    match encode_onto(buf, value) {
         Ok(_) => {
             end_frame(buf, start);
             Ok(())
@@ -351,13 +351,45 @@ pub(crate) fn append_frame<T: Serialize + ?Sized>(
     }
 }
 
-/// `Extend` into a borrowed `Vec`, for postcard's `to_extend` (which takes its
-/// output by value and would drop a `Vec` on error).
-pub(crate) struct Append<'a>(pub(crate) &'a mut Vec<u8>);
+/// Appends `value`'s postcard encoding to `buf` (on an error, some bytes
+/// may have been written: the caller truncates).
+pub(crate) fn encode_onto<T: Serialize + ?Sized>(
+    buf: &mut Vec<u8>,
+    value: &T,
+) -> Result<(), postcard::Error> {
+    postcard::serialize_with_flavor(value, Append(buf))
+}
 
-impl Extend<u8> for Append<'_> {
-    fn extend<T: IntoIterator<Item = u8>>(&mut self, iter: T) {
-        self.0.extend(iter);
+/// postcard's output straight onto the end of a borrowed `Vec`. Its own
+/// `to_extend` goes through `Extend`, which copies every varint with a call
+/// to `memmove`: for tiny pool items that was the largest single cost of a
+/// map, in the pool and in the workers alike.
+struct Append<'a>(&'a mut Vec<u8>);
+
+impl postcard::ser_flavors::Flavor for Append<'_> {
+    type Output = ();
+
+    #[inline]
+    fn try_push(&mut self, byte: u8) -> postcard::Result<()> {
+        self.0.push(byte);
+        Ok(())
+    }
+
+    #[inline]
+    fn try_extend(&mut self, data: &[u8]) -> postcard::Result<()> {
+        if data.len() <= 16 {
+            self.0.reserve(data.len());
+            for &b in data {
+                self.0.push(b);
+            }
+        } else {
+            self.0.extend_from_slice(data);
+        }
+        Ok(())
+    }
+
+    fn finalize(self) -> postcard::Result<()> {
+        Ok(())
     }
 }
 
