@@ -1,72 +1,122 @@
 //! A worker's batch of result frames: filled as its tasks finish, sent in
 //! one write (see `worker.rs` for when), with the descriptors of the shared
-//! data that results name.
+//! data that results name. Consecutive successes share one `Values` frame
+//! (a panic, a failure or shared data closes it), so that a tiny result
+//! costs its bytes and a 4-byte length, not a 16-byte header of its own.
 
 use super::shared::{self, Attached};
 use crate::wire::PanicReport;
 use crate::wire::frame::{self, FrameKind};
 use serde::Serialize;
 use std::cell::RefCell;
-use std::os::fd::AsFd;
-use std::os::unix::net::UnixStream;
+use std::os::fd::BorrowedFd;
+
+/// Result frames not yet sent (see `worker_main`).
+pub(super) struct Batch {
+    buf: Vec<u8>,
+    /// The descriptors of shared data that go with `buf`.
+    attach: Attached,
+    /// Where the `Values` frame at the end of `buf` starts, while results
+    /// may still join it.
+    open: Option<usize>,
+}
 
 thread_local! {
-    /// Result frames not yet sent (see `worker_main`), and the descriptors of
-    /// shared data that go with them.
-    static OUT: RefCell<(Vec<u8>, Attached)> = const { RefCell::new((Vec::new(), Attached::new())) };
+    static OUT: RefCell<Batch> = const {
+        RefCell::new(Batch { buf: Vec::new(), attach: Attached::new(), open: None })
+    };
 }
 
-/// Bytes waiting in the batch.
-pub(super) fn len() -> usize {
-    OUT.with(|o| o.borrow().0.len())
-}
-
-/// Appends a `Failed` frame with `reason` to the batch.
-pub(super) fn push_failure(reason: &str) {
-    OUT.with(|o| push_failure_into(&mut o.borrow_mut().0, reason));
+/// Runs `f` on the batch (once per chunk, not per item: see
+/// `worker::run_chunk`).
+pub(super) fn with<T>(f: impl FnOnce(&mut Batch) -> T) -> T {
+    OUT.with(|o| f(&mut o.borrow_mut()))
 }
 
 /// Sends the batch; false if the pool is gone.
-pub(super) fn flush(sock: &UnixStream) -> bool {
-    OUT.with(|o| {
-        let (buf, attach) = &mut *o.borrow_mut();
-        let ok = shared::send_out(sock.as_fd(), buf, &mut 0, attach).is_ok();
-        buf.clear();
-        attach.clear();
-        ok
-    })
+pub(super) fn flush(sock: BorrowedFd<'_>) -> bool {
+    with(|b| b.flush(sock))
 }
 
-/// Appends a task's result (or its panic) to the batch: encoded straight into
-/// it (no buffer of its own: that allocation was a visible cost per tiny item).
-pub(super) fn push_outcome<R: Serialize>(outcome: Result<R, PanicReport>) {
-    OUT.with(|o| {
-        let (o, attach) = &mut *o.borrow_mut();
+impl Batch {
+    /// Bytes waiting.
+    pub(super) fn len(&self) -> usize {
+        self.buf.len()
+    }
+
+    /// Sends what waits; false if the pool is gone.
+    pub(super) fn flush(&mut self, sock: BorrowedFd<'_>) -> bool {
+        let ok = shared::send_out(sock, &self.buf, &mut 0, &mut self.attach).is_ok();
+        self.buf.clear();
+        self.attach.clear();
+        self.open = None;
+        ok
+    }
+
+    /// Appends a `Failed` frame with `reason`.
+    pub(super) fn push_failure(&mut self, reason: &str) {
+        self.open = None;
+        push_failure_into(&mut self.buf, reason);
+    }
+
+    /// Appends a task's result (or its panic): encoded straight into the
+    /// batch (no buffer of its own: that allocation was a visible cost per
+    /// tiny item).
+    pub(super) fn push_outcome<R: Serialize>(&mut self, outcome: Result<R, PanicReport>) {
         match outcome {
-            Ok(r) => {
-                let start = o.len();
-                // append_frame takes back what it wrote when it fails.
-                let (encoded, named) =
-                    shared::crossing(|| frame::append_frame(o, FrameKind::Value, &r));
-                if let Err(e) = encoded {
-                    o.truncate(start);
-                    push_failure_into(
-                        o,
-                        &format!("cannot encode the result: {}", frame::encode_error(&e)),
-                    );
-                } else if !named.is_empty() {
-                    // The shared data goes first, so that the pool has it
-                    // when it decodes the value (the frame is a handle: small).
-                    let value = o.split_off(start);
-                    shared::push_share(o, attach, Vec::new(), &named);
-                    o.extend_from_slice(&value);
-                }
-            }
+            Ok(r) => self.push_value(&r),
             Err(report) => {
-                let _ = frame::append_frame(o, FrameKind::Panic, &report);
+                self.open = None;
+                let _ = frame::append_frame(&mut self.buf, FrameKind::Panic, &report);
             }
         }
-    })
+    }
+
+    /// Adds a result to the open `Values` frame (opening one if needed).
+    fn push_value<R: Serialize>(&mut self, r: &R) {
+        let open = match self.open {
+            Some(start) => start,
+            None => frame::begin_frame(&mut self.buf, FrameKind::Values),
+        };
+        let item = self.buf.len();
+        // append_encoded_item takes back what it wrote when it fails.
+        let (encoded, named) = shared::crossing(|| frame::append_encoded_item(&mut self.buf, r));
+        if let Err(e) = encoded {
+            self.close(open);
+            push_failure_into(
+                &mut self.buf,
+                &format!("cannot encode the result: {}", frame::encode_error(&e)),
+            );
+            return;
+        }
+        if !named.is_empty() {
+            // The shared data goes first, so that the pool has it when it
+            // decodes the value (the item is a handle: small): the value
+            // leaves the open frame and follows the share in one of its own.
+            let value = self.buf.split_off(item + 4);
+            self.buf.truncate(item);
+            self.close(open);
+            shared::push_share(&mut self.buf, &mut self.attach, Vec::new(), &named);
+            let start = frame::begin_frame(&mut self.buf, FrameKind::Values);
+            frame::append_item(&mut self.buf, &value);
+            frame::end_frame(&mut self.buf, start);
+            self.open = Some(start);
+            return;
+        }
+        frame::end_frame(&mut self.buf, open);
+        self.open = Some(open);
+    }
+
+    /// Ends the `Values` frame begun at `open` (dropping it if it holds no
+    /// result): what comes next is another frame.
+    fn close(&mut self, open: usize) {
+        if self.buf.len() == open + frame::HEADER {
+            self.buf.truncate(open);
+        } else {
+            frame::end_frame(&mut self.buf, open);
+        }
+        self.open = None;
+    }
 }
 
 /// Appends a `Failed` frame with `reason` to `buf`.

@@ -27,6 +27,11 @@ const MIN_INFLIGHT: usize = 8;
 /// A result: the range of its bytes in [`Run::results`], or why there is none.
 pub(super) type Outcome = std::result::Result<std::ops::Range<usize>, TaskError>;
 
+/// An [`Outcome`] as [`Run::ready`] keeps it: the (rare) error boxed, so
+/// that an entry is 32 bytes rather than 64 (ten thousand tiny results
+/// move through that queue in one map).
+pub(super) type Kept = std::result::Result<std::ops::Range<usize>, Box<TaskError>>;
+
 /// What a [`Source`] gave.
 pub(super) enum Pulled {
     /// An item, encoded onto the arena (or why it could not be), what it
@@ -57,7 +62,8 @@ pub(super) struct Run<'s> {
     args: Vec<u8>,
     origin: usize,
     /// Where each item of the window lies (offset in the stream, length),
-    /// and whether it has its result, for items `base..base + spans.len()`.
+    /// and (unless eager: its window never moves) whether it has its result,
+    /// for items `base..base + spans.len()`.
     spans: VecDeque<(usize, u32)>,
     answered: VecDeque<bool>,
     base: usize,
@@ -75,7 +81,7 @@ pub(super) struct Run<'s> {
     pub(super) pending: VecDeque<usize>,
     /// Result bytes of the items in `ready`; emptied whenever `ready` is.
     pub(super) results: Vec<u8>,
-    pub(super) ready: VecDeque<(usize, Outcome)>,
+    pub(super) ready: VecDeque<(usize, Kept)>,
     pub(super) yielded: usize,
     /// The shared data each item of the window names (most name none).
     shares: HashMap<usize, Vec<Sharing>>,
@@ -139,6 +145,13 @@ impl<'s> Run<'s> {
         items: impl IntoIterator<Item = A>,
     ) -> Run<'s> {
         let mut run = Run::empty(plan, None, true);
+        let items = items.into_iter();
+        // Grown once, not by doubling (each doubling copied and faulted in
+        // the whole queue again).
+        let n = items.size_hint().0;
+        run.spans.reserve(n);
+        run.pending.reserve(n);
+        run.args.reserve(n);
         for item in items {
             run.pull_with(|arena| encode(&item, arena));
         }
@@ -232,7 +245,9 @@ impl<'s> Run<'s> {
         match encoded {
             Ok(len) => {
                 self.spans.push_back((self.origin + start, len));
-                self.answered.push_back(false);
+                if !self.eager {
+                    self.answered.push_back(false);
+                }
                 match &self.broken {
                     None => self.pending.push_back(idx),
                     Some(reason) => {
@@ -244,7 +259,9 @@ impl<'s> Run<'s> {
             Err(reason) => {
                 self.args.truncate(start);
                 self.spans.push_back((self.origin + start, 0));
-                self.answered.push_back(false);
+                if !self.eager {
+                    self.answered.push_back(false);
+                }
                 self.finish(idx, Err(TaskError::Failed { reason }));
             }
         }
@@ -253,7 +270,7 @@ impl<'s> Run<'s> {
 
     /// Records an item's outcome; the window moves past answered items.
     pub(super) fn finish(&mut self, idx: usize, outcome: Outcome) {
-        self.ready.push_back((idx, outcome));
+        self.ready.push_back((idx, outcome.map_err(Box::new)));
         if !self.shares.is_empty() {
             self.shares.remove(&idx);
         }
@@ -343,6 +360,19 @@ impl<'s> Run<'s> {
             .or(self.plan.soft_timeout)
     }
 
+    /// Whether any of the next `n` pending items has a timeout or a soft one.
+    fn has_timeout(&self, n: usize) -> bool {
+        if self.plan.timeout.is_some() || self.plan.soft_timeout.is_some() {
+            return true;
+        }
+        !self.own.is_empty()
+            && self.pending.iter().take(n).any(|i| {
+                self.own
+                    .get(i)
+                    .is_some_and(|o| o.timeout.is_some() || o.soft_timeout.is_some())
+            })
+    }
+
     /// An item's result was taken: the progress callback hears of it.
     pub(super) fn taken(&mut self, failed: bool) {
         let Some(f) = &self.plan.progress else {
@@ -419,6 +449,7 @@ impl<'s> Run<'s> {
             let head = TaskHead {
                 func,
                 count: n as u32,
+                prompt: self.has_timeout(n),
             };
             let start = frame::begin_frame(&mut w.out, FrameKind::Task);
             if frame::encode_onto(&mut w.out, &head).is_err() {

@@ -311,7 +311,9 @@ impl<'a, R: DeserializeOwned + 'static> MapUnordered<'a, R> {
     pub(super) fn pop_raw(&mut self) -> Option<(usize, shared::Raw)> {
         let (idx, outcome) = self.run.ready.pop_front()?;
         self.run.yielded += 1;
-        let value = outcome.map(|range| (self.run.results[range].to_vec(), self.run.inbox.clone()));
+        let value = outcome
+            .map(|range| (self.run.results[range].to_vec(), self.run.inbox.clone()))
+            .map_err(|e| *e);
         if self.run.ready.is_empty() {
             self.run.results.clear();
         }
@@ -322,7 +324,7 @@ impl<'a, R: DeserializeOwned + 'static> MapUnordered<'a, R> {
     fn pop_ready(&mut self) -> Option<(usize, std::result::Result<R, TaskError>)> {
         let (idx, outcome) = self.run.ready.pop_front()?;
         self.run.yielded += 1;
-        let value = outcome.and_then(|range| {
+        let value = outcome.map_err(|e| *e).and_then(|range| {
             let (results, inbox) = (&self.run.results, &mut self.run.inbox);
             let bytes = &results[range];
             shared::resolving(inbox, || postcard::from_bytes::<R>(bytes)).map_err(|e| {

@@ -479,28 +479,42 @@ impl Drop for Pool {
 }
 
 /// Results put back in input order.
-struct InOrder<R>(Vec<Option<std::result::Result<R, TaskError>>>);
+///
+/// The slots hold a cheap placeholder until their result comes, and which
+/// came is kept beside them, so that the vector is handed over as it is (an
+/// `Option` per slot cost a second pass over every result).
+struct InOrder<R> {
+    slots: Vec<std::result::Result<R, TaskError>>,
+    put: Vec<bool>,
+    count: usize,
+}
 
 impl<R> InOrder<R> {
     fn new(len: usize) -> InOrder<R> {
-        InOrder((0..len).map(|_| None).collect())
+        InOrder {
+            slots: (0..len).map(|_| Err(TaskError::Interrupted)).collect(),
+            put: vec![false; len],
+            count: 0,
+        }
     }
 
     fn put(&mut self, i: usize, r: std::result::Result<R, TaskError>) {
-        self.0[i] = Some(r);
+        if let (Some(slot), Some(put)) = (self.slots.get_mut(i), self.put.get_mut(i)) {
+            *slot = r;
+            self.count += usize::from(!*put);
+            *put = true;
+        }
     }
 
-    fn finish(self) -> Vec<std::result::Result<R, TaskError>> {
-        self.0
-            .into_iter()
-            .map(|r| {
-                r.unwrap_or_else(|| {
-                    Err(TaskError::Failed {
-                        reason: "internal: no result was recorded".into(),
-                    })
-                })
-            })
-            .collect()
+    fn finish(mut self) -> Vec<std::result::Result<R, TaskError>> {
+        if self.count < self.slots.len() {
+            for (slot, _) in self.slots.iter_mut().zip(&self.put).filter(|(_, p)| !**p) {
+                *slot = Err(TaskError::Failed {
+                    reason: "internal: no result was recorded".into(),
+                });
+            }
+        }
+        self.slots
     }
 }
 

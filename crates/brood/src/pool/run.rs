@@ -390,6 +390,29 @@ pub(super) fn timespec(d: Duration) -> rustix::event::Timespec {
     }
 }
 
+/// Takes the results of a `Values` frame, one per item in flight; false if
+/// it is malformed or holds more results than items were sent.
+fn take_values(
+    inflight: &mut std::collections::VecDeque<usize>,
+    received: &mut u64,
+    run: &mut Run<'_>,
+    mut payload: &[u8],
+) -> bool {
+    while !payload.is_empty() {
+        let Some((value, rest)) = frame::split_item(payload) else {
+            return false;
+        };
+        let Some(idx) = inflight.pop_front() else {
+            return false;
+        };
+        let kept = run.keep(value);
+        run.finish(idx, Ok(kept));
+        *received += 1;
+        payload = rest;
+    }
+    true
+}
+
 /// Parses the whole result frames in `inbuf`; false on a malformed one.
 pub(super) fn parse(w: &mut Worker, run: &mut Run<'_>) -> bool {
     let mut pos = 0;
@@ -410,6 +433,14 @@ pub(super) fn parse(w: &mut Worker, run: &mut Run<'_>) -> bool {
             pos += used;
             continue;
         }
+        if kind == FrameKind::Values {
+            if !take_values(&mut w.inflight, &mut w.received, run, payload) {
+                ok = false;
+                break;
+            }
+            pos += used;
+            continue;
+        }
         let Some(idx) = w.inflight.pop_front() else {
             ok = false;
             break;
@@ -423,7 +454,7 @@ pub(super) fn parse(w: &mut Worker, run: &mut Run<'_>) -> bool {
             FrameKind::Failed => Err(TaskError::Failed {
                 reason: wire::decode_reason(payload),
             }),
-            FrameKind::Task | FrameKind::Quit | FrameKind::Share => {
+            FrameKind::Task | FrameKind::Quit | FrameKind::Share | FrameKind::Values => {
                 w.inflight.push_front(idx);
                 ok = false;
                 break;

@@ -8,7 +8,7 @@
 //! in the worker, so it may hold anything — a loaded model, an open file, a
 //! table — serializable or not.
 
-use super::batch::{push_failure, push_outcome};
+use super::worker::run_chunk;
 use crate::process::child::catch;
 use crate::sys::image::{self, FnRef};
 use crate::wire::PanicReport;
@@ -69,26 +69,26 @@ where
     A: DeserializeOwned + 'static,
     R: Serialize + 'static,
 {
-    fn run(f: fn(&S, A) -> R, arg: Cow<'_, [u8]>, _out: Option<BorrowedFd<'_>>) -> i32 {
-        let a = match postcard::from_bytes::<A>(&arg) {
-            Ok(a) => a,
-            Err(e) => {
-                push_failure(&format!("cannot decode the argument: {e}"));
-                return 0;
-            }
-        };
+    /// Runs a whole chunk: `arg` holds its items, `out` is the pool's socket.
+    fn run(f: fn(&S, A) -> R, arg: Cow<'_, [u8]>, out: Option<BorrowedFd<'_>>) -> i32 {
+        let Some(sock) = out else { return 1 };
         STATE.with(|s| {
             let s = s.borrow();
-            match s.as_ref().and_then(|b| b.downcast_ref::<S>()) {
-                Some(state) => push_outcome(catch(move || f(state, a))),
-                None => push_failure(&format!(
-                    "the worker has no state of type {}: give the pool an initializer \
-                     that returns one (PoolBuilder::initializer)",
-                    std::any::type_name::<S>()
-                )),
-            }
-        });
-        0
+            let state = s.as_ref().and_then(|b| b.downcast_ref::<S>());
+            run_chunk(&arg, sock, |item, batch, catcher| {
+                let Some(state) = state else {
+                    return batch.push_failure(&format!(
+                        "the worker has no state of type {}: give the pool an initializer \
+                         that returns one (PoolBuilder::initializer)",
+                        std::any::type_name::<S>()
+                    ));
+                };
+                match postcard::from_bytes::<A>(item) {
+                    Ok(a) => batch.push_outcome(catcher.catch(move || f(state, a))),
+                    Err(e) => batch.push_failure(&format!("cannot decode the argument: {e}")),
+                }
+            })
+        })
     }
 }
 

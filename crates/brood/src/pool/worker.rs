@@ -29,7 +29,7 @@
 use super::batch;
 use super::progress::Progress;
 use super::shared::{self, Inbox};
-use crate::process::child::catch;
+use crate::process::child::{Catcher, catching};
 use crate::sys::image::{self, FnRef, Resolved};
 use crate::sys::socket::send_with_fds;
 use crate::wire::frame::{self, FrameKind};
@@ -40,7 +40,7 @@ use std::collections::VecDeque;
 use std::os::fd::OwnedFd;
 use std::os::fd::{AsFd, BorrowedFd};
 use std::os::unix::net::UnixStream;
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
 /// A function reference resolved in this process, or why it cannot be.
 type Lookup = Result<Resolved, String>;
@@ -76,11 +76,10 @@ pub(super) fn worker_main(boot: Boot) {
     }
     drop(page);
     let flush_after = Duration::from_micros(boot.flush_after_us);
+    PACE.with(|p| p.set(Some(Pace::new(flush_after))));
     // One function per map: resolve it once, not per frame.
     let mut last: Option<(FnRef, Lookup)> = None;
-    let mut seq = 0u64;
     let mut incoming = Incoming::default();
-    let mut flushed = Instant::now();
     // The shared data the pool sent, by id.
     let mut inbox = Inbox::new();
     loop {
@@ -98,10 +97,10 @@ pub(super) fn worker_main(boot: Boot) {
         if kind != FrameKind::Task {
             // Quit (or anything else: stop rather than guess), with the
             // results still held sent first.
-            batch::flush(&sock);
+            batch::flush(sock.as_fd());
             return;
         }
-        let Ok((head, mut rest)) = postcard::take_from_bytes::<TaskHead>(&frame) else {
+        let Ok((head, items)) = postcard::take_from_bytes::<TaskHead>(&frame) else {
             // Cannot even tell how many items came: the pool sees the worker
             // end and fails the items it sent.
             return;
@@ -114,35 +113,114 @@ pub(super) fn worker_main(boot: Boot) {
                 res
             }
         };
-        for k in 0..head.count {
-            let Some((item, tail)) = frame::split_item(rest) else {
+        // The items run in the function's own runner (`RunTask`), which
+        // sends the batch when it is big or old; here it goes at the end of
+        // the chunk, unless the next chunk is already here (small chunks
+        // then share a write).
+        let prompt = head.prompt || flush_after.is_zero();
+        PACE.with(|p| p.set(p.get().map(|pace| Pace { prompt, ..pace })));
+        let ran = match &resolved {
+            Ok(resolved) => shared::resolving(&mut inbox, || {
+                resolved.run(Cow::Borrowed(items), Some(sock.as_fd()))
+            }),
+            Err(e) => run_chunk(items, sock.as_fd(), |_, batch, _| batch.push_failure(e)),
+        };
+        if ran != 0 {
+            // The pool is gone, or the frame was cut: nothing sensible to run.
+            return;
+        }
+        if prompt || !incoming.has_frame() {
+            if !batch::flush(sock.as_fd()) {
                 return;
-            };
-            rest = tail;
-            progress.started(seq + 1);
-            match &resolved {
-                Ok(resolved) => {
-                    shared::resolving(&mut inbox, || resolved.run(Cow::Borrowed(item), None));
-                }
-                Err(e) => batch::push_failure(e),
             }
-            seq += 1;
-            progress.finished(seq);
-            // Send the batch at the end of the chunk (unless the next chunk
-            // is already here: small chunks then share a write), when it is
-            // big, or when it has waited long enough: a slow item's result
-            // goes out at once, small ones travel together.
-            let now = Instant::now();
-            let big = batch::len() >= 64 << 10;
-            let end = k + 1 == head.count && (flush_after.is_zero() || !incoming.has_frame());
-            if end || big || now.duration_since(flushed) >= flush_after {
-                if !batch::flush(&sock) {
-                    return;
-                }
-                flushed = now;
-            }
+            PACE.with(|p| p.set(p.get().map(Pace::flushed)));
         }
     }
+}
+
+/// When a worker sends its results: when the batch is big, or older than
+/// `flush_after`; or each at once, for items with a timeout (the pool's,
+/// a call's or a task's: the pool counts an item's time from the previous
+/// result, and asks the item it thinks is running to stop). The age is read
+/// on the coarse clock (`sys::clock`) after every item: a few nanoseconds,
+/// where `Instant::now` was a sixth of a tiny item's cost. So a batch may
+/// wait up to one tick (1–4 ms) past `flush_after`; what a worker that dies
+/// had not sent runs again.
+#[derive(Clone, Copy)]
+struct Pace {
+    flush_after_ns: u64,
+    since: u64,
+    /// The chunk running now asks for each result at once.
+    prompt: bool,
+}
+
+impl Pace {
+    /// Bytes of results that go out without waiting for the chunk's end.
+    const BIG: usize = 64 << 10;
+
+    fn new(flush_after: Duration) -> Pace {
+        Pace {
+            flush_after_ns: u64::try_from(flush_after.as_nanos()).unwrap_or(u64::MAX),
+            since: crate::sys::clock::coarse_nanos(),
+            prompt: flush_after.is_zero(),
+        }
+    }
+
+    /// The batch was just sent.
+    fn flushed(self) -> Pace {
+        Pace {
+            since: crate::sys::clock::coarse_nanos(),
+            ..self
+        }
+    }
+}
+
+/// Runs the items of a chunk (`[u32 len][bytes]` each) with `one`, which
+/// decodes an item, calls the function (under the catcher, so that a panic
+/// becomes its outcome) and puts its outcome into the batch;
+/// counts each item in the progress page, and sends the batch whenever it is
+/// big or has waited long enough (a slow item's result goes out at once,
+/// small ones travel together). Generic, so that the loop over tiny items is
+/// one inlined body: a call through the trampoline and a thread-local
+/// lookup per item cost more than the function itself. 0 when every item
+/// ran; 1 if the pool is gone; 2 if the items were cut short.
+pub(super) fn run_chunk(
+    items: &[u8],
+    sock: BorrowedFd<'_>,
+    mut one: impl FnMut(&[u8], &mut batch::Batch, &mut Catcher),
+) -> i32 {
+    let Some(progress) = PAGE.with(|p| p.get()) else {
+        return 1;
+    };
+    let mut pace = PACE.with(|p| p.get()).unwrap_or(Pace::new(Duration::ZERO));
+    let code = catching(|catcher| {
+        batch::with(|batch| {
+            let (mut seq, _) = progress.read();
+            let mut items = items;
+            while !items.is_empty() {
+                let Some((item, rest)) = frame::split_item(items) else {
+                    return 2;
+                };
+                items = rest;
+                seq += 1;
+                progress.started(seq);
+                one(item, batch, catcher);
+                progress.finished(seq);
+                let now = crate::sys::clock::coarse_nanos();
+                let old = now.saturating_sub(pace.since) >= pace.flush_after_ns;
+                if pace.prompt || old || batch.len() >= Pace::BIG {
+                    if !batch.flush(sock) {
+                        return 1;
+                    }
+                    pace.since = now;
+                }
+            }
+            0
+        })
+    });
+    // `worker_main` sends what is left at the chunk's end.
+    PACE.with(|p| p.set(Some(pace)));
+    code
 }
 
 /// Whether the pool asked the task now running to stop: its per-call soft
@@ -177,6 +255,8 @@ pub fn task_cancelled() -> bool {
 thread_local! {
     /// This worker's progress page (set in a worker only).
     static PAGE: std::cell::Cell<Option<&'static Progress>> = const { std::cell::Cell::new(None) };
+    /// When this worker last sent its results (set in a worker only).
+    static PACE: std::cell::Cell<Option<Pace>> = const { std::cell::Cell::new(None) };
 }
 
 /// Frames from the pool, and the descriptors that came with them.
@@ -225,12 +305,17 @@ where
     A: DeserializeOwned + 'static,
     R: Serialize + 'static,
 {
-    fn run(f: fn(A) -> R, arg: Cow<'_, [u8]>, _out: Option<BorrowedFd<'_>>) -> i32 {
-        match postcard::from_bytes::<A>(&arg) {
-            Err(e) => batch::push_failure(&format!("cannot decode the argument: {e}")),
-            Ok(a) => batch::push_outcome(catch(move || f(a))),
-        }
-        0
+    /// Runs a whole chunk: `arg` holds its items, `out` is the pool's socket.
+    fn run(f: fn(A) -> R, arg: Cow<'_, [u8]>, out: Option<BorrowedFd<'_>>) -> i32 {
+        let Some(sock) = out else { return 1 };
+        run_chunk(
+            &arg,
+            sock,
+            |item, batch, catcher| match postcard::from_bytes::<A>(item) {
+                Err(e) => batch.push_failure(&format!("cannot decode the argument: {e}")),
+                Ok(a) => batch.push_outcome(catcher.catch(move || f(a))),
+            },
+        )
     }
 }
 

@@ -107,6 +107,33 @@ pub(crate) fn catch<T>(f: impl FnOnce() -> T) -> std::result::Result<T, PanicRep
     })
 }
 
+/// [`catch`] for many calls in a row on this thread (a pool worker's
+/// chunk of items): the catch state is set up once, not per call.
+pub(crate) fn catching<T>(body: impl FnOnce(&mut Catcher) -> T) -> T {
+    install_hook();
+    let outer = CAUGHT.with(|c| c.replace(Some(None)));
+    let out = body(&mut Catcher(()));
+    CAUGHT.with(|c| c.replace(outer));
+    out
+}
+
+/// Catches the panics of calls made inside [`catching`].
+pub(crate) struct Catcher(());
+
+impl Catcher {
+    /// Runs `f`, turning a panic into a [`PanicReport`], as [`catch`] does.
+    pub(crate) fn catch<T>(
+        &mut self,
+        f: impl FnOnce() -> T,
+    ) -> std::result::Result<T, PanicReport> {
+        panic::catch_unwind(AssertUnwindSafe(f)).map_err(|payload| PanicReport {
+            message: panic_message(payload.as_ref()),
+            // The hook left it here (and a nested catch restored the slot).
+            location: CAUGHT.with(|c| c.borrow_mut().as_mut().and_then(Option::take)),
+        })
+    }
+}
+
 /// Makes this thread's catch state exist before a fork from it, so that a
 /// child does not register its destructor itself (the first use of a
 /// thread-local with a destructor registers it with the C library: a symbol

@@ -305,12 +305,13 @@ impl<R: DeserializeOwned + 'static> Handle<R> {
                 status,
                 reason: Some(wire::decode_reason(&payload)),
             }),
-            Some((kind @ (FrameKind::Task | FrameKind::Quit | FrameKind::Share), _)) => {
-                Err(JoinError::Decode {
-                    pid,
-                    reason: format!("the child sent a {kind:?} frame instead of its result"),
-                })
-            }
+            Some((
+                kind @ (FrameKind::Task | FrameKind::Quit | FrameKind::Share | FrameKind::Values),
+                _,
+            )) => Err(JoinError::Decode {
+                pid,
+                reason: format!("the child sent a {kind:?} frame instead of its result"),
+            }),
             None => match status.signal() {
                 Some(signal) => Err(JoinError::Killed { pid, signal }),
                 None => Err(JoinError::NoResult {

@@ -15,6 +15,7 @@
 //! | pipes, descriptor plumbing | [`pipe`] | 2.6.35 (`F_SETPIPE_SZ`, optional) |
 //! | private sockets passing descriptors, peer credentials | [`socket`] | 2.6.23 (`MSG_CMSG_CLOEXEC`) |
 //! | `clone(CLONE_VM \| CLONE_VFORK \| CLONE_PIDFD)` then `execve` | [`clone`] | 5.2 |
+//! | the coarse monotonic clock (a pool worker's pacing) | [`clock`] | 2.6.32 |
 //! | registering a descriptor with tokio's reactor (feature `tokio`) | `reactor` | any |
 
 #[cfg(not(target_os = "linux"))]
@@ -24,6 +25,7 @@ compile_error!(
 
 pub mod atexit;
 pub mod cgroup;
+pub mod clock;
 pub mod clone;
 pub mod closerange;
 pub mod env;

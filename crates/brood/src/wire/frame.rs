@@ -49,6 +49,11 @@ pub(crate) enum FrameKind {
     /// after it name — a postcard `ShareHead` (pool/shared.rs), with the
     /// descriptors attached to its first byte (`SCM_RIGHTS`).
     Share = 6,
+    /// Worker → pool: the results of consecutive items, each `[u32
+    /// len][postcard bytes]` as in a `Task` frame (one header per run of
+    /// successes, not per result: for tiny items the header was most of
+    /// what crossed).
+    Values = 7,
 }
 
 impl FrameKind {
@@ -60,6 +65,7 @@ impl FrameKind {
             4 => Some(FrameKind::Task),
             5 => Some(FrameKind::Quit),
             6 => Some(FrameKind::Share),
+            7 => Some(FrameKind::Values),
             _ => None,
         }
     }
@@ -397,6 +403,32 @@ impl postcard::ser_flavors::Flavor for Append<'_> {
 pub(crate) fn append_item(buf: &mut Vec<u8>, item: &[u8]) {
     buf.extend_from_slice(&(item.len() as u32).to_le_bytes());
     buf.extend_from_slice(item);
+}
+
+/// Appends `value`'s postcard encoding as one `[u32 len][bytes]` item (on
+/// an error `buf` is left as it was).
+pub(crate) fn append_encoded_item<T: Serialize + ?Sized>(
+    buf: &mut Vec<u8>,
+    value: &T,
+) -> Result<(), postcard::Error> {
+    let start = buf.len();
+    buf.extend_from_slice(&[0; 4]);
+    let written = encode_onto(buf, value).and_then(|()| {
+        u32::try_from(buf.len() - start - 4).map_err(|_| {
+            refuse("it is larger than 4 GiB");
+            postcard::Error::SerializeBufferFull
+        })
+    });
+    match written {
+        Ok(len) => {
+            buf[start..start + 4].copy_from_slice(&len.to_le_bytes());
+            Ok(())
+        }
+        Err(e) => {
+            buf.truncate(start);
+            Err(e)
+        }
+    }
 }
 
 /// One `[u32 len][bytes]` item off the front of `buf`.

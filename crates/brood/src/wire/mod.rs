@@ -100,6 +100,9 @@ pub(crate) struct Boot {
 pub(crate) struct TaskHead {
     pub(crate) func: FnRef,
     pub(crate) count: u32,
+    /// Each result goes out as soon as it is done: the items have a timeout
+    /// (or a soft one), which the pool counts from the previous result.
+    pub(crate) prompt: bool,
 }
 
 /// A panic, as it crosses ([`FrameKind::Panic`]): its message and where it
