@@ -1,6 +1,7 @@
 //! A worker as the pool sees it: its handle, its channel and what travels
 //! on it, the items it holds, its progress page.
 
+use super::line::Line;
 use super::progress::Progress;
 use super::shared::{self, Attached};
 use crate::Handle;
@@ -36,7 +37,7 @@ pub(super) struct Worker {
     /// forgotten (told so) once we do not.
     pub(super) sent: HashMap<u64, Weak<Region>>,
     /// Items sent and not yet answered, in the order the worker runs them.
-    pub(super) inflight: VecDeque<usize>,
+    pub(super) inflight: Line,
     /// When the front item started, as far as the pool can tell: the arrival
     /// of the last result, or the hand-out to an idle worker. Exact with a task
     /// timeout, under which workers send each result at once.
@@ -65,7 +66,7 @@ impl Worker {
             attach: Attached::new(),
             fds: VecDeque::new(),
             sent: HashMap::new(),
-            inflight: VecDeque::new(),
+            inflight: Line::new(),
             since: Instant::now(),
             assigned: 0,
             quitting: false,

@@ -12,6 +12,8 @@
 
 use super::TaskError;
 use super::conn::Worker;
+use super::line::Line;
+use super::ready::Finished;
 use super::shared::{self, Inbox, Sharing};
 use crate::sys::image::FnRef;
 use crate::wire::TaskHead;
@@ -24,13 +26,8 @@ use std::time::{Duration, Instant};
 /// The fewest items a worker holds while more wait (see `Run::dispatch`).
 const MIN_INFLIGHT: usize = 8;
 
-/// A result: the range of its bytes in [`Run::results`], or why there is none.
-pub(super) type Outcome = std::result::Result<std::ops::Range<usize>, TaskError>;
-
-/// An [`Outcome`] as [`Run::ready`] keeps it: the (rare) error boxed, so
-/// that an entry is 32 bytes rather than 64 (ten thousand tiny results
-/// move through that queue in one map).
-pub(super) type Kept = std::result::Result<std::ops::Range<usize>, Box<TaskError>>;
+/// A result as it came: its encoded bytes, or why there are none.
+pub(super) type Outcome<'b> = std::result::Result<&'b [u8], TaskError>;
 
 /// What a [`Source`] gave.
 pub(super) enum Pulled {
@@ -57,14 +54,17 @@ pub(super) struct Run<'s> {
     /// Pulled all at once: the arena lives as long as the map, and no
     /// window is kept.
     eager: bool,
-    /// The items of the window, encoded one after the other; `origin` is the
-    /// offset of `args[0]` in the map's whole stream of arguments.
+    /// The items of the window, encoded one after the other as a task frame
+    /// carries them (`[u32 len][bytes]`), so that a chunk of consecutive
+    /// items leaves in one copy; `origin` is the offset of `args[0]` in the
+    /// map's whole stream of arguments.
     args: Vec<u8>,
     origin: usize,
-    /// Where each item of the window lies (offset in the stream, length),
-    /// and (unless eager: its window never moves) whether it has its result,
-    /// for items `base..base + spans.len()`.
-    spans: VecDeque<(usize, u32)>,
+    /// Where each item of the window starts in the stream (it ends where the
+    /// next starts; an item that could not be encoded has no bytes), and
+    /// (unless eager: its window never moves) whether it has its result,
+    /// for items `base..base + starts.len()`.
+    starts: VecDeque<usize>,
     answered: VecDeque<bool>,
     base: usize,
     /// Items pulled so far (the next item's index).
@@ -78,10 +78,9 @@ pub(super) struct Run<'s> {
     own: HashMap<usize, Own>,
     /// Failed items taken so far (for the progress callback).
     failed: usize,
-    pub(super) pending: VecDeque<usize>,
-    /// Result bytes of the items in `ready`; emptied whenever `ready` is.
-    pub(super) results: Vec<u8>,
-    pub(super) ready: VecDeque<(usize, Kept)>,
+    pub(super) pending: Line,
+    /// Results that came and wait to be yielded.
+    pub(super) finished: Finished,
     pub(super) yielded: usize,
     /// The shared data each item of the window names (most name none).
     shares: HashMap<usize, Vec<Sharing>>,
@@ -149,9 +148,8 @@ impl<'s> Run<'s> {
         // Grown once, not by doubling (each doubling copied and faulted in
         // the whole queue again).
         let n = items.size_hint().0;
-        run.spans.reserve(n);
-        run.pending.reserve(n);
-        run.args.reserve(n);
+        run.starts.reserve(n);
+        run.args.reserve(5 * n);
         for item in items {
             run.pull_with(|arena| encode(&item, arena));
         }
@@ -171,15 +169,14 @@ impl<'s> Run<'s> {
             eager,
             args: Vec::new(),
             origin: 0,
-            spans: VecDeque::new(),
+            starts: VecDeque::new(),
             answered: VecDeque::new(),
             base: 0,
             pulled: 0,
             source,
             broken: None,
-            pending: VecDeque::new(),
-            results: Vec::new(),
-            ready: VecDeque::new(),
+            pending: Line::new(),
+            finished: Finished::new(),
             yielded: 0,
             shares: HashMap::new(),
             inbox: Inbox::new(),
@@ -206,7 +203,7 @@ impl<'s> Run<'s> {
     /// Pulls items until `want` wait to be handed out, the window is full or
     /// the input ends.
     pub(super) fn refill(&mut self, want: usize) {
-        while self.pending.len() < want && self.spans.len() < self.plan.window {
+        while self.pending.len() < want && self.starts.len() < self.plan.window {
             let Some(mut source) = self.source.take() else {
                 return;
             };
@@ -225,11 +222,16 @@ impl<'s> Run<'s> {
     /// Takes one item from `next` into the window; what `next` gave (its
     /// item's outcome taken in).
     fn pull_with(&mut self, next: impl FnOnce(&mut Vec<u8>) -> Pulled) -> Pulled {
+        // The item's length goes in front, once it is known.
         let start = self.args.len();
+        self.args.extend_from_slice(&[0; 4]);
         let idx = self.pulled;
         let (encoded, own, named) = match next(&mut self.args) {
             Pulled::Item(r, own, named) => (r, own, named),
-            other => return other,
+            other => {
+                self.args.truncate(start);
+                return other;
+            }
         };
         if !named.is_empty() {
             self.shares.insert(idx, named);
@@ -238,16 +240,17 @@ impl<'s> Run<'s> {
             self.own.insert(idx, own);
         }
         let encoded = encoded.and_then(|()| {
-            u32::try_from(self.args.len() - start)
+            u32::try_from(self.args.len() - start - 4)
                 .map_err(|_| "the argument is larger than 4 GiB".to_string())
         });
         self.pulled += 1;
+        self.starts.push_back(self.origin + start);
+        if !self.eager {
+            self.answered.push_back(false);
+        }
         match encoded {
             Ok(len) => {
-                self.spans.push_back((self.origin + start, len));
-                if !self.eager {
-                    self.answered.push_back(false);
-                }
+                self.args[start..start + 4].copy_from_slice(&len.to_le_bytes());
                 match &self.broken {
                     None => self.pending.push_back(idx),
                     Some(reason) => {
@@ -258,10 +261,6 @@ impl<'s> Run<'s> {
             }
             Err(reason) => {
                 self.args.truncate(start);
-                self.spans.push_back((self.origin + start, 0));
-                if !self.eager {
-                    self.answered.push_back(false);
-                }
                 self.finish(idx, Err(TaskError::Failed { reason }));
             }
         }
@@ -269,8 +268,27 @@ impl<'s> Run<'s> {
     }
 
     /// Records an item's outcome; the window moves past answered items.
-    pub(super) fn finish(&mut self, idx: usize, outcome: Outcome) {
-        self.ready.push_back((idx, outcome.map_err(Box::new)));
+    pub(super) fn finish(&mut self, idx: usize, outcome: Outcome<'_>) {
+        self.finished.push_one(idx, outcome);
+        self.answered(idx);
+    }
+
+    /// Records the results of items `first..first + count`: `bytes` holds
+    /// them one after the other (`[u32 len][bytes]` each, checked).
+    pub(super) fn finish_run(&mut self, first: usize, count: usize, bytes: &[u8]) {
+        self.finished.push_run(first, count, bytes);
+        // Nothing else to note per item in the common case: an eager map
+        // with no shared data and no submitted tasks.
+        if !self.eager || !self.shares.is_empty() || !self.own.is_empty() {
+            for idx in first..first + count {
+                self.answered(idx);
+            }
+        }
+    }
+
+    /// Item `idx` has its result: what it named is let go, and the window
+    /// moves past answered items.
+    fn answered(&mut self, idx: usize) {
         if !self.shares.is_empty() {
             self.shares.remove(&idx);
         }
@@ -288,16 +306,16 @@ impl<'s> Run<'s> {
         }
         while self.answered.front() == Some(&true) {
             self.answered.pop_front();
-            self.spans.pop_front();
+            self.starts.pop_front();
             self.base += 1;
         }
         // The arena drops what lies before the window (all of it when the
         // window is empty; otherwise once that is most of it, so that the
         // copying stays linear).
         let keep_from = self
-            .spans
+            .starts
             .front()
-            .map_or(self.origin + self.args.len(), |s| s.0);
+            .map_or(self.origin + self.args.len(), |&s| s);
         let dead = keep_from - self.origin;
         if dead == self.args.len() || (dead > 64 << 10 && dead > self.args.len() / 2) {
             self.args.drain(..dead);
@@ -322,18 +340,21 @@ impl<'s> Run<'s> {
         self.refill(self.plan.chunk);
     }
 
-    /// Copies a result's bytes into the arena.
-    pub(super) fn keep(&mut self, bytes: &[u8]) -> std::ops::Range<usize> {
-        let start = self.results.len();
-        self.results.extend_from_slice(bytes);
-        start..self.results.len()
+    /// The task-frame items `run` of the window, as they lie in the arena
+    /// (`[u32 len][bytes]` each, one after the other).
+    fn items(&self, run: std::ops::Range<usize>) -> &[u8] {
+        let at = |idx: usize| {
+            self.starts
+                .get(idx - self.base)
+                .map_or(self.args.len(), |&s| s - self.origin)
+        };
+        &self.args[at(run.start)..at(run.end)]
     }
 
     /// The encoded argument of item `idx` (of the window).
+    #[cfg(test)]
     fn arg(&self, idx: usize) -> &[u8] {
-        let (at, len) = self.spans[idx - self.base];
-        let at = at - self.origin;
-        &self.args[at..at + len as usize]
+        &self.items(idx..idx + 1)[4..]
     }
 
     /// The function item `idx` runs with.
@@ -368,7 +389,7 @@ impl<'s> Run<'s> {
         !self.own.is_empty()
             && self.pending.iter().take(n).any(|i| {
                 self.own
-                    .get(i)
+                    .get(&i)
                     .is_some_and(|o| o.timeout.is_some() || o.soft_timeout.is_some())
             })
     }
@@ -407,7 +428,7 @@ impl<'s> Run<'s> {
         }
         let mut new: Vec<Sharing> = Vec::new();
         for idx in self.pending.iter().take(n) {
-            for s in self.shares.get(idx).into_iter().flatten() {
+            for s in self.shares.get(&idx).into_iter().flatten() {
                 if let std::collections::hash_map::Entry::Vacant(e) = w.sent.entry(s.id) {
                     e.insert(Arc::downgrade(&s.region));
                     new.push(s.clone());
@@ -433,13 +454,16 @@ impl<'s> Run<'s> {
                 n = n.min(max.saturating_sub(w.assigned));
             }
             // One function per task frame.
-            let func = self.func_of(self.pending[0]);
+            let Some(front) = self.pending.front() else {
+                break;
+            };
+            let func = self.func_of(front);
             if !self.own.is_empty() {
                 n = self
                     .pending
                     .iter()
                     .take(n)
-                    .take_while(|&&i| self.func_of(i) == func)
+                    .take_while(|&i| self.func_of(i) == func)
                     .count();
             }
             if n == 0 {
@@ -458,10 +482,12 @@ impl<'s> Run<'s> {
             if w.inflight.is_empty() {
                 w.since = Instant::now();
             }
-            for _ in 0..n {
-                let idx = self.pending.pop_front().expect("n <= pending");
-                frame::append_item(&mut w.out, self.arg(idx));
-                w.inflight.push_back(idx);
+            // Consecutive items leave the arena in one copy.
+            let mut left = n;
+            while let Some(run) = self.pending.take_run(left) {
+                left -= run.len();
+                w.out.extend_from_slice(self.items(run.clone()));
+                w.inflight.push_back_run(run);
             }
             frame::end_frame(&mut w.out, start);
             w.assigned += n;
@@ -525,8 +551,11 @@ mod tests {
         run.refill(usize::MAX);
         assert_eq!(run.pending.len(), 100);
         // Answer the front 60 out of order: the window moves by all of them.
+        assert_eq!(
+            run.pending.split_front(60).iter().collect::<Vec<_>>(),
+            (0..60).collect::<Vec<_>>()
+        );
         for idx in (0..60).rev() {
-            run.pending.retain(|&i| i != idx);
             run.finish(
                 idx,
                 Err(TaskError::Failed {
@@ -537,7 +566,7 @@ mod tests {
         assert_eq!(run.base, 60);
         run.refill(usize::MAX);
         assert_eq!(run.pulled, 160);
-        assert_eq!(run.spans.len(), 100);
+        assert_eq!(run.starts.len(), 100);
         // A hole at the front holds the window, however much else is answered.
         for idx in 61..160 {
             run.finish(
@@ -557,7 +586,7 @@ mod tests {
                 reason: String::new(),
             }),
         );
-        assert!(run.spans.is_empty());
+        assert!(run.starts.is_empty());
         assert!(
             run.args.is_empty(),
             "the arena kept {} bytes",
@@ -575,7 +604,7 @@ mod tests {
         let mut run = Run::lazy(plan(usize::MAX), encoding(0u64..1000));
         run.refill(usize::MAX);
         assert_eq!(run.pending.len(), 1000);
-        let answered: Vec<usize> = run.pending.drain(..).collect();
+        let answered: Vec<usize> = run.pending.split_front(usize::MAX).iter().collect();
         for idx in answered {
             run.finish(
                 idx,
@@ -589,7 +618,7 @@ mod tests {
             "the arena kept {} bytes",
             run.args.len()
         );
-        assert!(run.spans.is_empty());
+        assert!(run.starts.is_empty());
     }
 
     #[test]

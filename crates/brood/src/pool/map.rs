@@ -158,7 +158,7 @@ impl<'a, R: DeserializeOwned + 'static> MapUnordered<'a, R> {
                 fds.push(PollFd::from_borrowed_fd(fd, PollFlags::IN));
                 owners.push((slot, true));
             }
-            if let Some(&front) = w.inflight.front() {
+            if let Some(front) = w.inflight.front() {
                 let soft = run.soft_timeout_of(front).filter(|_| !w.front_cancelled());
                 for t in [run.timeout_of(front), soft].into_iter().flatten() {
                     let at = w.since + t;
@@ -238,7 +238,7 @@ impl<'a, R: DeserializeOwned + 'static> MapUnordered<'a, R> {
             let Some(w) = inner.slots[slot].as_mut() else {
                 continue;
             };
-            let Some(&front) = w.inflight.front() else {
+            let Some(front) = w.inflight.front() else {
                 continue;
             };
             if run.timeout_of(front).is_some_and(|t| now >= w.since + t) {
@@ -303,42 +303,38 @@ impl<'a, R: DeserializeOwned + 'static> MapUnordered<'a, R> {
         self.interrupted = true;
         self.kill_busy();
         self.run.pending.clear();
-        self.run.ready.clear();
+        self.run.finished.clear();
     }
 
     /// The next finished result, undecoded: its bytes, and the shared data
     /// the map received (a result may name some), if one is waiting.
     pub(super) fn pop_raw(&mut self) -> Option<(usize, shared::Raw)> {
-        let (idx, outcome) = self.run.ready.pop_front()?;
+        let inbox = &self.run.inbox;
+        let (idx, value) = self
+            .run
+            .finished
+            .pop(|idx, outcome| (idx, outcome.map(|bytes| (bytes.to_vec(), inbox.clone()))))?;
         self.run.yielded += 1;
-        let value = outcome
-            .map(|range| (self.run.results[range].to_vec(), self.run.inbox.clone()))
-            .map_err(|e| *e);
-        if self.run.ready.is_empty() {
-            self.run.results.clear();
-        }
         Some((idx, value))
     }
 
     /// The next finished result, decoded, if one is waiting.
     fn pop_ready(&mut self) -> Option<(usize, std::result::Result<R, TaskError>)> {
-        let (idx, outcome) = self.run.ready.pop_front()?;
+        let inbox = &mut self.run.inbox;
+        let (idx, value) = self.run.finished.pop(|idx, outcome| {
+            let value = outcome.and_then(|bytes| {
+                shared::resolving(inbox, || postcard::from_bytes::<R>(bytes)).map_err(|e| {
+                    TaskError::Failed {
+                        reason: format!(
+                            "cannot decode the result as a {}: {e}",
+                            std::any::type_name::<R>()
+                        ),
+                    }
+                })
+            });
+            (idx, value)
+        })?;
         self.run.yielded += 1;
-        let value = outcome.map_err(|e| *e).and_then(|range| {
-            let (results, inbox) = (&self.run.results, &mut self.run.inbox);
-            let bytes = &results[range];
-            shared::resolving(inbox, || postcard::from_bytes::<R>(bytes)).map_err(|e| {
-                TaskError::Failed {
-                    reason: format!(
-                        "cannot decode the result as a {}: {e}",
-                        std::any::type_name::<R>()
-                    ),
-                }
-            })
-        });
-        if self.run.ready.is_empty() {
-            self.run.results.clear();
-        }
         self.run.taken(value.is_err());
         Some((idx, value))
     }
@@ -391,7 +387,7 @@ impl<R> MapUnordered<'_, R> {
                 self.inner.publish();
                 let _ = w.handle.kill();
                 let _ = w.handle.child().wait_timeout(Duration::from_secs(5));
-                self.run.pending.extend(w.inflight.drain(..));
+                self.run.pending.append(std::mem::take(&mut w.inflight));
             }
         }
     }

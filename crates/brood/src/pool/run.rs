@@ -4,6 +4,7 @@
 use super::conn::Worker;
 use super::death::{Cause, Counts, after_death};
 use super::items::Run;
+use super::line::Line;
 use super::progress::Progress;
 use super::shared;
 use super::worker;
@@ -318,7 +319,7 @@ impl Inner {
             },
             cause,
         );
-        let again: Vec<usize> = w.inflight.drain(..lost).collect();
+        let mut again = w.inflight.split_front(lost);
         let culprit = if running {
             w.inflight.pop_front()
         } else {
@@ -342,9 +343,8 @@ impl Inner {
             run.finish(idx, Err(err));
         }
         // Never started, or to run again: back to the front of the line, in order.
-        for idx in again.into_iter().chain(w.inflight).rev() {
-            run.pending.push_front(idx);
-        }
+        again.append(std::mem::take(&mut w.inflight));
+        run.pending.prepend(again);
     }
 }
 
@@ -392,25 +392,45 @@ pub(super) fn timespec(d: Duration) -> rustix::event::Timespec {
 
 /// Takes the results of a `Values` frame, one per item in flight; false if
 /// it is malformed or holds more results than items were sent.
-fn take_values(
-    inflight: &mut std::collections::VecDeque<usize>,
-    received: &mut u64,
-    run: &mut Run<'_>,
-    mut payload: &[u8],
-) -> bool {
-    while !payload.is_empty() {
-        let Some((value, rest)) = frame::split_item(payload) else {
-            return false;
-        };
-        let Some(idx) = inflight.pop_front() else {
-            return false;
-        };
-        let kept = run.keep(value);
-        run.finish(idx, Ok(kept));
-        *received += 1;
-        payload = rest;
+fn take_values(inflight: &mut Line, received: &mut u64, run: &mut Run<'_>, payload: &[u8]) -> bool {
+    let Some(count) = count_items(payload) else {
+        return false;
+    };
+    if count > inflight.len() {
+        return false;
     }
+    // One entry per run of consecutive items in flight (one, unless items
+    // of a dead worker were handed out again in between).
+    let mut rest = payload;
+    let mut left = count;
+    while let Some(items) = inflight.take_run(left) {
+        left -= items.len();
+        let len = if left == 0 {
+            rest.len()
+        } else {
+            let mut tail = rest;
+            for _ in 0..items.len() {
+                tail = frame::split_item(tail).map_or(&[][..], |(_, t)| t);
+            }
+            rest.len() - tail.len()
+        };
+        let (these, after) = rest.split_at(len);
+        run.finish_run(items.start, items.len(), these);
+        rest = after;
+    }
+    *received += count as u64;
     true
+}
+
+/// How many whole `[u32 len][bytes]` items `buf` holds; `None` if it does
+/// not end on an item's end.
+fn count_items(mut buf: &[u8]) -> Option<usize> {
+    let mut n = 0;
+    while !buf.is_empty() {
+        buf = frame::split_item(buf)?.1;
+        n += 1;
+    }
+    Some(n)
 }
 
 /// Parses the whole result frames in `inbuf`; false on a malformed one.
@@ -446,7 +466,7 @@ pub(super) fn parse(w: &mut Worker, run: &mut Run<'_>) -> bool {
             break;
         };
         let outcome = match kind {
-            FrameKind::Value => Ok(run.keep(payload)),
+            FrameKind::Value => Ok(payload),
             FrameKind::Panic => {
                 let PanicReport { message, location } = PanicReport::decode(payload);
                 Err(TaskError::Panicked { message, location })
