@@ -22,24 +22,29 @@ impl Line {
         Line::default()
     }
 
+    #[inline]
     pub(super) fn len(&self) -> usize {
         self.len
     }
 
+    #[inline]
     pub(super) fn is_empty(&self) -> bool {
         self.len == 0
     }
 
+    #[inline]
     pub(super) fn front(&self) -> Option<usize> {
         self.runs.front().map(|r| r.start)
     }
 
     /// Adds `idx` at the back (joining the last run when it follows it).
+    #[inline]
     pub(super) fn push_back(&mut self, idx: usize) {
         self.push_back_run(idx..idx + 1);
     }
 
     /// Adds the run `run` at the back.
+    #[inline]
     pub(super) fn push_back_run(&mut self, run: Range<usize>) {
         if run.is_empty() {
             return;
@@ -60,12 +65,14 @@ impl Line {
         }
     }
 
+    #[inline]
     pub(super) fn pop_front(&mut self) -> Option<usize> {
         self.take_run(1).map(|r| r.start)
     }
 
     /// Takes up to `max` indices off the front, as long as they are
     /// consecutive: the front run, or its first `max`.
+    #[inline]
     pub(super) fn take_run(&mut self, max: usize) -> Option<Range<usize>> {
         let first = self.runs.front_mut()?;
         if max == 0 {

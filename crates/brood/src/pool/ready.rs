@@ -60,6 +60,7 @@ impl Finished {
 
     /// The results of items `first..first + count`, in `bytes` (`count`
     /// items of a `Values` frame, checked by the caller).
+    #[inline]
     pub(super) fn push_run(&mut self, first: usize, count: usize, bytes: &[u8]) {
         if count == 0 {
             return;
@@ -73,6 +74,7 @@ impl Finished {
         self.len += count;
     }
 
+    #[inline]
     fn keep(&mut self, bytes: &[u8]) -> Range<usize> {
         let start = self.arena.len();
         self.arena.extend_from_slice(bytes);
@@ -81,6 +83,7 @@ impl Finished {
 
     /// The oldest result: its item and its bytes (or why there are none),
     /// handed to `take` while they are borrowed.
+    #[inline]
     pub(super) fn pop<T>(
         &mut self,
         take: impl FnOnce(usize, Result<&[u8], TaskError>) -> T,

@@ -55,6 +55,7 @@ const OUTSIDE: &str = "a SharedSlice crosses only in a pool task's argument or r
 /// value is; only if that met a `SharedSlice`, once more, collecting the
 /// regions it names. (Collecting every time cost a visible share of a map of
 /// tiny items.)
+#[inline]
 pub(super) fn crossing<T, E>(
     mut encode: impl FnMut() -> Result<T, E>,
 ) -> (Result<T, E>, Vec<Sharing>) {

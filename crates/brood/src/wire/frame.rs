@@ -136,11 +136,13 @@ pub(crate) fn refuse(why: &'static str) {
 }
 
 /// The refusal recorded since the last was taken or forgotten, if any.
+#[inline]
 pub(crate) fn refusal() -> Option<&'static str> {
     REFUSED.with(|r| r.get())
 }
 
 /// Forgets a refusal (the value was encoded after all, another way).
+#[inline]
 pub(crate) fn forget_refusal() {
     REFUSED.with(|r| r.set(None));
 }
@@ -400,6 +402,7 @@ impl postcard::ser_flavors::Flavor for Append<'_> {
 }
 
 /// Appends one item of a task frame: `[u32 len][bytes]`.
+#[inline]
 pub(crate) fn append_item(buf: &mut Vec<u8>, item: &[u8]) {
     buf.extend_from_slice(&(item.len() as u32).to_le_bytes());
     buf.extend_from_slice(item);
@@ -432,6 +435,7 @@ pub(crate) fn append_encoded_item<T: Serialize + ?Sized>(
 }
 
 /// One `[u32 len][bytes]` item off the front of `buf`.
+#[inline]
 pub(crate) fn split_item(buf: &[u8]) -> Option<(&[u8], &[u8])> {
     let (len, rest) = buf.split_first_chunk::<4>()?;
     let len = u32::from_le_bytes(*len) as usize;
