@@ -421,10 +421,7 @@ fn in_order<R: DeserializeOwned + 'static>(
     mut it: MapUnordered<'_, R>,
 ) -> Result<Vec<std::result::Result<R, TaskError>>> {
     let mut out = InOrder::new(it.len());
-    for (i, r) in it.by_ref() {
-        out.put(i, r);
-    }
-    if it.interrupted() {
+    if !it.for_each_result(|i, r| out.put(i, r)) {
         return Err(crate::Error::Interrupted);
     }
     Ok(out.finish())

@@ -395,6 +395,7 @@ impl<'s> Run<'s> {
     }
 
     /// An item's result was taken: the progress callback hears of it.
+    #[inline]
     pub(super) fn taken(&mut self, failed: bool) {
         let Some(f) = &self.plan.progress else {
             return;

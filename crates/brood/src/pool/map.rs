@@ -320,8 +320,20 @@ impl<'a, R: DeserializeOwned + 'static> MapUnordered<'a, R> {
 
     /// The next finished result, decoded, if one is waiting.
     fn pop_ready(&mut self) -> Option<(usize, std::result::Result<R, TaskError>)> {
+        self.pop_ready_with(|idx, value| (idx, value))
+    }
+
+    /// The next finished result, decoded and handed to `take`, if one is
+    /// waiting: `take` may put it where it belongs (`Pool::map`'s slot) with
+    /// no move through the iterator's layers.
+    #[inline]
+    fn pop_ready_with<T>(
+        &mut self,
+        take: impl FnOnce(usize, std::result::Result<R, TaskError>) -> T,
+    ) -> Option<T> {
         let inbox = &mut self.run.inbox;
-        let (idx, value) = self.run.finished.pop(|idx, outcome| {
+        let mut failed = false;
+        let out = self.run.finished.pop(|idx, outcome| {
             let value = outcome.and_then(|bytes| {
                 shared::resolving(inbox, || postcard::from_bytes::<R>(bytes)).map_err(|e| {
                     TaskError::Failed {
@@ -332,11 +344,30 @@ impl<'a, R: DeserializeOwned + 'static> MapUnordered<'a, R> {
                     }
                 })
             });
-            (idx, value)
+            failed = value.is_err();
+            take(idx, value)
         })?;
         self.run.yielded += 1;
-        self.run.taken(value.is_err());
-        Some((idx, value))
+        self.run.taken(failed);
+        Some(out)
+    }
+
+    /// Hands every result to `sink` as it comes, in the order they finish;
+    /// false if Ctrl-C ended the call first.
+    pub(super) fn for_each_result(
+        &mut self,
+        mut sink: impl FnMut(usize, std::result::Result<R, TaskError>),
+    ) -> bool {
+        loop {
+            if self.interrupted {
+                return false;
+            }
+            while self.pop_ready_with(&mut sink).is_some() {}
+            if self.run.done() {
+                return true;
+            }
+            self.turn();
+        }
     }
 }
 

@@ -500,6 +500,7 @@ impl<R> InOrder<R> {
         }
     }
 
+    #[inline]
     fn put(&mut self, i: usize, r: std::result::Result<R, TaskError>) {
         if let (Some(slot), Some(put)) = (self.slots.get_mut(i), self.put.get_mut(i)) {
             *slot = r;
