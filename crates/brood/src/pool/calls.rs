@@ -420,6 +420,9 @@ impl<'p> PoolCall<'p> {
 fn in_order<R: DeserializeOwned + 'static>(
     mut it: MapUnordered<'_, R>,
 ) -> Result<Vec<std::result::Result<R, TaskError>>> {
+    // The workers start first; the result vector (tens of bytes a slot)
+    // is made while they run.
+    it.kick();
     let mut out = InOrder::new(it.len());
     if !it.for_each_result(|i, r| out.put(i, r)) {
         return Err(crate::Error::Interrupted);

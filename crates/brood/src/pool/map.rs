@@ -352,6 +352,12 @@ impl<'a, R: DeserializeOwned + 'static> MapUnordered<'a, R> {
         Some(out)
     }
 
+    /// Hands out the first chunks without waiting for anything, so that the
+    /// workers start while the caller gets ready for the results.
+    pub(super) fn kick(&mut self) {
+        self.step(false);
+    }
+
     /// Hands every result to `sink` as it comes, in the order they finish;
     /// false if Ctrl-C ended the call first.
     pub(super) fn for_each_result(

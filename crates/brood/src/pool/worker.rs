@@ -80,6 +80,8 @@ pub(super) fn worker_main(boot: Boot) {
     // One function per map: resolve it once, not per frame.
     let mut last: Option<(FnRef, Lookup)> = None;
     let mut incoming = Incoming::default();
+    // Results of whole chunks held since the last send at a chunk's end.
+    let mut held = 0usize;
     // The shared data the pool sent, by id.
     let mut inbox = Inbox::new();
     loop {
@@ -115,8 +117,10 @@ pub(super) fn worker_main(boot: Boot) {
         };
         // The items run in the function's own runner (`RunTask`), which
         // sends the batch when it is big or old; here it goes at the end of
-        // the chunk, unless the next chunk is already here (small chunks
-        // then share a write).
+        // the chunk, unless the next chunk is already here and the batch is
+        // still small (small chunks then share a write, while the results
+        // of a big one go back as the next runs: the pool hands out more
+        // as they come, so the worker does not drain its queue and wait).
         let prompt = head.prompt || flush_after.is_zero();
         PACE.with(|p| p.set(p.get().map(|pace| Pace { prompt, ..pace })));
         let ran = match &resolved {
@@ -129,10 +133,12 @@ pub(super) fn worker_main(boot: Boot) {
             // The pool is gone, or the frame was cut: nothing sensible to run.
             return;
         }
-        if prompt || !incoming.has_frame() {
+        held += head.count as usize;
+        if prompt || held >= Pace::ENOUGH || !incoming.has_frame() {
             if !batch::flush(sock.as_fd()) {
                 return;
             }
+            held = 0;
             PACE.with(|p| p.set(p.get().map(Pace::flushed)));
         }
     }
@@ -157,6 +163,9 @@ struct Pace {
 impl Pace {
     /// Bytes of results that go out without waiting for the chunk's end.
     const BIG: usize = 64 << 10;
+    /// Results held at a chunk's end that go out even though the next
+    /// chunk is here.
+    const ENOUGH: usize = 256;
 
     fn new(flush_after: Duration) -> Pace {
         Pace {
