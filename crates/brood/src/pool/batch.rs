@@ -62,7 +62,7 @@ impl Batch {
     /// Appends a task's result (or its panic): encoded straight into the
     /// batch (no buffer of its own: that allocation was a visible cost per
     /// tiny item).
-    pub(super) fn push_outcome<R: Serialize>(&mut self, outcome: Result<R, PanicReport>) {
+    pub(super) fn push_outcome<R: Serialize + 'static>(&mut self, outcome: Result<R, PanicReport>) {
         match outcome {
             Ok(r) => self.push_value(&r),
             Err(report) => {
@@ -73,7 +73,7 @@ impl Batch {
     }
 
     /// Adds a result to the open `Values` frame (opening one if needed).
-    fn push_value<R: Serialize>(&mut self, r: &R) {
+    fn push_value<R: Serialize + 'static>(&mut self, r: &R) {
         let open = match self.open {
             Some(start) => start,
             None => frame::begin_frame(&mut self.buf, FrameKind::Values),

@@ -385,7 +385,7 @@ impl<'p> PoolCall<'p> {
     }
 
     /// A map over a collection, encoded now.
-    pub(super) fn eager<A: Serialize>(
+    pub(super) fn eager<A: Serialize + 'static>(
         &self,
         func: FnRef,
         items: impl IntoIterator<Item = A>,

@@ -335,14 +335,14 @@ impl<'a, R: DeserializeOwned + 'static> MapUnordered<'a, R> {
         let mut failed = false;
         let out = self.run.finished.pop(|idx, outcome| {
             let value = outcome.and_then(|bytes| {
-                shared::resolving(inbox, || postcard::from_bytes::<R>(bytes)).map_err(|e| {
-                    TaskError::Failed {
+                shared::resolving(inbox, || crate::wire::frame::decode_value::<R>(bytes)).map_err(
+                    |e| TaskError::Failed {
                         reason: format!(
                             "cannot decode the result as a {}: {e}",
                             std::any::type_name::<R>()
                         ),
-                    }
-                })
+                    },
+                )
             });
             failed = value.is_err();
             take(idx, value)

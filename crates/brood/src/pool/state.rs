@@ -83,7 +83,7 @@ where
                         std::any::type_name::<S>()
                     ));
                 };
-                match postcard::from_bytes::<A>(item) {
+                match crate::wire::frame::decode_value::<A>(item) {
                     Ok(a) => batch.push_outcome(catcher.catch(move || f(state, a))),
                     Err(e) => batch.push_failure(&format!("cannot decode the argument: {e}")),
                 }

@@ -320,7 +320,7 @@ where
         run_chunk(
             &arg,
             sock,
-            |item, batch, catcher| match postcard::from_bytes::<A>(item) {
+            |item, batch, catcher| match frame::decode_value::<A>(item) {
                 Err(e) => batch.push_failure(&format!("cannot decode the argument: {e}")),
                 Ok(a) => batch.push_outcome(catcher.catch(move || f(a))),
             },

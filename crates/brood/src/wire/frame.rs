@@ -368,6 +368,29 @@ pub(crate) fn encode_onto<T: Serialize + ?Sized>(
     postcard::serialize_with_flavor(value, Append(buf))
 }
 
+/// [`encode_onto`], with plain numbers written directly (the same bytes;
+/// see `wire::numbers`).
+#[inline]
+pub(crate) fn encode_value<T: Serialize + Any>(
+    buf: &mut Vec<u8>,
+    value: &T,
+) -> Result<(), postcard::Error> {
+    if super::numbers::encode(buf, value) {
+        return Ok(());
+    }
+    encode_onto(buf, value)
+}
+
+/// postcard's `from_bytes`, with plain numbers read directly (see
+/// `wire::numbers`).
+#[inline]
+pub(crate) fn decode_value<T: DeserializeOwned + Any>(bytes: &[u8]) -> Result<T, postcard::Error> {
+    match super::numbers::decode(bytes) {
+        Some(v) => v,
+        None => postcard::from_bytes(bytes),
+    }
+}
+
 /// postcard's output straight onto the end of a borrowed `Vec`. Its own
 /// `to_extend` goes through `Extend`, which copies every varint with a call
 /// to `memmove`: for tiny pool items that was the largest single cost of a
@@ -410,13 +433,14 @@ pub(crate) fn append_item(buf: &mut Vec<u8>, item: &[u8]) {
 
 /// Appends `value`'s postcard encoding as one `[u32 len][bytes]` item (on
 /// an error `buf` is left as it was).
-pub(crate) fn append_encoded_item<T: Serialize + ?Sized>(
+#[inline]
+pub(crate) fn append_encoded_item<T: Serialize + Any>(
     buf: &mut Vec<u8>,
     value: &T,
 ) -> Result<(), postcard::Error> {
     let start = buf.len();
     buf.extend_from_slice(&[0; 4]);
-    let written = encode_onto(buf, value).and_then(|()| {
+    let written = encode_value(buf, value).and_then(|()| {
         u32::try_from(buf.len() - start - 4).map_err(|_| {
             refuse("it is larger than 4 GiB");
             postcard::Error::SerializeBufferFull
