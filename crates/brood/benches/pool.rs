@@ -106,12 +106,12 @@ fn main() {
                 "CPython Pool(2).map [fork, default chunks]",
                 fmt(py)
             );
-            ratio("brood Fork / CPython fork", brood_fork, py, Some(1.0));
+            ratio("brood Fork / CPython fork", brood_fork, py, Some(0.25));
             ratio(
                 "brood ForkServer / CPython fork",
                 r.median("brood Pool(2).map [ForkServer workers]"),
                 py,
-                Some(1.0),
+                Some(0.25),
             );
         }
         Err(e) => println!("  CPython: not measured ({e})"),

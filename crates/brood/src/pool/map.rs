@@ -334,16 +334,7 @@ impl<'a, R: DeserializeOwned + 'static> MapUnordered<'a, R> {
         let inbox = &mut self.run.inbox;
         let mut failed = false;
         let out = self.run.finished.pop(|idx, outcome| {
-            let value = outcome.and_then(|bytes| {
-                shared::resolving(inbox, || crate::wire::frame::decode_value::<R>(bytes)).map_err(
-                    |e| TaskError::Failed {
-                        reason: format!(
-                            "cannot decode the result as a {}: {e}",
-                            std::any::type_name::<R>()
-                        ),
-                    },
-                )
-            });
+            let value = decode::<R>(outcome, inbox);
             failed = value.is_err();
             take(idx, value)
         })?;
@@ -368,13 +359,39 @@ impl<'a, R: DeserializeOwned + 'static> MapUnordered<'a, R> {
             if self.interrupted {
                 return false;
             }
-            while self.pop_ready_with(&mut sink).is_some() {}
+            if self.run.plan.progress.is_some() {
+                // The callback hears of each result as it is taken.
+                while self.pop_ready_with(&mut sink).is_some() {}
+            } else {
+                let inbox = &mut self.run.inbox;
+                let n = (self.run.finished)
+                    .drain(|idx, outcome| sink(idx, decode::<R>(outcome, inbox)));
+                self.run.yielded += n;
+            }
             if self.run.done() {
                 return true;
             }
             self.turn();
         }
     }
+}
+
+/// A result's value, decoded (with the shared data the map received).
+#[inline]
+fn decode<R: DeserializeOwned + 'static>(
+    outcome: std::result::Result<&[u8], TaskError>,
+    inbox: &mut shared::Inbox,
+) -> std::result::Result<R, TaskError> {
+    outcome.and_then(|bytes| {
+        shared::resolving(inbox, || crate::wire::frame::decode_value::<R>(bytes)).map_err(|e| {
+            TaskError::Failed {
+                reason: format!(
+                    "cannot decode the result as a {}: {e}",
+                    std::any::type_name::<R>()
+                ),
+            }
+        })
+    })
 }
 
 impl<R: DeserializeOwned + 'static> Iterator for MapUnordered<'_, R> {

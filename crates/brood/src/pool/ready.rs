@@ -118,6 +118,31 @@ impl Finished {
         Some(out)
     }
 
+    /// Hands every waiting result to `take`, oldest first (a run's items in
+    /// one loop); how many there were.
+    pub(super) fn drain(&mut self, mut take: impl FnMut(usize, Result<&[u8], TaskError>)) -> usize {
+        let n = self.len;
+        for entry in self.entries.drain(..) {
+            match entry {
+                Entry::Run { first, left, at } => {
+                    let mut bytes = &self.arena[at..];
+                    for idx in first..first + left {
+                        let Some((value, rest)) = frame::split_item(bytes) else {
+                            unreachable!("a run's items were checked when it came");
+                        };
+                        take(idx, Ok(value));
+                        bytes = rest;
+                    }
+                }
+                Entry::One(idx, Ok(range)) => take(idx, Ok(&self.arena[range])),
+                Entry::One(idx, Err(e)) => take(idx, Err(*e)),
+            }
+        }
+        self.arena.clear();
+        self.len = 0;
+        n
+    }
+
     pub(super) fn clear(&mut self) {
         self.entries.clear();
         self.arena.clear();
