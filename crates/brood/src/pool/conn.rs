@@ -17,6 +17,8 @@ use std::time::Instant;
 /// The most result bytes read from one worker per turn of the loop, so that
 /// one chatty worker cannot keep the pool from the others.
 const READ_BUDGET: usize = 1 << 20;
+/// The most read in one call.
+const CHUNK: usize = 64 << 10;
 
 /// A worker, as the pool sees it.
 pub(super) struct Worker {
@@ -135,8 +137,11 @@ impl Worker {
     pub(super) fn read_some(&mut self) -> bool {
         let mut read = 0;
         while read < READ_BUDGET {
-            match shared::recv_into(self.sock.as_fd(), &mut self.inbuf, &mut self.fds, 64 << 10) {
+            match shared::recv_into(self.sock.as_fd(), &mut self.inbuf, &mut self.fds, CHUNK) {
                 Ok(0) => return true,
+                // A short read took what there was: the next poll says if
+                // more came (one recvmsg saved per wake-up).
+                Ok(n) if n < CHUNK => return false,
                 Ok(n) => read += n,
                 Err(e) if e.kind() == io::ErrorKind::Interrupted => {}
                 Err(e) if e.kind() == io::ErrorKind::WouldBlock => return false,

@@ -175,20 +175,22 @@ pub(super) fn recv_into(
     fds: &mut VecDeque<OwnedFd>,
     max: usize,
 ) -> io::Result<usize> {
-    let start = buf.len();
-    buf.resize(start + max, 0);
-    let got = crate::sys::socket::recv_with_fds(sock.as_fd(), &mut buf[start..]);
-    match got {
-        Ok((n, received)) => {
-            buf.truncate(start + n);
-            fds.extend(received);
-            Ok(n)
-        }
-        Err(e) => {
-            buf.truncate(start);
-            Err(e)
-        }
+    thread_local! {
+        /// Where a read lands first: zeroed once, not per read (growing
+        /// `buf` by `max` zeroes cost more than the read of a batch of
+        /// small results itself).
+        static SCRATCH: std::cell::RefCell<Vec<u8>> = const { std::cell::RefCell::new(Vec::new()) };
     }
+    SCRATCH.with(|s| {
+        let mut scratch = s.borrow_mut();
+        if scratch.len() < max {
+            scratch.resize(max, 0);
+        }
+        let (n, received) = crate::sys::socket::recv_with_fds(sock.as_fd(), &mut scratch[..max])?;
+        buf.extend_from_slice(&scratch[..n]);
+        fds.extend(received);
+        Ok(n)
+    })
 }
 
 /// Runs `encode` (which serializes one value for crossing) and returns the
