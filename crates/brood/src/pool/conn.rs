@@ -44,6 +44,9 @@ pub(super) struct Worker {
     /// of the last result, or the hand-out to an idle worker. Exact with a task
     /// timeout, under which workers send each result at once.
     pub(super) since: Instant,
+    /// About how long one of its items takes, in ns (0: not known yet):
+    /// the time between batches of results over their number, smoothed.
+    pub(super) item_ns: u64,
     /// Items ever given to this worker (for `max_tasks_per_child`).
     pub(super) assigned: usize,
     /// Told to quit (retiring, or the pool is closing).
@@ -70,6 +73,7 @@ impl Worker {
             sent: HashMap::new(),
             inflight: Line::new(),
             since: Instant::now(),
+            item_ns: 0,
             assigned: 0,
             quitting: false,
             received: 0,

@@ -25,6 +25,10 @@ use std::time::{Duration, Instant};
 
 /// The fewest items a worker holds while more wait (see `Run::dispatch`).
 const MIN_INFLIGHT: usize = 8;
+/// The most items a worker holds, for items too short to balance.
+const MAX_INFLIGHT: usize = 64;
+/// How much work, in ns, a worker holds ahead when its items are short.
+const AHEAD_NS: u64 = 1_000_000;
 
 /// A result as it came: its encoded bytes, or why there are none.
 pub(super) type Outcome<'b> = std::result::Result<&'b [u8], TaskError>;
@@ -99,6 +103,9 @@ pub(super) struct Plan {
     pub(super) progress: Option<ProgressFn>,
     pub(super) max_tasks: Option<usize>,
     pub(super) max_memory: Option<u64>,
+    /// A worker may hold more of short items (see [`Run::depth_for`]): not
+    /// for submitted tasks, whose lengths need not resemble each other.
+    pub(super) deepen: bool,
 }
 
 impl Plan {
@@ -120,6 +127,7 @@ impl Plan {
             progress: opts.progress.clone(),
             max_tasks: cfg.max_tasks,
             max_memory: cfg.max_memory,
+            deepen: true,
         }
     }
 }
@@ -445,6 +453,19 @@ impl<'s> Run<'s> {
         }
     }
 
+    /// [`Run::depth`] for worker `w`: deeper, up to about a millisecond of
+    /// its items, when they are known to be short — a round trip per few
+    /// items was most of the cost of a map of tiny items in small chunks,
+    /// and a millisecond of work is too little to be worth balancing.
+    pub(super) fn depth_for(&self, w: &Worker) -> usize {
+        let base = self.depth();
+        if !self.plan.deepen || self.plan.max_memory.is_some() || w.item_ns == 0 {
+            return base;
+        }
+        let ahead = usize::try_from(AHEAD_NS / w.item_ns.max(1)).unwrap_or(usize::MAX);
+        base.max(ahead.min(MAX_INFLIGHT))
+    }
+
     /// Sends `w` the shared data that the next `n` pending items name and
     /// that it does not have yet (before the task frame that needs it).
     fn share(&self, w: &mut Worker, n: usize) {
@@ -574,6 +595,7 @@ mod tests {
             progress: None,
             max_tasks: None,
             max_memory: None,
+            deepen: true,
         }
     }
 

@@ -80,8 +80,10 @@ impl<'a, R: DeserializeOwned + 'static> MapUnordered<'a, R> {
         }
         run.refill(run.plan.chunk);
         // Shared data of earlier maps that we no longer hold: the workers
-        // let go of it too.
+        // let go of it too. What their items took is learnt afresh: this
+        // map's may be longer.
         for w in inner.slots.iter_mut().flatten() {
+            w.item_ns = 0;
             let forget = w.forgotten();
             if !forget.is_empty() {
                 shared::push_share(&mut w.out, &mut w.attach, forget, &[]);
@@ -127,17 +129,20 @@ impl<'a, R: DeserializeOwned + 'static> MapUnordered<'a, R> {
         let (inner, run) = (&mut *self.inner, &mut self.run);
         // Enough items for every worker's two chunks, pulled only now: the
         // input is read as fast as the workers take it, no faster.
-        run.refill(inner.live() * run.depth() + run.plan.chunk);
+        let holds: usize = inner.slots.iter().flatten().map(|w| run.depth_for(w)).sum();
+        run.refill(holds + run.plan.chunk);
         if run.done() {
             // A source of submitted tasks ended just now.
             return Turn::Moved;
         }
         // A chunk to every worker first, then more to each: a few slow items
         // spread over the workers rather than queue behind one.
-        for depth in [run.plan.chunk, run.depth()] {
-            for w in inner.slots.iter_mut().flatten() {
-                run.dispatch(w, depth);
-            }
+        for w in inner.slots.iter_mut().flatten() {
+            run.dispatch(w, run.plan.chunk);
+        }
+        for w in inner.slots.iter_mut().flatten() {
+            let depth = run.depth_for(w);
+            run.dispatch(w, depth);
         }
         for w in inner.slots.iter_mut().flatten() {
             w.flush();

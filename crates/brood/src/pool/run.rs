@@ -435,6 +435,7 @@ fn count_items(mut buf: &[u8]) -> Option<usize> {
 
 /// Parses the whole result frames in `inbuf`; false on a malformed one.
 pub(super) fn parse(w: &mut Worker, run: &mut Run<'_>) -> bool {
+    let received_before = w.received;
     let mut pos = 0;
     let mut ok = true;
     loop {
@@ -485,7 +486,18 @@ pub(super) fn parse(w: &mut Worker, run: &mut Run<'_>) -> bool {
         pos += used;
     }
     if pos > 0 {
-        w.since = Instant::now();
+        let now = Instant::now();
+        let came = w.received - received_before;
+        if came > 0 {
+            let per = u64::try_from(now.duration_since(w.since).as_nanos() / u128::from(came))
+                .unwrap_or(u64::MAX);
+            w.item_ns = if w.item_ns == 0 {
+                per
+            } else {
+                w.item_ns / 4 * 3 + per / 4
+            };
+        }
+        w.since = now;
         w.inbuf.drain(..pos);
         // Results came: a worker over its memory finishes what it holds and
         // retires (read once per batch of results, not per turn).

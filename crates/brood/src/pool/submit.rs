@@ -398,7 +398,8 @@ fn drive(core: &Core) {
     };
     // One task per frame, the queue pulled whole (it is in memory already);
     // each task's own timeouts come with it.
-    let plan = Plan::of(&core.cfg, &CallOptions::new(), func, 1);
+    let mut plan = Plan::of(&core.cfg, &CallOptions::new(), func, 1);
+    plan.deepen = false;
     // What is taken from the queue and what still waits there fails with
     // `why`, and the thread ends.
     let fail_the_rest = |why: TaskError| {

@@ -80,8 +80,9 @@ pub(super) fn worker_main(boot: Boot) {
     // One function per map: resolve it once, not per frame.
     let mut last: Option<(FnRef, Lookup)> = None;
     let mut incoming = Incoming::default();
-    // Results of whole chunks held since the last send at a chunk's end.
+    // Results, and chunks, held since the last send at a chunk's end.
     let mut held = 0usize;
+    let mut held_chunks = 0usize;
     // The shared data the pool sent, by id.
     let mut inbox = Inbox::new();
     loop {
@@ -116,11 +117,9 @@ pub(super) fn worker_main(boot: Boot) {
             }
         };
         // The items run in the function's own runner (`RunTask`), which
-        // sends the batch when it is big or old; here it goes at the end of
-        // the chunk, unless the next chunk is already here and the batch is
-        // still small (small chunks then share a write, while the results
-        // of a big one go back as the next runs: the pool hands out more
-        // as they come, so the worker does not drain its queue and wait).
+        // sends the batch when it is big or old; here it may go at the end
+        // of the chunk (small chunks share a write, yet the pool hears of
+        // them in time to hand out more: see below).
         let prompt = head.prompt || flush_after.is_zero();
         PACE.with(|p| p.set(p.get().map(|pace| Pace { prompt, ..pace })));
         let ran = match &resolved {
@@ -134,11 +133,16 @@ pub(super) fn worker_main(boot: Boot) {
             return;
         }
         held += head.count as usize;
-        if prompt || held >= Pace::ENOUGH || !incoming.has_frame() {
+        held_chunks += 1;
+        // Once the chunks still queued are no more than those held, the
+        // pool hears of them, so that it hands out more before this worker
+        // runs out (with one-item chunks, half of what it holds).
+        if prompt || held >= Pace::ENOUGH || incoming.queued() <= held_chunks {
             if !batch::flush(sock.as_fd()) {
                 return;
             }
             held = 0;
+            held_chunks = 0;
             PACE.with(|p| p.set(p.get().map(Pace::flushed)));
         }
     }
@@ -277,9 +281,15 @@ struct Incoming {
 }
 
 impl Incoming {
-    /// Whether a whole frame is already here.
-    fn has_frame(&self) -> bool {
-        matches!(frame::split_frame(&self.buf[self.pos..]), Ok(Some(_)))
+    /// How many whole frames are here.
+    fn queued(&self) -> usize {
+        let mut rest = &self.buf[self.pos..];
+        let mut n = 0;
+        while let Ok(Some((_, _, used))) = frame::split_frame(rest) {
+            rest = &rest[used..];
+            n += 1;
+        }
+        n
     }
 
     /// The next whole frame (waiting for it).
