@@ -28,7 +28,7 @@ thread_local! {
 }
 
 /// Runs `f` on the batch (once per chunk, not per item: see
-/// `worker::run_chunk`).
+/// `chunk::run_chunk`).
 pub(super) fn with<T>(f: impl FnOnce(&mut Batch) -> T) -> T {
     OUT.with(|o| f(&mut o.borrow_mut()))
 }

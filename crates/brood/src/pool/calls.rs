@@ -23,7 +23,7 @@ const MIN_WINDOW: usize = 256;
 
 /// The chunk of a lazy map whose length is not known (Python's `imap` sends
 /// one item at a time, which costs ~150× per tiny item; results still stream,
-/// since workers send what they have every 200 µs).
+/// since workers send what they have about every 200 µs).
 const LAZY_CHUNK: usize = 64;
 
 /// One call of a [`Pool`] with [`CallOptions`], from [`Pool::with`]: the same

@@ -22,10 +22,11 @@
 //!   the limit (read from `/proc/<pid>/statm` as its results arrive).
 //!
 //! **Chunking.** Items travel to workers in chunks, so that sending costs one
-//! write per chunk, not per item; each worker holds at most two chunks, so that
-//! it never waits for the next one. Results come back in batches too (at the
-//! end of a chunk, and every 200 µs in between, so a slow item's result is not
-//! held back), while a page shared with each worker counts the items it started
+//! write per chunk, not per item; each worker holds two chunks (with short
+//! items in small chunks, up to about a millisecond of them), so that it
+//! never waits for the next one. Results come back in batches too (at the end
+//! of a chunk, and about every 200 µs in between, so a slow item's result is
+//! not held back), while a page shared with each worker counts the items it started
 //! and finished: that, not the results, says which item a dying worker was
 //! running. The default chunk is Python's, `ceil(n / (4 w))` for `n` items and
 //! `w` workers (at most 4096): each worker gets about four batches, which
@@ -35,18 +36,20 @@
 //! ~9×, 64 ~2.6×, 256 ~1.2×, and from 625 up the time is flat within noise.
 //!
 //! Items a worker finished but whose results had not been sent yet when it
-//! died (items that together took under ~200 µs; with a task timeout, which
-//! sends each result at once, at most the one just finished) run again on
-//! another worker: every item gets exactly one result, but those few may have
-//! run twice. (The batch is sent after an item when 200 µs have passed since
-//! the last send, so the result of a quick item that precedes a slow one in
-//! its chunk waits for the slow one.)
+//! died (items that together took a few milliseconds at most; with any
+//! timeout, which sends each result at once, at most the one just finished)
+//! run again on another worker: every item gets exactly one result, but those
+//! few may have run twice. (The batch is sent after an item once 200 µs have
+//! passed since the last send, read on the kernel's coarse clock: up to one
+//! tick, 1–4 ms, later. So the result of a quick item that precedes a slow
+//! one in its chunk may wait for the slow one.)
 //!
 //! Every start method works: [`StartMethod::Fork`], [`StartMethod::Spawn`]
 //! and [`StartMethod::ForkServer`] (the default, as for `Process`).
 
 mod batch;
 mod calls;
+mod chunk;
 mod conn;
 mod death;
 mod imap;

@@ -72,9 +72,8 @@ impl CallOptions {
     /// An item that runs longer fails with
     /// [`TaskError::Timeout`](super::TaskError::Timeout), its worker killed
     /// and replaced (as the pool's `task_timeout`, for this call only).
-    /// Counted from when the item started, to within ~200 µs when the pool
-    /// has no `task_timeout` of its own (its workers then send results in
-    /// batches).
+    /// Counted from when the item started (the workers send each result of
+    /// such a call at once, so the pool knows when the next one began).
     pub fn timeout(mut self, timeout: Duration) -> CallOptions {
         self.timeout = Some(timeout);
         self

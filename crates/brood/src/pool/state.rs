@@ -8,7 +8,7 @@
 //! in the worker, so it may hold anything — a loaded model, an open file, a
 //! table — serializable or not.
 
-use super::worker::run_chunk;
+use super::chunk::run_chunk;
 use crate::process::child::catch;
 use crate::sys::image::{self, FnRef};
 use crate::wire::PanicReport;

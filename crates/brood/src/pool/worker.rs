@@ -27,9 +27,9 @@
 //! its progress counters (see `progress.rs`).
 
 use super::batch;
+use super::chunk::{self, Pace, run_chunk};
 use super::progress::Progress;
 use super::shared::{self, Inbox};
-use crate::process::child::{Catcher, catching};
 use crate::sys::image::{self, FnRef, Resolved};
 use crate::sys::socket::send_with_fds;
 use crate::wire::frame::{self, FrameKind};
@@ -57,7 +57,7 @@ pub(super) fn worker_main(boot: Boot) {
     };
     // For the worker's whole life, and readable by its tasks.
     let progress: &'static Progress = Box::leak(Box::new(progress));
-    PAGE.with(|p| p.set(Some(progress)));
+    chunk::set_page(progress);
     let hello = boot.token.to_le_bytes();
     // The initializer runs before the hello, so that a failing one stops the
     // pool's start with its message (sent after the token, without the page).
@@ -76,7 +76,7 @@ pub(super) fn worker_main(boot: Boot) {
     }
     drop(page);
     let flush_after = Duration::from_micros(boot.flush_after_us);
-    PACE.with(|p| p.set(Some(Pace::new(flush_after))));
+    chunk::set_pace(Pace::new(flush_after));
     // One function per map: resolve it once, not per frame.
     let mut last: Option<(FnRef, Lookup)> = None;
     let mut incoming = Incoming::default();
@@ -121,7 +121,7 @@ pub(super) fn worker_main(boot: Boot) {
         // of the chunk (small chunks share a write, yet the pool hears of
         // them in time to hand out more: see below).
         let prompt = head.prompt || flush_after.is_zero();
-        PACE.with(|p| p.set(p.get().map(|pace| Pace { prompt, ..pace })));
+        chunk::update_pace(|pace| pace.prompt(prompt));
         let ran = match &resolved {
             Ok(resolved) => shared::resolving(&mut inbox, || {
                 resolved.run(Cow::Borrowed(items), Some(sock.as_fd()))
@@ -143,97 +143,9 @@ pub(super) fn worker_main(boot: Boot) {
             }
             held = 0;
             held_chunks = 0;
-            PACE.with(|p| p.set(p.get().map(Pace::flushed)));
+            chunk::update_pace(Pace::flushed);
         }
     }
-}
-
-/// When a worker sends its results: when the batch is big, or older than
-/// `flush_after`; or each at once, for items with a timeout (the pool's,
-/// a call's or a task's: the pool counts an item's time from the previous
-/// result, and asks the item it thinks is running to stop). The age is read
-/// on the coarse clock (`sys::clock`) after every item: a few nanoseconds,
-/// where `Instant::now` was a sixth of a tiny item's cost. So a batch may
-/// wait up to one tick (1–4 ms) past `flush_after`; what a worker that dies
-/// had not sent runs again.
-#[derive(Clone, Copy)]
-struct Pace {
-    flush_after_ns: u64,
-    since: u64,
-    /// The chunk running now asks for each result at once.
-    prompt: bool,
-}
-
-impl Pace {
-    /// Bytes of results that go out without waiting for the chunk's end.
-    const BIG: usize = 64 << 10;
-    /// Results held at a chunk's end that go out even though the next
-    /// chunk is here.
-    const ENOUGH: usize = 256;
-
-    fn new(flush_after: Duration) -> Pace {
-        Pace {
-            flush_after_ns: u64::try_from(flush_after.as_nanos()).unwrap_or(u64::MAX),
-            since: crate::sys::clock::coarse_nanos(),
-            prompt: flush_after.is_zero(),
-        }
-    }
-
-    /// The batch was just sent.
-    fn flushed(self) -> Pace {
-        Pace {
-            since: crate::sys::clock::coarse_nanos(),
-            ..self
-        }
-    }
-}
-
-/// Runs the items of a chunk (`[u32 len][bytes]` each) with `one`, which
-/// decodes an item, calls the function (under the catcher, so that a panic
-/// becomes its outcome) and puts its outcome into the batch;
-/// counts each item in the progress page, and sends the batch whenever it is
-/// big or has waited long enough (a slow item's result goes out at once,
-/// small ones travel together). Generic, so that the loop over tiny items is
-/// one inlined body: a call through the trampoline and a thread-local
-/// lookup per item cost more than the function itself. 0 when every item
-/// ran; 1 if the pool is gone; 2 if the items were cut short.
-pub(super) fn run_chunk(
-    items: &[u8],
-    sock: BorrowedFd<'_>,
-    mut one: impl FnMut(&[u8], &mut batch::Batch, &mut Catcher),
-) -> i32 {
-    let Some(progress) = PAGE.with(|p| p.get()) else {
-        return 1;
-    };
-    let mut pace = PACE.with(|p| p.get()).unwrap_or(Pace::new(Duration::ZERO));
-    let code = catching(|catcher| {
-        batch::with(|batch| {
-            let (mut seq, _) = progress.read();
-            let mut items = items;
-            while !items.is_empty() {
-                let Some((item, rest)) = frame::split_item(items) else {
-                    return 2;
-                };
-                items = rest;
-                seq += 1;
-                progress.started(seq);
-                one(item, batch, catcher);
-                progress.finished(seq);
-                let now = crate::sys::clock::coarse_nanos();
-                let old = now.saturating_sub(pace.since) >= pace.flush_after_ns;
-                if pace.prompt || old || batch.len() >= Pace::BIG {
-                    if !batch.flush(sock) {
-                        return 1;
-                    }
-                    pace.since = now;
-                }
-            }
-            0
-        })
-    });
-    // `worker_main` sends what is left at the chunk's end.
-    PACE.with(|p| p.set(Some(pace)));
-    code
 }
 
 /// Whether the pool asked the task now running to stop: its per-call soft
@@ -262,14 +174,7 @@ pub(super) fn run_chunk(
 /// # Ok::<(), brood::Error>(())
 /// ```
 pub fn task_cancelled() -> bool {
-    PAGE.with(|p| p.get().is_some_and(Progress::cancelled))
-}
-
-thread_local! {
-    /// This worker's progress page (set in a worker only).
-    static PAGE: std::cell::Cell<Option<&'static Progress>> = const { std::cell::Cell::new(None) };
-    /// When this worker last sent its results (set in a worker only).
-    static PACE: std::cell::Cell<Option<Pace>> = const { std::cell::Cell::new(None) };
+    chunk::page().is_some_and(Progress::cancelled)
 }
 
 /// Frames from the pool, and the descriptors that came with them.
