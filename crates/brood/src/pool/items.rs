@@ -160,7 +160,7 @@ impl<'s> Run<'s> {
         run.args.reserve(5 * n);
         for item in items {
             // Straight in, not through a `Source` (a fifth of a tiny map).
-            let start = run.begin_item();
+            let start = frame::begin_item(&mut run.args);
             let (encoded, named) = encode_into(&item, &mut run.args);
             run.take_item(start, encoded, None, named);
         }
@@ -233,7 +233,7 @@ impl<'s> Run<'s> {
     /// Takes one item from `next` into the window; what `next` gave (its
     /// item's outcome taken in).
     fn pull_with(&mut self, next: impl FnOnce(&mut Vec<u8>) -> Pulled) -> Pulled {
-        let start = self.begin_item();
+        let start = frame::begin_item(&mut self.args);
         match next(&mut self.args) {
             Pulled::Item(encoded, own, named) => {
                 self.take_item(start, encoded, own, named);
@@ -244,15 +244,6 @@ impl<'s> Run<'s> {
                 other
             }
         }
-    }
-
-    /// Makes room for the next item's length (written once it is known);
-    /// where the item starts in the arena.
-    #[inline]
-    fn begin_item(&mut self) -> usize {
-        let start = self.args.len();
-        self.args.extend_from_slice(&[0; 4]);
-        start
     }
 
     /// Takes in the item just encoded after `start`: its place, what it
@@ -273,8 +264,8 @@ impl<'s> Run<'s> {
             self.own.insert(idx, own);
         }
         let encoded = encoded.and_then(|()| {
-            u32::try_from(self.args.len() - start - 4)
-                .map_err(|_| "the argument is larger than 4 GiB".to_string())
+            frame::end_item(&mut self.args, start)
+                .ok_or_else(|| "the argument is larger than 4 GiB".to_string())
         });
         self.pulled += 1;
         self.starts.push_back(self.origin + start);
@@ -282,16 +273,13 @@ impl<'s> Run<'s> {
             self.answered.push_back(false);
         }
         match encoded {
-            Ok(len) => {
-                self.args[start..start + 4].copy_from_slice(&len.to_le_bytes());
-                match &self.broken {
-                    None => self.pending.push_back(idx),
-                    Some(reason) => {
-                        let reason = reason.clone();
-                        self.finish(idx, Err(TaskError::Failed { reason }));
-                    }
+            Ok(()) => match &self.broken {
+                None => self.pending.push_back(idx),
+                Some(reason) => {
+                    let reason = reason.clone();
+                    self.finish(idx, Err(TaskError::Failed { reason }));
                 }
-            }
+            },
             Err(reason) => {
                 self.args.truncate(start);
                 self.finish(idx, Err(TaskError::Failed { reason }));

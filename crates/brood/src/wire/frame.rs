@@ -438,24 +438,35 @@ pub(crate) fn append_encoded_item<T: Serialize + Any>(
     buf: &mut Vec<u8>,
     value: &T,
 ) -> Result<(), postcard::Error> {
-    let start = buf.len();
-    buf.extend_from_slice(&[0; 4]);
+    let start = begin_item(buf);
     let written = encode_value(buf, value).and_then(|()| {
-        u32::try_from(buf.len() - start - 4).map_err(|_| {
+        end_item(buf, start).ok_or_else(|| {
             refuse("it is larger than 4 GiB");
             postcard::Error::SerializeBufferFull
         })
     });
-    match written {
-        Ok(len) => {
-            buf[start..start + 4].copy_from_slice(&len.to_le_bytes());
-            Ok(())
-        }
-        Err(e) => {
-            buf.truncate(start);
-            Err(e)
-        }
+    if written.is_err() {
+        buf.truncate(start);
     }
+    written
+}
+
+/// Starts a `[u32 len][bytes]` item at the end of `buf`, its bytes to be
+/// appended and its length written by [`end_item`]; where it starts.
+#[inline]
+pub(crate) fn begin_item(buf: &mut Vec<u8>) -> usize {
+    let start = buf.len();
+    buf.extend_from_slice(&[0; 4]);
+    start
+}
+
+/// Writes the length of the item begun at `start`; `None` if it is larger
+/// than 4 GiB (then nothing is written).
+#[inline]
+pub(crate) fn end_item(buf: &mut [u8], start: usize) -> Option<()> {
+    let len = u32::try_from(buf.len() - start - 4).ok()?;
+    buf[start..start + 4].copy_from_slice(&len.to_le_bytes());
+    Some(())
 }
 
 /// One `[u32 len][bytes]` item off the front of `buf`.
