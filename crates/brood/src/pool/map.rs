@@ -339,7 +339,7 @@ impl<'a, R: DeserializeOwned + 'static> MapUnordered<'a, R> {
         let inbox = &mut self.run.inbox;
         let mut failed = false;
         let out = self.run.finished.pop(|idx, outcome| {
-            let value = decode::<R>(outcome, inbox);
+            let value = outcome.and_then(|bytes| shared::decode_result(bytes, inbox));
             failed = value.is_err();
             take(idx, value)
         })?;
@@ -369,8 +369,9 @@ impl<'a, R: DeserializeOwned + 'static> MapUnordered<'a, R> {
                 while self.pop_ready_with(&mut sink).is_some() {}
             } else {
                 let inbox = &mut self.run.inbox;
-                let n = (self.run.finished)
-                    .drain(|idx, outcome| sink(idx, decode::<R>(outcome, inbox)));
+                let n = (self.run.finished).drain(|idx, outcome| {
+                    sink(idx, outcome.and_then(|b| shared::decode_result(b, inbox)))
+                });
                 self.run.yielded += n;
             }
             if self.run.done() {
@@ -379,24 +380,6 @@ impl<'a, R: DeserializeOwned + 'static> MapUnordered<'a, R> {
             self.turn();
         }
     }
-}
-
-/// A result's value, decoded (with the shared data the map received).
-#[inline]
-fn decode<R: DeserializeOwned + 'static>(
-    outcome: std::result::Result<&[u8], TaskError>,
-    inbox: &mut shared::Inbox,
-) -> std::result::Result<R, TaskError> {
-    outcome.and_then(|bytes| {
-        shared::resolving(inbox, || crate::wire::frame::decode_value::<R>(bytes)).map_err(|e| {
-            TaskError::Failed {
-                reason: format!(
-                    "cannot decode the result as a {}: {e}",
-                    std::any::type_name::<R>()
-                ),
-            }
-        })
-    })
 }
 
 impl<R: DeserializeOwned + 'static> Iterator for MapUnordered<'_, R> {

@@ -202,6 +202,21 @@ pub(super) fn collecting<T>(encode: impl FnOnce() -> T) -> (T, Vec<Sharing>) {
     (value, named)
 }
 
+/// A task's result decoded from its bytes, with `inbox` as the regions its
+/// `SharedSlice`s may name; a result that does not decode fails its item.
+#[inline]
+pub(super) fn decode_result<R: serde::de::DeserializeOwned + 'static>(
+    bytes: &[u8],
+    inbox: &mut Inbox,
+) -> Result<R, super::TaskError> {
+    resolving(inbox, || frame::decode_value::<R>(bytes)).map_err(|e| super::TaskError::Failed {
+        reason: format!(
+            "cannot decode the result as a {}: {e}",
+            std::any::type_name::<R>()
+        ),
+    })
+}
+
 /// Runs `decode` with `inbox` as the regions its `SharedSlice`s may name.
 #[inline]
 pub(super) fn resolving<T>(inbox: &mut Inbox, decode: impl FnOnce() -> T) -> T {

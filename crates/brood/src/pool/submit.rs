@@ -220,15 +220,7 @@ impl<R: DeserializeOwned + 'static> Future for TaskHandle<R> {
 
 fn decode<R: DeserializeOwned + 'static>(raw: &Raw) -> std::result::Result<R, TaskError> {
     let (bytes, inbox) = raw.as_ref().map_err(Clone::clone)?;
-    let mut inbox = inbox.clone();
-    shared::resolving(&mut inbox, || crate::wire::frame::decode_value::<R>(bytes)).map_err(|e| {
-        TaskError::Failed {
-            reason: format!(
-                "cannot decode the result as a {}: {e}",
-                std::any::type_name::<R>()
-            ),
-        }
-    })
+    shared::decode_result(bytes, &mut inbox.clone())
 }
 
 impl Pool {
