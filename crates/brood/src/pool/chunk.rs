@@ -6,6 +6,7 @@ use super::batch;
 use super::progress::Progress;
 use crate::process::child::{Catcher, catching};
 use crate::wire::frame;
+use serde::{Serialize, de::DeserializeOwned};
 use std::os::fd::BorrowedFd;
 use std::time::Duration;
 
@@ -71,7 +72,9 @@ pub(super) fn run_chunk(
     let Some(progress) = PAGE.with(|p| p.get()) else {
         return 1;
     };
-    let mut pace = PACE.with(|p| p.get()).unwrap_or(Pace::new(Duration::ZERO));
+    let mut pace = PACE
+        .with(|p| p.get())
+        .unwrap_or_else(|| Pace::new(Duration::ZERO));
     let code = catching(|catcher| {
         batch::with(|batch| {
             let (mut seq, _) = progress.read();
@@ -100,6 +103,24 @@ pub(super) fn run_chunk(
     // `worker_main` sends what is left at the chunk's end.
     PACE.with(|p| p.set(Some(pace)));
     code
+}
+
+/// One item of a chunk, for `run_chunk`'s `one`: decodes it, calls `f`
+/// under the catcher, and puts the outcome into the batch.
+#[inline]
+pub(super) fn run_item<A, R>(
+    item: &[u8],
+    batch: &mut batch::Batch,
+    catcher: &mut Catcher,
+    f: impl FnOnce(A) -> R,
+) where
+    A: DeserializeOwned + 'static,
+    R: Serialize + 'static,
+{
+    match frame::decode_value::<A>(item) {
+        Ok(a) => batch.push_outcome(catcher.catch(move || f(a))),
+        Err(e) => batch.push_failure(&format!("cannot decode the argument: {e}")),
+    }
 }
 
 /// This worker's progress page, for its whole life.

@@ -8,7 +8,7 @@
 //! in the worker, so it may hold anything — a loaded model, an open file, a
 //! table — serializable or not.
 
-use super::chunk::run_chunk;
+use super::chunk::{run_chunk, run_item};
 use crate::process::child::catch;
 use crate::sys::image::{self, FnRef};
 use crate::wire::PanicReport;
@@ -83,10 +83,7 @@ where
                         std::any::type_name::<S>()
                     ));
                 };
-                match crate::wire::frame::decode_value::<A>(item) {
-                    Ok(a) => batch.push_outcome(catcher.catch(move || f(state, a))),
-                    Err(e) => batch.push_failure(&format!("cannot decode the argument: {e}")),
-                }
+                run_item(item, batch, catcher, |a| f(state, a));
             })
         })
     }

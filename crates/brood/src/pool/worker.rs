@@ -232,14 +232,9 @@ where
     /// Runs a whole chunk: `arg` holds its items, `out` is the pool's socket.
     fn run(f: fn(A) -> R, arg: Cow<'_, [u8]>, out: Option<BorrowedFd<'_>>) -> i32 {
         let Some(sock) = out else { return 1 };
-        run_chunk(
-            &arg,
-            sock,
-            |item, batch, catcher| match frame::decode_value::<A>(item) {
-                Err(e) => batch.push_failure(&format!("cannot decode the argument: {e}")),
-                Ok(a) => batch.push_outcome(catcher.catch(move || f(a))),
-            },
-        )
+        run_chunk(&arg, sock, |item, batch, catcher| {
+            chunk::run_item(item, batch, catcher, f)
+        })
     }
 }
 
