@@ -102,14 +102,11 @@ fn read_varint(bytes: &[u8], max: usize) -> Option<u64> {
     None
 }
 
+/// A `u32` varint: five bytes at most (a fifth byte carrying more than four
+/// bits makes the value too large, and is refused with it).
 #[inline]
 fn read_u32(bytes: &[u8]) -> Option<u32> {
-    // Five bytes at most, and the fifth carries four bits.
-    let v = read_varint(bytes, 5)?;
-    if bytes.len() >= 5 && bytes[..4].iter().all(|b| b & 0x80 != 0) && bytes[4] > 0x0f {
-        return None;
-    }
-    u32::try_from(v).ok()
+    u32::try_from(read_varint(bytes, 5)?).ok()
 }
 
 #[cfg(test)]
