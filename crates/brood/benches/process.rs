@@ -7,7 +7,10 @@
 //! and the figure is the median per-iteration time over the rounds.
 //! `BROOD_BENCH_ROUNDS` (default 7) sets the number of rounds.
 
+mod common;
+
 use brood::{Process, StartMethod};
+use common::raw_fork;
 use std::io::{Read, Write};
 use std::os::fd::{FromRawFd, OwnedFd};
 use std::time::Instant;
@@ -54,18 +57,6 @@ fn time_batch(n: usize, mut f: impl FnMut()) -> f64 {
         f();
     }
     t.elapsed().as_secs_f64() / n as f64
-}
-
-fn raw_fork() {
-    // SAFETY: the child only calls _exit.
-    let pid = unsafe { libc::fork() };
-    if pid == 0 {
-        // SAFETY: leaving the child at once.
-        unsafe { libc::_exit(0) };
-    }
-    let mut st = 0;
-    // SAFETY: reaping our own child.
-    unsafe { libc::waitpid(pid, &mut st, 0) };
 }
 
 fn brood_once(m: StartMethod) {

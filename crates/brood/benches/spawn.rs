@@ -15,7 +15,7 @@
 mod common;
 
 use brood::{Command, OnParentDeath, Signal, Tree};
-use common::{Group, Results, ratio};
+use common::{Group, Results, ratio, raw_fork};
 use std::os::unix::process::CommandExt;
 
 const TRUE: &str = "/bin/true";
@@ -58,19 +58,6 @@ fn brood_pre_exec() {
     // SAFETY: the closure does nothing; its presence makes brood fork.
     unsafe { cmd.pre_exec(|| Ok(())) };
     assert!(cmd.spawn().unwrap().wait().unwrap().success());
-}
-
-fn raw_fork() {
-    // SAFETY: the child only calls _exit.
-    let pid = unsafe { libc::fork() };
-    if pid == 0 {
-        // SAFETY: leaving the child at once.
-        unsafe { libc::_exit(0) };
-    }
-    assert!(pid > 0);
-    let mut st = 0;
-    // SAFETY: waiting for our own child with a status word we own.
-    assert_eq!(unsafe { libc::waitpid(pid, &mut st, 0) }, pid);
 }
 
 fn fork_with() {

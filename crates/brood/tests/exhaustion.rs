@@ -82,9 +82,20 @@ fn descendants(pid: u32) -> Vec<u32> {
 }
 
 /// After the attempts: nothing of ours left, alive or zombie (the fork
-/// server itself, which outlives its children by design, aside).
+/// server itself, which outlives its children by design, and the idle spares
+/// it keeps forked ahead, at most the two asked for, aside).
 fn assert_nothing_left(attempts: &str) {
     let server = brood::fork_server_pid();
+    let is_spare = |p: u32| {
+        let raw = std::fs::read(format!("/proc/{p}/cmdline")).unwrap_or_default();
+        String::from_utf8_lossy(&raw)
+            .trim_end_matches('\0')
+            .ends_with("(brood spare)")
+    };
+    let spares = server.map_or(0, |s| {
+        children_of(s).into_iter().filter(|&p| is_spare(p)).count()
+    });
+    assert!(spares <= 2, "{attempts}: {spares} spares");
     let mut left: Vec<(u32, char)> = descendants(me())
         .into_iter()
         .filter(|&p| Some(p) != server)
@@ -94,12 +105,20 @@ fn assert_nothing_left(attempts: &str) {
         left.extend(
             descendants(s)
                 .into_iter()
+                .filter(|&p| !is_spare(p))
                 .filter_map(|p| stat(p).map(|(state, _)| (p, state))),
         );
     }
     assert!(
         left.is_empty(),
-        "{attempts}: left behind (pid, state): {left:?}"
+        "{attempts}: left behind (pid, state, command line): {:?}",
+        left.iter()
+            .map(|&(p, s)| (
+                p,
+                s,
+                std::fs::read_to_string(format!("/proc/{p}/cmdline")).unwrap_or_default()
+            ))
+            .collect::<Vec<_>>()
     );
 }
 

@@ -23,7 +23,10 @@ pub enum StartMethod {
     /// Re-execute this program; [`init`] in the child runs the function.
     Spawn,
     /// Ask brood's fork server (one per process, started by re-execution on first
-    /// use) to fork the child. Safe with threads, and nearly as cheap as `Fork`.
+    /// use) to fork the child. Safe with threads, and nearly as cheap as `Fork`;
+    /// its cost does not grow with the caller's memory, and when the server
+    /// has a child forked ahead (see [`set_fork_server_spares`](crate::set_fork_server_spares))
+    /// a start is only a message to it.
     ForkServer,
 }
 

@@ -26,7 +26,7 @@ mod method;
 mod spawn;
 
 pub use boot::init;
-pub use forkserver::fork_server_pid;
+pub use forkserver::{fork_server_pid, fork_server_spares_ready, set_fork_server_spares};
 pub use handle::{Handle, JoinError};
 pub use method::{StartMethod, set_start_method, start_method};
 

@@ -11,6 +11,7 @@
 use rustix::event::epoll;
 use std::io;
 use std::os::fd::{AsFd, OwnedFd};
+use std::time::Duration;
 
 /// The set.
 pub struct Watcher {
@@ -65,20 +66,58 @@ impl Watcher {
 
     /// `epoll_wait` without a timeout; fills `ready` with the keys of readable fds.
     pub fn wait(&self, ready: &mut Vec<u64>) -> io::Result<()> {
+        self.wait_at_most(ready, None)
+    }
+
+    /// `epoll_wait` for at most `timeout` (`None`: no limit); `ready` is left
+    /// empty when it passed. An interrupted wait counts as a wake-up with
+    /// nothing ready: the caller loops anyway, and an EINTR is never a reason
+    /// to wait the whole timeout again.
+    pub fn wait_at_most(&self, ready: &mut Vec<u64>, timeout: Option<Duration>) -> io::Result<()> {
         let mut events: Vec<epoll::Event> = Vec::with_capacity(64);
+        let timeout = timeout.map(|t| rustix::event::Timespec {
+            tv_sec: t.as_secs() as i64,
+            tv_nsec: i64::from(t.subsec_nanos()),
+        });
         loop {
             match epoll::wait(
                 &self.epoll,
                 rustix::buffer::spare_capacity(&mut events),
-                None,
+                timeout.as_ref(),
             ) {
                 Ok(_) => break,
-                Err(rustix::io::Errno::INTR) => continue,
+                Err(rustix::io::Errno::INTR) if timeout.is_none() => continue,
+                Err(rustix::io::Errno::INTR) => break,
                 Err(e) => return Err(e.into()),
             }
         }
         ready.clear();
         ready.extend(events.iter().map(|e| e.data.u64()));
         Ok(())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_wait_with_a_timeout_ends_empty_and_one_without_sees_a_ready_pipe() {
+        let w = Watcher::new().unwrap();
+        let (r, wr) = crate::sys::pipe::pipe().unwrap();
+        w.add(&r, 7).unwrap();
+        let mut ready = vec![99];
+        let t = std::time::Instant::now();
+        w.wait_at_most(&mut ready, Some(Duration::from_millis(20)))
+            .unwrap();
+        assert!(ready.is_empty());
+        assert!(
+            t.elapsed() >= Duration::from_millis(19),
+            "{:?}",
+            t.elapsed()
+        );
+        rustix::io::write(&wr, b"x").unwrap();
+        w.wait(&mut ready).unwrap();
+        assert_eq!(ready, [7]);
     }
 }

@@ -47,8 +47,8 @@ impl Request {
 pub(crate) enum ToServer {
     /// The first message, with the client's pidfd attached: the soft
     /// descriptor limit the server's children start with (the client's own,
-    /// as the program set it).
-    Hello { nofile: u64 },
+    /// as the program set it), and how many spares to keep forked ahead.
+    Hello { nofile: u64, spares: u32 },
     /// Fork a child for `req`; the argument pipe's read end and the result
     /// pipe's write end are attached, and maybe a third descriptor that the
     /// child's function takes (a pool worker's channel).
@@ -64,6 +64,19 @@ pub(crate) enum ToServer {
     /// have been reused by a later child), if it has not been reaped. Also
     /// how the client kills a child it could not take hold of.
     Signal { pid: u32, id: u64, sig: i32 },
+    /// The client took spare `pid` for request `id` with these policies (sent
+    /// before the request goes to the spare itself, so that the server always
+    /// knows a claimed spare's parent-death policy before the spare runs).
+    /// `serial` is the spare's (see [`ToClient::Spare`]): a pid alone could
+    /// name a later child.
+    Claimed {
+        pid: u32,
+        serial: u64,
+        id: u64,
+        policy: Policy,
+    },
+    /// Keep this many spares from now on.
+    Spares { count: u32 },
 }
 
 /// Fork server → client.
@@ -81,6 +94,10 @@ pub(crate) enum ToClient {
     },
     /// A child ended: its classic wait status.
     Exited { pid: u32, status: i32 },
+    /// A spare is forked and waits for a request: its pidfd and the client's
+    /// end of its own channel are attached. The client sends it a
+    /// [`ToServer::Start`] (after telling the server, [`ToServer::Claimed`]).
+    Spare { pid: u32, serial: u64 },
 }
 
 /// What a pool worker starts with (its channel is handed down beside it).

@@ -13,11 +13,11 @@ use crate::sys::{self, pidfd, socket};
 use crate::wire::{self, Request, ToClient, ToServer};
 use crate::{Child, Error, ExitStatus, Result};
 use serde::{Serialize, de::DeserializeOwned};
-use std::collections::HashMap;
+use std::collections::{HashMap, VecDeque};
 use std::os::fd::{AsFd, AsRawFd, OwnedFd};
 use std::os::unix::process::CommandExt;
 use std::process::{Command, Stdio};
-use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicU32, Ordering};
 use std::sync::{Arc, Mutex, mpsc};
 use std::time::Duration;
 
@@ -41,6 +41,68 @@ struct State {
     /// The request each child was started for (a signal names both).
     ids: HashMap<u32, u64>,
     kids: HashMap<u32, Child>,
+    /// Spares the server forked ahead, oldest first.
+    spares: VecDeque<Spare>,
+}
+
+/// A child the server forked ahead of any request (see `spare`): it runs the
+/// first request sent on `chan`.
+struct Spare {
+    pid: u32,
+    serial: u64,
+    pidfd: OwnedFd,
+    chan: OwnedFd,
+}
+
+/// How many spares this process holds ready for its next
+/// [`StartMethod::ForkServer`](crate::StartMethod::ForkServer) starts: forked
+/// by its fork server, waiting, their descriptors here (0 while no server
+/// runs). A start takes the oldest; the server forks replacements once it
+/// has been idle for a millisecond.
+///
+/// ```
+/// # brood::init();
+/// use brood::{Process, StartMethod};
+/// fn one(_: ()) -> u8 { 1 }
+/// Process::new(one, ()).start_method(StartMethod::ForkServer).start()?.join().unwrap();
+/// assert!(brood::fork_server_spares_ready() <= 2);
+/// # Ok::<(), brood::Error>(())
+/// ```
+pub fn fork_server_spares_ready() -> usize {
+    current().map_or(0, |c| c.state().spares.len())
+}
+
+/// How many spares a fork server keeps (see [`set_fork_server_spares`]).
+static SPARES: AtomicU32 = AtomicU32::new(2);
+
+/// Sets how many children this process's fork server keeps forked ahead of
+/// any request (2 unless set; 0 turns them off), for the server running now
+/// and any started later. Spares held beyond the new count are let go at
+/// once (they exit, and their descriptors here close).
+///
+/// A [`StartMethod::ForkServer`](crate::StartMethod::ForkServer) start then
+/// hands the request to a child that already exists — a message, not a
+/// fork — and the server forks its replacement once the claimed child has
+/// ended (or 1 ms later), off the caller's path. Each spare holds two of the
+/// caller's descriptors (its pidfd and its channel).
+///
+/// ```
+/// # brood::init();
+/// use brood::{Process, StartMethod};
+/// fn one(_: ()) -> u8 { 1 }
+/// brood::set_fork_server_spares(4);
+/// let h = Process::new(one, ()).start_method(StartMethod::ForkServer).start()?;
+/// assert_eq!(h.join().unwrap(), 1);
+/// # Ok::<(), brood::Error>(())
+/// ```
+pub fn set_fork_server_spares(count: u32) {
+    SPARES.store(count, Ordering::Relaxed);
+    if let Some(conn) = current() {
+        conn.state().spares.truncate(count as usize);
+        if let Ok(msg) = wire::encode(&ToServer::Spares { count }) {
+            let _ = socket::send_with_fds(conn.sock.as_fd(), &msg, &[]);
+        }
+    }
 }
 
 impl Conn {
@@ -139,8 +201,11 @@ fn launch() -> Result<Arc<Conn>> {
     drop(cmd);
     // The server gives its children the descriptor limit ours would get.
     let nofile = crate::fdlimit::for_children().unwrap_or(sys::rlimit::nofile().0);
-    let hello = wire::encode(&ToServer::Hello { nofile })
-        .map_err(|e| err("encoding", std::io::Error::other(e)))?;
+    let hello = wire::encode(&ToServer::Hello {
+        nofile,
+        spares: SPARES.load(Ordering::Relaxed),
+    })
+    .map_err(|e| err("encoding", std::io::Error::other(e)))?;
     let ready = socket::send_with_fds(ours.as_fd(), &hello, &[me.as_fd()]).and_then(|()| {
         if !sys::pidfd::wait_exited(ours.as_fd(), Some(READY_TIMEOUT))? {
             return Err(std::io::Error::new(
@@ -214,7 +279,7 @@ where
 }
 
 fn ask<A: Serialize + 'static>(
-    conn: &Conn,
+    conn: &Arc<Conn>,
     req: &Request,
     policy: Policy,
     arg: &A,
@@ -232,13 +297,10 @@ fn ask<A: Serialize + 'static>(
     // A pool worker (the one kind given a channel) always brings its pidfd:
     // the pool watches its death with it.
     let pidfd = handed_down.is_some() || room_for_pidfd(&res_r);
-    let (tx, rx) = mpsc::sync_channel(1);
     let id = {
         let mut st = conn.state();
         st.next_id += 1;
-        let id = st.next_id;
-        st.pending.insert(id, (policy, pidfd, tx));
-        id
+        st.next_id
     };
     let msg = wire::encode(&ToServer::Start {
         id,
@@ -251,12 +313,26 @@ fn ask<A: Serialize + 'static>(
     let mut fds = vec![arg_r.as_fd(), res_w.as_fd()];
     fds.extend(handed_down.map(|fd| fd.as_fd()));
     fds.extend(cgroup.as_ref().map(|c| c.procs.as_fd()));
-    if let Err(e) = socket::send_with_fds(conn.sock.as_fd(), &msg, &fds) {
-        conn.state().pending.remove(&id);
-        if matches!(e.raw_os_error(), Some(libc::EPIPE) | Some(libc::ECONNRESET)) {
-            conn.dead.store(true, Ordering::Release);
+    let (tx, rx) = mpsc::sync_channel(1);
+    match claim_spare(conn, id, policy, &msg, &fds) {
+        // Started already: the answer is here.
+        Ok(Some(child)) => {
+            let _ = tx.send(Ok(child));
         }
-        return Err(io("sending a request", e));
+        Ok(None) => {
+            conn.state().pending.insert(id, (policy, pidfd, tx));
+            if let Err(e) = socket::send_with_fds(conn.sock.as_fd(), &msg, &fds) {
+                conn.state().pending.remove(&id);
+                if matches!(e.raw_os_error(), Some(libc::EPIPE) | Some(libc::ECONNRESET)) {
+                    conn.dead.store(true, Ordering::Release);
+                }
+                crate::cgroups::started(None, cgroup);
+                return Err(io("sending a request", e));
+            }
+        }
+        Err(e) => {
+            let _ = tx.send(Err(e));
+        }
     }
     drop(fds);
     drop((arg_r, res_w));
@@ -283,6 +359,70 @@ fn ask<A: Serialize + 'static>(
             std::io::Error::other("the fork server died"),
         )),
     }
+}
+
+/// Hands request `id` (`msg` with `fds`, as it would go to the server) to
+/// the oldest live spare: `None` when there is none.
+///
+/// Under the state lock, so that the listener cannot take the spare's end
+/// for an unknown child's between the claim and the record of it.
+fn claim_spare(
+    conn: &Arc<Conn>,
+    id: u64,
+    policy: Policy,
+    msg: &[u8],
+    fds: &[std::os::fd::BorrowedFd<'_>],
+) -> Result<Option<Child>> {
+    if msg.len() > super::spare::REQUEST_MAX {
+        return Ok(None);
+    }
+    let mut st = conn.state();
+    while let Some(Spare {
+        pid,
+        serial,
+        pidfd,
+        chan,
+    }) = st.spares.pop_front()
+    {
+        // The server first, so that it knows the child's policies before the
+        // child can run (see `spare`).
+        let claimed = wire::encode(&ToServer::Claimed {
+            pid,
+            serial,
+            id,
+            policy,
+        })
+        .map_err(|e| Error::io("encoding a claim", std::io::Error::other(e)))?;
+        if socket::send_with_fds(conn.sock.as_fd(), &claimed, &[]).is_err() {
+            // The server is gone: the request to it fails the same way.
+            return Ok(None);
+        }
+        if socket::send_with_fds(chan.as_fd(), msg, fds).is_err() {
+            continue; // it died unclaimed (its end is reported and ignored)
+        }
+        return match crate::exit::adopt_remote(pid, Some(pidfd), relay(conn, pid, id), policy) {
+            Ok(child) => {
+                st.kids.insert(pid, child.untracked());
+                st.ids.insert(pid, id);
+                Ok(Some(child))
+            }
+            Err(e) => {
+                // Nobody would supervise it: have the server end it.
+                let _ = conn.signal(pid, id, libc::SIGKILL);
+                Err(e)
+            }
+        };
+    }
+    Ok(None)
+}
+
+/// How a child's handle asks the server to signal it.
+fn relay(conn: &Arc<Conn>, pid: u32, id: u64) -> crate::child::Relay {
+    let weak = Arc::downgrade(conn);
+    Box::new(move |sig| match weak.upgrade() {
+        Some(conn) => conn.signal(pid, id, sig),
+        None => Err(std::io::Error::other("the fork server connection is gone")),
+    })
 }
 
 /// The client thread: route the server's answers, record statuses; when the
@@ -317,11 +457,7 @@ fn listen(conn: Arc<Conn>) {
                 let Some((policy, want_pidfd, reply)) = st.pending.remove(&id) else {
                     continue;
                 };
-                let weak = Arc::downgrade(&conn);
-                let relay: crate::child::Relay = Box::new(move |sig| match weak.upgrade() {
-                    Some(conn) => conn.signal(pid, id, sig),
-                    None => Err(std::io::Error::other("the fork server connection is gone")),
-                });
+                let relay = relay(&conn, pid, id);
                 let adopted = match (fds.into_iter().next(), want_pidfd) {
                     (Some(fd), _) => crate::exit::adopt_remote(pid, Some(fd), relay, policy),
                     (None, false) => crate::exit::adopt_remote(pid, None, relay, policy),
@@ -349,7 +485,24 @@ fn listen(conn: Arc<Conn>) {
                     let _ = reply.send(Err(refusal(conn.server_pid, error, errno)));
                 }
             }
+            ToClient::Spare { pid, serial } => {
+                let mut fds = fds.into_iter();
+                // Both descriptors, and room left for the children's own.
+                if let (Some(pidfd), Some(chan), None) = (fds.next(), fds.next(), fds.next())
+                    && room_for_pidfd(&chan)
+                    && st.spares.len() < SPARES.load(Ordering::Relaxed) as usize
+                {
+                    st.spares.push_back(Spare {
+                        pid,
+                        serial,
+                        pidfd,
+                        chan,
+                    });
+                }
+                // Otherwise its channel closes here, and it exits unclaimed.
+            }
             ToClient::Exited { pid, status } => {
+                st.spares.retain(|s| s.pid != pid);
                 st.ids.remove(&pid);
                 if let Some(child) = st.kids.remove(&pid) {
                     child.set_reported(ExitStatus::from_wait_status(status));
@@ -362,6 +515,7 @@ fn listen(conn: Arc<Conn>) {
     let orphans: Vec<Child> = {
         let mut st = conn.state();
         st.pending.clear(); // their senders drop: the waiting starts fail
+        st.spares.clear(); // their channels close: they exit
         st.kids.drain().map(|(_, c)| c).collect()
     };
     watch_orphans(orphans);

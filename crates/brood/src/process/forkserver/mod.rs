@@ -17,6 +17,16 @@
 //! no pid-reuse race), reaps the child the moment it ends (never a zombie) and
 //! reports the status; a client thread records it in the [`Child`](crate::Child).
 //!
+//! **Spares** (`spare`). Once it has been idle for a millisecond the server
+//! forks a few children ahead (2 unless [`set_fork_server_spares`] says
+//! otherwise), each waiting on a channel of its own whose other end it hands
+//! to the client with the spare's pidfd. A start then takes a spare: it tells
+//! the server which request and policies the spare now serves, then sends
+//! the request on the spare's channel, and `start()` returns at once — a
+//! message, not a fork. The spare is the server's child as any other (reaped
+//! and reported the same way). A burst of starts uses them up and forks on
+//! request; a caller's size never matters, since the server forks itself.
+//!
 //! **Lifetimes — decisions.**
 //! - The server is *not* the client's child: it is started through an
 //!   intermediate process that forks it and exits at once. So a `waitpid(-1)` in
@@ -39,9 +49,12 @@
 
 pub(crate) mod client;
 pub(crate) mod server;
+pub(crate) mod spare;
 
 /// What `ps` calls the server: `myapp (brood fork server)`.
 const SERVER: &str = "fork server";
+
+pub use client::{fork_server_spares_ready, set_fork_server_spares};
 
 /// The pid of this process's fork server, if one is running.
 ///

@@ -23,6 +23,8 @@ struct Kid {
     death_signal: i32,
     /// It leads a process group (or session) that its death signal reaches.
     group: bool,
+    /// A spare no request has claimed yet (its `id` is then its serial).
+    spare: bool,
 }
 
 /// The server's epoll keys: the client's socket, its pidfd, then each child
@@ -33,6 +35,11 @@ const KEY_KIDS: u64 = 2;
 
 /// At most this many requests are taken per wake-up (see `Server::run`).
 const MESSAGES_PER_WAKE: usize = 64;
+
+/// Spares are forked once the server has had nothing to do for this long:
+/// never in the way of a start or a reap. A burst of starts forks on
+/// request, as with no spares, and finds spares again after a pause.
+const REFILL_AFTER: std::time::Duration = std::time::Duration::from_millis(1);
 
 /// What reading the client's socket gave.
 enum Message {
@@ -56,6 +63,17 @@ struct Server {
     args: Option<ArgArea>,
     /// The client's soft descriptor limit, given back to each child.
     client_nofile: Option<u64>,
+    /// Spares wanted, and those forked and not claimed yet.
+    spares_wanted: u32,
+    idle_spares: u32,
+    /// The last spare's serial (its identity in `Claimed`).
+    spare_serial: u64,
+    /// What `ps` shows for a spare.
+    spare_title: Option<String>,
+    /// A spare ended unclaimed, or could not be made: make no more until the
+    /// client next speaks (a client with no room for the spare's descriptors
+    /// would otherwise see a fork per spare the kernel throws away).
+    refill_paused: bool,
 }
 
 /// `init` in the re-executed process: become the server, serve, exit.
@@ -129,7 +147,7 @@ impl Server {
         let mut buf = [0u8; 64];
         let (n, fds) =
             socket::recv_with_fds(sock.as_fd(), &mut buf).map_err(|e| format!("hello: {e}"))?;
-        let (Ok(ToServer::Hello { nofile }), Some(client_fd)) =
+        let (Ok(ToServer::Hello { nofile, spares }), Some(client_fd)) =
             (wire::decode(&buf[..n]), fds.into_iter().next())
         else {
             return Err("the client's first message is not a hello with its pidfd".into());
@@ -153,16 +171,23 @@ impl Server {
                 Ok(w)
             })
             .map_err(|e| format!("epoll: {e}"))?;
-        send(&sock, &ToClient::Ready { pid: me }, None).map_err(|e| format!("ready: {e}"))?;
+        send(&sock, &ToClient::Ready { pid: me }, &[]).map_err(|e| format!("ready: {e}"))?;
+        let program = client_program();
+        let spare_title = Some(title(&program, "spare").to_string_lossy().into_owned());
         Ok(Server {
             client: Some((sock, client_fd)),
             kids: HashMap::new(),
             watcher: Some(watcher),
             me,
             single,
-            program: client_program(),
+            program,
             args: ArgArea::locate().ok(),
             client_nofile: Some(nofile),
+            spares_wanted: spares,
+            idle_spares: 0,
+            spare_serial: 0,
+            spare_title,
+            refill_paused: false,
         })
     }
 
@@ -177,8 +202,12 @@ impl Server {
             // child's pidfd: a wake-up costs the same with ten thousand
             // children in flight as with one (`poll(2)` cost a pass over all).
             let Some(watcher) = &self.watcher else { return };
-            if watcher.wait(&mut ready).is_err() {
+            let timeout = self.short_of_spares().then_some(REFILL_AFTER);
+            if watcher.wait_at_most(&mut ready, timeout).is_err() {
                 return; // only for programming errors; do not spin
+            }
+            if ready.is_empty() {
+                self.refill();
             }
             for &key in &ready {
                 match key {
@@ -213,6 +242,7 @@ impl Server {
             Ok(Some((0, _))) | Err(_) => return Message::ClientGone,
             Ok(Some(x)) => x,
         };
+        self.refill_paused = false;
         match wire::decode::<ToServer>(&buf[..n]) {
             Ok(ToServer::Start { id, req, pidfd }) => {
                 let cgroup = req.policy.tree == crate::policy::Tree::Cgroup;
@@ -228,13 +258,120 @@ impl Server {
             // A corrupt or unexpected message from our own client is a bug on its
             // side: ignore it rather than die and take every child's status along.
             Ok(ToServer::Signal { pid, id, sig }) => {
-                if let Some(kid) = self.kids.get(&pid).filter(|k| k.id == id) {
+                if let Some(kid) = self.kids.get(&pid).filter(|k| !k.spare && k.id == id) {
                     let _ = pidfd::send_signal(kid.pidfd.as_fd(), sig);
                 }
             }
+            Ok(ToServer::Claimed {
+                pid,
+                serial,
+                id,
+                policy,
+            }) => self.claimed(pid, serial, id, &policy),
+            Ok(ToServer::Spares { count }) => self.spares_wanted = count,
             Ok(ToServer::Hello { .. }) | Err(_) => {}
         }
         Message::Handled
+    }
+
+    /// The client took spare `pid` for request `id`: from now on it is that
+    /// request's child, with its policies.
+    fn claimed(&mut self, pid: u32, serial: u64, id: u64, policy: &crate::Policy) {
+        let Some(kid) = self
+            .kids
+            .get_mut(&pid)
+            .filter(|k| k.spare && k.id == serial)
+        else {
+            return; // it ended first; the client learns that from its Exited
+        };
+        kid.spare = false;
+        kid.id = id;
+        kid.death_signal = policy.death_signal().map_or(0, |s| s.as_raw());
+        kid.group = policy.tree != crate::policy::Tree::Own;
+        self.idle_spares -= 1;
+        if matches!(
+            policy.tree,
+            crate::policy::Tree::Group | crate::policy::Tree::Cgroup
+        ) {
+            // Both sides set the group, as for a child forked on request.
+            let _ = sys::pgrp::setpgid(pid, pid);
+        }
+    }
+
+    fn short_of_spares(&self) -> bool {
+        self.client.is_some() && !self.refill_paused && self.idle_spares < self.spares_wanted
+    }
+
+    /// Forks spares until as many as wanted wait.
+    fn refill(&mut self) {
+        while self.short_of_spares() {
+            if let Err(e) = self.fork_spare() {
+                // No descriptor or no process left: starts are forked on
+                // request until the client next speaks.
+                let _ = e;
+                self.refill_paused = true;
+            }
+        }
+    }
+
+    /// One spare: forked now, unspecialised, waiting on a channel of its own
+    /// for the request the client will hand it (see `spare`).
+    fn fork_spare(&mut self) -> std::io::Result<()> {
+        let (for_client, chan) = socket::seqpacket_pair()?;
+        match self.single.fork()? {
+            Forked::Child => {
+                drop(for_client);
+                self.become_child();
+                self.show_spare();
+                let (req, fds) = super::spare::wait_for_request(chan);
+                self.run_child(&req, fds, None)
+            }
+            Forked::Parent(pid) => {
+                drop(chan);
+                let fd = match self.watch(pid) {
+                    Ok(fd) => fd,
+                    Err(e) => {
+                        let _ = sys::reap::kill_and_reap_own(pid);
+                        return Err(e);
+                    }
+                };
+                // A client that cannot take both descriptors drops the spare;
+                // its channel closes and it exits unclaimed.
+                self.spare_serial += 1;
+                let serial = self.spare_serial;
+                let _ = send_ref(
+                    &self.client,
+                    &ToClient::Spare { pid, serial },
+                    &[fd.as_fd(), for_client.as_fd()],
+                );
+                self.kids.insert(
+                    pid,
+                    Kid {
+                        pid,
+                        id: serial,
+                        pidfd: fd,
+                        death_signal: 0,
+                        group: false,
+                        spare: true,
+                    },
+                );
+                self.idle_spares += 1;
+                Ok(())
+            }
+        }
+    }
+
+    /// A new child's pidfd, kept high (so that the next child drops them all
+    /// at once) and watched.
+    fn watch(&self, pid: u32) -> std::io::Result<OwnedFd> {
+        pidfd::open(pid)
+            .map(sys::closerange::move_high)
+            .and_then(|fd| {
+                if let Some(w) = &self.watcher {
+                    w.add(&fd, KEY_KIDS + u64::from(pid))?;
+                }
+                Ok(fd)
+            })
     }
 
     /// Forks the child for request `id`: its argument pipe, result pipe and
@@ -258,27 +395,14 @@ impl Server {
         // `leave_forked_child`).
         match self.single.fork() {
             Ok(Forked::Child) => {
-                self.close_in_child();
-                if let Some(soft) = self.client_nofile {
-                    let _ = sys::rlimit::restore_nofile(soft);
-                }
-                if let (Some(area), Some(shown)) = (&self.args, &shown) {
-                    area.set_title(shown);
-                }
-                if !CLIENT_IGNORES_SIGINT.load(std::sync::atomic::Ordering::Relaxed) {
-                    sys::sigaction::default(libc::SIGINT);
-                }
-                // The server itself signals its groups when the client dies.
-                let joins = crate::fork::Joins {
-                    cgroup: cgroup.as_ref().map(AsRawFd::as_raw_fd),
-                    keeper: None,
+                self.become_child();
+                let fds = child::RequestFds {
+                    arg,
+                    out,
+                    handed_down,
+                    cgroup,
                 };
-                if let Err((step, e)) = crate::fork::arm_child(&req.policy, self.me, joins) {
-                    child::send_failure(out.as_fd(), &format!("{step}: {e}"));
-                    sys::fork::exit_now(CODE_SETUP);
-                }
-                let code = child::run_request(&req, arg, out, handed_down);
-                crate::exit::leave_forked_child(code)
+                self.run_child(&req, fds, shown.as_deref())
             }
             Ok(Forked::Parent(pid)) => {
                 drop((arg, out, handed_down, cgroup));
@@ -289,21 +413,13 @@ impl Server {
                     // Both sides set the group (see crate::fork::fork_raw).
                     let _ = sys::pgrp::setpgid(pid, pid);
                 }
-                // Kept high, so that the next child drops them all at once.
-                let watched = pidfd::open(pid)
-                    .map(sys::closerange::move_high)
-                    .and_then(|fd| {
-                        if let Some(w) = &self.watcher {
-                            w.add(&fd, KEY_KIDS + u64::from(pid))?;
-                        }
-                        Ok(fd)
-                    });
-                match watched {
+                match self.watch(pid) {
                     Ok(fd) => {
+                        let pidfd = [fd.as_fd()];
                         let sent = send_ref(
                             &self.client,
                             &ToClient::Started { id, pid },
-                            send_pidfd.then(|| fd.as_fd()),
+                            if send_pidfd { &pidfd } else { &[] },
                         );
                         if sent.is_err() {
                             // The client is gone; its death is noticed by epoll.
@@ -317,6 +433,7 @@ impl Server {
                                 pidfd: fd,
                                 death_signal,
                                 group: req.policy.tree != crate::policy::Tree::Own,
+                                spare: false,
                             },
                         );
                     }
@@ -337,6 +454,54 @@ impl Server {
                 error: format!("fork: {e}"),
                 errno: e.raw_os_error(),
             }),
+        }
+    }
+
+    /// In a new child (on request, or a spare): drop what is the server's and
+    /// give back what is the client's.
+    fn become_child(&mut self) {
+        self.close_in_child();
+        if let Some(soft) = self.client_nofile {
+            let _ = sys::rlimit::restore_nofile(soft);
+        }
+    }
+
+    /// In a new child, once its request is known: take its name, arm its
+    /// policies, run it, leave. `shown` is its title, when it was made
+    /// before the fork.
+    fn run_child(&self, req: &Request, fds: child::RequestFds, shown: Option<&str>) -> ! {
+        self.set_title(shown, &req.name);
+        if !CLIENT_IGNORES_SIGINT.load(std::sync::atomic::Ordering::Relaxed) {
+            sys::sigaction::default(libc::SIGINT);
+        }
+        // The server itself signals its groups when the client dies.
+        let joins = crate::fork::Joins {
+            cgroup: fds.cgroup.as_ref().map(AsRawFd::as_raw_fd),
+            keeper: None,
+        };
+        if let Err((step, e)) = crate::fork::arm_child(&req.policy, self.me, joins) {
+            child::send_failure(fds.out.as_fd(), &format!("{step}: {e}"));
+            sys::fork::exit_now(CODE_SETUP);
+        }
+        let code = child::run_request(req, fds.arg, fds.out, fds.handed_down);
+        crate::exit::leave_forked_child(code)
+    }
+
+    /// Shows this spare as `myapp (brood spare)` (the text made once, in the
+    /// server: formatting here would allocate).
+    fn show_spare(&self) {
+        if let (Some(area), Some(shown)) = (&self.args, &self.spare_title) {
+            area.set_title(shown);
+        }
+    }
+
+    /// Shows this process as `myapp (brood <name>)`; `shown` is that text when
+    /// it was made already.
+    fn set_title(&self, shown: Option<&str>, name: &str) {
+        let Some(area) = &self.args else { return };
+        match shown {
+            Some(shown) => area.set_title(shown),
+            None => area.set_title(&title(&self.program, name).to_string_lossy()),
         }
     }
 
@@ -370,6 +535,10 @@ impl Server {
         if let Some(w) = &self.watcher {
             let _ = w.remove(&kid.pidfd);
         }
+        if kid.spare {
+            self.idle_spares -= 1;
+            self.refill_paused = true;
+        }
         self.reply(&ToClient::Exited {
             pid: kid.pid,
             status,
@@ -379,6 +548,28 @@ impl Server {
     /// The client died or closed the channel: apply each child's OnParentDeath.
     fn client_gone(&mut self) {
         // Both the socket's end and the pidfd may say so in one wake-up.
+        if self.client.is_none() {
+            return;
+        }
+        // A spare the client claimed is named in a `Claimed` sent before the
+        // request went to the spare: read what is still queued, so that every
+        // claimed spare is known as the child it became.
+        let mut buf = vec![0u8; 64 << 10];
+        while let Some((sock, _)) = &self.client {
+            let n = match socket::try_recv_with_fds(sock.as_fd(), &mut buf) {
+                Ok(Some((n, _))) if n > 0 => n,
+                _ => break,
+            };
+            if let Ok(ToServer::Claimed {
+                pid,
+                serial,
+                id,
+                policy,
+            }) = wire::decode(&buf[..n])
+            {
+                self.claimed(pid, serial, id, &policy);
+            }
+        }
         let Some((sock, client)) = self.client.take() else {
             return;
         };
@@ -387,7 +578,10 @@ impl Server {
             let _ = w.remove(&client);
         }
         for kid in self.kids.values() {
-            if kid.death_signal != 0 {
+            if kid.spare {
+                // Nobody can claim it now.
+                let _ = pidfd::send_signal(kid.pidfd.as_fd(), libc::SIGKILL);
+            } else if kid.death_signal != 0 {
                 // Its whole group, as a keeper would (its own PDEATHSIG is tied
                 // to us, who live on).
                 if kid.group {
@@ -399,17 +593,17 @@ impl Server {
     }
 
     fn reply(&self, msg: &ToClient) {
-        let _ = send_ref(&self.client, msg, None);
+        let _ = send_ref(&self.client, msg, &[]);
     }
 }
 
 fn send_ref(
     client: &Option<(OwnedFd, OwnedFd)>,
     msg: &ToClient,
-    fd: Option<std::os::fd::BorrowedFd<'_>>,
+    fds: &[std::os::fd::BorrowedFd<'_>],
 ) -> std::io::Result<()> {
     match client {
-        Some((sock, _)) => send(sock, msg, fd),
+        Some((sock, _)) => send(sock, msg, fds),
         None => Ok(()),
     }
 }
@@ -417,11 +611,8 @@ fn send_ref(
 fn send(
     sock: &OwnedFd,
     msg: &ToClient,
-    fd: Option<std::os::fd::BorrowedFd<'_>>,
+    fds: &[std::os::fd::BorrowedFd<'_>],
 ) -> std::io::Result<()> {
     let bytes = wire::encode(msg).map_err(std::io::Error::other)?;
-    match fd {
-        Some(fd) => socket::send_with_fds(sock.as_fd(), &bytes, &[fd]),
-        None => socket::send_with_fds(sock.as_fd(), &bytes, &[]),
-    }
+    socket::send_with_fds(sock.as_fd(), &bytes, fds)
 }
