@@ -82,17 +82,28 @@ static SPARES: AtomicU32 = AtomicU32::new(2);
 ///
 /// A [`StartMethod::ForkServer`](crate::StartMethod::ForkServer) start then
 /// hands the request to a child that already exists — a message, not a
-/// fork — and the server forks its replacement once the claimed child has
-/// ended (or 1 ms later), off the caller's path. Each spare holds two of the
-/// caller's descriptors (its pidfd and its channel).
+/// fork. The server forks replacements once it has had nothing to do for
+/// 1 ms, never in the way of a start or a reap: a burst of starts uses the
+/// spares up and is forked on request. Each spare is a process (it counts
+/// towards `RLIMIT_NPROC` and any pids limit) and holds two of the caller's
+/// descriptors (its pidfd and its channel).
 ///
 /// ```
 /// # brood::init();
 /// use brood::{Process, StartMethod};
+/// use std::time::{Duration, Instant};
 /// fn one(_: ()) -> u8 { 1 }
-/// brood::set_fork_server_spares(4);
-/// let h = Process::new(one, ()).start_method(StartMethod::ForkServer).start()?;
-/// assert_eq!(h.join().unwrap(), 1);
+/// brood::set_fork_server_spares(1);
+/// let start = || Process::new(one, ()).start_method(StartMethod::ForkServer).start();
+/// assert_eq!(start()?.join().unwrap(), 1);
+/// // Idle for a millisecond, the server forks the spare; the next start
+/// // takes it.
+/// let t = Instant::now();
+/// while brood::fork_server_spares_ready() < 1 {
+///     assert!(t.elapsed() < Duration::from_secs(10), "no spare");
+///     std::thread::sleep(Duration::from_millis(1));
+/// }
+/// assert_eq!(start()?.join().unwrap(), 1);
 /// # Ok::<(), brood::Error>(())
 /// ```
 pub fn set_fork_server_spares(count: u32) {
