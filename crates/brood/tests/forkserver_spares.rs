@@ -124,6 +124,44 @@ fn a_start_is_handed_to_a_spare_forked_before_it() {
     }
 }
 
+/// How many descriptors this process holds that name some process's
+/// `/proc/<pid>/stat`.
+fn stat_descriptors(_: ()) -> u8 {
+    let links = std::fs::read_dir("/proc/self/fd").unwrap();
+    let named = links.filter_map(|e| std::fs::read_link(e.ok()?.path()).ok());
+    named
+        .filter(|l| {
+            let l = l.to_string_lossy();
+            l.starts_with("/proc/") && l.ends_with("/stat")
+        })
+        .count() as u8
+}
+
+/// The server keeps `/proc/self/stat` open (it asks for its thread count
+/// before each fork); none of its children, spare or forked on request, holds
+/// a copy.
+#[test]
+fn children_hold_no_descriptor_of_the_server() {
+    let mut clean = Cleanup::default();
+    let on_request = Process::new(stat_descriptors, ())
+        .start_method(StartMethod::ForkServer)
+        .start()
+        .unwrap();
+    assert_eq!(on_request.join().unwrap(), 0);
+    let (_, spares) = server_with_spares(&mut clean, 2);
+    let h = Process::new(stat_descriptors, ())
+        .start_method(StartMethod::ForkServer)
+        .start()
+        .unwrap();
+    assert!(spares.contains(&h.pid()));
+    assert_eq!(h.join().unwrap(), 0);
+    let forked = Process::new(stat_descriptors, ())
+        .start_method(StartMethod::Fork)
+        .start()
+        .unwrap();
+    assert_eq!(forked.join().unwrap(), 0);
+}
+
 #[test]
 fn no_spares_when_asked_for_none() {
     let mut clean = Cleanup::default();

@@ -24,8 +24,32 @@ pub unsafe fn fork() -> io::Result<Forked> {
     // SAFETY: the caller takes on fork's contract (see above).
     match unsafe { libc::fork() } {
         -1 => Err(io::Error::last_os_error()),
-        0 => Ok(Forked::Child),
+        0 => {
+            close_inherited_stat();
+            Ok(Forked::Child)
+        }
         pid => Ok(Forked::Parent(pid as u32)),
+    }
+}
+
+/// The descriptor of [`thread_count`]'s open `/proc/self/stat` in this
+/// process (-1 while it has none), so that a forked child can close its
+/// copy: it names the parent, and would be a descriptor every child (a
+/// fork-server child, a function run with `StartMethod::Fork`) holds for
+/// nothing.
+static STAT_FD: std::sync::atomic::AtomicI32 = std::sync::atomic::AtomicI32::new(-1);
+
+/// In a new child, first thing: close the parent's stat descriptor. Only an
+/// atomic swap and `close(2)`, both async-signal-safe. The parent's `File`
+/// for it stays in the inherited cell `ForkLocal` abandons, never dropped, so
+/// the number is not closed twice.
+fn close_inherited_stat() {
+    let fd = STAT_FD.swap(-1, std::sync::atomic::Ordering::Relaxed);
+    if fd >= 0 {
+        // SAFETY: `fd` is the stat descriptor inherited from the parent (see
+        // STAT_FD); nothing in this new child has run yet that could have
+        // closed it or reused its number, and nothing will use it again.
+        unsafe { libc::close(fd) };
     }
 }
 
@@ -85,7 +109,10 @@ pub fn thread_count() -> io::Result<usize> {
         super::forklocal::ForkLocal::new(|| std::sync::Mutex::new(None));
     let mut file = STAT.get().lock().unwrap_or_else(|e| e.into_inner());
     if file.is_none() {
-        *file = Some(std::fs::File::open("/proc/self/stat")?);
+        use std::os::fd::AsRawFd;
+        let opened = std::fs::File::open("/proc/self/stat")?;
+        STAT_FD.store(opened.as_raw_fd(), std::sync::atomic::Ordering::Relaxed);
+        *file = Some(opened);
     }
     let mut buf = [0u8; 1024];
     let n = file.as_ref().map_or(Ok(0), |f| f.read_at(&mut buf, 0))?;
@@ -96,4 +123,36 @@ pub fn thread_count() -> io::Result<usize> {
     }
     let stat = super::procfs::parse_stat(&buf[..n]).map_err(io::Error::other)?;
     Ok(stat.num_threads as usize)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_forked_child_holds_no_copy_of_the_stat_descriptor() {
+        thread_count().unwrap();
+        let fd = STAT_FD.load(std::sync::atomic::Ordering::Relaxed);
+        // SAFETY: fcntl(F_GETFD) only asks whether `fd` is open.
+        let open = |fd| unsafe { libc::fcntl(fd, libc::F_GETFD) } >= 0;
+        assert!(fd >= 0 && open(fd));
+        // In the child: the parent's descriptor is closed, and asking again
+        // opens one of the child's own (which describes the child).
+        let ended = ending_of(move || {
+            if open(fd) {
+                return 1;
+            }
+            match thread_count() {
+                Ok(1) => {}
+                _ => return 2,
+            }
+            let own = STAT_FD.load(std::sync::atomic::Ordering::Relaxed);
+            if own < 0 || !open(own) {
+                return 3;
+            }
+            0
+        });
+        assert_eq!(ended, super::super::pidfd::Reap::Exited(0));
+        assert!(open(fd), "the parent's own is untouched");
+    }
 }
