@@ -272,3 +272,58 @@ fn when_the_client_dies_idle_spares_go_and_claimed_ones_keep_their_policy() {
     support::kill_and_reap(survivor);
     assert!(support::wait_exit(server, Duration::from_secs(5)), "server");
 }
+
+/// A join waiting on a spare's status when the server dies: the status is
+/// lost (`ServerDied` once the child ends), never made up, and the join
+/// neither hangs nor returns early.
+#[test]
+fn a_join_on_a_spare_survives_the_servers_death() {
+    support::become_subreaper();
+    let mut clean = Cleanup::default();
+    let (server, spares) = server_with_spares(&mut clean, 2);
+    let h = start(park);
+    assert!(spares.contains(&h.pid()));
+    // A join is waiting for the server's report when the server dies.
+    assert!(matches!(
+        h.join_timeout(Duration::from_millis(20)),
+        Err(JoinError::Timeout { .. })
+    ));
+    support::kill_and_reap(server);
+    assert!(
+        support::alive(h.pid()),
+        "a Survive child outlives the server"
+    );
+    assert!(matches!(
+        h.join_timeout(Duration::from_millis(20)),
+        Err(JoinError::Timeout { .. })
+    ));
+    h.kill().unwrap();
+    assert!(
+        matches!(h.join(), Err(JoinError::ServerDied { .. })),
+        "{:?}",
+        h.join()
+    );
+    assert!(support::wait_exit(h.pid(), Duration::from_secs(5)));
+}
+
+/// Several waiters on one spare's end, threads and the handle's join: all
+/// get the kernel's status.
+#[test]
+fn every_waiter_of_a_spare_gets_its_status() {
+    let mut clean = Cleanup::default();
+    let (_, spares) = server_with_spares(&mut clean, 2);
+    let h = start(park);
+    assert!(spares.contains(&h.pid()));
+    let waiters: Vec<_> = (0..3)
+        .map(|_| {
+            let child = h.child().clone();
+            std::thread::spawn(move || child.wait().unwrap())
+        })
+        .collect();
+    h.kill().unwrap();
+    for w in waiters {
+        assert_eq!(w.join().unwrap().signal(), Some(Signal::KILL));
+    }
+    assert!(matches!(h.join(), Err(JoinError::Killed { .. })));
+    assert!(!support::exists(h.pid()));
+}
