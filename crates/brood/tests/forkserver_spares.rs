@@ -288,22 +288,7 @@ fn a_join_on_a_spare_survives_the_servers_death() {
         h.join_timeout(Duration::from_millis(20)),
         Err(JoinError::Timeout { .. })
     ));
-    support::kill_and_reap(server);
-    assert!(
-        support::alive(h.pid()),
-        "a Survive child outlives the server"
-    );
-    assert!(matches!(
-        h.join_timeout(Duration::from_millis(20)),
-        Err(JoinError::Timeout { .. })
-    ));
-    h.kill().unwrap();
-    assert!(
-        matches!(h.join(), Err(JoinError::ServerDied { .. })),
-        "{:?}",
-        h.join()
-    );
-    assert!(support::wait_exit(h.pid(), Duration::from_secs(5)));
+    support::kill_server_under(&h, server);
 }
 
 /// Several waiters on one spare's end, threads and the handle's join: all

@@ -272,3 +272,27 @@ pub fn ends_with_zero(child: &brood::Child, within: Duration, what: &str) {
         .unwrap_or_else(|| panic!("{what} did not end within {within:?}"));
     assert_eq!(status.code(), Some(0), "{what} {status}");
 }
+
+/// Kills the fork server (pid `server`) while `h`, a parked `Survive`
+/// child of it, runs: the child lives on, a join does not hang and does not
+/// make a status up (`ServerDied` once the child, killed through its pidfd,
+/// has ended).
+pub fn kill_server_under<R: serde::de::DeserializeOwned + std::fmt::Debug + 'static>(
+    h: &brood::Handle<R>,
+    server: u32,
+) {
+    use brood::JoinError;
+    kill_and_reap(server);
+    assert!(alive(h.pid()), "a Survive child outlives the server");
+    assert!(matches!(
+        h.join_timeout(Duration::from_millis(50)),
+        Err(JoinError::Timeout { .. })
+    ));
+    h.kill().unwrap();
+    assert!(
+        matches!(h.join(), Err(JoinError::ServerDied { .. })),
+        "{:?}",
+        h.join()
+    );
+    assert!(wait_exit(h.pid(), Duration::from_secs(5)));
+}
