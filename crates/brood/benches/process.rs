@@ -10,7 +10,7 @@
 mod common;
 
 use brood::{Process, StartMethod};
-use common::raw_fork;
+use common::{median, raw_fork};
 use std::io::{Read, Write};
 use std::os::fd::{FromRawFd, OwnedFd};
 use std::time::Instant;
@@ -44,11 +44,6 @@ fn hold(path: String) -> u8 {
     let mut s = String::new();
     let _ = std::fs::File::open(path).and_then(|mut f| f.read_to_string(&mut s));
     1
-}
-
-fn median(mut v: Vec<f64>) -> f64 {
-    v.sort_by(|a, b| a.total_cmp(b));
-    v[v.len() / 2]
 }
 
 fn time_batch(n: usize, mut f: impl FnMut()) -> f64 {

@@ -20,7 +20,7 @@
 mod common;
 
 use brood::{Process, StartMethod};
-use common::{context, raw_fork};
+use common::{context, median, raw_fork, show_ratio as ratio};
 use std::os::fd::{AsFd, AsRawFd, BorrowedFd, OwnedFd};
 use std::time::{Duration, Instant};
 
@@ -28,11 +28,6 @@ brood::init_before_main!();
 
 fn small(x: u64) -> u64 {
     x + 1
-}
-
-fn median(mut v: Vec<f64>) -> f64 {
-    v.sort_by(|a, b| a.total_cmp(b));
-    v[v.len() / 2]
 }
 
 fn brood_once(m: StartMethod) {
@@ -62,15 +57,6 @@ fn report(title: &str, names: &[&str], samples: &[Vec<f64>]) -> Vec<f64> {
         println!("  {name:<44} median {m:>9.1} µs");
     }
     medians
-}
-
-fn ratio(label: &str, r: f64, target: Option<f64>) {
-    let verdict = match target {
-        Some(t) if r <= t => format!("(target ≤ {t}×: met)"),
-        Some(t) => format!("(target ≤ {t}×: MISSED)"),
-        None => String::new(),
-    };
-    println!("  ratio {label:<58} {r:>6.2}×  {verdict}");
 }
 
 /// Waits (bounded) until this process holds `n` spares.

@@ -86,12 +86,7 @@ fn descendants(pid: u32) -> Vec<u32> {
 /// it keeps forked ahead, at most the two asked for, aside).
 fn assert_nothing_left(attempts: &str) {
     let server = brood::fork_server_pid();
-    let is_spare = |p: u32| {
-        let raw = std::fs::read(format!("/proc/{p}/cmdline")).unwrap_or_default();
-        String::from_utf8_lossy(&raw)
-            .trim_end_matches('\0')
-            .ends_with("(brood spare)")
-    };
+    let is_spare = |p: u32| support::cmdline(p).ends_with("(brood spare)");
     let spares = server.map_or(0, |s| {
         children_of(s).into_iter().filter(|&p| is_spare(p)).count()
     });
@@ -113,11 +108,7 @@ fn assert_nothing_left(attempts: &str) {
         left.is_empty(),
         "{attempts}: left behind (pid, state, command line): {:?}",
         left.iter()
-            .map(|&(p, s)| (
-                p,
-                s,
-                std::fs::read_to_string(format!("/proc/{p}/cmdline")).unwrap_or_default()
-            ))
+            .map(|&(p, s)| (p, s, support::cmdline(p)))
             .collect::<Vec<_>>()
     );
 }

@@ -8,7 +8,7 @@ mod support;
 
 use brood::{JoinError, OnParentDeath, Process, Signal, StartMethod, Tree};
 use std::time::{Duration, Instant};
-use support::Cleanup;
+use support::{Cleanup, cmdline};
 
 brood::init_before_main!();
 
@@ -18,13 +18,6 @@ fn park(_: ()) -> u8 {
 
 fn one(_: ()) -> u8 {
     1
-}
-
-fn cmdline(pid: u32) -> String {
-    let raw = std::fs::read(format!("/proc/{pid}/cmdline")).unwrap_or_default();
-    String::from_utf8_lossy(&raw)
-        .trim_end_matches('\0')
-        .to_string()
 }
 
 /// Starts `f` with the fork server.

@@ -6,6 +6,7 @@ mod support;
 
 use brood::{JoinError, Process, StartMethod};
 use std::time::Duration;
+use support::cmdline;
 
 brood::init_before_main!();
 
@@ -81,12 +82,6 @@ fn a_corrupt_request_is_an_error_not_a_crash() {
 fn ps_names_the_server_and_its_children_after_the_program() {
     let mut clean = support::Cleanup::default();
     let program = std::env::args().next().unwrap();
-    let cmdline = |pid: u32| {
-        let raw = std::fs::read(format!("/proc/{pid}/cmdline")).unwrap();
-        String::from_utf8_lossy(&raw)
-            .trim_end_matches('\0')
-            .to_string()
-    };
     let h = Process::new(park, ())
         .name("resizer")
         .start_method(StartMethod::ForkServer)

@@ -132,7 +132,11 @@ impl Results {
 
 /// Prints `a / b` and, with a target, whether the ratio is within it.
 pub fn ratio(label: &str, a: Duration, b: Duration, target: Option<f64>) -> f64 {
-    let r = a.as_secs_f64() / b.as_secs_f64();
+    show_ratio(label, a.as_secs_f64() / b.as_secs_f64(), target)
+}
+
+/// Prints the ratio `r` and, with a target, whether it is within it.
+pub fn show_ratio(label: &str, r: f64, target: Option<f64>) -> f64 {
     let verdict = match target {
         Some(t) if r <= t => format!("(target ≤ {t}×: met)"),
         Some(t) => format!("(target ≤ {t}×: MISSED)"),
@@ -159,6 +163,12 @@ pub fn fmt(d: Duration) -> String {
     } else {
         format!("{:.2} ms", us / 1000.0)
     }
+}
+
+/// The median of samples (the upper one of an even count).
+pub fn median(mut v: Vec<f64>) -> f64 {
+    v.sort_by(|a, b| a.total_cmp(b));
+    v[v.len() / 2]
 }
 
 /// The peer every start is measured against: `fork`, `_exit(0)` in the

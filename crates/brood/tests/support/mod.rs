@@ -43,6 +43,15 @@ pub fn alive(pid: u32) -> bool {
         .is_some_and(|s| !s.state.has_ended())
 }
 
+/// What `ps` shows for `pid`: its command line as one string, the trailing
+/// NULs of a rewritten title cut; empty once it is gone.
+pub fn cmdline(pid: u32) -> String {
+    let raw = std::fs::read(format!("/proc/{pid}/cmdline")).unwrap_or_default();
+    String::from_utf8_lossy(&raw)
+        .trim_end_matches('\0')
+        .to_string()
+}
+
 pub fn me() -> u32 {
     std::process::id()
 }

@@ -17,14 +17,15 @@ use std::os::fd::{AsFd, AsRawFd, OwnedFd};
 
 struct Kid {
     pid: u32,
-    /// The request it was started for.
+    /// The request it was started for (0 while it is an unclaimed spare).
     id: u64,
     pidfd: OwnedFd,
     death_signal: i32,
     /// It leads a process group (or session) that its death signal reaches.
     group: bool,
-    /// A spare no request has claimed yet (its `id` is then its serial).
-    spare: bool,
+    /// While it is a spare no request has claimed: its serial (what a claim
+    /// names, with the pid).
+    spare: Option<u64>,
 }
 
 /// The server's epoll keys: the client's socket, its pidfd, then each child
@@ -68,8 +69,9 @@ struct Server {
     idle_spares: u32,
     /// The last spare's serial (its identity in `Claimed`).
     spare_serial: u64,
-    /// What `ps` shows for a spare.
-    spare_title: Option<String>,
+    /// What `ps` shows for a spare (made once here: formatting in the spare
+    /// would allocate, and each page it writes is a fault).
+    spare_title: String,
     /// A spare ended unclaimed, or could not be made: make no more until the
     /// client next speaks (a client with no room for the spare's descriptors
     /// would otherwise see a fork per spare the kernel throws away).
@@ -173,7 +175,7 @@ impl Server {
             .map_err(|e| format!("epoll: {e}"))?;
         send(&sock, &ToClient::Ready { pid: me }, &[]).map_err(|e| format!("ready: {e}"))?;
         let program = client_program();
-        let spare_title = Some(title(&program, "spare").to_string_lossy().into_owned());
+        let spare_title = title(&program, "spare").to_string_lossy().into_owned();
         Ok(Server {
             client: Some((sock, client_fd)),
             kids: HashMap::new(),
@@ -258,7 +260,11 @@ impl Server {
             // A corrupt or unexpected message from our own client is a bug on its
             // side: ignore it rather than die and take every child's status along.
             Ok(ToServer::Signal { pid, id, sig }) => {
-                if let Some(kid) = self.kids.get(&pid).filter(|k| !k.spare && k.id == id) {
+                if let Some(kid) = self
+                    .kids
+                    .get(&pid)
+                    .filter(|k| k.spare.is_none() && k.id == id)
+                {
                     let _ = pidfd::send_signal(kid.pidfd.as_fd(), sig);
                 }
             }
@@ -277,14 +283,10 @@ impl Server {
     /// The client took spare `pid` for request `id`: from now on it is that
     /// request's child, with its policies.
     fn claimed(&mut self, pid: u32, serial: u64, id: u64, policy: &crate::Policy) {
-        let Some(kid) = self
-            .kids
-            .get_mut(&pid)
-            .filter(|k| k.spare && k.id == serial)
-        else {
+        let Some(kid) = self.kids.get_mut(&pid).filter(|k| k.spare == Some(serial)) else {
             return; // it ended first; the client learns that from its Exited
         };
-        kid.spare = false;
+        kid.spare = None;
         kid.id = id;
         kid.death_signal = policy.death_signal().map_or(0, |s| s.as_raw());
         kid.group = policy.tree != crate::policy::Tree::Own;
@@ -305,10 +307,9 @@ impl Server {
     /// Forks spares until as many as wanted wait.
     fn refill(&mut self) {
         while self.short_of_spares() {
-            if let Err(e) = self.fork_spare() {
+            if self.fork_spare().is_err() {
                 // No descriptor or no process left: starts are forked on
                 // request until the client next speaks.
-                let _ = e;
                 self.refill_paused = true;
             }
         }
@@ -322,7 +323,7 @@ impl Server {
             Forked::Child => {
                 drop(for_client);
                 self.become_child();
-                self.show_spare();
+                self.set_title(Some(&self.spare_title), "spare");
                 let (req, fds) = super::spare::wait_for_request(chan);
                 self.run_child(&req, fds, None)
             }
@@ -348,11 +349,11 @@ impl Server {
                     pid,
                     Kid {
                         pid,
-                        id: serial,
+                        id: 0,
                         pidfd: fd,
                         death_signal: 0,
                         group: false,
-                        spare: true,
+                        spare: Some(serial),
                     },
                 );
                 self.idle_spares += 1;
@@ -433,7 +434,7 @@ impl Server {
                                 pidfd: fd,
                                 death_signal,
                                 group: req.policy.tree != crate::policy::Tree::Own,
-                                spare: false,
+                                spare: None,
                             },
                         );
                     }
@@ -487,14 +488,6 @@ impl Server {
         crate::exit::leave_forked_child(code)
     }
 
-    /// Shows this spare as `myapp (brood spare)` (the text made once, in the
-    /// server: formatting here would allocate).
-    fn show_spare(&self) {
-        if let (Some(area), Some(shown)) = (&self.args, &self.spare_title) {
-            area.set_title(shown);
-        }
-    }
-
     /// Shows this process as `myapp (brood <name>)`; `shown` is that text when
     /// it was made already.
     fn set_title(&self, shown: Option<&str>, name: &str) {
@@ -535,7 +528,7 @@ impl Server {
         if let Some(w) = &self.watcher {
             let _ = w.remove(&kid.pidfd);
         }
-        if kid.spare {
+        if kid.spare.is_some() {
             self.idle_spares -= 1;
             self.refill_paused = true;
         }
@@ -578,7 +571,7 @@ impl Server {
             let _ = w.remove(&client);
         }
         for kid in self.kids.values() {
-            if kid.spare {
+            if kid.spare.is_some() {
                 // Nobody can claim it now.
                 let _ = pidfd::send_signal(kid.pidfd.as_fd(), libc::SIGKILL);
             } else if kid.death_signal != 0 {
