@@ -7,6 +7,16 @@
 //! double fork or fork racing the kill escapes. The cgroup is removed when
 //! the child has been reaped and the cgroup is empty.
 //!
+//! A cgroup can only be removed once it is empty, so one that a `Survive`
+//! child still runs in outlives brood's process, whether it exits or is
+//! SIGKILLed, and nobody is left to remove it when the child ends. The next
+//! brood process to make its directory in the same cgroup removes what such
+//! a dead process left: every empty cgroup in a `brood-<pid>` beside its own
+//! whose owner is gone, then the directory. Each brood process holds a
+//! `flock` on its own directory while it lives, so a directory whose lock is
+//! free is a dead one's — whatever pid namespace either process is in, where
+//! the pid in its name would say nothing.
+//!
 //! [`containment`] says what is in effect on this machine, and why.
 
 use crate::policy::{Policy, Tree};
@@ -111,6 +121,8 @@ fn kernel_at_least(major: u32, minor: u32) -> bool {
 struct State {
     /// `brood-<pid>`, once made.
     base: Option<PathBuf>,
+    /// Our lock on `base`, held while we live.
+    lock: Option<cgroup::DirLock>,
     next: u64,
     /// Each child's cgroup, by pid.
     children: HashMap<u32, PathBuf>,
@@ -174,17 +186,12 @@ pub(crate) fn prepare(policy: &Policy) -> Result<Option<Prepared>> {
         let (true, Some(dir)) = (c.cgroups, c.brood_dir) else {
             return Err(Error::CgroupUnavailable { reason: c.why });
         };
-        match std::fs::create_dir(&dir) {
-            Ok(()) => {}
-            Err(e) if e.kind() == std::io::ErrorKind::AlreadyExists => {}
-            Err(e) => return Err(Error::io(format!("creating {}", dir.display()), e)),
+        if let Some(here) = dir.parent() {
+            remove_what_the_dead_left(here);
         }
+        st.lock = Some(make_base(&dir)?);
         st.base = Some(dir);
     }
-    st.next += 1;
-    // Named so that the keeper knows which to signal at our death, and how.
-    let name = crate::sys::keeper::cgroup_name(st.next, policy.death_signal().map(|s| s.as_raw()));
-    let dir = st.base.as_ref().map(|b| b.join(name)).unwrap_or_default();
     let base = st.base.clone().unwrap_or_default();
     drop(st);
     // The controllers the limits need, enabled for brood's own directory
@@ -195,12 +202,14 @@ pub(crate) fn prepare(policy: &Policy) -> Result<Option<Prepared>> {
             // empty (at exit nobody may sweep it: that hook comes with a
             // child).
             if std::fs::remove_dir(&base).is_ok() {
-                state().base = None;
+                let mut st = state();
+                st.base = None;
+                st.lock = None;
             }
             return Err(e);
         }
     }
-    std::fs::create_dir(&dir).map_err(|e| Error::io(format!("creating {}", dir.display()), e))?;
+    let dir = make_child_cgroup(&base, policy)?;
     for (_, file, value) in &files {
         if let Err(e) = std::fs::write(dir.join(file), value) {
             let _ = std::fs::remove_dir(&dir);
@@ -249,6 +258,7 @@ pub(crate) fn started(pid: Option<u32>, prepared: Option<Prepared>) {
                 && std::fs::remove_dir(base).is_ok()
             {
                 st.base = None;
+                st.lock = None;
             }
         }
     }
@@ -297,17 +307,104 @@ pub(crate) fn sweep() {
     let mut st = st.lock().unwrap_or_else(|e| e.into_inner());
     st.children
         .retain(|_, dir| std::fs::remove_dir(&*dir).is_err() && dir.exists());
-    if let Some(base) = &st.base
-        && let Ok(entries) = std::fs::read_dir(base)
-    {
+    if let Some(base) = &st.base {
+        remove_empty(base);
+    }
+}
+
+/// Makes the next child cgroup in `base`, named so that the keeper knows
+/// which to signal at our death, and how.
+fn make_child_cgroup(base: &std::path::Path, policy: &Policy) -> Result<PathBuf> {
+    let death_signal = policy.death_signal().map(|s| s.as_raw());
+    loop {
+        let n = {
+            let mut st = state();
+            st.next += 1;
+            st.next
+        };
+        let dir = base.join(crate::sys::keeper::cgroup_name(n, death_signal));
+        match std::fs::create_dir(&dir) {
+            Ok(()) => return Ok(dir),
+            // A dead process with our pid left one of this name, still in use
+            // (or not yet removed): take the next number.
+            Err(e) if e.kind() == std::io::ErrorKind::AlreadyExists => {}
+            Err(e) => return Err(Error::io(format!("creating {}", dir.display()), e)),
+        }
+    }
+}
+
+/// Makes `brood-<pid>` (it may exist already: a pid used again) and takes
+/// its lock.
+fn make_base(dir: &std::path::Path) -> Result<cgroup::DirLock> {
+    cgroup::DirLock::make_own(dir).map_err(|e| Error::io(format!("creating {}", dir.display()), e))
+}
+
+/// Removes the empty cgroups in one of brood's directories, then the
+/// directory if nothing is left in it; a populated cgroup stays, and keeps
+/// the directory.
+fn remove_empty(base: &std::path::Path) {
+    if let Ok(entries) = std::fs::read_dir(base) {
         for e in entries.flatten() {
-            // Only cgroups remain in there; a populated one stays.
+            // The kernel's files refuse `rmdir`; the cgroups in there are
+            // all brood's.
             let _ = std::fs::remove_dir(e.path());
         }
-        let _ = std::fs::remove_dir(base);
     }
+    let _ = std::fs::remove_dir(base);
+}
+
+/// Removes, in `here` (our cgroup), what brood processes that are gone left
+/// behind: only `brood-<pid>` directories, only what is empty in them, and
+/// only while holding their lock, which their owner held for its life.
+fn remove_what_the_dead_left(here: &std::path::Path) {
+    let Ok(entries) = std::fs::read_dir(here) else {
+        return;
+    };
+    for e in entries.flatten() {
+        if !is_brood_dir(&e.file_name().to_string_lossy()) {
+            continue;
+        }
+        let path = e.path();
+        if let Some(_held) = cgroup::DirLock::take_abandoned(&path) {
+            remove_empty(&path);
+        }
+    }
+}
+
+/// Whether `name` is of the form `brood-<pid>`, as brood names its own.
+fn is_brood_dir(name: &str) -> bool {
+    name.strip_prefix("brood-")
+        .and_then(|digits| {
+            let all = !digits.is_empty() && digits.bytes().all(|b| b.is_ascii_digit());
+            all.then(|| digits.parse::<u32>().ok())?
+        })
+        .is_some_and(|pid| pid > 0)
 }
 
 fn remove(dir: PathBuf) {
     let _ = std::fs::remove_dir(&dir);
+}
+
+#[cfg(test)]
+mod tests {
+    use super::is_brood_dir;
+
+    #[test]
+    fn only_brood_pid_directories_are_brood_dirs() {
+        assert!(is_brood_dir("brood-42"));
+        assert!(is_brood_dir("brood-1"));
+        for other in [
+            "brood-",
+            "brood-0",
+            "brood-4x",
+            "brood--4",
+            "brood-+4",
+            "brood-99999999999",
+            "xbrood-4",
+            "system.slice",
+            "c1",
+        ] {
+            assert!(!is_brood_dir(other), "{other}");
+        }
+    }
 }

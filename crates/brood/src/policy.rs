@@ -88,6 +88,12 @@ pub enum Tree {
     /// the start fails with [`Error::CgroupUnavailable`](crate::Error::CgroupUnavailable);
     /// never a silent downgrade. The parent-death signal reaches every
     /// process of the cgroup too (see [`OnParentDeath`]).
+    ///
+    /// The cgroup goes once the child is reaped and nothing is left in it.
+    /// One that a [`OnParentDeath::Survive`] child still runs in when the
+    /// parent ends stays while it runs, and is removed (with brood's
+    /// directory) by the next brood process to make its directory in the
+    /// same cgroup.
     Cgroup,
 }
 

@@ -272,3 +272,167 @@ fn cgroup_limits_apply_where_their_controller_is_and_say_why_where_not() {
         eprintln!("pids controller not available here: the start said so");
     }
 }
+
+/// Runs `true` in a cgroup, as a brood program's first `Tree::Cgroup` start
+/// (which makes its directory): 0 when it ran, for a forked child's code.
+fn true_in_a_cgroup() -> i32 {
+    match Command::new("true").tree(Tree::Cgroup).status() {
+        Ok(s) if s.success() => 0,
+        Ok(_) => 2,
+        Err(e) => {
+            eprintln!("{e}");
+            1
+        }
+    }
+}
+
+/// A parent that dies while a `Survive` child runs in one of its cgroups
+/// cannot remove that cgroup, and nobody else did once the child ended: the
+/// next brood process to make its cgroup directory beside it removes what the
+/// dead one left — and nothing of a live process's.
+#[test]
+fn a_dead_parents_leftover_cgroups_go_when_the_next_brood_makes_its_own() {
+    if !usable() {
+        return;
+    }
+    require_own_process();
+    become_subreaper();
+    let mine = brood::containment().brood_dir.unwrap();
+    let here = mine.parent().unwrap().to_path_buf();
+    // Ours, alive, and empty once its child is reaped: it must stay.
+    assert_eq!(true_in_a_cgroup(), 0);
+    assert!(mine.exists());
+
+    let mut report = Report::new();
+    let fd = report.fd();
+    let parent = brood::fork_with(move || {
+        // SAFETY: pointing our stdout at the report pipe, in the child.
+        unsafe { libc::dup2(fd, 1) };
+        let child = Command::new("sleep")
+            .arg("100")
+            .tree(Tree::Cgroup)
+            .spawn()
+            .unwrap();
+        println!("{}", child.pid());
+        std::mem::forget(child);
+        std::thread::sleep(Duration::from_secs(100));
+        0
+    })
+    .unwrap();
+    report.close_writer();
+    let mut cleanup = Cleanup::default();
+    cleanup.add(parent.pid());
+    let survivor = report.pid();
+    cleanup.add(survivor);
+    parent.kill().unwrap();
+    parent.wait().unwrap();
+    let left = here.join(format!("brood-{}", parent.pid()));
+    assert!(alive(survivor), "the Survive child died with its parent");
+    // Its cgroup stays (a test running beside this one that starts a
+    // Tree::Cgroup child may remove it first, as the next one does here).
+    kill_and_reap(survivor);
+
+    let next = brood::fork_with(true_in_a_cgroup).unwrap();
+    cleanup.add(next.pid());
+    assert_eq!(next.wait().unwrap().code(), Some(0));
+    assert!(!left.exists(), "{} was left behind", left.display());
+    assert!(
+        mine.exists(),
+        "a live process's {} was removed",
+        mine.display()
+    );
+}
+
+/// A brood process whose pid a dead one had finds that one's directory,
+/// with a cgroup of the name it would use next: it goes on with another.
+#[test]
+fn a_pid_used_again_takes_the_next_cgroup_name() {
+    if !usable() {
+        return;
+    }
+    let here = brood::containment()
+        .brood_dir
+        .unwrap()
+        .parent()
+        .unwrap()
+        .to_path_buf();
+    let (go_r, go_w) = std::io::pipe().unwrap();
+    let child = brood::fork_with(move || {
+        let mut b = [0u8; 1];
+        if std::io::Read::read(&mut &go_r, &mut b).is_err() {
+            return 3;
+        }
+        true_in_a_cgroup()
+    })
+    .unwrap();
+    let mut cleanup = Cleanup::default();
+    cleanup.add(child.pid());
+    // What a dead brood process with this pid would have left.
+    let left = here.join(format!("brood-{}", child.pid()));
+    std::fs::create_dir(&left).unwrap();
+    std::fs::create_dir(left.join("c1")).unwrap();
+    std::io::Write::write_all(&mut &go_w, b"g").unwrap();
+    assert_eq!(child.wait().unwrap().code(), Some(0));
+    // It swept at its exit: the empty leftover with its own cgroups.
+    assert!(!left.exists(), "{} was left behind", left.display());
+}
+
+/// The lock is what tells a live owner: a brood process in a pid namespace
+/// of its own, where our pid does not exist, leaves our directory alone.
+#[test]
+fn a_live_process_keeps_its_directory_from_one_that_cannot_see_its_pid() {
+    if !usable() {
+        return;
+    }
+    require_own_process();
+    let mine = brood::containment().brood_dir.unwrap();
+    assert_eq!(true_in_a_cgroup(), 0);
+    assert!(mine.exists());
+    let me = std::process::id();
+    let outer = brood::fork_with(move || {
+        // SAFETY: unshare(2) in a single-threaded forked child; only the
+        // children it forks from now on are in the new namespace.
+        if unsafe { libc::unshare(libc::CLONE_NEWPID) } != 0 {
+            return 10;
+        }
+        // This process may start no thread now (clone(2): EINVAL), so no
+        // brood fork: a plain one, whose child is pid 1 there and may.
+        // SAFETY: fork in a single-threaded process; the child runs brood
+        // and leaves with _exit.
+        let inner = unsafe { libc::fork() };
+        if inner == 0 {
+            let code = if brood::os::pid_exists(me) {
+                4 // then this test shows nothing
+            } else {
+                true_in_a_cgroup()
+            };
+            // Leaves as a brood program does: its own empty cgroups go.
+            brood::exit(code);
+        }
+        let mut status = 0;
+        // SAFETY: waits for our own child, with a valid status pointer.
+        if inner < 0 || unsafe { libc::waitpid(inner, &mut status, 0) } != inner {
+            return 6;
+        }
+        if libc::WIFEXITED(status) {
+            libc::WEXITSTATUS(status)
+        } else {
+            7
+        }
+    })
+    .unwrap();
+    let mut cleanup = Cleanup::default();
+    cleanup.add(outer.pid());
+    match outer.wait().unwrap().code() {
+        Some(10) => {
+            eprintln!("skipped: no pid namespace here (unshare refused)");
+            return;
+        }
+        code => assert_eq!(code, Some(0)),
+    }
+    assert!(
+        mine.exists(),
+        "{} of a live process was removed",
+        mine.display()
+    );
+}

@@ -97,8 +97,98 @@ pub fn kill_member(pid: u32, sig: i32) {
     unsafe { libc::kill(pid as libc::pid_t, sig) };
 }
 
+/// An exclusive `flock(2)` on one of brood's cgroup directories. A brood
+/// process holds one on its own directory for as long as it lives; another
+/// that can take it knows the owner is gone, whatever pid namespace either
+/// is in (a pid says nothing across namespaces). Exec'd children never have
+/// the descriptor (`O_CLOEXEC`), forked ones close it first thing
+/// ([`ParentOnly`](super::fork::ParentOnly)); the lock ends with the owner.
+#[derive(Debug)]
+pub struct DirLock {
+    /// Held, not read: the lock lasts as long as this descriptor.
+    _file: std::fs::File,
+    kind: super::fork::ParentOnly,
+}
+
+/// How long a brood process waits for its own directory's lock: someone
+/// removing a dead owner's leftovers holds it for a moment.
+const OWN_LOCK_WAIT: std::time::Duration = std::time::Duration::from_secs(1);
+
+impl DirLock {
+    /// Makes `dir` if it is not there, and locks it as this process's own.
+    /// `WouldBlock` when another process has held it for [`OWN_LOCK_WAIT`]:
+    /// a live brood process with the same pid in another pid namespace.
+    pub fn make_own(dir: &Path) -> io::Result<DirLock> {
+        let give_up = std::time::Instant::now() + OWN_LOCK_WAIT;
+        loop {
+            match std::fs::create_dir(dir) {
+                Ok(()) => {}
+                Err(e) if e.kind() == io::ErrorKind::AlreadyExists => {}
+                Err(e) => return Err(e),
+            }
+            let file = match std::fs::File::open(dir) {
+                Ok(f) => f,
+                // Removed between the two: make it again.
+                Err(e) if e.kind() == io::ErrorKind::NotFound => continue,
+                Err(e) => return Err(e),
+            };
+            match file.try_lock() {
+                Ok(()) => {}
+                Err(std::fs::TryLockError::WouldBlock) if std::time::Instant::now() < give_up => {
+                    std::thread::sleep(std::time::Duration::from_millis(1));
+                    continue;
+                }
+                Err(std::fs::TryLockError::WouldBlock) => {
+                    return Err(io::Error::new(
+                        io::ErrorKind::WouldBlock,
+                        "another process holds its lock (a brood process with the same pid in \
+                         another pid namespace, sharing this cgroup?)",
+                    ));
+                }
+                Err(std::fs::TryLockError::Error(e)) => return Err(e),
+            }
+            // Whoever held it may have removed the directory meanwhile.
+            if same_file(&file, dir) {
+                return Ok(DirLock::held(file, super::fork::ParentOnly::CgroupDir));
+            }
+        }
+    }
+
+    /// Locks `dir` if nobody holds it, for a moment: `None` while its owner
+    /// (or anyone) has it, or when it is gone.
+    pub fn take_abandoned(dir: &Path) -> Option<DirLock> {
+        let file = std::fs::File::open(dir).ok()?;
+        file.try_lock().ok()?;
+        Some(DirLock::held(file, super::fork::ParentOnly::CgroupSweep))
+    }
+
+    fn held(file: std::fs::File, kind: super::fork::ParentOnly) -> DirLock {
+        use std::os::fd::AsRawFd;
+        super::fork::parent_only(kind, Some(file.as_raw_fd()));
+        DirLock { _file: file, kind }
+    }
+}
+
+impl Drop for DirLock {
+    fn drop(&mut self) {
+        // Forked children stop closing the number before it can be reused.
+        super::fork::parent_only(self.kind, None);
+    }
+}
+
+/// Whether the open `file` is what `path` names now.
+fn same_file(file: &std::fs::File, path: &Path) -> bool {
+    use std::os::unix::fs::MetadataExt;
+    match (file.metadata(), std::fs::metadata(path)) {
+        (Ok(a), Ok(b)) => a.dev() == b.dev() && a.ino() == b.ino(),
+        _ => false,
+    }
+}
+
 #[cfg(test)]
 mod tests {
+    use super::DirLock;
+
     #[test]
     fn this_process_has_a_cgroup_and_the_mount_is_found_when_there_is_one() {
         // Every Linux process is in some v2 cgroup when v2 is mounted.
@@ -106,5 +196,56 @@ mod tests {
             assert!(m.is_absolute());
             assert!(super::own().is_some_and(|p| p.starts_with('/')));
         }
+    }
+
+    #[test]
+    fn an_owned_directory_cannot_be_taken_until_its_lock_is_dropped() {
+        // A plain directory stands in for a cgroup: flock(2) is the VFS's.
+        let tmp = tempfile::tempdir().unwrap();
+        let dir = tmp.path().join("brood-1");
+        let own = DirLock::make_own(&dir).unwrap();
+        assert!(dir.is_dir());
+        assert!(DirLock::take_abandoned(&dir).is_none());
+        drop(own);
+        let taken = DirLock::take_abandoned(&dir).expect("free once dropped");
+        drop(taken);
+        assert!(DirLock::take_abandoned(&tmp.path().join("gone")).is_none());
+    }
+
+    #[test]
+    fn a_forked_child_does_not_keep_the_lock() {
+        let tmp = tempfile::tempdir().unwrap();
+        let dir = tmp.path().join("brood-2");
+        let own = DirLock::make_own(&dir).unwrap();
+        // The child outlives our lock: had it kept its copy, the directory
+        // would still be held after we drop ours.
+        use std::os::fd::AsRawFd;
+        let (ready_r, ready_w) = super::super::pipe::pipe().unwrap();
+        let (go_r, go_w) = super::super::pipe::pipe().unwrap();
+        let fds = (ready_w.as_raw_fd(), go_r.as_raw_fd(), go_w.as_raw_fd());
+        let pid = super::super::fork::fork_then(move || {
+            let (ready, go, go_w) = fds;
+            let mut b = [0u8; 1];
+            // SAFETY: in the child, on its own pipe ends, with a stack buffer:
+            // says it runs (by then the fork closed what it must), closes its
+            // copy of `go`'s write end (so our drop is its end of file), waits.
+            unsafe {
+                libc::write(ready, b.as_ptr().cast(), 1);
+                libc::close(go_w);
+                libc::read(go, b.as_mut_ptr().cast(), 1);
+            }
+            super::super::fork::exit_now(0)
+        })
+        .unwrap();
+        let mut b = [0u8; 1];
+        // SAFETY: reads one byte from our own pipe into a stack buffer.
+        unsafe { libc::read(ready_r.as_raw_fd(), b.as_mut_ptr().cast(), 1) };
+        drop((own, go_r, ready_w));
+        let free = DirLock::take_abandoned(&dir).is_some();
+        drop(go_w);
+        let mut status = 0;
+        // SAFETY: waits for our own child, with a valid status pointer.
+        unsafe { libc::waitpid(pid as libc::pid_t, &mut status, 0) };
+        assert!(free, "the forked child still held the lock");
     }
 }

@@ -25,31 +25,54 @@ pub unsafe fn fork() -> io::Result<Forked> {
     match unsafe { libc::fork() } {
         -1 => Err(io::Error::last_os_error()),
         0 => {
-            close_inherited_stat();
+            close_parent_only();
             Ok(Forked::Child)
         }
         pid => Ok(Forked::Parent(pid as u32)),
     }
 }
 
-/// The descriptor of [`thread_count`]'s open `/proc/self/stat` in this
-/// process (-1 while it has none), so that a forked child can close its
-/// copy: it names the parent, and would be a descriptor every child (a
-/// fork-server child, a function run with `StartMethod::Fork`) holds for
-/// nothing.
-static STAT_FD: std::sync::atomic::AtomicI32 = std::sync::atomic::AtomicI32::new(-1);
+/// A descriptor that belongs to this process alone: a child forked by
+/// [`fork`] closes its copy first thing. Each names something of the
+/// parent's that every child (a fork-server child, a function run with
+/// `StartMethod::Fork`) would otherwise hold for nothing, or wrongly.
+#[derive(Clone, Copy, Debug)]
+pub enum ParentOnly {
+    /// [`thread_count`]'s open `/proc/self/stat`: it describes the parent.
+    Stat = 0,
+    /// The lock on this process's cgroup directory (`cgroup::DirLock`): a
+    /// child holding it would make a dead parent's directory look alive.
+    CgroupDir = 1,
+    /// The lock held for a moment on a dead process's cgroup directory
+    /// while its leftovers are removed.
+    CgroupSweep = 2,
+}
 
-/// In a new child, first thing: close the parent's stat descriptor. Only an
-/// atomic swap and `close(2)`, both async-signal-safe. The parent's `File`
-/// for it stays in the inherited cell `ForkLocal` abandons, never dropped, so
-/// the number is not closed twice.
-fn close_inherited_stat() {
-    let fd = STAT_FD.swap(-1, std::sync::atomic::Ordering::Relaxed);
-    if fd >= 0 {
-        // SAFETY: `fd` is the stat descriptor inherited from the parent (see
-        // STAT_FD); nothing in this new child has run yet that could have
-        // closed it or reused its number, and nothing will use it again.
-        unsafe { libc::close(fd) };
+/// The descriptor of each [`ParentOnly`] kind in this process; -1: none.
+static PARENT_ONLY: [std::sync::atomic::AtomicI32; 3] =
+    [const { std::sync::atomic::AtomicI32::new(-1) }; 3];
+
+/// Says that `fd` (`None`: no descriptor any more) is this process's
+/// descriptor of `kind`, for forked children to close. Clear it *before*
+/// closing the descriptor, so that no child closes a number used again.
+pub fn parent_only(kind: ParentOnly, fd: Option<std::os::fd::RawFd>) {
+    PARENT_ONLY[kind as usize].store(fd.unwrap_or(-1), std::sync::atomic::Ordering::Release);
+}
+
+/// In a new child, first thing: close the parent's own descriptors. Only
+/// atomic swaps and `close(2)`, all async-signal-safe. The parent's `File`s
+/// for them stay in cells this child abandons (`ForkLocal`, or memory that
+/// is never dropped here), so no number is closed twice.
+fn close_parent_only() {
+    for slot in &PARENT_ONLY {
+        let fd = slot.swap(-1, std::sync::atomic::Ordering::Acquire);
+        if fd >= 0 {
+            // SAFETY: `fd` was open in the parent at the fork, as one of its
+            // own descriptors (see `parent_only`); nothing in this new child
+            // has run yet that could have closed it or reused its number,
+            // and nothing here will use it again.
+            unsafe { libc::close(fd) };
+        }
     }
 }
 
@@ -111,7 +134,7 @@ pub fn thread_count() -> io::Result<usize> {
     if file.is_none() {
         use std::os::fd::AsRawFd;
         let opened = std::fs::File::open("/proc/self/stat")?;
-        STAT_FD.store(opened.as_raw_fd(), std::sync::atomic::Ordering::Relaxed);
+        parent_only(ParentOnly::Stat, Some(opened.as_raw_fd()));
         *file = Some(opened);
     }
     let mut buf = [0u8; 1024];
@@ -132,7 +155,7 @@ mod tests {
     #[test]
     fn a_forked_child_holds_no_copy_of_the_stat_descriptor() {
         thread_count().unwrap();
-        let fd = STAT_FD.load(std::sync::atomic::Ordering::Relaxed);
+        let fd = PARENT_ONLY[ParentOnly::Stat as usize].load(std::sync::atomic::Ordering::Relaxed);
         // SAFETY: fcntl(F_GETFD) only asks whether `fd` is open.
         let open = |fd| unsafe { libc::fcntl(fd, libc::F_GETFD) } >= 0;
         assert!(fd >= 0 && open(fd));
@@ -146,7 +169,8 @@ mod tests {
                 Ok(1) => {}
                 _ => return 2,
             }
-            let own = STAT_FD.load(std::sync::atomic::Ordering::Relaxed);
+            let own =
+                PARENT_ONLY[ParentOnly::Stat as usize].load(std::sync::atomic::Ordering::Relaxed);
             if own < 0 || !open(own) {
                 return 3;
             }
