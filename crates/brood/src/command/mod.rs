@@ -350,7 +350,7 @@ impl Command {
     /// (`tcsetpgrp`) in the child itself, before `execve`, with every signal
     /// blocked — as tini does — so the program never starts in the background
     /// (an interactive shell that finds itself there stops itself with SIGTTIN).
-    /// Needs [`Tree::Group`] and a terminal whose foreground this process's
+    /// Needs [`Tree::Group`](crate::Tree::Group) and a terminal whose foreground this process's
     /// group holds; without a terminal on stdin it does nothing. When the
     /// child has ended (brood reaped it), the foreground comes back to this
     /// process's group — unless it had moved on to another group meanwhile —

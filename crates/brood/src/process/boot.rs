@@ -9,7 +9,7 @@ pub(crate) use crate::runtime::ENV;
 
 /// The first line of a program's `main`.
 ///
-/// In a process that brood started by re-execution (a [`StartMethod::Spawn`]
+/// In a process that brood started by re-execution (a [`StartMethod::Spawn`](crate::StartMethod::Spawn)
 /// child, or the fork server) it takes over — runs the requested function or
 /// serves — and never returns. Anywhere else it returns at once; calling it
 /// again costs one atomic load.
@@ -52,8 +52,8 @@ pub fn init() {
 
 /// Runs [`init`] before `main`, from the executable's `.init_array`: for
 /// integration tests, benches and examples whose `main` is not yours (libtest's).
-/// Put it once at the top level of each test file that starts a [`Process`]
-/// with [`StartMethod::Spawn`] or [`StartMethod::ForkServer`] (the default):
+/// Put it once at the top level of each test file that starts a [`Process`](crate::Process)
+/// with [`StartMethod::Spawn`](crate::StartMethod::Spawn) or [`StartMethod::ForkServer`](crate::StartMethod::ForkServer) (the default):
 /// without it the re-executed test binary would run the tests again instead of
 /// the function, and the start fails.
 ///

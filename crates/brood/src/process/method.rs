@@ -2,7 +2,7 @@
 
 use std::sync::atomic::{AtomicU8, Ordering};
 
-/// How a [`Process`] makes its child.
+/// How a [`Process`](crate::Process) makes its child.
 ///
 /// ```
 /// # brood::init();
@@ -20,7 +20,7 @@ pub enum StartMethod {
     /// `fork(2)` in the caller, then run the function. The cheapest; unsafe in
     /// spirit when other threads hold locks the child needs (brood warns).
     Fork,
-    /// Re-execute this program; [`init`] in the child runs the function.
+    /// Re-execute this program; [`init`](crate::init) in the child runs the function.
     Spawn,
     /// Ask brood's fork server (one per process, started by re-execution on first
     /// use) to fork the child. Safe with threads, and nearly as cheap as `Fork`;
@@ -32,7 +32,7 @@ pub enum StartMethod {
 
 static DEFAULT_METHOD: AtomicU8 = AtomicU8::new(2);
 
-/// Sets the start method of every later [`Process`] that does not choose one
+/// Sets the start method of every later [`Process`](crate::Process) that does not choose one
 /// (Python's `multiprocessing.set_start_method`). The default is
 /// [`StartMethod::ForkServer`].
 ///
