@@ -232,6 +232,24 @@ impl Watched for ChildInner {
     }
 }
 
+/// Makes sure this process's reaper runs before a child is created, where
+/// no thread can start because the process called `unshare(CLONE_NEWPID)`:
+/// the start fails with no child made (and ended) for nothing. That child
+/// would be the new namespace's PID 1, whose end closes the namespace to
+/// every later child. Any other cause is left to the start itself, whose
+/// errors name it (a process limit, say) and which ends a child it cannot
+/// register.
+pub(crate) fn ready_to_reap() -> Result<()> {
+    let registry = CHILDREN.get();
+    // Asked once, not at every start: a running reaper needs no thread.
+    if registry.is_running() || !crate::sys::ns::children_in_another_pid_namespace() {
+        return Ok(());
+    }
+    registry
+        .ensure_running()
+        .map_err(|e| Error::io(e.step(), e.into_io()))
+}
+
 impl Child {
     /// Registers a child that was just created, so that it is reaped. `pidfd`
     /// must refer to `pid`; `on_last_drop` runs when its last user handle is

@@ -295,6 +295,7 @@ pub(crate) struct Joins {
 /// With `Tree::Cgroup` it also makes the child's cgroup, returned so that it
 /// lives on in the parent (the child joins it through `Ready`).
 fn before_fork(policy: &Policy) -> Result<(Ready, Option<crate::cgroups::Prepared>)> {
+    crate::child::ready_to_reap()?;
     let cgroup = crate::cgroups::prepare(policy)?;
     let keeper = crate::deathwatch::registration(policy).map_err(|e| {
         Error::io(

@@ -142,6 +142,17 @@ impl<T: Watched> Registry<T> {
         self.children.lock().unwrap_or_else(|e| e.into_inner())
     }
 
+    /// Starts the reaper thread now if it does not run, so that a process
+    /// that can start no thread finds out before it creates a child.
+    pub(crate) fn ensure_running(&'static self) -> Result<(), SetupError> {
+        self.watcher().map(drop)
+    }
+
+    /// Whether the reaper thread runs now.
+    pub(crate) fn is_running(&self) -> bool {
+        self.reaping.load(Ordering::Acquire)
+    }
+
     /// The epoll set with its thread running, made (or made again, after a
     /// failure) now if needed.
     fn watcher(&'static self) -> Result<&'static Watcher, SetupError> {

@@ -32,9 +32,25 @@ pub(crate) fn spawn_own_thread(
     std::thread::Builder::new()
         .name(name.to_string())
         .spawn(body)
-        .inspect_err(|_| {
+        .map_err(|e| {
             count.fetch_sub(1, Ordering::Relaxed);
+            why_no_thread(e)
         })
+}
+
+/// A failed thread start, said plainly when the cause is the process's own
+/// `unshare(CLONE_NEWPID)` (clone(2) then answers a bare `EINVAL`).
+fn why_no_thread(e: std::io::Error) -> std::io::Error {
+    if e.raw_os_error() == Some(libc::EINVAL) && crate::sys::ns::children_in_another_pid_namespace()
+    {
+        return std::io::Error::new(
+            std::io::ErrorKind::InvalidInput,
+            "no thread can start here: this process called unshare(CLONE_NEWPID), and brood \
+             needs threads of its own to reap its children; use brood in a process forked after \
+             the unshare (the new namespace's PID 1)",
+        );
+    }
+    e
 }
 
 /// The environment variable that marks a process brood started by

@@ -54,23 +54,33 @@ fn a_directory_says_it_is_a_directory() {
 /// ignores `RLIMIT_NPROC`) with a process limit of 1: every kind of start says
 /// the process limit was reached. The copy reports through its exit code and
 /// stderr.
-#[test]
-fn the_process_limit_is_a_typed_error_for_every_kind() {
+/// Runs `f` in a forked copy of this (single-threaded) test, which changes
+/// its process-wide state there only, and returns the copy's exit code
+/// (99: it panicked; `None`: killed by a signal).
+fn in_a_forked_copy(f: fn() -> i32) -> Option<i32> {
     support::require_own_process();
-    // SAFETY: the child only drops privileges, tries the starts and _exits.
+    // SAFETY: the copy runs `f` and _exits; `f` starts processes only through
+    // brood and touches no lock another thread held.
     let pid = unsafe { libc::fork() };
     assert!(pid >= 0);
     if pid == 0 {
-        let code = std::panic::catch_unwind(under_the_process_limit).unwrap_or(99);
+        let code = std::panic::catch_unwind(f).unwrap_or(99);
         // SAFETY: leaving the forked copy without running the harness's code.
         unsafe { libc::_exit(code) };
     }
     let mut status = 0;
     // SAFETY: waiting for our own child, with a valid status pointer.
     assert_eq!(unsafe { libc::waitpid(pid, &mut status, 0) }, pid);
-    assert!(
-        libc::WIFEXITED(status) && libc::WEXITSTATUS(status) == 0,
-        "the unprivileged copy failed (status {status:#x}; see its stderr)"
+    libc::WIFEXITED(status).then(|| libc::WEXITSTATUS(status))
+}
+
+#[test]
+fn the_process_limit_is_a_typed_error_for_every_kind() {
+    let code = in_a_forked_copy(under_the_process_limit);
+    assert_eq!(
+        code,
+        Some(0),
+        "the unprivileged copy failed; see its stderr"
     );
 }
 
@@ -144,5 +154,47 @@ fn under_the_process_limit() -> i32 {
         matches!(e, Error::ProcessLimit { .. }),
         e.to_string(),
     );
+    failures
+}
+
+/// After `unshare(CLONE_NEWPID)` the kernel lets the process start no thread
+/// (its children go to the new namespace), and brood reaps on one: a start
+/// fails saying so and what to do instead, and leaves no child behind.
+#[test]
+fn a_start_after_unsharing_a_pid_namespace_says_why_it_cannot() {
+    match in_a_forked_copy(after_unsharing) {
+        Some(10) => eprintln!("skipped: unshare(CLONE_NEWPID) refused here"),
+        code => assert_eq!(code, Some(0), "the unsharing copy failed; see its stderr"),
+    }
+}
+
+fn after_unsharing() -> i32 {
+    // SAFETY: unshare(2) in a single-threaded forked child.
+    if unsafe { libc::unshare(libc::CLONE_NEWPID) } != 0 {
+        return 10;
+    }
+    let mut failures = 0;
+    let mut check = |what: &str, e: Error| {
+        let text = e.to_string();
+        if !text.contains("CLONE_NEWPID") || !text.contains("forked after") {
+            eprintln!("{what}: the error does not say why: {text}");
+            failures += 1;
+        }
+    };
+    check("Command", Command::new("true").status().unwrap_err());
+    check("fork_with", brood::fork_with(|| 0).unwrap_err());
+    check(
+        "Process Fork",
+        Process::new(nothing, ())
+            .start_method(StartMethod::Fork)
+            .start()
+            .unwrap_err(),
+    );
+    let me = std::process::id();
+    let left = support::children_of(me);
+    if !left.is_empty() {
+        eprintln!("children left behind: {left:?}");
+        failures += 1;
+    }
     failures
 }

@@ -41,6 +41,7 @@ impl Command {
     /// Spawns with `defaults` for the streams that were not set explicitly.
     pub(crate) fn spawn_with(&mut self, defaults: [StdioKind; 3]) -> Result<Popen> {
         crate::shutdown::refuse_if_begun()?;
+        crate::child::ready_to_reap()?;
         let program = display_program(&self.program);
         let spawn_error = |cause| Error::Spawn {
             program: program.clone(),

@@ -181,6 +181,7 @@ where
         };
         boot::check_initialised()?;
         crate::shutdown::refuse_if_begun()?;
+        crate::child::ready_to_reap()?;
         let policy = self.policy();
         let method = self.method.unwrap_or_else(start_method);
         let down = self.handed_down.take();

@@ -17,6 +17,8 @@
 //! | `clone(CLONE_VM \| CLONE_VFORK \| CLONE_PIDFD)` then `execve` | [`clone`] | 5.2 |
 //! | the coarse monotonic clock (a pool worker's pacing) | [`clock`] | 2.6.32 |
 //! | registering a descriptor with tokio's reactor (feature `tokio`) | `reactor` | any |
+//! | cgroup v2: a child's own cgroup, `cgroup.kill`, the `flock` that marks a live owner's directory | [`cgroup`] | 4.5 (v2); 5.14 for `cgroup.kill` |
+//! | which pid namespace children go to (after `unshare(CLONE_NEWPID)` no thread starts) | [`ns`] | 4.12 (`pid_for_children`; before, never seen) |
 
 #[cfg(not(target_os = "linux"))]
 compile_error!(
@@ -34,6 +36,7 @@ pub mod forklocal;
 pub mod image;
 pub mod interrupt;
 pub mod keeper;
+pub mod ns;
 pub mod pgrp;
 pub mod pidfd;
 pub mod pipe;
