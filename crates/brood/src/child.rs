@@ -9,6 +9,7 @@ use crate::status::ExitStatus;
 use crate::sys::forklocal::ForkLocal;
 use crate::sys::{self, pidfd, pidfd::Reap};
 use std::os::fd::{AsFd, BorrowedFd, OwnedFd};
+use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Condvar, Mutex, MutexGuard};
 use std::task::Waker;
 use std::time::{Duration, Instant};
@@ -83,7 +84,17 @@ pub(crate) struct ChildInner {
     /// Pushed with `state` held, taken after the state changed, so that no
     /// wake-up is lost.
     wakers: Mutex<Vec<Waker>>,
+    /// Set once the child's process group (`Tree::Group`, `Session`,
+    /// `Cgroup`) is known to have no member left after its leader ended:
+    /// from then on its number may belong to somebody else, and it is never
+    /// signalled again.
+    group_gone: AtomicBool,
 }
+
+/// How long a stop waits, after its SIGKILL, for the group's members to end
+/// (to reap the ones re-parented to us): SIGKILL cannot be caught, so only a
+/// process stuck in the kernel takes this long.
+const AFTER_KILL: Duration = Duration::from_secs(1);
 
 /// A child process: a pid held through a pidfd, with its policies and, once it
 /// ended, its status.
@@ -181,6 +192,9 @@ impl ChildInner {
     /// the reaper thread reaped it) sees all of that done too. Takes only
     /// leaf locks (the keeper's, the cgroups', the terminal's).
     fn settle(&self) {
+        if self.policy.tree != Tree::Own && !sys::pgrp::group_exists(self.pid) {
+            self.group_gone.store(true, Ordering::Relaxed);
+        }
         crate::deathwatch::forget(self.pid, &self.policy);
         if self.policy.tree == Tree::Cgroup {
             crate::cgroups::forget(self.pid);
@@ -274,6 +288,7 @@ impl Child {
             state: Mutex::new(State::Running),
             changed: Condvar::new(),
             wakers: Mutex::new(Vec::new()),
+            group_gone: AtomicBool::new(false),
         });
         registry
             .adopt(Arc::clone(&inner))
@@ -294,6 +309,7 @@ impl Child {
                 state: Mutex::new(State::ReapedElsewhere),
                 changed: Condvar::new(),
                 wakers: Mutex::new(Vec::new()),
+                group_gone: AtomicBool::new(true),
             }),
             None,
         )
@@ -455,7 +471,15 @@ impl Child {
 
     /// Sends `sig` to the child's whole tree: its process group with
     /// [`Tree::Group`] or [`Tree::Session`], the child alone with [`Tree::Own`].
-    /// With a group, members still left after the leader ended are signalled too.
+    /// With a group, members still left after the leader ended are signalled
+    /// too — until the group is known to be empty: then its number may be
+    /// given to another process's group, and it is never signalled again.
+    /// brood learns that when it reaps the leader into an empty group, when a
+    /// signal finds nobody, when a stop saw the last member end, and when a
+    /// process holds the leader's pid again (the kernel reuses a group's number
+    /// only once the group is empty). The one case it cannot see: between the
+    /// group's end and this call, the pid counter wraps around entirely and a
+    /// process takes the number, makes a group of it and ends, leaving members.
     pub fn signal_tree(&self, sig: Signal) -> Result<()> {
         self.signal(sig, self.inner.policy.tree != Tree::Own)
     }
@@ -472,6 +496,9 @@ impl Child {
 
     /// SIGTERM to the tree, then SIGKILL once `grace` has passed if the child (or,
     /// with a group, any member of it) is still there; returns the child's status.
+    /// It returns as soon as the last member has ended: members that ended as
+    /// zombies do not count, and those re-parented to this process (a
+    /// subreaper, or PID 1) are reaped.
     ///
     /// Unlike Python's `terminate()` + `join()`, this cannot hang on a child that
     /// ignores SIGTERM.
@@ -499,15 +526,52 @@ impl Child {
             let _ = crate::cgroups::signal(pid, libc::SIGKILL);
             crate::cgroups::forget(pid);
         } else if self.inner.policy.tree != Tree::Own {
-            // The leader is gone; give the rest of its group what is left of the
-            // grace, then kill the stragglers.
-            let pgid = self.inner.pid;
-            while sys::pgrp::group_exists(pgid) && Instant::now() < deadline {
-                std::thread::sleep(Duration::from_millis(5));
-            }
-            let _ = sys::pgrp::kill_group(pgid, libc::SIGKILL);
+            // The leader is gone; give the rest of its group what is left of
+            // the grace, then kill the stragglers.
+            self.finish_group(deadline);
         }
         Ok(status)
+    }
+
+    /// Waits until no member of the ended leader's group lives (zombies do
+    /// not count: as a subreaper they are ours and reaped here), up to
+    /// `deadline`; then SIGKILLs what is left. Returns as soon as the last
+    /// member has ended, not at the deadline.
+    fn finish_group(&self, deadline: Instant) {
+        let inner = &*self.inner;
+        if inner.group_gone.load(Ordering::Relaxed) {
+            return;
+        }
+        let brood_child = |pid: u32| live_children().iter().any(|c| c.pid() == pid);
+        if !crate::group::wait_gone(inner.pid, deadline, &brood_child) {
+            let _ = self.kill();
+            crate::group::wait_gone(inner.pid, Instant::now() + AFTER_KILL, &brood_child);
+        }
+        // Nobody alive is left in it (or nobody we could end): nothing more
+        // to signal there, ever.
+        inner.group_gone.store(true, Ordering::Relaxed);
+    }
+
+    /// Signals the group of a leader that has ended (and that brood saw end),
+    /// unless the group is known gone — or is found gone now, by a process
+    /// holding the leader's pid or by `kill` answering `ESRCH`. The one case
+    /// left: after the group emptied, a full wrap-around of the pid counter
+    /// before this call gave the number to a process that made a group of it
+    /// and then itself ended, its group living on.
+    fn signal_ended_group(&self, sig: Signal) {
+        let inner = &*self.inner;
+        if inner.group_gone.load(Ordering::Relaxed) {
+            return;
+        }
+        if crate::group::leader_pid_reused(inner.pid) {
+            inner.group_gone.store(true, Ordering::Relaxed);
+            return;
+        }
+        if let Err(e) = sys::pgrp::kill_group(inner.pid, sig.as_raw())
+            && e.raw_os_error() == Some(libc::ESRCH)
+        {
+            inner.group_gone.store(true, Ordering::Relaxed);
+        }
     }
 
     fn signal(&self, sig: Signal, tree: bool) -> Result<()> {
@@ -527,12 +591,27 @@ impl Child {
         match *st {
             State::ReapedElsewhere => return Err(Error::ReapedElsewhere { pid: inner.pid }),
             // The process may well run on (a `Survive` child outlives its
-            // server): its pidfd still reaches exactly it.
-            State::ServerDied => {}
+            // server): its pidfd still reaches exactly it, and says whether
+            // it (and so its group's number) is still there.
+            State::ServerDied => {
+                let ended = inner.pidfd.as_ref().map(|fd| pidfd::has_exited(fd.as_fd()));
+                match ended {
+                    Some(Ok(true)) => {
+                        if tree {
+                            self.signal_ended_group(sig);
+                        }
+                        return Ok(());
+                    }
+                    Some(_) => {}
+                    // Without a pidfd nothing tells whether the number is
+                    // still its group's: no group signal.
+                    None => return Err(Error::ServerDied { pid: inner.pid }),
+                }
+            }
             State::Exited(_) => {
                 if tree {
-                    // Stragglers of the group may remain; ESRCH means none.
-                    let _ = sys::pgrp::kill_group(inner.pid, sig.as_raw());
+                    // Stragglers of the group may remain.
+                    self.signal_ended_group(sig);
                 }
                 return Ok(());
             }

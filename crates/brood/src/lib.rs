@@ -111,6 +111,7 @@ mod exit;
 mod fdlimit;
 mod fork;
 mod forkflush;
+mod group;
 mod limits;
 mod ondrop;
 pub mod os;

@@ -24,6 +24,23 @@ pub fn kill_and_reap_own(pid: u32) -> io::Result<()> {
     }
 }
 
+/// Reaps `pid` if it is a child of ours that has ended (`waitpid(pid,
+/// WNOHANG)`); true if it was reaped. Only for a zombie of ours that nobody
+/// else waits for: its pid cannot be reused before this reaps it.
+pub fn reap_ended_own(pid: u32) -> bool {
+    let Some(pid) = rustix::process::Pid::from_raw(pid as i32) else {
+        return false;
+    };
+    loop {
+        match rustix::process::waitpid(Some(pid), rustix::process::WaitOptions::NOHANG) {
+            Ok(Some(_)) => return true,
+            Ok(None) => return false,
+            Err(rustix::io::Errno::INTR) => continue,
+            Err(_) => return false,
+        }
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::super::fork::{self, Forked};
