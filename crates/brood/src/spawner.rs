@@ -57,7 +57,15 @@ impl Spawner {
         if is_main_thread() {
             return Ok(f());
         }
-        crate::sys::thread::run_borrowed(&self.sender()?, f)
+        // A child made there gets the creating thread's mask: the caller's,
+        // not the one the spawner thread happened to start with.
+        let mask = crate::sys::sigmask::current();
+        crate::sys::thread::run_borrowed(&self.sender()?, move || {
+            let own = mask.apply();
+            let out = f();
+            own.apply();
+            out
+        })
     }
 
     fn sender(&self) -> std::io::Result<mpsc::Sender<Job>> {

@@ -47,6 +47,9 @@ where
             // As with every start method (and Python's), the child's stdin
             // is /dev/null: it must not compete with the parent for input.
             let _ = sys::pipe::null_onto(0);
+            // Nothing blocked, whatever thread (the spawner's, maybe) and
+            // mask forked it: as every start method gives its children.
+            sys::sigmask::unblock_all();
             super::child::keep_handed_down(handed_down);
             let code = run_and_send(f, arg, w.as_fd());
             drop(w);

@@ -50,6 +50,16 @@ use std::sync::atomic::{AtomicU64, Ordering};
 /// Every start method gives the child `/dev/null` as stdin (as Python does);
 /// stdout and stderr are the parent's.
 ///
+/// Every start method gives the function the same signal state, taken at its
+/// own `start()`: **nothing blocked** (whatever the starting thread blocked),
+/// the classic signals (1–31) the program **ignores at that moment ignored**,
+/// every other one at its default action. Two differences are inherent to
+/// the methods: a [`StartMethod::Fork`] child is a copy of the program, so
+/// the handlers the program installed are still installed there (Spawn and
+/// ForkServer children run a fresh image, where they are at their default);
+/// and real-time signals ignored by the program stay ignored in Fork and
+/// Spawn children but start at their default in ForkServer ones.
+///
 /// Defaults follow Python ([`Kind::Process`]): the parent waits for the child at
 /// exit (with `daemon(true)`: SIGTERM, then SIGKILL after a grace of 1 s), and
 /// the child survives its parent's abrupt death.

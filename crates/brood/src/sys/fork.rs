@@ -122,11 +122,45 @@ pub fn is_main_thread() -> bool {
 }
 
 /// How many threads this process has: field 20 of `/proc/self/stat`.
-///
-/// Asked before every fork, so the file stays open (one per process: an
-/// inherited one would describe the parent) and each ask is one `pread`
-/// instead of open, stat, two reads and close.
 pub fn thread_count() -> io::Result<usize> {
+    match self_stat() {
+        Ok(stat) => Ok(stat.num_threads as usize),
+        // Read it the long way.
+        Err(_) => Ok(super::procfs::stat_self()
+            .map_err(io::Error::other)?
+            .num_threads as usize),
+    }
+}
+
+/// The classic signals (1–31) this process ignores now, bit `sig - 1` each:
+/// field 33 of `/proc/self/stat` (`sigignore`), one `pread` where asking
+/// `sigaction` signal by signal costs 31 system calls.
+pub fn ignored_signals() -> io::Result<u64> {
+    let mut buf = [0u8; 1024];
+    let text = read_self_stat(&mut buf)?;
+    let close = text.iter().rposition(|&b| b == b')');
+    let field = close.and_then(|close| {
+        let rest = std::str::from_utf8(&text[close + 1..]).ok()?;
+        // proc(5) numbers fields from 1: field n is the (n - 3)th after comm.
+        rest.split_ascii_whitespace()
+            .nth(33 - 3)?
+            .parse::<u64>()
+            .ok()
+    });
+    field.ok_or_else(|| io::Error::other("/proc/self/stat has no sigignore field"))
+}
+
+/// This process's `/proc/self/stat`, parsed.
+fn self_stat() -> io::Result<super::procfs::Stat> {
+    let mut buf = [0u8; 1024];
+    let text = read_self_stat(&mut buf)?;
+    super::procfs::parse_stat(text).map_err(io::Error::other)
+}
+
+/// Reads `/proc/self/stat` into `buf`. Asked before every fork, so the file
+/// stays open (one per process: an inherited one would describe the parent)
+/// and each ask is one `pread` instead of open, stat, two reads and close.
+fn read_self_stat(buf: &mut [u8; 1024]) -> io::Result<&[u8]> {
     use std::os::unix::fs::FileExt;
     static STAT: super::forklocal::ForkLocal<std::sync::Mutex<Option<std::fs::File>>> =
         super::forklocal::ForkLocal::new(|| std::sync::Mutex::new(None));
@@ -137,15 +171,13 @@ pub fn thread_count() -> io::Result<usize> {
         parent_only(ParentOnly::Stat, Some(opened.as_raw_fd()));
         *file = Some(opened);
     }
-    let mut buf = [0u8; 1024];
-    let n = file.as_ref().map_or(Ok(0), |f| f.read_at(&mut buf, 0))?;
+    let n = file.as_ref().map_or(Ok(0), |f| f.read_at(buf, 0))?;
     if n == 0 || n == buf.len() {
-        // Cannot happen for a stat line; read it the long way.
-        let stat = super::procfs::stat_self().map_err(io::Error::other)?;
-        return Ok(stat.num_threads as usize);
+        // Cannot happen for a stat line (at most ~350 bytes of numbers and a
+        // 15-byte name).
+        return Err(io::Error::other("/proc/self/stat: unexpected length"));
     }
-    let stat = super::procfs::parse_stat(&buf[..n]).map_err(io::Error::other)?;
-    Ok(stat.num_threads as usize)
+    Ok(&buf[..n])
 }
 
 #[cfg(test)]

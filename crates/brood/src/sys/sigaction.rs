@@ -30,6 +30,42 @@ pub fn is_ignored(sig: i32) -> bool {
     }
 }
 
+/// The classic signals (1–31) whose disposition is `SIG_IGN` now, bit
+/// `sig - 1` each: one `sigaction` call per signal (the fork server asks once).
+pub fn ignored_classic() -> u64 {
+    (1..=31)
+        .filter(|&sig| is_ignored(sig))
+        .fold(0, |set, sig| set | 1 << (sig - 1))
+}
+
+/// Moves the classic signals (1–31) from the ignored set `have` to `want`:
+/// `SIG_IGN` for those newly in it, `SIG_DFL` for those that left it.
+/// Async-signal-safe (a fork-server child applies its client's set).
+pub fn set_ignored_classic(have: u64, want: u64) {
+    for sig in 1..=31 {
+        let bit = 1u64 << (sig - 1);
+        if sig == libc::SIGKILL || sig == libc::SIGSTOP || (have ^ want) & bit == 0 {
+            continue;
+        }
+        if want & bit != 0 {
+            ignore(sig)
+        } else {
+            default(sig)
+        }
+    }
+}
+
+/// Puts every real-time signal that is ignored back to its default action
+/// (the fork server, whose children get only their client's classic
+/// signals; see `forkserver`).
+pub fn default_realtime() {
+    for sig in libc::SIGRTMIN()..=libc::SIGRTMAX() {
+        if is_ignored(sig) {
+            default(sig);
+        }
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::super::{fork, pidfd};

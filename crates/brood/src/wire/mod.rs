@@ -30,6 +30,10 @@ pub(crate) struct Request {
     pub(crate) policy: Policy,
     /// Python's `Process.name`.
     pub(crate) name: String,
+    /// The classic signals (bit `sig - 1`) the client ignored at `start()`:
+    /// a fork-server child ignores exactly those (a Fork or Spawn child
+    /// inherits them from the caller itself).
+    pub(crate) ignored: u64,
 }
 
 impl Request {
@@ -38,6 +42,7 @@ impl Request {
             func,
             policy: *policy,
             name: name.to_string(),
+            ignored: 0,
         }
     }
 }

@@ -275,7 +275,11 @@ where
     A: Serialize + DeserializeOwned + 'static,
     R: Serialize + DeserializeOwned + 'static,
 {
-    let req = Request::new(fn_ref(f)?, &policy, name);
+    let mut req = Request::new(fn_ref(f)?, &policy, name);
+    // The server was started once, with whatever the program ignored then:
+    // each child gets what the program ignores at its own start.
+    req.ignored =
+        sys::fork::ignored_signals().unwrap_or_else(|_| sys::sigaction::ignored_classic());
     // One retry: a server that died since the last start is replaced.
     let mut attempt = 0;
     loop {

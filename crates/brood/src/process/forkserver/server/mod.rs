@@ -81,25 +81,32 @@ struct Server {
 }
 
 /// `init` in the re-executed process: become the server, serve, exit.
-/// Whether the client ignored SIGINT (passed on through exec): its children
-/// then ignore it too, as they would had it forked them itself.
-static CLIENT_IGNORES_SIGINT: std::sync::atomic::AtomicBool =
-    std::sync::atomic::AtomicBool::new(false);
+/// The classic signals the server ignores (bit `sig - 1`), as its children
+/// find them after the fork: each child moves from these to its client's
+/// set at `start()` (the request's `ignored`).
+static SERVER_IGNORES: std::sync::atomic::AtomicU64 = std::sync::atomic::AtomicU64::new(0);
 
 pub(crate) fn main(client: u32) -> ! {
+    // The server was launched from whatever thread started the first child,
+    // with that thread's mask (posix_spawn and exec keep it): none of it is
+    // the server's, nor its children's (they start with nothing blocked).
+    sys::sigmask::unblock_all();
+    // Nor are the dispositions the program had then: children get their
+    // client's at each start; real-time signals start at their default.
+    sys::sigaction::default_realtime();
     ignore_sigpipe();
     // Ctrl-C at a terminal reaches the client's whole process group, the
     // server with it; the server is the client's and goes when the client
     // does (CPython's fork server ignores SIGINT too). Its children get the
-    // client's disposition back (in `start`).
-    CLIENT_IGNORES_SIGINT.store(
-        sys::sigaction::is_ignored(libc::SIGINT),
-        std::sync::atomic::Ordering::Relaxed,
-    );
+    // client's disposition back (in `run_child`).
     sys::sigaction::ignore(libc::SIGINT);
     // A client that ignores SIGCHLD passed that on through exec; the kernel would
     // then reap our children before we could report their statuses.
     sys::sigaction::default(libc::SIGCHLD);
+    SERVER_IGNORES.store(
+        sys::sigaction::ignored_classic(),
+        std::sync::atomic::Ordering::Relaxed,
+    );
     // One pidfd per child in flight: do not live by the client's soft limit
     // (its children get it back before they run anything; see the hello).
     let _ = sys::rlimit::raise_nofile();
@@ -392,9 +399,11 @@ impl Server {
     /// before the fork.
     fn run_child(&self, req: &Request, fds: child::RequestFds, shown: Option<&str>) -> ! {
         self.set_title(shown, &req.name);
-        if !CLIENT_IGNORES_SIGINT.load(std::sync::atomic::Ordering::Relaxed) {
-            sys::sigaction::default(libc::SIGINT);
-        }
+        // The signal state of a child started on the client's thread at
+        // this moment: what the client ignores, nothing blocked.
+        let server_ignores = SERVER_IGNORES.load(std::sync::atomic::Ordering::Relaxed);
+        sys::sigaction::set_ignored_classic(server_ignores, req.ignored);
+        sys::sigmask::unblock_all();
         // The server itself signals its groups when the client dies.
         let joins = crate::fork::Joins {
             cgroup: fds.cgroup.as_ref().map(AsRawFd::as_raw_fd),
