@@ -46,17 +46,31 @@ pub enum ParentOnly {
     /// The lock held for a moment on a dead process's cgroup directory
     /// while its leftovers are removed.
     CgroupSweep = 2,
+    /// The fork server's `/proc/<pid>/stat`, which the client reads before
+    /// it claims a spare.
+    ServerStat = 3,
 }
 
 /// The descriptor of each [`ParentOnly`] kind in this process; -1: none.
-static PARENT_ONLY: [std::sync::atomic::AtomicI32; 3] =
-    [const { std::sync::atomic::AtomicI32::new(-1) }; 3];
+static PARENT_ONLY: [std::sync::atomic::AtomicI32; 4] =
+    [const { std::sync::atomic::AtomicI32::new(-1) }; 4];
 
 /// Says that `fd` (`None`: no descriptor any more) is this process's
 /// descriptor of `kind`, for forked children to close. Clear it *before*
 /// closing the descriptor, so that no child closes a number used again.
 pub fn parent_only(kind: ParentOnly, fd: Option<std::os::fd::RawFd>) {
     PARENT_ONLY[kind as usize].store(fd.unwrap_or(-1), std::sync::atomic::Ordering::Release);
+}
+
+/// Clears the [`ParentOnly`] slot of `kind` if it still names `fd` (a later
+/// descriptor of the same kind may have taken it). Before closing `fd`.
+pub fn parent_only_forget(kind: ParentOnly, fd: std::os::fd::RawFd) {
+    let _ = PARENT_ONLY[kind as usize].compare_exchange(
+        fd,
+        -1,
+        std::sync::atomic::Ordering::AcqRel,
+        std::sync::atomic::Ordering::Relaxed,
+    );
 }
 
 /// In a new child, first thing: close the parent's own descriptors. Only

@@ -250,6 +250,27 @@ pub fn parse_stat(text: &[u8]) -> Result<Stat, MalformedStat> {
     })
 }
 
+/// Whether the `/proc/<pid>/stat` text `text` shows a process on its way out:
+/// a zombie, one in `do_exit` (`PF_EXITING` in field 9, the kernel's flags),
+/// or one with SIGKILL pending (field 31, the pending classic signals) —
+/// what a `kill(pid, SIGKILL)` that has returned leaves, before the process
+/// has had a chance to run again. Unreadable text counts as dying.
+pub(crate) fn shows_dying(text: &[u8]) -> bool {
+    const PF_EXITING: u64 = 0x4;
+    let Some(close) = text.iter().rposition(|&b| b == b')') else {
+        return true;
+    };
+    let Ok(rest) = std::str::from_utf8(&text[close + 1..]) else {
+        return true;
+    };
+    let fields: Vec<&str> = rest.split_ascii_whitespace().collect();
+    let number = |n: usize| fields.get(n - 3).and_then(|f| f.parse::<u64>().ok());
+    let (Some(state), Some(flags), Some(pending)) = (fields.first(), number(9), number(31)) else {
+        return true;
+    };
+    matches!(*state, "Z" | "X" | "x") || flags & PF_EXITING != 0 || pending & (1 << 8) != 0
+}
+
 /// Reads `/proc/<pid>/stat`; `Ok(None)` when there is no such process (any more).
 ///
 /// ```

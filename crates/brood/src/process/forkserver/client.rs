@@ -28,6 +28,10 @@ const READY_TIMEOUT: Duration = Duration::from_secs(30);
 pub(crate) struct Conn {
     sock: OwnedFd,
     server_pid: u32,
+    /// The server's `/proc/<pid>/stat`, open for the connection's life: a
+    /// spare is claimed only while it shows the server alive and not dying.
+    /// Closed (and its `ParentOnly` slot cleared) once the server is dead.
+    server_stat: Mutex<Option<std::fs::File>>,
     dead: AtomicBool,
     state: Mutex<State>,
 }
@@ -123,6 +127,44 @@ impl Conn {
 
     pub(crate) fn server_pid(&self) -> u32 {
         self.server_pid
+    }
+
+    /// Whether the server is dying or gone, as far as this process can know:
+    /// a `kill(server, SIGKILL)` that returned shows here at once, while the
+    /// server has not yet run (nor closed its socket). A spare claimed from
+    /// a dying server would run with nobody to report it, and the next
+    /// start must go to a new server. Marks the connection dead if so.
+    fn server_dying(&self) -> bool {
+        use std::os::unix::fs::FileExt;
+        let dying = {
+            let stat = self.server_stat.lock().unwrap_or_else(|e| e.into_inner());
+            let Some(stat) = stat.as_ref() else {
+                return self.is_dead();
+            };
+            let mut buf = [0u8; 1024];
+            match stat.read_at(&mut buf, 0) {
+                Ok(n) => sys::procfs::shows_dying(&buf[..n]),
+                // ESRCH: reaped.
+                Err(_) => true,
+            }
+        };
+        if dying {
+            self.mark_dead();
+        }
+        dying
+    }
+
+    /// The server is dead (or dying): no start goes to it any more.
+    fn mark_dead(&self) {
+        self.dead.store(true, Ordering::Release);
+        let stat = self
+            .server_stat
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .take();
+        if let Some(f) = stat {
+            sys::fork::parent_only_forget(sys::fork::ParentOnly::ServerStat, f.as_raw_fd());
+        }
     }
 
     fn state(&self) -> std::sync::MutexGuard<'_, State> {
@@ -252,9 +294,15 @@ fn launch() -> Result<Arc<Conn>> {
         }
         _ => err("handshake", e),
     })?;
+    let server_stat = std::fs::File::open(format!("/proc/{server_pid}/stat")).ok();
+    if let Some(f) = &server_stat {
+        // Forked children (and the fork server's own) must not hold it.
+        sys::fork::parent_only(sys::fork::ParentOnly::ServerStat, Some(f.as_raw_fd()));
+    }
     let conn = Arc::new(Conn {
         sock: ours,
         server_pid,
+        server_stat: Mutex::new(server_stat),
         dead: AtomicBool::new(false),
         state: Mutex::new(State::default()),
     });
@@ -334,6 +382,15 @@ fn ask<A: Serialize + 'static>(
         Ok(Some(child)) => {
             let _ = tx.send(Ok(child));
         }
+        // The server is dying (see `Conn::server_dying`): the start is
+        // retried with a new one.
+        Ok(None) if conn.is_dead() => {
+            crate::cgroups::started(None, cgroup);
+            return Err(io(
+                "claiming a spare",
+                std::io::Error::other("the fork server is dying"),
+            ));
+        }
         Ok(None) => {
             conn.state().pending.insert(id, (policy, pidfd, tx));
             if let Err(e) = socket::send_with_fds(conn.sock.as_fd(), &msg, &fds) {
@@ -392,6 +449,11 @@ fn claim_spare(
         return Ok(None);
     }
     let mut st = conn.state();
+    if !st.spares.is_empty() && conn.server_dying() {
+        // The request to the server fails too, and the start is retried
+        // with a new one.
+        return Ok(None);
+    }
     while let Some(Spare {
         pid,
         serial,
@@ -526,7 +588,7 @@ fn listen(conn: Arc<Conn>) {
             ToClient::Ready { .. } => {}
         }
     }
-    conn.dead.store(true, Ordering::Release);
+    conn.mark_dead();
     let orphans: Vec<Child> = {
         let mut st = conn.state();
         st.pending.clear(); // their senders drop: the waiting starts fail
