@@ -89,7 +89,11 @@ impl ForkBuilder {
     ///
     /// Before forking, Rust's stdout and stderr are flushed here in the parent
     /// (as CPython does), so text still in their buffers is written once, not once
-    /// more by the child's copy. In the child, the child's own children get their
+    /// more by the child's copy — unless stdout cannot take them without
+    /// blocking (a full pipe nobody reads, a stopped terminal): then the fork
+    /// does not wait, the text stays for the parent's next flush, and the
+    /// child does not flush its copy (so what `f` prints without a newline is
+    /// not written). In the child, the child's own children get their
     /// `OnExit` applied before `_exit`; the parent's `atexit` handlers do not run
     /// there.
     ///

@@ -10,7 +10,12 @@
 //!
 //! - With no thread but the caller and brood's own (which never print), nobody
 //!   can hold the locks: the parent flushes inline, and the child may flush on
-//!   its way out.
+//!   its way out — if stdout can take the buffered text without blocking
+//!   (stdout's buffer holds at most a partial line of 1 KiB, and `POLLOUT` on
+//!   a pipe means 4 KiB of room). When it cannot (a full pipe nobody reads, a
+//!   stopped terminal), the parent keeps its buffer for its own next flush
+//!   and the child never flushes its copy: a start never blocks on the
+//!   caller's stdout.
 //! - With other threads, one may hold a lock for good: the parent flushes from a
 //!   helper thread and waits for it at most [`FLUSH_WAIT`] (a helper stuck on a
 //!   lock is left to finish when the lock is released, and no second one is
@@ -38,6 +43,9 @@ pub(super) fn flush_before_fork(alone: bool) -> bool {
     // Initialises the handles (one-time cells of std) here, in the parent.
     let (out, err) = (std::io::stdout(), std::io::stderr());
     if alone {
+        if !crate::sys::pipe::writable_now(1) {
+            return false;
+        }
         let _ = out.lock().flush();
         let _ = err.lock().flush();
         return true;

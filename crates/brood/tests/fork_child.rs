@@ -258,3 +258,38 @@ fn graceful_handles_signal_64_and_forked_children_reset_it() {
     }
     assert_eq!(in_own_process(scenario), 0);
 }
+
+/// stdout is a pipe that is full and that nobody reads, and a partial line
+/// waits in Rust's buffer: a fork (here `fork_with`, from a single-threaded
+/// process, where brood flushes inline) still returns, and the child's copy
+/// of the buffer is not written by the child. Reports 0 when the fork
+/// returned and the child ended.
+#[test]
+fn a_fork_never_blocks_on_a_full_stdout() {
+    let code = in_own_process(|| {
+        let (r, w) = pipe();
+        // Fill the pipe (nobody will read `r`, which stays open).
+        // SAFETY: fcntl on our own descriptor.
+        unsafe { libc::fcntl(w.as_raw_fd(), libc::F_SETFL, libc::O_NONBLOCK) };
+        let chunk = [b'x'; 4096];
+        // SAFETY: writing a valid buffer to our own pipe until it is full.
+        while unsafe { libc::write(w.as_raw_fd(), chunk.as_ptr().cast(), chunk.len()) } > 0 {}
+        // SAFETY: as above.
+        unsafe { libc::fcntl(w.as_raw_fd(), libc::F_SETFL, 0) };
+        dup_onto(&w, 1);
+        drop(w);
+        print!("a partial line");
+        let child = match brood::fork_with(|| 0) {
+            Ok(child) => child,
+            Err(_) => return 2,
+        };
+        let code = match child.wait() {
+            Ok(status) if status.code() == Some(0) => 0,
+            _ => 3,
+        };
+        drop(r);
+        // Leave without flushing what stays buffered (the pipe is full).
+        brood::exit_now(code)
+    });
+    assert_eq!(code, 0);
+}

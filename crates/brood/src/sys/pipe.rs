@@ -191,6 +191,24 @@ pub fn poll(fds: &mut [libc::pollfd], timeout_ms: i32) -> io::Result<usize> {
 /// A forked child inherits it, so it only dup2s it instead of allocating a path
 /// and opening a file (each page a fresh child writes is a copy-on-write fault):
 /// call this in the parent before forking.
+/// Would a write of up to `PIPE_BUF` bytes to `fd` go through without
+/// blocking now? (`poll(POLLOUT)` with no wait.) A pipe that is full, or a
+/// terminal that is stopped, says no; a regular file always says yes; a
+/// descriptor that is not open (or in error) says yes too, since a write
+/// there fails at once rather than waits.
+pub fn writable_now(fd: RawFd) -> bool {
+    let mut fds = [libc::pollfd {
+        fd,
+        events: libc::POLLOUT,
+        revents: 0,
+    }];
+    match poll(&mut fds, 0) {
+        Ok(0) => false,
+        Ok(_) => true,
+        Err(_) => true,
+    }
+}
+
 pub fn dev_null() -> io::Result<BorrowedFd<'static>> {
     static NULL: std::sync::OnceLock<io::Result<std::fs::File>> = std::sync::OnceLock::new();
     let null = NULL.get_or_init(|| {
