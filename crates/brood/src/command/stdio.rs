@@ -212,6 +212,14 @@ impl Wiring {
                 },
                 Kind::Piped => {
                     let (reader, writer) = std::io::pipe()?;
+                    // The parent's end: a `Process` forked while it is open
+                    // must not keep it (see `sys::fork::child_end`).
+                    let ours = if i == 0 {
+                        writer.as_fd()
+                    } else {
+                        reader.as_fd()
+                    };
+                    crate::sys::fork::child_end(ours);
                     let child_end: OwnedFd = if i == 0 {
                         w.stdin = Some(writer);
                         reader.into()

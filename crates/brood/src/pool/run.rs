@@ -103,7 +103,10 @@ impl Inner {
         for slot in empty {
             let token = random();
             let (ours, theirs) = match crate::sys::socket::stream_pair() {
-                Ok(pair) => pair,
+                Ok(pair) => {
+                    crate::sys::fork::child_end(pair.0.as_fd());
+                    pair
+                }
                 Err(e) => {
                     failure = Some(Error::io("creating a pool worker's channel", e));
                     break;
@@ -197,6 +200,13 @@ impl Inner {
                                 pid: pending[i].handle.pid(),
                                 message,
                             });
+                        }
+                        Some(Hello::NoRoom) => {
+                            crate::fdlimit::make_room();
+                            failure = Some(crate::fdlimit::error(
+                                "receiving a pool worker's progress page",
+                                io::Error::from_raw_os_error(libc::EMFILE),
+                            ));
                         }
                         None => died = died.or(Some(i)),
                     }
@@ -354,6 +364,8 @@ enum Hello {
     Ready(Progress),
     /// Its token, then why its initializer failed.
     InitFailed(String),
+    /// Its token, with a page this process had no descriptor left to take.
+    NoRoom,
 }
 
 /// A new worker's hello on its channel: the token it was given, with its
@@ -361,7 +373,13 @@ enum Hello {
 /// `None` if the channel closed or said anything else.
 fn hello(p: &Pending) -> Option<Hello> {
     let mut token = [0u8; 8];
-    let (n, fds) = crate::sys::socket::recv_with_fds(p.sock.as_fd(), &mut token).ok()?;
+    let (n, fds) = match crate::sys::socket::recv_with_all_fds(p.sock.as_fd(), &mut token) {
+        Ok(got) => got,
+        // Without the page, the hello would read as an initializer's
+        // failure, whose message never comes.
+        Err(e) if e.raw_os_error() == Some(libc::EMFILE) => return Some(Hello::NoRoom),
+        Err(_) => return None,
+    };
     // The worker sends its 8 bytes in one message; a stream may still split
     // them, and the rest follows at once (a worker gone mid-hello is EOF).
     let mut got = n;

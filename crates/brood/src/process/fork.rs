@@ -37,6 +37,7 @@ where
     // the environment, an allocation: a dozen copy-on-write faults each).
     super::child::install_hook();
     let (r, w) = sys::pipe::pipe().map_err(|e| Error::io("creating the result pipe", e))?;
+    sys::fork::child_end(r.as_fd());
     let go = move || {
         // On the thread that forks (see `warm_catch`).
         super::child::warm_catch();
@@ -47,6 +48,10 @@ where
             // As with every start method (and Python's), the child's stdin
             // is /dev/null: it must not compete with the parent for input.
             let _ = sys::pipe::null_onto(0);
+            // The parent's ends of its other children's pipes and sockets
+            // are not this child's to hold (a `cat` would wait for this
+            // child's exit to see the end of its input).
+            sys::fork::close_child_ends();
             // Nothing blocked, whatever thread (the spawner's, maybe) and
             // mask forked it: as every start method gives its children.
             sys::sigmask::unblock_all();

@@ -50,6 +50,13 @@ use std::sync::atomic::{AtomicU64, Ordering};
 /// Every start method gives the child `/dev/null` as stdin (as Python does);
 /// stdout and stderr are the parent's.
 ///
+/// A [`StartMethod::Fork`] child does not keep the parent's ends of its
+/// other children's pipes and sockets (a `Command`'s piped stdio, another
+/// `Process`'s result pipe, a pool's channels): a `cat` whose stdin the
+/// parent closes sees its input end at once, not when an unrelated Fork child
+/// exits. Every other descriptor of the parent is inherited, as with Python's
+/// fork. ([`fork_with`](crate::fork_with), which is `os.fork`, keeps them all.)
+///
 /// Every start method gives the function the same signal state, taken at its
 /// own `start()`: **nothing blocked** (whatever the starting thread blocked),
 /// the classic signals (1–31) the program **ignores at that moment ignored**,

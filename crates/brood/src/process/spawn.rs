@@ -74,6 +74,9 @@ where
         let (ours, theirs) = socket::seqpacket_pair()?;
         let (arg_r, arg_w) = sys::pipe::pipe()?;
         let (res_r, res_w) = sys::pipe::pipe()?;
+        for end in [ours.as_fd(), arg_w.as_fd(), res_r.as_fd()] {
+            sys::fork::child_end(end);
+        }
         Ok((ours, theirs, arg_r, arg_w, res_r, res_w))
     };
     let (ours, theirs, arg_r, arg_w, res_r, res_w) =

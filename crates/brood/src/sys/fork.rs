@@ -5,6 +5,7 @@
 
 use std::convert::Infallible;
 use std::io;
+use std::os::fd::{AsRawFd, BorrowedFd};
 
 /// Which side of a fork we are on.
 pub enum Forked {
@@ -85,6 +86,94 @@ fn close_parent_only() {
             // own descriptors (see `parent_only`); nothing in this new child
             // has run yet that could have closed it or reused its number,
             // and nothing here will use it again.
+            unsafe { libc::close(fd) };
+        }
+    }
+}
+
+/// How many of the parent's pipe and socket ends a `Process` child closes at
+/// most (a start with more open at once leaves the rest to the child).
+const CHILD_ENDS: usize = 1024;
+
+/// The parent's ends of pipes and sockets connected to its children (a
+/// `Command`'s piped stdio, a `Process`'s argument and result pipes, a
+/// pool's worker channels), by descriptor number and inode: a `Process` child
+/// forked by brood closes them (a `cat` whose stdin the parent closed must
+/// see its input end then, not when an unrelated Fork child exits). Entries
+/// are never trusted alone: an end the user closed leaves its number, which
+/// may be reused, so the child closes a number only if it still names a
+/// pipe or socket of the recorded inode (pipefs and sockfs number their
+/// inodes afresh, never reusing one soon). Stale entries are swept when the
+/// table is full.
+static CHILD_END_FD: [std::sync::atomic::AtomicI32; CHILD_ENDS] =
+    [const { std::sync::atomic::AtomicI32::new(-1) }; CHILD_ENDS];
+static CHILD_END_INO: [std::sync::atomic::AtomicU64; CHILD_ENDS] =
+    [const { std::sync::atomic::AtomicU64::new(0) }; CHILD_ENDS];
+/// A slot being written: neither free nor readable yet.
+const CLAIMED: i32 = -2;
+
+/// The inode of `fd` if it is a pipe or a socket. Async-signal-safe.
+fn pipe_inode(fd: std::os::fd::RawFd) -> Option<u64> {
+    // SAFETY: `stat` is plain data, valid when zeroed.
+    let mut st: libc::stat = unsafe { std::mem::zeroed() };
+    // SAFETY: fstat fills a stat struct we own; a closed `fd` is EBADF.
+    if unsafe { libc::fstat(fd, &mut st) } != 0 {
+        return None;
+    }
+    let kind = st.st_mode & libc::S_IFMT;
+    (kind == libc::S_IFIFO || kind == libc::S_IFSOCK).then_some(st.st_ino)
+}
+
+/// Records `fd` as the parent's end of a pipe or socket connected to one of
+/// its children (see [`CHILD_END_FD`]). False if it is neither, or the table
+/// is full of live ends.
+pub fn child_end(fd: BorrowedFd<'_>) -> bool {
+    use std::sync::atomic::Ordering;
+    let fd = fd.as_raw_fd();
+    let Some(ino) = pipe_inode(fd) else {
+        return false;
+    };
+    for sweep in [false, true] {
+        if sweep {
+            sweep_child_ends();
+        }
+        for (slot, ino_slot) in CHILD_END_FD.iter().zip(&CHILD_END_INO) {
+            if slot
+                .compare_exchange(-1, CLAIMED, Ordering::AcqRel, Ordering::Relaxed)
+                .is_ok()
+            {
+                ino_slot.store(ino, Ordering::Relaxed);
+                slot.store(fd, Ordering::Release);
+                return true;
+            }
+        }
+    }
+    false
+}
+
+/// Frees the entries whose number no longer names their pipe or socket.
+fn sweep_child_ends() {
+    use std::sync::atomic::Ordering;
+    for (slot, ino_slot) in CHILD_END_FD.iter().zip(&CHILD_END_INO) {
+        let fd = slot.load(Ordering::Acquire);
+        if fd >= 0 && pipe_inode(fd) != Some(ino_slot.load(Ordering::Relaxed)) {
+            let _ = slot.compare_exchange(fd, -1, Ordering::AcqRel, Ordering::Relaxed);
+        }
+    }
+}
+
+/// In a new `Process` child (forked by brood for its function, not
+/// `fork_with`'s, which keeps every descriptor as `os.fork` does): closes the
+/// parent's ends of its other children's pipes and sockets, and forgets
+/// them. Atomic loads, `fstat` and `close`: async-signal-safe.
+pub fn close_child_ends() {
+    use std::sync::atomic::Ordering;
+    for (slot, ino_slot) in CHILD_END_FD.iter().zip(&CHILD_END_INO) {
+        let fd = slot.swap(-1, Ordering::Acquire);
+        if fd >= 0 && pipe_inode(fd) == Some(ino_slot.load(Ordering::Relaxed)) {
+            // SAFETY: `fd` names, in this new child, the very pipe or socket
+            // end the parent recorded (checked by inode just now); this
+            // child's own ends were never recorded, and nothing here uses it.
             unsafe { libc::close(fd) };
         }
     }
@@ -197,6 +286,40 @@ fn read_self_stat(buf: &mut [u8; 1024]) -> io::Result<&[u8]> {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn a_child_closes_recorded_ends_but_not_a_number_reused() {
+        use std::os::fd::AsFd;
+        let (live_r, _live_w) = super::super::pipe::pipe().unwrap();
+        assert!(child_end(live_r.as_fd()));
+        let (stale_r, stale_w) = super::super::pipe::pipe().unwrap();
+        assert!(child_end(stale_r.as_fd()));
+        let stale = stale_r.as_raw_fd();
+        drop(stale_r);
+        // The number comes back (lowest free), now naming another pipe.
+        let (reused, _w2) = super::super::pipe::pipe().unwrap();
+        let reused_fd = if reused.as_raw_fd() == stale {
+            reused.as_raw_fd()
+        } else {
+            -1
+        };
+        let live = live_r.as_raw_fd();
+        // SAFETY: fcntl(F_GETFD) only asks whether a number is open.
+        let open = |fd| unsafe { libc::fcntl(fd, libc::F_GETFD) } >= 0;
+        let ended = ending_of(move || {
+            close_child_ends();
+            if open(live) {
+                return 1;
+            }
+            if reused_fd >= 0 && !open(reused_fd) {
+                return 2;
+            }
+            0
+        });
+        assert_eq!(ended, super::super::pidfd::Reap::Exited(0));
+        assert!(open(live), "the parent's own end is untouched");
+        drop(stale_w);
+    }
 
     #[test]
     fn a_forked_child_holds_no_copy_of_the_stat_descriptor() {

@@ -96,6 +96,21 @@ pub fn recv_with_fds(sock: BorrowedFd<'_>, buf: &mut [u8]) -> io::Result<(usize,
     recv(sock, buf, RecvFlags::CMSG_CLOEXEC)
 }
 
+/// [`recv_with_fds`] for a message whose descriptors are its point (a pool
+/// worker's hello and its progress page): `EMFILE` when the kernel could not
+/// hand them all over (`MSG_CTRUNC`: no free slot here), instead of the
+/// message without them.
+pub fn recv_with_all_fds(
+    sock: BorrowedFd<'_>,
+    buf: &mut [u8],
+) -> io::Result<(usize, Vec<OwnedFd>)> {
+    let (n, fds, cut) = recv_flagged(sock, buf, RecvFlags::CMSG_CLOEXEC)?;
+    if cut {
+        return Err(io::Error::from_raw_os_error(libc::EMFILE));
+    }
+    Ok((n, fds))
+}
+
 /// [`recv_with_fds`] that does not wait (`MSG_DONTWAIT`): `Ok(None)` when no
 /// packet is there, even on a blocking socket.
 pub fn try_recv_with_fds(
@@ -114,6 +129,15 @@ fn recv(
     buf: &mut [u8],
     flags: RecvFlags,
 ) -> io::Result<(usize, Vec<OwnedFd>)> {
+    recv_flagged(sock, buf, flags).map(|(n, fds, _)| (n, fds))
+}
+
+/// `recvmsg`, and whether descriptors were dropped (`MSG_CTRUNC`).
+fn recv_flagged(
+    sock: BorrowedFd<'_>,
+    buf: &mut [u8],
+    flags: RecvFlags,
+) -> io::Result<(usize, Vec<OwnedFd>, bool)> {
     let mut space = [MaybeUninit::uninit(); rustix::cmsg_space!(ScmRights(MAX_FDS))];
     let mut control = RecvAncillaryBuffer::new(&mut space);
     let mut iov = [IoSliceMut::new(buf)];
@@ -135,7 +159,7 @@ fn recv(
         // is closed.
         return Err(io::Error::from_raw_os_error(libc::EMSGSIZE));
     }
-    Ok((got.bytes, fds))
+    Ok((got.bytes, fds, got.flags.contains(ReturnFlags::CTRUNC)))
 }
 
 /// The credentials of a socket's peer: `getsockopt(SO_PEERCRED)`.

@@ -357,6 +357,8 @@ fn ask<A: Serialize + 'static>(
     };
     let (arg_r, arg_w) = pipe()?;
     let (res_r, res_w) = pipe()?;
+    sys::fork::child_end(arg_w.as_fd());
+    sys::fork::child_end(res_r.as_fd());
     // A pool worker (the one kind given a channel) always brings its pidfd:
     // the pool watches its death with it.
     let pidfd = handed_down.is_some() || room_for_pidfd(&res_r);
