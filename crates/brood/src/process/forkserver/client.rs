@@ -243,13 +243,14 @@ fn launch() -> Result<Arc<Conn>> {
     let _ = intermediate.wait();
     let server_pid = ready.map_err(|e| match e.kind() {
         // It ended, or hung up, without answering: it ran the program's own
-        // `main` instead of serving.
-        std::io::ErrorKind::UnexpectedEof | std::io::ErrorKind::ConnectionReset => {
-            Error::NotInitialised {
-                pid: intermediate.id(),
-                marker: ENV,
-            }
-        }
+        // `main` instead of serving. A `main` that ends at once may be gone
+        // before the hello is sent: the send then fails with EPIPE.
+        std::io::ErrorKind::UnexpectedEof
+        | std::io::ErrorKind::ConnectionReset
+        | std::io::ErrorKind::BrokenPipe => Error::NotInitialised {
+            pid: intermediate.id(),
+            marker: ENV,
+        },
         _ => err("handshake", e),
     })?;
     let conn = Arc::new(Conn {
