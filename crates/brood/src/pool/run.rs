@@ -102,10 +102,10 @@ impl Inner {
         let mut failure = None;
         for slot in empty {
             let token = random();
-            let (ours, theirs) = match crate::sys::socket::stream_pair() {
+            let (ours, theirs) = match crate::fdlimit::with_room(crate::sys::socket::stream_pair) {
                 Ok(pair) => pair,
                 Err(e) => {
-                    failure = Some(Error::io("creating a pool worker's channel", e));
+                    failure = Some(crate::fdlimit::error("creating a pool worker's channel", e));
                     break;
                 }
             };

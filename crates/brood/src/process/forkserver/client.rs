@@ -194,8 +194,11 @@ fn connection() -> Result<Arc<Conn>> {
 fn launch() -> Result<Arc<Conn>> {
     let err =
         |what: &str, e: std::io::Error| Error::io(format!("starting the fork server: {what}"), e);
-    let (ours, theirs) = socket::seqpacket_pair().map_err(|e| err("socketpair", e))?;
-    let me = pidfd::open(sys::getpid()).map_err(|e| err("pidfd_open(self)", e))?;
+    let room = |step: &'static str, e| crate::fdlimit::limit_or(step, e, |e| err(step, e));
+    let (ours, theirs) =
+        crate::fdlimit::with_room(socket::seqpacket_pair).map_err(|e| room("socketpair", e))?;
+    let me = crate::fdlimit::with_room(|| pidfd::open(sys::getpid()))
+        .map_err(|e| room("pidfd_open(self)", e))?;
     let mut cmd = Command::new(SELF_EXE);
     cmd.arg0(title(&argv0(), SERVER))
         .env(ENV, format!("server:{}", sys::getpid()))
@@ -211,7 +214,7 @@ fn launch() -> Result<Arc<Conn>> {
     })?;
     drop(cmd);
     // The server gives its children the descriptor limit ours would get.
-    let nofile = crate::fdlimit::for_children().unwrap_or(sys::rlimit::nofile().0);
+    let nofile = crate::fdlimit::for_children();
     let hello = wire::encode(&ToServer::Hello {
         nofile,
         spares: SPARES.load(Ordering::Relaxed),
