@@ -248,9 +248,11 @@ impl Inner {
         let workers: Vec<Worker> = self.slots.iter_mut().filter_map(Option::take).collect();
         self.publish();
         for w in workers {
-            if w.handle.child().wait_until(Some(limit))?.is_none() {
+            let child = w.handle.child();
+            let ended = child.wait_until(Some(limit)).map(|s| s.is_some());
+            if !ended_or_lost(ended)? {
                 w.handle.kill()?;
-                w.handle.child().wait()?;
+                ended_or_lost(child.wait().map(|_| true))?;
             }
         }
         Ok(())
@@ -271,7 +273,7 @@ impl Inner {
         }
         let mut first_err = None;
         for w in &workers {
-            if let Err(e) = w.handle.child().finish_by(deadline) {
+            if let Err(e) = ended_or_lost(w.handle.child().finish_by(deadline).map(|_| true)) {
                 first_err.get_or_insert(e);
             }
         }
@@ -510,4 +512,14 @@ pub(super) fn parse(w: &mut Worker, run: &mut Run<'_>) -> bool {
         }
     }
     ok
+}
+
+/// Whether a worker ended: a worker reaped elsewhere (`SIGCHLD` ignored: the
+/// kernel reaps every child) has ended too, its status lost, which a pool
+/// that is closing does not need.
+fn ended_or_lost(waited: Result<bool>) -> Result<bool> {
+    match waited {
+        Err(Error::ReapedElsewhere { .. }) => Ok(true),
+        other => other,
+    }
 }
