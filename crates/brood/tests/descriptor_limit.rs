@@ -158,19 +158,17 @@ fn code(c: Child) -> u64 {
     status.code().unwrap_or_else(|| panic!("{status}")) as u64
 }
 
+/// A command that exits with the soft limit it started with.
+fn reporting_command() -> brood::Result<Child> {
+    Command::new("sh")
+        .args(["-c", "exit $(ulimit -n)"])
+        .spawn()
+        .map(|p| p.child().clone())
+}
+
 #[test]
 fn command_past_the_soft_limit() {
-    starts_past_the_soft_limit(
-        "Command",
-        || {
-            Command::new("sh")
-                .args(["-c", "exit $(ulimit -n)"])
-                .spawn()
-                .map(|p| p.child().clone())
-        },
-        Child::pid,
-        code,
-    );
+    starts_past_the_soft_limit("Command", reporting_command, Child::pid, code);
 }
 
 #[test]
@@ -217,12 +215,7 @@ fn commands_from_threads_past_the_soft_limit() {
             std::thread::spawn(move || {
                 (0..50)
                     .map(|i| {
-                        Command::new("sh")
-                            .args(["-c", "exit $(ulimit -n)"])
-                            .spawn()
-                            .unwrap_or_else(|e| panic!("thread {t}, start {i}: {e}"))
-                            .child()
-                            .clone()
+                        reporting_command().unwrap_or_else(|e| panic!("thread {t}, start {i}: {e}"))
                     })
                     .collect::<Vec<_>>()
             })
