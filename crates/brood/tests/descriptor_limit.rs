@@ -12,7 +12,7 @@
 
 mod support;
 
-use brood::{Child, Command, Error, Handle, Pool, Process, StartMethod};
+use brood::{Child, Command, Error, Handle, Pool, Popen, Process, StartMethod, Stdio};
 use rustix::process::{Resource, Rlimit, getrlimit, setrlimit};
 use support::*;
 
@@ -169,6 +169,26 @@ fn reporting_command() -> brood::Result<Child> {
 #[test]
 fn command_past_the_soft_limit() {
     starts_past_the_soft_limit("Command", reporting_command, Child::pid, code);
+}
+
+/// The pipe of a piped stream is one of brood's allocations too.
+#[test]
+fn piped_command_past_the_soft_limit() {
+    starts_past_the_soft_limit(
+        "Command with its stdout piped",
+        || {
+            Command::new("sh")
+                .args(["-c", "ulimit -n"])
+                .stdout(Stdio::piped())
+                .spawn()
+        },
+        Popen::pid,
+        |mut p: Popen| {
+            let (out, _) = p.communicate(None, None).unwrap();
+            let text = String::from_utf8_lossy(&out);
+            text.trim().parse().unwrap_or_else(|_| panic!("{text:?}"))
+        },
+    );
 }
 
 #[test]
