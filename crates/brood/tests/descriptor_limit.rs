@@ -201,6 +201,20 @@ fn fork_with_past_the_soft_limit() {
     );
 }
 
+#[test]
+fn raw_fork_past_the_soft_limit() {
+    starts_past_the_soft_limit(
+        "fork",
+        // SAFETY: the child only reads its limit and leaves through `_exit`.
+        || match unsafe { brood::fork() }? {
+            brood::Fork::Child => brood::exit_now(my_soft_limit() as i32),
+            brood::Fork::Parent(c) => Ok(c),
+        },
+        Child::pid,
+        code,
+    );
+}
+
 fn process_past_the_soft_limit(method: StartMethod) {
     starts_past_the_soft_limit(
         &format!("Process {method:?}"),
