@@ -9,6 +9,12 @@
 //! gives every child it makes the soft limit the program started with. At
 //! the hard limit, the start that needs a descriptor fails with
 //! [`Error::DescriptorLimit`](crate::Error::DescriptorLimit); the others go on.
+//!
+//! Every allocation a start makes goes through [`with_room`] (or [`retry`]):
+//! pipes, socketpairs, a forked child's `pidfd_open` (the child, unreaped,
+//! keeps its pid meanwhile), `clone(CLONE_PIDFD)` (which made no child when
+//! it found no room), the reaper's epoll set. Another thread whose attempt
+//! failed just before the raise tries again too.
 
 use crate::sys::rlimit;
 use std::io;
@@ -17,13 +23,18 @@ use std::sync::Mutex;
 /// The soft limit before brood raised it (`None`: brood has not).
 static ORIGINAL: Mutex<Option<u64>> = Mutex::new(None);
 
-/// The soft limit a new child should start with, if brood raised this
-/// process's: the one the program had.
-pub(crate) fn for_children() -> Option<u64> {
-    *ORIGINAL.lock().unwrap_or_else(|e| e.into_inner())
+/// The soft limit a new child should start with: the program's own — the one
+/// it had before brood raised it, else the current one. Read under the lock a
+/// raise holds, so that a child made while another thread raises the limit
+/// still gets the program's.
+pub(crate) fn for_children() -> u64 {
+    let original = ORIGINAL.lock().unwrap_or_else(|e| e.into_inner());
+    original.unwrap_or_else(|| rlimit::nofile().0)
 }
 
-/// Raises the soft limit to the hard one; false if it already was there.
+/// Raises the soft limit to the hard one. True if a new attempt may find
+/// room: brood raised the limit now, or did before (perhaps on another
+/// thread, after this one's attempt failed).
 pub(crate) fn make_room() -> bool {
     let mut original = ORIGINAL.lock().unwrap_or_else(|e| e.into_inner());
     match rlimit::raise_nofile() {
@@ -31,17 +42,32 @@ pub(crate) fn make_room() -> bool {
             original.get_or_insert(soft);
             true
         }
-        _ => false,
+        Ok(_) => original.is_some(),
+        Err(_) => false,
     }
 }
 
-/// Runs `f`; if it fails with `EMFILE`, raises the soft limit (once) and runs
-/// it again.
-pub(crate) fn with_room<T>(mut f: impl FnMut() -> io::Result<T>) -> io::Result<T> {
+/// Whether `e` is `EMFILE`: this process has no descriptor left.
+pub(crate) fn is_emfile(e: &io::Error) -> bool {
+    e.raw_os_error() == Some(libc::EMFILE)
+}
+
+/// Runs `f`; if it fails for want of a descriptor (`emfile` says so of its
+/// error), makes room (see [`make_room`]) and runs it once more.
+pub(crate) fn retry<T, E>(
+    mut f: impl FnMut() -> Result<T, E>,
+    emfile: impl Fn(&E) -> bool,
+) -> Result<T, E> {
     match f() {
-        Err(e) if e.raw_os_error() == Some(libc::EMFILE) && make_room() => f(),
+        Err(e) if emfile(&e) && make_room() => f(),
         other => other,
     }
+}
+
+/// Runs `f`; if it fails with `EMFILE`, raises the soft limit and runs it
+/// again.
+pub(crate) fn with_room<T>(f: impl FnMut() -> io::Result<T>) -> io::Result<T> {
+    retry(f, is_emfile)
 }
 
 /// The error for `e` while `step`: [`Error::DescriptorLimit`] when it is
@@ -51,17 +77,30 @@ pub(crate) fn with_room<T>(mut f: impl FnMut() -> io::Result<T>) -> io::Result<T
 /// [`Error::DescriptorLimit`]: crate::Error::DescriptorLimit
 /// [`Error::Io`]: crate::Error::Io
 pub(crate) fn error(step: &'static str, e: io::Error) -> crate::Error {
-    if e.raw_os_error() == Some(libc::EMFILE) {
+    limit_or(step, e, |e| crate::Error::io(step, e))
+}
+
+/// [`Error::DescriptorLimit`](crate::Error::DescriptorLimit) when `e` is
+/// `EMFILE`, else `otherwise(e)`.
+pub(crate) fn limit_or(
+    step: &'static str,
+    e: io::Error,
+    otherwise: impl FnOnce(io::Error) -> crate::Error,
+) -> crate::Error {
+    if is_emfile(&e) {
         crate::Error::DescriptorLimit {
             step,
             limit: rlimit::nofile().1,
         }
     } else {
-        crate::Error::io(step, e)
+        otherwise(e)
     }
 }
 
-/// The soft limit to restore in a child (see [`for_children`]), and the hard.
-pub(crate) fn child_limit() -> Option<(u64, u64)> {
-    for_children().map(|soft| (soft, rlimit::nofile().1))
+/// The soft limit for a new exec'd child (see [`for_children`]), and the
+/// hard, which it never passes.
+pub(crate) fn child_limit() -> (u64, u64) {
+    let soft = for_children();
+    let hard = rlimit::nofile().1;
+    (soft.min(hard), hard)
 }

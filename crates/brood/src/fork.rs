@@ -233,9 +233,7 @@ pub(crate) fn fork_running(policy: &Policy, child: impl FnOnce() -> Infallible) 
 /// allocator's or stderr's lock may be held by a thread the child does not have.
 fn in_child(ready: Ready, policy: &Policy, parent: u32) {
     stdio::child_may_flush(ready.stdio_free);
-    if let Some(soft) = ready.nofile {
-        let _ = sys::rlimit::restore_nofile(soft);
-    }
+    let _ = sys::rlimit::restore_nofile(ready.nofile);
     if let Err((step, e)) = arm_child(policy, parent, ready.joins) {
         let mut buf = stdio::StackText::<160>::new();
         let _ = writeln!(
@@ -264,9 +262,10 @@ fn in_parent(pid: u32, policy: &Policy) -> Result<Child> {
 struct Ready {
     /// No other thread could hold std's stdout or stderr lock at the fork.
     stdio_free: bool,
-    /// The descriptor limit the child takes back, if brood raised ours (see
-    /// `fdlimit`); read here, since the child may not take a lock.
-    nofile: Option<u64>,
+    /// The program's own soft descriptor limit, which the child takes back
+    /// if brood raised ours (see `fdlimit`); read here, since the child may
+    /// not take a lock.
+    nofile: u64,
     /// What the child joins before anything of its own runs.
     joins: Joins,
 }
@@ -339,10 +338,13 @@ fn adopt_forked(pid: u32, policy: &Policy) -> Result<Child> {
         let _ = sys::reap::kill_and_reap_own(pid);
         e
     };
-    let fd = match sys::pidfd::open(pid) {
+    let fd = match crate::fdlimit::with_room(|| sys::pidfd::open(pid)) {
         Ok(fd) => fd,
         Err(e) if e.raw_os_error() == Some(libc::ESRCH) => return Ok(Child::gone(pid, *policy)),
-        Err(e) => return Err(abandon(Error::os("pidfd_open", pid, e))),
+        Err(e) => {
+            let e = crate::fdlimit::limit_or("pidfd_open", e, |e| Error::os("pidfd_open", pid, e));
+            return Err(abandon(e));
+        }
     };
     match sys::pidfd::is_own_child(std::os::fd::AsFd::as_fd(&fd)) {
         Ok(true) => crate::exit::adopt(pid, fd, *policy, WaitSource::Own).map_err(abandon),

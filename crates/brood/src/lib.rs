@@ -78,12 +78,15 @@
 //!
 //! ## Limits
 //! Each child costs its parent descriptors: a pidfd, and for a `Process` its
-//! result pipe. The first time one of brood's own allocations finds the soft
-//! `RLIMIT_NOFILE` exhausted, brood raises it to the hard limit (never before,
-//! so a program that needs no more keeps its 1,024 for `select(2)`), and every
+//! result pipe. The first time one of brood's own allocations (a pipe, a
+//! socketpair, a pidfd, the reaper's epoll set) finds the soft `RLIMIT_NOFILE`
+//! exhausted, brood raises it to the hard limit and tries again (never before,
+//! so a program that needs no more keeps its 1,024 for `select(2)`) — for every
+//! kind of start: [`Command`], [`fork`], [`fork_with`], [`Process`] with each
+//! start method, a [`Pool`]'s workers, from any number of threads at once. Every
 //! child it makes starts with the program's own soft limit again. At the hard
-//! limit that one start fails with [`Error::DescriptorLimit`]; children already
-//! running are not affected. A fork-server child costs the client two
+//! limit that one start fails with [`Error::DescriptorLimit`], leaving no child
+//! behind; children already running are not affected. A fork-server child costs the client two
 //! descriptors until three quarters of the limit are in use, one after (its
 //! server then keeps its pidfd and signals it on the client's behalf), so a
 //! hard limit of 16,500 holds 10,000 children in flight.

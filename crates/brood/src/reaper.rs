@@ -165,7 +165,7 @@ impl<T: Watched> Registry<T> {
         let watcher = match self.watcher.get() {
             Some(w) => w,
             None => {
-                let made = Watcher::new().map_err(SetupError::Epoll)?;
+                let made = crate::fdlimit::with_room(Watcher::new).map_err(SetupError::Epoll)?;
                 self.watcher.get_or_init(|| made)
             }
         };

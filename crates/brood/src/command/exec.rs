@@ -69,9 +69,13 @@ impl Command {
                 return Err(spawn_error(SpawnError::ProcessGroupWithTree { pgid, tree }));
             }
         };
-        let wiring = Wiring::new(streams).map_err(|source| Error::Stdio {
-            program: program.clone(),
-            source,
+        let wiring = crate::fdlimit::with_room(|| Wiring::new(streams)).map_err(|source| {
+            crate::fdlimit::limit_or("the pipes of a child's stdio", source, |source| {
+                Error::Stdio {
+                    program: program.clone(),
+                    source,
+                }
+            })
         })?;
 
         let (candidates, argv, envp) = (prepared.candidates(), prepared.argv(), prepared.envp());
@@ -88,7 +92,7 @@ impl Command {
             gid: self.gid,
             uid: self.uid,
             death_signal: policy.death_signal().map_or(0, Signal::as_raw),
-            nofile: crate::fdlimit::child_limit(),
+            nofile: Some(crate::fdlimit::child_limit()),
             limits: policy.limits.for_child(),
             keeper: crate::deathwatch::registration(&policy)
                 .map_err(|e| {
@@ -115,16 +119,29 @@ impl Command {
             && matches!(policy.tree, Tree::Group | Tree::Cgroup)
             && crate::terminal::ours();
         let hooks = &mut self.pre_exec;
+        // No descriptor for the child's pidfd (or the report pipe): the first
+        // time, raise the soft limit and clone again (the child's limit,
+        // `plan.nofile`, is the program's either way).
+        let out_of_fds =
+            |f: &SpawnFailure| matches!(f, SpawnFailure::Clone(e) if crate::fdlimit::is_emfile(e));
         let started = crate::spawner::run_for(&policy, || {
-            if hooks.is_empty() {
-                clone::spawn(&plan)
-            } else {
-                clone::spawn_forked(&plan, hooks)
-            }
+            crate::fdlimit::retry(
+                || {
+                    if hooks.is_empty() {
+                        clone::spawn(&plan)
+                    } else {
+                        clone::spawn_forked(&plan, hooks)
+                    }
+                },
+                out_of_fds,
+            )
         })
         .map_err(|e| spawn_error(SpawnError::Fork(e)));
         let started = match started {
             Ok(Ok(s)) => Ok(s),
+            Ok(Err(SpawnFailure::Clone(e))) if crate::fdlimit::is_emfile(&e) => Err(
+                crate::fdlimit::error("creating the child (clone with its pidfd)", e),
+            ),
             Ok(Err(f)) => Err(spawn_error(cause(f, &prepared, self))),
             Err(e) => Err(e),
         };

@@ -102,13 +102,13 @@ impl Inner {
         let mut failure = None;
         for slot in empty {
             let token = random();
-            let (ours, theirs) = match crate::sys::socket::stream_pair() {
+            let (ours, theirs) = match crate::fdlimit::with_room(crate::sys::socket::stream_pair) {
                 Ok(pair) => {
                     crate::sys::fork::child_end(pair.0.as_fd());
                     pair
                 }
                 Err(e) => {
-                    failure = Some(Error::io("creating a pool worker's channel", e));
+                    failure = Some(crate::fdlimit::error("creating a pool worker's channel", e));
                     break;
                 }
             };
@@ -258,9 +258,11 @@ impl Inner {
         let workers: Vec<Worker> = self.slots.iter_mut().filter_map(Option::take).collect();
         self.publish();
         for w in workers {
-            if w.handle.child().wait_until(Some(limit))?.is_none() {
+            let child = w.handle.child();
+            let ended = child.wait_until(Some(limit)).map(|s| s.is_some());
+            if !ended_or_lost(ended)? {
                 w.handle.kill()?;
-                w.handle.child().wait()?;
+                ended_or_lost(child.wait().map(|_| true))?;
             }
         }
         Ok(())
@@ -281,7 +283,7 @@ impl Inner {
         }
         let mut first_err = None;
         for w in &workers {
-            if let Err(e) = w.handle.child().finish_by(deadline) {
+            if let Err(e) = ended_or_lost(w.handle.child().finish_by(deadline).map(|_| true)) {
                 first_err.get_or_insert(e);
             }
         }
@@ -528,4 +530,14 @@ pub(super) fn parse(w: &mut Worker, run: &mut Run<'_>) -> bool {
         }
     }
     ok
+}
+
+/// Whether a worker ended: a worker reaped elsewhere (`SIGCHLD` ignored: the
+/// kernel reaps every child) has ended too, its status lost, which a pool
+/// that is closing does not need.
+fn ended_or_lost(waited: Result<bool>) -> Result<bool> {
+    match waited {
+        Err(Error::ReapedElsewhere { .. }) => Ok(true),
+        other => other,
+    }
 }

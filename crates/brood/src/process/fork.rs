@@ -36,7 +36,8 @@ where
     // here, once, so that no child pays for installing it (the hook's lock,
     // the environment, an allocation: a dozen copy-on-write faults each).
     super::child::install_hook();
-    let (r, w) = sys::pipe::pipe().map_err(|e| Error::io("creating the result pipe", e))?;
+    let (r, w) = crate::fdlimit::with_room(sys::pipe::pipe)
+        .map_err(|e| crate::fdlimit::error("creating the result pipe", e))?;
     sys::fork::child_end(r.as_fd());
     let go = move || {
         // On the thread that forks (see `warm_catch`).

@@ -63,7 +63,8 @@ pub enum JoinError {
         reason: Option<String>,
     },
     /// Someone else reaped the child (a foreign `waitpid(-1)`, or `SIGCHLD` set to
-    /// `SIG_IGN`): its status is lost, and brood does not guess.
+    /// `SIG_IGN`) before it sent a result: its status is lost, and brood does
+    /// not guess. (A value or a panic that arrived is returned all the same.)
     #[error(
         "process {pid} was reaped by someone else (a foreign waitpid(-1), or SIGCHLD set to SIG_IGN): its status is lost"
     )]
@@ -203,9 +204,11 @@ impl<R: DeserializeOwned + 'static> Handle<R> {
 
     /// Waits until the child ends and returns the function's result.
     ///
-    /// Returns the value even if the child was killed after sending it. Errors
-    /// tell apart a panic (with its message), a child killed or exiting before
-    /// it sent a result, a child reaped by someone else, and decoding failures;
+    /// Returns the value even if the child was killed after sending it, or its
+    /// status is lost (reaped elsewhere: `SIGCHLD` ignored, say). Errors tell
+    /// apart a panic (with its message), a child killed or exiting before it
+    /// sent a result, a child reaped by someone else before it sent one, and
+    /// decoding failures;
     /// see [`JoinError`]. The value can be taken once; a later `join` answers
     /// [`JoinError::AlreadyJoined`].
     pub fn join(&self) -> Result<R, JoinError> {
@@ -255,9 +258,10 @@ impl<R: DeserializeOwned + 'static> Handle<R> {
     }
 
     /// The outcome, once the result channel was read and the child ended (or
-    /// its status could not be had). A value or a panic that reached us before
-    /// the fork server died is returned although the status is lost: a result
-    /// that arrived is never thrown away.
+    /// its status could not be had). A value or a panic that reached us is
+    /// returned although the status is lost — the fork server died, or the
+    /// child was reaped elsewhere (with `SIGCHLD` ignored the kernel reaps
+    /// every child at once): a result that arrived is never thrown away.
     fn conclude(
         &self,
         rd: &mut Reading,
@@ -266,11 +270,10 @@ impl<R: DeserializeOwned + 'static> Handle<R> {
         let pid = self.pid();
         let status = match waited {
             Ok(status) => status,
-            // The server died after the child sent its value or panic: the
-            // outcome reached us, only the status is lost. (A child that
-            // foreign code reaped stays `ReapedElsewhere`, as every query of
-            // it says.)
-            Err(e @ Error::ServerDied { .. }) => {
+            // The server died, or someone else reaped the child, after it
+            // sent its value or panic: the outcome reached us, only the
+            // status is lost (`exitcode`, `poll` and `wait` say so).
+            Err(e @ (Error::ServerDied { .. } | Error::ReapedElsewhere { .. })) => {
                 let delivered = rd.error.is_none()
                     && matches!(rd.frame, Some((FrameKind::Value | FrameKind::Panic, _)));
                 if !delivered {
@@ -344,14 +347,16 @@ impl<R: DeserializeOwned + 'static> Handle<R> {
         let Some(fd) = rd.fd.take() else {
             return Ok(());
         };
-        // A child reaped elsewhere before brood could open its pidfd has ended.
-        // A fork-server child whose pidfd the server kept is watched through
-        // the server's report instead (checked every `NO_PIDFD_TICK`).
+        // A child reaped elsewhere before brood could open its pidfd has ended:
+        // what it sent is in the pipe. A fork-server child whose pidfd the
+        // server kept is watched through the server's report instead (checked
+        // every `NO_PIDFD_TICK`).
         let pidfd = self.child.pidfd();
-        if pidfd.is_none() && !self.child.is_remote() {
-            return Err(JoinError::ReapedElsewhere { pid });
-        }
         let mut exited = false;
+        if pidfd.is_none() && !self.child.is_remote() {
+            exited = true;
+            sys::pipe::set_nonblocking(fd.as_fd(), true).map_err(|e| io("fcntl", e))?;
+        }
         loop {
             let left = deadline.map(|d| d.saturating_duration_since(Instant::now()));
             let (readable, now_exited) = if exited {
@@ -455,8 +460,11 @@ impl<R: DeserializeOwned + 'static> Handle<R> {
 
     /// Python's `exitcode`: `None` while the child runs, its exit code once it
     /// ended, `-N` if signal N killed it. Also `None` when the status is lost
-    /// (reaped elsewhere), or not reported yet by the fork server;
-    /// [`Handle::poll`] tells those apart. Never blocks longer than 20 ms.
+    /// (reaped elsewhere — with `SIGCHLD` set to `SIG_IGN` the kernel reaps
+    /// every child, so a Fork or Spawn child's status is always lost then —
+    /// or its fork server died), even after [`Handle::join`] returned the
+    /// value the child sent; and while the fork server has not reported it
+    /// yet. [`Handle::poll`] tells those apart. Never blocks longer than 20 ms.
     pub fn exitcode(&self) -> Option<i32> {
         self.settle();
         self.child.poll().ok().flatten().map(|s| s.exitcode())

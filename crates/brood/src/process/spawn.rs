@@ -79,8 +79,8 @@ where
         }
         Ok((ours, theirs, arg_r, arg_w, res_r, res_w))
     };
-    let (ours, theirs, arg_r, arg_w, res_r, res_w) =
-        pipes().map_err(|e| Error::io("creating pipes for a child", e))?;
+    let (ours, theirs, arg_r, arg_w, res_r, res_w) = crate::fdlimit::with_room(pipes)
+        .map_err(|e| crate::fdlimit::error("creating pipes for a child", e))?;
 
     // brood's own Command: clone(CLONE_VM | CLONE_VFORK | CLONE_PIDFD), so the
     // cost does not grow with our memory and the pidfd comes with the child;

@@ -89,8 +89,8 @@ pub(super) fn start(sup: Supervisor) -> Result<SupervisorHandle> {
         }
     }
     s.publish();
-    let (stop_r, stop_w) =
-        crate::sys::pipe::pipe().map_err(|e| Error::io("the supervisor's control pipe", e))?;
+    let (stop_r, stop_w) = crate::fdlimit::with_room(crate::sys::pipe::pipe)
+        .map_err(|e| crate::fdlimit::error("the supervisor's control pipe", e))?;
     let outcome = Arc::new(Mutex::new(None));
     let slot = Arc::clone(&outcome);
     // A thread of brood's own (a fork from another thread does not count it

@@ -236,8 +236,11 @@ fn connection() -> Result<Arc<Conn>> {
 fn launch() -> Result<Arc<Conn>> {
     let err =
         |what: &str, e: std::io::Error| Error::io(format!("starting the fork server: {what}"), e);
-    let (ours, theirs) = socket::seqpacket_pair().map_err(|e| err("socketpair", e))?;
-    let me = pidfd::open(sys::getpid()).map_err(|e| err("pidfd_open(self)", e))?;
+    let room = |step: &'static str, e| crate::fdlimit::limit_or(step, e, |e| err(step, e));
+    let (ours, theirs) =
+        crate::fdlimit::with_room(socket::seqpacket_pair).map_err(|e| room("socketpair", e))?;
+    let me = crate::fdlimit::with_room(|| pidfd::open(sys::getpid()))
+        .map_err(|e| room("pidfd_open(self)", e))?;
     let mut cmd = Command::new(SELF_EXE);
     cmd.arg0(title(&argv0(), SERVER))
         .env(ENV, format!("server:{}", sys::getpid()))
@@ -253,7 +256,7 @@ fn launch() -> Result<Arc<Conn>> {
     })?;
     drop(cmd);
     // The server gives its children the descriptor limit ours would get.
-    let nofile = crate::fdlimit::for_children().unwrap_or(sys::rlimit::nofile().0);
+    let nofile = crate::fdlimit::for_children();
     let hello = wire::encode(&ToServer::Hello {
         nofile,
         spares: SPARES.load(Ordering::Relaxed),
@@ -285,13 +288,14 @@ fn launch() -> Result<Arc<Conn>> {
     let _ = intermediate.wait();
     let server_pid = ready.map_err(|e| match e.kind() {
         // It ended, or hung up, without answering: it ran the program's own
-        // `main` instead of serving.
-        std::io::ErrorKind::UnexpectedEof | std::io::ErrorKind::ConnectionReset => {
-            Error::NotInitialised {
-                pid: intermediate.id(),
-                marker: ENV,
-            }
-        }
+        // `main` instead of serving. A `main` that ends at once may be gone
+        // before the hello is sent: the send then fails with EPIPE.
+        std::io::ErrorKind::UnexpectedEof
+        | std::io::ErrorKind::ConnectionReset
+        | std::io::ErrorKind::BrokenPipe => Error::NotInitialised {
+            pid: intermediate.id(),
+            marker: ENV,
+        },
         _ => err("handshake", e),
     })?;
     let server_stat = std::fs::File::open(format!("/proc/{server_pid}/stat")).ok();

@@ -576,7 +576,13 @@ pub fn spawn_forked(
                 libc::ESRCH,
             )));
         }
-        Err(e) => return Err(SpawnFailure::Clone(e)),
+        Err(e) => {
+            // No descriptor for the pidfd (EMFILE, say): nobody could wait for
+            // this child, so it ends here; still our unreaped child, its pid
+            // is safe to use. A start tried again makes a new one.
+            let _ = super::reap::kill_and_reap_own(pid as u32);
+            return Err(SpawnFailure::Clone(e));
+        }
     };
     let mut msg = [0u8; 8];
     let mut got = 0;
