@@ -165,8 +165,8 @@ impl<'a, R: DeserializeOwned + 'static> MapUnordered<'a, R> {
             }
             if let Some(front) = w.inflight.front() {
                 let soft = run.soft_timeout_of(front).filter(|_| !w.front_cancelled());
-                for t in [run.timeout_of(front), soft].into_iter().flatten() {
-                    let at = w.since + t;
+                let hard = run.deadline_of(front, w.since);
+                for at in [hard, soft.map(|t| w.since + t)].into_iter().flatten() {
                     wake = Some(wake.map_or(at, |x| x.min(at)));
                 }
             }
@@ -246,7 +246,7 @@ impl<'a, R: DeserializeOwned + 'static> MapUnordered<'a, R> {
             let Some(front) = w.inflight.front() else {
                 continue;
             };
-            if run.timeout_of(front).is_some_and(|t| now >= w.since + t) {
+            if run.deadline_of(front, w.since).is_some_and(|at| now >= at) {
                 moved = true;
                 inner.bury(slot, run, Cause::Timeout);
             } else if run

@@ -6,6 +6,7 @@ use super::death::{Cause, Counts, after_death};
 use super::items::Run;
 use super::line::Line;
 use super::progress::Progress;
+use super::reruns::Verdict;
 use super::shared;
 use super::worker;
 use super::{Config, TaskError};
@@ -319,7 +320,25 @@ impl Inner {
             },
             cause,
         );
-        let mut again = w.inflight.split_front(lost);
+        let now = Instant::now();
+        let mut again = Line::new();
+        for idx in w.inflight.split_front(lost).iter() {
+            // Bounded, and within the item's timeout from its first start.
+            let verdict = run.reruns.lost(idx, w.since);
+            let late = run.deadline_of(idx, w.since).is_some_and(|at| now >= at);
+            let err = match verdict {
+                Verdict::TooMany { runs } => TaskError::ResultLost { runs, pid, status },
+                Verdict::Again if late => TaskError::Timeout {
+                    pid,
+                    timeout: run.timeout_of(idx).unwrap_or_default(),
+                },
+                Verdict::Again => {
+                    again.push_back(idx);
+                    continue;
+                }
+            };
+            run.finish(idx, Err(err));
+        }
         let culprit = if running {
             w.inflight.pop_front()
         } else {
