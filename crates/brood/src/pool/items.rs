@@ -499,7 +499,7 @@ impl<'s> Run<'s> {
     /// [`Run::depth`]), within its `max_tasks_per_child`; a worker that
     /// reached it is told to quit.
     pub(super) fn dispatch(&mut self, w: &mut Worker, depth: usize) {
-        if w.quitting {
+        if w.quitting || w.discard > 0 {
             return;
         }
         while w.inflight.len() < depth && !self.pending.is_empty() {

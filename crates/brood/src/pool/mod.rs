@@ -50,6 +50,13 @@
 //! tick, 1–4 ms, later. So the result of a quick item that precedes a slow
 //! one in its chunk may wait for the slow one.)
 //!
+//! A long item does not hold up the items queued behind it: once nothing
+//! else waits, the items a worker holds but has not begun go to an idle
+//! worker when its current item has run 10 ms and twice its usual time (a
+//! hung item then costs its own timeout, not its neighbours'). Should the
+//! stuck worker begin one of them at that very instant, it runs twice and
+//! the idle worker's result is kept — again, exactly one result per item.
+//!
 //! Every start method works: [`StartMethod::Fork`], [`StartMethod::Spawn`]
 //! and [`StartMethod::ForkServer`] (the default, as for `Process`).
 
@@ -70,6 +77,7 @@ mod reruns;
 mod run;
 mod shared;
 mod state;
+mod steal;
 mod submit;
 mod worker;
 
