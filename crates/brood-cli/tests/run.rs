@@ -189,3 +189,70 @@ fn orphans_are_reaped() {
     kill(supervisor, libc::SIGTERM);
     assert_eq!(child.wait().unwrap().code(), Some(128 + 15));
 }
+
+/// CPU time (user + system) of `pid` so far, in clock ticks, from
+/// `/proc/<pid>/stat` (fields 14 and 15; a zombie still shows its own).
+fn cpu_ticks(pid: u32) -> u64 {
+    let stat = std::fs::read_to_string(format!("/proc/{pid}/stat")).unwrap_or_default();
+    let after = stat.rsplit_once(')').map_or("", |(_, rest)| rest);
+    let fields: Vec<&str> = after.split_whitespace().collect();
+    // After the name: field 3 is index 0, so 14 and 15 are 11 and 12.
+    fields
+        .get(11..13)
+        .map_or(0, |f| f.iter().filter_map(|v| v.parse::<u64>().ok()).sum())
+}
+
+/// With its stderr's reader gone, `brood run -v` neither spins nor dies: the
+/// command exits leaving a process that ignores SIGTERM, and brood run ends it
+/// with SIGKILL after the grace and exits, having used little CPU. (It used
+/// to forward its own SIGPIPE, log that — raising another — for ever.)
+#[test]
+fn a_closed_stderr_neither_spins_nor_kills_brood_run() {
+    let grace = Duration::from_secs(1);
+    let mut child = Command::new(run_support::brood_path())
+        .args([
+            "run",
+            "-v",
+            "--grace",
+            "1s",
+            "--",
+            "sh",
+            "-c",
+            "sh -c 'trap \"\" TERM; echo $$; exec sleep 30' & read go; exit 0",
+        ])
+        .stdin(Stdio::piped())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    let run = child.id();
+    // The reader of brood run's stderr is gone before it writes a line.
+    drop(child.stderr.take());
+    let mut out = BufReader::new(child.stdout.take().unwrap());
+    let stubborn: u32 = line(&mut out).parse().unwrap();
+    let _cleanup = Cleanup(vec![stubborn, run]);
+    // It ignores SIGTERM now (it said so after the trap): let the command exit.
+    writeln!(child.stdin.as_mut().unwrap()).unwrap();
+    let t0 = Instant::now();
+    // Exited (not reaped yet: its zombie still shows its CPU time).
+    let fd = brood::os::PidFd::open(run).unwrap();
+    let exited = fd
+        .wait_exited(Some(grace + Duration::from_secs(10)))
+        .unwrap();
+    let took = t0.elapsed();
+    let ticks = cpu_ticks(run);
+    // SAFETY: sysconf has no preconditions.
+    let hz = unsafe { libc::sysconf(libc::_SC_CLK_TCK) }.max(1) as u64;
+    let cpu = Duration::from_millis(ticks * 1000 / hz);
+    eprintln!("exited: {exited} after {took:?}, CPU {cpu:?}");
+    assert!(exited, "brood run still runs {took:?} later, CPU {cpu:?}");
+    assert!(took >= grace, "the stubborn process got no grace: {took:?}");
+    assert!(
+        cpu < Duration::from_millis(300),
+        "brood run used {cpu:?} of CPU"
+    );
+    let status = child.wait().unwrap();
+    // Not killed by SIGPIPE: the command's own status.
+    assert_eq!(status.code(), Some(0), "{status:?}");
+    assert!(gone_within(stubborn, Duration::from_secs(5)));
+}
