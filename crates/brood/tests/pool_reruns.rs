@@ -40,32 +40,39 @@ fn echo(x: u64) -> u64 {
     x
 }
 
-/// Runs `f` on a thread and gives up (failing the test, whose process then
-/// ends with its workers) if it does not return within `limit`.
-fn within<T: Send + 'static>(limit: Duration, f: impl FnOnce() -> T + Send + 'static) -> T {
+/// `close_everything(pause_ms)` mapped with `timeout` on a new `Pool(2)` of
+/// `method`, on a thread: its results, how long the map took, the pool, and
+/// a cleanup of its workers. Fails the test (whose process then ends with
+/// its workers) if the map does not return within 30 s.
+fn timed_map(
+    method: StartMethod,
+    timeout: Duration,
+    pause_ms: u64,
+) -> (Vec<Result<u64, TaskError>>, Duration, Pool, Cleanup) {
     let (tx, rx) = mpsc::channel();
     std::thread::spawn(move || {
-        let _ = tx.send(f());
-    });
-    rx.recv_timeout(limit)
-        .unwrap_or_else(|_| panic!("the map did not return within {limit:?}"))
-}
-
-fn bounded(method: StartMethod) {
-    let timeout = Duration::from_secs(3);
-    let (out, took, pool) = within(Duration::from_secs(30), move || {
         let pool = Pool::builder(2).start_method(method).build().unwrap();
         let t0 = Instant::now();
         let out = pool
             .with(CallOptions::new().timeout(timeout))
-            .map(close_everything, [0u64])
+            .map(close_everything, [pause_ms])
             .unwrap();
-        (out, t0.elapsed(), pool)
+        let _ = tx.send((out, t0.elapsed(), pool));
     });
+    let limit = Duration::from_secs(30);
+    let (out, took, pool) = rx
+        .recv_timeout(limit)
+        .unwrap_or_else(|_| panic!("the map did not return within {limit:?}"));
     let mut cleanup = Cleanup::default();
     for p in pool.worker_pids() {
         cleanup.add(p);
     }
+    (out, took, pool, cleanup)
+}
+
+fn bounded(method: StartMethod) {
+    let timeout = Duration::from_secs(3);
+    let (out, took, pool, _cleanup) = timed_map(method, timeout, 0);
     eprintln!("{method:?}: {out:?} after {took:?}");
     match &out[0] {
         Err(TaskError::ResultLost { runs, .. }) => assert_eq!(*runs, 3, "{method:?}"),
@@ -99,19 +106,7 @@ fn an_item_whose_result_is_lost_runs_three_times_then_fails_fork() {
 #[test]
 fn a_timeout_counts_every_run_of_an_item() {
     let timeout = Duration::from_millis(2500);
-    let (out, took, pool) = within(Duration::from_secs(30), move || {
-        let pool = Pool::new(2).unwrap();
-        let t0 = Instant::now();
-        let out = pool
-            .with(CallOptions::new().timeout(timeout))
-            .map(close_everything, [1000u64])
-            .unwrap();
-        (out, t0.elapsed(), pool)
-    });
-    let mut cleanup = Cleanup::default();
-    for p in pool.worker_pids() {
-        cleanup.add(p);
-    }
+    let (out, took, pool, _cleanup) = timed_map(StartMethod::ForkServer, timeout, 1000);
     eprintln!("{out:?} after {took:?}");
     assert!(
         matches!(out[0], Err(TaskError::Timeout { .. })),
