@@ -32,15 +32,27 @@ fn nap(i: u64) -> u64 {
 /// kills its worker). Fails the test (whose workers then die with it) if
 /// they do not all come within [`TIMEOUT`] and 10 s.
 fn good_items_arrive(opts: CallOptions, what: &'static str) -> Duration {
+    good_items_arrive_from(opts, Input::Collection, what)
+}
+
+/// What the map is over: a collection (`map_unordered`) or a lazy iterator
+/// of unknown length (`imap_unordered`, pulled within its window).
+#[derive(Clone, Copy)]
+enum Input {
+    Collection,
+    Lazy,
+}
+
+fn good_items_arrive_from(opts: CallOptions, input: Input, what: &'static str) -> Duration {
     let (tx, rx) = std::sync::mpsc::channel();
     std::thread::spawn(move || {
-        let _ = tx.send(collect_good_items(opts, what));
+        let _ = tx.send(collect_good_items(opts, input, what));
     });
     rx.recv_timeout(TIMEOUT + Duration::from_secs(10))
         .unwrap_or_else(|_| panic!("{what}: the good items did not all come"))
 }
 
-fn collect_good_items(opts: CallOptions, what: &str) -> Duration {
+fn collect_good_items(opts: CallOptions, input: Input, what: &str) -> Duration {
     let pool = Pool::new(2).unwrap();
     let mut cleanup = Cleanup::default();
     for p in pool.worker_pids() {
@@ -48,7 +60,15 @@ fn collect_good_items(opts: CallOptions, what: &str) -> Duration {
     }
     let t0 = Instant::now();
     let mut seen = HashSet::new();
-    let mut results = pool.with(opts).map_unordered(nap, 0..ITEMS).unwrap();
+    let call = pool.with(opts);
+    let mut results: Box<dyn Iterator<Item = (usize, Result<u64, TaskError>)>> = match input {
+        Input::Collection => Box::new(call.map_unordered(nap, 0..ITEMS).unwrap()),
+        // `filter` hides the length: the default lazy chunk, and a window.
+        Input::Lazy => Box::new(
+            call.imap_unordered(nap, (0..ITEMS).filter(|_| true))
+                .unwrap(),
+        ),
+    };
     while seen.len() < (ITEMS - 1) as usize {
         let (i, r) = results.next().expect("the map ended early");
         assert_eq!(r, Ok(i as u64), "{what}: item {i}");
@@ -92,6 +112,14 @@ fn items_behind_a_hung_task_go_to_the_idle_worker_chunk_1() {
 #[test]
 fn items_behind_a_hung_task_go_to_the_idle_worker_without_a_timeout() {
     let took = good_items_arrive(CallOptions::new(), "no timeout");
+    assert!(took < TIMEOUT / 2, "the good items took {took:?}");
+}
+
+/// The same over a lazy input, pulled as the workers need items.
+#[test]
+fn items_behind_a_hung_task_go_to_the_idle_worker_lazy_input() {
+    let opts = CallOptions::new().timeout(TIMEOUT);
+    let took = good_items_arrive_from(opts, Input::Lazy, "lazy input");
     assert!(took < TIMEOUT / 2, "the good items took {took:?}");
 }
 
