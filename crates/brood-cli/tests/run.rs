@@ -205,6 +205,37 @@ fn cpu_time(pid: u32) -> Duration {
     Duration::from_millis(ticks * 1000 / hz)
 }
 
+/// `brood run ARGS` with stdin and stdout piped, and the reader of its
+/// stderr gone before it writes a line: the child, its pid, its stdout.
+fn with_closed_stderr(args: &[&str]) -> (Child, u32, BufReader<std::process::ChildStdout>) {
+    let (mut child, out) = spawn_piped(Command::new(run_support::brood_path()).args(args));
+    drop(child.stderr.take());
+    let pid = child.id();
+    (child, pid, out)
+}
+
+/// Waits up to `limit` for brood run (`pid`) to exit, without reaping it (its
+/// zombie still shows its CPU time); checks it did — the spin never ended —
+/// and stayed mostly idle: in poll(2) but for its looks at /proc, which read
+/// every process's stat (a few ms each; seen taking a third of a core while
+/// another session ran thousands of processes, hence the loose bound). How
+/// long it took from `since`.
+fn exits_idle(pid: u32, since: Instant, limit: Duration) -> Duration {
+    let exited = brood::os::PidFd::open(pid)
+        .unwrap()
+        .wait_exited(Some(limit))
+        .unwrap();
+    let took = since.elapsed();
+    let cpu = cpu_time(pid);
+    eprintln!("exited: {exited} after {took:?}, CPU {cpu:?}");
+    assert!(exited, "brood run still runs {took:?} later, CPU {cpu:?}");
+    assert!(
+        cpu < took * 3 / 4,
+        "brood run used {cpu:?} of CPU in {took:?}"
+    );
+    took
+}
+
 /// With its stderr's reader gone, `brood run -v` neither spins nor dies: the
 /// command exits leaving a process that ignores SIGTERM, and brood run ends it
 /// with SIGKILL after the grace and exits, having used little CPU. (It used
@@ -212,45 +243,22 @@ fn cpu_time(pid: u32) -> Duration {
 #[test]
 fn a_closed_stderr_neither_spins_nor_kills_brood_run() {
     let grace = Duration::from_secs(1);
-    let mut child = Command::new(run_support::brood_path())
-        .args([
-            "run",
-            "-v",
-            "--grace",
-            "1s",
-            "--",
-            "sh",
-            "-c",
-            "sh -c 'trap \"\" TERM; echo $$; exec sleep 30' & read go; exit 0",
-        ])
-        .stdin(Stdio::piped())
-        .stdout(Stdio::piped())
-        .stderr(Stdio::piped())
-        .spawn()
-        .unwrap();
-    let run = child.id();
-    // The reader of brood run's stderr is gone before it writes a line.
-    drop(child.stderr.take());
-    let mut out = BufReader::new(child.stdout.take().unwrap());
+    let (mut child, run, mut out) = with_closed_stderr(&[
+        "run",
+        "-v",
+        "--grace",
+        "1s",
+        "--",
+        "sh",
+        "-c",
+        "sh -c 'trap \"\" TERM; echo $$; exec sleep 30' & read go; exit 0",
+    ]);
     let stubborn: u32 = line(&mut out).parse().unwrap();
     let _cleanup = Cleanup(vec![stubborn, run]);
     // It ignores SIGTERM now (it said so after the trap): let the command exit.
     writeln!(child.stdin.as_mut().unwrap()).unwrap();
-    let t0 = Instant::now();
-    // Exited (not reaped yet: its zombie still shows its CPU time).
-    let fd = brood::os::PidFd::open(run).unwrap();
-    let exited = fd
-        .wait_exited(Some(grace + Duration::from_secs(10)))
-        .unwrap();
-    let took = t0.elapsed();
-    let cpu = cpu_time(run);
-    eprintln!("exited: {exited} after {took:?}, CPU {cpu:?}");
-    assert!(exited, "brood run still runs {took:?} later, CPU {cpu:?}");
+    let took = exits_idle(run, Instant::now(), grace + Duration::from_secs(10));
     assert!(took >= grace, "the stubborn process got no grace: {took:?}");
-    // Idle in poll(2) but for its looks at /proc (each reads every process's
-    // stat: a few ms, much more among thousands of processes), where the
-    // spin took a whole core.
-    assert!(cpu < took / 2, "brood run used {cpu:?} of CPU in {took:?}");
     let status = child.wait().unwrap();
     // Not killed by SIGPIPE: the command's own status.
     assert_eq!(status.code(), Some(0), "{status:?}");
@@ -263,39 +271,23 @@ fn a_closed_stderr_neither_spins_nor_kills_brood_run() {
 /// meanwhile.
 #[test]
 fn a_closed_stderr_through_restarts() {
-    let mut child = Command::new(run_support::brood_path())
-        .args([
-            "run",
-            "-v",
-            "--restart",
-            "on-failure",
-            "--max-restarts",
-            "2",
-            "--within",
-            "60s",
-            "--",
-            "sh",
-            "-c",
-            "echo run; exit 3",
-        ])
-        .stdout(Stdio::piped())
-        .stderr(Stdio::piped())
-        .spawn()
-        .unwrap();
     let t0 = Instant::now();
-    let run = child.id();
+    let (mut child, run, mut out) = with_closed_stderr(&[
+        "run",
+        "-v",
+        "--restart",
+        "on-failure",
+        "--max-restarts",
+        "2",
+        "--within",
+        "60s",
+        "--",
+        "sh",
+        "-c",
+        "echo run; exit 3",
+    ]);
     let _cleanup = Cleanup(vec![run]);
-    drop(child.stderr.take());
-    let mut out = BufReader::new(child.stdout.take().unwrap());
-    let fd = brood::os::PidFd::open(run).unwrap();
-    let exited = fd.wait_exited(Some(Duration::from_secs(20))).unwrap();
-    let took = t0.elapsed();
-    let cpu = cpu_time(run);
-    assert!(
-        exited,
-        "brood run still runs after {took:?}, {cpu:?} of CPU"
-    );
-    assert!(cpu < took / 2, "brood run used {cpu:?} of CPU in {took:?}");
+    exits_idle(run, t0, Duration::from_secs(20));
     assert_eq!(child.wait().unwrap().code(), Some(3));
     let runs = (0..3).map(|_| line(&mut out)).collect::<Vec<_>>();
     assert_eq!(runs, ["run", "run", "run"]);
