@@ -189,3 +189,106 @@ fn orphans_are_reaped() {
     kill(supervisor, libc::SIGTERM);
     assert_eq!(child.wait().unwrap().code(), Some(128 + 15));
 }
+
+/// CPU time (user + system) of `pid` so far, from `/proc/<pid>/stat`
+/// (fields 14 and 15, in clock ticks; a zombie still shows its own).
+fn cpu_time(pid: u32) -> Duration {
+    let stat = std::fs::read_to_string(format!("/proc/{pid}/stat")).unwrap_or_default();
+    let after = stat.rsplit_once(')').map_or("", |(_, rest)| rest);
+    let fields: Vec<&str> = after.split_whitespace().collect();
+    // After the name: field 3 is index 0, so 14 and 15 are 11 and 12.
+    let ticks: u64 = fields
+        .get(11..13)
+        .map_or(0, |f| f.iter().filter_map(|v| v.parse::<u64>().ok()).sum());
+    // SAFETY: sysconf has no preconditions.
+    let hz = unsafe { libc::sysconf(libc::_SC_CLK_TCK) }.max(1) as u64;
+    Duration::from_millis(ticks * 1000 / hz)
+}
+
+/// `brood run ARGS` with stdin and stdout piped, and the reader of its
+/// stderr gone before it writes a line: the child, its pid, its stdout.
+fn with_closed_stderr(args: &[&str]) -> (Child, u32, BufReader<std::process::ChildStdout>) {
+    let (mut child, out) = spawn_piped(Command::new(run_support::brood_path()).args(args));
+    drop(child.stderr.take());
+    let pid = child.id();
+    (child, pid, out)
+}
+
+/// Waits up to `limit` for brood run (`pid`) to exit, without reaping it (its
+/// zombie still shows its CPU time); checks it did — the spin never ended —
+/// and stayed mostly idle: in poll(2) but for its looks at /proc, which read
+/// every process's stat (a few ms each; seen taking a third of a core while
+/// another session ran thousands of processes, hence the loose bound). How
+/// long it took from `since`.
+fn exits_idle(pid: u32, since: Instant, limit: Duration) -> Duration {
+    let exited = brood::os::PidFd::open(pid)
+        .unwrap()
+        .wait_exited(Some(limit))
+        .unwrap();
+    let took = since.elapsed();
+    let cpu = cpu_time(pid);
+    eprintln!("exited: {exited} after {took:?}, CPU {cpu:?}");
+    assert!(exited, "brood run still runs {took:?} later, CPU {cpu:?}");
+    assert!(
+        cpu < took * 3 / 4,
+        "brood run used {cpu:?} of CPU in {took:?}"
+    );
+    took
+}
+
+/// With its stderr's reader gone, `brood run -v` neither spins nor dies: the
+/// command exits leaving a process that ignores SIGTERM, and brood run ends it
+/// with SIGKILL after the grace and exits, having used little CPU. (It used
+/// to forward its own SIGPIPE, log that — raising another — for ever.)
+#[test]
+fn a_closed_stderr_neither_spins_nor_kills_brood_run() {
+    let grace = Duration::from_secs(1);
+    let (mut child, run, mut out) = with_closed_stderr(&[
+        "run",
+        "-v",
+        "--grace",
+        "1s",
+        "--",
+        "sh",
+        "-c",
+        "sh -c 'trap \"\" TERM; echo $$; exec sleep 30' & read go; exit 0",
+    ]);
+    let stubborn: u32 = line(&mut out).parse().unwrap();
+    let _cleanup = Cleanup(vec![stubborn, run]);
+    // It ignores SIGTERM now (it said so after the trap): let the command exit.
+    writeln!(child.stdin.as_mut().unwrap()).unwrap();
+    let took = exits_idle(run, Instant::now(), grace + Duration::from_secs(10));
+    assert!(took >= grace, "the stubborn process got no grace: {took:?}");
+    let status = child.wait().unwrap();
+    // Not killed by SIGPIPE: the command's own status.
+    assert_eq!(status.code(), Some(0), "{status:?}");
+    assert!(gone_within(stubborn, Duration::from_secs(5)));
+}
+
+/// The other phases with a closed stderr: the command's run, its restarts
+/// (every restart is a notice on stderr) and the back-off between them. brood
+/// run restarts twice, gives up with the command's status, and stays idle
+/// meanwhile.
+#[test]
+fn a_closed_stderr_through_restarts() {
+    let t0 = Instant::now();
+    let (mut child, run, mut out) = with_closed_stderr(&[
+        "run",
+        "-v",
+        "--restart",
+        "on-failure",
+        "--max-restarts",
+        "2",
+        "--within",
+        "60s",
+        "--",
+        "sh",
+        "-c",
+        "echo run; exit 3",
+    ]);
+    let _cleanup = Cleanup(vec![run]);
+    exits_idle(run, t0, Duration::from_secs(20));
+    assert_eq!(child.wait().unwrap().code(), Some(3));
+    let runs = (0..3).map(|_| line(&mut out)).collect::<Vec<_>>();
+    assert_eq!(runs, ["run", "run", "run"]);
+}

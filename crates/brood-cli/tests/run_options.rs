@@ -146,17 +146,24 @@ fn dies_with_its_parent() {
     assert!(gone_within(supervisor, Duration::from_secs(5)));
 }
 
-/// `-v` reports each reaped orphan with its pid and how it ended.
+/// `-v` reports each reaped orphan with its pid and how it ended. Each step
+/// is observed, none waited out: the orphan-to-be exits only once `/proc`
+/// shows it re-parented to brood run, the command's `$PPID` (had it ended
+/// first, its own parent shell could reap it, and there would be no orphan);
+/// the command substitution ends at
+/// the end of file of its output, which the orphan holds until it exits;
+/// then the command waits until the orphan is gone from `/proc`, reaped by
+/// brood run. (A `sleep 0.1` that stood for all this failed on a busy
+/// machine.)
 #[test]
 fn verbose_reports_reaped_orphans() {
-    let (c, out, err) = code(&[
-        "run",
-        "-v",
-        "--",
-        "sh",
-        "-c",
-        "(sh -c 'exit 3' & echo $!); sleep 0.1",
-    ]);
+    let orphan = "while read -r _ _ _ pp _ < /proc/$$/stat; [ \"$pp\" != \"$1\" ]; \
+                  do sleep 0.01; done; exit 3";
+    let script = format!(
+        "pid=$( (sh -c '{orphan}' sh $PPID & echo $!) ); echo $pid; \
+         while [ -e /proc/$pid ]; do sleep 0.01; done"
+    );
+    let (c, out, err) = code(&["run", "-v", "--", "sh", "-c", &script]);
     assert_eq!(c, Some(0), "{err}");
     let orphan = out.trim();
     assert!(
@@ -200,7 +207,10 @@ fn restarts_then_gives_up() {
 }
 
 /// `--wait-all`: the command's exit does not end a descendant still working;
-/// brood run waits for it, then exits with the command's status.
+/// brood run waits for it, then exits with the command's status. The
+/// descendant works until it has seen the command gone (`kill -0` fails once
+/// it is reaped), so it is there when the command exits, however slow the
+/// machine (a `sleep 0.3` stood for that).
 #[test]
 fn wait_all_waits_for_descendants() {
     let (c, out, err) = code(&[
@@ -209,7 +219,7 @@ fn wait_all_waits_for_descendants() {
         "--",
         "sh",
         "-c",
-        "(sleep 0.3; echo late) & exit 4",
+        "(while kill -0 $$ 2>/dev/null; do sleep 0.01; done; echo late) & exit 4",
     ]);
     assert_eq!(c, Some(4), "{err}");
     assert_eq!(out.trim(), "late");

@@ -265,8 +265,8 @@ fn join_async_reports_a_kill_like_join() {
         let pid = h.pid();
         let outcome = rt.block_on(async {
             let join = h.join_async();
+            // `join!` polls the join first: it waits when the kill comes.
             let kill = async {
-                tokio::time::sleep(Duration::from_millis(50)).await;
                 h.kill().unwrap();
             };
             let (joined, ()) = tokio::join!(join, kill);

@@ -29,14 +29,22 @@ fn check_runtime_drop(rt: tokio::runtime::Runtime) {
         .map(|p| PidFd::open(cleanup.add(p.pid())).unwrap())
         .collect();
     let detached_child = detached.child().clone();
+    let (started, mut waiting) = tokio::sync::mpsc::unbounded_channel();
     for p in [killed, termed, detached] {
         // Each task owns its child's last handle and waits on it.
+        let started = started.clone();
         rt.spawn(async move {
+            let _ = started.send(());
             let _ = p.child().wait_async().await;
             drop(p);
         });
     }
-    rt.block_on(async { tokio::time::sleep(Duration::from_millis(50)).await });
+    // Every task runs (and is about to wait) before the runtime goes.
+    rt.block_on(async {
+        for _ in 0..3 {
+            waiting.recv().await;
+        }
+    });
     let dropped = Instant::now();
     drop(rt);
     assert!(

@@ -86,6 +86,26 @@ fn a_group_is_escaped_by_setsid_as_documented() {
     kill_and_reap(pids[0]);
 }
 
+/// Waits (reading `/proc`, up to 10 s) until a child of `parent` leads a
+/// session of its own: it has called `setsid`.
+fn until_a_child_leads_its_session(parent: u32) {
+    let deadline = std::time::Instant::now() + Duration::from_secs(10);
+    let escaped = || {
+        brood::os::procfs::pids()
+            .unwrap_or_default()
+            .into_iter()
+            .any(|p| {
+                brood::os::procfs::stat(p)
+                    .ok()
+                    .flatten()
+                    .is_some_and(|s| s.ppid == parent && s.session == Some(p))
+            })
+    };
+    while !escaped() && std::time::Instant::now() < deadline {
+        std::thread::sleep(Duration::from_millis(2));
+    }
+}
+
 /// A Process child whose grandchild leaves its session; prints its pid.
 fn escaper(_: ()) {
     let c = Command::new("setsid")
@@ -121,9 +141,10 @@ fn a_process_of_every_start_method_is_contained() {
                 .tree(Tree::Cgroup)
                 .start()
                 .unwrap();
-            // The escapee is out of the child's session by now or soon: the
-            // kill must reach it either way.
-            std::thread::sleep(Duration::from_millis(300));
+            // The kill must reach the escapee once it is out of the child's
+            // session: wait until /proc shows it so (a 300 ms pause stood
+            // for that).
+            until_a_child_leads_its_session(h.pid());
             h.kill().unwrap();
             let _ = h.join();
             0

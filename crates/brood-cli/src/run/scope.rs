@@ -185,7 +185,11 @@ impl Ending<'_> {
             fds.extend(pidfds.iter().map(|fd| fd.as_fd()));
             let _ = poll::readable(&fds, Some(left));
             while let Ok(Some(got)) = self.signals.read() {
-                if got.signo == libc::SIGCHLD || super::signals::is_job_control(got.signo) {
+                // Our own SIGPIPE (stderr's reader is gone) is not sent on.
+                if got.signo == libc::SIGCHLD
+                    || super::signals::is_job_control(got.signo)
+                    || super::signals::is_own(&got)
+                {
                     continue;
                 }
                 let n = self.scope.signal_all(got.signo, self.group);

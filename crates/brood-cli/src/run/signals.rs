@@ -1,6 +1,7 @@
 //! Which signals `brood run` takes over, and what it does with each one.
 
 use crate::sys::inherited::Inherited;
+use crate::sys::signalfd::Received;
 use brood::Signal;
 use std::collections::BTreeMap;
 
@@ -44,6 +45,14 @@ pub fn is_harmless(sig: i32) -> bool {
         sig,
         libc::SIGCHLD | libc::SIGCONT | libc::SIGURG | libc::SIGWINCH
     ) || is_job_control(sig)
+}
+
+/// Did we raise `got` on ourselves? A write to a closed pipe does (the
+/// kernel's SIGPIPE comes as `SI_USER` from our own pid), and so would a
+/// `raise`: never the command's business, and never worth a log line (which
+/// could raise another).
+pub fn is_own(got: &Received) -> bool {
+    got.pid == std::process::id() && got.code <= 0
 }
 
 /// The action for `sig`, after `--rewrite`.

@@ -181,7 +181,7 @@ impl Supervisor<'_> {
     fn on_signal(&mut self, got: Received, run: &mut Running, resumed: bool) {
         // Our own doing (a write to a closed pipe raises SIGPIPE on us): not
         // the command's business.
-        if got.pid == self.scope_me() && got.code <= 0 {
+        if signals::is_own(&got) {
             return;
         }
         let from = if got.pid == 0 {
@@ -386,8 +386,7 @@ impl Supervisor<'_> {
                 source,
             })? {
                 reap::orphans(None, &self.log);
-                if signals::is_harmless(got.signo) || (got.pid == self.scope_me() && got.code <= 0)
-                {
+                if signals::is_harmless(got.signo) || signals::is_own(&got) {
                     continue;
                 }
                 self.log.notice(format_args!(

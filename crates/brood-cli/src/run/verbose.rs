@@ -2,7 +2,8 @@
 //! init did and why.
 
 use std::fmt;
-use std::io::Write;
+use std::io::{self, Write};
+use std::sync::atomic::{AtomicBool, Ordering};
 
 /// Where decisions are told.
 #[derive(Copy, Clone, Debug)]
@@ -30,8 +31,22 @@ impl Log {
     }
 }
 
+/// Set once stderr's reader is gone: nothing is written there again.
+static STDERR_GONE: AtomicBool = AtomicBool::new(false);
+
 /// One line on stderr. Never panics (unlike `eprintln!`): stderr may be a
-/// terminal that hung up or a closed pipe, and the init must carry on.
+/// terminal that hung up or a closed pipe, and the init must carry on. Once
+/// a write failed with `EPIPE` (or `EIO`, a hung-up terminal) no line is
+/// written again: each such write raises a SIGPIPE on us, which we read as
+/// any other signal, and a loop that logged what it read raised one more
+/// for ever.
 pub fn say(what: fmt::Arguments<'_>) {
-    let _ = writeln!(std::io::stderr().lock(), "brood run: {what}");
+    if STDERR_GONE.load(Ordering::Relaxed) {
+        return;
+    }
+    if let Err(e) = writeln!(std::io::stderr().lock(), "brood run: {what}")
+        && (e.kind() == io::ErrorKind::BrokenPipe || e.raw_os_error() == Some(libc::EIO))
+    {
+        STDERR_GONE.store(true, Ordering::Relaxed);
+    }
 }

@@ -55,6 +55,9 @@ impl Pace {
     }
 }
 
+/// The answer to an item the pool handed to another worker (see `steal.rs`).
+const HANDED_AWAY: &str = "handed to another worker";
+
 /// Runs the items of a chunk (`[u32 len][bytes]` each) with `one`, which
 /// decodes an item, calls the function (under the catcher, so that a panic
 /// becomes its outcome) and puts its outcome into the batch;
@@ -86,7 +89,12 @@ pub(super) fn run_chunk(
                 items = rest;
                 seq += 1;
                 progress.started(seq);
-                one(item, batch, catcher);
+                if progress.handed_away(seq) {
+                    // Another worker runs it; the pool throws this away.
+                    batch.push_failure(HANDED_AWAY);
+                } else {
+                    one(item, batch, catcher);
+                }
                 progress.finished(seq);
                 let now = crate::sys::clock::coarse_nanos();
                 let old = now.saturating_sub(pace.since) >= pace.flush_after_ns;

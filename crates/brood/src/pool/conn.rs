@@ -53,6 +53,10 @@ pub(super) struct Worker {
     pub(super) quitting: bool,
     /// Results received over the worker's life.
     pub(super) received: u64,
+    /// Answers still to come, after those of `inflight`, for items handed
+    /// away to another worker (see `steal.rs`): thrown away. The worker gets
+    /// nothing new until they came.
+    pub(super) discard: usize,
     /// The worker's own count of items started and finished.
     pub(super) progress: Progress,
     /// The number (in the worker's count) of the last item asked to stop.
@@ -77,6 +81,7 @@ impl Worker {
             assigned: 0,
             quitting: false,
             received: 0,
+            discard: 0,
             progress,
             cancelled: 0,
         }
@@ -84,6 +89,11 @@ impl Worker {
 
     pub(super) fn pid(&self) -> u32 {
         self.handle.pid()
+    }
+
+    /// Holds nothing and owes nothing: ready for work.
+    pub(super) fn idle(&self) -> bool {
+        self.inflight.is_empty() && self.discard == 0 && !self.quitting
     }
 
     /// Writes what it can of `out` without blocking. A worker that went away

@@ -14,6 +14,7 @@ use super::TaskError;
 use super::conn::Worker;
 use super::line::Line;
 use super::ready::Finished;
+use super::reruns::Reruns;
 use super::shared::{self, Inbox, Sharing};
 use crate::sys::image::FnRef;
 use crate::wire::TaskHead;
@@ -90,6 +91,8 @@ pub(super) struct Run<'s> {
     shares: HashMap<usize, Vec<Sharing>>,
     /// Shared data the workers' results named, for decoding them.
     pub(super) inbox: Inbox,
+    /// Items whose result died with their worker, running again.
+    pub(super) reruns: Reruns,
 }
 
 /// What a map is asked for, besides its items.
@@ -193,6 +196,7 @@ impl<'s> Run<'s> {
             inbox: Inbox::new(),
             own: HashMap::new(),
             failed: 0,
+            reruns: Reruns::default(),
         }
     }
 
@@ -299,7 +303,8 @@ impl<'s> Run<'s> {
         self.finished.push_run(first, count, bytes);
         // Nothing else to note per item in the common case: an eager map
         // with no shared data and no submitted tasks.
-        if !self.eager || !self.shares.is_empty() || !self.own.is_empty() {
+        if !self.eager || !self.shares.is_empty() || !self.own.is_empty() || !self.reruns.is_empty()
+        {
             for idx in first..first + count {
                 self.answered(idx);
             }
@@ -315,6 +320,7 @@ impl<'s> Run<'s> {
         if !self.own.is_empty() {
             self.own.remove(&idx);
         }
+        self.reruns.answered(idx);
         if self.eager {
             return;
         }
@@ -401,9 +407,23 @@ impl<'s> Run<'s> {
             .or(self.plan.soft_timeout)
     }
 
-    /// Whether any of the next `n` pending items has a timeout or a soft one.
-    fn has_timeout(&self, n: usize) -> bool {
+    /// When the hard timeout of item `idx`, whose current run began at
+    /// `since`, runs out: counted from its first start (see `reruns.rs`).
+    #[inline]
+    pub(super) fn deadline_of(&self, idx: usize, since: Instant) -> Option<Instant> {
+        let t = self.timeout_of(idx)?;
+        Some(self.reruns.started_at(idx, since) + t)
+    }
+
+    /// Whether the worker should send each result of the next `n` pending
+    /// items at once: any of them has a timeout or a soft one (the pool
+    /// counts an item's time from the previous result), or runs again after
+    /// its result was lost (a loss then charges that item alone).
+    fn prompt(&self, n: usize) -> bool {
         if self.plan.timeout.is_some() || self.plan.soft_timeout.is_some() {
+            return true;
+        }
+        if !self.reruns.is_empty() && self.pending.iter().take(n).any(|i| self.reruns.contains(i)) {
             return true;
         }
         !self.own.is_empty()
@@ -479,7 +499,7 @@ impl<'s> Run<'s> {
     /// [`Run::depth`]), within its `max_tasks_per_child`; a worker that
     /// reached it is told to quit.
     pub(super) fn dispatch(&mut self, w: &mut Worker, depth: usize) {
-        if w.quitting {
+        if w.quitting || w.discard > 0 {
             return;
         }
         while w.inflight.len() < depth && !self.pending.is_empty() {
@@ -507,7 +527,7 @@ impl<'s> Run<'s> {
             let head = TaskHead {
                 func,
                 count: n as u32,
-                prompt: self.has_timeout(n),
+                prompt: self.prompt(n),
             };
             let start = frame::begin_frame(&mut w.out, FrameKind::Task);
             if frame::encode_onto(&mut w.out, &head).is_err() {

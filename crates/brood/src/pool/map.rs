@@ -12,6 +12,7 @@ use super::items::Run;
 use super::lease::Lease;
 use super::run::{parse, timespec};
 use super::shared;
+use super::steal;
 use super::{Config, TaskError};
 use crate::sys::interrupt::InterruptWatch;
 use crate::{Error, Result};
@@ -144,11 +145,19 @@ impl<'a, R: DeserializeOwned + 'static> MapUnordered<'a, R> {
             let depth = run.depth_for(w);
             run.dispatch(w, depth);
         }
+        // Nothing left to hand out and a worker idle: the items queued behind
+        // a stuck one go to it (and the others).
+        let now = Instant::now();
+        let mut wake = steal::steal(&mut inner.slots, run, now);
+        if !run.pending.is_empty() {
+            for w in inner.slots.iter_mut().flatten() {
+                let depth = run.depth_for(w);
+                run.dispatch(w, depth);
+            }
+        }
         for w in inner.slots.iter_mut().flatten() {
             w.flush();
         }
-        let now = Instant::now();
-        let mut wake: Option<Instant> = None;
         let mut fds = Vec::new();
         let mut owners = Vec::new();
         for (slot, w) in inner.slots.iter().enumerate() {
@@ -165,8 +174,8 @@ impl<'a, R: DeserializeOwned + 'static> MapUnordered<'a, R> {
             }
             if let Some(front) = w.inflight.front() {
                 let soft = run.soft_timeout_of(front).filter(|_| !w.front_cancelled());
-                for t in [run.timeout_of(front), soft].into_iter().flatten() {
-                    let at = w.since + t;
+                let hard = run.deadline_of(front, w.since);
+                for at in [hard, soft.map(|t| w.since + t)].into_iter().flatten() {
                     wake = Some(wake.map_or(at, |x| x.min(at)));
                 }
             }
@@ -246,7 +255,7 @@ impl<'a, R: DeserializeOwned + 'static> MapUnordered<'a, R> {
             let Some(front) = w.inflight.front() else {
                 continue;
             };
-            if run.timeout_of(front).is_some_and(|t| now >= w.since + t) {
+            if run.deadline_of(front, w.since).is_some_and(|at| now >= at) {
                 moved = true;
                 inner.bury(slot, run, Cause::Timeout);
             } else if run
@@ -256,7 +265,9 @@ impl<'a, R: DeserializeOwned + 'static> MapUnordered<'a, R> {
                 moved |= w.cancel_front();
             }
         }
-        if !run.pending.is_empty()
+        // A dead worker is replaced while the map runs, even when what it
+        // held went to other workers (see `steal.rs`).
+        if !run.done()
             && inner.live() < self.cfg.size
             && let Err(e) = inner.fill(self.cfg)
             && inner.live() == 0

@@ -39,10 +39,23 @@
 //! died (items that together took a few milliseconds at most; with any
 //! timeout, which sends each result at once, at most the one just finished)
 //! run again on another worker: every item gets exactly one result, but those
-//! few may have run twice. (The batch is sent after an item once 200 µs have
+//! few may have run twice. Such re-runs are bounded: an item runs again with
+//! each of its results sent at once (so that a loss charges it alone), and
+//! an item whose result is lost with its worker three times (a task that
+//! closes the worker's descriptors does it every time) fails with
+//! [`TaskError::ResultLost`]. An item's timeout counts from its first start,
+//! across its runs: whatever the workers do, an item with a timeout has its
+//! result (or [`TaskError::Timeout`]) within that time of its first start. (The batch is sent after an item once 200 µs have
 //! passed since the last send, read on the kernel's coarse clock: up to one
 //! tick, 1–4 ms, later. So the result of a quick item that precedes a slow
 //! one in its chunk may wait for the slow one.)
+//!
+//! A long item does not hold up the items queued behind it: once nothing
+//! else waits, the items a worker holds but has not begun go to an idle
+//! worker when its current item has run 10 ms and twice its usual time (a
+//! hung item then costs its own timeout, not its neighbours'). Should the
+//! stuck worker begin one of them at that very instant, it runs twice and
+//! the idle worker's result is kept — again, exactly one result per item.
 //!
 //! Every start method works: [`StartMethod::Fork`], [`StartMethod::Spawn`]
 //! and [`StartMethod::ForkServer`] (the default, as for `Process`).
@@ -60,9 +73,11 @@ mod map;
 mod options;
 mod progress;
 mod ready;
+mod reruns;
 mod run;
 mod shared;
 mod state;
+mod steal;
 mod submit;
 mod worker;
 
@@ -125,8 +140,28 @@ pub enum TaskError {
         /// How it ended; `None` if its status was lost (reaped by someone else).
         status: Option<ExitStatus>,
     },
-    /// The item ran past [`PoolBuilder::task_timeout`]; its worker was killed
-    /// and replaced.
+    /// The item finished (or may have) each time it ran, but each time its
+    /// worker ended before it sent the result: a task that closes or breaks
+    /// the worker's descriptors, or ends the process from another thread once
+    /// it returned. Such an item runs again on a fresh worker (a result lost
+    /// with its worker normally is: see [`Pool`]), at most
+    /// three times in all; then it fails with this.
+    #[error("the task ran {runs} times and each time its worker ended before sending the result (last: worker {pid}, {})", match status {
+        Some(s) => s.to_string(),
+        None => "its status is lost".to_string(),
+    })]
+    ResultLost {
+        /// How many times it ran.
+        runs: u32,
+        /// The last worker that ran it.
+        pid: u32,
+        /// How that worker ended; `None` if its status was lost.
+        status: Option<ExitStatus>,
+    },
+    /// The item ran past its timeout ([`PoolBuilder::task_timeout`] or
+    /// [`CallOptions::timeout`]), counted from its first start (an item
+    /// that runs again after its result was lost keeps its first start);
+    /// its worker was killed and replaced.
     #[error("the task ran past its timeout of {timeout:?} (worker {pid} was killed)")]
     Timeout {
         /// The killed worker's pid.
@@ -222,7 +257,8 @@ impl PoolBuilder {
 
     /// Fail an item that runs longer than this with [`TaskError::Timeout`],
     /// killing its worker (the worker cannot be interrupted otherwise). None by
-    /// default.
+    /// default. Counted from the item's first start, across the runs of an
+    /// item that runs again because its result died with its worker.
     pub fn task_timeout(&mut self, timeout: Duration) -> &mut Self {
         self.cfg.timeout = Some(timeout);
         self

@@ -73,7 +73,10 @@ impl CallOptions {
     /// [`TaskError::Timeout`](super::TaskError::Timeout), its worker killed
     /// and replaced (as the pool's `task_timeout`, for this call only).
     /// Counted from when the item started (the workers send each result of
-    /// such a call at once, so the pool knows when the next one began).
+    /// such a call at once, so the pool knows when the next one began), and
+    /// across runs: an item that runs again because its result died with its
+    /// worker keeps its first start, so the timeout holds whatever the
+    /// workers do.
     pub fn timeout(mut self, timeout: Duration) -> CallOptions {
         self.timeout = Some(timeout);
         self

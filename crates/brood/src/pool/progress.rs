@@ -12,15 +12,19 @@
 //! The third counter goes the other way: the pool writes there the number of
 //! an item whose soft timeout passed, and the task sees it through
 //! [`task_cancelled`](crate::task_cancelled) — a cooperative stop, before the hard
-//! timeout kills the worker.
+//! timeout kills the worker. The last two go that way too: a range of the
+//! worker's item numbers handed to another worker while this one was stuck
+//! (see `steal.rs`), which it answers without running them.
 
 use crate::sys::shm::SharedCounters;
 use std::io;
 use std::os::fd::{BorrowedFd, OwnedFd};
 use std::sync::atomic::Ordering;
 
-/// `[started, finished, cancelled]`: the first two running totals over the
-/// worker's life, the third the number of the item asked to stop.
+/// `[started, finished, cancelled, handed_after, handed_upto]`: the first
+/// two running totals over the worker's life, the third the number of the
+/// item asked to stop, the last two the items `handed_after + 1 ..=
+/// handed_upto` that were handed away.
 pub(super) struct Progress {
     page: SharedCounters,
 }
@@ -59,10 +63,45 @@ impl Progress {
         self.page.get()[2].store(n, Ordering::Release);
     }
 
+    /// In the pool: the items the worker numbers `after + 1 ..= upto` went to
+    /// another worker (`after` first, so that a worker that sees the new end
+    /// sees the new start).
+    pub(super) fn hand_away(&self, after: u64, upto: u64) {
+        let c = self.page.get();
+        c[3].store(after, Ordering::Release);
+        c[4].store(upto, Ordering::Release);
+    }
+
+    /// In the worker: whether its item number `seq` went to another worker
+    /// (one load per item in the common case: past every range handed away).
+    #[inline]
+    pub(super) fn handed_away(&self, seq: u64) -> bool {
+        let c = self.page.get();
+        seq <= c[4].load(Ordering::Acquire) && seq > c[3].load(Ordering::Acquire)
+    }
+
     /// In the worker: whether the item it runs now was asked to stop.
     pub(super) fn cancelled(&self) -> bool {
         let c = self.page.get();
         let running = c[0].load(Ordering::Acquire);
         running > c[1].load(Ordering::Acquire) && c[2].load(Ordering::Acquire) == running
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::Progress;
+
+    #[test]
+    fn items_handed_away_are_a_range_of_the_workers_numbers() {
+        let (page, _fd) = Progress::create().unwrap();
+        assert!(!(1..=20).any(|n| page.handed_away(n)), "none at first");
+        page.hand_away(5, 9);
+        let away: Vec<u64> = (1..=20).filter(|&n| page.handed_away(n)).collect();
+        assert_eq!(away, [6, 7, 8, 9]);
+        // A later range replaces it; the earlier numbers are long past.
+        page.hand_away(11, 12);
+        let away: Vec<u64> = (1..=20).filter(|&n| page.handed_away(n)).collect();
+        assert_eq!(away, [12]);
     }
 }

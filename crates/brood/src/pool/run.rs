@@ -6,6 +6,7 @@ use super::death::{Cause, Counts, after_death};
 use super::items::Run;
 use super::line::Line;
 use super::progress::Progress;
+use super::reruns::Verdict;
 use super::shared;
 use super::worker;
 use super::{Config, TaskError};
@@ -331,7 +332,25 @@ impl Inner {
             },
             cause,
         );
-        let mut again = w.inflight.split_front(lost);
+        let now = Instant::now();
+        let mut again = Line::new();
+        for idx in w.inflight.split_front(lost).iter() {
+            // Bounded, and within the item's timeout from its first start.
+            let verdict = run.reruns.lost(idx, w.since);
+            let late = run.deadline_of(idx, w.since).is_some_and(|at| now >= at);
+            let err = match verdict {
+                Verdict::TooMany { runs } => TaskError::ResultLost { runs, pid, status },
+                Verdict::Again if late => TaskError::Timeout {
+                    pid,
+                    timeout: run.timeout_of(idx).unwrap_or_default(),
+                },
+                Verdict::Again => {
+                    again.push_back(idx);
+                    continue;
+                }
+            };
+            run.finish(idx, Err(err));
+        }
         let culprit = if running {
             w.inflight.pop_front()
         } else {
@@ -410,22 +429,46 @@ pub(super) fn timespec(d: Duration) -> rustix::event::Timespec {
     }
 }
 
-/// Takes the results of a `Values` frame, one per item in flight; false if
-/// it is malformed or holds more results than items were sent.
-fn take_values(inflight: &mut Line, received: &mut u64, run: &mut Run<'_>, payload: &[u8]) -> bool {
+/// Takes the results of a `Values` frame, one per item in flight (those
+/// past them answer items handed away, and are thrown away); false if it is
+/// malformed or holds more results than items were sent.
+fn take_values(
+    inflight: &mut Line,
+    received: &mut u64,
+    discard: &mut usize,
+    run: &mut Run<'_>,
+    payload: &[u8],
+) -> bool {
     let Some(count) = count_items(payload) else {
         return false;
     };
-    if count > inflight.len() {
+    let keep = count.min(inflight.len());
+    if count - keep > *discard {
         return false;
     }
+    *discard -= count - keep;
+    *received += (count - keep) as u64;
+    take_kept(inflight, received, run, payload, keep, keep == count);
+    true
+}
+
+/// Takes the first `count` results of a `Values` frame's `payload` (which
+/// holds `all` of them, or more) for the items in flight.
+fn take_kept(
+    inflight: &mut Line,
+    received: &mut u64,
+    run: &mut Run<'_>,
+    payload: &[u8],
+    count: usize,
+    all: bool,
+) {
     // One entry per run of consecutive items in flight (one, unless items
     // of a dead worker were handed out again in between).
     let mut rest = payload;
     let mut left = count;
     while let Some(items) = inflight.take_run(left) {
         left -= items.len();
-        let len = if left == 0 {
+        let len = if left == 0 && all {
             rest.len()
         } else {
             let mut tail = rest;
@@ -439,7 +482,6 @@ fn take_values(inflight: &mut Line, received: &mut u64, run: &mut Run<'_>, paylo
         rest = after;
     }
     *received += count as u64;
-    true
 }
 
 /// How many whole `[u32 len][bytes]` items `buf` holds; `None` if it does
@@ -475,7 +517,13 @@ pub(super) fn parse(w: &mut Worker, run: &mut Run<'_>) -> bool {
             continue;
         }
         if kind == FrameKind::Values {
-            if !take_values(&mut w.inflight, &mut w.received, run, payload) {
+            if !take_values(
+                &mut w.inflight,
+                &mut w.received,
+                &mut w.discard,
+                run,
+                payload,
+            ) {
                 ok = false;
                 break;
             }
@@ -483,6 +531,13 @@ pub(super) fn parse(w: &mut Worker, run: &mut Run<'_>) -> bool {
             continue;
         }
         let Some(idx) = w.inflight.pop_front() else {
+            if w.discard > 0 && kind != FrameKind::Task && kind != FrameKind::Quit {
+                // The answer to an item handed away: thrown away.
+                w.discard -= 1;
+                w.received += 1;
+                pos += used;
+                continue;
+            }
             ok = false;
             break;
         };
