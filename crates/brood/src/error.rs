@@ -167,7 +167,17 @@ pub enum Error {
     },
 
     /// `run` with `check` saw the program fail (Python's `CalledProcessError`).
-    #[error("{program:?} (pid {pid}) {status}")]
+    /// The message ends with the tail of the captured stderr (its last 5
+    /// lines, at most 500 bytes), which usually says why; the whole of it is
+    /// in `stderr`.
+    ///
+    /// ```
+    /// # brood::init();
+    /// let err = brood::Command::new("sh").args(["-c", "echo 'no such table' >&2; exit 3"]).run();
+    /// let text = err.unwrap_err().to_string();
+    /// assert!(text.ends_with(r#"exited with 3; its stderr ends: "no such table""#), "{text}");
+    /// ```
+    #[error("{program:?} (pid {pid}) {status}{}", stderr_tail(stderr))]
     Failed {
         /// The program.
         program: String,
@@ -227,6 +237,17 @@ pub enum Error {
     /// any the same Ctrl-C killed) at its next call.
     #[error("interrupted by SIGINT (Ctrl-C) during a pool call")]
     Interrupted,
+
+    /// An item of [`Pool::try_map`](crate::Pool::try_map) (or another `try_`
+    /// call) failed: the call gives all values or this, the first failure,
+    /// with the item's index in the input.
+    #[error("item {index} of the pool call failed: {source}")]
+    TaskFailed {
+        /// The item's index in the input.
+        index: usize,
+        /// Why it has no value.
+        source: crate::pool::failure::TaskError,
+    },
 
     /// The [`Pool`](crate::Pool) was closed or terminated: it takes no more work.
     #[error("the pool was closed or terminated")]
@@ -420,6 +441,36 @@ pub enum SpawnError {
         /// The `#!` line's program, or "(its dynamic loader)".
         interpreter: String,
     },
+}
+
+/// The most lines of a failed program's stderr that [`Error::Failed`]'s message shows.
+const STDERR_TAIL_LINES: usize = 5;
+/// The most bytes of a failed program's stderr that [`Error::Failed`]'s message shows.
+const STDERR_TAIL_BYTES: usize = 500;
+
+/// `; its stderr ends: "…"` with the last lines of `stderr`, or nothing when
+/// it is empty (not captured, or the program wrote nothing).
+fn stderr_tail(stderr: &[u8]) -> String {
+    let text = String::from_utf8_lossy(stderr);
+    let text = text.trim_end();
+    if text.is_empty() {
+        return String::new();
+    }
+    let mut start = text
+        .rmatch_indices('\n')
+        .nth(STDERR_TAIL_LINES - 1)
+        .map_or(0, |(i, _)| i + 1);
+    if text.len() - start > STDERR_TAIL_BYTES {
+        start = text.len() - STDERR_TAIL_BYTES;
+        while !text.is_char_boundary(start) {
+            start += 1;
+        }
+    }
+    let cut = if start > 0 { "…" } else { "" };
+    format!(
+        "; its stderr ends: {:?}",
+        format!("{cut}{}", &text[start..])
+    )
 }
 
 impl Error {

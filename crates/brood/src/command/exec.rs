@@ -114,12 +114,21 @@ impl Command {
         let hands_terminal = self.foreground
             && matches!(policy.tree, Tree::Group | Tree::Cgroup)
             && crate::terminal::ours();
-        let hooks = &mut self.pre_exec;
+        let hooks = &self.pre_exec;
         let started = crate::spawner::run_for(&policy, || {
             if hooks.is_empty() {
                 clone::spawn(&plan)
             } else {
-                clone::spawn_forked(&plan, hooks)
+                // Clones of this command share its closures: the forking
+                // thread holds them across the fork, so that the child has
+                // them to itself (and other clones wait for this spawn).
+                let mut held: Vec<_> = hooks
+                    .iter()
+                    .map(|h| h.lock().unwrap_or_else(std::sync::PoisonError::into_inner))
+                    .collect();
+                let mut hooks: Vec<&mut clone::PreExec> =
+                    held.iter_mut().map(|h| &mut **h).collect();
+                clone::spawn_forked(&plan, &mut hooks)
             }
         })
         .map_err(|e| spawn_error(SpawnError::Fork(e)));

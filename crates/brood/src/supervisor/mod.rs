@@ -246,13 +246,18 @@ impl ChildSpec {
 
     /// A child running the command that `make` builds (anew for each start),
     /// in its own process group, killed if this process dies, and ended at
-    /// this process's exit as its [`Shutdown`] says.
+    /// this process's exit as its [`Shutdown`] says. A command built once
+    /// is a template: `make` may return a clone of it.
     ///
     /// ```
     /// # brood::init();
     /// use brood::{ChildSpec, Command, Restart};
     /// let spec = ChildSpec::command("worker", || Command::new("true")).restart(Restart::Transient);
     /// assert_eq!(spec.id(), "worker");
+    /// let mut server = Command::new("sleep");
+    /// server.arg("60").env("PORT", "8080");
+    /// let spec = ChildSpec::command("server", move || server.clone());
+    /// assert_eq!(spec.id(), "server");
     /// ```
     pub fn command(
         id: impl Into<String>,
