@@ -144,7 +144,9 @@ pub use process::*;
 pub use shutdown::{shutting_down, wait_for_shutdown};
 pub use signal::{NotASignal, Signal};
 pub use status::ExitStatus;
-pub use supervisor::{ChildSpec, Restart, Shutdown, Strategy, Supervisor, SupervisorHandle};
+pub use supervisor::{
+    Backoff, ChildSpec, Restart, Shutdown, Strategy, Supervisor, SupervisorHandle,
+};
 pub use waitany::wait_any;
 #[cfg(feature = "tokio")]
 pub use waitany::wait_any_async;

@@ -276,6 +276,7 @@ fn a_thousand_restarts_leave_no_zombie_and_no_descriptor() {
     let before = fds();
     let s = Supervisor::new(Strategy::OneForOne)
         .intensity(100_000, Duration::from_secs(60))
+        .backoff(brood::Backoff::NONE)
         .child(ChildSpec::process("crash", crash, ()).shutdown(Shutdown::Kill))
         .child(ChildSpec::command("false", || Command::new("false")))
         .start()
