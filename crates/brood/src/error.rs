@@ -265,6 +265,20 @@ pub enum Error {
         message: String,
     },
 
+    /// [`Limits::address_space`](crate::Limits::address_space) is at or below
+    /// the address space this process already maps, which a forked pool
+    /// worker starts with: it could map nothing more (not even its channel).
+    /// Refused before any worker exists.
+    #[error(
+        "Limits::address_space({limit} bytes) is at or below the {mapped} bytes of memory (address space) this process maps, which a forked worker starts with: it could not allocate anything; use StartMethod::ForkServer or Spawn, whose workers start small, or a larger limit"
+    )]
+    AddressSpaceBelowParent {
+        /// The limit asked for.
+        limit: u64,
+        /// This process's address space (`VmSize`) when it was refused.
+        mapped: u64,
+    },
+
     /// A pool worker never connected back: it ended first, or did not connect
     /// within the time allowed.
     #[error("pool worker {pid} {how} before connecting{}", if *.init_hint { " (for re-executed workers: is brood::init() the first line of main, or brood::init_before_main!() in this test?)" } else { "" })]
@@ -433,14 +447,55 @@ pub enum SpawnError {
         path: std::path::PathBuf,
     },
     /// The program exists, but the interpreter it names does not: the `#!`
-    /// line of a script, or the dynamic loader of a binary.
-    #[error("{path:?} exists, but its interpreter {interpreter} was not found")]
+    /// line of a script, or the dynamic loader of a binary. A `#!` line that
+    /// ends in a DOS line ending (`\r\n`) names a program whose name ends in
+    /// `\r`, and the message says so.
+    ///
+    /// ```
+    /// # brood::init();
+    /// use brood::{Command, Error, SpawnError};
+    /// use std::os::unix::fs::PermissionsExt;
+    /// let script = std::env::temp_dir().join(format!("dos-{}", std::process::id()));
+    /// std::fs::write(&script, "#!/bin/sh\r\necho hi\r\n")?;
+    /// std::fs::set_permissions(&script, std::fs::Permissions::from_mode(0o755))?;
+    /// let err = Command::new(&script).spawn().unwrap_err();
+    /// std::fs::remove_file(&script)?;
+    /// assert!(err.to_string().contains("DOS line ending"), "{err}");
+    /// let Error::Spawn { cause: SpawnError::InterpreterNotFound { interpreter, .. }, .. } = err else {
+    ///     panic!("{err}")
+    /// };
+    /// assert_eq!(interpreter.as_deref(), Some(std::path::Path::new("/bin/sh\r")));
+    /// # Ok::<(), Box<dyn std::error::Error>>(())
+    /// ```
+    #[error("{path:?} exists, but {}", missing_interpreter(interpreter.as_deref()))]
     InterpreterNotFound {
         /// The program that was found.
         path: std::path::PathBuf,
-        /// The `#!` line's program, or "(its dynamic loader)".
-        interpreter: String,
+        /// The interpreter the kernel looked for, byte for byte: the program
+        /// of the `#!` line, or the binary's dynamic loader (`PT_INTERP`);
+        /// `None` if the file could not be read again.
+        interpreter: Option<std::path::PathBuf>,
     },
+}
+
+/// What [`SpawnError::InterpreterNotFound`] says is missing.
+fn missing_interpreter(interpreter: Option<&std::path::Path>) -> String {
+    use std::os::unix::ffi::OsStrExt;
+    let Some(path) = interpreter else {
+        return "its interpreter was not found".into();
+    };
+    match path.as_os_str().as_bytes().strip_suffix(b"\r") {
+        Some(name) => format!(
+            "its #! line ends in a DOS line ending (\\r\\n), so its interpreter is {path:?}, which was not found (convert the file to Unix line endings, e.g. with dos2unix; {:?} is meant)",
+            String::from_utf8_lossy(name)
+        ),
+        None if path.exists() => {
+            format!(
+                "its interpreter {path:?} could not be run (its own interpreter or loader is missing)"
+            )
+        }
+        None => format!("its interpreter {path:?} was not found"),
+    }
 }
 
 /// The most lines of a failed program's stderr that [`Error::Failed`]'s message shows.

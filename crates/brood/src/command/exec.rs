@@ -185,7 +185,7 @@ fn cause(failure: SpawnFailure, prepared: &Prepared, cmd: &Command) -> SpawnErro
             (Step::Exec, Some(libc::ENOENT)) => match prepared.existing_candidate() {
                 // The file is there: what is missing is its interpreter.
                 Some(path) if path.is_file() => SpawnError::InterpreterNotFound {
-                    interpreter: interpreter_of(&path),
+                    interpreter: super::interp::interpreter_of(&path),
                     path,
                 },
                 _ => SpawnError::NotFound {
@@ -214,27 +214,5 @@ fn cause(failure: SpawnFailure, prepared: &Prepared, cmd: &Command) -> SpawnErro
                 source: error,
             },
         },
-    }
-}
-
-/// The interpreter a program names: the first word of a `#!` line, or, for a
-/// binary, its dynamic loader.
-fn interpreter_of(path: &std::path::Path) -> String {
-    use std::io::Read;
-    let mut head = [0u8; 256];
-    let n = std::fs::File::open(path)
-        .and_then(|mut f| f.read(&mut head))
-        .unwrap_or(0);
-    let head = &head[..n];
-    match head.strip_prefix(b"#!") {
-        Some(line) => {
-            let line = line.split(|&b| b == b'\n').next().unwrap_or_default();
-            let text = String::from_utf8_lossy(line);
-            format!(
-                "{:?} (its #! line)",
-                text.split_whitespace().next().unwrap_or("")
-            )
-        }
-        None => "(its dynamic loader)".to_string(),
     }
 }

@@ -15,6 +15,7 @@
 mod asynchronous;
 mod communicate;
 mod exec;
+mod interp;
 mod popen;
 mod prepare;
 mod run;

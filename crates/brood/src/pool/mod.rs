@@ -286,6 +286,9 @@ impl PoolBuilder {
         }
         let mut cfg = self.cfg.clone();
         cfg.policy = self.lifecycle.policy();
+        if cfg.method.unwrap_or_else(crate::start_method) == StartMethod::Fork {
+            cfg.policy.limits.check_forked_from_here()?;
+        }
         let inner = run::Inner::start(&cfg)?;
         Ok(Pool {
             pids: Arc::clone(&inner.published),
