@@ -36,6 +36,13 @@ where
     // here, once, so that no child pays for installing it (the hook's lock,
     // the environment, an allocation: a dozen copy-on-write faults each).
     super::child::install_hook();
+    // The command name the child shows: the program's, not the name of the
+    // thread that forked it (a forked child's main thread is a copy of it).
+    static PROGRAM: std::sync::OnceLock<String> = std::sync::OnceLock::new();
+    let program = PROGRAM.get_or_init(|| {
+        let argv0 = std::env::args_os().next().unwrap_or_default();
+        argv0.to_string_lossy().into_owned()
+    });
     let (r, w) = sys::pipe::pipe().map_err(|e| Error::io("creating the result pipe", e))?;
     let go = move || {
         // On the thread that forks (see `warm_catch`).
@@ -47,6 +54,7 @@ where
             // As with every start method (and Python's), the child's stdin
             // is /dev/null: it must not compete with the parent for input.
             let _ = sys::pipe::null_onto(0);
+            sys::proctitle::set_comm(program);
             super::child::keep_handed_down(handed_down);
             let code = run_and_send(f, arg, w.as_fd());
             drop(w);
