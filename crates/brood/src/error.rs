@@ -253,6 +253,19 @@ pub enum Error {
     #[error("the pool was closed or terminated")]
     PoolClosed,
 
+    /// The argument of a [`Process`](crate::Process) or of a pool's
+    /// [initializer](crate::PoolBuilder::initializer) cannot be encoded to
+    /// cross into the child (say a [`SharedSlice`](crate::SharedSlice),
+    /// which crosses only in a pool task's argument or result). Refused
+    /// before any child exists.
+    #[error("cannot encode the argument of {of}: {reason}")]
+    ArgumentEncode {
+        /// Whose argument (`process "name"`, `the pool's initializer`).
+        of: String,
+        /// Why, as the value said it.
+        reason: String,
+    },
+
     /// A pool worker's [initializer](crate::PoolBuilder::initializer)
     /// panicked (or could not decode its argument): the worker is gone, and
     /// the pool is not started (Python's pool would restart such workers

@@ -223,9 +223,10 @@ impl PoolBuilder {
         let encoded = state::init_ref(f)
             .map_err(InitError::Crossing)
             .and_then(|r| {
-                postcard::to_allocvec(&arg).map(|a| (r, a)).map_err(|e| {
-                    InitError::Encode(format!("cannot encode the initializer's argument: {e}"))
-                })
+                crate::wire::frame::forget_refusal();
+                postcard::to_allocvec(&arg)
+                    .map(|a| (r, a))
+                    .map_err(|e| InitError::Encode(crate::wire::frame::encode_error(&e)))
             });
         match encoded {
             Ok(init) => {
@@ -276,10 +277,10 @@ impl PoolBuilder {
         }
         match &self.cfg.init_error {
             Some(InitError::Crossing(e)) => return Err(crate::Error::Crossing(e.clone())),
-            Some(InitError::Encode(message)) => {
-                return Err(crate::Error::PoolInitializer {
-                    pid: crate::sys::getpid(),
-                    message: message.clone(),
+            Some(InitError::Encode(reason)) => {
+                return Err(crate::Error::ArgumentEncode {
+                    of: "the pool's initializer".into(),
+                    reason: reason.clone(),
                 });
             }
             None => {}
