@@ -151,18 +151,12 @@ impl Limits {
 
     /// What the child sets on itself (made here, in the parent, so that the
     /// child allocates nothing).
-    /// Refuses an address-space limit at or below what this process maps,
-    /// for children forked from it (they start with all of it).
-    pub(crate) fn check_forked_from_here(&self) -> crate::error::Result<()> {
-        let Some(limit) = self.address_space else {
-            return Ok(());
-        };
-        match crate::sys::procfs::vm_bytes(crate::sys::getpid()) {
-            Some(mapped) if limit <= mapped => {
-                Err(crate::error::Error::AddressSpaceBelowParent { limit, mapped })
-            }
-            _ => Ok(()),
-        }
+    /// An address-space limit at or below what this process maps, which
+    /// children forked from it start with: `(limit, mapped)`, if so.
+    pub(crate) fn below_forked_size(&self) -> Option<(u64, u64)> {
+        let limit = self.address_space?;
+        let mapped = crate::sys::procfs::vm_bytes(crate::sys::getpid())?;
+        (limit <= mapped).then_some((limit, mapped))
     }
 
     pub(crate) fn for_child(&self) -> ChildLimits {

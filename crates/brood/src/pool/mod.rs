@@ -287,8 +287,10 @@ impl PoolBuilder {
         }
         let mut cfg = self.cfg.clone();
         cfg.policy = self.lifecycle.policy();
-        if cfg.method.unwrap_or_else(crate::start_method) == StartMethod::Fork {
-            cfg.policy.limits.check_forked_from_here()?;
+        if cfg.method.unwrap_or_else(crate::start_method) == StartMethod::Fork
+            && let Some((limit, mapped)) = cfg.policy.limits.below_forked_size()
+        {
+            return Err(crate::Error::AddressSpaceBelowParent { limit, mapped });
         }
         let inner = run::Inner::start(&cfg)?;
         Ok(Pool {
