@@ -78,7 +78,8 @@ pub struct RunArgs {
     #[arg(long)]
     kill_orphans: bool,
     /// Restart the command when it exits: on-failure (a status other than 0 or a
-    /// --success-code) or always.
+    /// --success-code) or always. Each restart waits: 100 ms doubling up to 30s,
+    /// jittered, back to 100 ms after a run of 10s.
     #[arg(long, value_enum, value_name = "WHEN", default_value = "never")]
     restart: Restart,
     /// Give up after this many restarts within --within; exit with the last status.
