@@ -201,6 +201,10 @@ pub fn run(opts: &Options) -> Result<(), LabError> {
         .map_err(LabError::TempDir)?;
     let script = dir.path().join("actor.py");
     std::fs::write(&script, ACTOR_PY).map_err(LabError::TempDir)?;
+    // The runs' TMPDIR: removed with `dir` when the lab ends, also on Ctrl-C
+    // (after every process below the lab was killed).
+    let tmp = dir.path().join("tmp");
+    std::fs::create_dir(&tmp).map_err(LabError::TempDir)?;
     let exe = std::env::current_exe().map_err(LabError::Exe)?;
 
     let jobs = plan(opts, &interpreters, &script, &exe);
@@ -208,7 +212,7 @@ pub fn run(opts: &Options) -> Result<(), LabError> {
         return Err(LabError::NothingSelected(only.clone()));
     }
     reap::start()?;
-    let results = execute(jobs, opts, &stop);
+    let results = execute(jobs, opts, &tmp, &stop);
     let leftovers = reap::kill_all_descendants(Duration::from_secs(5));
     if !leftovers.is_empty() {
         eprintln!("brood lab: warning: could not end pids {leftovers:?}");
@@ -328,7 +332,12 @@ fn cost(s: &Scenario) -> u32 {
     }
 }
 
-fn execute(mut jobs: Vec<Job>, opts: &Options, stop: &Arc<AtomicBool>) -> Vec<RunResult> {
+fn execute(
+    mut jobs: Vec<Job>,
+    opts: &Options,
+    tmp: &std::path::Path,
+    stop: &Arc<AtomicBool>,
+) -> Vec<RunResult> {
     let total = jobs.len();
     jobs.sort_by_key(|j| std::cmp::Reverse(j.cost));
     let workers = opts
@@ -368,7 +377,7 @@ fn execute(mut jobs: Vec<Job>, opts: &Options, stop: &Arc<AtomicBool>) -> Vec<Ru
                         std::process::id(),
                         tags.fetch_add(1, Ordering::Relaxed)
                     );
-                    if let Some(r) = run_one(job, tag, opts.timeout, stop) {
+                    if let Some(r) = run_one(job, tag, tmp, opts.timeout, stop) {
                         results
                             .lock()
                             .unwrap_or_else(|e| e.into_inner())
@@ -386,13 +395,20 @@ fn execute(mut jobs: Vec<Job>, opts: &Options, stop: &Arc<AtomicBool>) -> Vec<Ru
 }
 
 /// Runs one job; `None` when brood reports that it cannot play the scenario.
-fn run_one(job: &Job, tag: String, timeout: Duration, stop: &Arc<AtomicBool>) -> Option<RunResult> {
+fn run_one(
+    job: &Job,
+    tag: String,
+    tmp: &std::path::Path,
+    timeout: Duration,
+    stop: &Arc<AtomicBool>,
+) -> Option<RunResult> {
     let s = &job.scenario;
     let t0 = Instant::now();
     let (judgement, timed_out) = match Run::start(
         &job.program,
         &job.args,
         job.env,
+        tmp,
         tag,
         timeout,
         Arc::clone(stop),

@@ -222,12 +222,16 @@ pub struct Run {
 pub const TAG_VAR: &str = "BROOD_LAB_RUN";
 
 impl Run {
-    /// Starts `program args…` in its own process group, tagged with `tag`;
-    /// `env` replaces the lab's default environment entries.
+    /// Starts `program args…` in its own process group, tagged with `tag`,
+    /// with `TMPDIR` set to `tmpdir` (inside the lab's own temporary
+    /// directory: what a killed parent leaves there, such as
+    /// multiprocessing's `pymp-*` directories, goes with it); `env` replaces
+    /// the lab's default environment entries.
     pub fn start(
         program: &Path,
         args: &[String],
         env: &[(&str, &str)],
+        tmpdir: &Path,
         tag: String,
         timeout: Duration,
         stop: Arc<AtomicBool>,
@@ -236,6 +240,7 @@ impl Run {
         let mut cmd = Command::new(program);
         cmd.args(args)
             .env(TAG_VAR, &tag)
+            .env("TMPDIR", tmpdir)
             .env("PYTHONDONTWRITEBYTECODE", "1")
             .env("PYTHONUNBUFFERED", "1");
         for (k, v) in env {
