@@ -241,7 +241,10 @@ fn lab_prints_a_table_and_exits_zero() {
         String::from_utf8_lossy(&out.stderr)
     );
     let text = String::from_utf8_lossy(&out.stdout);
-    assert!(text.contains("F3    else") && text.contains("✓"), "{text}");
+    assert!(
+        text.contains("\nF3  ") && text.contains("  else (control)") && text.contains("✓"),
+        "{text}"
+    );
 }
 
 #[test]

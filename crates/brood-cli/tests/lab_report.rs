@@ -1,5 +1,5 @@
 //! `brood lab`'s presentation on real runs (small `--only` subsets): the
-//! matrix fits 120 columns, `show` and `--list`, and the HTML page, checked
+//! matrix fills 80, 120 and 160 columns, in English and Chinese, `show` and `--list`, and the HTML page, checked
 //! with a strict XML parser always and in headless Chromium when one is
 //! installed.
 
@@ -22,27 +22,81 @@ fn lab_text(args: &[&str]) -> String {
     String::from_utf8(out.stdout).expect("UTF-8 output")
 }
 
+fn lab_text_at(columns: usize, args: &[&str]) -> String {
+    let out = brood()
+        .arg("lab")
+        .args(args)
+        .env("COLUMNS", columns.to_string())
+        .output()
+        .unwrap();
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    String::from_utf8(out.stdout).expect("UTF-8 output")
+}
+
+/// Columns a line takes on a terminal (CJK characters two).
+fn columns(line: &str) -> usize {
+    line.chars()
+        .map(|c| {
+            if ('\u{2e80}'..='\u{ffe6}').contains(&c) {
+                2
+            } else {
+                1
+            }
+        })
+        .sum()
+}
+
 #[test]
-fn the_matrix_fits_120_columns_with_a_row_per_scenario() {
-    let text = lab_text(&["--only", "P3,F3", "--python", "python3"]);
-    for line in text.lines() {
+fn the_matrix_fills_the_terminal_width_with_a_row_per_scenario() {
+    for width in [80, 120, 160] {
+        let text = lab_text_at(width, &["--only", "P3,F3", "--python", "python3"]);
+        for line in text.lines() {
+            assert!(
+                columns(line) <= width,
+                "{} > {width}: {line}",
+                columns(line)
+            );
+        }
+        for row in [
+            "\nP3  SIGTERM/SIGKILL",
+            "\n  term-parent ",
+            "\n  kill-child ",
+            "\nF3  code after",
+            "\n  else (control) ",
+        ] {
+            assert!(text.contains(row), "no row {row:?}:\n{text}");
+        }
+        assert!(text.contains("fk sp fs"), "start-method columns:\n{text}");
         assert!(
-            line.chars().count() <= 120,
-            "{} chars: {line}",
-            line.chars().count()
+            text.contains("Colour shows each scenario's hazard"),
+            "legend:\n{text}"
         );
+        assert!(
+            text.contains("✓ holds: in every CPython run"),
+            "verdict:\n{text}"
+        );
+        // brood's cells say what brood did, and the policy it ran.
+        assert!(text.contains("lives on"), "{text}");
+        assert!(text.contains("ended with parent"), "{text}");
+        assert!(text.contains("OnParentDeath::Signal(KILL)"), "{text}");
     }
-    for row in [
-        "P3    term-parent",
-        "      kill-child",
-        "F3    if",
-        "      else",
-    ] {
-        assert!(text.contains(row), "no row {row:?}:\n{text}");
+}
+
+#[test]
+fn the_default_view_follows_lang() {
+    let text = lab_text_at(
+        100,
+        &["--only", "F3", "--python", "python3", "--lang", "zh"],
+    );
+    assert!(text.contains("执行两次"), "the claim in Chinese:\n{text}");
+    for fixed in ["论断 / 场景", "✓ 成立", "危害", "对照", "颜色表示"] {
+        assert!(text.contains(fixed), "{fixed:?} missing:\n{text}");
     }
-    assert!(text.contains("fk sp fs"), "start-method columns:\n{text}");
-    assert!(text.contains("✓ holds  ✗ does not hold"), "legend:\n{text}");
-    assert!(text.contains("CPython ✓"), "summary:\n{text}");
+    assert!(!text.contains("measured on this machine"), "{text}");
 }
 
 #[test]

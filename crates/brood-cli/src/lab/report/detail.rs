@@ -159,7 +159,7 @@ mod tests {
         assert!(md.contains("### F3 — 子进程"), "{md}");
         assert!(md.contains("code after the block \\| twice"), "{md}");
         assert!(md.contains("| brood + raw fork | holds |"), "{md}");
-        assert!(md.contains("not used: python9"), "{md}");
+        assert!(md.contains("python9 — cannot run"), "{md}");
     }
 
     #[test]

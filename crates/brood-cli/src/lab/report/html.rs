@@ -11,7 +11,7 @@ use std::fmt::Write as _;
 use serde::Serialize;
 
 use super::Lab;
-use super::matrix::{ColKey, LEGEND, Matrix, NOT_RUN, glyph};
+use super::matrix::{ColKey, Matrix, NOT_RUN, glyph, legend};
 use crate::lab::claims;
 use crate::lab::scenarios::Verdict;
 
@@ -196,7 +196,7 @@ pub fn page(lab: &Lab) -> String {
                 LABEL_W + m.columns.len() * CELL + 20,
                 y + CELL / 2 + 5,
                 esc(row.claim),
-                esc(&m.summary_text(row.claim))
+                esc(&m.verdict_line(row.claim))
             );
         }
     }
@@ -217,8 +217,8 @@ pub fn page(lab: &Lab) -> String {
         );
     }
     let mut claims_rows = String::new();
-    for (id, _) in &m.summaries {
-        let summary = m.summary_text(id);
+    for id in &m.claims {
+        let summary = m.verdict_line(id);
         let text = claims::find(id).map(|c| c.text(lab.lang)).unwrap_or("");
         let _ = write!(
             claims_rows,
@@ -278,7 +278,7 @@ pub fn page(lab: &Lab) -> String {
         version = env!("CARGO_PKG_VERSION"),
         nruns = lab.results.len(),
         dur = lab.duration_s,
-        legend = esc(LEGEND),
+        legend = esc(legend(lab.lang)),
     )
 }
 
