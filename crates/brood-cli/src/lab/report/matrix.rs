@@ -64,8 +64,6 @@ pub struct Matrix<'a> {
     pub columns: Vec<Column>,
     /// The rows, in claim order.
     pub rows: Vec<Row<'a>>,
-    /// The claims, in row order.
-    pub claims: Vec<&'static str>,
     /// Each claim's verdict.
     pub verdicts: BTreeMap<&'static str, ClaimVerdict>,
     /// The language of the texts.
@@ -214,7 +212,6 @@ impl<'a> Matrix<'a> {
             .filter_map(|(c, u)| u.then_some(c))
             .collect();
         let mut rows = Vec::new();
-        let mut claims = Vec::new();
         for (claim, gs) in groups(&lab.results) {
             for g in &gs {
                 let mut cells = vec![None; columns.len()];
@@ -231,12 +228,10 @@ impl<'a> Matrix<'a> {
                     cells,
                 });
             }
-            claims.push(claim);
         }
         Matrix {
             columns,
             rows,
-            claims,
             verdicts: verdict::all(lab),
             lang: lab.lang,
         }
