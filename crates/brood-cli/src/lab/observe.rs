@@ -535,10 +535,15 @@ impl Run {
     /// Ends the observation, kills every process of the run and waits until
     /// they are gone. Returns what was observed.
     pub fn finish(mut self) -> Obs {
-        // Drain what already arrived.
+        // Drain what already arrived, and what is still on its way: a parent
+        // seen gone in /proc may have lines in the pipe that the reader thread
+        // has not passed on yet (a loaded machine delays it). Once every
+        // writer is gone the pipe closes; a child that lives on keeps it open,
+        // so the wait is short.
         while let Ok((at, text)) = self.rx.try_recv() {
             self.take_line(at, &text);
         }
+        let _ = self.wait_until(Duration::from_millis(50), |o| o.stdout_closed);
         self.sample();
         self.obs.end_t = self.now();
         // The parent is the lab's own child: once it is gone, its status is on
