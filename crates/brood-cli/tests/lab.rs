@@ -138,22 +138,15 @@ fn the_lab_leaves_no_files_in_tmpdir() {
     // A parent SIGKILLed under forkserver or spawn cannot remove
     // multiprocessing's `pymp-*` directory: the lab's own TMPDIR takes it.
     let tmp = tempfile::tempdir().unwrap();
-    let out = brood()
-        .args([
-            "lab",
+    lab_ok(
+        &[
             "--only",
             "P3.kill-parent,N11.helpers-killed",
             "--python",
             "python3",
             "--no-brood",
-        ])
-        .env("TMPDIR", tmp.path())
-        .output()
-        .unwrap();
-    assert!(
-        out.status.success(),
-        "{}",
-        String::from_utf8_lossy(&out.stderr)
+        ],
+        &[("TMPDIR", tmp.path().as_os_str())],
     );
     assert_eq!(entries(tmp.path()), Vec::<String>::new(), "left in TMPDIR");
 }
@@ -224,23 +217,10 @@ fn interrupted_lab_leaves_no_process_behind() {
 
 #[test]
 fn lab_prints_a_table_and_exits_zero() {
-    let out = brood()
-        .args([
-            "lab",
-            "--only",
-            "F3.else",
-            "--python",
-            "python3",
-            "--no-brood",
-        ])
-        .output()
-        .unwrap();
-    assert!(
-        out.status.success(),
-        "{}",
-        String::from_utf8_lossy(&out.stderr)
+    let text = lab_ok(
+        &["--only", "F3.else", "--python", "python3", "--no-brood"],
+        &[],
     );
-    let text = String::from_utf8_lossy(&out.stdout);
     assert!(
         text.contains("\nF3  ") && text.contains("  else (control)") && text.contains("✓"),
         "{text}"

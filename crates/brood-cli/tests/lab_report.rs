@@ -12,29 +12,11 @@ use quick_xml::events::Event;
 use serde_json::Value;
 
 fn lab_text(args: &[&str]) -> String {
-    let out = brood().arg("lab").args(args).output().unwrap();
-    assert!(
-        out.status.success(),
-        "brood lab {args:?}: {}\n{}",
-        out.status,
-        String::from_utf8_lossy(&out.stderr)
-    );
-    String::from_utf8(out.stdout).expect("UTF-8 output")
+    lab_ok(args, &[])
 }
 
 fn lab_text_at(columns: usize, args: &[&str]) -> String {
-    let out = brood()
-        .arg("lab")
-        .args(args)
-        .env("COLUMNS", columns.to_string())
-        .output()
-        .unwrap();
-    assert!(
-        out.status.success(),
-        "{}",
-        String::from_utf8_lossy(&out.stderr)
-    );
-    String::from_utf8(out.stdout).expect("UTF-8 output")
+    lab_ok(args, &[("COLUMNS", columns.to_string().as_ref())])
 }
 
 /// Columns a line takes on a terminal (CJK characters two).

@@ -5,8 +5,8 @@
 
 use std::fmt::Write as _;
 
-use super::hazard::{self, Outcome};
-use super::matrix::{Matrix, glyph, outcome_of};
+use super::hazard;
+use super::matrix::{Matrix, glyph, outcome_of, paint};
 use super::text::{pad, tr, width, wrap};
 use super::{Lab, footer, groups, md_escape};
 use crate::lab::claims::Lang;
@@ -14,20 +14,6 @@ use crate::lab::{Actor, RunResult};
 
 /// What the two brood columns are.
 pub const POLICY_NOTE: &str = "verdicts are this run's observations; brood's policy column shows the policy that changes the row.";
-
-fn paint(text: &str, o: Outcome, color: bool) -> String {
-    let code = match o {
-        Outcome::Safe => "32",
-        Outcome::Hurt => "31",
-        Outcome::Partly => "33",
-        Outcome::Unknown => "90",
-    };
-    if color {
-        format!("\x1b[{code}m{text}\x1b[0m")
-    } else {
-        text.to_string()
-    }
-}
 
 /// Who ran, short: `3.11.7 fork`, `2.7.18`, `brood`, `brood + policy`.
 fn who(r: &RunResult, lang: Lang) -> String {
@@ -55,7 +41,7 @@ fn showed(r: &RunResult, lang: Lang, color: bool) -> (String, usize) {
         Actor::Brood { .. } => hazard::did(r.scenario, &r.judgement, lang == Lang::Zh).to_string(),
     };
     let w = width(&text);
-    (paint(&text, outcome_of(r), color), w)
+    (paint(&text, Some(outcome_of(r)), color), w)
 }
 
 /// The evidence table at the terminal's width.

@@ -274,8 +274,8 @@ impl<'a> Matrix<'a> {
     }
 }
 
-/// The ANSI colour of an outcome.
-fn paint(text: &str, o: Option<Outcome>, color: bool) -> String {
+/// `text` in the ANSI colour of an outcome.
+pub fn paint(text: &str, o: Option<Outcome>, color: bool) -> String {
     let code = match (color, o) {
         (true, Some(Outcome::Safe)) => "32",
         (true, Some(Outcome::Hurt)) => "31",
@@ -693,20 +693,6 @@ mod tests {
         );
     }
 
-    fn plain(s: &str) -> String {
-        let mut out = String::new();
-        let mut esc = false;
-        for c in s.chars() {
-            match (esc, c) {
-                (false, '\x1b') => esc = true,
-                (true, 'm') => esc = false,
-                (true, _) => {}
-                (false, c) => out.push(c),
-            }
-        }
-        out
-    }
-
     #[test]
     fn the_terminal_matrix_fills_80_120_and_160_columns_without_breaking_words() {
         for lang in [Lang::En, Lang::Zh] {
@@ -717,7 +703,10 @@ mod tests {
                 for line in t.lines() {
                     assert!(width(line) <= w, "{w}: {} > {w}: {line:?}", width(line));
                 }
-                let flat = plain(&t).split_whitespace().collect::<Vec<_>>().join(" ");
+                let flat = super::super::text::plain(&t)
+                    .split_whitespace()
+                    .collect::<Vec<_>>()
+                    .join(" ");
                 // Every word of the claim texts and the legend, whole.
                 let texts = [claims::find("P5").unwrap().text(lang), legend(lang)];
                 // (Chinese wraps between characters: its Latin words stay whole.)

@@ -45,19 +45,24 @@ fn char_width(c: char) -> usize {
     if wide { 2 } else { 1 }
 }
 
-/// Columns `s` takes on a terminal (escape sequences not counted).
-pub fn width(s: &str) -> usize {
-    let mut n = 0;
+/// `s` without its colour escape sequences (`ESC [ … m`).
+pub fn plain(s: &str) -> String {
+    let mut out = String::new();
     let mut esc = false;
     for c in s.chars() {
         match (esc, c) {
             (false, '\x1b') => esc = true,
             (true, 'm') => esc = false,
             (true, _) => {}
-            (false, c) => n += char_width(c),
+            (false, c) => out.push(c),
         }
     }
-    n
+    out
+}
+
+/// Columns `s` takes on a terminal (escape sequences not counted).
+pub fn width(s: &str) -> usize {
+    plain(s).chars().map(char_width).sum()
 }
 
 /// `s` padded with spaces to `w` columns.
