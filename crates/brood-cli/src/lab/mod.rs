@@ -15,9 +15,10 @@
 //! Default scope: `python3` runs every scenario under every start method; the
 //! other interpreters found (PATH, pyenv) run the version sweep only (the
 //! scenarios marked `sweep`, where versions are known to differ, under their
-//! default start method), which keeps the default run about a minute on two
-//! cores (about 63 s with python3 plus nine pyenv versions, 272 runs; about
-//! 49 s with python3 alone, 182 runs). `--all-pythons` runs everything everywhere (about
+//! default start method), which keeps the default run well under a minute on
+//! two cores (two runs per CPU at once: runs mostly wait; 38 s with python3
+//! plus nine pyenv versions, 272 runs; 29 s with python3 alone, 182 runs,
+//! measured beside other builds). `--all-pythons` runs everything everywhere (about
 //! 4 minutes with ten interpreters); `--python PATH…` chooses the interpreters
 //! (full matrix each).
 //!

@@ -515,7 +515,9 @@ pub fn terminal_at(lab: &Lab, color: bool, w: usize) -> String {
         h2.push('│');
         h3.push_str("│ ");
         h3.push_str(&pad(default_head, brood_w));
-        h3.push_str(policy_head);
+        if policy_col.is_some() {
+            h3.push_str(policy_head);
+        }
     }
     for h in [h1, h2, h3] {
         let _ = writeln!(out, "{}", h.trim_end());
