@@ -172,12 +172,19 @@ fn judge_implicit(o: &Obs) -> Judgement {
         .unwrap_or_default();
     let t = o.track(child);
     let foreign = t.ppids.first().map(|p| p.1).filter(|p| *p != o.parent);
-    let python = o.first("parent").is_some_and(|l| l.get("python").is_some());
-    if let (Some(p), true) = (foreign, python) {
+    // CPython's forkserver makes every child the server's; the lab may not
+    // even see the child before it ends, so the method decides, not a sample.
+    let forkserver = o
+        .first("parent")
+        .is_some_and(|l| l.get("python").is_some() && l.get("method") == Some("forkserver"));
+    if forkserver {
+        let whose = foreign
+            .map(|p| format!("pid {p}, the fork server"))
+            .unwrap_or_else(|| "the fork server".into());
         return Judgement::new(
             Verdict::Inconclusive,
             format!(
-                "{via}{answer}: the child was the child of pid {p} (the fork server), not of the program; the server reaps it, so no call of the program's can leave or end a zombie"
+                "{via}{answer}: the child was the child of {whose}, not of the program; the server reaps it, so no call of the program's can leave or end a zombie"
             ),
         );
     }
