@@ -10,6 +10,7 @@ use super::matrix::{Matrix, glyph, outcome_of, paint};
 use super::text::{pad, tr, width, wrap};
 use super::{Lab, footer, groups, md_escape};
 use crate::lab::claims::Lang;
+use crate::lab::scenarios::Verdict;
 use crate::lab::{Actor, RunResult};
 
 /// What the two brood columns are.
@@ -29,6 +30,16 @@ fn who(r: &RunResult, lang: Lang) -> String {
     }
 }
 
+/// A run's verdict in words, in `lang`.
+fn verdict_text(v: Verdict, lang: Lang) -> &'static str {
+    match v {
+        Verdict::Holds => tr(lang, "holds", "成立"),
+        Verdict::DoesNotHold => tr(lang, "does not hold", "不成立"),
+        Verdict::Partly => tr(lang, "partly", "部分成立"),
+        Verdict::Inconclusive => tr(lang, "inconclusive", "无法判断"),
+    }
+}
+
 /// What the run showed: the claim's verdict for CPython, what brood did for
 /// brood; coloured by the hazard.
 fn showed(r: &RunResult, lang: Lang, color: bool) -> (String, usize) {
@@ -36,7 +47,7 @@ fn showed(r: &RunResult, lang: Lang, color: bool) -> (String, usize) {
         Actor::Python { .. } => format!(
             "{} {}",
             glyph(r.judgement.verdict),
-            r.judgement.verdict.text()
+            verdict_text(r.judgement.verdict, lang)
         ),
         Actor::Brood { .. } => hazard::did(r.scenario, &r.judgement, lang == Lang::Zh).to_string(),
     };
