@@ -1,7 +1,7 @@
 //! The lab's report, in every shape:
 //!
-//! - [`matrix`]: the default, one glyph per run in a grid that fits 120
-//!   columns, with a line per claim saying what this machine showed;
+//! - [`matrix`] and [`terminal`]: the default, per claim its verdict and a
+//!   row per scenario, at the terminal's width ([`hazard`], [`verdict`]);
 //! - [`detail`]: the evidence table (`--detail`) and the Markdown sections;
 //! - [`show`]: one claim's evidence (`brood lab show P5`);
 //! - [`html`]: one self-contained page with the grid as SVG (`--html FILE`);
@@ -17,6 +17,7 @@ pub mod list;
 pub mod machine;
 pub mod matrix;
 pub mod show;
+pub mod terminal;
 pub mod text;
 pub mod verdict;
 
@@ -84,7 +85,7 @@ pub fn render(lab: &Lab, format: Format, color: bool) -> Result<String, ReportEr
         Format::Json => json::json(lab)? + "\n",
         Format::Markdown => detail::markdown(lab),
         Format::Detail => detail::table(lab, color),
-        Format::Matrix => matrix::terminal(lab, color),
+        Format::Matrix => terminal::terminal(lab, color),
         Format::Show => show::text(lab),
     })
 }
