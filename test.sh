@@ -34,6 +34,15 @@ if ! command -v strace >/dev/null 2>&1 && [ "$(id -u)" = 0 ] && command -v apt-g
         || echo "test.sh: could not install strace; the N8 test will skip" >&2
 fi
 
+# brood lab's page (--html) is opened in headless Chromium by its test, which
+# checks where the claims and the evidence sit; it skips, saying why, where
+# Chromium cannot be installed.
+if ! command -v chromium >/dev/null 2>&1 && [ "$(id -u)" = 0 ] && command -v apt-get >/dev/null 2>&1; then
+    echo "test.sh: installing chromium (the lab page's browser check)" >&2
+    { apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq chromium; } >/dev/null 2>&1 \
+        || echo "test.sh: could not install chromium; the browser check will skip" >&2
+fi
+
 cargo build --quiet -p brood-cli
 supervise=(target/debug/brood run --check-leftovers --grace 2s --on-parent-death KILL --)
 
