@@ -60,6 +60,7 @@ mod map;
 mod options;
 mod progress;
 mod ready;
+pub mod remote;
 mod run;
 mod shared;
 mod state;

@@ -404,6 +404,50 @@ pub fn resolve(r: &FnRef) -> Result<Resolved, CrossingError> {
     })
 }
 
+/// A [`FnRef`] without the machine's part of its identity (device, inode,
+/// mtime): what crosses to another machine, where the build's own identity
+/// (`sys::buildid`), checked by the receiver before [`localize`], stands in
+/// for it. The anchor's offset from the load base still travels, so that a
+/// copy linked differently is refused even when its build id matched.
+#[derive(Copy, Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct PortableRef {
+    anchor_offset: u64,
+    trampoline: i64,
+    func: i64,
+}
+
+impl FnRef {
+    /// This reference as it crosses to another machine.
+    pub fn portable(&self) -> PortableRef {
+        PortableRef {
+            anchor_offset: self.image.anchor_offset,
+            trampoline: self.trampoline,
+            func: self.func,
+        }
+    }
+}
+
+/// A reference from another machine, as a reference of this process's image
+/// (to [`resolve`] here or hand to a child). The caller has checked that the
+/// sender runs the same build; the layout is checked here.
+pub fn localize(p: &PortableRef) -> Result<FnRef, CrossingError> {
+    let img = image()?;
+    if p.anchor_offset != img.id.anchor_offset {
+        return Err(CrossingError::OtherExecutable {
+            sent: format!("an image with its anchor at {:#x}", p.anchor_offset),
+            here: format!("{:?}", img.id),
+        });
+    }
+    let r = FnRef {
+        image: img.id,
+        trampoline: p.trampoline,
+        func: p.func,
+    };
+    // Offsets outside the code are refused now, not in a worker.
+    resolve(&r)?;
+    Ok(r)
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
