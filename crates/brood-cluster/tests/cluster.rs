@@ -1,0 +1,210 @@
+//! A real `nats-server -js` (on a free loopback port, with its own store,
+//! stopped at the end) and real agent processes: this test binary started
+//! again as an agent (`agent_role`). Each guarantee of the cluster pool is
+//! checked on what the processes and the server did.
+
+mod support;
+
+use brood::{Signal, TaskError};
+use brood_cluster::ClusterPool;
+use std::io::{BufRead, Write};
+use std::path::Path;
+use std::time::Duration;
+use support::*;
+
+brood::init_before_main!();
+
+/// The agent, when this binary is started with `BROOD_AGENT` set; a no-op
+/// in the normal run.
+#[test]
+fn agent_role() {
+    brood_cluster::agent_from_env();
+}
+
+fn square(x: u64) -> u64 {
+    x * x
+}
+
+/// Item 3 aborts its worker and item 5 SIGKILLs its own; each run of an
+/// item is a line in the log first.
+fn fatal((i, log): (u64, String)) -> u64 {
+    append(&log, &format!("{i}"));
+    match i {
+        3 => std::process::abort(),
+        5 => {
+            // SAFETY: the worker kills itself, which is the point of the test.
+            unsafe { libc::kill(libc::getpid(), libc::SIGKILL) };
+            unreachable!()
+        }
+        _ => i,
+    }
+}
+
+/// Logs its run; in an agent started with `HOLD` set, says so on the FIFO
+/// and never returns.
+fn held((i, log, fifo): (u64, String, String)) -> u64 {
+    append(&log, &format!("{i} {}", std::process::id()));
+    if std::env::var_os(HOLD).is_some() {
+        let mut f = std::fs::OpenOptions::new().write(true).open(&fifo).unwrap();
+        // One write, so that two tasks' lines cannot interleave.
+        f.write_all(format!("{i}\n").as_bytes()).unwrap();
+        drop(f);
+        loop {
+            std::thread::park();
+        }
+    }
+    i * 10
+}
+
+const HOLD: &str = "BROOD_CLUSTER_TEST_HOLD";
+
+fn append(path: &str, line: &str) {
+    let mut f = std::fs::OpenOptions::new()
+        .append(true)
+        .create(true)
+        .open(path)
+        .unwrap();
+    f.write_all(format!("{line}\n").as_bytes()).unwrap();
+}
+
+fn lines(path: &Path) -> Vec<String> {
+    std::fs::read_to_string(path)
+        .unwrap_or_default()
+        .lines()
+        .map(str::to_string)
+        .collect()
+}
+
+#[test]
+fn every_item_gets_exactly_one_result_from_two_agents() {
+    let Some(server) = Server::start() else {
+        return;
+    };
+    let _family = Family::adopt(&[server.pid()]);
+    let _a = AgentProc::start(&server.url, "squares", 2, &[]);
+    let _b = AgentProc::start(&server.url, "squares", 2, &[]);
+    let pool = ClusterPool::connect(&server.url, "squares").unwrap();
+    let out = pool.map(square, 0..300u64).unwrap();
+    assert_eq!(out.len(), 300);
+    for (i, r) in out.iter().enumerate() {
+        assert_eq!(r, &Ok((i * i) as u64), "item {i}");
+    }
+    // A second map on the same pool, and nothing left on the server.
+    assert_eq!(pool.map(square, [7u64]).unwrap(), [Ok(49)]);
+    let (pending, acks, tasks) = server.queue_state("squares");
+    assert_eq!((pending, acks, tasks), (0, 0, 0));
+}
+
+#[test]
+fn a_task_that_kills_its_worker_fails_alone_and_is_not_run_again() {
+    let Some(server) = Server::start() else {
+        return;
+    };
+    let _family = Family::adopt(&[server.pid()]);
+    let dir = tempfile::tempdir().unwrap();
+    let log = dir.path().join("runs");
+    let _a = AgentProc::start(&server.url, "fatal", 2, &[]);
+    let pool = ClusterPool::builder(&server.url, "fatal")
+        .heartbeat_timeout(Duration::from_secs(1))
+        .connect()
+        .unwrap();
+    let items = (0..8u64).map(|i| (i, log.to_string_lossy().into_owned()));
+    let out = pool.map(fatal, items).unwrap();
+    for (i, r) in out.iter().enumerate() {
+        match i {
+            3 => assert!(
+                matches!(r, Err(TaskError::WorkerDied { signal: Some(s), .. }) if *s == Signal::ABORT),
+                "{r:?}"
+            ),
+            5 => assert!(
+                matches!(r, Err(TaskError::WorkerDied { signal: Some(s), .. }) if *s == Signal::KILL),
+                "{r:?}"
+            ),
+            _ => assert_eq!(r, &Ok(i as u64)),
+        }
+    }
+    // Every task was acked (nothing left to give out again), and each item
+    // ran exactly once: the fatal ones were not retried.
+    assert_eq!(server.queue_state("fatal"), (0, 0, 0));
+    let mut runs = lines(&log);
+    runs.sort();
+    assert_eq!(runs, ["0", "1", "2", "3", "4", "5", "6", "7"]);
+}
+
+#[test]
+fn an_agent_killed_mid_map_loses_nothing() {
+    let Some(server) = Server::start() else {
+        return;
+    };
+    let family = Family::adopt(&[server.pid()]);
+    let dir = tempfile::tempdir().unwrap();
+    let log = dir.path().join("runs");
+    let fifo = dir.path().join("started");
+    make_fifo(&fifo);
+    // Read-write, so that the open neither waits for a writer nor sees the
+    // end of the file between them.
+    let started = std::fs::OpenOptions::new()
+        .read(true)
+        .write(true)
+        .open(&fifo)
+        .unwrap();
+    // Agent A holds the two tasks it takes, forever.
+    let mut a = AgentProc::start(&server.url, "lossless", 2, &[(HOLD, "1")]);
+    let pool = ClusterPool::builder(&server.url, "lossless")
+        .heartbeat_timeout(Duration::from_secs(1))
+        .connect()
+        .unwrap();
+    let (log_s, fifo_s) = (
+        log.to_string_lossy().into_owned(),
+        fifo.to_string_lossy().into_owned(),
+    );
+    // Not scoped: a failed check below must not wait for the map.
+    let map = std::thread::spawn(move || {
+        let items = (0..6u64).map(|i| (i, log_s.clone(), fifo_s.clone()));
+        pool.map(held, items)
+    });
+    // Both of A's workers are inside a task: kill A (and so its workers),
+    // then start B.
+    let mut r = std::io::BufReader::new(&started);
+    let mut held_items = Vec::new();
+    while held_items.len() < 2 {
+        let mut line = String::new();
+        r.read_line(&mut line).unwrap();
+        held_items.push(line.trim().parse::<u64>().unwrap());
+    }
+    held_items.sort();
+    assert_eq!(held_items, [0, 1]);
+    a.kill();
+    family.reap_orphans();
+    let _b = AgentProc::start(&server.url, "lossless", 2, &[]);
+    let out = map.join().unwrap().unwrap();
+    assert_eq!(out, (0..6).map(|i| Ok(i * 10)).collect::<Vec<_>>());
+    // Items 0 and 1 ran twice (in A, then in B): at least once; the others
+    // once. Each got one result.
+    let mut runs: Vec<u64> = lines(&log)
+        .iter()
+        .map(|l| l.split(' ').next().unwrap().parse().unwrap())
+        .collect();
+    runs.sort();
+    assert_eq!(runs, [0, 0, 1, 1, 2, 3, 4, 5]);
+    assert_eq!(server.queue_state("lossless"), (0, 0, 0));
+}
+
+#[test]
+fn no_server_or_a_bad_job_name_is_a_clear_error() {
+    let port = {
+        let l = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+        l.local_addr().unwrap().port()
+    };
+    let url = format!("nats://127.0.0.1:{port}");
+    let err = ClusterPool::builder(&url, "nobody")
+        .connect_timeout(Duration::from_secs(2))
+        .connect()
+        .unwrap_err();
+    assert!(
+        err.to_string().contains(&format!("127.0.0.1:{port}")),
+        "{err}"
+    );
+    let err = ClusterPool::connect(&url, "a.b").unwrap_err();
+    assert!(err.to_string().contains("\"a.b\""), "{err}");
+}

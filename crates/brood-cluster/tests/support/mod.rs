@@ -1,0 +1,212 @@
+//! A test's own `nats-server`, its agent processes, and the reaping of what
+//! they leave.
+
+#![allow(dead_code)]
+
+use std::io::{BufRead, BufReader};
+use std::path::Path;
+use std::process::{Child, Command, Stdio};
+
+/// A `nats-server -js` on a free loopback port (the server picks it: `-p -1`)
+/// with a store of its own; killed and reaped on drop.
+pub struct Server {
+    child: Child,
+    pub url: String,
+    _store: tempfile::TempDir,
+}
+
+impl Server {
+    /// `None`, with a message, where `nats-server` is not installed.
+    pub fn start() -> Option<Server> {
+        let store = tempfile::tempdir().unwrap();
+        let spawned = Command::new("nats-server")
+            .args(["-js", "-a", "127.0.0.1", "-p", "-1", "-sd"])
+            .arg(store.path())
+            .stdin(Stdio::null())
+            .stdout(Stdio::null())
+            .stderr(Stdio::piped())
+            .spawn();
+        let mut child = match spawned {
+            Ok(c) => c,
+            Err(e) => {
+                eprintln!("SKIPPED: cannot start nats-server ({e}); test.sh installs it with apt");
+                return None;
+            }
+        };
+        // Its log says where it listens, then that it is ready.
+        let mut log = BufReader::new(child.stderr.take().unwrap());
+        let mut url = None;
+        let mut line = String::new();
+        loop {
+            line.clear();
+            if log.read_line(&mut line).unwrap() == 0 {
+                let status = child.wait().unwrap();
+                panic!("nats-server ended before it was ready: {status}");
+            }
+            if let Some(at) = line.split("Listening for client connections on ").nth(1) {
+                url = Some(format!("nats://{}", at.trim()));
+            }
+            if line.contains("Server is ready") {
+                break;
+            }
+        }
+        // The rest of its log is drained, so that it never blocks writing it.
+        std::thread::spawn(move || std::io::copy(&mut log, &mut std::io::sink()));
+        Some(Server {
+            child,
+            url: url.expect("nats-server named no client port"),
+            _store: store,
+        })
+    }
+
+    pub fn pid(&self) -> u32 {
+        self.child.id()
+    }
+
+    /// The job's task queue: tasks not yet given out, given out and not
+    /// acked, and messages still in the stream.
+    pub fn queue_state(&self, job: &str) -> (u64, usize, u64) {
+        let rt = tokio::runtime::Builder::new_current_thread()
+            .enable_all()
+            .build()
+            .unwrap();
+        rt.block_on(async {
+            let js = async_nats::jetstream::new(async_nats::connect(&self.url).await.unwrap());
+            let mut stream = js.get_stream(format!("BROOD_{job}_TASKS")).await.unwrap();
+            let mut consumer: async_nats::jetstream::consumer::PullConsumer =
+                stream.get_consumer("agents").await.unwrap();
+            let c = consumer.info().await.unwrap().clone();
+            let s = stream.info().await.unwrap().state.messages;
+            (c.num_pending, c.num_ack_pending, s)
+        })
+    }
+}
+
+impl Drop for Server {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+/// An agent: this test binary again, running `agent_role` with
+/// `BROOD_AGENT` set. SIGKILLed and reaped on drop (its workers die with it).
+pub struct AgentProc {
+    child: Child,
+    done: bool,
+}
+
+impl AgentProc {
+    pub fn start(url: &str, job: &str, workers: usize, env: &[(&str, &str)]) -> AgentProc {
+        let child = Command::new(std::env::current_exe().unwrap())
+            .args([
+                "--exact",
+                "agent_role",
+                "--nocapture",
+                "--test-threads",
+                "1",
+            ])
+            .env("BROOD_AGENT", url)
+            .env("BROOD_AGENT_JOB", job)
+            .env("BROOD_AGENT_WORKERS", workers.to_string())
+            .envs(env.iter().copied())
+            .stdin(Stdio::null())
+            .stdout(Stdio::null())
+            .spawn()
+            .unwrap();
+        AgentProc { child, done: false }
+    }
+
+    pub fn pid(&self) -> u32 {
+        self.child.id()
+    }
+
+    /// SIGKILL, and reap.
+    pub fn kill(&mut self) {
+        if !self.done {
+            let _ = self.child.kill();
+            let _ = self.child.wait();
+            self.done = true;
+        }
+    }
+}
+
+impl Drop for AgentProc {
+    fn drop(&mut self) {
+        self.kill();
+    }
+}
+
+/// This test process as the subreaper of everything it starts, so that an
+/// agent's workers and fork server, orphaned when the agent dies, come back
+/// to it to be reaped (they die with their parent: brood's pool policy).
+pub struct Family {
+    keep: Vec<u32>,
+}
+
+impl Family {
+    /// Children with these pids (the server's) are left alone.
+    pub fn adopt(keep: &[u32]) -> Family {
+        // SAFETY: prctl(PR_SET_CHILD_SUBREAPER) changes only a flag of this
+        // process.
+        let rc = unsafe { libc::prctl(libc::PR_SET_CHILD_SUBREAPER, 1, 0, 0, 0) };
+        assert_eq!(rc, 0, "PR_SET_CHILD_SUBREAPER");
+        Family {
+            keep: keep.to_vec(),
+        }
+    }
+
+    /// Waits for every child of ours but those kept: the orphans of dead
+    /// agents, each already reparented to us when its parent's wait
+    /// returned, and each with its parent-death signal on its way.
+    pub fn reap_orphans(&self) {
+        loop {
+            let orphans: Vec<u32> = children_of(std::process::id())
+                .into_iter()
+                .filter(|p| !self.keep.contains(p))
+                .collect();
+            if orphans.is_empty() {
+                return;
+            }
+            for pid in orphans {
+                let mut status = 0;
+                // SAFETY: waitpid on a child of ours, into a local.
+                unsafe { libc::waitpid(pid as i32, &mut status, 0) };
+            }
+        }
+    }
+}
+
+impl Drop for Family {
+    fn drop(&mut self) {
+        self.reap_orphans();
+    }
+}
+
+/// The pids whose parent is `ppid`, from `/proc/<pid>/stat`.
+pub fn children_of(ppid: u32) -> Vec<u32> {
+    let mut out = Vec::new();
+    for entry in std::fs::read_dir("/proc").unwrap().flatten() {
+        let Ok(pid) = entry.file_name().to_string_lossy().parse::<u32>() else {
+            continue;
+        };
+        let Ok(stat) = std::fs::read_to_string(format!("/proc/{pid}/stat")) else {
+            continue;
+        };
+        // "pid (comm) state ppid …": the name may hold anything but ends at
+        // the last ')'.
+        let Some(rest) = stat.rsplit_once(')').map(|(_, r)| r) else {
+            continue;
+        };
+        if rest.split_whitespace().nth(1).and_then(|p| p.parse().ok()) == Some(ppid) {
+            out.push(pid);
+        }
+    }
+    out
+}
+
+/// A FIFO at `path`.
+pub fn make_fifo(path: &Path) {
+    let status = Command::new("mkfifo").arg(path).status().unwrap();
+    assert!(status.success(), "mkfifo {}", path.display());
+}
