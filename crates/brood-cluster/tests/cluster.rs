@@ -5,8 +5,9 @@
 
 mod support;
 
+use brood::remote::BuildId;
 use brood::{Signal, TaskError};
-use brood_cluster::ClusterPool;
+use brood_cluster::{ClusterError, ClusterPool, Credentials};
 use std::io::{BufRead, Write};
 use std::path::Path;
 use std::time::Duration;
@@ -207,4 +208,115 @@ fn no_server_or_a_bad_job_name_is_a_clear_error() {
     );
     let err = ClusterPool::connect(&url, "a.b").unwrap_err();
     assert!(err.to_string().contains("\"a.b\""), "{err}");
+}
+
+#[test]
+fn an_agent_of_another_build_refuses_naming_both_builds() {
+    let Some(server) = Server::start() else {
+        return;
+    };
+    let _family = Family::adopt(&[server.pid()]);
+    let dir = tempfile::tempdir().unwrap();
+    let here = BuildId::current().unwrap().to_string();
+    let Some(exe) = other_build(dir.path(), &here) else {
+        eprintln!("SKIPPED: this test binary has no build id to change");
+        return;
+    };
+    let mut agent = AgentProc::start_exe(&exe, &server.url, "builds", 1, &[]);
+    let pool = ClusterPool::connect(&server.url, "builds").unwrap();
+    let out = pool.map(square, [1u64, 2]).unwrap();
+    for r in &out {
+        let Err(TaskError::Failed { reason }) = r else {
+            panic!("{r:?}")
+        };
+        // The task's build, and the agent's: this one's with a byte flipped.
+        assert!(reason.contains(&here), "{reason}");
+        assert_eq!(reason.matches("build-id ").count(), 2, "{reason}");
+    }
+    // The agent refused without running anything, and goes on.
+    assert!(agent.running());
+    assert_eq!(server.queue_state("builds"), (0, 0, 0));
+}
+
+#[test]
+fn a_task_whose_agents_keep_dying_fails_after_its_deliveries() {
+    let Some(server) = Server::start() else {
+        return;
+    };
+    let family = Family::adopt(&[server.pid()]);
+    let dir = tempfile::tempdir().unwrap();
+    let (log, fifo) = (dir.path().join("runs"), dir.path().join("started"));
+    make_fifo(&fifo);
+    let started = std::fs::OpenOptions::new()
+        .read(true)
+        .write(true)
+        .open(&fifo)
+        .unwrap();
+    let pool = ClusterPool::builder(&server.url, "doomed")
+        .heartbeat_timeout(Duration::from_secs(1))
+        .max_deliveries(2)
+        .connect()
+        .unwrap();
+    let item = (
+        0u64,
+        log.to_string_lossy().into_owned(),
+        fifo.to_string_lossy().into_owned(),
+    );
+    let map = std::thread::spawn(move || pool.map(held, [item]));
+    // Two agents in turn take the task and are SIGKILLed while they run it.
+    let mut r = std::io::BufReader::new(&started);
+    for _ in 0..2 {
+        let mut agent = AgentProc::start(&server.url, "doomed", 1, &[(HOLD, "1")]);
+        let mut line = String::new();
+        r.read_line(&mut line).unwrap();
+        assert_eq!(line, "0\n");
+        agent.kill();
+        family.reap_orphans();
+    }
+    // The server finds a task past its deliveries when an agent asks for
+    // work (and tells the driver), so a live agent is needed to see it fail.
+    let _last = AgentProc::start(&server.url, "doomed", 1, &[]);
+    let out = map.join().unwrap().unwrap();
+    assert!(
+        matches!(&out[0], Err(TaskError::Failed { reason }) if reason.contains("given out 2 times")),
+        "{out:?}"
+    );
+    assert_eq!(lines(&log).len(), 2);
+    assert_eq!(server.queue_state("doomed"), (0, 0, 0));
+}
+
+#[test]
+fn wrong_credentials_are_a_clear_error() {
+    let Some(server) = Server::start_with(&["--user", "job", "--pass", "right"]) else {
+        return;
+    };
+    let err = ClusterPool::builder(&server.url, "locked")
+        .credentials(Credentials::UserPassword {
+            user: "job".into(),
+            password: "wrong".into(),
+        })
+        .connect()
+        .unwrap_err();
+    assert!(
+        matches!(&err, ClusterError::Connect { cause, .. } if cause.to_lowercase().contains("auth")),
+        "{err}"
+    );
+    let pool = ClusterPool::builder(&server.url, "locked")
+        .credentials(Credentials::UserPassword {
+            user: "job".into(),
+            password: "right".into(),
+        })
+        .connect()
+        .unwrap();
+    // No agent needed to see an argument over the server's payload limit
+    // (1 MiB by default) fail alone, with the server's words.
+    let out = pool.map(len, [vec![0u8; 2 << 20]]).unwrap();
+    assert!(
+        matches!(&out[0], Err(TaskError::Failed { reason }) if reason.contains("payload")),
+        "{out:?}"
+    );
+}
+
+fn len(v: Vec<u8>) -> usize {
+    v.len()
 }

@@ -18,10 +18,16 @@ pub struct Server {
 impl Server {
     /// `None`, with a message, where `nats-server` is not installed.
     pub fn start() -> Option<Server> {
+        Server::start_with(&[])
+    }
+
+    /// With more options (`--user`, say).
+    pub fn start_with(options: &[&str]) -> Option<Server> {
         let store = tempfile::tempdir().unwrap();
         let spawned = Command::new("nats-server")
             .args(["-js", "-a", "127.0.0.1", "-p", "-1", "-sd"])
             .arg(store.path())
+            .args(options)
             .stdin(Stdio::null())
             .stdout(Stdio::null())
             .stderr(Stdio::piped())
@@ -98,7 +104,18 @@ pub struct AgentProc {
 
 impl AgentProc {
     pub fn start(url: &str, job: &str, workers: usize, env: &[(&str, &str)]) -> AgentProc {
-        let child = Command::new(std::env::current_exe().unwrap())
+        AgentProc::start_exe(&std::env::current_exe().unwrap(), url, job, workers, env)
+    }
+
+    /// An agent from another executable file (a copy of this one).
+    pub fn start_exe(
+        exe: &Path,
+        url: &str,
+        job: &str,
+        workers: usize,
+        env: &[(&str, &str)],
+    ) -> AgentProc {
+        let child = Command::new(exe)
             .args([
                 "--exact",
                 "agent_role",
@@ -119,6 +136,11 @@ impl AgentProc {
 
     pub fn pid(&self) -> u32 {
         self.child.id()
+    }
+
+    /// Whether it still runs (not reaped, not a zombie).
+    pub fn running(&mut self) -> bool {
+        !self.done && self.child.try_wait().unwrap().is_none()
     }
 
     /// SIGKILL, and reap.
@@ -209,4 +231,24 @@ pub fn children_of(ppid: u32) -> Vec<u32> {
 pub fn make_fifo(path: &Path) {
     let status = Command::new("mkfifo").arg(path).status().unwrap();
     assert!(status.success(), "mkfifo {}", path.display());
+}
+
+/// A copy of this test binary in `dir` whose build id differs (one byte of
+/// its `.note.gnu.build-id` flipped): the same code, another build. `None`
+/// where the binary has no build id (its identity is then its hash, and
+/// any copy with one byte changed would do, but the note is what linkers
+/// write).
+pub fn other_build(dir: &Path, build: &str) -> Option<std::path::PathBuf> {
+    let hex = build.strip_prefix("build-id ")?;
+    let id: Vec<u8> = (0..hex.len() / 2)
+        .map(|i| u8::from_str_radix(&hex[2 * i..2 * i + 2], 16).unwrap())
+        .collect();
+    let mut bytes = std::fs::read(std::env::current_exe().unwrap()).unwrap();
+    let at = bytes.windows(id.len()).position(|w| w == id)?;
+    bytes[at + id.len() - 1] ^= 0xff;
+    let path = dir.join("other-build");
+    std::fs::write(&path, bytes).unwrap();
+    use std::os::unix::fs::PermissionsExt;
+    std::fs::set_permissions(&path, std::fs::Permissions::from_mode(0o755)).unwrap();
+    Some(path)
 }
