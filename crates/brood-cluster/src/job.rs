@@ -111,10 +111,6 @@ impl Target {
         format!("BROOD_{}_TASKS", self.job)
     }
 
-    pub(crate) fn results_stream(&self) -> String {
-        format!("BROOD_{}_RESULTS", self.job)
-    }
-
     pub(crate) fn tasks_subject(&self, map: &str) -> String {
         format!("brood.{}.tasks.{map}", self.job)
     }
@@ -179,30 +175,30 @@ impl Target {
         &self,
         js: &jetstream::Context,
     ) -> Result<(stream::Stream, stream::Stream), ClusterError> {
-        let make = |name: String, subject: String, retention| stream::Config {
-            name,
-            subjects: vec![subject],
-            retention,
-            storage: stream::StorageType::File,
-            duplicate_window: Duration::from_secs(120),
-            ..Default::default()
+        let make = |kind: &'static str, retention, what: &'static str| async move {
+            js.get_or_create_stream(stream::Config {
+                name: format!("BROOD_{}_{}", self.job, kind.to_uppercase()),
+                subjects: vec![format!("brood.{}.{kind}.*", self.job)],
+                retention,
+                storage: stream::StorageType::File,
+                duplicate_window: Duration::from_secs(120),
+                ..Default::default()
+            })
+            .await
+            .map_err(|e| ClusterError::server(what, e))
         };
-        let tasks = js
-            .get_or_create_stream(make(
-                self.tasks_stream(),
-                format!("brood.{}.tasks.*", self.job),
-                stream::RetentionPolicy::WorkQueue,
-            ))
-            .await
-            .map_err(|e| ClusterError::server("create the job's task stream", e))?;
-        let results = js
-            .get_or_create_stream(make(
-                self.results_stream(),
-                format!("brood.{}.results.*", self.job),
-                stream::RetentionPolicy::Limits,
-            ))
-            .await
-            .map_err(|e| ClusterError::server("create the job's result stream", e))?;
+        let tasks = make(
+            "tasks",
+            stream::RetentionPolicy::WorkQueue,
+            "create the job's task stream",
+        )
+        .await?;
+        let results = make(
+            "results",
+            stream::RetentionPolicy::Limits,
+            "create the job's result stream",
+        )
+        .await?;
         Ok((tasks, results))
     }
 

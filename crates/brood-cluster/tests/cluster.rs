@@ -8,8 +8,7 @@ mod support;
 use brood::remote::BuildId;
 use brood::{Signal, TaskError};
 use brood_cluster::{ClusterError, ClusterPool, Credentials};
-use std::io::{BufRead, Write};
-use std::path::Path;
+use std::io::Write;
 use std::time::Duration;
 use support::*;
 
@@ -68,7 +67,7 @@ fn append(path: &str, line: &str) {
     f.write_all(format!("{line}\n").as_bytes()).unwrap();
 }
 
-fn lines(path: &Path) -> Vec<String> {
+fn lines(path: &str) -> Vec<String> {
     std::fs::read_to_string(path)
         .unwrap_or_default()
         .lines()
@@ -78,13 +77,10 @@ fn lines(path: &Path) -> Vec<String> {
 
 #[test]
 fn every_item_gets_exactly_one_result_from_two_agents() {
-    let Some(server) = Server::start() else {
-        return;
-    };
-    let _family = Family::adopt(&[server.pid()]);
-    let _a = AgentProc::start(&server.url, "squares", 2, &[]);
-    let _b = AgentProc::start(&server.url, "squares", 2, &[]);
-    let pool = ClusterPool::connect(&server.url, "squares").unwrap();
+    let Some(scene) = Scene::new() else { return };
+    let _a = AgentProc::start(scene.url(), "squares", 2, &[]);
+    let _b = AgentProc::start(scene.url(), "squares", 2, &[]);
+    let pool = ClusterPool::connect(scene.url(), "squares").unwrap();
     let out = pool.map(square, 0..300u64).unwrap();
     assert_eq!(out.len(), 300);
     for (i, r) in out.iter().enumerate() {
@@ -92,25 +88,21 @@ fn every_item_gets_exactly_one_result_from_two_agents() {
     }
     // A second map on the same pool, and nothing left on the server.
     assert_eq!(pool.map(square, [7u64]).unwrap(), [Ok(49)]);
-    let (pending, acks, tasks) = server.queue_state("squares");
-    assert_eq!((pending, acks, tasks), (0, 0, 0));
+    assert_eq!(scene.server.queue_state("squares"), (0, 0, 0));
 }
 
 #[test]
 fn a_task_that_kills_its_worker_fails_alone_and_is_not_run_again() {
-    let Some(server) = Server::start() else {
-        return;
-    };
-    let _family = Family::adopt(&[server.pid()]);
-    let dir = tempfile::tempdir().unwrap();
-    let log = dir.path().join("runs");
-    let _a = AgentProc::start(&server.url, "fatal", 2, &[]);
-    let pool = ClusterPool::builder(&server.url, "fatal")
+    let Some(scene) = Scene::new() else { return };
+    let log = scene.file("runs");
+    let _a = AgentProc::start(scene.url(), "fatal", 2, &[]);
+    let pool = ClusterPool::builder(scene.url(), "fatal")
         .heartbeat_timeout(Duration::from_secs(1))
         .connect()
         .unwrap();
-    let items = (0..8u64).map(|i| (i, log.to_string_lossy().into_owned()));
-    let out = pool.map(fatal, items).unwrap();
+    let out = pool
+        .map(fatal, (0..8u64).map(|i| (i, log.clone())))
+        .unwrap();
     for (i, r) in out.iter().enumerate() {
         match i {
             3 => assert!(
@@ -126,7 +118,7 @@ fn a_task_that_kills_its_worker_fails_alone_and_is_not_run_again() {
     }
     // Every task was acked (nothing left to give out again), and each item
     // ran exactly once: the fatal ones were not retried.
-    assert_eq!(server.queue_state("fatal"), (0, 0, 0));
+    assert_eq!(scene.server.queue_state("fatal"), (0, 0, 0));
     let mut runs = lines(&log);
     runs.sort();
     assert_eq!(runs, ["0", "1", "2", "3", "4", "5", "6", "7"]);
@@ -134,50 +126,27 @@ fn a_task_that_kills_its_worker_fails_alone_and_is_not_run_again() {
 
 #[test]
 fn an_agent_killed_mid_map_loses_nothing() {
-    let Some(server) = Server::start() else {
-        return;
-    };
-    let family = Family::adopt(&[server.pid()]);
-    let dir = tempfile::tempdir().unwrap();
-    let log = dir.path().join("runs");
-    let fifo = dir.path().join("started");
-    make_fifo(&fifo);
-    // Read-write, so that the open neither waits for a writer nor sees the
-    // end of the file between them.
-    let started = std::fs::OpenOptions::new()
-        .read(true)
-        .write(true)
-        .open(&fifo)
-        .unwrap();
+    let Some(scene) = Scene::new() else { return };
+    let log = scene.file("runs");
+    let (fifo, started) = scene.fifo("started");
     // Agent A holds the two tasks it takes, forever.
-    let mut a = AgentProc::start(&server.url, "lossless", 2, &[(HOLD, "1")]);
-    let pool = ClusterPool::builder(&server.url, "lossless")
+    let mut a = AgentProc::start(scene.url(), "lossless", 2, &[(HOLD, "1")]);
+    let pool = ClusterPool::builder(scene.url(), "lossless")
         .heartbeat_timeout(Duration::from_secs(1))
         .connect()
         .unwrap();
-    let (log_s, fifo_s) = (
-        log.to_string_lossy().into_owned(),
-        fifo.to_string_lossy().into_owned(),
-    );
+    let items: Vec<_> = (0..6u64).map(|i| (i, log.clone(), fifo.clone())).collect();
     // Not scoped: a failed check below must not wait for the map.
-    let map = std::thread::spawn(move || {
-        let items = (0..6u64).map(|i| (i, log_s.clone(), fifo_s.clone()));
-        pool.map(held, items)
-    });
+    let map = std::thread::spawn(move || pool.map(held, items));
     // Both of A's workers are inside a task: kill A (and so its workers),
     // then start B.
     let mut r = std::io::BufReader::new(&started);
-    let mut held_items = Vec::new();
-    while held_items.len() < 2 {
-        let mut line = String::new();
-        r.read_line(&mut line).unwrap();
-        held_items.push(line.trim().parse::<u64>().unwrap());
-    }
+    let mut held_items = [read_line(&mut r), read_line(&mut r)];
     held_items.sort();
-    assert_eq!(held_items, [0, 1]);
+    assert_eq!(held_items, ["0\n", "1\n"]);
     a.kill();
-    family.reap_orphans();
-    let _b = AgentProc::start(&server.url, "lossless", 2, &[]);
+    scene.family.reap_orphans();
+    let _b = AgentProc::start(scene.url(), "lossless", 2, &[]);
     let out = map.join().unwrap().unwrap();
     assert_eq!(out, (0..6).map(|i| Ok(i * 10)).collect::<Vec<_>>());
     // Items 0 and 1 ran twice (in A, then in B): at least once; the others
@@ -188,7 +157,7 @@ fn an_agent_killed_mid_map_loses_nothing() {
         .collect();
     runs.sort();
     assert_eq!(runs, [0, 0, 1, 1, 2, 3, 4, 5]);
-    assert_eq!(server.queue_state("lossless"), (0, 0, 0));
+    assert_eq!(scene.server.queue_state("lossless"), (0, 0, 0));
 }
 
 #[test]
@@ -212,18 +181,14 @@ fn no_server_or_a_bad_job_name_is_a_clear_error() {
 
 #[test]
 fn an_agent_of_another_build_refuses_naming_both_builds() {
-    let Some(server) = Server::start() else {
-        return;
-    };
-    let _family = Family::adopt(&[server.pid()]);
-    let dir = tempfile::tempdir().unwrap();
+    let Some(scene) = Scene::new() else { return };
     let here = BuildId::current().unwrap().to_string();
-    let Some(exe) = other_build(dir.path(), &here) else {
+    let Some(exe) = other_build(scene.dir.path(), &here) else {
         eprintln!("SKIPPED: this test binary has no build id to change");
         return;
     };
-    let mut agent = AgentProc::start_exe(&exe, &server.url, "builds", 1, &[]);
-    let pool = ClusterPool::connect(&server.url, "builds").unwrap();
+    let mut agent = AgentProc::start_exe(&exe, scene.url(), "builds", 1, &[]);
+    let pool = ClusterPool::connect(scene.url(), "builds").unwrap();
     let out = pool.map(square, [1u64, 2]).unwrap();
     for r in &out {
         let Err(TaskError::Failed { reason }) = r else {
@@ -235,54 +200,39 @@ fn an_agent_of_another_build_refuses_naming_both_builds() {
     }
     // The agent refused without running anything, and goes on.
     assert!(agent.running());
-    assert_eq!(server.queue_state("builds"), (0, 0, 0));
+    assert_eq!(scene.server.queue_state("builds"), (0, 0, 0));
 }
 
 #[test]
 fn a_task_whose_agents_keep_dying_fails_after_its_deliveries() {
-    let Some(server) = Server::start() else {
-        return;
-    };
-    let family = Family::adopt(&[server.pid()]);
-    let dir = tempfile::tempdir().unwrap();
-    let (log, fifo) = (dir.path().join("runs"), dir.path().join("started"));
-    make_fifo(&fifo);
-    let started = std::fs::OpenOptions::new()
-        .read(true)
-        .write(true)
-        .open(&fifo)
-        .unwrap();
-    let pool = ClusterPool::builder(&server.url, "doomed")
+    let Some(scene) = Scene::new() else { return };
+    let log = scene.file("runs");
+    let (fifo, started) = scene.fifo("started");
+    let pool = ClusterPool::builder(scene.url(), "doomed")
         .heartbeat_timeout(Duration::from_secs(1))
         .max_deliveries(2)
         .connect()
         .unwrap();
-    let item = (
-        0u64,
-        log.to_string_lossy().into_owned(),
-        fifo.to_string_lossy().into_owned(),
-    );
+    let item = (0u64, log.clone(), fifo);
     let map = std::thread::spawn(move || pool.map(held, [item]));
     // Two agents in turn take the task and are SIGKILLed while they run it.
     let mut r = std::io::BufReader::new(&started);
     for _ in 0..2 {
-        let mut agent = AgentProc::start(&server.url, "doomed", 1, &[(HOLD, "1")]);
-        let mut line = String::new();
-        r.read_line(&mut line).unwrap();
-        assert_eq!(line, "0\n");
+        let mut agent = AgentProc::start(scene.url(), "doomed", 1, &[(HOLD, "1")]);
+        assert_eq!(read_line(&mut r), "0\n");
         agent.kill();
-        family.reap_orphans();
+        scene.family.reap_orphans();
     }
     // The server finds a task past its deliveries when an agent asks for
     // work (and tells the driver), so a live agent is needed to see it fail.
-    let _last = AgentProc::start(&server.url, "doomed", 1, &[]);
+    let _last = AgentProc::start(scene.url(), "doomed", 1, &[]);
     let out = map.join().unwrap().unwrap();
     assert!(
         matches!(&out[0], Err(TaskError::Failed { reason }) if reason.contains("given out 2 times")),
         "{out:?}"
     );
     assert_eq!(lines(&log).len(), 2);
-    assert_eq!(server.queue_state("doomed"), (0, 0, 0));
+    assert_eq!(scene.server.queue_state("doomed"), (0, 0, 0));
 }
 
 #[test]

@@ -227,10 +227,57 @@ pub fn children_of(ppid: u32) -> Vec<u32> {
     out
 }
 
-/// A FIFO at `path`.
-pub fn make_fifo(path: &Path) {
-    let status = Command::new("mkfifo").arg(path).status().unwrap();
-    assert!(status.success(), "mkfifo {}", path.display());
+/// What a test with agents needs: its server, this process as the reaper
+/// of what dead agents leave, and a directory of its own. Dropped last (it
+/// is made first), so every agent is gone before the reaping.
+pub struct Scene {
+    pub server: Server,
+    pub family: Family,
+    pub dir: tempfile::TempDir,
+}
+
+impl Scene {
+    /// `None`, with a message, where `nats-server` is not installed.
+    pub fn new() -> Option<Scene> {
+        let server = Server::start()?;
+        let family = Family::adopt(&[server.pid()]);
+        Some(Scene {
+            server,
+            family,
+            dir: tempfile::tempdir().unwrap(),
+        })
+    }
+
+    pub fn url(&self) -> &str {
+        &self.server.url
+    }
+
+    /// A file in the scene's directory, as a `String` for a task argument.
+    pub fn file(&self, name: &str) -> String {
+        self.dir.path().join(name).to_string_lossy().into_owned()
+    }
+
+    /// A FIFO in the directory, and its read end: opened read-write, so that
+    /// the open neither waits for a writer nor sees the end of the file
+    /// between two of them.
+    pub fn fifo(&self, name: &str) -> (String, std::fs::File) {
+        let path = self.file(name);
+        let status = Command::new("mkfifo").arg(&path).status().unwrap();
+        assert!(status.success(), "mkfifo {path}");
+        let end = std::fs::OpenOptions::new()
+            .read(true)
+            .write(true)
+            .open(&path)
+            .unwrap();
+        (path, end)
+    }
+}
+
+/// Reads one line.
+pub fn read_line(r: &mut impl BufRead) -> String {
+    let mut line = String::new();
+    r.read_line(&mut line).unwrap();
+    line
 }
 
 /// A copy of this test binary in `dir` whose build id differs (one byte of

@@ -19,30 +19,11 @@ use std::io::Read;
 /// `NT_GNU_BUILD_ID`, in a note whose owner is `"GNU"`.
 const NT_GNU_BUILD_ID: u32 = 3;
 
-#[cfg(target_pointer_width = "64")]
-type Phdr = libc::Elf64_Phdr;
-#[cfg(target_pointer_width = "32")]
-type Phdr = libc::Elf32_Phdr;
-
 /// The executable's GNU build id, if its notes carry one.
 pub fn gnu_build_id() -> Option<Vec<u8>> {
-    // SAFETY: getauxval only reads the auxiliary vector the kernel gave us.
-    let (at, num) = unsafe {
-        (
-            libc::getauxval(libc::AT_PHDR),
-            libc::getauxval(libc::AT_PHNUM),
-        )
-    };
-    if at == 0 || num == 0 {
-        return None;
-    }
-    // SAFETY: the kernel maps the executable's program headers at AT_PHDR, for
-    // the life of the process: AT_PHNUM entries of this target's `Phdr`.
-    let phdrs = unsafe { std::slice::from_raw_parts(at as usize as *const Phdr, num as usize) };
     // Without PT_PHDR the load base is unknown (some static, non-PIE links):
     // the file's hash serves then.
-    let own = phdrs.iter().find(|p| p.p_type == libc::PT_PHDR)?;
-    let base = (at as usize).wrapping_sub(own.p_vaddr as usize);
+    let (base, phdrs) = crate::sys::image::program_headers()?;
     phdrs
         .iter()
         .filter(|p| p.p_type == libc::PT_NOTE)
