@@ -14,8 +14,11 @@ use async_nats::jetstream::{self, AckKind, consumer};
 use brood::{CallOptions, Pool};
 use futures_util::StreamExt;
 use std::sync::Arc;
-use std::time::Duration;
+use std::time::{Duration, Instant};
 use tokio::sync::Semaphore;
+
+/// How often an agent reads the consumer's settings again.
+const REREAD: Duration = Duration::from_secs(30);
 
 /// An agent of one job: this same executable, run on each machine, serving
 /// the tasks of [`ClusterPool`](crate::ClusterPool)s of that job name.
@@ -94,6 +97,11 @@ impl Agent {
             }
         };
         let free = Arc::new(Semaphore::new(workers));
+        let mut ack_wait = consumer
+            .info()
+            .await
+            .map_or(Duration::from_secs(10), |i| i.config.ack_wait);
+        let mut read_at = Instant::now();
         loop {
             // As many tasks as there are free workers, and no more: a task
             // waiting here is one another agent could be running.
@@ -105,12 +113,15 @@ impl Agent {
             while let Ok(p) = Arc::clone(&free).try_acquire_owned() {
                 permits.push(p);
             }
-            // Its heartbeat period: a third of the ack wait, read afresh so
-            // that a driver's new setting reaches running agents.
-            let ack_wait = match consumer.info().await {
-                Ok(info) => info.config.ack_wait,
-                Err(_) => Duration::from_secs(10),
-            };
+            // The heartbeat period is a third of the ack wait, read now and
+            // then, so that a driver's new setting reaches running agents
+            // without a request per pull.
+            if read_at.elapsed() >= REREAD
+                && let Ok(info) = consumer.info().await
+            {
+                ack_wait = info.config.ack_wait;
+                read_at = Instant::now();
+            }
             let batch = consumer
                 .batch()
                 .max_messages(permits.len())
@@ -190,7 +201,9 @@ async fn answer(
         Err(_) => false,
     };
     if published {
-        let _ = msg.double_ack().await;
+        // A lost ack makes the task run again, and the driver drops the
+        // repeat: no need to wait for the server's confirmation.
+        let _ = msg.ack().await;
     }
 }
 
