@@ -17,6 +17,9 @@ use std::sync::Arc;
 use std::time::{Duration, Instant};
 use tokio::sync::Semaphore;
 
+/// How long one pull for tasks waits for them on the server.
+const PULL: Duration = Duration::from_secs(1);
+
 /// How often an agent reads the consumer's settings again.
 const REREAD: Duration = Duration::from_secs(30);
 
@@ -125,7 +128,7 @@ impl Agent {
             let batch = consumer
                 .batch()
                 .max_messages(permits.len())
-                .expires(Duration::from_secs(1))
+                .expires(PULL)
                 .messages()
                 .await;
             let mut batch = match batch {
@@ -138,7 +141,11 @@ impl Agent {
                     continue;
                 }
             };
-            while let Some(msg) = batch.next().await {
+            // The pull ends at its expiry, or if the server never says so
+            // (it restarted meanwhile, say) soon after: a pull left waiting
+            // would keep this agent's free workers from all work.
+            let deadline = tokio::time::Instant::now() + PULL * 2;
+            while let Ok(Some(msg)) = tokio::time::timeout_at(deadline, batch.next()).await {
                 let Ok(msg) = msg else { break };
                 let Some(permit) = permits.pop() else { break };
                 let call = match self.task_timeout {

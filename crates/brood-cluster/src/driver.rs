@@ -12,6 +12,13 @@ use std::collections::HashMap;
 use std::path::PathBuf;
 use std::time::Duration;
 
+/// A map's reader of its results.
+type Results = consumer::pull::Ordered;
+
+/// How long the driver waits for a result before it reads them anew: a
+/// reader whose server restarted may otherwise wait a minute to notice.
+const QUIET: Duration = Duration::from_secs(3);
+
 /// Settings of a [`ClusterPool`], from [`ClusterPool::builder`].
 #[derive(Clone, Debug)]
 pub struct ClusterBuilder {
@@ -201,18 +208,8 @@ impl ClusterPool {
             ))
             .await
             .map_err(|e| ClusterError::server("subscribe to the delivery advisories", e))?;
-        let mut results = self
-            .results
-            .create_consumer(consumer::pull::OrderedConfig {
-                filter_subject: self.target.results_subject(&map),
-                deliver_policy: consumer::DeliverPolicy::All,
-                ..Default::default()
-            })
-            .await
-            .map_err(|e| ClusterError::server("read the job's results", e))?
-            .messages()
-            .await
-            .map_err(|e| ClusterError::server("read the job's results", e))?;
+        let mut from = 1;
+        let mut results = self.open_results(&map, from).await?;
         let total = tasks.len();
         let seq_of = self.publish(&map, tasks).await;
         let mut item_of: HashMap<u64, usize> = HashMap::new();
@@ -229,12 +226,18 @@ impl ClusterPool {
         }
         while got.len() < total {
             tokio::select! {
-                msg = results.next() => {
-                    let msg = match msg {
-                        Some(Ok(m)) => m,
-                        Some(Err(_)) => continue,
-                        None => return Err(ClusterError::server("read the job's results", "the stream ended")),
+                msg = tokio::time::timeout(QUIET, results.next()) => {
+                    let Ok(Some(Ok(msg))) = msg else {
+                        // An error, the end, or a long quiet: the reader
+                        // may have lost the server (a restart takes its
+                        // consumer). Read again from the first result not
+                        // yet seen; a repeat is dropped below.
+                        results = self.reopen_results(&map, from).await;
+                        continue;
                     };
+                    if let Ok(info) = msg.info() {
+                        from = info.stream_sequence + 1;
+                    }
                     let item = msg.headers.as_ref()
                         .and_then(|h| h.get(ITEM))
                         .and_then(|v| v.as_str().parse::<usize>().ok());
@@ -273,6 +276,39 @@ impl ClusterPool {
             .filter(self.target.results_subject(&map))
             .await;
         Ok(got.into_iter().collect())
+    }
+
+    /// A reader of this map's results from stream sequence `from` on.
+    async fn open_results(&self, map: &str, from: u64) -> Result<Results, ClusterError> {
+        let deliver_policy = if from <= 1 {
+            consumer::DeliverPolicy::All
+        } else {
+            consumer::DeliverPolicy::ByStartSequence {
+                start_sequence: from,
+            }
+        };
+        self.results
+            .create_consumer(consumer::pull::OrderedConfig {
+                filter_subject: self.target.results_subject(map),
+                deliver_policy,
+                ..Default::default()
+            })
+            .await
+            .map_err(|e| ClusterError::server("read the job's results", e))?
+            .messages()
+            .await
+            .map_err(|e| ClusterError::server("read the job's results", e))
+    }
+
+    /// [`ClusterPool::open_results`] until it succeeds (the server may be
+    /// restarting; the client reconnects meanwhile).
+    async fn reopen_results(&self, map: &str, from: u64) -> Results {
+        loop {
+            if let Ok(r) = self.open_results(map, from).await {
+                return r;
+            }
+            tokio::time::sleep(Duration::from_millis(200)).await;
+        }
     }
 
     /// Publishes every task, each with its item's index and an id; returns

@@ -13,6 +13,42 @@ pub struct Server {
     child: Child,
     pub url: String,
     _store: tempfile::TempDir,
+    options: Vec<String>,
+}
+
+/// Starts `nats-server -js` on loopback with `store`, and waits until its log
+/// says it is ready; its URL from the same log.
+fn spawn_server(store: &Path, port: &[&str], options: &[String]) -> (Child, String) {
+    let mut child = Command::new("nats-server")
+        .args(["-js", "-a", "127.0.0.1", "-sd"])
+        .arg(store)
+        .args(port)
+        .args(options)
+        .stdin(Stdio::null())
+        .stdout(Stdio::null())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    // Its log says where it listens, then that it is ready.
+    let mut log = BufReader::new(child.stderr.take().unwrap());
+    let mut url = None;
+    let mut line = String::new();
+    loop {
+        line.clear();
+        if log.read_line(&mut line).unwrap() == 0 {
+            let status = child.wait().unwrap();
+            panic!("nats-server ended before it was ready: {status}");
+        }
+        if let Some(at) = line.split("Listening for client connections on ").nth(1) {
+            url = Some(format!("nats://{}", at.trim()));
+        }
+        if line.contains("Server is ready") {
+            break;
+        }
+    }
+    // The rest of its log is drained, so that it never blocks writing it.
+    std::thread::spawn(move || std::io::copy(&mut log, &mut std::io::sink()));
+    (child, url.expect("nats-server named no client port"))
 }
 
 impl Server {
@@ -23,50 +59,39 @@ impl Server {
 
     /// With more options (`--user`, say).
     pub fn start_with(options: &[&str]) -> Option<Server> {
-        let store = tempfile::tempdir().unwrap();
-        let spawned = Command::new("nats-server")
-            .args(["-js", "-a", "127.0.0.1", "-p", "-1", "-sd"])
-            .arg(store.path())
-            .args(options)
-            .stdin(Stdio::null())
-            .stdout(Stdio::null())
-            .stderr(Stdio::piped())
-            .spawn();
-        let mut child = match spawned {
-            Ok(c) => c,
-            Err(e) => {
-                eprintln!("SKIPPED: cannot start nats-server ({e}); test.sh installs it with apt");
-                return None;
-            }
-        };
-        // Its log says where it listens, then that it is ready.
-        let mut log = BufReader::new(child.stderr.take().unwrap());
-        let mut url = None;
-        let mut line = String::new();
-        loop {
-            line.clear();
-            if log.read_line(&mut line).unwrap() == 0 {
-                let status = child.wait().unwrap();
-                panic!("nats-server ended before it was ready: {status}");
-            }
-            if let Some(at) = line.split("Listening for client connections on ").nth(1) {
-                url = Some(format!("nats://{}", at.trim()));
-            }
-            if line.contains("Server is ready") {
-                break;
-            }
+        if Command::new("nats-server")
+            .arg("--version")
+            .output()
+            .is_err()
+        {
+            eprintln!("SKIPPED: nats-server is not installed; test.sh installs it with apt");
+            return None;
         }
-        // The rest of its log is drained, so that it never blocks writing it.
-        std::thread::spawn(move || std::io::copy(&mut log, &mut std::io::sink()));
+        let store = tempfile::tempdir().unwrap();
+        let options: Vec<String> = options.iter().map(|o| o.to_string()).collect();
+        let (child, url) = spawn_server(store.path(), &["-p", "-1"], &options);
         Some(Server {
             child,
-            url: url.expect("nats-server named no client port"),
+            url,
             _store: store,
+            options,
         })
     }
 
     pub fn pid(&self) -> u32 {
         self.child.id()
+    }
+
+    /// Stops the server (SIGTERM: it shuts down cleanly), waits for it, and
+    /// starts it again on the same port with the same store.
+    pub fn restart(&mut self) {
+        // SAFETY: kill(2) of our own child, not yet reaped.
+        unsafe { libc::kill(self.child.id() as i32, libc::SIGTERM) };
+        self.child.wait().unwrap();
+        let port = self.url.rsplit(':').next().unwrap().to_string();
+        let (child, url) = spawn_server(self._store.path(), &["-p", &port], &self.options);
+        assert_eq!(url, self.url);
+        self.child = child;
     }
 
     /// The job's task queue: tasks not yet given out, given out and not
