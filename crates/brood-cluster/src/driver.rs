@@ -312,36 +312,70 @@ impl ClusterPool {
     }
 
     /// Publishes every task, each with its item's index and an id; returns
-    /// each item's stream sequence, or why it could not be queued.
+    /// each item's stream sequence, or why it could not be queued. A publish
+    /// that fails for a while (the server restarting) is tried again with
+    /// the same id, which the server takes only once, for [`REPUBLISH`].
     async fn publish(
         &self,
         map: &str,
         tasks: Vec<(usize, Vec<u8>)>,
     ) -> Vec<(usize, Result<u64, TaskError>)> {
         let subject = self.target.tasks_subject(map);
-        let mut acks = Vec::with_capacity(tasks.len());
         let mut out = Vec::with_capacity(tasks.len());
-        for (i, task) in tasks {
-            let mut headers = async_nats::HeaderMap::new();
-            headers.insert(ITEM, i.to_string().as_str());
-            headers.insert(
-                async_nats::header::NATS_MESSAGE_ID,
-                format!("{map}.{i}").as_str(),
-            );
-            match self
-                .js
-                .publish_with_headers(subject.clone(), headers, task.into())
-                .await
-            {
-                Ok(ack) => acks.push((i, ack)),
-                Err(e) => out.push((i, Err(not_queued(e)))),
+        // Shared, not copied, by the tries.
+        let mut todo: Vec<(usize, bytes::Bytes)> =
+            tasks.into_iter().map(|(i, t)| (i, t.into())).collect();
+        let give_up = tokio::time::Instant::now() + REPUBLISH;
+        loop {
+            let mut acks = Vec::with_capacity(todo.len());
+            let mut again = Vec::new();
+            for (i, task) in todo {
+                let mut headers = async_nats::HeaderMap::new();
+                headers.insert(ITEM, i.to_string().as_str());
+                headers.insert(
+                    async_nats::header::NATS_MESSAGE_ID,
+                    format!("{map}.{i}").as_str(),
+                );
+                match self
+                    .js
+                    .publish_with_headers(subject.clone(), headers, task.clone())
+                    .await
+                {
+                    Ok(ack) => acks.push((i, task, ack)),
+                    Err(e) if lasting(e.kind()) => out.push((i, Err(not_queued(e)))),
+                    Err(e) => again.push((i, task, e.to_string())),
+                }
             }
+            for (i, task, ack) in acks {
+                match ack.await {
+                    Ok(a) => out.push((i, Ok(a.sequence))),
+                    Err(e) if lasting(e.kind()) => out.push((i, Err(not_queued(e)))),
+                    Err(e) => again.push((i, task, e.to_string())),
+                }
+            }
+            if again.is_empty() {
+                return out;
+            }
+            if tokio::time::Instant::now() >= give_up {
+                out.extend(again.into_iter().map(|(i, _, e)| (i, Err(not_queued(e)))));
+                return out;
+            }
+            tokio::time::sleep(Duration::from_millis(200)).await;
+            todo = again.into_iter().map(|(i, t, _)| (i, t)).collect();
         }
-        for (i, ack) in acks {
-            out.push((i, ack.await.map(|a| a.sequence).map_err(not_queued)));
-        }
-        out
     }
+}
+
+/// How long the driver tries again to queue a task the server did not take.
+const REPUBLISH: Duration = Duration::from_secs(30);
+
+/// A publish error that trying again does not mend.
+fn lasting(kind: async_nats::jetstream::context::PublishErrorKind) -> bool {
+    use async_nats::jetstream::context::PublishErrorKind as K;
+    matches!(
+        kind,
+        K::MaxPayloadExceeded | K::WrongLastMessageId | K::WrongLastSequence
+    )
 }
 
 fn not_queued(e: impl std::fmt::Display) -> TaskError {
