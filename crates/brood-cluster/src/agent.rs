@@ -8,6 +8,7 @@
 //! (the heartbeat timeout) the server gives it to another agent. So a task
 //! runs at least once, and the driver keeps one outcome per item.
 
+use crate::alive::Drivers;
 use crate::error::ClusterError;
 use crate::job::{AGENTS, Credentials, ITEM, Target};
 use async_nats::jetstream::{self, AckKind, consumer};
@@ -89,6 +90,7 @@ impl Agent {
 
     async fn serve(&self, pool: &Pool, workers: usize) -> Result<(), ClusterError> {
         let client = self.target.connect().await?;
+        let drivers = Drivers::listen(&client, &self.target).await?;
         let js = jetstream::new(client);
         let (tasks, _) = self.target.streams(&js).await?;
         // The driver makes the consumer with its settings; an agent that
@@ -147,6 +149,15 @@ impl Agent {
             let deadline = tokio::time::Instant::now() + PULL * 2;
             while let Ok(Some(msg)) = tokio::time::timeout_at(deadline, batch.next()).await {
                 let Ok(msg) = msg else { break };
+                if self
+                    .target
+                    .map_of(msg.subject.as_str())
+                    .is_some_and(|m| drivers.gone(m))
+                {
+                    // Nobody will read its result: never give it out again.
+                    let _ = msg.ack_with(AckKind::Term).await;
+                    continue;
+                }
                 let Some(permit) = permits.pop() else { break };
                 let call = match self.task_timeout {
                     Some(t) => pool.with(CallOptions::new().timeout(t)),

@@ -1,6 +1,7 @@
 //! The driver: [`ClusterPool`], whose `map` publishes one task per item to
 //! the job's work queue and collects one outcome per item.
 
+use crate::alive::Beat;
 use crate::error::ClusterError;
 use crate::job::{AGENTS, Credentials, ITEM, Target};
 use async_nats::jetstream::{self, consumer, stream};
@@ -199,6 +200,8 @@ impl ClusterPool {
         // A unique token names the map: an inbox's last one.
         let inbox = client.new_inbox();
         let map = inbox.rsplit('.').next().unwrap_or(&inbox).to_string();
+        // Agents drop the tasks of a map whose driver stopped beating.
+        let _beat = Beat::start(client.clone(), &self.target, &map);
         // Before the first task goes out: the server announces a task given
         // out `max_deliveries` times (core NATS, not kept).
         let mut exhausted = client

@@ -119,6 +119,11 @@ impl Target {
         format!("brood.{}.results.{map}", self.job)
     }
 
+    /// Where the driver of `map` says it is there.
+    pub(crate) fn alive_subject(&self, map: &str) -> String {
+        format!("brood.{}.alive.{map}", self.job)
+    }
+
     /// The map a task subject belongs to.
     pub(crate) fn map_of<'s>(&self, task_subject: &'s str) -> Option<&'s str> {
         task_subject

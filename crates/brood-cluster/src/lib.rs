@@ -44,6 +44,7 @@
 //! driver and agents only (NATS accounts and permissions).
 
 mod agent;
+mod alive;
 mod driver;
 mod error;
 mod job;

@@ -306,3 +306,68 @@ fn the_server_restarted_mid_map_loses_and_doubles_nothing() {
     assert!(took < Duration::from_secs(30), "{took:?}");
     assert_eq!(scene.server.queue_state("restart"), (0, 0, 0));
 }
+
+const DRIVER: &str = "BROOD_CLUSTER_TEST_DRIVER";
+
+/// Logs its run (item 2 also says so on the FIFO), then takes 200 ms.
+fn slow((i, log, fifo): (u64, String, String)) -> u64 {
+    append(&log, &format!("{i}"));
+    if i == 2 {
+        let mut f = std::fs::OpenOptions::new().write(true).open(&fifo).unwrap();
+        f.write_all(b"2\n").unwrap();
+    }
+    std::thread::sleep(Duration::from_millis(200));
+    i
+}
+
+/// The driver, when this binary is started with `DRIVER` set (to the URL,
+/// with the log and the FIFO after it): a map of 200 slow items. A no-op in
+/// the normal run.
+#[test]
+fn driver_role() {
+    let Some(args) = std::env::var_os(DRIVER) else {
+        return;
+    };
+    let args = args.to_string_lossy().into_owned();
+    let [url, log, fifo]: [&str; 3] = args.split(' ').collect::<Vec<_>>().try_into().unwrap();
+    let pool = ClusterPool::connect(url, "orphaned").unwrap();
+    let items = (0..200u64).map(|i| (i, log.to_string(), fifo.to_string()));
+    let _ = pool.map(slow, items);
+}
+
+#[test]
+fn agents_drop_the_tasks_of_a_driver_that_was_killed() {
+    let Some(scene) = Scene::new() else { return };
+    let log = scene.file("runs");
+    let (fifo, started) = scene.fifo("started");
+    let _a = AgentProc::start(scene.url(), "orphaned", 1, &[]);
+    let mut driver = std::process::Command::new(std::env::current_exe().unwrap())
+        .args(["--exact", "driver_role", "--nocapture"])
+        .env(DRIVER, format!("{} {log} {fifo}", scene.url()))
+        .stdout(std::process::Stdio::null())
+        .spawn()
+        .unwrap();
+    // The driver's map runs (item 2 started): SIGKILL the driver.
+    let mut r = std::io::BufReader::new(&started);
+    assert_eq!(read_line(&mut r), "2\n");
+    driver.kill().unwrap();
+    driver.wait().unwrap();
+    // The agent drains the queue: the tasks it takes once the driver has
+    // been silent for 5 s, it drops unrun. (Run one by one, the 200 items
+    // would take 40 s.)
+    let deadline = std::time::Instant::now() + Duration::from_secs(60);
+    loop {
+        let (pending, acks, _) = scene.server.queue_state("orphaned");
+        if pending == 0 && acks == 0 {
+            break;
+        }
+        assert!(
+            std::time::Instant::now() < deadline,
+            "the queue never drained"
+        );
+        // Polls the server's state: nothing to wait on but the server.
+        std::thread::sleep(Duration::from_millis(100));
+    }
+    let runs = lines(&log).len();
+    assert!(runs < 100, "{runs} of 200 items ran for a dead driver");
+}

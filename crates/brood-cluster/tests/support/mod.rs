@@ -205,7 +205,8 @@ impl Family {
 
     /// Waits for every child of ours but those kept: the orphans of dead
     /// agents, each already reparented to us when its parent's wait
-    /// returned, and each with its parent-death signal on its way.
+    /// returned, and each with its parent-death signal on its way. Only
+    /// with no agent alive: an agent's fork server is our child too.
     pub fn reap_orphans(&self) {
         loop {
             let orphans: Vec<u32> = children_of(std::process::id())
