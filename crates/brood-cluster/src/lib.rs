@@ -37,7 +37,10 @@
 //! again by another after the heartbeat timeout), and the driver keeps the
 //! first outcome of each item. A task that kills its worker is answered with
 //! `TaskError::WorkerDied` naming the signal, and not run again. A task whose
-//! agents keep dying fails after `max_deliveries` deliveries.
+//! agents keep dying fails after `max_deliveries` deliveries. A server
+//! restart loses nothing (the store is on disk; both sides reconnect). The
+//! tasks of a driver that stopped beating (SIGKILLed, say) for 5 s are
+//! dropped unrun by the agents.
 //!
 //! **Trust.** Whoever can publish to a job's task subjects can make its
 //! agents run any function of their binary: give the job's subjects to its
