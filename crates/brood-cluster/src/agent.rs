@@ -10,7 +10,7 @@
 
 use crate::alive::Drivers;
 use crate::error::ClusterError;
-use crate::job::{AGENTS, Credentials, ITEM, Target};
+use crate::job::{AGENTS, Credentials, ITEM, TIMEOUT, Target};
 use async_nats::jetstream::{self, AckKind, consumer};
 use brood::{CallOptions, Pool};
 use futures_util::StreamExt;
@@ -159,7 +159,15 @@ impl Agent {
                     continue;
                 }
                 let Some(permit) = permits.pop() else { break };
-                let call = match self.task_timeout {
+                // The driver's timeout for the task, else the agent's.
+                let timeout = msg
+                    .headers
+                    .as_ref()
+                    .and_then(|h| h.get(TIMEOUT))
+                    .and_then(|v| v.as_str().parse().ok())
+                    .map(Duration::from_millis)
+                    .or(self.task_timeout);
+                let call = match timeout {
                     Some(t) => pool.with(CallOptions::new().timeout(t)),
                     None => pool.with(CallOptions::new()),
                 };

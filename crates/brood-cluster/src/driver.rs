@@ -3,7 +3,7 @@
 
 use crate::alive::Beat;
 use crate::error::ClusterError;
-use crate::job::{AGENTS, Credentials, ITEM, Target};
+use crate::job::{AGENTS, Credentials, ITEM, TIMEOUT, Target};
 use async_nats::jetstream::{self, consumer, stream};
 use brood::TaskError;
 use brood::remote::{decode_result, encode_task};
@@ -26,6 +26,7 @@ pub struct ClusterBuilder {
     target: Target,
     heartbeat_timeout: Duration,
     max_deliveries: u32,
+    task_timeout: Option<Duration>,
 }
 
 impl ClusterBuilder {
@@ -63,6 +64,14 @@ impl ClusterBuilder {
         self
     }
 
+    /// A task that runs longer has its worker killed by its agent and fails
+    /// with `TaskError::Timeout` (as `brood::PoolBuilder::task_timeout`; it
+    /// goes with each task, before an agent's own setting).
+    pub fn task_timeout(&mut self, t: Duration) -> &mut Self {
+        self.task_timeout = Some(t);
+        self
+    }
+
     /// Connects to the server and makes the job's streams and consumer.
     pub fn connect(&self) -> Result<ClusterPool, ClusterError> {
         self.target.check_job()?;
@@ -87,6 +96,7 @@ impl ClusterBuilder {
             results,
             target: self.target.clone(),
             max_deliveries: self.max_deliveries,
+            task_timeout: self.task_timeout,
         })
     }
 }
@@ -110,6 +120,7 @@ pub struct ClusterPool {
     results: stream::Stream,
     target: Target,
     max_deliveries: u32,
+    task_timeout: Option<Duration>,
 }
 
 impl std::fmt::Debug for ClusterPool {
@@ -128,6 +139,7 @@ impl ClusterPool {
             target: Target::new(url, job),
             heartbeat_timeout: Duration::from_secs(10),
             max_deliveries: 5,
+            task_timeout: None,
         }
     }
 
@@ -339,6 +351,9 @@ impl ClusterPool {
                     async_nats::header::NATS_MESSAGE_ID,
                     format!("{map}.{i}").as_str(),
                 );
+                if let Some(t) = self.task_timeout {
+                    headers.insert(TIMEOUT, t.as_millis().to_string().as_str());
+                }
                 match self
                     .js
                     .publish_with_headers(subject.clone(), headers, task.clone())

@@ -24,6 +24,9 @@ use std::time::Duration;
 /// The header that carries an item's index.
 pub(crate) const ITEM: &str = "Brood-Item";
 
+/// The header that carries a task's timeout, in milliseconds.
+pub(crate) const TIMEOUT: &str = "Brood-Timeout-Ms";
+
 /// The consumer every agent of a job pulls from.
 pub(crate) const AGENTS: &str = "agents";
 

@@ -91,6 +91,28 @@ fn every_item_gets_exactly_one_result_from_two_agents() {
     assert_eq!(scene.server.queue_state("squares"), (0, 0, 0));
 }
 
+fn nap(ms: u64) -> u64 {
+    std::thread::sleep(Duration::from_millis(ms));
+    ms
+}
+
+#[test]
+fn a_task_past_the_driver_s_timeout_fails_alone_with_timeout() {
+    let Some(scene) = Scene::new() else { return };
+    let _a = AgentProc::start(scene.url(), "timeouts", 2, &[]);
+    let pool = ClusterPool::builder(scene.url(), "timeouts")
+        .task_timeout(Duration::from_millis(500))
+        .connect()
+        .unwrap();
+    let out = pool.map(nap, [600_000u64, 1]).unwrap();
+    assert!(
+        matches!(&out[0], Err(TaskError::Timeout { timeout, .. }) if *timeout == Duration::from_millis(500)),
+        "{out:?}"
+    );
+    assert_eq!(out[1], Ok(1));
+    assert_eq!(scene.server.queue_state("timeouts"), (0, 0, 0));
+}
+
 #[test]
 fn a_task_that_kills_its_worker_fails_alone_and_is_not_run_again() {
     let Some(scene) = Scene::new() else { return };
