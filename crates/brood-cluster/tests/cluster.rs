@@ -182,13 +182,38 @@ fn an_agent_killed_mid_map_loses_nothing() {
     assert_eq!(scene.server.queue_state("lossless"), (0, 0, 0));
 }
 
+/// A loopback URL where nothing listens.
+fn nobody() -> String {
+    let l = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+    format!("nats://{}", l.local_addr().unwrap())
+}
+
+#[test]
+fn an_agent_asked_wrongly_says_why_and_exits_1() {
+    let url = nobody();
+    for (job, says) in [(None, "BROOD_AGENT_JOB"), (Some("j"), url.as_str())] {
+        let mut agent = std::process::Command::new(std::env::current_exe().unwrap());
+        agent
+            .args(["--exact", "agent_role", "--nocapture"])
+            .env("BROOD_AGENT", &url)
+            .env_remove("BROOD_AGENT_JOB");
+        if let Some(job) = job {
+            agent.env("BROOD_AGENT_JOB", job);
+        }
+        let out = agent.output().unwrap();
+        let stderr = String::from_utf8_lossy(&out.stderr);
+        assert_eq!(out.status.code(), Some(1), "{stderr}");
+        assert!(
+            stderr.contains("brood agent: ") && stderr.contains(says),
+            "{stderr}"
+        );
+    }
+}
+
 #[test]
 fn no_server_or_a_bad_job_name_is_a_clear_error() {
-    let port = {
-        let l = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
-        l.local_addr().unwrap().port()
-    };
-    let url = format!("nats://127.0.0.1:{port}");
+    let url = nobody();
+    let port = url.rsplit(':').next().unwrap();
     let err = ClusterPool::builder(&url, "nobody")
         .connect_timeout(Duration::from_secs(2))
         .connect()
