@@ -74,6 +74,7 @@ mod map;
 mod options;
 mod progress;
 mod ready;
+pub mod remote;
 mod reruns;
 mod run;
 mod shared;

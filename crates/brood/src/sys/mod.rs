@@ -18,6 +18,7 @@
 //! | the coarse monotonic clock (a pool worker's pacing) | [`clock`] | 2.6.32 |
 //! | registering a descriptor with tokio's reactor (feature `tokio`) | `reactor` | any |
 //! | cgroup v2: a child's own cgroup, `cgroup.kill`, the `flock` that marks a live owner's directory | [`cgroup`] | 4.5 (v2); 5.14 for `cgroup.kill` |
+//! | the executable's build id (its `PT_NOTE`s) or content hash, the same on every machine | [`buildid`] | any |
 //! | which pid namespace children go to (after `unshare(CLONE_NEWPID)` no thread starts) | [`ns`] | 4.12 (`pid_for_children`; before, never seen) |
 
 #[cfg(not(target_os = "linux"))]
@@ -26,6 +27,7 @@ compile_error!(
 );
 
 pub mod atexit;
+pub mod buildid;
 pub mod cgroup;
 pub mod clock;
 pub mod clone;
