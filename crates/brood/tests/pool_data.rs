@@ -254,7 +254,10 @@ fn shared_data_crosses_as_memory_under_every_start_method() {
                 workers.insert(pid);
             }
             assert_eq!(total, expected, "{method:?} round {round}");
-            assert_eq!(workers.len(), 2, "{method:?}: {workers:?}");
+            // Which workers ran items is the pool's choice (on a loaded
+            // machine one may run them all, its sibling's stolen back): each
+            // that did had the mapping, checked above.
+            assert!(!workers.is_empty(), "{method:?}");
         }
         // Results the workers wrote into shared memory, read here.
         let back = pool.map(squares, [10, 100_000]).unwrap();
