@@ -17,6 +17,7 @@ mod communicate;
 mod exec;
 mod popen;
 mod prepare;
+mod ready;
 mod run;
 mod stdio;
 
