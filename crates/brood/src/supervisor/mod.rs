@@ -47,6 +47,7 @@
 //! ```
 
 mod intensity;
+mod ready;
 mod run;
 
 use crate::policy::{OnExit, OnParentDeath, Tree};
