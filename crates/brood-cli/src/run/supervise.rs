@@ -57,6 +57,9 @@ pub struct Supervisor<'a> {
     /// process killed by the hang-up would, even if the command saw end of
     /// file and exited 0 before the forwarded SIGHUP reached it.
     pub hung_up: bool,
+    /// Our own `NOTIFY_SOCKET` (systemd's `Type=notify`), until READY=1 was
+    /// passed on to it: with `--ready`, once the command is first ready.
+    pub notify_socket: Option<std::ffi::OsString>,
 }
 
 /// Per-run state.
@@ -138,7 +141,7 @@ impl Supervisor<'_> {
         }
     }
 
-    fn spawn(&self) -> Result<Popen, RunError> {
+    fn spawn(&mut self) -> Result<Popen, RunError> {
         let opts = self.opts;
         let (program, args) = opts.command.split_first().ok_or(RunError::NoCommand)?;
         let bits = |set: u64| (1..=64).filter(move |n| set >> (n - 1) & 1 == 1);
@@ -157,7 +160,32 @@ impl Supervisor<'_> {
         if let Some(dir) = &opts.chdir {
             cmd.current_dir(dir);
         }
-        cmd.spawn().map_err(RunError::from_spawn)
+        let Some(sign) = &opts.ready else {
+            return cmd.spawn().map_err(RunError::from_spawn);
+        };
+        // brood run says when the command is ready, not the command: it
+        // does not get our socket (`Ready::Notify` gives it one of brood's).
+        cmd.env_remove("NOTIFY_SOCKET");
+        let left = self.deadline.map_or(opts.ready_timeout, |d| {
+            opts.ready_timeout
+                .min(d.saturating_duration_since(Instant::now()))
+        });
+        let child = cmd
+            .spawn_ready(sign.clone(), left)
+            .map_err(RunError::from_spawn)?;
+        self.log
+            .decision(format_args!("command (pid {}) is ready", child.pid()));
+        if let Some(socket) = self.notify_socket.take() {
+            match crate::sys::notify::send(&socket, b"READY=1") {
+                Ok(()) => self
+                    .log
+                    .decision(format_args!("READY=1 sent to NOTIFY_SOCKET {socket:?}")),
+                Err(e) => self.log.decision(format_args!(
+                    "READY=1 could not be sent to NOTIFY_SOCKET {socket:?}: {e}"
+                )),
+            }
+        }
+        Ok(child)
     }
 
     /// Reads every pending signal and acts on each; a SIGCONT first, so that a
