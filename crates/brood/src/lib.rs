@@ -118,6 +118,7 @@ mod group;
 mod limits;
 mod ondrop;
 pub mod os;
+mod pause;
 mod policy;
 mod pool;
 mod process;
