@@ -298,6 +298,11 @@ pub(crate) fn freeze(
     }))
 }
 
+/// Child `pid`'s cgroup directory, if it has one.
+pub(crate) fn dir(pid: u32) -> Option<PathBuf> {
+    state().children.get(&pid).cloned()
+}
+
 /// Whether child `pid`'s cgroup still has processes in it.
 pub(crate) fn populated(pid: u32) -> bool {
     state()

@@ -134,6 +134,7 @@ mod supervisor;
 #[allow(unsafe_code)]
 mod sys;
 mod terminal;
+mod usage;
 mod waitany;
 mod wire;
 
@@ -152,6 +153,7 @@ pub use shutdown::{shutting_down, wait_for_shutdown};
 pub use signal::{NotASignal, Signal};
 pub use status::ExitStatus;
 pub use supervisor::{ChildSpec, Restart, Shutdown, Strategy, Supervisor, SupervisorHandle};
+pub use usage::{Counted, Usage};
 pub use waitany::wait_any;
 #[cfg(feature = "tokio")]
 pub use waitany::wait_any_async;

@@ -19,6 +19,7 @@
 //! | registering a descriptor with tokio's reactor (feature `tokio`) | `reactor` | any |
 //! | cgroup v2: a child's own cgroup, `cgroup.kill`, the `flock` that marks a live owner's directory | [`cgroup`] | 4.5 (v2); 5.14 for `cgroup.kill` |
 //! | readiness notifications: `NOTIFY_SOCKET` with the sender's credentials, s6's descriptor | [`notify`] | 2.2 (`SO_PASSCRED`) |
+//! | what a process or a cgroup used: `/proc/<pid>/stat` and `status`, `cpu.stat` | [`usage`] | any; 4.15 for `cpu.stat` without the cpu controller |
 //! | which pid namespace children go to (after `unshare(CLONE_NEWPID)` no thread starts) | [`ns`] | 4.12 (`pid_for_children`; before, never seen) |
 
 #[cfg(not(target_os = "linux"))]
@@ -57,6 +58,7 @@ pub mod signal;
 pub mod socket;
 pub mod thread;
 pub mod tty;
+pub mod usage;
 pub mod watch;
 
 /// The calling process's pid: `getpid(2)`.
