@@ -153,7 +153,7 @@ pub use shutdown::{shutting_down, wait_for_shutdown};
 pub use signal::{NotASignal, Signal};
 pub use status::ExitStatus;
 pub use supervisor::{ChildSpec, Restart, Shutdown, Strategy, Supervisor, SupervisorHandle};
-pub use usage::{Counted, Usage};
+pub use usage::{Counted, Pressure, Stall, StallLine, Usage};
 pub use waitany::wait_any;
 #[cfg(feature = "tokio")]
 pub use waitany::wait_any_async;

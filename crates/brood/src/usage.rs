@@ -29,8 +29,57 @@ pub enum Counted {
     Process,
 }
 
+/// How much the tasks of a cgroup waited for one resource (the kernel's
+/// pressure stall information): `some` is the share of time at least one
+/// task was stalled, `full` the share when all non-idle tasks were at once.
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub struct Stall {
+    /// At least one task stalled.
+    pub some: StallLine,
+    /// Every non-idle task stalled at once (`None` where the kernel does
+    /// not report it).
+    pub full: Option<StallLine>,
+}
+
+/// The share of time stalled, in percent, averaged over the last 10 s, 60 s
+/// and 300 s, and the total time stalled since the cgroup was made.
+#[derive(Debug, Default, Clone, Copy, PartialEq)]
+pub struct StallLine {
+    /// Percent of the last 10 s.
+    pub avg10: f64,
+    /// Percent of the last 60 s.
+    pub avg60: f64,
+    /// Percent of the last 300 s.
+    pub avg300: f64,
+    /// Time stalled in all.
+    pub total: Duration,
+}
+
+impl From<usage::RawStall> for StallLine {
+    fn from(r: usage::RawStall) -> StallLine {
+        StallLine {
+            avg10: r.avg10,
+            avg60: r.avg60,
+            avg300: r.avg300,
+            total: r.total,
+        }
+    }
+}
+
+/// The pressure figures of a cgroup ([`Tree::Cgroup`] only).
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub struct Pressure {
+    /// Waiting for a CPU (`cpu.pressure`).
+    pub cpu: Stall,
+    /// Waiting for memory: reclaim, swap-in, refaults (`memory.pressure`).
+    pub memory: Stall,
+    /// Waiting for I/O (`io.pressure`).
+    pub io: Stall,
+}
+
 /// What a child's tree has used (see [`Child::usage`]).
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[derive(Debug, Clone, Copy, PartialEq)]
+#[non_exhaustive]
 pub struct Usage {
     /// CPU time in user mode, the tree's processes together.
     pub user: Duration,
@@ -49,6 +98,9 @@ pub struct Usage {
     pub processes: usize,
     /// Where the figures come from.
     pub counted: Counted,
+    /// With [`Tree::Cgroup`], what its tasks waited for (`None` without a
+    /// cgroup, or where the kernel keeps no pressure figures).
+    pub pressure: Option<Pressure>,
 }
 
 impl Child {
@@ -88,6 +140,16 @@ impl Child {
             if let Some((current, peak)) = usage::cgroup_memory(&dir) {
                 (u.rss, u.peak_rss) = (current, peak);
             }
+            let stall = |name| {
+                usage::cgroup_pressure(&dir, name).map(|(some, full)| Stall {
+                    some: some.into(),
+                    full: full.map(Into::into),
+                })
+            };
+            u.pressure = match (stall("cpu"), stall("memory"), stall("io")) {
+                (Some(cpu), Some(memory), Some(io)) => Some(Pressure { cpu, memory, io }),
+                _ => None,
+            };
             return Ok(u);
         }
         Ok(match self.policy().tree {
@@ -119,6 +181,7 @@ fn sum(pids: impl Iterator<Item = u32>, counted: Counted) -> Usage {
         peak_rss: 0,
         processes: 0,
         counted,
+        pressure: None,
     };
     for pid in pids {
         let Some(p) = usage::process(pid) else {

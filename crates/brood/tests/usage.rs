@@ -68,6 +68,7 @@ fn check_tree(tree: Tree, counted: Counted) {
     // sh, the busy member's sleep, python, sleep.
     assert_eq!(usage.processes, 4, "{usage:?}");
     assert_eq!(usage.counted, counted);
+    assert_eq!(usage.pressure.is_some(), counted == Counted::Cgroup);
     end(p);
 }
 
@@ -111,6 +112,27 @@ fn a_cgroup_counts_the_cpu_of_members_reaped_outside_it() {
         usage.user + usage.system + Duration::from_millis(20) >= burnt,
         "{usage:?} < {burnt:?}"
     );
+    end(p);
+}
+
+#[test]
+fn a_cgroups_cpu_pressure_grows_when_its_members_outnumber_the_cores() {
+    if !brood::containment().cgroups {
+        return;
+    }
+    let cores = std::thread::available_parallelism().unwrap().get();
+    let script = format!(
+        "for i in $(seq {}); do (while :; do :; done) & done; echo up; wait",
+        cores + 1
+    );
+    let p = start(Tree::Cgroup, &script);
+    // Some member always waits for a core: the stall total cannot stay 0.
+    let stalled = |p: &Popen| p.child().usage().unwrap().pressure.unwrap().cpu.some.total;
+    let deadline = Instant::now() + LONG;
+    while stalled(&p).is_zero() && Instant::now() < deadline {
+        std::thread::yield_now();
+    }
+    assert!(!stalled(&p).is_zero());
     end(p);
 }
 

@@ -82,3 +82,37 @@ pub fn cgroup_memory(dir: &Path) -> Option<(u64, u64)> {
     };
     Some((read("memory.current")?, read("memory.peak")?))
 }
+
+/// One line of a pressure file: the share of time some (or all) of the
+/// cgroup's tasks were stalled, averaged over 10 s, 60 s and 300 s (in
+/// percent), and the total stalled time.
+#[derive(Debug, Default, Clone, Copy, PartialEq)]
+pub struct RawStall {
+    pub avg10: f64,
+    pub avg60: f64,
+    pub avg300: f64,
+    pub total: Duration,
+}
+
+/// `cpu.pressure`, `memory.pressure` or `io.pressure` of a cgroup
+/// (`name` without the suffix): the `some` and `full` lines (PSI, Linux
+/// 4.20; `full` for CPU from 5.13).
+pub fn cgroup_pressure(dir: &Path, name: &str) -> Option<(RawStall, Option<RawStall>)> {
+    let text = std::fs::read_to_string(dir.join(format!("{name}.pressure"))).ok()?;
+    let line = |kind: &str| {
+        let rest = text.lines().find_map(|l| l.strip_prefix(kind))?;
+        let mut s = RawStall::default();
+        for pair in rest.split_whitespace() {
+            let (key, value) = pair.split_once('=')?;
+            match key {
+                "avg10" => s.avg10 = value.parse().ok()?,
+                "avg60" => s.avg60 = value.parse().ok()?,
+                "avg300" => s.avg300 = value.parse().ok()?,
+                "total" => s.total = Duration::from_micros(value.parse().ok()?),
+                _ => {}
+            }
+        }
+        Some(s)
+    };
+    Some((line("some ")?, line("full ")))
+}
