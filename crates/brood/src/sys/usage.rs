@@ -10,17 +10,20 @@
 use std::path::Path;
 use std::time::Duration;
 
-/// One process's figures.
+/// What one process has used, as `/proc/<pid>/stat` and `status` say.
 #[derive(Debug, Default, Clone, Copy, PartialEq, Eq)]
 pub struct ProcUsage {
-    /// Its own user and system CPU time.
+    /// Its own CPU time in user mode (`utime`).
     pub user: Duration,
+    /// Its own CPU time in the kernel (`stime`).
     pub system: Duration,
-    /// The CPU time of its children that it has waited for.
+    /// The user CPU time of the children it has waited for (`cutime`).
     pub children_user: Duration,
+    /// The system CPU time of the children it has waited for (`cstime`).
     pub children_system: Duration,
-    /// Resident memory now and at its peak, in bytes.
+    /// Resident memory now, in bytes (`VmRSS`; 0 for a zombie).
     pub rss: u64,
+    /// Resident memory at its peak, in bytes (`VmHWM`; 0 for a zombie).
     pub peak_rss: u64,
 }
 
@@ -29,7 +32,12 @@ fn ticks(n: u64) -> Duration {
     Duration::from_nanos(n.saturating_mul(1_000_000_000) / hz)
 }
 
-/// The figures of process `pid`, or `None` if it is gone.
+/// What process `pid` has used, or `None` if it is gone.
+///
+/// ```
+/// let me = brood::os::procfs::usage(std::process::id()).unwrap();
+/// assert!(me.rss > 0 && me.peak_rss >= me.rss);
+/// ```
 pub fn process(pid: u32) -> Option<ProcUsage> {
     let stat = std::fs::read_to_string(format!("/proc/{pid}/stat")).ok()?;
     // After the command name's closing parenthesis: field 3 onwards.
