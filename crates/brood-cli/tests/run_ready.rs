@@ -109,3 +109,89 @@ fn a_command_that_never_gets_ready_is_ended_with_122() {
         .unwrap();
     assert!(state(pid).is_none(), "the command {pid} was left");
 }
+
+/// Polls for a file the command writes (its pid), up to a minute.
+fn pid_in(path: &std::path::Path) -> u32 {
+    for _ in 0..60_000 {
+        if let Some(pid) = std::fs::read_to_string(path)
+            .ok()
+            .and_then(|t| t.trim().parse().ok())
+        {
+            return pid;
+        }
+        std::thread::sleep(Duration::from_millis(1));
+    }
+    panic!("{path:?} never written");
+}
+
+#[test]
+fn sigterm_while_the_command_starts_ends_it_at_once() {
+    let dir = tempfile::tempdir().unwrap();
+    let pid_file = dir.path().join("pid");
+    let mut run = brood()
+        .args([
+            "run",
+            "--ready",
+            "file:/nonexistent/never",
+            "--ready-timeout",
+            "60s",
+        ])
+        .args(["--", "sh", "-c", "echo $$ > \"$P\"; exec sleep 30"])
+        .env("P", &pid_file)
+        .stdin(Stdio::null())
+        .spawn()
+        .unwrap();
+    let pid = pid_in(&pid_file);
+    let sent = std::time::Instant::now();
+    kill(run.id(), libc::SIGTERM);
+    // Not after the 60 s the readiness wait allows: the command got it.
+    assert_eq!(
+        exit_within(&mut run, Duration::from_secs(30)),
+        Some(Some(143))
+    );
+    assert!(sent.elapsed() < Duration::from_secs(30));
+    assert!(state(pid).is_none(), "the command {pid} was left");
+}
+
+#[test]
+fn other_signals_while_the_command_starts_reach_it_once_ready() {
+    let dir = tempfile::tempdir().unwrap();
+    let (pid_file, go, got) = (
+        dir.path().join("pid"),
+        dir.path().join("go"),
+        dir.path().join("got"),
+    );
+    let ready = format!("file:{}.ready", go.display());
+    let mut run = brood()
+        .args(["run", "--ready", &ready, "--", "sh", "-c"])
+        .arg(
+            "trap 'echo usr1 > \"$GOT\"' USR1; echo $$ > \"$P\"; \
+             while [ ! -e \"$GO\" ]; do sleep 0.01; done; touch \"$GO.ready\"; \
+             while [ ! -e \"$GOT\" ]; do sleep 0.01; done; exec sleep 30",
+        )
+        .env("P", &pid_file)
+        .env("GO", &go)
+        .env("GOT", &got)
+        .stdin(Stdio::null())
+        .spawn()
+        .unwrap();
+    let pid = pid_in(&pid_file);
+    // Sent while it starts: kept, and forwarded once it is ready.
+    kill(run.id(), libc::SIGUSR1);
+    std::fs::write(&go, "").unwrap();
+    pid_in_text(&got);
+    kill(run.id(), libc::SIGTERM);
+    assert!(exit_within(&mut run, Duration::from_secs(30)).is_some());
+    assert!(state(pid).is_none(), "the command {pid} was left");
+}
+
+/// Waits for a file to have some text, up to a minute.
+fn pid_in_text(path: &std::path::Path) {
+    for _ in 0..60_000 {
+        if std::fs::read_to_string(path).is_ok_and(|t| !t.is_empty()) {
+            return;
+        }
+        std::thread::sleep(Duration::from_millis(1));
+    }
+    panic!("{path:?} never written");
+}

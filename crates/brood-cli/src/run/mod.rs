@@ -23,6 +23,7 @@ mod reap;
 mod restart;
 mod scope;
 mod signals;
+mod starting;
 mod supervise;
 mod terminal;
 mod verbose;
@@ -75,7 +76,7 @@ pub enum RunError {
 }
 
 impl RunError {
-    fn from_spawn(e: Error) -> RunError {
+    pub(crate) fn from_spawn(e: Error) -> RunError {
         match e {
             Error::Spawn {
                 program,

@@ -62,6 +62,15 @@ pub struct Supervisor<'a> {
     pub notify_socket: Option<std::ffi::OsString>,
 }
 
+/// How a start ended (with `--ready`, see `starting.rs`).
+pub enum Started {
+    /// Running (and ready); with the signals that came while it got ready,
+    /// to handle now.
+    Ready(Popen, Vec<Received>),
+    /// A signal that ends brood run came first and ended the command (pid).
+    Stopped(ExitStatus, u32),
+}
+
 /// Per-run state.
 struct Running {
     child: Popen,
@@ -78,7 +87,15 @@ impl Supervisor<'_> {
     /// Starts the command and supervises it until it exits; returns how, and
     /// the command's process group.
     pub fn run_once(&mut self) -> Result<(Ended, u32), RunError> {
-        let child = self.spawn()?;
+        let (child, held) = match self.spawn()? {
+            Started::Ready(child, held) => (child, held),
+            Started::Stopped(status, pid) => {
+                self.log.decision(format_args!(
+                    "command (pid {pid}) {status} before it was ready"
+                ));
+                return Ok((Ended::Exited(status), pid));
+            }
+        };
         let pid = child.pid();
         self.log.decision(format_args!(
             "spawned {} (pid {pid}, leading group {pid}){}",
@@ -95,6 +112,10 @@ impl Supervisor<'_> {
             expect_stop: false,
             orphans: BTreeMap::new(),
         };
+        // What came while it got ready, in order.
+        for got in held {
+            self.on_signal(got, &mut run, false);
+        }
         loop {
             if let Some(status) = run.child.poll()? {
                 self.terminal.take_back(pid);
@@ -141,7 +162,7 @@ impl Supervisor<'_> {
         }
     }
 
-    fn spawn(&mut self) -> Result<Popen, RunError> {
+    fn spawn(&mut self) -> Result<Started, RunError> {
         let opts = self.opts;
         let (program, args) = opts.command.split_first().ok_or(RunError::NoCommand)?;
         let bits = |set: u64| (1..=64).filter(move |n| set >> (n - 1) & 1 == 1);
@@ -161,7 +182,8 @@ impl Supervisor<'_> {
             cmd.current_dir(dir);
         }
         let Some(sign) = &opts.ready else {
-            return cmd.spawn().map_err(RunError::from_spawn);
+            let child = cmd.spawn().map_err(RunError::from_spawn)?;
+            return Ok(Started::Ready(child, Vec::new()));
         };
         // brood run says when the command is ready, not the command: it
         // does not get our socket (`Ready::Notify` gives it one of brood's).
@@ -170,9 +192,10 @@ impl Supervisor<'_> {
             opts.ready_timeout
                 .min(d.saturating_duration_since(Instant::now()))
         });
-        let child = cmd
-            .spawn_ready(sign.clone(), left)
-            .map_err(RunError::from_spawn)?;
+        let (child, held) = match self.start_ready(cmd, sign, left)? {
+            Started::Ready(child, held) => (child, held),
+            stopped => return Ok(stopped),
+        };
         self.log
             .decision(format_args!("command (pid {}) is ready", child.pid()));
         if let Some(socket) = self.notify_socket.take() {
@@ -185,7 +208,7 @@ impl Supervisor<'_> {
                 )),
             }
         }
-        Ok(child)
+        Ok(Started::Ready(child, held))
     }
 
     /// Reads every pending signal and acts on each; a SIGCONT first, so that a
