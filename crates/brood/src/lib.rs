@@ -148,7 +148,7 @@ pub use limits::Limits;
 pub use policy::{Kind, OnDrop, OnExit, OnParentDeath, Policy, Tree};
 pub use pool::*;
 pub use process::*;
-pub use ready::{POLL_INTERVAL, Ready};
+pub use ready::Ready;
 pub use shutdown::{shutting_down, wait_for_shutdown};
 pub use signal::{NotASignal, Signal};
 pub use status::ExitStatus;

@@ -335,12 +335,12 @@ fn measured_from_the_sign_to_the_return() {
     let (p_med, p_max) = median_and_max(by_port);
     println!(
         "sign -> spawn_ready return, 15 runs: READY=1 median {n_med:?} max {n_max:?}; port median {p_med:?} max {p_max:?} (poll interval {:?})",
-        brood::POLL_INTERVAL
+        Ready::POLL_INTERVAL
     );
     // Loose bounds: the machine may be loaded; the figures are the point.
     assert!(n_med < Duration::from_millis(100), "{n_med:?}");
     assert!(
-        p_med < brood::POLL_INTERVAL + Duration::from_millis(100),
+        p_med < Ready::POLL_INTERVAL + Duration::from_millis(100),
         "{p_med:?}"
     );
 }

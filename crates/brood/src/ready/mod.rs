@@ -15,11 +15,6 @@ pub(crate) mod watch;
 use std::path::PathBuf;
 use std::time::Duration;
 
-/// How often a sign that nothing announces (a port, a socket, a file) is
-/// looked for: [`Ready::Tcp`], [`Ready::Unix`] and [`Ready::File`] are seen
-/// at most this long after they appear.
-pub const POLL_INTERVAL: Duration = Duration::from_millis(10);
-
 /// The sign that a program is ready, for
 /// [`Command::spawn_ready`](crate::Command::spawn_ready): one chosen sign, as
 /// systemd's `Type=notify`, s6's `notification-fd` or a container health
@@ -28,9 +23,9 @@ pub const POLL_INTERVAL: Duration = Duration::from_millis(10);
 /// | sign | ready when | seen |
 /// | --- | --- | --- |
 /// | [`Stdout`](Ready::Stdout), [`Stderr`](Ready::Stderr) | a line of that stream contains the text | when the line ends |
-/// | [`Tcp`](Ready::Tcp) | `127.0.0.1:port` accepts a connection | within [`POLL_INTERVAL`] |
-/// | [`Unix`](Ready::Unix) | the Unix stream socket at the path accepts | within [`POLL_INTERVAL`] |
-/// | [`File`](Ready::File) | the path exists | within [`POLL_INTERVAL`] |
+/// | [`Tcp`](Ready::Tcp) | `127.0.0.1:port` accepts a connection | within [`POLL_INTERVAL`](Ready::POLL_INTERVAL) |
+/// | [`Unix`](Ready::Unix) | the Unix stream socket at the path accepts | within [`POLL_INTERVAL`](Ready::POLL_INTERVAL) |
+/// | [`File`](Ready::File) | the path exists | within [`POLL_INTERVAL`](Ready::POLL_INTERVAL) |
 /// | [`Notify`](Ready::Notify) | `READY=1` arrives on `$NOTIFY_SOCKET` (systemd's `sd_notify`) | at once |
 /// | [`NotifyFd`](Ready::NotifyFd) | a newline is written on descriptor `n` (s6) | at once |
 ///
@@ -79,4 +74,15 @@ pub enum Ready {
     /// there. The program is started with a full `fork` (as with
     /// [`Command::pre_exec`](crate::Command::pre_exec)), to place the pipe.
     NotifyFd(i32),
+}
+
+impl Ready {
+    /// How often a sign that nothing announces (a port, a socket, a file)
+    /// is looked for: [`Ready::Tcp`], [`Ready::Unix`] and [`Ready::File`]
+    /// are seen at most this long after they appear.
+    ///
+    /// ```
+    /// assert_eq!(brood::Ready::POLL_INTERVAL, std::time::Duration::from_millis(10));
+    /// ```
+    pub const POLL_INTERVAL: Duration = Duration::from_millis(10);
 }

@@ -3,7 +3,7 @@
 //! the sign's descriptor (or a short sleep between two looks at a sign that
 //! has none: a port, a socket, a file).
 
-use super::POLL_INTERVAL;
+use super::Ready;
 use super::notify::{NotifySocket, Said};
 use super::output::Output;
 use crate::child::Child;
@@ -73,7 +73,7 @@ pub(crate) fn wait(
         let nap = if event.is_some() {
             left
         } else {
-            left.min(POLL_INTERVAL)
+            left.min(Ready::POLL_INTERVAL)
         };
         block(child.pidfd(), event, nap);
     }
@@ -86,7 +86,7 @@ fn seen(child: &Child, sign: &mut Sign, output: &Output) -> std::io::Result<Opti
         Sign::Line => output.matched().then_some(true),
         Sign::Tcp(port) => {
             let at = SocketAddr::from((Ipv4Addr::LOCALHOST, *port));
-            TcpStream::connect_timeout(&at, POLL_INTERVAL)
+            TcpStream::connect_timeout(&at, Ready::POLL_INTERVAL)
                 .is_ok()
                 .then_some(true)
         }
