@@ -48,10 +48,11 @@ impl Command {
     /// use brood::{Command, Error, NotReady, Ready, Stdio};
     /// use std::time::Duration;
     ///
-    /// // A service that says it is ready with systemd's protocol.
+    /// // A service that says it is ready with s6's protocol: a newline on
+    /// // descriptor 3.
     /// let service = Command::new("sh")
-    ///     .args(["-c", "systemd-notify --ready --status=serving; exec sleep 30"])
-    ///     .spawn_ready(Ready::Notify, Duration::from_secs(10))?;
+    ///     .args(["-c", "echo >&3; exec sleep 30"])
+    ///     .spawn_ready(Ready::NotifyFd(3), Duration::from_secs(10))?;
     /// service.kill()?;
     /// service.wait()?;
     ///
