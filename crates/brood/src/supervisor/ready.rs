@@ -1,7 +1,7 @@
 //! [`ChildSpec::command_ready`]: a command child that counts as started once
 //! it is ready, so the children after it start only then.
 
-use super::{ChildSpec, supervised};
+use super::ChildSpec;
 use crate::command::Command;
 use crate::ready::Ready;
 use std::time::Duration;
@@ -39,13 +39,6 @@ impl ChildSpec {
         timeout: Duration,
         make: impl Fn() -> Command + Send + 'static,
     ) -> ChildSpec {
-        ChildSpec::with_start(
-            id,
-            Box::new(move |shutdown| {
-                let mut cmd = make();
-                cmd.set_policy(supervised(shutdown));
-                Ok(cmd.spawn_ready(sign.clone(), timeout)?.into_child())
-            }),
-        )
+        ChildSpec::command_with(id, make, move |cmd| cmd.spawn_ready(sign.clone(), timeout))
     }
 }
