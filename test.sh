@@ -15,15 +15,16 @@ if ! cargo nextest --version >/dev/null 2>&1; then
 fi
 
 # brood run's tests compare it with tini and dumb-init and use util-linux's
-# unshare (pid namespaces); install what is missing (as root, with apt), or
-# those comparisons are skipped with a message.
+# unshare (pid namespaces); brood-cluster's tests start their own
+# nats-server (Debian's 2.9 has JetStream, all they need). Install what is
+# missing (as root, with apt), or those tests are skipped with a message.
 missing=()
-for tool in tini dumb-init; do command -v "$tool" >/dev/null || missing+=("$tool"); done
+for tool in tini dumb-init nats-server; do command -v "$tool" >/dev/null || missing+=("$tool"); done
 command -v unshare >/dev/null || missing+=(util-linux)
 if ((${#missing[@]})) && [ "$(id -u)" = 0 ] && command -v apt-get >/dev/null; then
-    echo "test.sh: installing ${missing[*]} for brood run's tests" >&2
+    echo "test.sh: installing ${missing[*]} for brood run's and brood-cluster's tests" >&2
     { apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq "${missing[@]}"; } >/dev/null 2>&1 \
-        || echo "test.sh: could not install ${missing[*]}; those comparisons will be skipped" >&2
+        || echo "test.sh: could not install ${missing[*]}; the tests that need them will be skipped" >&2
 fi
 
 # brood lab traces the exit handlers' signals (claim N8) with strace; the
@@ -32,6 +33,15 @@ if ! command -v strace >/dev/null 2>&1 && [ "$(id -u)" = 0 ] && command -v apt-g
     echo "test.sh: installing strace (brood lab's tracer)" >&2
     { apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq strace; } >/dev/null 2>&1 \
         || echo "test.sh: could not install strace; the N8 test will skip" >&2
+fi
+
+# brood lab's page (--html) is opened in headless Chromium by its test, which
+# checks where the claims and the evidence sit; it skips, saying why, where
+# Chromium cannot be installed.
+if ! command -v chromium >/dev/null 2>&1 && [ "$(id -u)" = 0 ] && command -v apt-get >/dev/null 2>&1; then
+    echo "test.sh: installing chromium (the lab page's browser check)" >&2
+    { apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq chromium; } >/dev/null 2>&1 \
+        || echo "test.sh: could not install chromium; the browser check will skip" >&2
 fi
 
 cargo build --quiet -p brood-cli

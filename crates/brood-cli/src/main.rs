@@ -88,7 +88,7 @@ struct LabArgs {
     /// Language of the claim texts.
     #[arg(long, global = true, value_enum, default_value = "en")]
     lang: lab::claims::Lang,
-    /// Runs in parallel (default: the number of CPUs).
+    /// Runs in parallel (default: twice the number of CPUs; runs mostly wait).
     #[arg(long, global = true, value_name = "N")]
     jobs: Option<usize>,
     /// Per-run timeout in seconds.

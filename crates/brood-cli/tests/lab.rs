@@ -122,10 +122,41 @@ fn brood_pool_map_survives_a_dead_worker() {
     assert!(ev.contains("returned 0,WorkerDied(SIGKILL),2,3"), "{r}");
 }
 
+/// Names of what is left in `dir`.
+fn entries(dir: &std::path::Path) -> Vec<String> {
+    std::fs::read_dir(dir)
+        .map(|d| {
+            d.flatten()
+                .map(|e| e.file_name().to_string_lossy().into_owned())
+                .collect()
+        })
+        .unwrap_or_default()
+}
+
+#[test]
+fn the_lab_leaves_no_files_in_tmpdir() {
+    // A parent SIGKILLed under forkserver or spawn cannot remove
+    // multiprocessing's `pymp-*` directory: the lab's own TMPDIR takes it.
+    let tmp = tempfile::tempdir().unwrap();
+    lab_ok(
+        &[
+            "--only",
+            "P3.kill-parent,N11.helpers-killed",
+            "--python",
+            "python3",
+            "--no-brood",
+        ],
+        &[("TMPDIR", tmp.path().as_os_str())],
+    );
+    assert_eq!(entries(tmp.path()), Vec::<String>::new(), "left in TMPDIR");
+}
+
 #[test]
 fn interrupted_lab_leaves_no_process_behind() {
     // N1 and N5 keep their processes alive for seconds: a good moment to interrupt.
+    let tmp = tempfile::tempdir().unwrap();
     let mut lab = brood()
+        .env("TMPDIR", tmp.path())
         .args([
             "lab",
             "--only",
@@ -181,28 +212,19 @@ fn interrupted_lab_leaves_no_process_behind() {
         left.is_empty(),
         "processes left behind: {left:?}; stderr: {err}"
     );
+    assert_eq!(entries(tmp.path()), Vec::<String>::new(), "left in TMPDIR");
 }
 
 #[test]
 fn lab_prints_a_table_and_exits_zero() {
-    let out = brood()
-        .args([
-            "lab",
-            "--only",
-            "F3.else",
-            "--python",
-            "python3",
-            "--no-brood",
-        ])
-        .output()
-        .unwrap();
-    assert!(
-        out.status.success(),
-        "{}",
-        String::from_utf8_lossy(&out.stderr)
+    let text = lab_ok(
+        &["--only", "F3.else", "--python", "python3", "--no-brood"],
+        &[],
     );
-    let text = String::from_utf8_lossy(&out.stdout);
-    assert!(text.contains("F3    else") && text.contains("✓"), "{text}");
+    assert!(
+        text.contains("\nF3  ") && text.contains("  else (control)") && text.contains("✓"),
+        "{text}"
+    );
 }
 
 #[test]

@@ -120,3 +120,24 @@ fn buffered_output_and_the_popen_warning_are_observed() {
         "{popen}"
     );
 }
+
+#[test]
+fn n9_under_forkserver_is_inconclusive_and_no_run_waits_out_its_budget() {
+    let (_, v) = lab_json(&["--only", "N9.process", "--python", "python3", "--no-brood"]);
+    for r in runs(&v) {
+        let ev = evidence(r);
+        if r["actor"]["method"] == "forkserver" {
+            // The child is the fork server's, which reaps it: the program's
+            // call can neither leave nor end a zombie.
+            assert_eq!(r["verdict"], "inconclusive", "{r}");
+            assert!(ev.contains("fork server"), "{r}");
+        } else {
+            assert_ne!(r["verdict"], "inconclusive", "{r}");
+        }
+        // The go-ahead for the call comes after the lab saw the zombie.
+        assert!(!ev.contains("before the call"), "{r}");
+        // The parent exits by itself once told to (it ends the other child it
+        // started), never after the lab's 5 s exit budget ran out.
+        assert!(r["duration_s"].as_f64().unwrap() < 5.0, "{r}");
+    }
+}

@@ -1,5 +1,5 @@
 //! `brood lab`'s presentation on real runs (small `--only` subsets): the
-//! matrix fits 120 columns, `show` and `--list`, and the HTML page, checked
+//! matrix fills 80, 120 and 160 columns, in English and Chinese, `show` and `--list`, and the HTML page, checked
 //! with a strict XML parser always and in headless Chromium when one is
 //! installed.
 
@@ -12,37 +12,73 @@ use quick_xml::events::Event;
 use serde_json::Value;
 
 fn lab_text(args: &[&str]) -> String {
-    let out = brood().arg("lab").args(args).output().unwrap();
-    assert!(
-        out.status.success(),
-        "brood lab {args:?}: {}\n{}",
-        out.status,
-        String::from_utf8_lossy(&out.stderr)
-    );
-    String::from_utf8(out.stdout).expect("UTF-8 output")
+    lab_ok(args, &[])
+}
+
+fn lab_text_at(columns: usize, args: &[&str]) -> String {
+    lab_ok(args, &[("COLUMNS", columns.to_string().as_ref())])
+}
+
+/// Columns a line takes on a terminal (CJK characters two).
+fn columns(line: &str) -> usize {
+    line.chars()
+        .map(|c| {
+            if ('\u{2e80}'..='\u{ffe6}').contains(&c) {
+                2
+            } else {
+                1
+            }
+        })
+        .sum()
 }
 
 #[test]
-fn the_matrix_fits_120_columns_with_a_row_per_scenario() {
-    let text = lab_text(&["--only", "P3,F3", "--python", "python3"]);
-    for line in text.lines() {
+fn the_matrix_fills_the_terminal_width_with_a_row_per_scenario() {
+    for width in [80, 120, 160] {
+        let text = lab_text_at(width, &["--only", "P3,F3", "--python", "python3"]);
+        for line in text.lines() {
+            assert!(
+                columns(line) <= width,
+                "{} > {width}: {line}",
+                columns(line)
+            );
+        }
+        for row in [
+            "\nP3  SIGTERM/SIGKILL",
+            "\n  term-parent ",
+            "\n  kill-child ",
+            "\nF3  code after",
+            "\n  else (control) ",
+        ] {
+            assert!(text.contains(row), "no row {row:?}:\n{text}");
+        }
+        assert!(text.contains("fk sp fs"), "start-method columns:\n{text}");
         assert!(
-            line.chars().count() <= 120,
-            "{} chars: {line}",
-            line.chars().count()
+            text.contains("Colour shows each scenario's hazard"),
+            "legend:\n{text}"
         );
+        assert!(
+            text.contains("✓ holds: in every CPython run"),
+            "verdict:\n{text}"
+        );
+        // brood's cells say what brood did, and the policy it ran.
+        assert!(text.contains("lives on"), "{text}");
+        assert!(text.contains("ended with parent"), "{text}");
+        assert!(text.contains("OnParentDeath::Signal(KILL)"), "{text}");
     }
-    for row in [
-        "P3    term-parent",
-        "      kill-child",
-        "F3    if",
-        "      else",
-    ] {
-        assert!(text.contains(row), "no row {row:?}:\n{text}");
+}
+
+#[test]
+fn the_default_view_follows_lang() {
+    let text = lab_text_at(
+        100,
+        &["--only", "F3", "--python", "python3", "--lang", "zh"],
+    );
+    assert!(text.contains("执行两次"), "the claim in Chinese:\n{text}");
+    for fixed in ["论断 / 场景", "✓ 成立", "危害", "对照", "颜色表示"] {
+        assert!(text.contains(fixed), "{fixed:?} missing:\n{text}");
     }
-    assert!(text.contains("fk sp fs"), "start-method columns:\n{text}");
-    assert!(text.contains("✓ holds  ✗ does not hold"), "legend:\n{text}");
-    assert!(text.contains("CPython ✓"), "summary:\n{text}");
+    assert!(!text.contains("measured on this machine"), "{text}");
 }
 
 #[test]
@@ -81,14 +117,14 @@ fn list_prints_every_claim_without_running_anything() {
 }
 
 /// The page's structure, checked by a strict XML parser: every element
-/// closed, the SVG grid inside the body, one clickable cell per run, the
+/// closed, the matrix table inside the body, one clickable cell per run, the
 /// runs' JSON block, and the machine in the header.
 fn check_page(page: &str, runs: usize, kernel: &str) -> Value {
     let mut reader = quick_xml::Reader::from_str(page);
     reader.config_mut().check_end_names = true;
     let mut stack: Vec<String> = Vec::new();
     let (mut cells, mut data_runs) = (0usize, Vec::<usize>::new());
-    let (mut svg_in_body, mut in_json, mut in_header) = (false, false, false);
+    let (mut table_in_body, mut in_json, mut in_header) = (false, false, false);
     let (mut json, mut header) = (String::new(), String::new());
     loop {
         match reader.read_event() {
@@ -105,10 +141,10 @@ fn check_page(page: &str, runs: usize, kernel: &str) -> Value {
                         .find(|a| a.key.as_ref() == k)
                         .map(|a| a.value.to_string())
                 };
-                if name == "svg" && attr("id").as_deref() == Some("matrix") {
-                    svg_in_body = stack.iter().any(|s| s == "body");
+                if name == "table" && attr("id").as_deref() == Some("matrix") {
+                    table_in_body = stack.iter().any(|s| s == "body");
                 }
-                if name == "g" && attr("class").is_some_and(|c| c.starts_with("cell")) {
+                if name == "td" && attr("class").is_some_and(|c| c.starts_with("cell")) {
                     cells += 1;
                     if let Some(i) = attr("data-run") {
                         data_runs.push(i.parse().expect("data-run is an index"));
@@ -148,7 +184,7 @@ fn check_page(page: &str, runs: usize, kernel: &str) -> Value {
             Err(e) => panic!("not well-formed at {}: {e}", reader.buffer_position()),
         }
     }
-    assert!(svg_in_body, "no <svg id=matrix> in the body");
+    assert!(table_in_body, "no <table id=matrix> in the body");
     assert!(cells >= runs, "{cells} cells for {runs} runs");
     data_runs.sort_unstable();
     assert_eq!(
@@ -190,32 +226,135 @@ fn the_html_page_draws_every_run_and_loads_in_a_browser() {
     let chromium = Path::new("/usr/bin/chromium");
     if !chromium.is_file() {
         println!(
-            "skipped the browser check: /usr/bin/chromium is not installed (apt-get install chromium)"
+            "skipped the browser check: /usr/bin/chromium is not installed (test.sh installs it: apt-get install chromium)"
         );
         return;
     }
+    for (w, h) in [(1280, 900), (1000, 700)] {
+        browser_check(chromium, &page, dir.path(), &data, w, h);
+    }
+}
+
+/// What the test adds to a copy of the page: once the page's own script has
+/// run, it measures where each claim's text sits against its verdict and its
+/// first scenario row, whether the page fits its window, and whether the
+/// evidence of a cell far down the page is shown in view once the cell is
+/// clicked; the answers go into attributes of `<body>` for `--dump-dom`.
+const MEASURE: &str = r#"<script>//<![CDATA[
+(function () {
+  var out = [];
+  document.querySelectorAll("tr.claim-row").forEach(function (row) {
+    // The first line of the text: where it starts when it wraps.
+    var text = row.querySelector(".claim-text").getClientRects()[0];
+    var verdict = row.querySelector(".verdict").getBoundingClientRect();
+    var next = row.nextElementSibling.getBoundingClientRect();
+    out.push([row.id, Math.round(Math.abs(text.top - verdict.top)),
+      Math.round(next.top - row.getBoundingClientRect().bottom),
+      Math.round(text.left - verdict.right)].join(":"));
+  });
+  document.body.setAttribute("data-layout", out.join(" "));
+  var doc = document.documentElement;
+  // Neither the page nor the matrix's own column needs a horizontal scroll.
+  var main = document.querySelector("main");
+  document.body.setAttribute("data-fits", String(doc.scrollWidth <= window.innerWidth
+    && main.scrollWidth <= main.clientWidth));
+  var cells = document.querySelectorAll("td.cell[data-run]");
+  var last = cells[cells.length - 1];
+  last.scrollIntoView();
+  last.click();
+  var panel = document.getElementById("evidence").getBoundingClientRect();
+  var cell = last.getBoundingClientRect();
+  var inView = panel.top >= 0 && panel.top < window.innerHeight && panel.height > 0;
+  document.body.setAttribute("data-evidence", [inView, last.getAttribute("data-run"),
+    Math.round(Math.abs(panel.left - cell.right)), window.innerWidth].join(":"));
+})();
+//]]></script>"#;
+
+fn browser_check(chromium: &Path, page: &str, dir: &Path, data: &Value, w: u32, h: u32) {
+    let probe = dir.join(format!("probe-{w}.html"));
+    std::fs::write(
+        &probe,
+        page.replace("</body>", &format!("{MEASURE}</body>")),
+    )
+    .unwrap();
+    let profile = tempfile::tempdir().unwrap();
     // Under `brood run`, so that every process Chromium starts is ended with it.
     let out = brood()
-        .args(["run", "--timeout", "60s", "--"])
+        .args(["run", "--timeout", "90s", "--"])
         .arg(chromium)
-        .args(["--headless", "--no-sandbox", "--disable-gpu", "--dump-dom"])
-        .arg(format!("file://{}", page_path.display()))
+        .args([
+            "--headless",
+            "--no-sandbox",
+            "--disable-gpu",
+            "--disable-quic",
+            "--no-first-run",
+            "--disable-background-networking",
+            "--disable-component-update",
+            "--disable-sync",
+            "--dump-dom",
+        ])
+        .arg(format!("--window-size={w},{h}"))
+        .arg(format!("--user-data-dir={}", profile.path().display()))
+        .arg(format!("file://{}", probe.display()))
         .output()
         .unwrap();
     let dom = String::from_utf8_lossy(&out.stdout);
-    assert!(
-        dom.contains(&format!(
-            "data-ready=\"{}\"",
-            data.as_array().unwrap().len()
-        )),
+    let attr = |name: &str| -> String {
+        let key = format!("{name}=\"");
+        dom.find(&key)
+            .map(|i| {
+                let rest = &dom[i + key.len()..];
+                rest[..rest.find('"').unwrap_or(0)].to_string()
+            })
+            .unwrap_or_default()
+    };
+    let runs = data.as_array().unwrap().len();
+    assert_eq!(
+        attr("data-ready"),
+        runs.to_string(),
         "the page's script did not run: {}",
         String::from_utf8_lossy(&out.stderr)
     );
-    // The first cell's evidence is shown, as a click shows it.
-    let first = data[0]["evidence"].as_str().unwrap();
-    let shown = first
+    // Each claim's text sits on its verdict's line, right after it, and its
+    // first scenario row follows directly below.
+    let layout = attr("data-layout");
+    assert!(!layout.is_empty(), "no claim rows: {dom}");
+    for item in layout.split(' ') {
+        let v: Vec<&str> = item.split(':').collect();
+        let (dy, gap, dx): (i64, i64, i64) = (
+            v[1].parse().unwrap(),
+            v[2].parse().unwrap(),
+            v[3].parse().unwrap(),
+        );
+        assert!(dy <= 4, "{w}px: {} text {dy}px off its verdict", v[0]);
+        assert!(
+            (0..=24).contains(&dx),
+            "{w}px: {} text {dx}px from its verdict",
+            v[0]
+        );
+        assert!(
+            (-2..=2).contains(&gap),
+            "{w}px: {} rows {gap}px below it",
+            v[0]
+        );
+    }
+    assert_eq!(
+        attr("data-fits"),
+        "true",
+        "{w}px: the page is wider than its window"
+    );
+    // The last cell's evidence is shown, in view, beside the cell.
+    let ev: Vec<String> = attr("data-evidence").split(':').map(String::from).collect();
+    assert_eq!(
+        ev[0], "true",
+        "{w}px: the evidence panel is out of view: {ev:?}"
+    );
+    let last = &data[runs - 1]["evidence"];
+    let shown = last
+        .as_str()
+        .unwrap()
         .replace('&', "&amp;")
         .replace('<', "&lt;")
         .replace('>', "&gt;");
-    assert!(dom.contains(&shown), "evidence panel lacks {first:?}");
+    assert!(dom.contains(&shown), "{w}px: evidence panel lacks {last}");
 }

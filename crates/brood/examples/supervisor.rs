@@ -1,4 +1,6 @@
-// Replaces a Python service that supervises workers and stops on SIGTERM:
+// A supervised service: three workers under a brood `Supervisor`, restarted
+// when they die (after a back-off), stopped cleanly on SIGTERM or SIGINT.
+// It replaces a Python service that supervises workers by hand:
 //
 //     workers = [Process(target=serve, args=(i,)) for i in range(3)]
 //     for w in workers: w.start()
@@ -10,19 +12,20 @@
 //         time.sleep(0.1)
 //     for w in workers: w.terminate(); w.join()
 //
-// With brood the workers are killed with the supervisor even if it is
-// SIGKILLed (OnParentDeath), terminated with a grace when it exits
-// (OnExit::Terminate), and a restart never confuses a dead worker with a
-// reused pid (the handles hold pidfds).
+// With brood the supervisor thread waits on every worker's pidfd (a death is
+// seen at once, never confused with a reused pid), restarts with exponential
+// back-off and gives up past its intensity; the workers die with this process
+// even if it is SIGKILLed, and `stop` ends them in reverse order, SIGTERM
+// first, SIGKILL after their grace.
 //
 // Run: cargo run -p brood --example supervisor [-- SECONDS]
 // It stops by itself after SECONDS (default 2), or at once on SIGTERM/SIGINT.
 
-use std::sync::Arc;
-use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::{Duration, Instant};
 
-use brood::{Handle, OnExit, OnParentDeath, Process, Signal};
+use brood::{ChildSpec, Shutdown, Strategy, Supervisor};
+use signal_hook::consts::{SIGINT, SIGTERM};
+use signal_hook::iterator::Signals;
 
 /// A worker: serves until it is told to stop (here: sleeps in small steps).
 fn serve(id: u32) {
@@ -32,49 +35,53 @@ fn serve(id: u32) {
     }
 }
 
-fn start(id: u32) -> Result<Handle<()>, brood::Error> {
-    Process::new(serve, id)
-        .name(&format!("worker-{id}"))
-        .on_exit(OnExit::Terminate {
-            grace: Duration::from_millis(500),
-        })
-        .on_parent_death(OnParentDeath::Signal(Signal::KILL))
-        .start()
-}
-
 fn main() -> Result<(), Box<dyn std::error::Error>> {
     brood::init();
     let run_for = std::env::args()
         .nth(1)
         .and_then(|s| s.parse::<f64>().ok())
         .unwrap_or(2.0);
-    let stopping = Arc::new(AtomicBool::new(false));
-    for sig in [signal_hook::consts::SIGTERM, signal_hook::consts::SIGINT] {
-        signal_hook::flag::register(sig, Arc::clone(&stopping))?;
+    // Taken before any worker starts: from now on SIGTERM and SIGINT wait
+    // for us to read them.
+    let mut signals = Signals::new([SIGTERM, SIGINT])?;
+    let mut supervisor = Supervisor::new(Strategy::OneForOne).intensity(5, Duration::from_secs(10));
+    for i in 0..3 {
+        let spec = ChildSpec::process(format!("worker-{i}"), serve, i)
+            .shutdown(Shutdown::Grace(Duration::from_millis(500)));
+        supervisor = supervisor.child(spec);
     }
-    let mut workers: Vec<Handle<()>> = (0..3).map(start).collect::<Result<_, _>>()?;
-    let pids: Vec<String> = workers.iter().map(|w| w.pid().to_string()).collect();
+    let running = supervisor.start()?;
+    let mut known = running.children();
+    let pids: Vec<String> = known
+        .iter()
+        .filter_map(|(_, p)| p.map(|p| p.to_string()))
+        .collect();
     println!("ready workers={}", pids.join(","));
+
     let deadline = Instant::now() + Duration::from_secs_f64(run_for);
-    while !stopping.load(Ordering::Relaxed) && Instant::now() < deadline {
-        for (i, w) in workers.iter_mut().enumerate() {
-            if !w.is_alive() {
-                let code = w.exitcode().map(|c| c.to_string()).unwrap_or("?".into());
-                let fresh = start(i as u32)?;
-                println!(
-                    "worker {i} ({}) died with {code}; restarted as {}",
-                    w.pid(),
-                    fresh.pid()
-                );
-                *w = fresh;
+    let why = loop {
+        if let Some(sig) = signals.pending().next() {
+            break format!("got signal {sig}");
+        }
+        if Instant::now() >= deadline {
+            break "time is up".to_string();
+        }
+        if !running.is_running() {
+            break "the supervisor gave up".to_string();
+        }
+        // Report restarts (the supervisor does them on its own thread).
+        for ((id, seen), (_, now)) in known.iter_mut().zip(running.children()) {
+            if let Some(now) = now.filter(|p| Some(*p) != *seen) {
+                if let Some(old) = seen {
+                    println!("{id} ({old}) died; restarted as {now}");
+                }
+                *seen = Some(now);
             }
         }
         std::thread::sleep(Duration::from_millis(20));
-    }
-    println!("stopping: terminating {} workers", workers.len());
-    for w in &workers {
-        let st = w.terminate_timeout(Duration::from_millis(500))?;
-        println!("worker {} ended: {st}", w.pid());
-    }
+    };
+    println!("stopping ({why}) after {} restart(s)", running.restarts());
+    running.stop()?;
+    println!("stopped: every worker ended and reaped");
     Ok(())
 }

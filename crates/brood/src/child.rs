@@ -395,6 +395,10 @@ impl Child {
     /// assert_eq!(status.code(), Some(4));
     /// # Ok::<(), brood::Error>(())
     /// ```
+    #[cfg_attr(
+        not(feature = "tokio"),
+        doc = "[`Child::wait_async`]: crate#async-feature-tokio"
+    )]
     pub fn pidfd(&self) -> Option<BorrowedFd<'_>> {
         self.inner.pidfd.as_ref().map(|fd| fd.as_fd())
     }

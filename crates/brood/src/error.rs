@@ -167,7 +167,17 @@ pub enum Error {
     },
 
     /// `run` with `check` saw the program fail (Python's `CalledProcessError`).
-    #[error("{program:?} (pid {pid}) {status}")]
+    /// The message ends with the tail of the captured stderr (its last 5
+    /// lines, at most 500 bytes), which usually says why; the whole of it is
+    /// in `stderr`.
+    ///
+    /// ```
+    /// # brood::init();
+    /// let err = brood::Command::new("sh").args(["-c", "echo 'no such table' >&2; exit 3"]).run();
+    /// let text = err.unwrap_err().to_string();
+    /// assert!(text.ends_with(r#"exited with 3; its stderr ends: "no such table""#), "{text}");
+    /// ```
+    #[error("{program:?} (pid {pid}) {status}{}", stderr_tail(stderr))]
     Failed {
         /// The program.
         program: String,
@@ -228,9 +238,33 @@ pub enum Error {
     #[error("interrupted by SIGINT (Ctrl-C) during a pool call")]
     Interrupted,
 
+    /// An item of [`Pool::try_map`](crate::Pool::try_map) (or another `try_`
+    /// call) failed: the call gives all values or this, the first failure,
+    /// with the item's index in the input.
+    #[error("item {index} of the pool call failed: {source}")]
+    TaskFailed {
+        /// The item's index in the input.
+        index: usize,
+        /// Why it has no value.
+        source: crate::pool::failure::TaskError,
+    },
+
     /// The [`Pool`](crate::Pool) was closed or terminated: it takes no more work.
     #[error("the pool was closed or terminated")]
     PoolClosed,
+
+    /// The argument of a [`Process`](crate::Process) or of a pool's
+    /// [initializer](crate::PoolBuilder::initializer) cannot be encoded to
+    /// cross into the child (say a [`SharedSlice`](crate::SharedSlice),
+    /// which crosses only in a pool task's argument or result). Refused
+    /// before any child exists.
+    #[error("cannot encode the argument of {of}: {reason}")]
+    ArgumentEncode {
+        /// Whose argument (`process "name"`, `the pool's initializer`).
+        of: String,
+        /// Why, as the value said it.
+        reason: String,
+    },
 
     /// A pool worker's [initializer](crate::PoolBuilder::initializer)
     /// panicked (or could not decode its argument): the worker is gone, and
@@ -242,6 +276,20 @@ pub enum Error {
         pid: u32,
         /// The panic message (with its location), or why it could not run.
         message: String,
+    },
+
+    /// [`Limits::address_space`](crate::Limits::address_space) is at or below
+    /// the address space this process already maps, which a forked pool
+    /// worker starts with: it could map nothing more (not even its channel).
+    /// Refused before any worker exists.
+    #[error(
+        "Limits::address_space({limit} bytes) is at or below the {mapped} bytes of memory (address space) this process maps, which a forked worker starts with: it could not allocate anything; use StartMethod::ForkServer or Spawn, whose workers start small, or a larger limit"
+    )]
+    AddressSpaceBelowParent {
+        /// The limit asked for.
+        limit: u64,
+        /// This process's address space (`VmSize`) when it was refused.
+        mapped: u64,
     },
 
     /// A pool worker never connected back: it ended first, or did not connect
@@ -448,13 +496,34 @@ pub enum SpawnError {
         path: std::path::PathBuf,
     },
     /// The program exists, but the interpreter it names does not: the `#!`
-    /// line of a script, or the dynamic loader of a binary.
-    #[error("{path:?} exists, but its interpreter {interpreter} was not found")]
+    /// line of a script, or the dynamic loader of a binary. A `#!` line that
+    /// ends in a DOS line ending (`\r\n`) names a program whose name ends in
+    /// `\r`, and the message says so.
+    ///
+    /// ```
+    /// # brood::init();
+    /// use brood::{Command, Error, SpawnError};
+    /// use std::os::unix::fs::PermissionsExt;
+    /// let script = std::env::temp_dir().join(format!("dos-{}", std::process::id()));
+    /// std::fs::write(&script, "#!/bin/sh\r\necho hi\r\n")?;
+    /// std::fs::set_permissions(&script, std::fs::Permissions::from_mode(0o755))?;
+    /// let err = Command::new(&script).spawn().unwrap_err();
+    /// std::fs::remove_file(&script)?;
+    /// assert!(err.to_string().contains("DOS line ending"), "{err}");
+    /// let Error::Spawn { cause: SpawnError::InterpreterNotFound { interpreter, .. }, .. } = err else {
+    ///     panic!("{err}")
+    /// };
+    /// assert_eq!(interpreter.as_deref(), Some(std::path::Path::new("/bin/sh\r")));
+    /// # Ok::<(), Box<dyn std::error::Error>>(())
+    /// ```
+    #[error("{path:?} exists, but {}", missing_interpreter(interpreter.as_deref()))]
     InterpreterNotFound {
         /// The program that was found.
         path: std::path::PathBuf,
-        /// The `#!` line's program, or "(its dynamic loader)".
-        interpreter: String,
+        /// The interpreter the kernel looked for, byte for byte: the program
+        /// of the `#!` line, or the binary's dynamic loader (`PT_INTERP`);
+        /// `None` if the file could not be read again.
+        interpreter: Option<std::path::PathBuf>,
     },
     /// The sign of readiness asked of
     /// [`Command::spawn_ready`](crate::Command::spawn_ready) cannot be
@@ -465,6 +534,56 @@ pub enum SpawnError {
         /// Why.
         reason: String,
     },
+}
+
+/// What [`SpawnError::InterpreterNotFound`] says is missing.
+fn missing_interpreter(interpreter: Option<&std::path::Path>) -> String {
+    use std::os::unix::ffi::OsStrExt;
+    let Some(path) = interpreter else {
+        return "its interpreter was not found".into();
+    };
+    match path.as_os_str().as_bytes().strip_suffix(b"\r") {
+        Some(name) => format!(
+            "its #! line ends in a DOS line ending (\\r\\n), so its interpreter is {path:?}, which was not found (convert the file to Unix line endings, e.g. with dos2unix; {:?} is meant)",
+            String::from_utf8_lossy(name)
+        ),
+        None if path.exists() => {
+            format!(
+                "its interpreter {path:?} could not be run (its own interpreter or loader is missing)"
+            )
+        }
+        None => format!("its interpreter {path:?} was not found"),
+    }
+}
+
+/// The most lines of a failed program's stderr that [`Error::Failed`]'s message shows.
+const STDERR_TAIL_LINES: usize = 5;
+/// The most bytes of a failed program's stderr that [`Error::Failed`]'s message shows.
+const STDERR_TAIL_BYTES: usize = 500;
+
+/// `; its stderr ends: "…"` with the last lines of `stderr`, or nothing when
+/// it is empty (not captured, or the program wrote nothing).
+fn stderr_tail(stderr: &[u8]) -> String {
+    let text = String::from_utf8_lossy(stderr);
+    let text = text.trim_end();
+    if text.is_empty() {
+        return String::new();
+    }
+    let mut start = text
+        .rmatch_indices('\n')
+        .nth(STDERR_TAIL_LINES - 1)
+        .map_or(0, |(i, _)| i + 1);
+    if text.len() - start > STDERR_TAIL_BYTES {
+        start = text.len() - STDERR_TAIL_BYTES;
+        while !text.is_char_boundary(start) {
+            start += 1;
+        }
+    }
+    let cut = if start > 0 { "…" } else { "" };
+    format!(
+        "; its stderr ends: {:?}",
+        format!("{cut}{}", &text[start..])
+    )
 }
 
 impl Error {

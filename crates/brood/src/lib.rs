@@ -55,6 +55,16 @@
 //! dropped handle does. Without tokio, [`Child::pidfd`] is what any reactor
 //! can wait on (its documentation has an `async-io` example).
 //!
+// Built without the feature, these names point at this section instead.
+#![cfg_attr(
+    not(feature = "tokio"),
+    doc = "[`Child::wait_async`]: #async-feature-tokio\n\
+           [`Popen::communicate_async`]: #async-feature-tokio\n\
+           [`Popen::take_stdout_async`]: #async-feature-tokio\n\
+           [`Handle::join_async`]: #async-feature-tokio\n\
+           [`Pool::map_async`]: #async-feature-tokio"
+)]
+//!
 //! ## Claims
 //!
 //! The docs name Python's behaviours by the ids of the claims that the
@@ -96,6 +106,8 @@
 //! is [`os`].
 
 #![warn(missing_docs)]
+// docs.rs (`--cfg docsrs`, nightly): feature-gated items say which feature.
+#![cfg_attr(docsrs, feature(doc_cfg))]
 // Every raw call lives in `sys`, each `unsafe` block with the reason it is
 // sound; the rest of the crate is safe Rust, but for the public unsafe API
 // (`fork`, `ForkBuilder::fork`, `Command::pre_exec`), allowed item by item.
@@ -152,7 +164,9 @@ pub use ready::Ready;
 pub use shutdown::{shutting_down, wait_for_shutdown};
 pub use signal::{NotASignal, Signal};
 pub use status::ExitStatus;
-pub use supervisor::{ChildSpec, Restart, Shutdown, Strategy, Supervisor, SupervisorHandle};
+pub use supervisor::{
+    Backoff, ChildSpec, Restart, Shutdown, Strategy, Supervisor, SupervisorHandle,
+};
 pub use usage::{Counted, Pressure, Stall, StallLine, Usage};
 pub use waitany::wait_any;
 #[cfg(feature = "tokio")]

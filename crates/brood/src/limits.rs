@@ -59,6 +59,13 @@ impl Limits {
     }
 
     /// At most `bytes` of address space (`RLIMIT_AS`).
+    ///
+    /// A child forked from this process ([`StartMethod::Fork`](crate::StartMethod::Fork))
+    /// starts with this process's address space: below that, it can map
+    /// nothing more. A [`Pool`](crate::Pool) of forked workers, which must map
+    /// their channels, refuses such a limit with
+    /// [`Error::AddressSpaceBelowParent`](crate::Error::AddressSpaceBelowParent)
+    /// before any worker exists; `ForkServer` and `Spawn` children start small.
     pub fn address_space(mut self, bytes: u64) -> Limits {
         self.address_space = Some(bytes);
         self
@@ -144,6 +151,14 @@ impl Limits {
 
     /// What the child sets on itself (made here, in the parent, so that the
     /// child allocates nothing).
+    /// An address-space limit at or below what this process maps, which
+    /// children forked from it start with: `(limit, mapped)`, if so.
+    pub(crate) fn below_forked_size(&self) -> Option<(u64, u64)> {
+        let limit = self.address_space?;
+        let mapped = crate::sys::procfs::vm_bytes(crate::sys::getpid())?;
+        (limit <= mapped).then_some((limit, mapped))
+    }
+
     pub(crate) fn for_child(&self) -> ChildLimits {
         let same = |which, v: Option<u64>| {
             v.map(|v| ChildLimit {

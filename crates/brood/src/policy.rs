@@ -316,7 +316,7 @@ macro_rules! lifecycle_methods {
         tree { $(#[$tree:meta])* }
         on_drop { $(#[$on_drop:meta])* }
         set_policy { $(#[$set_policy:meta])* }
-        policy { $(#[$policy:meta])* }
+        $(policy { $(#[$policy:meta])* })?
     ) => {
         /// What happens to the child when this process ends normally: returns
         /// from `main`, calls `std::process::exit` or [`exit`](crate::exit)
@@ -375,13 +375,15 @@ macro_rules! lifecycle_methods {
             self
         }
 
-        /// The lifecycle options the child will get: the kind's defaults with
-        /// what was set on top.
-        ///
-        $(#[$policy])*
-        pub fn policy(&self) -> $crate::Policy {
-            self.lifecycle.policy()
-        }
+        $(
+            /// The lifecycle options the child will get: the kind's defaults with
+            /// what was set on top.
+            ///
+            $(#[$policy])*
+            pub fn policy(&self) -> $crate::Policy {
+                self.lifecycle.policy()
+            }
+        )?
     };
 }
 pub(crate) use lifecycle_methods;

@@ -87,6 +87,7 @@ pub fn wait_any(
 /// # }).unwrap();
 /// ```
 #[cfg(feature = "tokio")]
+#[cfg_attr(docsrs, doc(cfg(feature = "tokio")))]
 pub async fn wait_any_async(children: &[&Child]) -> Result<Option<(usize, ExitStatus)>> {
     use std::future::Future;
     use std::pin::Pin;

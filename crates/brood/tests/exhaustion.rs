@@ -106,8 +106,19 @@ fn assert_nothing_left(attempts: &str) {
     }
     // A server whose start failed after it forked (its client gave up the
     // handshake) and its spares end on their own once they see the client's
-    // end close: wait for that, then count what is still there.
-    left.retain(|&(p, _)| !wait_exit(p, Duration::from_secs(5)));
+    // end close; a spare the server is forking right now has the server's
+    // title for a moment. Wait (bounded) for each to end or show as a spare.
+    let deadline = std::time::Instant::now() + Duration::from_secs(5);
+    left.retain(|&(p, _)| {
+        loop {
+            if is_spare(p) || wait_exit(p, Duration::from_millis(10)) {
+                break false;
+            }
+            if std::time::Instant::now() > deadline {
+                break true;
+            }
+        }
+    });
     assert!(
         left.is_empty(),
         "{attempts}: left behind (pid, state, command line): {:?}",

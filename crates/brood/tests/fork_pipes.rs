@@ -15,49 +15,38 @@ fn park(_: ()) -> u8 {
     support::park()
 }
 
-#[test]
-fn a_fork_child_does_not_hold_another_childs_stdin() {
-    let mut cat = Command::new("cat")
-        .stdin(Stdio::piped())
-        .stdout(Stdio::null())
-        .spawn()
-        .unwrap();
+/// Starts a Fork child that parks, then closes the parent's end of `p`'s
+/// pipe (`close`): `p` must end within 5 s, seeing its pipe's other end go.
+fn ends_once_its_pipe_closes(mut p: brood::Popen, close: fn(&mut brood::Popen), what: &str) {
     let forked = Process::new(park, ())
         .start_method(StartMethod::Fork)
         .start()
         .unwrap();
     let mut clean = support::Cleanup::default();
     clean.add(forked.pid());
-    drop(cat.stdin.take());
-    let status = cat.wait_timeout(Duration::from_secs(5)).unwrap();
-    assert!(
-        status.is_some(),
-        "cat never saw its input end: the Fork child holds its stdin"
-    );
+    close(&mut p);
+    let status = p.wait_timeout(Duration::from_secs(5)).unwrap();
+    assert!(status.is_some(), "{what}: the Fork child holds its pipe");
     forked.kill().unwrap();
     assert!(forked.join().is_err());
     clean.0.clear();
 }
 
 #[test]
+fn a_fork_child_does_not_hold_another_childs_stdin() {
+    let cat = Command::new("cat")
+        .stdin(Stdio::piped())
+        .stdout(Stdio::null())
+        .spawn()
+        .unwrap();
+    ends_once_its_pipe_closes(cat, |p| drop(p.stdin.take()), "cat never saw its input end");
+}
+
+#[test]
 fn a_fork_child_does_not_hold_another_childs_stdout() {
     // `yes` writes until its stdout's last reader is gone: then EPIPE ends it.
-    let mut yes = Command::new("yes").stdout(Stdio::piped()).spawn().unwrap();
-    let forked = Process::new(park, ())
-        .start_method(StartMethod::Fork)
-        .start()
-        .unwrap();
-    let mut clean = support::Cleanup::default();
-    clean.add(forked.pid());
-    drop(yes.stdout.take());
-    let status = yes.wait_timeout(Duration::from_secs(5)).unwrap();
-    assert!(
-        status.is_some(),
-        "yes never lost its reader: the Fork child holds its stdout"
-    );
-    forked.kill().unwrap();
-    assert!(forked.join().is_err());
-    clean.0.clear();
+    let yes = Command::new("yes").stdout(Stdio::piped()).spawn().unwrap();
+    ends_once_its_pipe_closes(yes, |p| drop(p.stdout.take()), "yes never lost its reader");
 }
 
 /// `fork_with` is `os.fork`: its child keeps every descriptor, the

@@ -118,28 +118,27 @@ fn group_shell(script: &str) -> (brood::Popen, u32) {
     (p, member)
 }
 
-#[test]
-fn a_command_never_signals_a_reused_group() {
+/// A `true` that led a group (or session) of its own, ended and reaped,
+/// its last handle dropping with `OnDrop::Kill`.
+fn ended_leader(tree: Tree) -> brood::Child {
     let child = Command::new("true")
-        .tree(Tree::Group)
+        .tree(tree)
         .on_drop(OnDrop::Kill)
         .spawn()
         .unwrap()
         .into_child();
     assert!(child.wait().unwrap().success());
-    check_reused_group(child);
+    child
+}
+
+#[test]
+fn a_command_never_signals_a_reused_group() {
+    check_reused_group(ended_leader(Tree::Group));
 }
 
 #[test]
 fn a_session_child_never_signals_a_reused_group() {
-    let child = Command::new("true")
-        .tree(Tree::Session)
-        .on_drop(OnDrop::Kill)
-        .spawn()
-        .unwrap()
-        .into_child();
-    assert!(child.wait().unwrap().success());
-    check_reused_group(child);
+    check_reused_group(ended_leader(Tree::Session));
 }
 
 fn seven(_: ()) -> u8 {

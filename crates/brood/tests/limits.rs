@@ -190,3 +190,41 @@ fn a_limit_the_child_may_not_set_is_an_error_naming_the_call() {
     .unwrap();
     assert_eq!(code.code(), Some(0));
 }
+
+fn inc(x: u32) -> u32 {
+    x + 1
+}
+
+/// An address-space limit below what this process maps: a pool of forked
+/// workers (which start with all of it) is refused before any worker exists,
+/// with a message about memory — it was `WorkerDidNotConnect { how: "exited
+/// with 0" }`. Workers that start small (ForkServer, Spawn) take the limit.
+#[test]
+fn an_address_space_below_the_parent_is_refused_for_forked_workers() {
+    let statm = std::fs::read_to_string("/proc/self/statm").unwrap();
+    let pages: u64 = statm.split_whitespace().next().unwrap().parse().unwrap();
+    let mapped = pages * 4096;
+    let small = Limits::new().address_space(16 << 20);
+    assert!(mapped > 16 << 20, "this test maps {mapped} bytes");
+    let before = children_of(me());
+    let err = brood::Pool::builder(1)
+        .start_method(StartMethod::Fork)
+        .limits(small)
+        .build()
+        .unwrap_err();
+    assert!(
+        matches!(err, brood::Error::AddressSpaceBelowParent { limit, .. } if limit == 16 << 20),
+        "{err:?}"
+    );
+    let text = err.to_string();
+    assert!(text.contains("memory (address space)"), "{text}");
+    assert_eq!(children_of(me()), before, "no worker was made");
+    for method in [StartMethod::ForkServer, StartMethod::Spawn] {
+        let pool = brood::Pool::builder(1)
+            .start_method(method)
+            .limits(small)
+            .build()
+            .unwrap();
+        assert_eq!(pool.try_map(inc, [1]).unwrap(), [2], "{method:?}");
+    }
+}

@@ -204,3 +204,27 @@ fn a_task_no_worker_can_run_fails_instead_of_waiting() {
         "{got:?}"
     );
 }
+
+/// The submitted tasks' map starts with no item at hand (its source is the
+/// queue): a pool whose only worker died must still replace it for the next
+/// task, under every start method (it once failed that task with "no pool
+/// worker could be started").
+#[test]
+fn a_task_submitted_after_the_only_worker_died_runs() {
+    for method in [
+        StartMethod::ForkServer,
+        StartMethod::Spawn,
+        StartMethod::Fork,
+    ] {
+        let pool = Pool::builder(1).start_method(method).build().unwrap();
+        let dead = pool.worker_pids();
+        let r = pool.submit(die, 3).unwrap().wait();
+        assert!(
+            matches!(r, Err(TaskError::WorkerDied { pid, .. }) if [pid] == dead[..]),
+            "{r:?}"
+        );
+        assert_eq!(pool.submit(square, 3).unwrap().wait(), Ok(9), "{method:?}");
+        assert_ne!(pool.worker_pids(), dead);
+        pool.terminate().unwrap();
+    }
+}

@@ -23,7 +23,11 @@ fn a_script_whose_interpreter_is_missing_says_so() {
             ..
         }) => {
             assert_eq!(path, script);
-            assert!(interpreter.contains("/nonexistent/interp"), "{interpreter}");
+            // Exactly the path, as the docs say.
+            assert_eq!(
+                interpreter.as_deref(),
+                Some(std::path::Path::new("/nonexistent/interp"))
+            );
         }
         other => panic!("{other:?}"),
     }
@@ -36,6 +40,63 @@ fn a_script_whose_interpreter_is_missing_says_so() {
             ..
         })
     ));
+}
+
+/// A script saved with DOS line endings: the kernel looks for "/bin/sh\r",
+/// and the message names the line ending rather than "/bin/sh not found".
+#[test]
+fn a_dos_line_ending_in_the_shebang_is_named() {
+    let dir = tempfile::tempdir().unwrap();
+    let script = dir.path().join("dos");
+    std::fs::write(&script, "#!/bin/sh\r\necho hi\r\n").unwrap();
+    std::fs::set_permissions(&script, std::fs::Permissions::from_mode(0o755)).unwrap();
+    let err = Command::new(&script).spawn().unwrap_err();
+    let text = err.to_string();
+    assert!(text.contains("DOS line ending"), "{text}");
+    assert!(text.contains(r#""/bin/sh\r""#), "{text}");
+    match err {
+        Error::Spawn {
+            cause: SpawnError::InterpreterNotFound { interpreter, .. },
+            ..
+        } => assert_eq!(
+            interpreter.as_deref(),
+            Some(std::path::Path::new("/bin/sh\r"))
+        ),
+        other => panic!("{other:?}"),
+    }
+}
+
+/// A binary whose dynamic loader is missing names that loader (read from
+/// its `PT_INTERP`): a copy of `true` with the loader's name changed.
+#[test]
+fn a_binary_whose_loader_is_missing_names_the_loader() {
+    let original = std::fs::read("/bin/true").unwrap();
+    let Some(at) = original
+        .windows(b"/lib".len())
+        .position(|w| w == b"/lib")
+        .filter(|&i| {
+            original[i..].starts_with(b"/lib64/ld-") || original[i..].starts_with(b"/lib/ld-")
+        })
+    else {
+        eprintln!("/bin/true names no /lib*/ld-* loader: nothing to test here");
+        return;
+    };
+    let mut patched = original.clone();
+    // Same length, so every offset stays: "/lib…" becomes "/nol…".
+    patched[at..at + 4].copy_from_slice(b"/nol");
+    let end = at + patched[at..].iter().position(|&b| b == 0).unwrap();
+    let loader = String::from_utf8(patched[at..end].to_vec()).unwrap();
+    let dir = tempfile::tempdir().unwrap();
+    let binary = dir.path().join("true");
+    std::fs::write(&binary, &patched).unwrap();
+    std::fs::set_permissions(&binary, std::fs::Permissions::from_mode(0o755)).unwrap();
+    match Command::new(&binary).spawn() {
+        Err(Error::Spawn {
+            cause: SpawnError::InterpreterNotFound { interpreter, .. },
+            ..
+        }) => assert_eq!(interpreter.as_deref(), Some(std::path::Path::new(&loader))),
+        other => panic!("{other:?}"),
+    }
 }
 
 #[test]

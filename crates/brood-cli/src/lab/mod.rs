@@ -15,9 +15,10 @@
 //! Default scope: `python3` runs every scenario under every start method; the
 //! other interpreters found (PATH, pyenv) run the version sweep only (the
 //! scenarios marked `sweep`, where versions are known to differ, under their
-//! default start method), which keeps the default run about a minute on two
-//! cores (about 63 s with python3 plus nine pyenv versions, 272 runs; about
-//! 49 s with python3 alone, 182 runs). `--all-pythons` runs everything everywhere (about
+//! default start method), which keeps the default run well under a minute on
+//! two cores (two runs per CPU at once: runs mostly wait; 38 s with python3
+//! plus nine pyenv versions, 272 runs; 29 s with python3 alone, 182 runs,
+//! measured beside other builds). `--all-pythons` runs everything everywhere (about
 //! 4 minutes with ten interpreters); `--python PATH…` chooses the interpreters
 //! (full matrix each).
 //!
@@ -68,7 +69,7 @@ pub struct Options {
     pub no_brood: bool,
     /// Language of the claim texts.
     pub lang: Lang,
-    /// Parallel runs (default: the number of CPUs).
+    /// Parallel runs (default: twice the number of CPUs).
     pub jobs: Option<usize>,
     /// Per-run timeout.
     pub timeout: Duration,
@@ -201,6 +202,10 @@ pub fn run(opts: &Options) -> Result<(), LabError> {
         .map_err(LabError::TempDir)?;
     let script = dir.path().join("actor.py");
     std::fs::write(&script, ACTOR_PY).map_err(LabError::TempDir)?;
+    // The runs' TMPDIR: removed with `dir` when the lab ends, also on Ctrl-C
+    // (after every process below the lab was killed).
+    let tmp = dir.path().join("tmp");
+    std::fs::create_dir(&tmp).map_err(LabError::TempDir)?;
     let exe = std::env::current_exe().map_err(LabError::Exe)?;
 
     let jobs = plan(opts, &interpreters, &script, &exe);
@@ -208,7 +213,7 @@ pub fn run(opts: &Options) -> Result<(), LabError> {
         return Err(LabError::NothingSelected(only.clone()));
     }
     reap::start()?;
-    let results = execute(jobs, opts, &stop);
+    let results = execute(jobs, opts, &tmp, &stop);
     let leftovers = reap::kill_all_descendants(Duration::from_secs(5));
     if !leftovers.is_empty() {
         eprintln!("brood lab: warning: could not end pids {leftovers:?}");
@@ -328,15 +333,23 @@ fn cost(s: &Scenario) -> u32 {
     }
 }
 
-fn execute(mut jobs: Vec<Job>, opts: &Options, stop: &Arc<AtomicBool>) -> Vec<RunResult> {
+fn execute(
+    mut jobs: Vec<Job>,
+    opts: &Options,
+    tmp: &std::path::Path,
+    stop: &Arc<AtomicBool>,
+) -> Vec<RunResult> {
     let total = jobs.len();
     jobs.sort_by_key(|j| std::cmp::Reverse(j.cost));
+    // Two runs per CPU: a run mostly waits (a child's sleep, a budget that
+    // shows a hang), using a tenth of a CPU on average (20 s of CPU time in a
+    // 60 s lab on two cores), so the CPUs stay far from busy.
     let workers = opts
         .jobs
         .unwrap_or_else(|| {
             std::thread::available_parallelism()
-                .map(|n| n.get())
-                .unwrap_or(2)
+                .map(|n| 2 * n.get())
+                .unwrap_or(4)
         })
         .clamp(1, 64);
     let bar = if std::io::stderr().is_terminal() {
@@ -368,7 +381,7 @@ fn execute(mut jobs: Vec<Job>, opts: &Options, stop: &Arc<AtomicBool>) -> Vec<Ru
                         std::process::id(),
                         tags.fetch_add(1, Ordering::Relaxed)
                     );
-                    if let Some(r) = run_one(job, tag, opts.timeout, stop) {
+                    if let Some(r) = run_one(job, tag, tmp, opts.timeout, stop) {
                         results
                             .lock()
                             .unwrap_or_else(|e| e.into_inner())
@@ -386,13 +399,20 @@ fn execute(mut jobs: Vec<Job>, opts: &Options, stop: &Arc<AtomicBool>) -> Vec<Ru
 }
 
 /// Runs one job; `None` when brood reports that it cannot play the scenario.
-fn run_one(job: &Job, tag: String, timeout: Duration, stop: &Arc<AtomicBool>) -> Option<RunResult> {
+fn run_one(
+    job: &Job,
+    tag: String,
+    tmp: &std::path::Path,
+    timeout: Duration,
+    stop: &Arc<AtomicBool>,
+) -> Option<RunResult> {
     let s = &job.scenario;
     let t0 = Instant::now();
     let (judgement, timed_out) = match Run::start(
         &job.program,
         &job.args,
         job.env,
+        tmp,
         tag,
         timeout,
         Arc::clone(stop),

@@ -222,12 +222,16 @@ pub struct Run {
 pub const TAG_VAR: &str = "BROOD_LAB_RUN";
 
 impl Run {
-    /// Starts `program args…` in its own process group, tagged with `tag`;
-    /// `env` replaces the lab's default environment entries.
+    /// Starts `program args…` in its own process group, tagged with `tag`,
+    /// with `TMPDIR` set to `tmpdir` (inside the lab's own temporary
+    /// directory: what a killed parent leaves there, such as
+    /// multiprocessing's `pymp-*` directories, goes with it); `env` replaces
+    /// the lab's default environment entries.
     pub fn start(
         program: &Path,
         args: &[String],
         env: &[(&str, &str)],
+        tmpdir: &Path,
         tag: String,
         timeout: Duration,
         stop: Arc<AtomicBool>,
@@ -236,6 +240,7 @@ impl Run {
         let mut cmd = Command::new(program);
         cmd.args(args)
             .env(TAG_VAR, &tag)
+            .env("TMPDIR", tmpdir)
             .env("PYTHONDONTWRITEBYTECODE", "1")
             .env("PYTHONUNBUFFERED", "1");
         for (k, v) in env {
@@ -530,10 +535,15 @@ impl Run {
     /// Ends the observation, kills every process of the run and waits until
     /// they are gone. Returns what was observed.
     pub fn finish(mut self) -> Obs {
-        // Drain what already arrived.
+        // Drain what already arrived, and what is still on its way: a parent
+        // seen gone in /proc may have lines in the pipe that the reader thread
+        // has not passed on yet (a loaded machine delays it). Once every
+        // writer is gone the pipe closes; a child that lives on keeps it open,
+        // so the wait is short.
         while let Ok((at, text)) = self.rx.try_recv() {
             self.take_line(at, &text);
         }
+        let _ = self.wait_until(Duration::from_millis(50), |o| o.stdout_closed);
         self.sample();
         self.obs.end_t = self.now();
         // The parent is the lab's own child: once it is gone, its status is on

@@ -188,6 +188,7 @@ fn run(opts: &options::RunOptions) -> Result<u8, RunError> {
 
     let mut restarts = Restarts::new(opts.restart, opts.max_restarts, opts.within);
     loop {
+        let started = Instant::now();
         let (ended, group) = match sup.run_once() {
             Ok(ended) => ended,
             Err(e) => {
@@ -205,7 +206,7 @@ fn run(opts: &options::RunOptions) -> Result<u8, RunError> {
         if sup.shutting_down {
             return Ok(code);
         }
-        match restarts.decide(code == 0, Instant::now()) {
+        match restarts.decide(code == 0, Instant::now(), started.elapsed()) {
             Decision::Stop => return Ok(code),
             Decision::GiveUp { restarts } => {
                 sup.log.notice(format_args!(

@@ -78,7 +78,8 @@ pub struct RunArgs {
     #[arg(long)]
     kill_orphans: bool,
     /// Restart the command when it exits: on-failure (a status other than 0 or a
-    /// --success-code) or always.
+    /// --success-code) or always. Each restart waits: 100 ms doubling up to 30s,
+    /// jittered, back to 100 ms after a run of 10s.
     #[arg(long, value_enum, value_name = "WHEN", default_value = "never")]
     restart: Restart,
     /// Give up after this many restarts within --within; exit with the last status.
@@ -215,7 +216,19 @@ impl RunArgs {
 /// `TERM`, `SIGTERM`, `15`; SIGKILL and SIGSTOP are refused where they could
 /// never be caught, so here any deliverable signal is accepted.
 pub fn parse_signal(text: &str) -> Result<Signal, String> {
-    Signal::parse(text).ok_or_else(|| format!("unknown signal {text:?} (try TERM, SIGUSR1, 15)"))
+    let sig = Signal::parse(text)
+        .ok_or_else(|| format!("unknown signal {text:?} (try TERM, SIGUSR1, 15)"))?;
+    // Between the classic signals and SIGRTMIN lie the C library's own (glibc's
+    // threads use 32 and 33): no program expects them, and sending one to a
+    // program in the middle of its thread set-up breaks it.
+    let (first_rt, last_rt) = (libc::SIGRTMIN(), libc::SIGRTMAX());
+    if (32..first_rt).contains(&sig.as_raw()) {
+        return Err(format!(
+            "signal {} is reserved by the C library's threads; signals are 1-31 and the real-time {first_rt}-{last_rt} (SIGRTMIN-SIGRTMAX)",
+            sig.as_raw()
+        ));
+    }
+    Ok(sig)
 }
 
 /// A signal, or `none`.
@@ -346,5 +359,17 @@ mod tests {
         assert!(parse_rewrite("TERM").is_err());
         assert!(parse_rewrite("KILL:TERM").is_err());
         assert!(parse_rewrite("TERM:NOPE").is_err());
+    }
+
+    #[test]
+    fn reserved_signals_are_refused() {
+        // 1:32 where 1-31 are meant: 32 and 33 belong to glibc's threads.
+        let err = parse_rewrite("1:32").unwrap_err();
+        assert!(err.contains("signal 32 is reserved"), "{err}");
+        assert!(err.contains("1-31"), "{err}");
+        assert!(parse_rewrite("33:TERM").is_err());
+        assert!(parse_rewrite("1:31").is_ok());
+        let rtmin = libc::SIGRTMIN();
+        assert!(parse_rewrite(&format!("TERM:{rtmin}")).is_ok());
     }
 }

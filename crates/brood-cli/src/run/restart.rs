@@ -1,15 +1,13 @@
-//! `--restart`: when to start the command again, with exponential back-off and
-//! a restart intensity (at most N restarts within a window, then give up with
-//! the last status), as Erlang/OTP supervisors and systemd's `StartLimitBurst`.
+//! `--restart`: when to start the command again, with the back-off of brood's
+//! `Supervisor` (exponential from 100 ms, at most 30 s, jittered, back to
+//! 100 ms after a run of 10 s) and a restart intensity (at most N restarts
+//! within a window, then give up with the last status), as Erlang/OTP
+//! supervisors and systemd's `StartLimitBurst`.
 
 use super::options::Restart;
+use brood::Backoff;
 use std::collections::VecDeque;
 use std::time::{Duration, Instant};
-
-/// The first back-off; each restart within the window doubles it.
-const FIRST_BACKOFF: Duration = Duration::from_millis(100);
-/// The longest back-off.
-const MAX_BACKOFF: Duration = Duration::from_secs(30);
 
 /// What to do once the command has exited.
 #[derive(Copy, Clone, Debug, PartialEq, Eq)]
@@ -38,6 +36,9 @@ pub struct Restarts {
     max: u32,
     within: Duration,
     recent: VecDeque<Instant>,
+    backoff: Backoff,
+    /// Restarts in a row without a stable run.
+    streak: u32,
 }
 
 impl Restarts {
@@ -48,11 +49,13 @@ impl Restarts {
             max,
             within,
             recent: VecDeque::new(),
+            backoff: Backoff::default(),
+            streak: 0,
         }
     }
 
-    /// The command ended at `now`, successfully or not.
-    pub fn decide(&mut self, succeeded: bool, now: Instant) -> Decision {
+    /// The command ended at `now`, successfully or not, after running `ran`.
+    pub fn decide(&mut self, succeeded: bool, now: Instant, ran: Duration) -> Decision {
         let wanted = match self.policy {
             Restart::Never => false,
             Restart::OnFailure => !succeeded,
@@ -75,9 +78,7 @@ impl Restarts {
         }
         self.recent.push_back(now);
         let nth = self.recent.len();
-        let delay = FIRST_BACKOFF
-            .saturating_mul(1u32 << (nth - 1).min(16))
-            .min(MAX_BACKOFF);
+        let delay = self.backoff.next_delay(&mut self.streak, ran);
         Decision::After { delay, nth }
     }
 }
@@ -86,58 +87,67 @@ impl Restarts {
 mod tests {
     use super::*;
 
+    const AT_ONCE: Duration = Duration::ZERO;
+
+    /// The delay of an `After`, which must lie in `[full / 2, full]` ms.
+    fn delay_within(d: Decision, full: u64) -> usize {
+        let Decision::After { delay, nth } = d else {
+            panic!("{d:?}")
+        };
+        let full = Duration::from_millis(full);
+        assert!(delay >= full / 2 && delay <= full, "{delay:?} for {full:?}");
+        nth
+    }
+
     #[test]
     fn never_and_on_failure() {
         let now = Instant::now();
         let mut never = Restarts::new(Restart::Never, 5, Duration::from_secs(60));
-        assert_eq!(never.decide(false, now), Decision::Stop);
+        assert_eq!(never.decide(false, now, AT_ONCE), Decision::Stop);
         let mut on_failure = Restarts::new(Restart::OnFailure, 5, Duration::from_secs(60));
-        assert_eq!(on_failure.decide(true, now), Decision::Stop);
+        assert_eq!(on_failure.decide(true, now, AT_ONCE), Decision::Stop);
         assert!(matches!(
-            on_failure.decide(false, now),
+            on_failure.decide(false, now, AT_ONCE),
             Decision::After { nth: 1, .. }
         ));
     }
 
     #[test]
-    fn backoff_doubles_then_gives_up_within_the_window() {
+    fn backoff_doubles_with_jitter_then_gives_up_within_the_window() {
         let now = Instant::now();
         let mut r = Restarts::new(Restart::Always, 3, Duration::from_secs(60));
-        let delays: Vec<Decision> = (0..4).map(|_| r.decide(true, now)).collect();
+        assert_eq!(delay_within(r.decide(true, now, AT_ONCE), 100), 1);
+        assert_eq!(delay_within(r.decide(true, now, AT_ONCE), 200), 2);
+        assert_eq!(delay_within(r.decide(true, now, AT_ONCE), 400), 3);
         assert_eq!(
-            delays,
-            [
-                Decision::After {
-                    delay: Duration::from_millis(100),
-                    nth: 1
-                },
-                Decision::After {
-                    delay: Duration::from_millis(200),
-                    nth: 2
-                },
-                Decision::After {
-                    delay: Duration::from_millis(400),
-                    nth: 3
-                },
-                Decision::GiveUp { restarts: 3 },
-            ]
+            r.decide(true, now, AT_ONCE),
+            Decision::GiveUp { restarts: 3 }
         );
-        // Past the window, the count starts again.
+        // Past the window, the count starts again (the back-off goes on
+        // doubling: the command never ran long).
         let later = now + Duration::from_secs(61);
-        assert_eq!(
-            r.decide(true, later),
-            Decision::After {
-                delay: Duration::from_millis(100),
-                nth: 1
-            }
-        );
+        assert_eq!(delay_within(r.decide(true, later, AT_ONCE), 800), 1);
+    }
+
+    #[test]
+    fn a_stable_run_resets_the_backoff() {
+        let now = Instant::now();
+        let mut r = Restarts::new(Restart::Always, 100, Duration::from_secs(60));
+        for full in [100, 200, 400] {
+            delay_within(r.decide(false, now, AT_ONCE), full);
+        }
+        delay_within(r.decide(false, now, Duration::from_secs(10)), 100);
+        delay_within(r.decide(false, now, AT_ONCE), 200);
     }
 
     #[test]
     fn backoff_is_capped() {
         let now = Instant::now();
         let mut r = Restarts::new(Restart::Always, 100, Duration::from_secs(60));
-        let last = (0..40).map(|_| r.decide(false, now)).last().unwrap();
-        assert!(matches!(last, Decision::After { delay, .. } if delay == MAX_BACKOFF));
+        let last = (0..40)
+            .map(|_| r.decide(false, now, AT_ONCE))
+            .last()
+            .unwrap();
+        delay_within(last, 30_000);
     }
 }

@@ -43,6 +43,23 @@ pub fn lab_json(args: &[&str]) -> (Output, Value) {
     (out, v)
 }
 
+/// Runs `brood lab ARGS` with `env` added; its stdout, once it succeeded.
+pub fn lab_ok(args: &[&str], env: &[(&str, &std::ffi::OsStr)]) -> String {
+    let mut cmd = brood();
+    cmd.arg("lab").args(args);
+    for (k, v) in env {
+        cmd.env(k, v);
+    }
+    let out = cmd.output().unwrap();
+    assert!(
+        out.status.success(),
+        "brood lab {args:?}: {}\n{}",
+        out.status,
+        String::from_utf8_lossy(&out.stderr)
+    );
+    String::from_utf8(out.stdout).expect("UTF-8 output")
+}
+
 /// The runs of a lab report.
 pub fn runs(v: &Value) -> Vec<&Value> {
     v["runs"]

@@ -20,6 +20,7 @@ use std::sync::Arc;
 use std::task::Poll;
 use tokio::io::Interest;
 
+#[cfg_attr(docsrs, doc(cfg(feature = "tokio")))]
 impl Child {
     /// Waits, without blocking a thread, until the child ends and returns its
     /// status; the async [`Child::wait`] (feature `tokio`).

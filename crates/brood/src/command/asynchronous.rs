@@ -15,14 +15,18 @@ use tokio::net::unix::pipe;
 
 /// The parent's end of a child's stdin as an `AsyncWrite`:
 /// [`tokio::net::unix::pipe::Sender`], from [`Popen::take_stdin_async`].
+#[cfg_attr(docsrs, doc(cfg(feature = "tokio")))]
 pub type AsyncChildStdin = pipe::Sender;
 /// The parent's end of a child's stdout as an `AsyncRead`:
 /// [`tokio::net::unix::pipe::Receiver`], from [`Popen::take_stdout_async`].
+#[cfg_attr(docsrs, doc(cfg(feature = "tokio")))]
 pub type AsyncChildStdout = pipe::Receiver;
 /// The parent's end of a child's stderr as an `AsyncRead`, from
 /// [`Popen::take_stderr_async`].
+#[cfg_attr(docsrs, doc(cfg(feature = "tokio")))]
 pub type AsyncChildStderr = pipe::Receiver;
 
+#[cfg_attr(docsrs, doc(cfg(feature = "tokio")))]
 impl Popen {
     /// Takes the stdin pipe as an async writer (tokio's pipe `Sender`); `None`
     /// if stdin is not piped or was taken. Must be called inside a tokio

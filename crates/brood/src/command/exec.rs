@@ -118,7 +118,7 @@ impl Command {
         let hands_terminal = self.foreground
             && matches!(policy.tree, Tree::Group | Tree::Cgroup)
             && crate::terminal::ours();
-        let hooks = &mut self.pre_exec;
+        let hooks = &self.pre_exec;
         // No descriptor for the child's pidfd (or the report pipe): the first
         // time, raise the soft limit and clone again (the child's limit,
         // `plan.nofile`, is the program's either way).
@@ -130,7 +130,17 @@ impl Command {
                     if hooks.is_empty() {
                         clone::spawn(&plan)
                     } else {
-                        clone::spawn_forked(&plan, hooks)
+                        // Clones of this command share its closures: the
+                        // forking thread holds them across the fork, so that
+                        // the child has them to itself (and other clones wait
+                        // for this spawn).
+                        let mut held: Vec<_> = hooks
+                            .iter()
+                            .map(|h| h.lock().unwrap_or_else(std::sync::PoisonError::into_inner))
+                            .collect();
+                        let mut hooks: Vec<&mut clone::PreExec> =
+                            held.iter_mut().map(|h| &mut **h).collect();
+                        clone::spawn_forked(&plan, &mut hooks)
                     }
                 },
                 out_of_fds,
@@ -193,7 +203,7 @@ fn cause(failure: SpawnFailure, prepared: &Prepared, cmd: &Command) -> SpawnErro
             (Step::Exec, Some(libc::ENOENT)) => match prepared.existing_candidate() {
                 // The file is there: what is missing is its interpreter.
                 Some(path) if path.is_file() => SpawnError::InterpreterNotFound {
-                    interpreter: interpreter_of(&path),
+                    interpreter: super::interp::interpreter_of(&path),
                     path,
                 },
                 _ => SpawnError::NotFound {
@@ -222,27 +232,5 @@ fn cause(failure: SpawnFailure, prepared: &Prepared, cmd: &Command) -> SpawnErro
                 source: error,
             },
         },
-    }
-}
-
-/// The interpreter a program names: the first word of a `#!` line, or, for a
-/// binary, its dynamic loader.
-fn interpreter_of(path: &std::path::Path) -> String {
-    use std::io::Read;
-    let mut head = [0u8; 256];
-    let n = std::fs::File::open(path)
-        .and_then(|mut f| f.read(&mut head))
-        .unwrap_or(0);
-    let head = &head[..n];
-    match head.strip_prefix(b"#!") {
-        Some(line) => {
-            let line = line.split(|&b| b == b'\n').next().unwrap_or_default();
-            let text = String::from_utf8_lossy(line);
-            format!(
-                "{:?} (its #! line)",
-                text.split_whitespace().next().unwrap_or("")
-            )
-        }
-        None => "(its dynamic loader)".to_string(),
     }
 }

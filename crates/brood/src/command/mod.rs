@@ -15,6 +15,7 @@
 mod asynchronous;
 mod communicate;
 mod exec;
+mod interp;
 mod popen;
 mod prepare;
 mod ready;
@@ -33,6 +34,7 @@ use crate::sys::clone::PreExec;
 use std::collections::BTreeMap;
 use std::ffi::{OsStr, OsString};
 use std::path::{Path, PathBuf};
+use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
 /// A program to start: its arguments, environment, working directory, standard
@@ -66,7 +68,27 @@ use std::time::Duration;
 /// assert_eq!(child.returncode(), Some(0));
 /// # Ok::<(), brood::Error>(())
 /// ```
-#[derive(Debug)]
+///
+/// A `Command` is a template: [`Clone`] it to start the same program again
+/// with changes, or from a [`ChildSpec::command`](crate::ChildSpec::command)
+/// closure. A clone's streams are what the original's were: a
+/// [`Stdio::piped`] makes a new pipe at each start; a descriptor given with
+/// `Stdio::from(file)` is shared by the clones (it stays open until the last
+/// of them is dropped). [`pre_exec`](Command::pre_exec) closures are shared
+/// too: clones starting at the same time from several threads take their
+/// turn for them.
+///
+/// ```
+/// # brood::init();
+/// let mut base = brood::Command::new("sh");
+/// base.arg("-c").env("GREETING", "hi");
+/// let out = base.clone().arg("echo $GREETING one").run()?;
+/// assert_eq!(out.stdout, b"hi one\n");
+/// let out = base.clone().arg("echo $GREETING two").run()?;
+/// assert_eq!(out.stdout, b"hi two\n");
+/// # Ok::<(), brood::Error>(())
+/// ```
+#[derive(Debug, Clone)]
 pub struct Command {
     program: OsString,
     args: Vec<OsString>,
@@ -85,7 +107,8 @@ pub struct Command {
     groups: Option<Vec<u32>>,
     pgroup: Option<i32>,
     /// Closures for the child before `execve`; any makes the spawn a full fork.
-    pre_exec: Vec<PreExec>,
+    /// Shared by clones of the command.
+    pre_exec: Vec<Arc<Mutex<PreExec>>>,
     /// Take the terminal's foreground in the child, before `execve`.
     foreground: bool,
     /// (ignored, blocked) signal bit sets (bit `n - 1` for signal `n`) the
@@ -338,13 +361,41 @@ impl Command {
             /// # Ok::<(), brood::Error>(())
             /// ```
         }
-        policy {
-            /// ```
-            /// use brood::{Command, Kind, OnExit, Policy};
-            /// assert_eq!(Command::new("ls").policy(), Policy::for_kind(Kind::Command));
-            /// assert_eq!(Command::new("ls").on_exit(OnExit::Wait).policy().on_exit, OnExit::Wait);
-            /// ```
+    }
+
+    /// The lifecycle options the child will get: the kind's defaults with
+    /// what was set on top — and, with a [`timeout`](Command::timeout) and no
+    /// [`tree`](Command::tree) or [`process_group`](Command::process_group)
+    /// chosen, [`Tree::Group`](crate::Tree::Group): [`run`](Command::run),
+    /// [`output`](Command::output) and [`status`](Command::status) then make
+    /// the program lead a group of its own, so that the timeout's kill reaches
+    /// everything it started. ([`spawn`](Command::spawn) does not use the
+    /// timeout, nor that group.) An explicit [`Tree::Own`](crate::Tree::Own)
+    /// is kept: the timeout then kills the program alone, as Python does, and
+    /// what it started lives on.
+    ///
+    /// ```
+    /// use brood::{Command, Kind, OnExit, Policy, Tree};
+    /// use std::time::Duration;
+    /// assert_eq!(Command::new("ls").policy(), Policy::for_kind(Kind::Command));
+    /// assert_eq!(Command::new("ls").on_exit(OnExit::Wait).policy().on_exit, OnExit::Wait);
+    /// let mut cmd = Command::new("make");
+    /// cmd.timeout(Duration::from_secs(60));
+    /// assert_eq!(cmd.policy().tree, Tree::Group);
+    /// assert_eq!(cmd.tree(Tree::Own).policy().tree, Tree::Own);
+    /// ```
+    pub fn policy(&self) -> crate::Policy {
+        let mut lifecycle = self.lifecycle;
+        if self.timeout_leads_group() {
+            lifecycle.set_tree(crate::Tree::Group);
         }
+        lifecycle.policy()
+    }
+
+    /// Whether `run` (and `output`, `status`) make the program lead a group:
+    /// with a timeout, when neither a tree nor a group was chosen.
+    fn timeout_leads_group(&self) -> bool {
+        self.timeout.is_some() && !self.lifecycle.tree_is_set() && self.pgroup.is_none()
     }
 
     /// Hands the terminal on the child's stdin to the child's process group
@@ -428,7 +479,9 @@ impl Command {
 
     /// For [`run`](Command::run): how long the child may run; past it, the child
     /// (its whole tree with [`Tree::Group`](crate::Tree::Group)/[`Tree::Session`](crate::Tree::Session)) is SIGKILLed and
-    /// `run` returns [`Error::Timeout`](crate::Error::Timeout).
+    /// `run` returns [`Error::Timeout`](crate::Error::Timeout). Unless a tree
+    /// was chosen, the program then leads a group of its own, which
+    /// [`policy`](Command::policy) reports as [`Tree::Group`](crate::Tree::Group).
     ///
     /// ```
     /// # brood::init();
@@ -568,7 +621,8 @@ impl Command {
         F: FnMut() -> std::io::Result<()> + Send + Sync + 'static,
     {
         // SAFETY: our caller accepted the same contract.
-        self.pre_exec.push(unsafe { PreExec::new(f) });
+        self.pre_exec
+            .push(Arc::new(Mutex::new(unsafe { PreExec::new(f) })));
         self
     }
 

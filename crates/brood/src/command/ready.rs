@@ -115,7 +115,10 @@ impl Command {
             _ => None,
         };
         if let (Some((_, write)), Ready::NotifyFd(n)) = (&s6, &sign) {
-            self.pre_exec.push(notify::place_fd(write, *n));
+            self.pre_exec
+                .push(std::sync::Arc::new(std::sync::Mutex::new(
+                    notify::place_fd(write, *n),
+                )));
         }
         let spawned = self.spawn();
         if let Some((read, _write)) = s6 {

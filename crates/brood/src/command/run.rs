@@ -42,8 +42,10 @@ impl Command {
     ///   [`Error::Timeout`] with the output read so far. Python kills only the
     ///   child, and hangs if a grandchild keeps the pipes open; with a group, brood
     ///   does not. **With a timeout and no [`tree`](Command::tree) chosen, the
-    ///   program leads a group of its own**, so that nothing it started
-    ///   outlives the timeout; when stdin is the terminal whose foreground this
+    ///   program leads a group of its own** (and [`policy`](Command::policy)
+    ///   says [`Tree::Group`](crate::Tree::Group)), so that nothing it started
+    ///   outlives the timeout; an explicit [`Tree::Own`](crate::Tree::Own)
+    ///   keeps Python's way, the program killed alone; when stdin is the terminal whose foreground this
     ///   process holds, the program gets the foreground too (handed over in the
     ///   child before it starts, so reading the terminal never stops it, and
     ///   Ctrl-C reaches the program rather than this process), and the
@@ -154,8 +156,7 @@ impl Command {
         // own, so that the timeout's kill reaches everything it started; at a
         // terminal it also gets the foreground (or reading the terminal would
         // stop it), and the terminal comes back to us when it ends.
-        let own_group =
-            self.timeout.is_some() && !self.lifecycle.tree_is_set() && self.pgroup.is_none();
+        let own_group = self.timeout_leads_group();
         // (The terminal comes back through `foreground`'s own take-back.)
         let saved = (self.lifecycle, self.foreground);
         if own_group {

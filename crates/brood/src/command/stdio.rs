@@ -4,6 +4,7 @@
 use std::fs::File;
 use std::io::{PipeReader, PipeWriter};
 use std::os::fd::{AsFd, AsRawFd, BorrowedFd, OwnedFd, RawFd};
+use std::sync::Arc;
 
 /// The parent's end of a child's stdin pipe ([`Popen::stdin`](crate::Popen::stdin)):
 /// a plain [`std::io::PipeWriter`]. Drop it to close the child's stdin.
@@ -62,15 +63,20 @@ pub type ChildStderr = PipeReader;
 /// child.wait()?;
 /// # Ok::<(), brood::Error>(())
 /// ```
-#[derive(Debug)]
+///
+/// A clone is the same connection: [`Stdio::piped`] still makes a new pipe
+/// at each start, and a descriptor is shared by the clones (closed with the
+/// last of them).
+#[derive(Debug, Clone)]
 pub struct Stdio(pub(crate) Kind);
 
-#[derive(Debug)]
+#[derive(Debug, Clone)]
 pub(crate) enum Kind {
     Inherit,
     Null,
     Piped,
-    Fd(OwnedFd),
+    /// Shared by the clones of a `Command`; each start installs it.
+    Fd(Arc<OwnedFd>),
     /// stderr only: a copy of whatever stdout is.
     MergeIntoStdout,
 }
@@ -141,28 +147,28 @@ impl Stdio {
 /// that it can spawn again) until it is dropped.
 impl From<File> for Stdio {
     fn from(file: File) -> Stdio {
-        Stdio(Kind::Fd(file.into()))
+        Stdio(Kind::Fd(Arc::new(file.into())))
     }
 }
 
 /// Connects the stream to this descriptor, kept open by the `Command`.
 impl From<OwnedFd> for Stdio {
     fn from(fd: OwnedFd) -> Stdio {
-        Stdio(Kind::Fd(fd))
+        Stdio(Kind::Fd(Arc::new(fd)))
     }
 }
 
 /// Connects the stream to a pipe's read end (for example another child's stdout).
 impl From<PipeReader> for Stdio {
     fn from(pipe: PipeReader) -> Stdio {
-        Stdio(Kind::Fd(pipe.into()))
+        Stdio(Kind::Fd(Arc::new(pipe.into())))
     }
 }
 
 /// Connects the stream to a pipe's write end.
 impl From<PipeWriter> for Stdio {
     fn from(pipe: PipeWriter) -> Stdio {
-        Stdio(Kind::Fd(pipe.into()))
+        Stdio(Kind::Fd(Arc::new(pipe.into())))
     }
 }
 

@@ -107,6 +107,66 @@ impl Pool {
         self.with(CallOptions::new()).map_with(f, items)
     }
 
+    /// `f` over every item: all the values in input order, or the first
+    /// failure (Python's `Pool.map`, which raises; rayon's `collect` into a
+    /// `Result`). A failed item gives
+    /// [`Error::TaskFailed`](crate::Error::TaskFailed) with its index in the
+    /// input and its [`TaskError`].
+    ///
+    /// "First" is in the order results arrive: the call ends as soon as one
+    /// item has failed, and the items still running are abandoned — their
+    /// workers are killed and replaced at the next call, as when a
+    /// [`MapUnordered`] is dropped. [`Pool::map`] gives every item its own
+    /// result instead.
+    ///
+    /// ```
+    /// # brood::init();
+    /// use brood::{Error, TaskError};
+    /// fn inverse(x: i32) -> i32 {
+    ///     if x == 0 { panic!("no inverse for zero") }
+    ///     100 / x
+    /// }
+    /// let pool = brood::Pool::new(2)?;
+    /// assert_eq!(pool.try_map(inverse, [5, 50])?, [20, 2]);
+    /// match pool.try_map(inverse, [5, 0, 50]) {
+    ///     Err(Error::TaskFailed { index: 1, source: TaskError::Panicked { message, .. } }) => {
+    ///         assert_eq!(message, "no inverse for zero")
+    ///     }
+    ///     other => panic!("{other:?}"),
+    /// }
+    /// # Ok::<(), brood::Error>(())
+    /// ```
+    pub fn try_map<A, R>(&self, f: fn(A) -> R, items: impl IntoIterator<Item = A>) -> Result<Vec<R>>
+    where
+        A: Serialize + DeserializeOwned + 'static,
+        R: Serialize + DeserializeOwned + 'static,
+    {
+        self.with(CallOptions::new()).try_map(f, items)
+    }
+
+    /// [`Pool::try_map`] with the worker's state (see [`Pool::map_with`]).
+    ///
+    /// ```
+    /// # brood::init();
+    /// fn offset(base: u64) -> u64 { base }
+    /// fn add(base: &u64, x: u64) -> u64 { base + x }
+    /// let pool = brood::Pool::builder(2).initializer(offset, 1000).build()?;
+    /// assert_eq!(pool.try_map_with(add, [1, 2])?, [1001, 1002]);
+    /// # Ok::<(), brood::Error>(())
+    /// ```
+    pub fn try_map_with<S, A, R>(
+        &self,
+        f: fn(&S, A) -> R,
+        items: impl IntoIterator<Item = A>,
+    ) -> Result<Vec<R>>
+    where
+        S: 'static,
+        A: Serialize + DeserializeOwned + 'static,
+        R: Serialize + DeserializeOwned + 'static,
+    {
+        self.with(CallOptions::new()).try_map_with(f, items)
+    }
+
     /// Like [`Pool::map`], but yields `(index, result)` as each item finishes
     /// (Python's `imap_unordered`, with the index, over a collection).
     ///
@@ -271,6 +331,41 @@ impl<'p> PoolCall<'p> {
         in_order(self.map_unordered_with(f, items)?)
     }
 
+    /// [`Pool::try_map`] with this call's options.
+    ///
+    /// ```
+    /// # brood::init();
+    /// use brood::{CallOptions, Error, TaskError};
+    /// use std::time::Duration;
+    /// fn nap(ms: u64) -> u64 { std::thread::sleep(Duration::from_millis(ms)); ms }
+    /// let pool = brood::Pool::new(2)?;
+    /// let opts = CallOptions::new().timeout(Duration::from_millis(200));
+    /// let err = pool.with(opts).try_map(nap, [0, 60_000]).unwrap_err();
+    /// assert!(matches!(err, Error::TaskFailed { index: 1, source: TaskError::Timeout { .. } }));
+    /// # Ok::<(), brood::Error>(())
+    /// ```
+    pub fn try_map<A, R>(self, f: fn(A) -> R, items: impl IntoIterator<Item = A>) -> Result<Vec<R>>
+    where
+        A: Serialize + DeserializeOwned + 'static,
+        R: Serialize + DeserializeOwned + 'static,
+    {
+        all_or_first_failure(self.map_unordered(f, items)?)
+    }
+
+    /// [`Pool::try_map_with`] with this call's options.
+    pub fn try_map_with<S, A, R>(
+        self,
+        f: fn(&S, A) -> R,
+        items: impl IntoIterator<Item = A>,
+    ) -> Result<Vec<R>>
+    where
+        S: 'static,
+        A: Serialize + DeserializeOwned + 'static,
+        R: Serialize + DeserializeOwned + 'static,
+    {
+        all_or_first_failure(self.map_unordered_with(f, items)?)
+    }
+
     /// [`Pool::map_unordered`] with this call's options.
     pub fn map_unordered<A, R>(
         self,
@@ -428,4 +523,38 @@ fn in_order<R: DeserializeOwned + 'static>(
         return Err(crate::Error::Interrupted);
     }
     Ok(out.finish())
+}
+
+/// A map's values in input order, or its first failure (dropping the map
+/// then kills the workers still running its items).
+fn all_or_first_failure<R: DeserializeOwned + 'static>(
+    mut it: MapUnordered<'_, R>,
+) -> Result<Vec<R>> {
+    it.kick();
+    let mut slots: Vec<Option<R>> = std::iter::repeat_with(|| None).take(it.len()).collect();
+    for (index, result) in it.by_ref() {
+        match result {
+            Ok(value) => {
+                if let Some(slot) = slots.get_mut(index) {
+                    *slot = Some(value);
+                }
+            }
+            Err(source) => return Err(crate::Error::TaskFailed { index, source }),
+        }
+    }
+    if it.interrupted() {
+        return Err(crate::Error::Interrupted);
+    }
+    slots
+        .into_iter()
+        .enumerate()
+        .map(|(index, value)| {
+            value.ok_or_else(|| crate::Error::TaskFailed {
+                index,
+                source: TaskError::Failed {
+                    reason: "internal: no result was recorded".into(),
+                },
+            })
+        })
+        .collect()
 }

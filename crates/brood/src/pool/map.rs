@@ -190,9 +190,15 @@ impl<'a, R: DeserializeOwned + 'static> MapUnordered<'a, R> {
             owners.push((INTERRUPT, false));
         }
         if workers == 0 {
+            drop(fds);
+            // The dead are replaced before a map starts only if it has items
+            // then: a lazy source (submitted tasks) pulls its first ones in
+            // this turn, so start workers for them now.
+            if !self.run.pending.is_empty() && inner.fill(self.cfg).is_ok() && inner.live() > 0 {
+                return Turn::Moved;
+            }
             // No worker at all, and none could be started: fail what is left
             // rather than wait for nothing.
-            drop(fds);
             self.run.fail_pending("no pool worker could be started");
             return Turn::Moved;
         }

@@ -65,6 +65,7 @@ mod calls;
 mod chunk;
 mod conn;
 mod death;
+pub(crate) mod failure;
 mod imap;
 mod items;
 mod lease;
@@ -73,6 +74,7 @@ mod map;
 mod options;
 mod progress;
 mod ready;
+pub mod remote;
 mod reruns;
 mod run;
 mod shared;
@@ -85,102 +87,19 @@ use crate::policy::{Kind, Lifecycle, Policy};
 #[cfg(doc)]
 use crate::policy::{OnExit, Tree};
 use crate::sys::image::FnRef;
-use crate::{ExitStatus, Result, Signal, StartMethod};
+use crate::{Result, StartMethod};
 use serde::{Serialize, de::DeserializeOwned};
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
 pub use calls::PoolCall;
+pub use failure::TaskError;
 pub use imap::{Imap, ImapUnordered};
 pub use map::MapUnordered;
 pub use options::{CallOptions, MapProgress};
 pub use shared::SharedSlice;
 pub use submit::TaskHandle;
 pub use worker::task_cancelled;
-
-/// Why one item of a [`Pool::map`] has no value. The other items are not
-/// affected.
-///
-/// ```
-/// # brood::init();
-/// use brood::{Pool, StartMethod, TaskError};
-/// fn inverse(x: i32) -> i32 {
-///     if x == 0 { panic!("no inverse for zero") }
-///     100 / x
-/// }
-/// let pool = Pool::builder(2).start_method(StartMethod::Fork).build()?;
-/// let out = pool.map(inverse, [5, 0, 50])?;
-/// assert_eq!(out[0].as_ref().ok(), Some(&20));
-/// assert!(matches!(&out[1], Err(TaskError::Panicked { message, .. }) if message == "no inverse for zero"));
-/// assert_eq!(out[2].as_ref().ok(), Some(&2));
-/// # Ok::<(), brood::Error>(())
-/// ```
-#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
-#[non_exhaustive]
-pub enum TaskError {
-    /// The function panicked; the worker caught it and carries on.
-    #[error("the task panicked{}: {message}", location.as_ref().map(|l| format!(" at {l}")).unwrap_or_default())]
-    Panicked {
-        /// The panic message.
-        message: String,
-        /// Where it panicked (`file:line:column`), when known.
-        location: Option<String>,
-    },
-    /// The worker died while running this item (killed by a signal, a crash,
-    /// an abort, or an `exit` in the function). The worker was replaced.
-    #[error("worker {pid} died while running the task ({})", match status {
-        Some(s) => s.to_string(),
-        None => "its status is lost".to_string(),
-    })]
-    WorkerDied {
-        /// The dead worker's pid.
-        pid: u32,
-        /// The signal that killed it, if one did.
-        signal: Option<Signal>,
-        /// How it ended; `None` if its status was lost (reaped by someone else).
-        status: Option<ExitStatus>,
-    },
-    /// The item finished (or may have) each time it ran, but each time its
-    /// worker ended before it sent the result: a task that closes or breaks
-    /// the worker's descriptors, or ends the process from another thread once
-    /// it returned. Such an item runs again on a fresh worker (a result lost
-    /// with its worker normally is: see [`Pool`]), at most
-    /// three times in all; then it fails with this.
-    #[error("the task ran {runs} times and each time its worker ended before sending the result (last: worker {pid}, {})", match status {
-        Some(s) => s.to_string(),
-        None => "its status is lost".to_string(),
-    })]
-    ResultLost {
-        /// How many times it ran.
-        runs: u32,
-        /// The last worker that ran it.
-        pid: u32,
-        /// How that worker ended; `None` if its status was lost.
-        status: Option<ExitStatus>,
-    },
-    /// The item ran past its timeout ([`PoolBuilder::task_timeout`] or
-    /// [`CallOptions::timeout`]), counted from its first start (an item
-    /// that runs again after its result was lost keeps its first start);
-    /// its worker was killed and replaced.
-    #[error("the task ran past its timeout of {timeout:?} (worker {pid} was killed)")]
-    Timeout {
-        /// The killed worker's pid.
-        pid: u32,
-        /// The timeout.
-        timeout: Duration,
-    },
-    /// SIGINT (Ctrl-C) came while the task was submitted and not done (see
-    /// [`Error::Interrupted`](crate::Error::Interrupted)).
-    #[error("interrupted by SIGINT (Ctrl-C)")]
-    Interrupted,
-    /// The item could not be run: the argument could not be encoded, the
-    /// result could not be decoded, or no worker could be started.
-    #[error("the task could not be run: {reason}")]
-    Failed {
-        /// Why.
-        reason: String,
-    },
-}
 
 /// Settings of a [`Pool`], from [`Pool::builder`].
 ///
@@ -321,9 +240,10 @@ impl PoolBuilder {
         let encoded = state::init_ref(f)
             .map_err(InitError::Crossing)
             .and_then(|r| {
-                postcard::to_allocvec(&arg).map(|a| (r, a)).map_err(|e| {
-                    InitError::Encode(format!("cannot encode the initializer's argument: {e}"))
-                })
+                crate::wire::frame::forget_refusal();
+                postcard::to_allocvec(&arg)
+                    .map(|a| (r, a))
+                    .map_err(|e| InitError::Encode(crate::wire::frame::encode_error(&e)))
             });
         match encoded {
             Ok(init) => {
@@ -374,16 +294,21 @@ impl PoolBuilder {
         }
         match &self.cfg.init_error {
             Some(InitError::Crossing(e)) => return Err(crate::Error::Crossing(e.clone())),
-            Some(InitError::Encode(message)) => {
-                return Err(crate::Error::PoolInitializer {
-                    pid: crate::sys::getpid(),
-                    message: message.clone(),
+            Some(InitError::Encode(reason)) => {
+                return Err(crate::Error::ArgumentEncode {
+                    of: "the pool's initializer".into(),
+                    reason: reason.clone(),
                 });
             }
             None => {}
         }
         let mut cfg = self.cfg.clone();
         cfg.policy = self.lifecycle.policy();
+        if cfg.method.unwrap_or_else(crate::start_method) == StartMethod::Fork
+            && let Some((limit, mapped)) = cfg.policy.limits.below_forked_size()
+        {
+            return Err(crate::Error::AddressSpaceBelowParent { limit, mapped });
+        }
         let inner = run::Inner::start(&cfg)?;
         Ok(Pool {
             pids: Arc::clone(&inner.published),

@@ -120,6 +120,7 @@ impl CallOptions {
     /// # Ok::<(), brood::Error>(())
     /// ```
     #[cfg(feature = "indicatif")]
+    #[cfg_attr(docsrs, doc(cfg(feature = "indicatif")))]
     pub fn progress_bar(self) -> CallOptions {
         let bar = std::sync::Mutex::new(None::<indicatif::ProgressBar>);
         self.progress(move |p: MapProgress| {

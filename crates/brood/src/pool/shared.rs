@@ -48,7 +48,7 @@ thread_local! {
 }
 
 /// Why a `SharedSlice` refuses to be encoded outside `collecting`.
-const OUTSIDE: &str = "a SharedSlice crosses only in a pool task's argument or result";
+const OUTSIDE: &str = "a SharedSlice crosses only in a pool task's argument or result, or in the argument of a Process started with StartMethod::Fork (data every task needs goes in each item: a worker maps it once, later items send only its handle)";
 
 /// Encodes a value for crossing with `encode` (which must start afresh each
 /// time it is called): first as plain bytes, which is all that almost every
@@ -240,6 +240,18 @@ pub(super) fn resolving<T>(inbox: &mut Inbox, decode: impl FnOnce() -> T) -> T {
 /// `T` is plain old data ([`bytemuck::Pod`]: numbers, arrays of them,
 /// `#[repr(C)]` structs of them). The memory is a sealed `memfd`: once built
 /// it cannot change, so readers in any process may trust it.
+///
+/// **Where it crosses**: in a pool task's argument or result (every `map`,
+/// `imap`, `submit` …; each worker maps it once, and while the pool's
+/// process holds it later items send only its handle — so data every task
+/// needs goes in each item), and in the argument of a
+/// [`Process`](crate::Process) started with
+/// [`StartMethod::Fork`](crate::StartMethod::Fork), whose child has the
+/// mapping already. Anywhere else — a pool's
+/// [initializer](crate::PoolBuilder::initializer) argument, a `Spawn` or
+/// `ForkServer` `Process` argument, a file — it does not encode, and brood
+/// refuses with [`Error::ArgumentEncode`](crate::Error::ArgumentEncode)
+/// naming this rule before any child exists.
 ///
 /// ```
 /// # brood::init();

@@ -176,10 +176,22 @@ impl<R: DeserializeOwned + 'static> TaskHandle<R> {
     }
 
     fn wait_until(&self, deadline: Option<Instant>) -> Option<std::result::Result<R, TaskError>> {
+        self.wait_raw_until(deadline, decode)
+    }
+}
+
+impl<R> TaskHandle<R> {
+    /// The result, as `finish` makes it of the raw one, once in (or `None`
+    /// past `deadline`).
+    fn wait_raw_until<T>(
+        &self,
+        deadline: Option<Instant>,
+        finish: impl FnOnce(&Raw) -> T,
+    ) -> Option<T> {
         let mut st = self.landing.state.lock().unwrap_or_else(|e| e.into_inner());
         loop {
             if let Some(raw) = &st.0 {
-                return Some(decode(raw));
+                return Some(finish(raw));
             }
             st = match deadline {
                 None => self
@@ -207,15 +219,46 @@ impl<R: DeserializeOwned + 'static> Future for TaskHandle<R> {
     type Output = std::result::Result<R, TaskError>;
 
     fn poll(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Self::Output> {
+        self.poll_raw(cx, decode)
+    }
+}
+
+impl<R> TaskHandle<R> {
+    /// Polls for the result, as `finish` makes it of the raw one.
+    fn poll_raw<T>(&self, cx: &mut Context<'_>, finish: impl FnOnce(&Raw) -> T) -> Poll<T> {
         let mut st = self.landing.state.lock().unwrap_or_else(|e| e.into_inner());
         if let Some(raw) = &st.0 {
-            return Poll::Ready(decode(raw));
+            return Poll::Ready(finish(raw));
         }
         if !st.1.iter().any(|w| w.will_wake(cx.waker())) {
             st.1.push(cx.waker().clone());
         }
         Poll::Pending
     }
+
+    /// The result's bytes as the worker encoded them (the remote seam, which
+    /// sends them on undecoded), waiting for them.
+    pub(super) fn wait_encoded(&self) -> std::result::Result<Vec<u8>, TaskError> {
+        match self.wait_raw_until(None, encoded) {
+            Some(r) => r,
+            None => unreachable!("a wait without deadline returns only with the result"),
+        }
+    }
+
+    /// [`TaskHandle::wait_encoded`], polled.
+    pub(super) fn poll_encoded(
+        &self,
+        cx: &mut Context<'_>,
+    ) -> Poll<std::result::Result<Vec<u8>, TaskError>> {
+        self.poll_raw(cx, encoded)
+    }
+}
+
+/// A result's bytes, undecoded.
+fn encoded(raw: &Raw) -> std::result::Result<Vec<u8>, TaskError> {
+    raw.as_ref()
+        .map(|(bytes, _)| bytes.clone())
+        .map_err(Clone::clone)
 }
 
 fn decode<R: DeserializeOwned + 'static>(raw: &Raw) -> std::result::Result<R, TaskError> {
@@ -273,6 +316,17 @@ impl PoolCall<'_> {
         self.enqueue(func, &arg)
     }
 
+    /// A task whose function is resolved here and whose argument is encoded
+    /// already (the remote seam's `submit_encoded`).
+    pub(super) fn enqueue_encoded(self, func: FnRef, arg: Vec<u8>) -> Result<TaskHandle<()>> {
+        let landing = Arc::new(Landing::default());
+        self.push(func, arg, Vec::new(), &landing)?;
+        Ok(TaskHandle {
+            landing,
+            _r: PhantomData,
+        })
+    }
+
     /// [`Pool::submit_with`] with this call's options.
     pub fn submit_with<S, A, R>(self, f: fn(&S, A) -> R, arg: A) -> Result<TaskHandle<R>>
     where
@@ -304,6 +358,19 @@ impl PoolCall<'_> {
                 return Ok(handle);
             }
         };
+        self.push(func, arg, named, &landing)?;
+        Ok(handle)
+    }
+
+    /// Queues an encoded task, and starts the thread that runs the queue.
+    fn push(
+        &self,
+        func: FnRef,
+        arg: Vec<u8>,
+        named: Vec<shared::Sharing>,
+        landing: &Arc<Landing>,
+    ) -> Result<()> {
+        let landing = Arc::clone(landing);
         let q = &self.pool().core.submitted;
         let mut st = q.lock();
         if st.closed {
@@ -340,7 +407,7 @@ impl PoolCall<'_> {
         } else {
             q.wake.ring();
         }
-        Ok(handle)
+        Ok(())
     }
 }
 

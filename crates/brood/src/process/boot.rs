@@ -36,6 +36,11 @@ pub fn init() {
     // the environment cannot be changed soundly, and the marker stays (brood
     // sets it afresh for the children it re-executes).
     crate::sys::env::remove_if_single_threaded(ENV);
+    // We run /proc/self/exe, which the kernel names `exe`: `ps -e`, `top`
+    // and `pgrep` see the program's name instead (argv[0] is brood's title).
+    if let Some(title) = std::env::args_os().next() {
+        crate::sys::proctitle::set_comm(&title.to_string_lossy());
+    }
     let marker = marker.to_string_lossy().into_owned();
     let request = marker
         .split_once(':')

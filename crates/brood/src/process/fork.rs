@@ -36,6 +36,13 @@ where
     // here, once, so that no child pays for installing it (the hook's lock,
     // the environment, an allocation: a dozen copy-on-write faults each).
     super::child::install_hook();
+    // The command name the child shows: the program's, not the name of the
+    // thread that forked it (a forked child's main thread is a copy of it).
+    static PROGRAM: std::sync::OnceLock<String> = std::sync::OnceLock::new();
+    let program = PROGRAM.get_or_init(|| {
+        let argv0 = std::env::args_os().next().unwrap_or_default();
+        argv0.to_string_lossy().into_owned()
+    });
     let (r, w) = crate::fdlimit::with_room(sys::pipe::pipe)
         .map_err(|e| crate::fdlimit::error("creating the result pipe", e))?;
     sys::fork::child_end(r.as_fd());
@@ -56,6 +63,7 @@ where
             // Nothing blocked, whatever thread (the spawner's, maybe) and
             // mask forked it: as every start method gives its children.
             sys::sigmask::unblock_all();
+            sys::proctitle::set_comm(program);
             super::child::keep_handed_down(handed_down);
             let code = run_and_send(f, arg, w.as_fd());
             drop(w);

@@ -201,6 +201,16 @@ where
         crate::child::ready_to_reap()?;
         let policy = self.policy();
         let method = self.method.unwrap_or_else(start_method);
+        if method != StartMethod::Fork
+            && let Err(reason) = crate::wire::frame::check_encodes(&arg)
+        {
+            // Before any child exists (a forked child has the value itself).
+            self.arg = Some(arg);
+            return Err(Error::ArgumentEncode {
+                of: format!("process {name:?}"),
+                reason,
+            });
+        }
         let down = self.handed_down.take();
         let (child, result) = match method {
             StartMethod::Fork => fork::start(self.f, arg, policy, down)?,

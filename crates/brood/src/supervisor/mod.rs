@@ -7,6 +7,10 @@
 //!   restart it ([`Restart`]) and how to stop it ([`Shutdown`]).
 //! - **Strategies** ([`Strategy`]): when a child ends and is to be restarted,
 //!   restart it alone, all children, or it and the ones started after it.
+//! - **Back-off** ([`Backoff`]): a restart waits, exponentially longer for a
+//!   child that keeps failing (100 ms doubling up to 30 s by default,
+//!   jittered, back to 100 ms after a run of 10 s), so that a child that
+//!   fails at once does not restart hundreds of times a second.
 //! - **Intensity**: more than `N` restarts within `D` and the supervisor gives
 //!   up: it stops every child (in reverse order) and ends with
 //!   [`Error::RestartIntensity`] naming the child that ended last.
@@ -46,15 +50,18 @@
 //! # Ok::<(), Box<dyn std::error::Error>>(())
 //! ```
 
+mod backoff;
 mod intensity;
 mod ready;
 mod run;
+
+pub use backoff::Backoff;
 
 use crate::policy::{OnExit, OnParentDeath, Tree};
 use crate::{Child, Command, Error, ExitStatus, Process, Result};
 use serde::{Serialize, de::DeserializeOwned};
 use std::fmt;
-use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
@@ -247,13 +254,18 @@ impl ChildSpec {
 
     /// A child running the command that `make` builds (anew for each start),
     /// in its own process group, killed if this process dies, and ended at
-    /// this process's exit as its [`Shutdown`] says.
+    /// this process's exit as its [`Shutdown`] says. A command built once
+    /// is a template: `make` may return a clone of it.
     ///
     /// ```
     /// # brood::init();
     /// use brood::{ChildSpec, Command, Restart};
     /// let spec = ChildSpec::command("worker", || Command::new("true")).restart(Restart::Transient);
     /// assert_eq!(spec.id(), "worker");
+    /// let mut server = Command::new("sleep");
+    /// server.arg("60").env("PORT", "8080");
+    /// let spec = ChildSpec::command("server", move || server.clone());
+    /// assert_eq!(spec.id(), "server");
     /// ```
     pub fn command(
         id: impl Into<String>,
@@ -348,6 +360,7 @@ pub struct Supervisor {
     strategy: Strategy,
     max_restarts: usize,
     within: Duration,
+    backoff: Backoff,
     children: Vec<ChildSpec>,
 }
 
@@ -359,8 +372,32 @@ impl Supervisor {
             strategy,
             max_restarts: 3,
             within: Duration::from_secs(5),
+            backoff: Backoff::default(),
             children: Vec::new(),
         }
+    }
+
+    /// How long a restart waits ([`Backoff::default`]: 100 ms doubling up to
+    /// 30 s, jittered, reset after 10 s of running; [`Backoff::NONE`]
+    /// restarts at once). Restarts still count against the
+    /// [intensity](Supervisor::intensity) when they are decided, so a child
+    /// that keeps failing makes the supervisor give up as before, only later.
+    /// A stop is not delayed by a waiting restart.
+    ///
+    /// ```
+    /// # brood::init();
+    /// use brood::{Backoff, ChildSpec, Command, Strategy, Supervisor};
+    /// use std::time::Duration;
+    /// let running = Supervisor::new(Strategy::OneForOne)
+    ///     .backoff(Backoff::new(Duration::from_millis(10), Duration::from_secs(5)))
+    ///     .child(ChildSpec::command("sleeper", || { let mut c = Command::new("sleep"); c.arg("30"); c }))
+    ///     .start()?;
+    /// running.stop()?;
+    /// # Ok::<(), brood::Error>(())
+    /// ```
+    pub fn backoff(mut self, backoff: Backoff) -> Supervisor {
+        self.backoff = backoff;
+        self
     }
 
     /// At most `max_restarts` restarts within any `within`; one more and the
@@ -400,6 +437,9 @@ struct Published {
     /// Each child's id and current pid (`None` while it is not running).
     pids: Mutex<Vec<(String, Option<u32>)>>,
     restarts: AtomicU64,
+    /// Cleared the moment the supervisor stops supervising (it gave up, or
+    /// was stopped), before its children are stopped.
+    supervising: AtomicBool,
 }
 
 /// A running [`Supervisor`]. Dropping it stops the supervisor as
@@ -451,9 +491,12 @@ impl SupervisorHandle {
         self.published.restarts.load(Ordering::Relaxed)
     }
 
-    /// Whether the supervisor is still supervising (false once it gave up).
+    /// Whether the supervisor is still supervising: false from the moment it
+    /// gave up (or this process's shutdown ended it), while it may still be
+    /// stopping its children.
     pub fn is_running(&self) -> bool {
-        self.control.as_ref().is_some_and(run::Control::is_running)
+        self.published.supervising.load(Ordering::SeqCst)
+            && self.control.as_ref().is_some_and(run::Control::is_running)
     }
 
     /// Stops every child in reverse start order (each as its [`Shutdown`]
@@ -463,8 +506,12 @@ impl SupervisorHandle {
         self.control.take().map_or(Ok(()), run::Control::stop)
     }
 
-    /// Waits until the supervisor gives up (it never stops on its own
-    /// otherwise), and returns why.
+    /// Waits until the supervisor ends on its own, with every child stopped,
+    /// and says why: `Err` with the error it gave up with (say
+    /// [`Error::RestartIntensity`]), or `Ok(())` when this process's shutdown
+    /// ended it ([`crate::exit`], or a signal under
+    /// [`crate::signals::graceful`]: nothing restarts then). Nothing else
+    /// ends a supervisor but [`stop`](SupervisorHandle::stop) or a drop.
     pub fn wait(mut self) -> Result<()> {
         self.control.take().map_or(Ok(()), run::Control::wait)
     }

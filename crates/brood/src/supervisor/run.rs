@@ -1,6 +1,8 @@
 //! The supervisor's thread: one `poll(2)` over every running child's pidfd
-//! and the control pipe; restarts by strategy, within the intensity.
+//! and the control pipe, with the nearest waiting restart as its timeout;
+//! restarts by strategy, within the intensity, after the back-off.
 
+use super::backoff::Backoff;
 use super::intensity::Intensity;
 use super::{ChildSpec, Published, Strategy, Supervisor, SupervisorHandle};
 use crate::child::NO_PIDFD_TICK;
@@ -10,7 +12,7 @@ use std::os::fd::{AsFd, OwnedFd};
 use std::sync::atomic::Ordering;
 use std::sync::{Arc, Mutex};
 use std::thread::JoinHandle;
-use std::time::Instant;
+use std::time::{Duration, Instant};
 
 /// The handle's end: a pipe to the thread (a byte means stop), the thread,
 /// and where it leaves its outcome.
@@ -57,12 +59,33 @@ struct Slot {
     child: Option<Child>,
     /// Ended and not to be restarted (a temporary or finished transient child).
     done: bool,
+    /// When its process started (how long it ran decides the back-off).
+    started: Instant,
+    /// Restarts in a row without a stable run (the back-off's exponent).
+    streak: u32,
+    /// A restart waiting for its back-off.
+    pending: Option<Pending>,
 }
+
+/// A restart that was decided (and counted) and waits for its time.
+#[derive(Copy, Clone)]
+struct Pending {
+    at: Instant,
+    /// The child whose end caused it, and how that ended (for the error if
+    /// the supervisor gives up).
+    cause: usize,
+    status: Option<ExitStatus>,
+}
+
+/// With no child running and no restart waiting, how often the supervisor
+/// looks whether this process's shutdown began (no child's end would wake it).
+const IDLE_TICK: Duration = Duration::from_millis(100);
 
 struct Sup {
     strategy: Strategy,
     slots: Vec<Slot>,
     intensity: Intensity,
+    backoff: Backoff,
     published: Arc<Published>,
 }
 
@@ -71,6 +94,7 @@ pub(super) fn start(sup: Supervisor) -> Result<SupervisorHandle> {
     let mut s = Sup {
         strategy: sup.strategy,
         intensity: Intensity::new(sup.max_restarts, sup.within),
+        backoff: sup.backoff,
         slots: sup
             .children
             .into_iter()
@@ -78,6 +102,9 @@ pub(super) fn start(sup: Supervisor) -> Result<SupervisorHandle> {
                 spec,
                 child: None,
                 done: false,
+                started: Instant::now(),
+                streak: 0,
+                pending: None,
             })
             .collect(),
         published: Arc::clone(&published),
@@ -89,6 +116,7 @@ pub(super) fn start(sup: Supervisor) -> Result<SupervisorHandle> {
         }
     }
     s.publish();
+    published.supervising.store(true, Ordering::SeqCst);
     let (stop_r, stop_w) = crate::fdlimit::with_room(crate::sys::pipe::pipe)
         .map_err(|e| crate::fdlimit::error("the supervisor's control pipe", e))?;
     let outcome = Arc::new(Mutex::new(None));
@@ -134,6 +162,8 @@ enum End {
 impl Sup {
     fn run(mut self, stop: OwnedFd) -> Result<()> {
         let end = self.supervise(&stop);
+        // Said before the children are stopped, which may take their grace.
+        self.published.supervising.store(false, Ordering::SeqCst);
         self.stop_from(0);
         self.publish();
         match end {
@@ -144,6 +174,9 @@ impl Sup {
 
     fn supervise(&mut self, stop: &OwnedFd) -> End {
         loop {
+            if let Err(e) = self.start_due() {
+                return e;
+            }
             let (stopped, ended) = match self.wait_for_news(stop) {
                 Ok(news) => news,
                 Err(e) => return End::GaveUp(e),
@@ -156,7 +189,38 @@ impl Sup {
                     return e;
                 }
             }
+            if crate::shutdown::shutting_down() {
+                // The process is leaving: its sweep ends the children, and
+                // nothing starts again.
+                return End::Stopped;
+            }
         }
+    }
+
+    /// Starts, in order, the children whose restart is due; a start that
+    /// fails waits its back-off and tries again, counting against the
+    /// intensity.
+    fn start_due(&mut self) -> std::result::Result<(), End> {
+        let now = Instant::now();
+        for j in 0..self.slots.len() {
+            let Some(p) = self.slots[j].pending.filter(|p| p.at <= now) else {
+                continue;
+            };
+            self.slots[j].pending = None;
+            self.published.restarts.fetch_add(1, Ordering::Relaxed);
+            match self.start_one(j) {
+                Ok(()) => {}
+                Err(Error::ShuttingDown { .. }) => return Err(End::Stopped),
+                Err(_) => {
+                    let delay = self
+                        .backoff
+                        .next_delay(&mut self.slots[j].streak, Duration::ZERO);
+                    self.schedule(j, p.cause, p.status, Instant::now() + delay)?;
+                }
+            }
+        }
+        self.publish();
+        Ok(())
     }
 
     /// One `poll(2)`: whether a stop was asked for, and which children ended
@@ -179,9 +243,22 @@ impl Sup {
                 }
             }
         }
-        let ts = tick.map(|t| rustix::event::Timespec {
-            tv_sec: 0,
-            tv_nsec: t.as_nanos() as _,
+        let now = Instant::now();
+        let next = self
+            .slots
+            .iter()
+            .filter_map(|s| s.pending.map(|p| p.at))
+            .min();
+        if whose.is_empty() && blind.is_empty() && next.is_none() {
+            tick = Some(IDLE_TICK);
+        }
+        let wait = [tick, next.map(|at| at.saturating_duration_since(now))]
+            .into_iter()
+            .flatten()
+            .min();
+        let ts = wait.map(|t| rustix::event::Timespec {
+            tv_sec: t.as_secs() as _,
+            tv_nsec: t.subsec_nanos() as _,
         });
         match rustix::event::poll(&mut fds, ts.as_ref()) {
             Ok(_) | Err(rustix::io::Errno::INTR) => {}
@@ -205,12 +282,13 @@ impl Sup {
     }
 
     /// Child `i` ended: restart it (and others, by strategy) if its policy
-    /// says so, within the intensity.
+    /// says so, within the intensity, once its back-off has passed.
     fn child_ended(&mut self, i: usize) -> std::result::Result<(), End> {
         let Some(child) = self.slots[i].child.take() else {
             return Ok(());
         };
         let status = child.wait().ok();
+        let ran = self.slots[i].started.elapsed();
         self.publish();
         let restart = status.is_none_or(|s| self.slots[i].spec.restart.restarts_after(s));
         if !restart {
@@ -237,41 +315,37 @@ impl Sup {
                 self.stop_one(j, false);
             }
         }
+        let delay = self.backoff.next_delay(&mut self.slots[i].streak, ran);
+        let at = Instant::now() + delay;
         for j in first..=last {
             if self.slots[j].done && j != i {
                 continue;
             }
-            self.restart_one(j, i, status)?;
+            self.schedule(j, i, status, at)?;
         }
         self.publish();
         Ok(())
     }
 
-    /// Starts child `j` again (as part of the restart caused by child
-    /// `cause`), counting against the intensity; a start that fails is
-    /// retried as long as the intensity allows.
-    fn restart_one(
+    /// Child `j` starts again at `at` (as part of the restart caused by child
+    /// `cause`), counted against the intensity now.
+    fn schedule(
         &mut self,
         j: usize,
         cause: usize,
         status: Option<ExitStatus>,
+        at: Instant,
     ) -> std::result::Result<(), End> {
-        loop {
-            if !self.intensity.allow(Instant::now()) {
-                return Err(End::GaveUp(Error::RestartIntensity {
-                    child: self.slots[cause].spec.id.clone(),
-                    max: self.intensity.max(),
-                    within: self.intensity.within(),
-                    last: status.map_or("its status was lost".into(), |s| s.to_string()),
-                }));
-            }
-            self.published.restarts.fetch_add(1, Ordering::Relaxed);
-            match self.start_one(j) {
-                Ok(()) => return Ok(()),
-                Err(Error::ShuttingDown { .. }) => return Err(End::Stopped),
-                Err(_) => continue,
-            }
+        if !self.intensity.allow(Instant::now()) {
+            return Err(End::GaveUp(Error::RestartIntensity {
+                child: self.slots[cause].spec.id.clone(),
+                max: self.intensity.max(),
+                within: self.intensity.within(),
+                last: status.map_or("its status was lost".into(), |s| s.to_string()),
+            }));
         }
+        self.slots[j].pending = Some(Pending { at, cause, status });
+        Ok(())
     }
 
     fn start_one(&mut self, i: usize) -> Result<()> {
@@ -285,6 +359,7 @@ impl Sup {
             Ok(child) => {
                 slot.child = Some(child);
                 slot.done = false;
+                slot.started = Instant::now();
                 Ok(())
             }
             Err(e) => Err(Error::ChildStart {

@@ -246,15 +246,14 @@ fn read_image() -> Result<Image, CrossingError> {
 type Range = (usize, usize);
 
 #[cfg(target_pointer_width = "64")]
-type Phdr = libc::Elf64_Phdr;
+pub(crate) type Phdr = libc::Elf64_Phdr;
 #[cfg(target_pointer_width = "32")]
-type Phdr = libc::Elf32_Phdr;
+pub(crate) type Phdr = libc::Elf32_Phdr;
 
-/// The load base and executable segments of the program, from its own program
-/// headers (`getauxval(AT_PHDR)`): no system call, unlike reading
-/// `/proc/self/maps`, which matters at every re-executed child's start. `None`
-/// for an executable without a `PT_PHDR` header (some static, non-PIE links).
-fn layout_from_program_headers() -> Option<(usize, Vec<Range>)> {
+/// The program's own program headers (`getauxval(AT_PHDR)`) and its load
+/// base: no system call. `None` for an executable without a `PT_PHDR`
+/// header (some static, non-PIE links), whose base they do not give.
+pub(crate) fn program_headers() -> Option<(usize, &'static [Phdr])> {
     // SAFETY: getauxval only reads the auxiliary vector the kernel gave us.
     let (at, num) = unsafe {
         (
@@ -269,7 +268,14 @@ fn layout_from_program_headers() -> Option<(usize, Vec<Range>)> {
     // the life of the process: AT_PHNUM entries of this target's `Phdr`.
     let phdrs = unsafe { std::slice::from_raw_parts(at as usize as *const Phdr, num as usize) };
     let own = phdrs.iter().find(|p| p.p_type == libc::PT_PHDR)?;
-    let base = (at as usize).wrapping_sub(own.p_vaddr as usize);
+    Some(((at as usize).wrapping_sub(own.p_vaddr as usize), phdrs))
+}
+
+/// The load base and executable segments of the program, from its own program
+/// headers: unlike reading `/proc/self/maps`, no system call, which matters
+/// at every re-executed child's start.
+fn layout_from_program_headers() -> Option<(usize, Vec<Range>)> {
+    let (base, phdrs) = program_headers()?;
     let text = phdrs
         .iter()
         .filter(|p| p.p_type == libc::PT_LOAD && p.p_flags & libc::PF_X != 0)
@@ -402,6 +408,50 @@ pub fn resolve(r: &FnRef) -> Result<Resolved, CrossingError> {
         trampoline,
         func: f,
     })
+}
+
+/// A [`FnRef`] without the machine's part of its identity (device, inode,
+/// mtime): what crosses to another machine, where the build's own identity
+/// (`sys::buildid`), checked by the receiver before [`localize`], stands in
+/// for it. The anchor's offset from the load base still travels, so that a
+/// copy linked differently is refused even when its build id matched.
+#[derive(Copy, Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct PortableRef {
+    anchor_offset: u64,
+    trampoline: i64,
+    func: i64,
+}
+
+impl FnRef {
+    /// This reference as it crosses to another machine.
+    pub fn portable(&self) -> PortableRef {
+        PortableRef {
+            anchor_offset: self.image.anchor_offset,
+            trampoline: self.trampoline,
+            func: self.func,
+        }
+    }
+}
+
+/// A reference from another machine, as a reference of this process's image
+/// (to [`resolve`] here or hand to a child). The caller has checked that the
+/// sender runs the same build; the layout is checked here.
+pub fn localize(p: &PortableRef) -> Result<FnRef, CrossingError> {
+    let img = image()?;
+    if p.anchor_offset != img.id.anchor_offset {
+        return Err(CrossingError::OtherExecutable {
+            sent: format!("an image with its anchor at {:#x}", p.anchor_offset),
+            here: format!("{:?}", img.id),
+        });
+    }
+    let r = FnRef {
+        image: img.id,
+        trampoline: p.trampoline,
+        func: p.func,
+    };
+    // Offsets outside the code are refused now, not in a worker.
+    resolve(&r)?;
+    Ok(r)
 }
 
 #[cfg(test)]

@@ -20,6 +20,7 @@
 //! | cgroup v2: a child's own cgroup, `cgroup.kill`, the `flock` that marks a live owner's directory | [`cgroup`] | 4.5 (v2); 5.14 for `cgroup.kill` |
 //! | readiness notifications: `NOTIFY_SOCKET` with the sender's credentials, s6's descriptor | [`notify`] | 2.2 (`SO_PASSCRED`) |
 //! | what a process or a cgroup used: `/proc/<pid>/stat` and `status`, `cpu.stat` | [`usage`] | any; 4.15 for `cpu.stat` without the cpu controller |
+//! | the executable's build id (its `PT_NOTE`s) or content hash, the same on every machine | [`buildid`] | any |
 //! | which pid namespace children go to (after `unshare(CLONE_NEWPID)` no thread starts) | [`ns`] | 4.12 (`pid_for_children`; before, never seen) |
 
 #[cfg(not(target_os = "linux"))]
@@ -28,6 +29,7 @@ compile_error!(
 );
 
 pub mod atexit;
+pub mod buildid;
 pub mod cgroup;
 pub mod clock;
 pub mod clone;

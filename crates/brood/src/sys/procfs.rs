@@ -407,6 +407,14 @@ pub fn rss_bytes(pid: u32) -> Option<u64> {
     Some(pages * rustix::param::page_size() as u64)
 }
 
+/// `pid`'s address space in bytes, everything it maps (the first field of
+/// `/proc/<pid>/statm`, in pages: `VmSize`); `None` when it cannot be read.
+pub fn vm_bytes(pid: u32) -> Option<u64> {
+    let text = fs::read_to_string(format!("/proc/{pid}/statm")).ok()?;
+    let pages: u64 = text.split_whitespace().next()?.parse().ok()?;
+    Some(pages * rustix::param::page_size() as u64)
+}
+
 /// `pid`'s environment as `NAME=value` entries (`/proc/<pid>/environ`), as it
 /// was at its last `execve` (later `setenv` calls are not seen). `Ok(None)` when
 /// `pid` does not exist; an error when it is not ours to read (`EACCES`).

@@ -39,18 +39,10 @@ impl ArgArea {
         })
     }
 
-    /// Shows `title` as this process's command line and (its first 15 bytes)
-    /// as its command name.
+    /// Shows `title` as this process's command line and as its command name
+    /// (see [`set_comm`]).
     pub fn set_title(&self, title: &str) {
-        // On the stack: this runs in freshly forked children, where every
-        // heap page written is a copy-on-write fault.
-        let mut comm = [0u8; 16];
-        for (slot, b) in comm.iter_mut().zip(title.bytes().take(15)) {
-            *slot = b;
-        }
-        // SAFETY: PR_SET_NAME reads a NUL-terminated string of at most 16 bytes
-        // from a buffer we own.
-        unsafe { libc::prctl(libc::PR_SET_NAME, comm.as_ptr() as libc::c_ulong, 0, 0, 0) };
+        set_comm(title);
         let len = self.end - self.start;
         let text = &title.as_bytes()[..title.len().min(len - 1)];
         // SAFETY: [start, end) is this process's own argument area, as the
@@ -66,8 +58,58 @@ impl ArgArea {
     }
 }
 
+/// Sets this process's command name (`comm`, what `ps -e`, `top` and `pgrep`
+/// show) for `title` (`/usr/local/bin/myapp (brood worker 3)`): its first 15
+/// bytes from the program's base name on (`myapp (brood wo`), as the kernel
+/// names an executed program after its file. Without it a re-executed child
+/// is `exe` (it runs `/proc/self/exe`) and a forked one has its parent's
+/// name.
+pub fn set_comm(title: &str) {
+    let title = title.as_bytes();
+    let from = comm_start(title);
+    // On the stack: this runs in freshly forked children, where every heap
+    // page written is a copy-on-write fault.
+    let mut comm = [0u8; 16];
+    for (slot, &b) in comm.iter_mut().zip(title[from..].iter().take(15)) {
+        *slot = b;
+    }
+    // SAFETY: PR_SET_NAME reads a NUL-terminated string of at most 16 bytes
+    // from a buffer we own.
+    unsafe { libc::prctl(libc::PR_SET_NAME, comm.as_ptr() as libc::c_ulong, 0, 0, 0) };
+}
+
+/// Where the program's base name begins in `title`: after the last `/` of
+/// the part before ` (` (the program; what follows is brood's words).
+fn comm_start(title: &[u8]) -> usize {
+    let program_end = title
+        .windows(2)
+        .position(|w| w == b" (")
+        .unwrap_or(title.len());
+    title[..program_end]
+        .iter()
+        .rposition(|&b| b == b'/')
+        .map_or(0, |i| i + 1)
+}
+
 #[cfg(test)]
 mod tests {
+    #[test]
+    fn the_command_name_begins_with_the_base_name() {
+        fn comm(t: &str) -> &str {
+            &t[super::comm_start(t.as_bytes())..]
+        }
+        assert_eq!(
+            comm("/usr/local/bin/myapp (brood worker 3)"),
+            "myapp (brood worker 3)"
+        );
+        assert_eq!(
+            comm("myapp (brood fork server)"),
+            "myapp (brood fork server)"
+        );
+        assert_eq!(comm("./target/debug/app"), "app");
+        assert_eq!(comm("app (brood a/b)"), "app (brood a/b)");
+    }
+
     use super::super::fork::{self, Forked};
     use super::super::{pidfd, pipe};
     use std::os::fd::AsFd;

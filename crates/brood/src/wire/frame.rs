@@ -88,6 +88,19 @@ fn raw_bytes<T: 'static>(value: &T) -> Option<&[u8]> {
     any.downcast_ref::<String>().map(String::as_bytes)
 }
 
+/// Whether `value` can be encoded, found without writing it (postcard's
+/// `Size` flavor, one pass with no allocation; a value that travels as raw
+/// bytes is not looked at): the reason it cannot, in words, if not.
+pub(crate) fn check_encodes<T: Serialize + 'static>(value: &T) -> Result<(), String> {
+    if raw_bytes(value).is_some() {
+        return Ok(());
+    }
+    forget_refusal();
+    postcard::serialize_with_flavor(value, postcard::ser_flavors::Size::default())
+        .map(drop)
+        .map_err(|e| encode_error(&e))
+}
+
 /// Encodes `value` and writes it as one frame to a blocking descriptor.
 pub(crate) fn write_frame<T: Serialize + 'static>(
     fd: BorrowedFd<'_>,

@@ -329,6 +329,7 @@ def mode_implicit(kind, method, a):
     h, pid = start_child(kind, method, "sleep", secs)
     say("child", pid=pid)
     go()  # the lab has seen the zombie (or, for del_running, the child running)
+    h2 = None
     if via == "start_another":
         h2, p2 = start_child(kind, method, "sleep", "30")
         say("other", pid=p2)
@@ -349,6 +350,14 @@ def mode_implicit(kind, method, a):
         gc.collect()
     say("acted", via=via)
     go()
+    if h2 is not None:
+        # The other child has done its part; ended here, the parent's exit
+        # does not wait out its sleep (a daemon=False Process is joined at exit).
+        h2.terminate()
+        if kind == "process":
+            h2.join()
+        else:
+            h2.wait()
     leave("return")
 
 

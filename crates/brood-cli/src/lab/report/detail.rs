@@ -1,116 +1,140 @@
-//! The evidence behind each verdict: the terminal table of `--detail` (one
-//! row per interpreter and start method, brood's two plays beside them) and
+//! The evidence behind each verdict: `--detail` (per claim its text and
+//! verdict, per scenario its key, as in the matrix's rows, then one line per
+//! run with what it showed and its evidence, filling the terminal's width) and
 //! the Markdown report's sections.
 
 use std::fmt::Write as _;
 
-use comfy_table::{Cell, Color, ContentArrangement, Table};
-
+use super::hazard;
+use super::matrix::{Matrix, glyph, outcome_of, paint};
+use super::text::{pad, tr, width, wrap};
 use super::{Lab, footer, groups, md_escape};
+use crate::lab::claims::Lang;
 use crate::lab::scenarios::Verdict;
 use crate::lab::{Actor, RunResult};
 
 /// What the two brood columns are.
 pub const POLICY_NOTE: &str = "verdicts are this run's observations; brood's policy column shows the policy that changes the row.";
 
-fn verdict_cell(v: Verdict, color: bool) -> Cell {
-    let cell = Cell::new(v.text());
-    if !color {
-        return cell;
-    }
-    cell.fg(match v {
-        Verdict::Holds => Color::Green,
-        Verdict::DoesNotHold => Color::Red,
-        Verdict::Partly => Color::Yellow,
-        Verdict::Inconclusive => Color::DarkGrey,
-    })
-}
-
-fn brood_text(r: Option<&RunResult>, with_policy: bool) -> String {
-    match r {
-        None => "—".into(),
-        Some(r) => {
-            let policy = match (&r.actor, with_policy) {
-                (Actor::Brood { policy: Some(p) }, true) => format!("{p}: "),
-                _ => String::new(),
-            };
-            format!(
-                "{policy}{} — {}",
-                r.judgement.verdict.text(),
-                nbsp(&r.judgement.evidence)
-            )
-        }
+/// Who ran, short: `3.11.7 fork`, `2.7.18`, `brood`, `brood + policy`.
+fn who(r: &RunResult, lang: Lang) -> String {
+    match &r.actor {
+        Actor::Python {
+            version, method, ..
+        } => match method {
+            Some(m) => format!("{version} {m}"),
+            None => version.clone(),
+        },
+        Actor::Brood { policy: None } => "brood".into(),
+        Actor::Brood { policy: Some(_) } => tr(lang, "brood + policy", "brood + 策略").into(),
     }
 }
 
-/// Keeps a number and its unit on one line when the table wraps a cell.
-fn nbsp(text: &str) -> String {
-    text.replace(" s;", "\u{a0}s;")
-        .replace(" s ", "\u{a0}s ")
-        .replace(" s)", "\u{a0}s)")
+/// A run's verdict in words, in `lang`.
+fn verdict_text(v: Verdict, lang: Lang) -> &'static str {
+    match v {
+        Verdict::Holds => tr(lang, "holds", "成立"),
+        Verdict::DoesNotHold => tr(lang, "does not hold", "不成立"),
+        Verdict::Partly => tr(lang, "partly", "部分成立"),
+        Verdict::Inconclusive => tr(lang, "inconclusive", "无法判断"),
+    }
 }
 
-/// The terminal table, with the claim texts above it.
+/// What the run showed: the claim's verdict for CPython, what brood did for
+/// brood; coloured by the hazard.
+fn showed(r: &RunResult, lang: Lang, color: bool) -> (String, usize) {
+    let text = match &r.actor {
+        Actor::Python { .. } => format!(
+            "{} {}",
+            glyph(r.judgement.verdict),
+            verdict_text(r.judgement.verdict, lang)
+        ),
+        Actor::Brood { .. } => hazard::did(r.scenario, &r.judgement, lang == Lang::Zh).to_string(),
+    };
+    let w = width(&text);
+    (paint(&text, Some(outcome_of(r)), color), w)
+}
+
+/// The evidence table at the terminal's width.
 pub fn table(lab: &Lab, color: bool) -> String {
+    table_at(lab, color, super::text::terminal_width())
+}
+
+/// The evidence table at `w` columns.
+pub fn table_at(lab: &Lab, color: bool, w: usize) -> String {
+    let m = Matrix::new(lab);
+    let lang = lab.lang;
     let mut out = String::new();
     let _ = writeln!(
         out,
-        "brood lab — the field report's claims, measured on this machine\n"
+        "{}\n",
+        tr(
+            lang,
+            "brood lab — the evidence of every run",
+            "brood lab —— 每次运行的证据"
+        )
     );
-    let mut t = Table::new();
-    t.load_preset(comfy_table::presets::UTF8_FULL_CONDENSED);
-    t.set_content_arrangement(ContentArrangement::Dynamic);
-    if !color {
-        t.set_width(200);
-    }
-    t.set_header(vec![
-        "claim",
-        "variant",
-        "python / method",
-        "verdict",
-        "observed",
-        "brood default",
-        "brood with policy",
-    ]);
+    let all: Vec<&RunResult> = lab.results.iter().collect();
+    let who_w = all.iter().map(|r| width(&who(r, lang))).max().unwrap_or(5) + 2;
+    let showed_w = all
+        .iter()
+        .map(|r| showed(r, lang, false).1)
+        .max()
+        .unwrap_or(5)
+        + 2;
+    let indent = 4 + who_w + showed_w;
+    let room = w.saturating_sub(indent).max(30);
     for (claim, gs) in groups(&lab.results) {
-        let _ = writeln!(
-            out,
-            "{claim}  {}",
-            crate::lab::claims::find(claim)
-                .map(|c| c.text(lab.lang))
-                .unwrap_or("")
-        );
-        if !t.is_empty() {
-            t.add_row(vec![""; 7]);
+        let text = crate::lab::claims::find(claim)
+            .map(|c| c.text(lang))
+            .unwrap_or("");
+        for (i, l) in wrap(&format!("{claim:<4}{text}"), w)
+            .into_iter()
+            .enumerate()
+        {
+            let _ = writeln!(out, "{}{l}", if i > 0 { "    " } else { "" });
         }
-        let mut claim_shown = false;
+        for l in wrap(&m.verdict_line(claim), w.saturating_sub(4)) {
+            let _ = writeln!(out, "    {l}");
+        }
         for g in gs {
-            let n = g.python.len().max(1);
-            for i in 0..n {
-                let py = g.python.get(i);
-                let mut row = vec![
-                    Cell::new(if claim_shown { "" } else { claim }),
-                    Cell::new(if i == 0 { g.variant } else { "" }),
-                    Cell::new(py.map(|r| r.actor.label()).unwrap_or_else(|| "—".into())),
-                    py.map(|r| verdict_cell(r.judgement.verdict, color))
-                        .unwrap_or_else(|| Cell::new("")),
-                    Cell::new(py.map(|r| nbsp(&r.judgement.evidence)).unwrap_or_default()),
-                ];
-                if i == 0 {
-                    row.push(Cell::new(brood_text(g.brood, false)));
-                    row.push(Cell::new(brood_text(g.policy, true)));
-                } else {
-                    row.push(Cell::new(""));
-                    row.push(Cell::new(""));
+            let h = hazard::of(g.key);
+            let head = format!(
+                "{} — {} · {}{}",
+                g.key,
+                g.variant,
+                tr(lang, "hazard: ", "危害："),
+                tr(lang, h.what.0, h.what.1)
+            );
+            for (i, l) in wrap(&head, w.saturating_sub(2)).into_iter().enumerate() {
+                let _ = writeln!(out, "  {}{l}", if i > 0 { "  " } else { "" });
+            }
+            for r in g.python.iter().copied().chain(g.brood).chain(g.policy) {
+                let (shown, sw) = showed(r, lang, color);
+                let mut evidence = r.judgement.evidence.clone();
+                if let Actor::Brood { policy: Some(p) } = &r.actor {
+                    evidence = format!("[{p}] {evidence}");
                 }
-                t.add_row(row);
-                claim_shown = true;
+                let lines = wrap(&evidence, room);
+                let _ = writeln!(
+                    out,
+                    "    {}{shown}{}{}",
+                    pad(&who(r, lang), who_w),
+                    " ".repeat(showed_w.saturating_sub(sw)),
+                    lines[0]
+                );
+                for l in &lines[1..] {
+                    let _ = writeln!(out, "{}{l}", " ".repeat(indent));
+                }
             }
         }
+        out.push('\n');
     }
-    let _ = writeln!(out, "\n{t}");
-    let _ = writeln!(out, "{}", footer(lab));
-    let _ = writeln!(out, "{POLICY_NOTE}");
+    for l in footer(lab).lines() {
+        for l in wrap(l, w) {
+            let _ = writeln!(out, "{l}");
+        }
+    }
     out
 }
 
@@ -159,14 +183,21 @@ mod tests {
         assert!(md.contains("### F3 — 子进程"), "{md}");
         assert!(md.contains("code after the block \\| twice"), "{md}");
         assert!(md.contains("| brood + raw fork | holds |"), "{md}");
-        assert!(md.contains("not used: python9"), "{md}");
+        assert!(md.contains("python9 — cannot run"), "{md}");
     }
 
     #[test]
-    fn table_puts_brood_beside_python() {
-        let t = table(&fixture::lab(), false);
-        assert!(t.contains("py3.11.7"), "{t}");
-        assert!(t.contains("raw fork: holds"), "{t}");
-        assert!(t.contains("does not hold"), "{t}");
+    fn the_table_keys_match_the_matrix_and_evidence_gets_the_width() {
+        let mut lab = fixture::lab();
+        lab.lang = Lang::En;
+        let t = table_at(&lab, false, 160);
+        assert!(t.contains("  F3.if — "), "{t}");
+        assert!(t.contains("3.11.7 forkserver"), "{t}");
+        assert!(t.contains("[raw fork] ran in 2 process(es)"), "{t}");
+        assert!(t.contains("ran twice"), "{t}");
+        assert!(t.contains("✗ does not hold"), "{t}");
+        for line in t.lines() {
+            assert!(width(line) <= 160, "{line}");
+        }
     }
 }

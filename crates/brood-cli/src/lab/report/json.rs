@@ -102,6 +102,6 @@ mod tests {
         assert_eq!(v["runs"][2]["actor"]["policy"], serde_json::Value::Null);
         assert_eq!(v["runs"][3]["verdict"], "holds");
         assert_eq!(v["lang"], "zh");
-        assert_eq!(v["scenarios"][0]["key"], "P5.join");
+        assert_eq!(v["scenarios"][0]["key"], "P5.os-wait");
     }
 }

@@ -1,7 +1,7 @@
 //! The lab's report, in every shape:
 //!
-//! - [`matrix`]: the default, one glyph per run in a grid that fits 120
-//!   columns, with a line per claim saying what this machine showed;
+//! - [`matrix`] and [`terminal`]: the default, per claim its verdict and a
+//!   row per scenario, at the terminal's width ([`hazard`], [`verdict`]);
 //! - [`detail`]: the evidence table (`--detail`) and the Markdown sections;
 //! - [`show`]: one claim's evidence (`brood lab show P5`);
 //! - [`html`]: one self-contained page with the grid as SVG (`--html FILE`);
@@ -10,12 +10,16 @@
 //! - [`list`]: the claims themselves (`--list`, and `docs/claims.md`).
 
 pub mod detail;
+pub mod hazard;
 pub mod html;
 pub mod json;
 pub mod list;
 pub mod machine;
 pub mod matrix;
 pub mod show;
+pub mod terminal;
+pub mod text;
+pub mod verdict;
 
 use std::collections::BTreeMap;
 use std::fmt::Write as _;
@@ -81,7 +85,7 @@ pub fn render(lab: &Lab, format: Format, color: bool) -> Result<String, ReportEr
         Format::Json => json::json(lab)? + "\n",
         Format::Markdown => detail::markdown(lab),
         Format::Detail => detail::table(lab, color),
-        Format::Matrix => matrix::terminal(lab, color),
+        Format::Matrix => terminal::terminal(lab, color),
         Format::Show => show::text(lab),
     })
 }
@@ -160,34 +164,72 @@ fn first<'a>(g: &Group<'a>) -> &'a RunResult {
         .expect("a group has at least one run")
 }
 
-/// The closing lines every text report shares: runs, time, interpreters.
+/// The closing lines every text report shares: runs, time, machine,
+/// interpreters (the full one with its start methods, then the sweep).
 pub fn footer(lab: &Lab) -> String {
-    let mut s = format!(
-        "{} runs in {:.1} s on {}; interpreters: ",
-        lab.results.len(),
-        lab.duration_s,
-        lab.machine.summary()
-    );
-    let names: Vec<String> = lab
+    use super::python::Scope;
+    let lang = lab.lang;
+    let mut s = match lang {
+        Lang::En => format!(
+            "{} runs in {:.1} s on {}",
+            lab.results.len(),
+            lab.duration_s,
+            lab.machine.summary()
+        ),
+        Lang::Zh => format!(
+            "{} 次运行，用时 {:.1} 秒，机器：{}",
+            lab.results.len(),
+            lab.duration_s,
+            lab.machine.summary()
+        ),
+    };
+    let full: Vec<String> = lab
         .interpreters
         .iter()
+        .filter(|i| i.scope == Scope::Full)
         .map(|i| {
-            let scope = match i.scope {
-                super::python::Scope::Full => "full",
-                super::python::Scope::Sweep => "sweep",
-            };
             let methods = if i.start_methods.is_empty() {
-                "no start methods: always forks".to_string()
+                text::tr(lang, "always forks", "总是 fork").to_string()
             } else {
                 i.start_methods.join("/")
             };
-            format!("{} ({methods}, {scope})", i.version)
+            format!("{} {} ({methods})", i.version, i.path.display())
         })
         .collect();
-    s.push_str(if names.is_empty() { "none" } else { "" });
-    s.push_str(&names.join(", "));
+    let sweep: Vec<&str> = lab
+        .interpreters
+        .iter()
+        .filter(|i| i.scope == Scope::Sweep)
+        .map(|i| i.version.as_str())
+        .collect();
+    if !full.is_empty() {
+        let _ = write!(
+            s,
+            "\n{} {}",
+            text::tr(lang, "CPython, every scenario:", "CPython，全部场景："),
+            full.join(", ")
+        );
+    }
+    if !sweep.is_empty() {
+        let _ = write!(
+            s,
+            "\n{} {}",
+            text::tr(
+                lang,
+                "version sweep (default start method):",
+                "版本扫描（默认启动方式）："
+            ),
+            sweep.join(", ")
+        );
+    }
     for u in &lab.unusable {
-        let _ = write!(s, "\nnot used: {} — {}", u.path, u.reason);
+        let _ = write!(
+            s,
+            "\n{} {} — {}",
+            text::tr(lang, "not used:", "未使用："),
+            u.path,
+            u.reason
+        );
     }
     s
 }
@@ -267,6 +309,25 @@ pub(crate) mod fixture {
                     },
                     Verdict::Holds,
                 ),
+                result(
+                    "P5",
+                    "P5.os-wait",
+                    py("3.11.7", Some("fork")),
+                    Verdict::Holds,
+                ),
+                result(
+                    "P5",
+                    "P5.os-wait",
+                    py("3.11.7", Some("spawn")),
+                    Verdict::Holds,
+                ),
+                result(
+                    "P5",
+                    "P5.os-wait",
+                    py("3.11.7", Some("forkserver")),
+                    Verdict::DoesNotHold,
+                ),
+                result("P5", "P5.os-wait", py("2.7.18", None), Verdict::Holds),
                 result("P5", "P5.join", py("3.11.7", Some("fork")), Verdict::Holds),
                 result("P5", "P5.join", py("3.11.7", Some("spawn")), Verdict::Holds),
                 result(

@@ -15,7 +15,7 @@ pub fn text(lab: &Lab) -> String {
         if let Some(c) = claims::find(id) {
             let _ = writeln!(out, "{id} ({})\n  {}\n  {}", c.family, c.en, c.zh);
         }
-        let _ = writeln!(out, "what this machine showed: {}\n", m.summary_text(id));
+        let _ = writeln!(out, "{}\n{}\n", m.verdict_line(id), m.hazard_line(id));
         for g in gs {
             let _ = writeln!(out, "{} — {}", g.key, g.variant);
             for r in g.python.iter().copied().chain(g.brood).chain(g.policy) {
@@ -51,9 +51,6 @@ mod tests {
             "{t}"
         );
         assert!(t.contains("py3.11.7 forkserver"), "{t}");
-        assert!(
-            t.contains("what this machine showed: CPython ✓ (2/4)"),
-            "{t}"
-        );
+        assert!(t.contains("± 视情况而定：在 fork、spawn 成立"), "{t}");
     }
 }

@@ -2,7 +2,7 @@
 
 use super::common::*;
 use super::{BroodPlay, Judgement, Kind, Scenario, Verdict};
-use crate::lab::observe::Obs;
+use crate::lab::observe::{Abort, Obs, Run};
 
 /// The scenarios of this family, in report order.
 pub fn list() -> Vec<Scenario> {
@@ -14,7 +14,7 @@ pub fn list() -> Vec<Scenario> {
         mode,
         interp: super::Interp::PLAIN,
         sweep: false,
-        drive: drive_until_exit,
+        drive: drive_until_output_ends,
         judge: judge_twice,
         brood,
     };
@@ -42,6 +42,15 @@ pub fn list() -> Vec<Scenario> {
     ));
     rows.extend(signals_and_zombies_rows!(Kind::Fork, "fork", "F4", "F5"));
     rows
+}
+
+/// F3: both processes end at once; the lab reads their output to its end
+/// (the pipe closes when both are gone), so that no line still on its way
+/// is missed on a loaded machine.
+fn drive_until_output_ends(run: &mut Run) -> Result<(), Abort> {
+    drive_until_exit(run)?;
+    run.wait_until(EXIT, |o| o.stdout_closed)?;
+    Ok(())
 }
 
 /// F3: how many processes ran the code after the if-block.

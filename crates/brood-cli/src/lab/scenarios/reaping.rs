@@ -149,7 +149,12 @@ fn finish_implicit(run: &mut Run) -> Result<(), Abort> {
 }
 
 /// N9: still a zombie [`STAYS`] after the call (and after it ended) holds;
-/// reaped by the call, or never a zombie at all, does not.
+/// reaped after the call, or never a zombie at all, does not. A child that is
+/// not the program's own (CPython's forkserver makes it the server's, which
+/// reaps it) cannot show what the program's call does: inconclusive. The
+/// evidence names no timings that vary from run to run: the lab sends the
+/// go-ahead for the call only once it has seen the zombie, so a zombie that
+/// goes after that was reaped by what the parent did next.
 fn judge_implicit(o: &Obs) -> Judgement {
     let Some(acted) = o.first("acted") else {
         return missing("the parent never made the call", o);
@@ -166,37 +171,50 @@ fn judge_implicit(o: &Obs) -> Judgement {
         })
         .unwrap_or_default();
     let t = o.track(child);
-    let whose = match t.ppids.first().map(|p| p.1) {
-        Some(p) if p != o.parent => format!("; the child's parent was pid {p}, not the program"),
-        _ => String::new(),
-    };
-    let gone = |g: Option<f64>| {
-        g.map(|g| format!("{} after the call", secs(g - acted.t)))
-            .unwrap_or_else(|| "not before the parent ended".into())
-    };
+    let foreign = t.ppids.first().map(|p| p.1).filter(|p| *p != o.parent);
+    // CPython's forkserver makes every child the server's; the lab may not
+    // even see the child before it ends, so the method decides, not a sample.
+    let forkserver = o
+        .first("parent")
+        .is_some_and(|l| l.get("python").is_some() && l.get("method") == Some("forkserver"));
+    if forkserver {
+        let whose = foreign
+            .map(|p| format!("pid {p}, the fork server"))
+            .unwrap_or_else(|| "the fork server".into());
+        return Judgement::new(
+            Verdict::Inconclusive,
+            format!(
+                "{via}{answer}: the child was the child of {whose}, not of the program; the server reaps it, so no call of the program's can leave or end a zombie"
+            ),
+        );
+    }
+    let whose = foreign
+        .map(|p| format!("; the child's parent was pid {p}, not the program"))
+        .unwrap_or_default();
     match (t.zombie_at, t.zombie_last) {
-        (Some(z0), Some(z1)) => {
-            let from = z0.max(acted.t);
-            let evidence = format!(
-                "{via}{answer}: state Z from {} to {}; gone {}{whose}",
-                secs(z0),
-                secs(z1),
-                gone(t.gone_at)
-            );
-            if z1 >= from + STAYS.as_secs_f64() * 0.8 {
-                Judgement::new(Verdict::Holds, evidence + " (the call left the zombie)")
-            } else if t.gone_at.is_some_and(|g| g <= acted.t) {
-                Judgement::new(Verdict::DoesNotHold, evidence + " (reaped before the call)")
+        (Some(z0), Some(z1)) if z1 >= z0.max(acted.t) + STAYS.as_secs_f64() * 0.8 => {
+            Judgement::new(
+                Verdict::Holds,
+                format!(
+                    "{via}{answer}: still in state Z {} after the call{whose} (the call left the zombie)",
+                    secs(STAYS.as_secs_f64())
+                ),
+            )
+        }
+        (Some(z0), Some(_)) => {
+            let when = if z0 < acted.t {
+                "in state Z when the call was made, then gone"
             } else {
-                Judgement::new(Verdict::DoesNotHold, evidence + " (the call reaped it)")
-            }
+                "in state Z once it ended after the call, then gone"
+            };
+            Judgement::new(
+                Verdict::DoesNotHold,
+                format!("{via}{answer}: {when}{whose} (reaped without an explicit wait)"),
+            )
         }
         _ => Judgement::new(
             Verdict::DoesNotHold,
-            format!(
-                "{via}{answer}: never seen in state Z; gone {}{whose}",
-                gone(t.gone_at)
-            ),
+            format!("{via}{answer}: never seen in state Z{whose} (reaped as soon as it ended)"),
         ),
     }
 }

@@ -27,6 +27,7 @@ pub(in crate::pool) struct Waiting {
     timer: Option<Pin<Box<tokio::time::Sleep>>>,
 }
 
+#[cfg_attr(docsrs, doc(cfg(feature = "tokio")))]
 impl<R: DeserializeOwned + 'static> MapUnordered<'_, R> {
     /// The set of what this map waits on now: each worker's socket (and
     /// room to write, while it has tasks to send) and its pidfd.
@@ -50,6 +51,7 @@ impl<R: DeserializeOwned + 'static> MapUnordered<'_, R> {
 /// [`PoolBuilder::task_timeout`](crate::PoolBuilder::task_timeout) needs its
 /// timer. Dropping the stream early abandons the rest of the map, as for the
 /// iterator.
+#[cfg_attr(docsrs, doc(cfg(feature = "tokio")))]
 impl<R: DeserializeOwned + 'static> Stream for MapUnordered<'_, R> {
     type Item = (usize, std::result::Result<R, TaskError>);
 
@@ -99,6 +101,7 @@ impl<R: DeserializeOwned + 'static> Stream for MapUnordered<'_, R> {
     }
 }
 
+#[cfg_attr(docsrs, doc(cfg(feature = "tokio")))]
 impl Pool {
     /// [`Pool::map`] without blocking a thread (feature `tokio`): `f` over
     /// every item, results in input order, each item with its own `Result`.

@@ -18,6 +18,7 @@ enum Look {
     Pending,
 }
 
+#[cfg_attr(docsrs, doc(cfg(feature = "tokio")))]
 impl<R: DeserializeOwned + 'static> Handle<R> {
     /// Awaits the child's end and returns the function's result, without
     /// blocking a thread: the async [`Handle::join`] (feature `tokio`), with

@@ -366,7 +366,7 @@ impl Report for ReportPipe {
 ///
 /// No panic is possible: no indexing, no arithmetic that can overflow, no
 /// `unwrap`; every loop walks a slice or a fixed range.
-fn exec_child(plan: &ExecPlan<'_>, hooks: &mut [PreExec], report: &impl Report) -> ! {
+fn exec_child(plan: &ExecPlan<'_>, hooks: &mut [&mut PreExec], report: &impl Report) -> ! {
     // SAFETY: (the whole block) every call below is a syscall wrapper given
     // pointers to our own stack or to the parent's prepared, immutable plan
     // (whose strings outlive it, see `CStrArray`).
@@ -550,7 +550,7 @@ fn exec_child(plan: &ExecPlan<'_>, hooks: &mut [PreExec], report: &impl Report) 
 /// pipe; end of file without them means `execve` succeeded.
 pub fn spawn_forked(
     plan: &ExecPlan<'_>,
-    hooks: &mut [PreExec],
+    hooks: &mut [&mut PreExec],
 ) -> Result<(u32, OwnedFd), SpawnFailure> {
     let (report_r, report_w) = super::pipe::pipe().map_err(SpawnFailure::Clone)?;
     let saved = super::sigmask::block_all();

@@ -1,0 +1,86 @@
+//! Whether a map's driver is still there. While it maps, a driver publishes
+//! to `brood.J.alive.<map>` every [`BEAT`] (core NATS: not kept); an agent
+//! that has heard nothing of a map for [`GONE`] takes its driver for dead
+//! (SIGKILLed, or cut from the server) and drops that map's tasks unrun, so
+//! no agent burns CPU for a driver that will never read the results.
+
+use crate::error::ClusterError;
+use crate::job::Target;
+use futures_util::StreamExt;
+use std::collections::HashMap;
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant};
+
+/// How often a driver says it is there.
+pub(crate) const BEAT: Duration = Duration::from_secs(1);
+
+/// How long a driver may be silent before its tasks are dropped.
+pub(crate) const GONE: Duration = Duration::from_secs(5);
+
+/// A driver's beat for one map; it stops when this is dropped.
+pub(crate) struct Beat(tokio::task::JoinHandle<()>);
+
+impl Beat {
+    pub(crate) fn start(client: async_nats::Client, target: &Target, map: &str) -> Beat {
+        let subject = target.alive_subject(map);
+        Beat(tokio::spawn(async move {
+            loop {
+                // A beat lost while the server is away is only a late one.
+                let _ = client.publish(subject.clone(), bytes::Bytes::new()).await;
+                tokio::time::sleep(BEAT).await;
+            }
+        }))
+    }
+}
+
+impl Drop for Beat {
+    fn drop(&mut self) {
+        self.0.abort();
+    }
+}
+
+/// What an agent heard of the drivers of its job.
+pub(crate) struct Drivers {
+    heard: Arc<Mutex<HashMap<String, Instant>>>,
+    since: Instant,
+}
+
+impl Drivers {
+    /// Starts listening to the job's drivers.
+    pub(crate) async fn listen(
+        client: &async_nats::Client,
+        target: &Target,
+    ) -> Result<Drivers, ClusterError> {
+        let mut sub = client
+            .subscribe(target.alive_subject("*"))
+            .await
+            .map_err(|e| ClusterError::server("listen to the job's drivers", e))?;
+        let heard: Arc<Mutex<HashMap<String, Instant>>> = Arc::default();
+        let mine = Arc::clone(&heard);
+        let prefix = target.alive_subject("");
+        tokio::spawn(async move {
+            while let Some(m) = sub.next().await {
+                if let Some(map) = m.subject.as_str().strip_prefix(&prefix) {
+                    let mut heard = mine.lock().unwrap_or_else(|e| e.into_inner());
+                    // Maps long over are forgotten.
+                    heard.retain(|_, at| at.elapsed() < GONE * 60);
+                    heard.insert(map.to_string(), Instant::now());
+                }
+            }
+        });
+        Ok(Drivers {
+            heard,
+            since: Instant::now(),
+        })
+    }
+
+    /// Whether the driver of `map` has been silent for [`GONE`] (an agent
+    /// that has listened for less than that knows nothing yet).
+    pub(crate) fn gone(&self, map: &str) -> bool {
+        let heard = self.heard.lock().unwrap_or_else(|e| e.into_inner());
+        match heard.get(map) {
+            Some(at) => at.elapsed() >= GONE,
+            None => self.since.elapsed() >= GONE,
+        }
+    }
+}

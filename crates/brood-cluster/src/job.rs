@@ -1,0 +1,251 @@
+//! A job on a server: its name, its subjects and streams, and the
+//! connection both a driver and an agent make to reach it.
+//!
+//! Job `J` has two streams, file-backed:
+//!
+//! - `BROOD_J_TASKS`, subjects `brood.J.tasks.<map>`, a *work queue*: a task
+//!   is gone once an agent acks it. One durable pull consumer, `agents`,
+//!   shared by every agent: explicit acks, an ack wait (the heartbeat
+//!   timeout) after which an unacked task goes to another agent, and at most
+//!   `max_deliver` deliveries.
+//! - `BROOD_J_RESULTS`, subjects `brood.J.results.<map>`: one message per
+//!   answered task, with the item's index in a header; the driver reads its
+//!   map's subject from the start.
+//!
+//! Both publishers give every message an id (`Nats-Msg-Id`), so that the
+//! server drops a repeat inside its duplicate window; the driver keeps the
+//! first result of each item in any case.
+
+use crate::error::ClusterError;
+use async_nats::jetstream::{self, consumer, stream};
+use std::path::PathBuf;
+use std::time::Duration;
+
+/// The header that carries an item's index.
+pub(crate) const ITEM: &str = "Brood-Item";
+
+/// The header that carries a task's timeout, in milliseconds.
+pub(crate) const TIMEOUT: &str = "Brood-Timeout-Ms";
+
+/// The consumer every agent of a job pulls from.
+pub(crate) const AGENTS: &str = "agents";
+
+/// How a driver or an agent proves who it is to the server.
+///
+/// ```
+/// use brood_cluster::Credentials;
+/// let c = Credentials::UserPassword { user: "job".into(), password: "s3cret".into() };
+/// assert!(format!("{c:?}").contains("job") && !format!("{c:?}").contains("s3cret"));
+/// ```
+#[derive(Clone, Default)]
+#[non_exhaustive]
+pub enum Credentials {
+    /// None (a server without authorization).
+    #[default]
+    None,
+    /// A user name and password.
+    UserPassword {
+        /// The user.
+        user: String,
+        /// The password.
+        password: String,
+    },
+    /// A token.
+    Token(String),
+    /// An NKey seed.
+    NKey(String),
+    /// A `.creds` file (a user JWT and its NKey seed).
+    CredsFile(PathBuf),
+}
+
+impl std::fmt::Debug for Credentials {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            Credentials::None => f.write_str("None"),
+            Credentials::UserPassword { user, .. } => write!(f, "UserPassword({user}, ***)"),
+            Credentials::Token(_) => f.write_str("Token(***)"),
+            Credentials::NKey(_) => f.write_str("NKey(***)"),
+            Credentials::CredsFile(p) => write!(f, "CredsFile({})", p.display()),
+        }
+    }
+}
+
+/// Where a job lives and how to reach it.
+#[derive(Clone, Debug)]
+pub(crate) struct Target {
+    pub(crate) url: String,
+    pub(crate) credentials: Credentials,
+    pub(crate) job: String,
+    pub(crate) connect_timeout: Duration,
+    /// PEM root certificates to trust for TLS, and whether TLS is required.
+    pub(crate) tls_roots: Option<PathBuf>,
+    pub(crate) require_tls: bool,
+}
+
+impl Target {
+    pub(crate) fn new(url: &str, job: &str) -> Target {
+        Target {
+            url: url.to_string(),
+            credentials: Credentials::None,
+            job: job.to_string(),
+            connect_timeout: Duration::from_secs(5),
+            tls_roots: None,
+            require_tls: false,
+        }
+    }
+
+    /// The job's name checked: letters, digits, `-` and `_` (it becomes a
+    /// subject token and part of stream names).
+    pub(crate) fn check_job(&self) -> Result<(), ClusterError> {
+        let ok = !self.job.is_empty()
+            && self.job.len() <= 64
+            && self
+                .job
+                .bytes()
+                .all(|b| b.is_ascii_alphanumeric() || b == b'-' || b == b'_');
+        if ok {
+            Ok(())
+        } else {
+            Err(ClusterError::BadJobName(self.job.clone()))
+        }
+    }
+
+    pub(crate) fn tasks_stream(&self) -> String {
+        format!("BROOD_{}_TASKS", self.job)
+    }
+
+    pub(crate) fn tasks_subject(&self, map: &str) -> String {
+        format!("brood.{}.tasks.{map}", self.job)
+    }
+
+    pub(crate) fn results_subject(&self, map: &str) -> String {
+        format!("brood.{}.results.{map}", self.job)
+    }
+
+    /// Where the driver of `map` says it is there.
+    pub(crate) fn alive_subject(&self, map: &str) -> String {
+        format!("brood.{}.alive.{map}", self.job)
+    }
+
+    /// The map a task subject belongs to.
+    pub(crate) fn map_of<'s>(&self, task_subject: &'s str) -> Option<&'s str> {
+        task_subject
+            .strip_prefix(&format!("brood.{}.tasks.", self.job))
+            .filter(|m| !m.is_empty() && !m.contains('.'))
+    }
+
+    /// Connects, within the connect timeout.
+    pub(crate) async fn connect(&self) -> Result<async_nats::Client, ClusterError> {
+        self.check_job()?;
+        let mut opts = async_nats::ConnectOptions::new()
+            .connection_timeout(self.connect_timeout)
+            .name(format!("brood job {}", self.job));
+        opts = match &self.credentials {
+            Credentials::None => opts,
+            Credentials::UserPassword { user, password } => {
+                opts.user_and_password(user.clone(), password.clone())
+            }
+            Credentials::Token(t) => opts.token(t.clone()),
+            Credentials::NKey(seed) => opts.nkey(seed.clone()),
+            Credentials::CredsFile(path) => {
+                opts.credentials_file(path)
+                    .await
+                    .map_err(|e| ClusterError::Credentials {
+                        path: path.clone(),
+                        cause: e.to_string(),
+                    })?
+            }
+        };
+        if let Some(roots) = &self.tls_roots {
+            opts = opts.add_root_certificates(roots.clone());
+        }
+        if self.require_tls {
+            opts = opts.require_tls(true);
+        }
+        let connect = async_nats::connect_with_options(self.url.as_str(), opts);
+        // The client's own timeout covers one attempt's TCP connect; the
+        // whole handshake gets the same bound here.
+        match tokio::time::timeout(self.connect_timeout, connect).await {
+            Ok(Ok(client)) => Ok(client),
+            Ok(Err(e)) => Err(ClusterError::Connect {
+                url: self.url.clone(),
+                cause: e.to_string(),
+            }),
+            Err(_) => Err(ClusterError::Connect {
+                url: self.url.clone(),
+                cause: format!("no answer within {:?}", self.connect_timeout),
+            }),
+        }
+    }
+
+    /// The job's two streams, made if missing.
+    pub(crate) async fn streams(
+        &self,
+        js: &jetstream::Context,
+    ) -> Result<(stream::Stream, stream::Stream), ClusterError> {
+        let make = |kind: &'static str, retention, what: &'static str| async move {
+            js.get_or_create_stream(stream::Config {
+                name: format!("BROOD_{}_{}", self.job, kind.to_uppercase()),
+                subjects: vec![format!("brood.{}.{kind}.*", self.job)],
+                retention,
+                storage: stream::StorageType::File,
+                duplicate_window: Duration::from_secs(120),
+                ..Default::default()
+            })
+            .await
+            .map_err(|e| ClusterError::server(what, e))
+        };
+        let tasks = make(
+            "tasks",
+            stream::RetentionPolicy::WorkQueue,
+            "create the job's task stream",
+        )
+        .await?;
+        let results = make(
+            "results",
+            stream::RetentionPolicy::Limits,
+            "create the job's result stream",
+        )
+        .await?;
+        Ok((tasks, results))
+    }
+
+    /// The agents' consumer, made or updated with these settings.
+    pub(crate) async fn agents_consumer(
+        &self,
+        tasks: &stream::Stream,
+        ack_wait: Duration,
+        max_deliver: u32,
+    ) -> Result<(), ClusterError> {
+        tasks
+            .create_consumer(consumer::pull::Config {
+                durable_name: Some(AGENTS.to_string()),
+                ack_policy: consumer::AckPolicy::Explicit,
+                ack_wait,
+                max_deliver: i64::from(max_deliver),
+                filter_subject: format!("brood.{}.tasks.*", self.job),
+                ..Default::default()
+            })
+            .await
+            .map_err(|e| ClusterError::server("create the agents' consumer", e))?;
+        Ok(())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn names_and_subjects() {
+        let t = Target::new("nats://127.0.0.1:1", "etl-7");
+        assert!(t.check_job().is_ok());
+        assert_eq!(t.tasks_stream(), "BROOD_etl-7_TASKS");
+        assert_eq!(t.map_of("brood.etl-7.tasks.abc"), Some("abc"));
+        assert_eq!(t.map_of("brood.etl-7.results.abc"), None);
+        assert_eq!(t.map_of("brood.etl-7.tasks."), None);
+        for bad in ["", "a.b", "a b", "*", ">", &"x".repeat(65)] {
+            assert!(Target::new("nats://x", bad).check_job().is_err(), "{bad}");
+        }
+    }
+}

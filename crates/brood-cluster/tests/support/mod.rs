@@ -1,0 +1,327 @@
+//! A test's own `nats-server`, its agent processes, and the reaping of what
+//! they leave.
+
+#![allow(dead_code)]
+
+use std::io::{BufRead, BufReader};
+use std::path::Path;
+use std::process::{Child, Command, Stdio};
+
+/// A `nats-server -js` on a free loopback port (the server picks it: `-p -1`)
+/// with a store of its own; killed and reaped on drop.
+pub struct Server {
+    child: Child,
+    pub url: String,
+    _store: tempfile::TempDir,
+    options: Vec<String>,
+}
+
+/// Starts `nats-server -js` on loopback with `store`, and waits until its log
+/// says it is ready; its URL from the same log.
+fn spawn_server(store: &Path, port: &[&str], options: &[String]) -> (Child, String) {
+    let mut child = Command::new("nats-server")
+        .args(["-js", "-a", "127.0.0.1", "-sd"])
+        .arg(store)
+        .args(port)
+        .args(options)
+        .stdin(Stdio::null())
+        .stdout(Stdio::null())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    // Its log says where it listens, then that it is ready.
+    let mut log = BufReader::new(child.stderr.take().unwrap());
+    let mut url = None;
+    let mut line = String::new();
+    loop {
+        line.clear();
+        if log.read_line(&mut line).unwrap() == 0 {
+            let status = child.wait().unwrap();
+            panic!("nats-server ended before it was ready: {status}");
+        }
+        if let Some(at) = line.split("Listening for client connections on ").nth(1) {
+            url = Some(format!("nats://{}", at.trim()));
+        }
+        if line.contains("Server is ready") {
+            break;
+        }
+    }
+    // The rest of its log is drained, so that it never blocks writing it.
+    std::thread::spawn(move || std::io::copy(&mut log, &mut std::io::sink()));
+    (child, url.expect("nats-server named no client port"))
+}
+
+impl Server {
+    /// `None`, with a message, where `nats-server` is not installed.
+    pub fn start() -> Option<Server> {
+        Server::start_with(&[])
+    }
+
+    /// With more options (`--user`, say).
+    pub fn start_with(options: &[&str]) -> Option<Server> {
+        if Command::new("nats-server")
+            .arg("--version")
+            .output()
+            .is_err()
+        {
+            eprintln!("SKIPPED: nats-server is not installed; test.sh installs it with apt");
+            return None;
+        }
+        let store = tempfile::tempdir().unwrap();
+        let options: Vec<String> = options.iter().map(|o| o.to_string()).collect();
+        let (child, url) = spawn_server(store.path(), &["-p", "-1"], &options);
+        Some(Server {
+            child,
+            url,
+            _store: store,
+            options,
+        })
+    }
+
+    pub fn pid(&self) -> u32 {
+        self.child.id()
+    }
+
+    /// Stops the server (SIGTERM: it shuts down cleanly), waits for it, and
+    /// starts it again on the same port with the same store.
+    pub fn restart(&mut self) {
+        // SAFETY: kill(2) of our own child, not yet reaped.
+        unsafe { libc::kill(self.child.id() as i32, libc::SIGTERM) };
+        self.child.wait().unwrap();
+        let port = self.url.rsplit(':').next().unwrap().to_string();
+        let (child, url) = spawn_server(self._store.path(), &["-p", &port], &self.options);
+        assert_eq!(url, self.url);
+        self.child = child;
+    }
+
+    /// The job's task queue: tasks not yet given out, given out and not
+    /// acked, and messages still in the stream.
+    pub fn queue_state(&self, job: &str) -> (u64, usize, u64) {
+        let rt = tokio::runtime::Builder::new_current_thread()
+            .enable_all()
+            .build()
+            .unwrap();
+        rt.block_on(async {
+            let js = async_nats::jetstream::new(async_nats::connect(&self.url).await.unwrap());
+            let mut stream = js.get_stream(format!("BROOD_{job}_TASKS")).await.unwrap();
+            let mut consumer: async_nats::jetstream::consumer::PullConsumer =
+                stream.get_consumer("agents").await.unwrap();
+            let c = consumer.info().await.unwrap().clone();
+            let s = stream.info().await.unwrap().state.messages;
+            (c.num_pending, c.num_ack_pending, s)
+        })
+    }
+}
+
+impl Drop for Server {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+/// An agent: this test binary again, running `agent_role` with
+/// `BROOD_AGENT` set. SIGKILLed and reaped on drop (its workers die with it).
+pub struct AgentProc {
+    child: Child,
+    done: bool,
+}
+
+impl AgentProc {
+    pub fn start(url: &str, job: &str, workers: usize, env: &[(&str, &str)]) -> AgentProc {
+        AgentProc::start_exe(&std::env::current_exe().unwrap(), url, job, workers, env)
+    }
+
+    /// An agent from another executable file (a copy of this one).
+    pub fn start_exe(
+        exe: &Path,
+        url: &str,
+        job: &str,
+        workers: usize,
+        env: &[(&str, &str)],
+    ) -> AgentProc {
+        let child = Command::new(exe)
+            .args([
+                "--exact",
+                "agent_role",
+                "--nocapture",
+                "--test-threads",
+                "1",
+            ])
+            .env("BROOD_AGENT", url)
+            .env("BROOD_AGENT_JOB", job)
+            .env("BROOD_AGENT_WORKERS", workers.to_string())
+            .envs(env.iter().copied())
+            .stdin(Stdio::null())
+            .stdout(Stdio::null())
+            .spawn()
+            .unwrap();
+        AgentProc { child, done: false }
+    }
+
+    pub fn pid(&self) -> u32 {
+        self.child.id()
+    }
+
+    /// Whether it still runs (not reaped, not a zombie).
+    pub fn running(&mut self) -> bool {
+        !self.done && self.child.try_wait().unwrap().is_none()
+    }
+
+    /// SIGKILL, and reap.
+    pub fn kill(&mut self) {
+        if !self.done {
+            let _ = self.child.kill();
+            let _ = self.child.wait();
+            self.done = true;
+        }
+    }
+}
+
+impl Drop for AgentProc {
+    fn drop(&mut self) {
+        self.kill();
+    }
+}
+
+/// This test process as the subreaper of everything it starts, so that an
+/// agent's workers and fork server, orphaned when the agent dies, come back
+/// to it to be reaped (they die with their parent: brood's pool policy).
+pub struct Family {
+    keep: Vec<u32>,
+}
+
+impl Family {
+    /// Children with these pids (the server's) are left alone.
+    pub fn adopt(keep: &[u32]) -> Family {
+        // SAFETY: prctl(PR_SET_CHILD_SUBREAPER) changes only a flag of this
+        // process.
+        let rc = unsafe { libc::prctl(libc::PR_SET_CHILD_SUBREAPER, 1, 0, 0, 0) };
+        assert_eq!(rc, 0, "PR_SET_CHILD_SUBREAPER");
+        Family {
+            keep: keep.to_vec(),
+        }
+    }
+
+    /// Waits for every child of ours but those kept: the orphans of dead
+    /// agents, each already reparented to us when its parent's wait
+    /// returned, and each with its parent-death signal on its way. Only
+    /// with no agent alive: an agent's fork server is our child too.
+    pub fn reap_orphans(&self) {
+        loop {
+            let orphans: Vec<u32> = children_of(std::process::id())
+                .into_iter()
+                .filter(|p| !self.keep.contains(p))
+                .collect();
+            if orphans.is_empty() {
+                return;
+            }
+            for pid in orphans {
+                let mut status = 0;
+                // SAFETY: waitpid on a child of ours, into a local.
+                unsafe { libc::waitpid(pid as i32, &mut status, 0) };
+            }
+        }
+    }
+}
+
+impl Drop for Family {
+    fn drop(&mut self) {
+        self.reap_orphans();
+    }
+}
+
+/// The pids whose parent is `ppid`, from `/proc/<pid>/stat`.
+pub fn children_of(ppid: u32) -> Vec<u32> {
+    let mut out = Vec::new();
+    for entry in std::fs::read_dir("/proc").unwrap().flatten() {
+        let Ok(pid) = entry.file_name().to_string_lossy().parse::<u32>() else {
+            continue;
+        };
+        let Ok(stat) = std::fs::read_to_string(format!("/proc/{pid}/stat")) else {
+            continue;
+        };
+        // "pid (comm) state ppid …": the name may hold anything but ends at
+        // the last ')'.
+        let Some(rest) = stat.rsplit_once(')').map(|(_, r)| r) else {
+            continue;
+        };
+        if rest.split_whitespace().nth(1).and_then(|p| p.parse().ok()) == Some(ppid) {
+            out.push(pid);
+        }
+    }
+    out
+}
+
+/// What a test with agents needs: its server, this process as the reaper
+/// of what dead agents leave, and a directory of its own. Dropped last (it
+/// is made first), so every agent is gone before the reaping.
+pub struct Scene {
+    pub server: Server,
+    pub family: Family,
+    pub dir: tempfile::TempDir,
+}
+
+impl Scene {
+    /// `None`, with a message, where `nats-server` is not installed.
+    pub fn new() -> Option<Scene> {
+        let server = Server::start()?;
+        let family = Family::adopt(&[server.pid()]);
+        Some(Scene {
+            server,
+            family,
+            dir: tempfile::tempdir().unwrap(),
+        })
+    }
+
+    pub fn url(&self) -> &str {
+        &self.server.url
+    }
+
+    /// A file in the scene's directory, as a `String` for a task argument.
+    pub fn file(&self, name: &str) -> String {
+        self.dir.path().join(name).to_string_lossy().into_owned()
+    }
+
+    /// A FIFO in the directory, and its read end: opened read-write, so that
+    /// the open neither waits for a writer nor sees the end of the file
+    /// between two of them.
+    pub fn fifo(&self, name: &str) -> (String, std::fs::File) {
+        let path = self.file(name);
+        let status = Command::new("mkfifo").arg(&path).status().unwrap();
+        assert!(status.success(), "mkfifo {path}");
+        let end = std::fs::OpenOptions::new()
+            .read(true)
+            .write(true)
+            .open(&path)
+            .unwrap();
+        (path, end)
+    }
+}
+
+/// Reads one line.
+pub fn read_line(r: &mut impl BufRead) -> String {
+    let mut line = String::new();
+    r.read_line(&mut line).unwrap();
+    line
+}
+
+/// A copy of this test binary in `dir` whose build id differs (one byte of
+/// its `.note.gnu.build-id` flipped): the same code, another build. `None`
+/// where the binary has no build id (its identity is then its hash, and
+/// any copy with one byte changed would do, but the note is what linkers
+/// write).
+pub fn other_build(dir: &Path, build: &str) -> Option<std::path::PathBuf> {
+    let hex = build.strip_prefix("build-id ")?;
+    let id: Vec<u8> = (0..hex.len() / 2)
+        .map(|i| u8::from_str_radix(&hex[2 * i..2 * i + 2], 16).unwrap())
+        .collect();
+    let mut bytes = std::fs::read(std::env::current_exe().unwrap()).unwrap();
+    let at = bytes.windows(id.len()).position(|w| w == id)?;
+    bytes[at + id.len() - 1] ^= 0xff;
+    let path = dir.join("other-build");
+    std::fs::write(&path, bytes).unwrap();
+    use std::os::unix::fs::PermissionsExt;
+    std::fs::set_permissions(&path, std::fs::Permissions::from_mode(0o755)).unwrap();
+    Some(path)
+}
