@@ -9,6 +9,7 @@
 
 use std::collections::BTreeMap;
 use std::fmt::Write as _;
+use std::time::Duration;
 
 use crate::procfs::{self, Stat};
 
@@ -40,21 +41,21 @@ pub fn render(root: Option<u32>) -> Result<String, TreeError> {
     let mut out = String::new();
     let _ = writeln!(
         out,
-        "{:>7}  {:<5}  {:<34}  COMMAND",
-        "PID", "STATE", "REAPED BY"
+        "{:>7}  {:<5}  {:>9}  {:>8}  {:<34}  COMMAND",
+        "PID", "STATE", "TREE CPU", "TREE RSS", "REAPED BY"
     );
     let mut zombies = 0;
+    let mut costs = BTreeMap::new();
+    for &pid in &roots {
+        subtree_cost(&children, pid, &mut costs);
+    }
+    let view = View {
+        snap: &snap,
+        children: &children,
+        costs: &costs,
+    };
     for pid in roots {
-        walk(
-            &snap,
-            &children,
-            pid,
-            "",
-            true,
-            true,
-            &mut out,
-            &mut zombies,
-        );
+        walk(&view, pid, "", true, true, &mut out, &mut zombies);
     }
     if zombies > 0 {
         let _ = writeln!(
@@ -67,7 +68,65 @@ pub fn render(root: Option<u32>) -> Result<String, TreeError> {
         "REAPED BY is the parent; if the parent ends first, the kernel hands the child to the \
          nearest ancestor that is a child subreaper, else to init (1)."
     );
+    let _ = writeln!(
+        out,
+        "TREE CPU and TREE RSS are the process's and its descendants' (CPU: user + system, \
+         with the children each has waited for; RSS: resident now, shared pages counted \
+         in each process)."
+    );
     Ok(out)
+}
+
+/// What `walk` reads.
+struct View<'a> {
+    snap: &'a BTreeMap<u32, Stat>,
+    children: &'a BTreeMap<u32, Vec<u32>>,
+    costs: &'a BTreeMap<u32, (Duration, u64)>,
+}
+
+/// The CPU time and resident memory of `pid` and its descendants, for it
+/// and each of them, into `costs`.
+fn subtree_cost(
+    children: &BTreeMap<u32, Vec<u32>>,
+    pid: u32,
+    costs: &mut BTreeMap<u32, (Duration, u64)>,
+) -> (Duration, u64) {
+    let own = brood::os::procfs::usage(pid).unwrap_or_default();
+    let mut total = (
+        own.user + own.system + own.children_user + own.children_system,
+        own.rss,
+    );
+    for &kid in children.get(&pid).map_or(&[][..], Vec::as_slice) {
+        // A pid is its own parent only for the kernel's roots (0).
+        if kid != pid {
+            let (cpu, rss) = subtree_cost(children, kid, costs);
+            total = (total.0 + cpu, total.1 + rss);
+        }
+    }
+    costs.insert(pid, total);
+    total
+}
+
+/// `1.23s`, `12m3s`.
+fn show_cpu(d: Duration) -> String {
+    let s = d.as_secs_f64();
+    if s < 60.0 {
+        format!("{s:.2}s")
+    } else {
+        format!("{}m{}s", d.as_secs() / 60, d.as_secs() % 60)
+    }
+}
+
+/// `812K`, `12.3M`, `1.2G`.
+fn show_bytes(b: u64) -> String {
+    let k = b as f64 / 1024.0;
+    if k < 1024.0 {
+        format!("{k:.0}K")
+    } else if k < 1024.0 * 1024.0 {
+        format!("{:.1}M", k / 1024.0)
+    } else {
+        format!("{:.1}G", k / 1024.0 / 1024.0)
+    }
 }
 
 /// The current user's processes whose parent is not also theirs: the tops of
@@ -83,10 +142,8 @@ fn user_roots(snap: &BTreeMap<u32, Stat>) -> Vec<u32> {
         .collect()
 }
 
-#[allow(clippy::too_many_arguments)]
 fn walk(
-    snap: &BTreeMap<u32, Stat>,
-    children: &BTreeMap<u32, Vec<u32>>,
+    view: &View<'_>,
     pid: u32,
     prefix: &str,
     last: bool,
@@ -94,6 +151,7 @@ fn walk(
     out: &mut String,
     zombies: &mut usize,
 ) {
+    let (snap, children) = (view.snap, view.children);
     let Some(s) = snap.get(&pid) else { return };
     let branch = if top {
         String::new()
@@ -112,11 +170,14 @@ fn walk(
     } else {
         s.state.to_string()
     };
+    let (cpu, rss) = view.costs.get(&pid).copied().unwrap_or_default();
     let _ = writeln!(
         out,
-        "{:>7}  {:<5}  {:<34}  {branch}{}",
+        "{:>7}  {:<5}  {:>9}  {:>8}  {:<34}  {branch}{}",
         pid,
         state,
+        show_cpu(cpu),
+        show_bytes(rss),
         reaper(snap, s),
         truncate(&command, 100)
     );
@@ -130,8 +191,7 @@ fn walk(
     };
     for (i, kid) in kids.iter().enumerate() {
         walk(
-            snap,
-            children,
+            view,
             *kid,
             &next_prefix,
             i + 1 == kids.len(),

@@ -278,6 +278,31 @@ pub(crate) fn signal(pid: u32, sig: i32) -> Option<std::io::Result<()>> {
     Some(Ok(()))
 }
 
+/// Freezes (`on`) or thaws child `pid`'s cgroup and waits, up to
+/// `deadline`, until the kernel says it is done; `None` if it has none.
+pub(crate) fn freeze(
+    pid: u32,
+    on: bool,
+    deadline: std::time::Instant,
+) -> Option<std::io::Result<()>> {
+    let dir = state().children.get(&pid).cloned()?;
+    Some(cgroup::freeze(&dir, on).and_then(|()| {
+        if cgroup::wait_frozen(&dir, on, deadline)? {
+            Ok(())
+        } else {
+            Err(std::io::Error::new(
+                std::io::ErrorKind::TimedOut,
+                "cgroup.events did not change in time",
+            ))
+        }
+    }))
+}
+
+/// Child `pid`'s cgroup directory, if it has one.
+pub(crate) fn dir(pid: u32) -> Option<PathBuf> {
+    state().children.get(&pid).cloned()
+}
+
 /// Whether child `pid`'s cgroup still has processes in it.
 pub(crate) fn populated(pid: u32) -> bool {
     state()

@@ -354,6 +354,42 @@ pub enum Error {
         #[source]
         source: io::Error,
     },
+
+    /// [`Command::spawn_ready`](crate::Command::spawn_ready): the program
+    /// started but never showed its sign of readiness. brood ended it (its
+    /// whole tree with [`Tree::Group`](crate::Tree::Group) or
+    /// [`Tree::Cgroup`](crate::Tree::Cgroup)) and reaped it: nothing is left
+    /// running.
+    #[error("{program:?} (pid {pid}) did not become ready: {why}{}; its last output: {tail:?}",
+        status.as_ref().map(|s| format!(" (its last status: {s:?})")).unwrap_or_default())]
+    NotReady {
+        /// The program.
+        program: String,
+        /// Its pid (now ended).
+        pid: u32,
+        /// What happened instead.
+        why: NotReady,
+        /// The last `STATUS=` it sent over `NOTIFY_SOCKET`, if any.
+        status: Option<String>,
+        /// The end of what it wrote on the streams brood watched (at most
+        /// 4 KiB, stdout and stderr in the order they came).
+        tail: String,
+    },
+}
+
+/// What happened instead of a sign of readiness (see [`Error::NotReady`]).
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[non_exhaustive]
+pub enum NotReady {
+    /// The program ended first.
+    #[error("it ended first ({0})")]
+    Exited(ExitStatus),
+    /// The time allowed passed first.
+    #[error("no sign within {0:?}")]
+    Timeout(Duration),
+    /// It sent `STOPPING=1` over `NOTIFY_SOCKET` before `READY=1`.
+    #[error("it announced STOPPING=1 before READY=1")]
+    Stopping,
 }
 
 /// Why a program could not be started.
@@ -489,6 +525,15 @@ pub enum SpawnError {
         /// `None` if the file could not be read again.
         interpreter: Option<std::path::PathBuf>,
     },
+    /// The sign of readiness asked of
+    /// [`Command::spawn_ready`](crate::Command::spawn_ready) cannot be
+    /// watched with these settings (a pattern on a stream sent to a file, a
+    /// notification descriptor at 0, 1 or 2…).
+    #[error("cannot watch for readiness: {reason}")]
+    ReadySign {
+        /// Why.
+        reason: String,
+    },
 }
 
 /// What [`SpawnError::InterpreterNotFound`] says is missing.
@@ -558,6 +603,7 @@ impl Error {
             | Error::ServerDied { pid }
             | Error::Os { pid, .. }
             | Error::Timeout { pid, .. }
+            | Error::NotReady { pid, .. }
             | Error::Failed { pid, .. } => Some(*pid),
             _ => None,
         }

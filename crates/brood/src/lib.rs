@@ -130,9 +130,11 @@ mod group;
 mod limits;
 mod ondrop;
 pub mod os;
+mod pause;
 mod policy;
 mod pool;
 mod process;
+mod ready;
 mod reaper;
 mod runtime;
 mod shutdown;
@@ -144,25 +146,28 @@ mod supervisor;
 #[allow(unsafe_code)]
 mod sys;
 mod terminal;
+mod usage;
 mod waitany;
 mod wire;
 
 pub use cgroups::{Containment, containment};
 pub use child::Child;
 pub use command::*;
-pub use error::{Error, Result, SpawnError};
+pub use error::{Error, NotReady, Result, SpawnError};
 pub use exit::{apply_on_exit, exit, exit_now};
 pub use fork::{Fork, ForkBuilder, fork, fork_with};
 pub use limits::Limits;
 pub use policy::{Kind, OnDrop, OnExit, OnParentDeath, Policy, Tree};
 pub use pool::*;
 pub use process::*;
+pub use ready::Ready;
 pub use shutdown::{shutting_down, wait_for_shutdown};
 pub use signal::{NotASignal, Signal};
 pub use status::ExitStatus;
 pub use supervisor::{
     Backoff, ChildSpec, Restart, Shutdown, Strategy, Supervisor, SupervisorHandle,
 };
+pub use usage::{Counted, Pressure, Stall, StallLine, Usage};
 pub use waitany::wait_any;
 #[cfg(feature = "tokio")]
 pub use waitany::wait_any_async;

@@ -47,6 +47,7 @@ pub mod procfs {
         MalformedStat, ProcfsError, Stat, State, children, children_by_scan, cmdline, environ,
         parse_stat, pids, stat, stat_self,
     };
+    pub use crate::sys::usage::{ProcUsage, process as usage};
 }
 
 /// The calling process's pid, `getpid(2)`: the same as [`std::process::id`].

@@ -5,6 +5,9 @@ use brood::ExitStatus;
 
 // A usage error (unknown option, bad value) exits 2 with the usage line: clap's
 // code, before anything is started.
+/// `--ready`: the command did not become ready (it ended first, the time
+/// passed, or it sent STOPPING=1); it was ended.
+pub const NOT_READY: u8 = 122;
 /// `brood run` itself failed (could not set up signals, watch the command, …).
 pub const FAILED: u8 = 123;
 /// `--timeout` passed; the whole tree was ended (as `timeout(1)`).
@@ -28,6 +31,7 @@ Exit status:
   128+N    the command was killed by signal N (143: SIGTERM, 137: SIGKILL)
   129      also: the terminal hung up and the command exited after it
   2        usage error (unknown option, bad value): nothing was started
+  122      --ready: the command did not become ready; it was ended
   123      brood run itself failed (signal set-up, watching the command, --chdir)
   124      --timeout passed; the whole tree was ended
   125      --check-leftovers: the command succeeded but left processes running

@@ -23,6 +23,7 @@ mod reap;
 mod restart;
 mod scope;
 mod signals;
+mod starting;
 mod supervise;
 mod terminal;
 mod verbose;
@@ -58,6 +59,9 @@ pub enum RunError {
         /// The kernel's answer.
         cause: SpawnError,
     },
+    /// `--ready`: the command did not become ready (exit 122).
+    #[error("{0}")]
+    NotReady(#[source] Error),
     /// Starting or watching the command failed otherwise.
     #[error(transparent)]
     Brood(#[from] Error),
@@ -72,7 +76,7 @@ pub enum RunError {
 }
 
 impl RunError {
-    fn from_spawn(e: Error) -> RunError {
+    pub(crate) fn from_spawn(e: Error) -> RunError {
         match e {
             Error::Spawn {
                 program,
@@ -88,6 +92,7 @@ impl RunError {
                     | SpawnError::TooLong { .. }
                     | SpawnError::EntryTooLong { .. }),
             } => RunError::CannotExecute { program, cause },
+            e @ Error::NotReady { .. } => RunError::NotReady(e),
             e => RunError::Brood(e),
         }
     }
@@ -97,6 +102,7 @@ impl RunError {
         match self {
             RunError::NotFound { .. } => exit::NOT_FOUND,
             RunError::CannotExecute { .. } => exit::CANNOT_EXECUTE,
+            RunError::NotReady(_) => exit::NOT_READY,
             _ => exit::FAILED,
         }
     }
@@ -173,6 +179,7 @@ fn run(opts: &options::RunOptions) -> Result<u8, RunError> {
         shutting_down: false,
         kill_at: None,
         hung_up: false,
+        notify_socket: std::env::var_os("NOTIFY_SOCKET"),
     };
     // The parent may have died before PR_SET_PDEATHSIG was armed.
     if opts.die_with_parent.is_some() && brood::os::getppid() != parent {

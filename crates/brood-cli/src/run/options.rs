@@ -95,6 +95,19 @@ pub struct RunArgs {
     /// Start the command in DIR (default: the caller's working directory).
     #[arg(long, value_name = "DIR")]
     chdir: Option<PathBuf>,
+    /// Wait until the command is ready before counting it started: a line of
+    /// its stdout containing TEXT (line:TEXT, stderr:TEXT for stderr), a TCP
+    /// port on 127.0.0.1 that accepts (tcp:PORT), a Unix socket that accepts
+    /// (unix:PATH), a file that appears (file:PATH), systemd's READY=1 on a
+    /// NOTIFY_SOCKET of brood run's own (notify), or s6's newline on
+    /// descriptor N (fd:N). If brood run has a NOTIFY_SOCKET itself (under
+    /// systemd's Type=notify), it sends READY=1 there once the command is
+    /// ready, and the command does not get that socket.
+    #[arg(long, value_name = "SIGN", value_parser = parse_ready)]
+    ready: Option<brood::Ready>,
+    /// How long --ready waits; the command is then ended, exit 122.
+    #[arg(long, value_name = "DURATION", value_parser = parse_duration, default_value = "60s")]
+    ready_timeout: Duration,
     /// List processes the command left running, and exit 125 if there were any
     /// (and the command itself succeeded).
     #[arg(long)]
@@ -160,6 +173,10 @@ pub struct RunOptions {
     pub success_codes: Vec<u8>,
     /// The command's working directory.
     pub chdir: Option<PathBuf>,
+    /// The command counts as started once this sign shows.
+    pub ready: Option<brood::Ready>,
+    /// How long to wait for it.
+    pub ready_timeout: Duration,
     /// Report and fail on leftovers.
     pub check_leftovers: bool,
     /// One line per decision.
@@ -188,6 +205,8 @@ impl RunArgs {
             within: self.within,
             success_codes: self.success_code,
             chdir: self.chdir,
+            ready: self.ready,
+            ready_timeout: self.ready_timeout,
             check_leftovers: self.check_leftovers,
             verbose: self.verbose,
         }
@@ -243,6 +262,37 @@ fn parse_rewrite(text: &str) -> Result<(Signal, Option<Signal>), String> {
     Ok((from, to))
 }
 
+/// `line:TEXT`, `stderr:TEXT`, `tcp:PORT`, `unix:PATH`, `file:PATH`,
+/// `notify`, `fd:N`.
+fn parse_ready(text: &str) -> Result<brood::Ready, String> {
+    use brood::Ready;
+    let bad = || {
+        format!(
+            "{text:?} is not a sign of readiness (line:TEXT, stderr:TEXT, tcp:PORT, unix:PATH, file:PATH, notify, fd:N)"
+        )
+    };
+    if text == "notify" {
+        return Ok(Ready::Notify);
+    }
+    let (kind, value) = text.split_once(':').ok_or_else(bad)?;
+    Ok(match kind {
+        "line" => Ready::Stdout(value.into()),
+        "stderr" => Ready::Stderr(value.into()),
+        "tcp" => Ready::Tcp(value.parse().map_err(|_| bad())?),
+        "unix" => Ready::Unix(value.into()),
+        "file" => Ready::File(value.into()),
+        "fd" => match value.parse() {
+            Ok(n) if n > 2 => Ready::NotifyFd(n),
+            _ => {
+                return Err(format!(
+                    "fd:{value}: the descriptor must be a number above 2"
+                ));
+            }
+        },
+        _ => return Err(bad()),
+    })
+}
+
 /// Parses `10`, `1.5`, `500ms`, `10s`, `2m`, `1h` into a duration.
 pub fn parse_duration(text: &str) -> Result<Duration, String> {
     let text = text.trim();
@@ -281,6 +331,22 @@ mod tests {
         assert!(parse_duration("soon").is_err());
         assert!(parse_duration("3d").is_err());
         assert!(parse_duration("NaN").is_err());
+    }
+
+    #[test]
+    fn readiness_signs() {
+        use brood::Ready;
+        assert_eq!(parse_ready("line:up").unwrap(), Ready::Stdout("up".into()));
+        assert_eq!(
+            parse_ready("line:a:b").unwrap(),
+            Ready::Stdout("a:b".into())
+        );
+        assert_eq!(parse_ready("tcp:8080").unwrap(), Ready::Tcp(8080));
+        assert_eq!(parse_ready("notify").unwrap(), Ready::Notify);
+        assert_eq!(parse_ready("fd:3").unwrap(), Ready::NotifyFd(3));
+        assert!(parse_ready("fd:1").is_err());
+        assert!(parse_ready("tcp:http").is_err());
+        assert!(parse_ready("soon").is_err());
     }
 
     #[test]

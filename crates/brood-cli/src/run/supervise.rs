@@ -57,6 +57,18 @@ pub struct Supervisor<'a> {
     /// process killed by the hang-up would, even if the command saw end of
     /// file and exited 0 before the forwarded SIGHUP reached it.
     pub hung_up: bool,
+    /// Our own `NOTIFY_SOCKET` (systemd's `Type=notify`), until READY=1 was
+    /// passed on to it: with `--ready`, once the command is first ready.
+    pub notify_socket: Option<std::ffi::OsString>,
+}
+
+/// How a start ended (with `--ready`, see `starting.rs`).
+pub enum Started {
+    /// Running (and ready); with the signals that came while it got ready,
+    /// to handle now.
+    Ready(Popen, Vec<Received>),
+    /// A signal that ends brood run came first and ended the command (pid).
+    Stopped(ExitStatus, u32),
 }
 
 /// Per-run state.
@@ -75,7 +87,15 @@ impl Supervisor<'_> {
     /// Starts the command and supervises it until it exits; returns how, and
     /// the command's process group.
     pub fn run_once(&mut self) -> Result<(Ended, u32), RunError> {
-        let child = self.spawn()?;
+        let (child, held) = match self.spawn()? {
+            Started::Ready(child, held) => (child, held),
+            Started::Stopped(status, pid) => {
+                self.log.decision(format_args!(
+                    "command (pid {pid}) {status} before it was ready"
+                ));
+                return Ok((Ended::Exited(status), pid));
+            }
+        };
         let pid = child.pid();
         self.log.decision(format_args!(
             "spawned {} (pid {pid}, leading group {pid}){}",
@@ -92,6 +112,10 @@ impl Supervisor<'_> {
             expect_stop: false,
             orphans: BTreeMap::new(),
         };
+        // What came while it got ready, in order.
+        for got in held {
+            self.on_signal(got, &mut run, false);
+        }
         loop {
             if let Some(status) = run.child.poll()? {
                 self.terminal.take_back(pid);
@@ -138,7 +162,7 @@ impl Supervisor<'_> {
         }
     }
 
-    fn spawn(&self) -> Result<Popen, RunError> {
+    fn spawn(&mut self) -> Result<Started, RunError> {
         let opts = self.opts;
         let (program, args) = opts.command.split_first().ok_or(RunError::NoCommand)?;
         let bits = |set: u64| (1..=64).filter(move |n| set >> (n - 1) & 1 == 1);
@@ -157,7 +181,34 @@ impl Supervisor<'_> {
         if let Some(dir) = &opts.chdir {
             cmd.current_dir(dir);
         }
-        cmd.spawn().map_err(RunError::from_spawn)
+        let Some(sign) = &opts.ready else {
+            let child = cmd.spawn().map_err(RunError::from_spawn)?;
+            return Ok(Started::Ready(child, Vec::new()));
+        };
+        // brood run says when the command is ready, not the command: it
+        // does not get our socket (`Ready::Notify` gives it one of brood's).
+        cmd.env_remove("NOTIFY_SOCKET");
+        let left = self.deadline.map_or(opts.ready_timeout, |d| {
+            opts.ready_timeout
+                .min(d.saturating_duration_since(Instant::now()))
+        });
+        let (child, held) = match self.start_ready(cmd, sign, left)? {
+            Started::Ready(child, held) => (child, held),
+            stopped => return Ok(stopped),
+        };
+        self.log
+            .decision(format_args!("command (pid {}) is ready", child.pid()));
+        if let Some(socket) = self.notify_socket.take() {
+            match crate::sys::notify::send(&socket, b"READY=1") {
+                Ok(()) => self
+                    .log
+                    .decision(format_args!("READY=1 sent to NOTIFY_SOCKET {socket:?}")),
+                Err(e) => self.log.decision(format_args!(
+                    "READY=1 could not be sent to NOTIFY_SOCKET {socket:?}: {e}"
+                )),
+            }
+        }
+        Ok(Started::Ready(child, held))
     }
 
     /// Reads every pending signal and acts on each; a SIGCONT first, so that a

@@ -11,10 +11,12 @@
 //! | the controlling terminal's foreground group | [`tty`] |
 //! | `poll(2)` | [`poll`] |
 //! | `write(2)` to a raw descriptor | [`fd`] |
+//! | `sd_notify`: a datagram to `$NOTIFY_SOCKET` | [`notify`] |
 
 pub mod fd;
 pub mod inherited;
 pub mod kill;
+pub mod notify;
 pub mod poll;
 pub mod signal;
 pub mod signalfd;

@@ -18,6 +18,7 @@ mod exec;
 mod interp;
 mod popen;
 mod prepare;
+mod ready;
 mod run;
 mod stdio;
 

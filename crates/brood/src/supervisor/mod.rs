@@ -52,6 +52,7 @@
 
 mod backoff;
 mod intensity;
+mod ready;
 mod run;
 
 pub use backoff::Backoff;
@@ -270,12 +271,21 @@ impl ChildSpec {
         id: impl Into<String>,
         make: impl Fn() -> Command + Send + 'static,
     ) -> ChildSpec {
+        ChildSpec::command_with(id, make, |cmd| cmd.spawn())
+    }
+
+    /// A command child whose start is `start` (`spawn`, or `spawn_ready`).
+    fn command_with(
+        id: impl Into<String>,
+        make: impl Fn() -> Command + Send + 'static,
+        start: impl Fn(&mut Command) -> Result<crate::Popen> + Send + 'static,
+    ) -> ChildSpec {
         ChildSpec::with_start(
             id,
             Box::new(move |shutdown| {
                 let mut cmd = make();
                 cmd.set_policy(supervised(shutdown));
-                Ok(cmd.spawn()?.into_child())
+                Ok(start(&mut cmd)?.into_child())
             }),
         )
     }

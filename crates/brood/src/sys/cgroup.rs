@@ -1,7 +1,7 @@
 //! cgroup v2: the unified hierarchy's mount, this process's cgroup, and the
 //! files brood uses in cgroups it made itself (`cgroup.procs` to join,
-//! `cgroup.kill` to end every member at once, `cgroup.events` to see it
-//! empty). Nothing here writes outside a directory the caller created.
+//! `cgroup.kill` to end every member at once, `cgroup.freeze` to pause
+//! them, `cgroup.events` to see it empty or frozen). Nothing here writes outside a directory the caller created.
 //!
 //! # References
 //! Documentation/admin-guide/cgroup-v2.rst (`cgroup.procs`, `cgroup.kill`,
@@ -89,6 +89,43 @@ pub fn populated(dir: &Path) -> bool {
 /// Whether the kernel has `cgroup.kill` in `dir`.
 pub fn has_kill(dir: &Path) -> bool {
     dir.join("cgroup.kill").exists()
+}
+
+/// Freezes (`on`) or thaws every process in `dir` at once (`cgroup.freeze`,
+/// Linux 5.2): a process forked meanwhile is frozen too.
+pub fn freeze(dir: &Path, on: bool) -> io::Result<()> {
+    std::fs::write(dir.join("cgroup.freeze"), if on { b"1" } else { b"0" })
+}
+
+/// Waits until `cgroup.events` of `dir` says `frozen 1` (or `0` for
+/// `frozen == false`), up to `deadline`; true if it does. The kernel wakes
+/// a `poll` for `POLLPRI` on that file at each change.
+pub fn wait_frozen(dir: &Path, frozen: bool, deadline: std::time::Instant) -> io::Result<bool> {
+    use std::os::fd::AsRawFd;
+    use std::os::unix::fs::FileExt;
+    let events = std::fs::File::open(dir.join("cgroup.events"))?;
+    let want = if frozen { "frozen 1" } else { "frozen 0" };
+    let mut buf = [0u8; 256];
+    loop {
+        let n = events.read_at(&mut buf, 0)?;
+        if String::from_utf8_lossy(&buf[..n])
+            .lines()
+            .any(|l| l == want)
+        {
+            return Ok(true);
+        }
+        let left = deadline.saturating_duration_since(std::time::Instant::now());
+        if left.is_zero() {
+            return Ok(false);
+        }
+        let mut fds = [libc::pollfd {
+            fd: events.as_raw_fd(),
+            events: libc::POLLPRI,
+            revents: 0,
+        }];
+        let ms = left.as_millis().clamp(1, i32::MAX as u128) as i32;
+        super::pipe::poll(&mut fds, ms)?;
+    }
 }
 
 /// `kill(pid, sig)` to one member (a pid read from `cgroup.procs`).

@@ -18,6 +18,8 @@
 //! | the coarse monotonic clock (a pool worker's pacing) | [`clock`] | 2.6.32 |
 //! | registering a descriptor with tokio's reactor (feature `tokio`) | `reactor` | any |
 //! | cgroup v2: a child's own cgroup, `cgroup.kill`, the `flock` that marks a live owner's directory | [`cgroup`] | 4.5 (v2); 5.14 for `cgroup.kill` |
+//! | readiness notifications: `NOTIFY_SOCKET` with the sender's credentials, s6's descriptor | [`notify`] | 2.2 (`SO_PASSCRED`) |
+//! | what a process or a cgroup used: `/proc/<pid>/stat` and `status`, `cpu.stat` | [`usage`] | any; 4.15 for `cpu.stat` without the cpu controller |
 //! | the executable's build id (its `PT_NOTE`s) or content hash, the same on every machine | [`buildid`] | any |
 //! | which pid namespace children go to (after `unshare(CLONE_NEWPID)` no thread starts) | [`ns`] | 4.12 (`pid_for_children`; before, never seen) |
 
@@ -38,6 +40,7 @@ pub mod forklocal;
 pub mod image;
 pub mod interrupt;
 pub mod keeper;
+pub mod notify;
 pub mod ns;
 pub mod pgrp;
 pub mod pidfd;
@@ -57,6 +60,7 @@ pub mod signal;
 pub mod socket;
 pub mod thread;
 pub mod tty;
+pub mod usage;
 pub mod watch;
 
 /// The calling process's pid: `getpid(2)`.

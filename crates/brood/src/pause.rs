@@ -1,0 +1,129 @@
+//! [`Child::suspend`] and [`Child::resume`]: pausing a child's whole tree —
+//! its cgroup frozen with [`Tree::Cgroup`], its process group stopped with
+//! SIGSTOP otherwise, the child alone with [`Tree::Own`].
+
+use crate::child::Child;
+use crate::error::{Error, Result};
+use crate::policy::Tree;
+use crate::signal::Signal;
+use crate::sys::procfs;
+use std::time::{Duration, Instant};
+
+/// How long `suspend` waits for every member to stop (a process in an
+/// uninterruptible sleep stops only when it leaves it).
+const STOP_WAIT: Duration = Duration::from_secs(5);
+
+/// How often `/proc` is read again while members are still stopping (a
+/// stop is not announced on any descriptor).
+const STOP_TICK: Duration = Duration::from_micros(200);
+
+impl Child {
+    /// Pauses the child's tree and returns once every member is paused:
+    ///
+    /// - [`Tree::Cgroup`]: writes `cgroup.freeze` and waits until
+    ///   `cgroup.events` says `frozen 1`. Atomic: a process forked meanwhile,
+    ///   or that left the process group, is frozen too. Frozen processes show
+    ///   state `S` in `/proc`, and take no signal but SIGKILL until thawed.
+    /// - [`Tree::Group`] / [`Tree::Session`]: SIGSTOP to the process group,
+    ///   then waits until `/proc` shows every member stopped (`T`). A member
+    ///   that moved to another group is not reached.
+    /// - [`Tree::Own`]: SIGSTOP to the child alone, then waits for its `T`.
+    ///
+    /// [`wait`](Child::wait) and [`kill`](Child::kill) keep working on a
+    /// paused child; SIGTERM (so [`terminate`](Child::terminate)) is held
+    /// until [`resume`](Child::resume), as for any stopped process.
+    ///
+    /// ```
+    /// # brood::init();
+    /// use brood::{Command, Tree};
+    /// let child = Command::new("sleep").arg("30").tree(Tree::Group).spawn()?;
+    /// child.child().suspend()?;
+    /// let state = brood::os::procfs::stat(child.pid())?.unwrap().state;
+    /// assert_eq!(state.as_char(), 'T');
+    /// child.child().resume()?;
+    /// child.kill()?;
+    /// child.wait()?;
+    /// # Ok::<(), Box<dyn std::error::Error>>(())
+    /// ```
+    pub fn suspend(&self) -> Result<()> {
+        let pid = self.pid();
+        let deadline = Instant::now() + STOP_WAIT;
+        match self.policy().tree {
+            Tree::Cgroup => {
+                if let Some(done) = crate::cgroups::freeze(pid, true, deadline) {
+                    return done.map_err(|e| Error::os("freezing the child's cgroup", pid, e));
+                }
+                // Its cgroup is gone (reaped): what is left is its group.
+                self.stop_group(deadline)
+            }
+            Tree::Group | Tree::Session => self.stop_group(deadline),
+            Tree::Own => {
+                self.send_signal(Signal::STOP)?;
+                wait_stopped(pid, deadline, || Some(stopped(pid)))
+            }
+        }
+    }
+
+    /// Resumes a tree paused by [`suspend`](Child::suspend): thaws its
+    /// cgroup (waiting until `cgroup.events` says `frozen 0`), or sends
+    /// SIGCONT to its group or to it alone.
+    pub fn resume(&self) -> Result<()> {
+        let pid = self.pid();
+        match self.policy().tree {
+            Tree::Cgroup => {
+                let deadline = Instant::now() + STOP_WAIT;
+                match crate::cgroups::freeze(pid, false, deadline) {
+                    Some(done) => done.map_err(|e| Error::os("thawing the child's cgroup", pid, e)),
+                    None => self.signal_tree(Signal::CONT),
+                }
+            }
+            Tree::Group | Tree::Session => self.signal_tree(Signal::CONT),
+            Tree::Own => self.send_signal(Signal::CONT),
+        }
+    }
+
+    fn stop_group(&self, deadline: Instant) -> Result<()> {
+        let pid = self.pid();
+        self.signal_tree(Signal::STOP)?;
+        wait_stopped(pid, deadline, || group_stopped(pid))
+    }
+}
+
+/// Waits until `done` says yes (`None`: cannot tell, give up waiting).
+fn wait_stopped(pid: u32, deadline: Instant, done: impl Fn() -> Option<bool>) -> Result<()> {
+    loop {
+        match done() {
+            Some(true) | None => return Ok(()),
+            Some(false) => {}
+        }
+        if Instant::now() >= deadline {
+            return Err(Error::os(
+                "suspend: waiting for the tree to stop",
+                pid,
+                std::io::Error::from(std::io::ErrorKind::TimedOut),
+            ));
+        }
+        std::thread::sleep(STOP_TICK);
+    }
+}
+
+/// Stopped, or ended (an ended process runs no more either). A read that
+/// fails (as one may while the process is in `execve`) is not an answer.
+fn stopped(pid: u32) -> bool {
+    match procfs::stat(pid) {
+        Ok(Some(s)) => s.state.as_char() == 'T' || s.state.has_ended(),
+        Ok(None) => true,
+        Err(_) => false,
+    }
+}
+
+/// Whether every member of group `pgid` is stopped or ended; `None` when
+/// `/proc` cannot be read.
+fn group_stopped(pgid: u32) -> Option<bool> {
+    let pids = procfs::pids().ok()?;
+    Some(pids.into_iter().all(|pid| match procfs::stat(pid) {
+        Ok(Some(s)) => s.pgrp != Some(pgid) || s.state.as_char() == 'T' || s.state.has_ended(),
+        Ok(None) => true,
+        Err(_) => false,
+    }))
+}
