@@ -100,17 +100,13 @@ fn check_reused_group(child: brood::Child) {
 /// Starts `sh -c script` leading a group, with stdout piped; returns the
 /// handle and the first line the script printed (a member's pid).
 fn group_shell(script: &str) -> (brood::Popen, u32) {
-    use std::io::BufRead;
     let mut p = Command::new("sh")
         .args(["-c", script])
         .tree(Tree::Group)
         .stdout(brood::Stdio::piped())
         .spawn()
         .unwrap();
-    let mut line = String::new();
-    std::io::BufReader::new(p.stdout.take().unwrap())
-        .read_line(&mut line)
-        .unwrap();
+    let line = support::first_line(&mut p);
     let member = line
         .trim()
         .parse()

@@ -6,7 +6,6 @@ mod support;
 
 use brood::os::PidFd;
 use brood::{Command, ForkBuilder, OnDrop, Pool, Process, StartMethod, Stdio, Tree};
-use std::io::BufRead;
 use std::time::{Duration, Instant};
 use support::*;
 
@@ -46,10 +45,7 @@ fn deaf(on_drop: OnDrop) -> brood::Popen {
         .on_drop(on_drop)
         .spawn()
         .unwrap();
-    let mut line = String::new();
-    std::io::BufReader::new(p.stdout.take().unwrap())
-        .read_line(&mut line)
-        .unwrap();
+    let line = support::first_line(&mut p);
     assert_eq!(line, "ready\n");
     p
 }
@@ -141,10 +137,7 @@ fn with_a_group_the_policy_reaches_a_grandchild() {
             .on_drop(policy)
             .spawn()
             .unwrap();
-        let mut line = String::new();
-        std::io::BufReader::new(p.stdout.take().unwrap())
-            .read_line(&mut line)
-            .unwrap();
+        let line = support::first_line(&mut p);
         let grandchild: u32 = line.trim().parse().unwrap();
         let mut cleanup = Cleanup::default();
         cleanup.add(grandchild);

@@ -52,6 +52,16 @@ pub fn cmdline(pid: u32) -> String {
         .to_string()
 }
 
+/// The first line `p` writes on its piped stdout (which this takes), with
+/// its newline.
+pub fn first_line(p: &mut brood::Popen) -> String {
+    let mut line = String::new();
+    BufReader::new(p.stdout.take().expect("stdout piped"))
+        .read_line(&mut line)
+        .unwrap();
+    line
+}
+
 pub fn me() -> u32 {
     std::process::id()
 }
