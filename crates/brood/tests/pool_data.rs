@@ -324,3 +324,115 @@ fn a_worker_keeps_shared_data_between_maps_and_lets_go_when_the_pool_does() {
         );
     }
 }
+
+/// A result past the size that crosses in a `memfd` (1 MiB).
+const BIG: usize = 3 << 20;
+
+/// `n` bytes that differ from their neighbours, plus the seed (so that each
+/// item's result is its own); item 1 kills its worker instead.
+fn big(seed: usize) -> Vec<u8> {
+    if seed == 1 {
+        // SAFETY: the worker kills itself, which is the point of the test.
+        unsafe { libc::kill(libc::getpid(), libc::SIGKILL) };
+    }
+    (0..BIG).map(|i| ((i + seed) % 251) as u8).collect()
+}
+
+fn intact(seed: usize, v: &[u8]) -> bool {
+    v.len() == BIG
+        && v.iter()
+            .enumerate()
+            .all(|(i, &b)| b == ((i + seed) % 251) as u8)
+}
+
+fn open_fds() -> usize {
+    std::fs::read_dir("/proc/self/fd").unwrap().count()
+}
+
+#[test]
+fn big_results_arrive_intact_by_map_imap_and_submit_and_leave_no_descriptor() {
+    for method in METHODS {
+        let pool = Pool::builder(2)
+            .start_method(method)
+            .chunk_size(1)
+            .build()
+            .unwrap();
+        // Warm: the pool's own descriptors are all open before counting.
+        pool.map(inc, 0..4).unwrap();
+        assert_eq!(pool.imap(inc, 0..4).unwrap().count(), 4);
+        pool.submit(inc, 1).unwrap().wait().unwrap();
+        let before = open_fds();
+        let out = pool.map(big, [0, 2, 3]).unwrap();
+        for (seed, r) in [0, 2, 3].into_iter().zip(&out) {
+            assert!(intact(seed, r.as_ref().unwrap()), "{method:?} map {seed}");
+        }
+        for (seed, r) in [4, 5].into_iter().zip(pool.imap(big, [4, 5]).unwrap()) {
+            assert!(intact(seed, &r.unwrap()), "{method:?} imap {seed}");
+        }
+        let task = pool.submit(big, 6).unwrap();
+        assert!(intact(6, &task.wait().unwrap()), "{method:?} submit");
+        drop(out);
+        // (Workers replaced meanwhile may hold fewer; a memfd kept would
+        // make more.)
+        let after = open_fds();
+        assert!(
+            after <= before,
+            "{method:?}: {before} descriptors open, then {after}"
+        );
+    }
+}
+
+#[test]
+fn a_worker_that_dies_among_big_results_fails_only_its_item() {
+    for method in METHODS {
+        let pool = Pool::builder(2)
+            .start_method(method)
+            .chunk_size(1)
+            .build()
+            .unwrap();
+        let out = pool.map(big, [0, 1, 2, 3]).unwrap();
+        assert!(
+            matches!(out[1], Err(TaskError::WorkerDied { .. })),
+            "{method:?}: {:?}",
+            out[1].as_ref().map(Vec::len)
+        );
+        for seed in [0, 2, 3] {
+            assert!(
+                intact(seed, out[seed].as_ref().unwrap()),
+                "{method:?} {seed}"
+            );
+        }
+    }
+}
+
+/// Leaves the worker no descriptor to make a `memfd` with, then returns a
+/// big result: it crosses through the socket instead.
+fn big_without_descriptors(seed: usize) -> Vec<u8> {
+    // SAFETY: dup and close of a descriptor this function made; setrlimit
+    // and memfd_create with valid arguments.
+    unsafe {
+        // The lowest free descriptor number: every one below it is open.
+        let free = libc::dup(0);
+        assert!(free >= 0);
+        libc::close(free);
+        let mut lim: libc::rlimit = std::mem::zeroed();
+        assert_eq!(libc::getrlimit(libc::RLIMIT_NOFILE, &mut lim), 0);
+        lim.rlim_cur = free as libc::rlim_t;
+        assert_eq!(libc::setrlimit(libc::RLIMIT_NOFILE, &lim), 0);
+        let probe = libc::memfd_create(c"probe".as_ptr(), libc::MFD_CLOEXEC);
+        assert!(probe < 0, "the worker could still open a descriptor");
+    }
+    big(seed)
+}
+
+#[test]
+fn a_worker_out_of_descriptors_still_sends_its_big_result() {
+    for method in METHODS {
+        let pool = Pool::builder(1).start_method(method).build().unwrap();
+        let out = pool.map(big_without_descriptors, [2]).unwrap();
+        assert!(intact(2, out[0].as_ref().unwrap()), "{method:?}");
+        // The worker goes on (its limit stays low: the results go inline).
+        let out = pool.map(big, [3]).unwrap();
+        assert!(intact(3, out[0].as_ref().unwrap()), "{method:?}");
+    }
+}

@@ -3,13 +3,23 @@
 //! data that results name. Consecutive successes share one `Values` frame
 //! (a panic, a failure or shared data closes it), so that a tiny result
 //! costs its bytes and a 4-byte length, not a 16-byte header of its own.
+//! A result of [`MAPPED`] bytes or more goes in a `Mapped` frame instead:
+//! its bytes in a sealed `memfd` sent beside the frame, which the pool maps
+//! and decodes from, so they are not copied through the socket, a read
+//! buffer and the pool's arena on the way.
 
 use super::shared::{self, Attached};
+use crate::sys::shm::Region;
 use crate::wire::PanicReport;
 use crate::wire::frame::{self, FrameKind};
 use serde::Serialize;
 use std::cell::RefCell;
 use std::os::fd::BorrowedFd;
+use std::sync::Arc;
+
+/// The encoded size from which a result crosses in a `memfd` (below it, the
+/// socket's copies cost less than making, filling and mapping one).
+pub(super) const MAPPED: usize = 1 << 20;
 
 /// Result frames not yet sent (see `worker_main`).
 pub(super) struct Batch {
@@ -19,11 +29,15 @@ pub(super) struct Batch {
     /// Where the `Values` frame at the end of `buf` starts, while results
     /// may still join it.
     open: Option<usize>,
+    /// Bytes of results waiting in `memfd`s (`Mapped` frames), counted as
+    /// waiting so that they leave as soon as small results of that size
+    /// would.
+    mapped: usize,
 }
 
 thread_local! {
     static OUT: RefCell<Batch> = const {
-        RefCell::new(Batch { buf: Vec::new(), attach: Attached::new(), open: None })
+        RefCell::new(Batch { buf: Vec::new(), attach: Attached::new(), open: None, mapped: 0 })
     };
 }
 
@@ -41,7 +55,7 @@ pub(super) fn flush(sock: BorrowedFd<'_>) -> bool {
 impl Batch {
     /// Bytes waiting.
     pub(super) fn len(&self) -> usize {
-        self.buf.len()
+        self.buf.len() + self.mapped
     }
 
     /// Sends what waits; false if the pool is gone.
@@ -50,6 +64,7 @@ impl Batch {
         self.buf.clear();
         self.attach.clear();
         self.open = None;
+        self.mapped = 0;
         ok
     }
 
@@ -103,8 +118,35 @@ impl Batch {
             self.open = Some(start);
             return;
         }
+        if self.buf.len() - item - 4 >= MAPPED && self.push_mapped(open, item) {
+            return;
+        }
         frame::end_frame(&mut self.buf, open);
         self.open = Some(open);
+    }
+
+    /// Moves the result encoded at `item` (the last of the `Values` frame
+    /// begun at `open`) into a `memfd` of its own, sent in a `Mapped` frame;
+    /// false (the result stays where it is) if no `memfd` could be made —
+    /// out of descriptors or memory, say.
+    #[cold]
+    fn push_mapped(&mut self, open: usize, item: usize) -> bool {
+        let Ok(region) = Region::copy_of(&self.buf[item + 4..]) else {
+            return false;
+        };
+        self.mapped += region.bytes().len();
+        let len = region.bytes().len() as u64;
+        self.buf.truncate(item);
+        self.close(open);
+        let at = self.buf.len();
+        let start = frame::begin_frame(&mut self.buf, FrameKind::Mapped);
+        self.buf.extend_from_slice(&len.to_le_bytes());
+        frame::end_frame(&mut self.buf, start);
+        self.attach.push_back((at, vec![Arc::new(region)]));
+        // The encoding buffer was as big as the result: give it back rather
+        // than keep it for the worker's life.
+        self.buf.shrink_to(MAPPED);
+        true
     }
 
     /// Ends the `Values` frame begun at `open` (dropping it if it holds no

@@ -5,9 +5,11 @@
 //! arena, with one entry per run of consecutive items — not a copy and a
 //! queue entry per result, which for tiny items were most of what the pool
 //! did with them. A panic, a failure or a single `Value` is an entry of its
-//! own.
+//! own, and so is a result that came in a `memfd`, kept mapped (not
+//! copied) until it is yielded.
 
 use super::TaskError;
+use crate::sys::shm::Region;
 use crate::wire::frame;
 use std::collections::VecDeque;
 use std::ops::Range;
@@ -24,6 +26,8 @@ enum Entry {
     /// One item's outcome: its bytes in the arena, or why there are none
     /// (boxed: the rare case stays out of the common entry's size).
     One(usize, Result<Range<usize>, Box<TaskError>>),
+    /// One item's result, in a mapping of its own.
+    Mapped(usize, Box<Region>),
 }
 
 /// Results waiting to be yielded, in the order they came.
@@ -55,6 +59,12 @@ impl Finished {
     pub(super) fn push_one(&mut self, idx: usize, outcome: Result<&[u8], TaskError>) {
         let kept = outcome.map(|bytes| self.keep(bytes)).map_err(Box::new);
         self.entries.push_back(Entry::One(idx, kept));
+        self.len += 1;
+    }
+
+    /// One item's result, mapped.
+    pub(super) fn push_mapped(&mut self, idx: usize, region: Region) {
+        self.entries.push_back(Entry::Mapped(idx, Box::new(region)));
         self.len += 1;
     }
 
@@ -101,6 +111,7 @@ impl Finished {
                 (idx, Ok(value), *left == 0)
             }
             Entry::One(idx, Ok(range)) => (*idx, Ok(&self.arena[range.clone()]), true),
+            Entry::Mapped(idx, region) => (*idx, Ok(region.bytes()), true),
             Entry::One(idx, Err(e)) => {
                 let e = std::mem::replace(&mut **e, TaskError::Interrupted);
                 (*idx, Err(e), true)
@@ -135,6 +146,7 @@ impl Finished {
                     }
                 }
                 Entry::One(idx, Ok(range)) => take(idx, Ok(&self.arena[range])),
+                Entry::Mapped(idx, region) => take(idx, Ok(region.bytes())),
                 Entry::One(idx, Err(e)) => take(idx, Err(*e)),
             }
         }

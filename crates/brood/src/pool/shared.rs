@@ -131,6 +131,27 @@ pub(super) fn receive_share(payload: &[u8], fds: &mut VecDeque<OwnedFd>, inbox: 
     }
 }
 
+/// The region a `Mapped` frame's `payload` announces, from the descriptors
+/// received (`fds`); or why the result cannot be read: its descriptor did
+/// not arrive (our limit on open files was reached), or is not a sealed
+/// file of that size.
+pub(super) fn receive_mapped(
+    payload: &[u8],
+    fds: &mut VecDeque<OwnedFd>,
+) -> Result<Region, String> {
+    let len = <[u8; 8]>::try_from(payload)
+        .ok()
+        .and_then(|b| usize::try_from(u64::from_le_bytes(b)).ok());
+    let (Some(len), Some(fd)) = (len, fds.pop_front()) else {
+        return Err(
+            "its result, sent as shared memory, did not arrive (the pool's process may be out of \
+             file descriptors)"
+                .into(),
+        );
+    };
+    Region::open(fd, len).map_err(|e| format!("cannot map its result of {len} bytes: {e}"))
+}
+
 /// Sends what it can of `buf[*pos..]`, each descriptor of `attach` with its
 /// byte; true once all of it is sent, false if the socket is full (a
 /// blocking socket is never full). `EPIPE` and other errors are returned.

@@ -254,6 +254,40 @@ impl Drop for RegionWriter {
 }
 
 impl Region {
+    /// A sealed region holding a copy of `data`, written with `pwrite(2)`
+    /// (one copy by the kernel, no page fault per page of a writable
+    /// mapping) and mapped read-only.
+    pub fn copy_of(data: &[u8]) -> io::Result<Region> {
+        let fd = memfd(c"brood-result", data.len())?;
+        let mut done = 0;
+        while done < data.len() {
+            let rest = &data[done..];
+            let at = libc::off_t::try_from(done)
+                .map_err(|_| io::Error::from_raw_os_error(libc::EFBIG))?;
+            // SAFETY: writing `rest` (valid for its length) to our own file at
+            // an offset within its size.
+            let n = unsafe { libc::pwrite(fd.as_raw_fd(), rest.as_ptr().cast(), rest.len(), at) };
+            if n < 0 {
+                let e = io::Error::last_os_error();
+                if e.kind() == io::ErrorKind::Interrupted {
+                    continue;
+                }
+                return Err(e);
+            }
+            if n == 0 {
+                return Err(io::Error::from(io::ErrorKind::WriteZero));
+            }
+            done += n as usize;
+        }
+        seal(fd.as_fd(), REGION_SEALS)?;
+        let ptr = map(&fd, data.len(), libc::PROT_READ, 0)?;
+        Ok(Region {
+            ptr,
+            len: data.len(),
+            fd,
+        })
+    }
+
     /// The region behind a descriptor another process sent: it must be sealed
     /// against writing and shrinking and hold at least `len` bytes. Mapped
     /// with `MAP_POPULATE`, so that reading it costs no page fault per page.
