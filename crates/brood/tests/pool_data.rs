@@ -371,7 +371,15 @@ fn big_results_arrive_intact_by_map_imap_and_submit_and_leave_no_descriptor() {
         }
         let task = pool.submit(big, 6).unwrap();
         assert!(intact(6, &task.wait().unwrap()), "{method:?} submit");
-        drop(out);
+        // It crossed in a memfd, which the handle holds mapped until it goes.
+        let mapped = || {
+            std::fs::read_to_string("/proc/self/maps")
+                .unwrap()
+                .contains("memfd:brood-result")
+        };
+        assert!(mapped(), "{method:?}: the result did not cross in a memfd");
+        drop((out, task));
+        assert!(!mapped(), "{method:?}: a result's memfd is still mapped");
         // (Workers replaced meanwhile may hold fewer; a memfd kept would
         // make more.)
         let after = open_fds();

@@ -12,6 +12,7 @@ use super::shared::{self, Attached};
 use crate::sys::shm::Region;
 use crate::wire::PanicReport;
 use crate::wire::frame::{self, FrameKind};
+use crate::wire::numbers;
 use serde::Serialize;
 use std::cell::RefCell;
 use std::os::fd::BorrowedFd;
@@ -94,6 +95,14 @@ impl Batch {
             None => frame::begin_frame(&mut self.buf, FrameKind::Values),
         };
         let item = self.buf.len();
+        // A big byte vector or string goes straight into its memfd (postcard
+        // writes it as its length and its bytes), not through the buffer.
+        if let Some(bytes) = numbers::as_bytes(r).filter(|b| b.len() >= MAPPED)
+            && let Ok(region) = Region::copy_of(&[&numbers::length_head(bytes.len()), bytes])
+        {
+            self.push_region(open, item, region);
+            return;
+        }
         // append_encoded_item takes back what it wrote when it fails.
         let (encoded, named) = shared::crossing(|| frame::append_encoded_item(&mut self.buf, r));
         if let Err(e) = encoded {
@@ -118,22 +127,22 @@ impl Batch {
             self.open = Some(start);
             return;
         }
-        if self.buf.len() - item - 4 >= MAPPED && self.push_mapped(open, item) {
+        // Without a memfd (out of descriptors, say), it stays in the buffer.
+        if self.buf.len() - item - 4 >= MAPPED
+            && let Ok(region) = Region::copy_of(&[&self.buf[item + 4..]])
+        {
+            self.push_region(open, item, region);
             return;
         }
         frame::end_frame(&mut self.buf, open);
         self.open = Some(open);
     }
 
-    /// Moves the result encoded at `item` (the last of the `Values` frame
-    /// begun at `open`) into a `memfd` of its own, sent in a `Mapped` frame;
-    /// false (the result stays where it is) if no `memfd` could be made —
-    /// out of descriptors or memory, say.
+    /// Puts the result encoded at `item` (the last of the `Values` frame
+    /// begun at `open`) in a `Mapped` frame of its own, its bytes now in
+    /// `region`.
     #[cold]
-    fn push_mapped(&mut self, open: usize, item: usize) -> bool {
-        let Ok(region) = Region::copy_of(&self.buf[item + 4..]) else {
-            return false;
-        };
+    fn push_region(&mut self, open: usize, item: usize, region: Region) {
         self.mapped += region.bytes().len();
         let len = region.bytes().len() as u64;
         self.buf.truncate(item);
@@ -143,10 +152,9 @@ impl Batch {
         self.buf.extend_from_slice(&len.to_le_bytes());
         frame::end_frame(&mut self.buf, start);
         self.attach.push_back((at, vec![Arc::new(region)]));
-        // The encoding buffer was as big as the result: give it back rather
-        // than keep it for the worker's life.
+        // The encoding buffer may have grown as big as the result: give it
+        // back rather than keep it for the worker's life.
         self.buf.shrink_to(MAPPED);
-        true
     }
 
     /// Ends the `Values` frame begun at `open` (dropping it if it holds no

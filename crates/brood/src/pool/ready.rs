@@ -30,6 +30,23 @@ enum Entry {
     Mapped(usize, Box<Region>),
 }
 
+/// A result's bytes, owned: a copy, or the mapping they came in.
+pub(super) enum Kept {
+    Bytes(Vec<u8>),
+    Mapped(Box<Region>),
+}
+
+impl std::ops::Deref for Kept {
+    type Target = [u8];
+
+    fn deref(&self) -> &[u8] {
+        match self {
+            Kept::Bytes(b) => b,
+            Kept::Mapped(r) => r.bytes(),
+        }
+    }
+}
+
 /// Results waiting to be yielded, in the order they came.
 #[derive(Default)]
 pub(super) struct Finished {
@@ -127,6 +144,22 @@ impl Finished {
             self.arena.clear();
         }
         Some(out)
+    }
+
+    /// The oldest result, its bytes owned: a mapped one is handed over as
+    /// it is, not copied.
+    pub(super) fn pop_owned(&mut self) -> Option<(usize, Result<Kept, TaskError>)> {
+        if let Some(Entry::Mapped(..)) = self.entries.front() {
+            let Some(Entry::Mapped(idx, region)) = self.entries.pop_front() else {
+                unreachable!("just seen");
+            };
+            self.len -= 1;
+            if self.len == 0 {
+                self.clear();
+            }
+            return Some((idx, Ok(Kept::Mapped(region))));
+        }
+        self.pop(|idx, outcome| (idx, outcome.map(|b| Kept::Bytes(b.to_vec()))))
     }
 
     /// Hands every waiting result to `take`, oldest first (a run's items in

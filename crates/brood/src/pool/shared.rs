@@ -12,6 +12,7 @@
 //! Serializing one anywhere else (to a file, to JSON) is an error: the handle
 //! means nothing outside its pool.
 
+use super::ready::Kept;
 use crate::sys::shm::{Region, RegionWriter};
 use crate::sys::socket::MAX_FDS;
 use crate::wire::frame::{self, FrameKind};
@@ -37,7 +38,7 @@ pub(super) struct Sharing {
 pub(super) type Inbox = HashMap<u64, Arc<Region>>;
 
 /// A result as it arrives: its bytes and the shared data it may name.
-pub(super) type Raw = std::result::Result<(Vec<u8>, Inbox), super::TaskError>;
+pub(super) type Raw = std::result::Result<(Kept, Inbox), super::TaskError>;
 
 thread_local! {
     /// While an argument or a result is encoded for crossing: the regions it

@@ -36,6 +36,7 @@ pub mod forklocal;
 pub mod image;
 pub mod interrupt;
 pub mod keeper;
+pub mod madvise;
 pub mod ns;
 pub mod pgrp;
 pub mod pidfd;

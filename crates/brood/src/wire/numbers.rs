@@ -77,10 +77,10 @@ pub(crate) fn decode<T: DeserializeOwned + Any>(
             .first_chunk::<4>()
             .map(|b| *s = Some(f32::from_le_bytes(*b)))
     } else if let Some(s) = slot.downcast_mut::<Option<Vec<u8>>>() {
-        read_bytes(bytes).map(|b| *s = Some(b.to_vec()))
+        read_bytes(bytes).map(|b| *s = Some(copy_bytes(b)))
     } else if let Some(s) = slot.downcast_mut::<Option<String>>() {
         read_bytes(bytes)
-            .and_then(|b| String::from_utf8(b.to_vec()).ok())
+            .and_then(|b| String::from_utf8(copy_bytes(b)).ok())
             .map(|v| *s = Some(v))
     } else {
         return None;
@@ -89,6 +89,34 @@ pub(crate) fn decode<T: DeserializeOwned + Any>(
         (Some(()), Some(v)) => Ok(v),
         _ => Err(postcard::Error::DeserializeBadVarint),
     })
+}
+
+/// The bytes of a `Vec<u8>` or a `String`, which postcard writes after
+/// their length ([`length_head`]); `None` for any other type.
+#[inline]
+pub(crate) fn as_bytes<T: Any>(value: &T) -> Option<&[u8]> {
+    let any = value as &dyn Any;
+    any.downcast_ref::<Vec<u8>>()
+        .map(Vec::as_slice)
+        .or_else(|| any.downcast_ref::<String>().map(String::as_bytes))
+}
+
+/// The varint length postcard writes before `len` bytes.
+pub(crate) fn length_head(len: usize) -> Vec<u8> {
+    let mut head = Vec::with_capacity(10);
+    varint(&mut head, len as u64);
+    head
+}
+
+/// `bytes` in a vector of their own; a big one's pages faulted in with one
+/// call first (see `sys::madvise`).
+fn copy_bytes(bytes: &[u8]) -> Vec<u8> {
+    let mut v = Vec::with_capacity(bytes.len());
+    if bytes.len() >= 1 << 20 {
+        crate::sys::madvise::populate_for_write(v.spare_capacity_mut());
+    }
+    v.extend_from_slice(bytes);
+    v
 }
 
 /// A varint length and that many bytes, at the start of `bytes`.
