@@ -345,23 +345,27 @@ fn intact(seed: usize, v: &[u8]) -> bool {
             .all(|(i, &b)| b == ((i + seed) % 251) as u8)
 }
 
-fn open_fds() -> usize {
-    std::fs::read_dir("/proc/self/fd").unwrap().count()
+fn two_workers_chunk_one(method: StartMethod) -> Pool {
+    Pool::builder(2)
+        .start_method(method)
+        .chunk_size(1)
+        .build()
+        .unwrap()
+}
+
+/// Descriptors of process `pid` ("self": this one) open on a result's memfd.
+fn result_fds(pid: &str) -> usize {
+    std::fs::read_dir(format!("/proc/{pid}/fd"))
+        .unwrap()
+        .filter_map(|e| std::fs::read_link(e.ok()?.path()).ok())
+        .filter(|target| target.to_string_lossy().contains("memfd:brood-result"))
+        .count()
 }
 
 #[test]
 fn big_results_arrive_intact_by_map_imap_and_submit_and_leave_no_descriptor() {
     for method in METHODS {
-        let pool = Pool::builder(2)
-            .start_method(method)
-            .chunk_size(1)
-            .build()
-            .unwrap();
-        // Warm: the pool's own descriptors are all open before counting.
-        pool.map(inc, 0..4).unwrap();
-        assert_eq!(pool.imap(inc, 0..4).unwrap().count(), 4);
-        pool.submit(inc, 1).unwrap().wait().unwrap();
-        let before = open_fds();
+        let pool = two_workers_chunk_one(method);
         let out = pool.map(big, [0, 2, 3]).unwrap();
         for (seed, r) in [0, 2, 3].into_iter().zip(&out) {
             assert!(intact(seed, r.as_ref().unwrap()), "{method:?} map {seed}");
@@ -380,24 +384,21 @@ fn big_results_arrive_intact_by_map_imap_and_submit_and_leave_no_descriptor() {
         assert!(mapped(), "{method:?}: the result did not cross in a memfd");
         drop((out, task));
         assert!(!mapped(), "{method:?}: a result's memfd is still mapped");
-        // (Workers replaced meanwhile may hold fewer; a memfd kept would
-        // make more.)
-        let after = open_fds();
-        assert!(
-            after <= before,
-            "{method:?}: {before} descriptors open, then {after}"
+        assert_eq!(
+            result_fds("self"),
+            0,
+            "{method:?}: a result's memfd is open"
         );
+        for pid in pool.worker_pids() {
+            assert_eq!(result_fds(&pid.to_string()), 0, "{method:?}: worker {pid}");
+        }
     }
 }
 
 #[test]
 fn a_worker_that_dies_among_big_results_fails_only_its_item() {
     for method in METHODS {
-        let pool = Pool::builder(2)
-            .start_method(method)
-            .chunk_size(1)
-            .build()
-            .unwrap();
+        let pool = two_workers_chunk_one(method);
         let out = pool.map(big, [0, 1, 2, 3]).unwrap();
         assert!(
             matches!(out[1], Err(TaskError::WorkerDied { .. })),
