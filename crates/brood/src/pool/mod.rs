@@ -39,7 +39,7 @@
 //! sealed `memfd` of its own, not through the worker's socket: the pool maps
 //! it and decodes from the mapping (a `Vec<u8>` or `String` is written into
 //! it directly, and copied once out of it). A 200 MiB `Vec<u8>` takes
-//! 1.1–1.25× what it takes from a [`Process`](crate::Process) on 2 loaded
+//! 0.97–1.08× what it takes from a [`Process`](crate::Process) on 2 loaded
 //! CPUs (`cargo bench -p brood --bench data -- big`). A worker that cannot
 //! make one (out of descriptors) sends the bytes through its socket.
 //!
