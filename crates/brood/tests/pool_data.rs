@@ -445,3 +445,51 @@ fn a_worker_out_of_descriptors_still_sends_its_big_result() {
         assert!(intact(3, out[0].as_ref().unwrap()), "{method:?}");
     }
 }
+
+/// Sets this process's limit on open files to `free` descriptors past the
+/// lowest free one; gives back the old limit.
+fn limit_free_fds(free: u64) -> libc::rlimit {
+    // SAFETY: dup and close of a descriptor made here; get/setrlimit with
+    // valid pointers.
+    unsafe {
+        let lowest = libc::dup(0);
+        assert!(lowest >= 0);
+        libc::close(lowest);
+        let mut old: libc::rlimit = std::mem::zeroed();
+        assert_eq!(libc::getrlimit(libc::RLIMIT_NOFILE, &mut old), 0);
+        let new = libc::rlimit {
+            rlim_cur: lowest as libc::rlim_t + free,
+            rlim_max: old.rlim_max,
+        };
+        assert_eq!(libc::setrlimit(libc::RLIMIT_NOFILE, &new), 0);
+        old
+    }
+}
+
+#[test]
+fn a_pool_out_of_descriptors_fails_a_big_result_by_name_and_goes_on() {
+    for method in METHODS {
+        let pool = Pool::builder(1).start_method(method).build().unwrap();
+        pool.map(inc, 0..4).unwrap();
+        for free in 0..4 {
+            let old = limit_free_fds(free);
+            let got = pool.map(big, [2]);
+            // SAFETY: restoring the limit read above.
+            unsafe { libc::setrlimit(libc::RLIMIT_NOFILE, &old) };
+            // Refused at the start, or the result came, or its item failed
+            // saying why: never wrong bytes, never a hang.
+            if let Ok(mut out) = got {
+                match out.pop().unwrap() {
+                    Ok(v) => assert!(intact(2, &v), "{method:?}, {free} free"),
+                    Err(TaskError::Failed { reason }) => {
+                        assert!(reason.contains("descriptors"), "{method:?}: {reason}")
+                    }
+                    Err(e) => panic!("{method:?}, {free} free: {e:?}"),
+                }
+            }
+        }
+        let out = pool.map(big, [3]).unwrap();
+        assert!(intact(3, out[0].as_ref().unwrap()), "{method:?}");
+        assert_eq!(result_fds("self"), 0, "{method:?}");
+    }
+}
