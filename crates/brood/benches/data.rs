@@ -4,12 +4,15 @@
 //! sequential loop, rayon (2 threads) and brood `Pool(2)` under each start
 //! method, the data in a [`SharedSlice`] (no copy, no encoding); then
 //! per-item overhead (`imap`, chunk 1) against CPython's
-//! `Pool.imap(chunksize=1)`, and the parent's memory over a 10 M-item `imap`.
-//! All in one run, interleaved; medians and ratios.
+//! `Pool.imap(chunksize=1)`, and the parent's memory over a 10 M-item `imap`;
+//! then a 200 MiB `Vec<u8>` result through a Pool (`map` of one item, and
+//! `submit`) against the same from a `Process`, under Fork and ForkServer.
+//! All in one run, interleaved; medians and ratios. `-- big` runs only the
+//! last part.
 
 mod common;
 
-use brood::{Pool, SharedSlice, StartMethod};
+use brood::{Pool, Process, SharedSlice, StartMethod};
 use common::{Group, context, fmt, ratio};
 use std::ops::Range;
 use std::time::Duration;
@@ -145,6 +148,10 @@ fn main() {
     // The procspawn pool's workers re-execute this binary and run from here.
     procspawn::init();
     println!("# brood data bench — {}", context());
+    if std::env::args().any(|a| a == "big") {
+        big_results();
+        return;
+    }
     // Filled in place: the data never exists outside shared memory.
     let data = SharedSlice::from_fn(N, |i| ((i as f64) * 0.618_033_988_75).fract()).expect("data");
     let plain: Vec<f64> = data.to_vec();
@@ -277,4 +284,72 @@ fn main() {
         fmt(t.elapsed()),
         peak.saturating_sub(before) >> 10
     );
+    big_results();
+}
+
+/// The size of the big result.
+const BIG: usize = 200 << 20;
+
+/// A big result: `n` bytes written (not the kernel's shared zero page),
+/// as cheaply as can be, so that the time is the crossing's.
+fn big(n: usize) -> Vec<u8> {
+    let mut v = vec![7u8; n];
+    v[n - 1] = 9;
+    v
+}
+
+fn check_big(v: &[u8]) {
+    assert_eq!(v.len(), BIG);
+    assert_eq!((v[0], v[BIG - 1]), (7, 9));
+}
+
+/// A 200 MiB result through a Pool (`map` of one item, `submit`) and from a
+/// `Process`, per start method.
+fn big_results() {
+    let methods = [
+        ("Fork", StartMethod::Fork),
+        ("ForkServer", StartMethod::ForkServer),
+    ];
+    let pools: Vec<(&str, StartMethod, Pool)> = methods
+        .iter()
+        .map(|&(name, m)| {
+            (
+                name,
+                m,
+                Pool::builder(1).start_method(m).build().expect("pool"),
+            )
+        })
+        .collect();
+    let mut g = Group::new("a 200 MiB Vec<u8> result, 1 worker")
+        .rounds(7)
+        .iters(1);
+    for (name, method, pool) in &pools {
+        let method = *method;
+        g.case(format!("Process [{name}]"), move || {
+            let mut p = Process::new(big, BIG);
+            p.start_method(method);
+            check_big(&p.start().expect("start").join().expect("join"));
+        });
+        g.case(format!("Pool::map, one item [{name}]"), move || {
+            let mut out = pool.map(big, [BIG]).expect("map");
+            check_big(&out.pop().expect("one").expect("item"));
+        });
+        g.case(format!("Pool::submit [{name}]"), move || {
+            let task = pool.submit(big, BIG).expect("submit");
+            check_big(&task.wait().expect("item"));
+        });
+    }
+    let r = g.run();
+    for (name, _, _) in &pools {
+        let process = r.median(&format!("Process [{name}]"));
+        for call in ["Pool::map, one item", "Pool::submit"] {
+            let pool = r.median(&format!("{call} [{name}]"));
+            ratio(
+                &format!("{call} / Process [{name}]"),
+                pool,
+                process,
+                Some(1.2),
+            );
+        }
+    }
 }

@@ -327,3 +327,172 @@ fn a_worker_keeps_shared_data_between_maps_and_lets_go_when_the_pool_does() {
         );
     }
 }
+
+/// A result past the size that crosses in a `memfd` (1 MiB).
+const BIG: usize = 3 << 20;
+
+/// `n` bytes that differ from their neighbours, plus the seed (so that each
+/// item's result is its own); item 1 kills its worker instead.
+fn big(seed: usize) -> Vec<u8> {
+    if seed == 1 {
+        // SAFETY: the worker kills itself, which is the point of the test.
+        unsafe { libc::kill(libc::getpid(), libc::SIGKILL) };
+    }
+    (0..BIG).map(|i| ((i + seed) % 251) as u8).collect()
+}
+
+fn intact(seed: usize, v: &[u8]) -> bool {
+    v.len() == BIG
+        && v.iter()
+            .enumerate()
+            .all(|(i, &b)| b == ((i + seed) % 251) as u8)
+}
+
+fn two_workers_chunk_one(method: StartMethod) -> Pool {
+    Pool::builder(2)
+        .start_method(method)
+        .chunk_size(1)
+        .build()
+        .unwrap()
+}
+
+/// Descriptors of process `pid` ("self": this one) open on a result's memfd.
+fn result_fds(pid: &str) -> usize {
+    std::fs::read_dir(format!("/proc/{pid}/fd"))
+        .unwrap()
+        .filter_map(|e| std::fs::read_link(e.ok()?.path()).ok())
+        .filter(|target| target.to_string_lossy().contains("memfd:brood-result"))
+        .count()
+}
+
+#[test]
+fn big_results_arrive_intact_by_map_imap_and_submit_and_leave_no_descriptor() {
+    for method in METHODS {
+        let pool = two_workers_chunk_one(method);
+        let out = pool.map(big, [0, 2, 3]).unwrap();
+        for (seed, r) in [0, 2, 3].into_iter().zip(&out) {
+            assert!(intact(seed, r.as_ref().unwrap()), "{method:?} map {seed}");
+        }
+        for (seed, r) in [4, 5].into_iter().zip(pool.imap(big, [4, 5]).unwrap()) {
+            assert!(intact(seed, &r.unwrap()), "{method:?} imap {seed}");
+        }
+        let task = pool.submit(big, 6).unwrap();
+        assert!(intact(6, &task.wait().unwrap()), "{method:?} submit");
+        // It crossed in a memfd, which the handle holds mapped until it goes.
+        let mapped = || {
+            std::fs::read_to_string("/proc/self/maps")
+                .unwrap()
+                .contains("memfd:brood-result")
+        };
+        assert!(mapped(), "{method:?}: the result did not cross in a memfd");
+        drop((out, task));
+        assert!(!mapped(), "{method:?}: a result's memfd is still mapped");
+        assert_eq!(
+            result_fds("self"),
+            0,
+            "{method:?}: a result's memfd is open"
+        );
+        for pid in pool.worker_pids() {
+            assert_eq!(result_fds(&pid.to_string()), 0, "{method:?}: worker {pid}");
+        }
+    }
+}
+
+#[test]
+fn a_worker_that_dies_among_big_results_fails_only_its_item() {
+    for method in METHODS {
+        let pool = two_workers_chunk_one(method);
+        let out = pool.map(big, [0, 1, 2, 3]).unwrap();
+        assert!(
+            matches!(out[1], Err(TaskError::WorkerDied { .. })),
+            "{method:?}: {:?}",
+            out[1].as_ref().map(Vec::len)
+        );
+        for seed in [0, 2, 3] {
+            assert!(
+                intact(seed, out[seed].as_ref().unwrap()),
+                "{method:?} {seed}"
+            );
+        }
+    }
+}
+
+/// Leaves the worker no descriptor to make a `memfd` with, then returns a
+/// big result: it crosses through the socket instead.
+fn big_without_descriptors(seed: usize) -> Vec<u8> {
+    // SAFETY: dup and close of a descriptor this function made; setrlimit
+    // and memfd_create with valid arguments.
+    unsafe {
+        // The lowest free descriptor number: every one below it is open.
+        let free = libc::dup(0);
+        assert!(free >= 0);
+        libc::close(free);
+        let mut lim: libc::rlimit = std::mem::zeroed();
+        assert_eq!(libc::getrlimit(libc::RLIMIT_NOFILE, &mut lim), 0);
+        lim.rlim_cur = free as libc::rlim_t;
+        assert_eq!(libc::setrlimit(libc::RLIMIT_NOFILE, &lim), 0);
+        let probe = libc::memfd_create(c"probe".as_ptr(), libc::MFD_CLOEXEC);
+        assert!(probe < 0, "the worker could still open a descriptor");
+    }
+    big(seed)
+}
+
+#[test]
+fn a_worker_out_of_descriptors_still_sends_its_big_result() {
+    for method in METHODS {
+        let pool = Pool::builder(1).start_method(method).build().unwrap();
+        let out = pool.map(big_without_descriptors, [2]).unwrap();
+        assert!(intact(2, out[0].as_ref().unwrap()), "{method:?}");
+        // The worker goes on (its limit stays low: the results go inline).
+        let out = pool.map(big, [3]).unwrap();
+        assert!(intact(3, out[0].as_ref().unwrap()), "{method:?}");
+    }
+}
+
+/// Sets this process's limit on open files to `free` descriptors past the
+/// lowest free one; gives back the old limit.
+fn limit_free_fds(free: u64) -> libc::rlimit {
+    // SAFETY: dup and close of a descriptor made here; get/setrlimit with
+    // valid pointers.
+    unsafe {
+        let lowest = libc::dup(0);
+        assert!(lowest >= 0);
+        libc::close(lowest);
+        let mut old: libc::rlimit = std::mem::zeroed();
+        assert_eq!(libc::getrlimit(libc::RLIMIT_NOFILE, &mut old), 0);
+        let new = libc::rlimit {
+            rlim_cur: lowest as libc::rlim_t + free,
+            rlim_max: old.rlim_max,
+        };
+        assert_eq!(libc::setrlimit(libc::RLIMIT_NOFILE, &new), 0);
+        old
+    }
+}
+
+#[test]
+fn a_pool_out_of_descriptors_fails_a_big_result_by_name_and_goes_on() {
+    for method in METHODS {
+        let pool = Pool::builder(1).start_method(method).build().unwrap();
+        pool.map(inc, 0..4).unwrap();
+        for free in 0..4 {
+            let old = limit_free_fds(free);
+            let got = pool.map(big, [2]);
+            // SAFETY: restoring the limit read above.
+            unsafe { libc::setrlimit(libc::RLIMIT_NOFILE, &old) };
+            // Refused at the start, or the result came, or its item failed
+            // saying why: never wrong bytes, never a hang.
+            if let Ok(mut out) = got {
+                match out.pop().unwrap() {
+                    Ok(v) => assert!(intact(2, &v), "{method:?}, {free} free"),
+                    Err(TaskError::Failed { reason }) => {
+                        assert!(reason.contains("descriptors"), "{method:?}: {reason}")
+                    }
+                    Err(e) => panic!("{method:?}, {free} free: {e:?}"),
+                }
+            }
+        }
+        let out = pool.map(big, [3]).unwrap();
+        assert!(intact(3, out[0].as_ref().unwrap()), "{method:?}");
+        assert_eq!(result_fds("self"), 0, "{method:?}");
+    }
+}

@@ -17,6 +17,7 @@ use super::ready::Finished;
 use super::reruns::Reruns;
 use super::shared::{self, Inbox, Sharing};
 use crate::sys::image::FnRef;
+use crate::sys::shm::Region;
 use crate::wire::TaskHead;
 use crate::wire::frame::{self, FrameKind};
 use std::collections::HashMap;
@@ -294,6 +295,13 @@ impl<'s> Run<'s> {
     /// Records an item's outcome; the window moves past answered items.
     pub(super) fn finish(&mut self, idx: usize, outcome: Outcome<'_>) {
         self.finished.push_one(idx, outcome);
+        self.answered(idx);
+    }
+
+    /// Records item `idx`'s result, whose bytes came in a `memfd` (mapped:
+    /// decoded from there, not copied).
+    pub(super) fn finish_mapped(&mut self, idx: usize, region: Region) {
+        self.finished.push_mapped(idx, region);
         self.answered(idx);
     }
 

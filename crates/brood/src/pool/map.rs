@@ -332,10 +332,8 @@ impl<'a, R: DeserializeOwned + 'static> MapUnordered<'a, R> {
     /// the map received (a result may name some), if one is waiting.
     pub(super) fn pop_raw(&mut self) -> Option<(usize, shared::Raw)> {
         let inbox = &self.run.inbox;
-        let (idx, value) = self
-            .run
-            .finished
-            .pop(|idx, outcome| (idx, outcome.map(|bytes| (bytes.to_vec(), inbox.clone()))))?;
+        let (idx, value) = self.run.finished.pop_owned()?;
+        let value = value.map(|bytes| (bytes, inbox.clone()));
         self.run.yielded += 1;
         Some((idx, value))
     }

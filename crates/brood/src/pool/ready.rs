@@ -5,9 +5,11 @@
 //! arena, with one entry per run of consecutive items — not a copy and a
 //! queue entry per result, which for tiny items were most of what the pool
 //! did with them. A panic, a failure or a single `Value` is an entry of its
-//! own.
+//! own, and so is a result that came in a `memfd`, kept mapped (not
+//! copied) until it is yielded.
 
 use super::TaskError;
+use crate::sys::shm::Region;
 use crate::wire::frame;
 use std::collections::VecDeque;
 use std::ops::Range;
@@ -24,6 +26,25 @@ enum Entry {
     /// One item's outcome: its bytes in the arena, or why there are none
     /// (boxed: the rare case stays out of the common entry's size).
     One(usize, Result<Range<usize>, Box<TaskError>>),
+    /// One item's result, in a mapping of its own.
+    Mapped(usize, Box<Region>),
+}
+
+/// A result's bytes, owned: a copy, or the mapping they came in.
+pub(super) enum Kept {
+    Bytes(Vec<u8>),
+    Mapped(Box<Region>),
+}
+
+impl std::ops::Deref for Kept {
+    type Target = [u8];
+
+    fn deref(&self) -> &[u8] {
+        match self {
+            Kept::Bytes(b) => b,
+            Kept::Mapped(r) => r.bytes(),
+        }
+    }
 }
 
 /// Results waiting to be yielded, in the order they came.
@@ -55,6 +76,12 @@ impl Finished {
     pub(super) fn push_one(&mut self, idx: usize, outcome: Result<&[u8], TaskError>) {
         let kept = outcome.map(|bytes| self.keep(bytes)).map_err(Box::new);
         self.entries.push_back(Entry::One(idx, kept));
+        self.len += 1;
+    }
+
+    /// One item's result, mapped.
+    pub(super) fn push_mapped(&mut self, idx: usize, region: Region) {
+        self.entries.push_back(Entry::Mapped(idx, Box::new(region)));
         self.len += 1;
     }
 
@@ -101,6 +128,7 @@ impl Finished {
                 (idx, Ok(value), *left == 0)
             }
             Entry::One(idx, Ok(range)) => (*idx, Ok(&self.arena[range.clone()]), true),
+            Entry::Mapped(idx, region) => (*idx, Ok(region.bytes()), true),
             Entry::One(idx, Err(e)) => {
                 let e = std::mem::replace(&mut **e, TaskError::Interrupted);
                 (*idx, Err(e), true)
@@ -116,6 +144,22 @@ impl Finished {
             self.arena.clear();
         }
         Some(out)
+    }
+
+    /// The oldest result, its bytes owned: a mapped one is handed over as
+    /// it is, not copied.
+    pub(super) fn pop_owned(&mut self) -> Option<(usize, Result<Kept, TaskError>)> {
+        if let Some(Entry::Mapped(..)) = self.entries.front() {
+            let Some(Entry::Mapped(idx, region)) = self.entries.pop_front() else {
+                unreachable!("just seen");
+            };
+            self.len -= 1;
+            if self.len == 0 {
+                self.clear();
+            }
+            return Some((idx, Ok(Kept::Mapped(region))));
+        }
+        self.pop(|idx, outcome| (idx, outcome.map(|b| Kept::Bytes(b.to_vec()))))
     }
 
     /// Hands every waiting result to `take`, oldest first (a run's items in
@@ -135,6 +179,7 @@ impl Finished {
                     }
                 }
                 Entry::One(idx, Ok(range)) => take(idx, Ok(&self.arena[range])),
+                Entry::Mapped(idx, region) => take(idx, Ok(region.bytes())),
                 Entry::One(idx, Err(e)) => take(idx, Err(*e)),
             }
         }

@@ -530,6 +530,10 @@ pub(super) fn parse(w: &mut Worker, run: &mut Run<'_>) -> bool {
             pos += used;
             continue;
         }
+        // A result in a memfd: its descriptor is taken whoever the result
+        // is for, so that those of later frames stay in step.
+        let mapped =
+            (kind == FrameKind::Mapped).then(|| shared::receive_mapped(payload, &mut w.fds));
         let Some(idx) = w.inflight.pop_front() else {
             if w.discard > 0 && kind != FrameKind::Task && kind != FrameKind::Quit {
                 // The answer to an item handed away: thrown away.
@@ -541,8 +545,17 @@ pub(super) fn parse(w: &mut Worker, run: &mut Run<'_>) -> bool {
             ok = false;
             break;
         };
+        if let Some(Ok(region)) = mapped {
+            run.finish_mapped(idx, region);
+            w.received += 1;
+            pos += used;
+            continue;
+        }
         let outcome = match kind {
             FrameKind::Value => Ok(payload),
+            FrameKind::Mapped => Err(TaskError::Failed {
+                reason: mapped.and_then(|m| m.err()).unwrap_or_default(),
+            }),
             FrameKind::Panic => {
                 let PanicReport { message, location } = PanicReport::decode(payload);
                 Err(TaskError::Panicked { message, location })

@@ -12,6 +12,7 @@
 //! Serializing one anywhere else (to a file, to JSON) is an error: the handle
 //! means nothing outside its pool.
 
+use super::ready::Kept;
 use crate::sys::shm::{Region, RegionWriter};
 use crate::sys::socket::MAX_FDS;
 use crate::wire::frame::{self, FrameKind};
@@ -37,7 +38,7 @@ pub(super) struct Sharing {
 pub(super) type Inbox = HashMap<u64, Arc<Region>>;
 
 /// A result as it arrives: its bytes and the shared data it may name.
-pub(super) type Raw = std::result::Result<(Vec<u8>, Inbox), super::TaskError>;
+pub(super) type Raw = std::result::Result<(Kept, Inbox), super::TaskError>;
 
 thread_local! {
     /// While an argument or a result is encoded for crossing: the regions it
@@ -129,6 +130,27 @@ pub(super) fn receive_share(payload: &[u8], fds: &mut VecDeque<OwnedFd>, inbox: 
             inbox.insert(id, Arc::new(region));
         }
     }
+}
+
+/// The region a `Mapped` frame's `payload` announces, from the descriptors
+/// received (`fds`); or why the result cannot be read: its descriptor did
+/// not arrive (our limit on open files was reached), or is not a sealed
+/// file of that size.
+pub(super) fn receive_mapped(
+    payload: &[u8],
+    fds: &mut VecDeque<OwnedFd>,
+) -> Result<Region, String> {
+    let len = <[u8; 8]>::try_from(payload)
+        .ok()
+        .and_then(|b| usize::try_from(u64::from_le_bytes(b)).ok());
+    let (Some(len), Some(fd)) = (len, fds.pop_front()) else {
+        return Err(
+            "its result, sent as shared memory, did not arrive (the pool's process may be out of \
+             file descriptors)"
+                .into(),
+        );
+    };
+    Region::open(fd, len).map_err(|e| format!("cannot map its result of {len} bytes: {e}"))
 }
 
 /// Sends what it can of `buf[*pos..]`, each descriptor of `attach` with its

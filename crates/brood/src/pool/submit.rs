@@ -257,7 +257,7 @@ impl<R> TaskHandle<R> {
 /// A result's bytes, undecoded.
 fn encoded(raw: &Raw) -> std::result::Result<Vec<u8>, TaskError> {
     raw.as_ref()
-        .map(|(bytes, _)| bytes.clone())
+        .map(|(bytes, _)| bytes.to_vec())
         .map_err(Clone::clone)
 }
 

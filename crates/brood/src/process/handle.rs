@@ -309,7 +309,11 @@ impl<R: DeserializeOwned + 'static> Handle<R> {
                 reason: Some(wire::decode_reason(&payload)),
             }),
             Some((
-                kind @ (FrameKind::Task | FrameKind::Quit | FrameKind::Share | FrameKind::Values),
+                kind @ (FrameKind::Task
+                | FrameKind::Quit
+                | FrameKind::Share
+                | FrameKind::Values
+                | FrameKind::Mapped),
                 _,
             )) => Err(JoinError::Decode {
                 pid,

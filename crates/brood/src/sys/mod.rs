@@ -40,6 +40,7 @@ pub mod forklocal;
 pub mod image;
 pub mod interrupt;
 pub mod keeper;
+pub mod madvise;
 pub mod notify;
 pub mod ns;
 pub mod pgrp;

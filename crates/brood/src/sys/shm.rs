@@ -53,6 +53,30 @@ fn memfd(name: &std::ffi::CStr, len: usize) -> io::Result<OwnedFd> {
     Ok(fd)
 }
 
+/// Writes all of `data` to `fd` from offset `start` on.
+fn write_at(fd: BorrowedFd<'_>, data: &[u8], start: usize) -> io::Result<()> {
+    let mut done = 0;
+    while done < data.len() {
+        let rest = &data[done..];
+        let at = libc::off_t::try_from(start + done)
+            .map_err(|_| io::Error::from_raw_os_error(libc::EFBIG))?;
+        // SAFETY: writing `rest` (valid for its length) to a file we hold.
+        let n = unsafe { libc::pwrite(fd.as_raw_fd(), rest.as_ptr().cast(), rest.len(), at) };
+        if n < 0 {
+            let e = io::Error::last_os_error();
+            if e.kind() == io::ErrorKind::Interrupted {
+                continue;
+            }
+            return Err(e);
+        }
+        if n == 0 {
+            return Err(io::Error::from(io::ErrorKind::WriteZero));
+        }
+        done += n as usize;
+    }
+    Ok(())
+}
+
 /// `F_ADD_SEALS` on our own `memfd`.
 fn seal(fd: BorrowedFd<'_>, seals: libc::c_int) -> io::Result<()> {
     // SAFETY: an fcntl with an integer argument on a descriptor we hold.
@@ -254,6 +278,22 @@ impl Drop for RegionWriter {
 }
 
 impl Region {
+    /// A sealed region holding a copy of `parts`, one after the other,
+    /// written with `pwrite(2)` (one copy by the kernel, no page fault per
+    /// page of a writable mapping) and mapped read-only.
+    pub fn copy_of(parts: &[&[u8]]) -> io::Result<Region> {
+        let len = parts.iter().map(|p| p.len()).sum();
+        let fd = memfd(c"brood-result", len)?;
+        let mut at = 0;
+        for part in parts {
+            write_at(fd.as_fd(), part, at)?;
+            at += part.len();
+        }
+        seal(fd.as_fd(), REGION_SEALS)?;
+        let ptr = map(&fd, len, libc::PROT_READ, 0)?;
+        Ok(Region { ptr, len, fd })
+    }
+
     /// The region behind a descriptor another process sent: it must be sealed
     /// against writing and shrinking and hold at least `len` bytes. Mapped
     /// with `MAP_POPULATE`, so that reading it costs no page fault per page.

@@ -54,6 +54,10 @@ pub(crate) enum FrameKind {
     /// successes, not per result: for tiny items the header was most of
     /// what crossed).
     Values = 7,
+    /// Worker → pool: one result too big to copy through the socket: its
+    /// postcard bytes are in a sealed `memfd` attached to the frame's first
+    /// byte (`SCM_RIGHTS`); the payload is their length, a `u64` (LE).
+    Mapped = 8,
 }
 
 impl FrameKind {
@@ -66,6 +70,7 @@ impl FrameKind {
             5 => Some(FrameKind::Quit),
             6 => Some(FrameKind::Share),
             7 => Some(FrameKind::Values),
+            8 => Some(FrameKind::Mapped),
             _ => None,
         }
     }

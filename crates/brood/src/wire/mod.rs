@@ -14,7 +14,7 @@
 //! undecodable payload is an error of that one message, never a panic.
 
 pub(crate) mod frame;
-mod numbers;
+pub(crate) mod numbers;
 
 pub(crate) use frame::{DecodeError, FrameKind};
 
