@@ -332,7 +332,9 @@ where
     // each child gets what the program ignores at its own start.
     req.ignored =
         sys::fork::ignored_signals().unwrap_or_else(|_| sys::sigaction::ignored_classic());
-    // One retry: a server that died since the last start is replaced.
+    // One retry: a server that died since the last start is replaced; and
+    // one for a child whose pidfd the kernel dropped for want of a slot here
+    // (the listener raised the soft limit meanwhile; the child was killed).
     let mut attempt = 0;
     loop {
         attempt += 1;
@@ -340,6 +342,7 @@ where
         match ask(&conn, &req, policy, arg, handed_down.as_ref()) {
             Ok(started) => return Ok(started),
             Err(e) if conn.is_dead() && attempt < 2 => drop(e),
+            Err(Error::DescriptorLimit { .. }) if attempt < 2 && crate::fdlimit::make_room() => {}
             Err(e) => return Err(e),
         }
     }
@@ -544,7 +547,8 @@ fn listen(conn: Arc<Conn>) {
                 let adopted = match (fds.into_iter().next(), want_pidfd) {
                     (Some(fd), _) => crate::exit::adopt_remote(pid, Some(fd), relay, policy),
                     (None, false) => crate::exit::adopt_remote(pid, None, relay, policy),
-                    // The kernel drops descriptors we have no room for.
+                    // The kernel drops descriptors we have no room for:
+                    // the start tries again once the limit is raised.
                     (None, true) => Err(crate::fdlimit::error(
                         "receiving a fork-server child's pidfd",
                         std::io::Error::from_raw_os_error(libc::EMFILE),
