@@ -116,7 +116,8 @@ const CLAIMED: i32 = -2;
 fn pipe_inode(fd: std::os::fd::RawFd) -> Option<u64> {
     // SAFETY: `stat` is plain data, valid when zeroed.
     let mut st: libc::stat = unsafe { std::mem::zeroed() };
-    // SAFETY: fstat fills a stat struct we own; a closed `fd` is EBADF.
+    // SAFETY: fstat fills a stat struct we own; a number that is not open
+    // (the table may hold stale ones) is EBADF, not undefined behaviour.
     if unsafe { libc::fstat(fd, &mut st) } != 0 {
         return None;
     }
@@ -241,16 +242,8 @@ pub fn thread_count() -> io::Result<usize> {
 pub fn ignored_signals() -> io::Result<u64> {
     let mut buf = [0u8; 1024];
     let text = read_self_stat(&mut buf)?;
-    let close = text.iter().rposition(|&b| b == b')');
-    let field = close.and_then(|close| {
-        let rest = std::str::from_utf8(&text[close + 1..]).ok()?;
-        // proc(5) numbers fields from 1: field n is the (n - 3)th after comm.
-        rest.split_ascii_whitespace()
-            .nth(33 - 3)?
-            .parse::<u64>()
-            .ok()
-    });
-    field.ok_or_else(|| io::Error::other("/proc/self/stat has no sigignore field"))
+    super::procfs::stat_number(text, 33)
+        .ok_or_else(|| io::Error::other("/proc/self/stat has no sigignore field"))
 }
 
 /// This process's `/proc/self/stat`, parsed.

@@ -257,18 +257,30 @@ pub fn parse_stat(text: &[u8]) -> Result<Stat, MalformedStat> {
 /// has had a chance to run again. Unreadable text counts as dying.
 pub(crate) fn shows_dying(text: &[u8]) -> bool {
     const PF_EXITING: u64 = 0x4;
-    let Some(close) = text.iter().rposition(|&b| b == b')') else {
+    let (Some(state), Some(flags), Some(pending)) = (
+        stat_field(text, 3),
+        stat_number(text, 9),
+        stat_number(text, 31),
+    ) else {
         return true;
     };
-    let Ok(rest) = std::str::from_utf8(&text[close + 1..]) else {
-        return true;
-    };
-    let fields: Vec<&str> = rest.split_ascii_whitespace().collect();
-    let number = |n: usize| fields.get(n - 3).and_then(|f| f.parse::<u64>().ok());
-    let (Some(state), Some(flags), Some(pending)) = (fields.first(), number(9), number(31)) else {
-        return true;
-    };
-    matches!(*state, "Z" | "X" | "x") || flags & PF_EXITING != 0 || pending & (1 << 8) != 0
+    matches!(state, "Z" | "X" | "x") || flags & PF_EXITING != 0 || pending & (1 << 8) != 0
+}
+
+/// Field `n` of a `/proc/<pid>/stat` text, numbered from 1 as proc(5) does
+/// (`n` ≥ 3: the state and what follows). Counted after the command name's
+/// *last* `)`, since the name may hold spaces and parentheses (see
+/// [`parse_stat`]). `None` when the text has no such field. Allocates
+/// nothing: a forked child and the fork-server path read it.
+pub(crate) fn stat_field(text: &[u8], n: usize) -> Option<&str> {
+    let close = text.iter().rposition(|&b| b == b')')?;
+    let rest = std::str::from_utf8(&text[close + 1..]).ok()?;
+    rest.split_ascii_whitespace().nth(n.checked_sub(3)?)
+}
+
+/// [`stat_field`] `n` as a number.
+pub(crate) fn stat_number(text: &[u8], n: usize) -> Option<u64> {
+    stat_field(text, n)?.parse().ok()
 }
 
 /// Reads `/proc/<pid>/stat`; `Ok(None)` when there is no such process (any more).

@@ -39,10 +39,8 @@ fn ticks(n: u64) -> Duration {
 /// assert!(me.rss > 0 && me.peak_rss >= me.rss);
 /// ```
 pub fn process(pid: u32) -> Option<ProcUsage> {
-    let stat = std::fs::read_to_string(format!("/proc/{pid}/stat")).ok()?;
-    // After the command name's closing parenthesis: field 3 onwards.
-    let fields: Vec<&str> = stat.rsplit_once(')')?.1.split_whitespace().collect();
-    let field = |n: usize| fields.get(n - 3).and_then(|f| f.parse::<u64>().ok());
+    let stat = std::fs::read(format!("/proc/{pid}/stat")).ok()?;
+    let field = |n| super::procfs::stat_number(&stat, n);
     let mut usage = ProcUsage {
         user: ticks(field(14)?),
         system: ticks(field(15)?),
