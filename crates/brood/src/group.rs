@@ -10,6 +10,7 @@
 //! were re-parented to us — this process is a subreaper, or PID 1 — are
 //! reaped here: nobody else would, and each would keep the group "alive".
 
+use crate::sys::procfs::{ProcfsError, Stat};
 use crate::sys::{self, pidfd, procfs};
 use std::os::fd::AsFd;
 use std::time::{Duration, Instant};
@@ -17,6 +18,23 @@ use std::time::{Duration, Instant};
 /// How often to ask again where `/proc` cannot tell us (it shows another pid
 /// namespace than ours): `kill(-pgid, 0)`, zombies included.
 const BLIND_TICK: Duration = Duration::from_millis(5);
+
+/// The processes of group `pgid` as `/proc` shows them now, zombies
+/// included: each member's stat, and an `Err` for each process whose stat
+/// could not be read (it may or may not be a member). `Err` as a whole when
+/// `/proc` cannot be listed. One walk of `/proc` that stops, usage and the
+/// group's end all read.
+pub(crate) fn members(pgid: u32) -> Result<Vec<Result<Stat, ProcfsError>>, ProcfsError> {
+    let mut found = Vec::new();
+    for pid in procfs::pids()? {
+        match procfs::stat(pid) {
+            Ok(Some(s)) if s.pgrp == Some(pgid) => found.push(Ok(s)),
+            Ok(_) => {}
+            Err(e) => found.push(Err(e)),
+        }
+    }
+    Ok(found)
+}
 
 /// The members of group `pgid` that have not ended, after reaping those
 /// that ended as our own children (`brood_child` says which pids are brood's
@@ -28,18 +46,12 @@ fn living_members(pgid: u32, brood_child: &dyn Fn(u32) -> bool) -> Option<Vec<u3
         return None;
     }
     let mut living = Vec::new();
-    for pid in procfs::pids().ok()? {
-        let Ok(Some(s)) = procfs::stat(pid) else {
-            continue;
-        };
-        if s.pgrp != Some(pgid) {
-            continue;
-        }
+    for s in members(pgid).ok()?.into_iter().flatten() {
         if !s.state.has_ended() {
-            living.push(pid);
-        } else if s.ppid == me && !brood_child(pid) {
+            living.push(s.pid);
+        } else if s.ppid == me && !brood_child(s.pid) {
             // An orphan of the group, given to us as subreaper: ours to reap.
-            sys::reap::reap_ended_own(pid);
+            sys::reap::reap_ended_own(s.pid);
         }
     }
     Some(living)

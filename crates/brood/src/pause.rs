@@ -120,10 +120,10 @@ fn stopped(pid: u32) -> bool {
 /// Whether every member of group `pgid` is stopped or ended; `None` when
 /// `/proc` cannot be read.
 fn group_stopped(pgid: u32) -> Option<bool> {
-    let pids = procfs::pids().ok()?;
-    Some(pids.into_iter().all(|pid| match procfs::stat(pid) {
-        Ok(Some(s)) => s.pgrp != Some(pgid) || s.state.as_char() == 'T' || s.state.has_ended(),
-        Ok(None) => true,
-        Err(_) => false,
+    let members = crate::group::members(pgid).ok()?;
+    // A process that could not be read may be a member still running.
+    Some(members.iter().all(|m| {
+        m.as_ref()
+            .is_ok_and(|s| s.state.as_char() == 'T' || s.state.has_ended())
     }))
 }

@@ -5,7 +5,7 @@
 use crate::child::Child;
 use crate::error::Result;
 use crate::policy::Tree;
-use crate::sys::{cgroup, procfs, usage};
+use crate::sys::{cgroup, usage};
 use std::time::Duration;
 
 /// Where a [`Usage`]'s figures come from, which says how exact they are.
@@ -155,18 +155,11 @@ impl Child {
         Ok(match self.policy().tree {
             Tree::Own => sum([pid].into_iter(), Counted::Process),
             _ => {
-                let members = procfs::pids()
-                    .map_err(|e| {
-                        crate::error::Error::io("reading /proc", std::io::Error::other(e))
-                    })?
-                    .into_iter()
-                    .filter(|&p| {
-                        procfs::stat(p)
-                            .ok()
-                            .flatten()
-                            .is_some_and(|s| s.pgrp == Some(pid))
-                    });
-                sum(members, Counted::Group)
+                let members = crate::group::members(pid).map_err(|e| {
+                    crate::error::Error::io("reading /proc", std::io::Error::other(e))
+                })?;
+                let pids = members.into_iter().flatten().map(|s| s.pid);
+                sum(pids, Counted::Group)
             }
         })
     }
@@ -192,11 +185,7 @@ fn sum(pids: impl Iterator<Item = u32>, counted: Counted) -> Usage {
         u.rss += p.rss;
         u.peak_rss += p.peak_rss;
         // A zombie runs no more: its CPU time counts, not the process.
-        if procfs::stat(pid)
-            .ok()
-            .flatten()
-            .is_some_and(|s| !s.is_zombie())
-        {
+        if !p.zombie {
             u.processes += 1;
         }
     }

@@ -25,6 +25,9 @@ pub struct ProcUsage {
     pub rss: u64,
     /// Resident memory at its peak, in bytes (`VmHWM`; 0 for a zombie).
     pub peak_rss: u64,
+    /// Whether it has ended and waits to be reaped (state `Z`): its CPU
+    /// time counts, but it runs no more.
+    pub zombie: bool,
 }
 
 fn ticks(n: u64) -> Duration {
@@ -46,6 +49,7 @@ pub fn process(pid: u32) -> Option<ProcUsage> {
         system: ticks(field(15)?),
         children_user: ticks(field(16)?),
         children_system: ticks(field(17)?),
+        zombie: super::procfs::stat_field(&stat, 3) == Some("Z"),
         ..ProcUsage::default()
     };
     // A zombie has no memory, and no `Vm` lines.
