@@ -108,5 +108,5 @@ pub(crate) fn wait_gone(pgid: u32, deadline: Instant, brood_child: &dyn Fn(u32) 
 /// gives a group's number out again only once the group is empty, so that
 /// process (and any group it leads) is somebody else's.
 pub(crate) fn leader_pid_reused(pgid: u32) -> bool {
-    sys::pgrp::process_exists(pgid)
+    sys::pid_exists(pgid)
 }

@@ -54,15 +54,3 @@ pub fn group_exists(pgid: u32) -> bool {
         Err(e) => e.raw_os_error() == Some(libc::EPERM),
     }
 }
-
-/// Does process `pid` exist (alive or a zombie, ours or not)? (`kill(pid, 0)`.)
-pub fn process_exists(pid: u32) -> bool {
-    if pid == 0 {
-        return false;
-    }
-    // SAFETY: plain syscall with integer arguments; signal 0 sends nothing.
-    match check(unsafe { libc::kill(pid as libc::pid_t, 0) }) {
-        Ok(()) => true,
-        Err(e) => e.raw_os_error() == Some(libc::EPERM),
-    }
-}
