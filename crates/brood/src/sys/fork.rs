@@ -134,33 +134,66 @@ pub fn child_end(fd: BorrowedFd<'_>) -> bool {
     let Some(ino) = pipe_inode(fd) else {
         return false;
     };
-    for sweep in [false, true] {
-        if sweep {
-            sweep_child_ends();
-        }
-        for (slot, ino_slot) in CHILD_END_FD.iter().zip(&CHILD_END_INO) {
-            if slot
-                .compare_exchange(-1, CLAIMED, Ordering::AcqRel, Ordering::Relaxed)
-                .is_ok()
-            {
-                ino_slot.store(ino, Ordering::Relaxed);
-                slot.store(fd, Ordering::Release);
-                return true;
-            }
+    if claim_child_end(fd, ino) {
+        return true;
+    }
+    // Full. A sweep reads every entry (an `fstat` each): when one freed
+    // nothing (the ends are live: thousands of children in flight), the next
+    // registrations skip it rather than pay that on every start.
+    if SWEEP_SKIPS
+        .fetch_update(Ordering::Relaxed, Ordering::Relaxed, |n| n.checked_sub(1))
+        .is_ok()
+    {
+        return false;
+    }
+    if sweep_child_ends() == 0 {
+        SWEEP_SKIPS.store(CHILD_ENDS / 4, Ordering::Relaxed);
+        return false;
+    }
+    claim_child_end(fd, ino)
+}
+
+/// Registrations still to skip the sweep after one that freed nothing.
+static SWEEP_SKIPS: std::sync::atomic::AtomicUsize = std::sync::atomic::AtomicUsize::new(0);
+/// Where the next claim starts looking: after the last one taken, so that a
+/// table holding many live ends is not scanned from its start each time.
+static NEXT_END: std::sync::atomic::AtomicUsize = std::sync::atomic::AtomicUsize::new(0);
+
+/// Takes a free entry for `(fd, ino)`; false if none is free.
+fn claim_child_end(fd: std::os::fd::RawFd, ino: u64) -> bool {
+    use std::sync::atomic::Ordering;
+    let start = NEXT_END.load(Ordering::Relaxed);
+    for i in (0..CHILD_ENDS).map(|k| (start + k) % CHILD_ENDS) {
+        if CHILD_END_FD[i]
+            .compare_exchange(-1, CLAIMED, Ordering::AcqRel, Ordering::Relaxed)
+            .is_ok()
+        {
+            CHILD_END_INO[i].store(ino, Ordering::Relaxed);
+            CHILD_END_FD[i].store(fd, Ordering::Release);
+            NEXT_END.store(i + 1, Ordering::Relaxed);
+            return true;
         }
     }
     false
 }
 
-/// Frees the entries whose number no longer names their pipe or socket.
-fn sweep_child_ends() {
+/// Frees the entries whose number no longer names their pipe or socket;
+/// returns how many.
+fn sweep_child_ends() -> usize {
     use std::sync::atomic::Ordering;
+    let mut freed = 0;
     for (slot, ino_slot) in CHILD_END_FD.iter().zip(&CHILD_END_INO) {
         let fd = slot.load(Ordering::Acquire);
-        if fd >= 0 && pipe_inode(fd) != Some(ino_slot.load(Ordering::Relaxed)) {
-            let _ = slot.compare_exchange(fd, -1, Ordering::AcqRel, Ordering::Relaxed);
+        if fd >= 0
+            && pipe_inode(fd) != Some(ino_slot.load(Ordering::Relaxed))
+            && slot
+                .compare_exchange(fd, -1, Ordering::AcqRel, Ordering::Relaxed)
+                .is_ok()
+        {
+            freed += 1;
         }
     }
+    freed
 }
 
 /// In a new `Process` child (forked by brood for its function, not
