@@ -53,8 +53,8 @@ where
 
 /// Sends the argument frame; a child that died first (EPIPE) is not an error
 /// here (its `join` reports how it ended).
-pub(crate) fn send_arg<A: Serialize + 'static>(fd: OwnedFd, arg: &A, to: &str) -> Result<()> {
-    match frame::write_frame(fd.as_fd(), FrameKind::Value, arg) {
+pub(crate) fn send_arg(fd: OwnedFd, arg: &frame::Encoded<'_>, to: &str) -> Result<()> {
+    match arg.write(fd.as_fd()) {
         Ok(()) => Ok(()),
         Err(e) if e.raw_os_error() == Some(libc::EPIPE) => Ok(()),
         Err(e) => Err(Error::io(format!("sending the argument to {to}"), e)),

@@ -201,22 +201,26 @@ where
         crate::child::ready_to_reap()?;
         let policy = self.policy();
         let method = self.method.unwrap_or_else(start_method);
-        if method != StartMethod::Fork
-            && let Err(reason) = crate::wire::frame::check_encodes(&arg)
-        {
-            // Before any child exists (a forked child has the value itself).
-            self.arg = Some(arg);
-            return Err(Error::ArgumentEncode {
-                of: format!("process {name:?}"),
-                reason,
-            });
-        }
-        let down = self.handed_down.take();
-        let (child, result) = match method {
-            StartMethod::Fork => fork::start(self.f, arg, policy, down)?,
-            StartMethod::Spawn => spawn::start(self.f, &arg, policy, &name, down)?,
-            StartMethod::ForkServer => {
-                forkserver::client::start(self.f, &arg, policy, &name, down)?
+        let (child, result) = if method == StartMethod::Fork {
+            // The forked child has the value itself.
+            fork::start(self.f, arg, policy, self.handed_down.take())?
+        } else {
+            // Encoded once, before any child exists: an argument that cannot
+            // cross is refused here, and these bytes are what the child is sent.
+            let encoded = match crate::wire::frame::encode_argument(&arg) {
+                Ok(encoded) => encoded,
+                Err(reason) => {
+                    self.arg = Some(arg);
+                    return Err(Error::ArgumentEncode {
+                        of: format!("process {name:?}"),
+                        reason,
+                    });
+                }
+            };
+            let down = self.handed_down.take();
+            match method {
+                StartMethod::Spawn => spawn::start(self.f, &encoded, policy, &name, down)?,
+                _ => forkserver::client::start(self.f, &encoded, policy, &name, down)?,
             }
         };
         Ok(Handle::new(child, name, method, result))

@@ -58,7 +58,7 @@ pub(crate) fn title(program: &std::ffi::OsStr, what: &str) -> std::ffi::OsString
 
 pub(super) fn start<A, R>(
     f: fn(A) -> R,
-    arg: &A,
+    arg: &crate::wire::frame::Encoded<'_>,
     policy: Policy,
     name: &str,
     handed_down: Option<OwnedFd>,

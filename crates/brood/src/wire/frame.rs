@@ -93,17 +93,41 @@ fn raw_bytes<T: 'static>(value: &T) -> Option<&[u8]> {
     any.downcast_ref::<String>().map(String::as_bytes)
 }
 
-/// Whether `value` can be encoded, found without writing it (postcard's
-/// `Size` flavor, one pass with no allocation; a value that travels as raw
-/// bytes is not looked at): the reason it cannot, in words, if not.
-pub(crate) fn check_encodes<T: Serialize + 'static>(value: &T) -> Result<(), String> {
-    if raw_bytes(value).is_some() {
-        return Ok(());
+/// A `Value` frame encoded ahead of the write: a `Process` argument is
+/// encoded once, before any child exists — an argument that cannot cross is
+/// refused then — and these bytes are what is sent. A value that travels as
+/// raw bytes (`Vec<u8>`, `String`) is borrowed, not copied.
+pub(crate) enum Encoded<'a> {
+    Raw(&'a [u8]),
+    Frame(Vec<u8>),
+}
+
+/// Encodes `value` as a `Value` frame; the reason it cannot, in words.
+pub(crate) fn encode_argument<T: Serialize + 'static>(value: &T) -> Result<Encoded<'_>, String> {
+    if let Some(bytes) = raw_bytes(value) {
+        return Ok(Encoded::Raw(bytes));
     }
     forget_refusal();
-    postcard::serialize_with_flavor(value, postcard::ser_flavors::Size::default())
-        .map(drop)
+    frame_of(FrameKind::Value, value)
+        .map(Encoded::Frame)
         .map_err(|e| encode_error(&e))
+}
+
+impl Encoded<'_> {
+    /// Writes the frame to a blocking descriptor.
+    pub(crate) fn write(&self, fd: BorrowedFd<'_>) -> io::Result<()> {
+        match self {
+            Encoded::Raw(bytes) => {
+                grow_pipe(fd, bytes.len());
+                pipe::write_all(fd, &header(FrameKind::Value, bytes.len()))?;
+                pipe::write_all(fd, bytes)
+            }
+            Encoded::Frame(frame) => {
+                grow_pipe(fd, frame.len());
+                pipe::write_all(fd, frame)
+            }
+        }
+    }
 }
 
 /// Encodes `value` and writes it as one frame to a blocking descriptor.
@@ -179,14 +203,18 @@ pub(crate) fn encode_frame<T: Serialize + ?Sized>(
     kind: FrameKind,
     value: &T,
 ) -> io::Result<Vec<u8>> {
-    let mut buf = Vec::with_capacity(256);
-    buf.extend_from_slice(&[0u8; HEADER]);
-    let mut buf = postcard::to_extend(value, buf).map_err(|e| {
+    frame_of(kind, value).map_err(|e| {
         io::Error::new(
             io::ErrorKind::InvalidInput,
             format!("cannot encode: {}", encode_error(&e)),
         )
-    })?;
+    })
+}
+
+fn frame_of<T: Serialize + ?Sized>(kind: FrameKind, value: &T) -> postcard::Result<Vec<u8>> {
+    let mut buf = Vec::with_capacity(256);
+    buf.extend_from_slice(&[0u8; HEADER]);
+    let mut buf = postcard::to_extend(value, buf)?;
     let len = buf.len() - HEADER;
     buf[..HEADER].copy_from_slice(&header(kind, len));
     Ok(buf)

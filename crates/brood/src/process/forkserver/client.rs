@@ -318,7 +318,7 @@ fn launch() -> Result<Arc<Conn>> {
 /// Asks the server for a child running `f(arg)`.
 pub(crate) fn start<A, R>(
     f: fn(A) -> R,
-    arg: &A,
+    arg: &crate::wire::frame::Encoded<'_>,
     policy: Policy,
     name: &str,
     handed_down: Option<OwnedFd>,
@@ -348,11 +348,11 @@ where
     }
 }
 
-fn ask<A: Serialize + 'static>(
+fn ask(
     conn: &Arc<Conn>,
     req: &Request,
     policy: Policy,
-    arg: &A,
+    arg: &crate::wire::frame::Encoded<'_>,
     handed_down: Option<&OwnedFd>,
 ) -> Result<(Child, OwnedFd)> {
     let io = |what: &str, e: std::io::Error| {
