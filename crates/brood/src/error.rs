@@ -304,13 +304,14 @@ pub enum Error {
         init_hint: bool,
     },
 
-    /// This process was started by brood to run a function, but
-    /// [`init`](crate::init) did not run first in `main`.
+    /// A process brood re-executed to run a function (this one, or a child)
+    /// did not take it: [`init`](crate::init) did not run first in `main`,
+    /// or the child's set-up failed before it took its request.
     #[error(
-        "pid {pid} was started by brood to run a function, but brood::init() was not called first in main (or brood::init_before_main!() in a test); {marker} is still set"
+        "pid {pid} was started by brood to run a function but did not take it: brood::init() must be the first call in main (or brood::init_before_main!() at the top of a test file), so that it sees {marker}; if it was, the child's stderr says which step of its set-up failed"
     )]
     NotInitialised {
-        /// This process.
+        /// The process that did not take its function.
         pid: u32,
         /// The environment variable brood left for `init`.
         marker: &'static str,

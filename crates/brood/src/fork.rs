@@ -379,7 +379,12 @@ pub(crate) fn arm_child(
         let rec = sys::keeper::record(sys::getpid(), sig.as_raw());
         sys::keeper::register(fd, &rec).map_err(|e| ("registering with the keeper", e))?;
     }
-    policy.limits.for_child().apply()?;
+    let limits = policy.limits.for_child();
+    limits.apply()?;
+    if limits.sets_open_files() {
+        // The policy's descriptor limit is the child's: nothing to give back.
+        crate::fdlimit::forget();
+    }
     if let Some(sig) = policy.death_signal() {
         sys::prctl::set_parent_death_signal(sig.as_raw())
             .map_err(|e| ("prctl(PR_SET_PDEATHSIG)", e))?;

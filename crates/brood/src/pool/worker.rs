@@ -52,9 +52,11 @@ pub(super) fn worker_main(boot: Boot) {
         return;
     };
     let sock = UnixStream::from(sock);
-    let Ok((progress, page)) = Progress::create() else {
+    let Ok((progress, page)) = crate::fdlimit::with_room(Progress::create) else {
         return;
     };
+    // The initializer and the tasks get the program's soft descriptor limit.
+    crate::fdlimit::give_back();
     // For the worker's whole life, and readable by its tasks.
     let progress: &'static Progress = Box::leak(Box::new(progress));
     chunk::set_page(progress);

@@ -36,6 +36,10 @@ pub fn init() {
     // the environment cannot be changed soundly, and the marker stays (brood
     // sets it afresh for the children it re-executes).
     crate::sys::env::remove_if_single_threaded(ENV);
+    // brood's set-up here (the request, its descriptors, a pool worker's
+    // channel) must not fail for a tight soft descriptor limit: raised now,
+    // the program's is set again just before the function runs.
+    crate::fdlimit::make_room();
     // We run /proc/self/exe, which the kernel names `exe`: `ps -e`, `top`
     // and `pgrep` see the program's name instead (argv[0] is brood's title).
     if let Some(title) = std::env::args_os().next() {

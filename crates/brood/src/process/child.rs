@@ -66,6 +66,9 @@ pub(crate) fn run_and_send<A, R>(f: fn(A) -> R, arg: A, out: BorrowedFd<'_>) -> 
 where
     R: Serialize + 'static,
 {
+    // brood's set-up is done: the function gets the program's soft
+    // descriptor limit.
+    crate::fdlimit::give_back();
     match catch(move || f(arg)) {
         Ok(value) => match frame::write_frame(out, FrameKind::Value, &value) {
             Ok(()) => CODE_OK,

@@ -116,6 +116,14 @@ impl ChildLimits {
         }
         Ok(())
     }
+
+    /// Whether these set `RLIMIT_NOFILE`.
+    pub fn sets_open_files(&self) -> bool {
+        self.limits
+            .iter()
+            .flatten()
+            .any(|l| l.which == Which::OpenFiles)
+    }
 }
 
 #[cfg(test)]

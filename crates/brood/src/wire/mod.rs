@@ -34,6 +34,10 @@ pub(crate) struct Request {
     /// a fork-server child ignores exactly those (a Fork or Spawn child
     /// inherits them from the caller itself).
     pub(crate) ignored: u64,
+    /// The soft descriptor limit the program would give this child at its
+    /// start (a fork-server child sets it just before its function runs; a
+    /// Spawn child gets it through exec; `None` there).
+    pub(crate) nofile: Option<u64>,
 }
 
 impl Request {
@@ -43,6 +47,7 @@ impl Request {
             policy: *policy,
             name: name.to_string(),
             ignored: 0,
+            nofile: None,
         }
     }
 }
@@ -50,10 +55,9 @@ impl Request {
 /// Client → fork server.
 #[derive(Debug, Serialize, Deserialize)]
 pub(crate) enum ToServer {
-    /// The first message, with the client's pidfd attached: the soft
-    /// descriptor limit the server's children start with (the client's own,
-    /// as the program set it), and how many spares to keep forked ahead.
-    Hello { nofile: u64, spares: u32 },
+    /// The first message, with the client's pidfd attached: how many spares
+    /// to keep forked ahead.
+    Hello { spares: u32 },
     /// Fork a child for `req`; the argument pipe's read end and the result
     /// pipe's write end are attached, and maybe a third descriptor that the
     /// child's function takes (a pool worker's channel).

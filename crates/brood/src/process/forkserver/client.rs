@@ -255,10 +255,7 @@ fn launch() -> Result<Arc<Conn>> {
         },
     })?;
     drop(cmd);
-    // The server gives its children the descriptor limit ours would get.
-    let nofile = crate::fdlimit::for_children();
     let hello = wire::encode(&ToServer::Hello {
-        nofile,
         spares: SPARES.load(Ordering::Relaxed),
     })
     .map_err(|e| err("encoding", std::io::Error::other(e)))?;
@@ -332,6 +329,9 @@ where
     // each child gets what the program ignores at its own start.
     req.ignored =
         sys::fork::ignored_signals().unwrap_or_else(|_| sys::sigaction::ignored_classic());
+    // And the descriptor limit the program has now (it may have changed it
+    // since the server started).
+    req.nofile = Some(crate::fdlimit::for_children());
     // One retry: a server that died since the last start is replaced; and
     // one for a child whose pidfd the kernel dropped for want of a slot here
     // (the listener raised the soft limit meanwhile; the child was killed).

@@ -65,7 +65,6 @@ struct Server {
     program: std::ffi::OsString,
     args: Option<ArgArea>,
     /// The client's soft descriptor limit, given back to each child.
-    client_nofile: Option<u64>,
     /// Spares wanted, and those forked and not claimed yet.
     spares_wanted: u32,
     idle_spares: u32,
@@ -108,7 +107,8 @@ pub(crate) fn main(client: u32) -> ! {
         std::sync::atomic::Ordering::Relaxed,
     );
     // One pidfd per child in flight: do not live by the client's soft limit
-    // (its children get it back before they run anything; see the hello).
+    // (`init` raised it already; each child gets the client's back just
+    // before its function runs: `Request::nofile`).
     let _ = sys::rlimit::raise_nofile();
     let fail = |msg: String| -> ! {
         eprintln!("brood: fork server for pid {client}: {msg}");
@@ -158,7 +158,7 @@ impl Server {
         let mut buf = [0u8; 64];
         let (n, fds) =
             socket::recv_with_fds(sock.as_fd(), &mut buf).map_err(|e| format!("hello: {e}"))?;
-        let (Ok(ToServer::Hello { nofile, spares }), Some(client_fd)) =
+        let (Ok(ToServer::Hello { spares }), Some(client_fd)) =
             (wire::decode(&buf[..n]), fds.into_iter().next())
         else {
             return Err("the client's first message is not a hello with its pidfd".into());
@@ -193,7 +193,6 @@ impl Server {
             single,
             program,
             args: ArgArea::locate().ok(),
-            client_nofile: Some(nofile),
             spares_wanted: spares,
             idle_spares: 0,
             spare_serial: 0,
@@ -385,13 +384,11 @@ impl Server {
         }
     }
 
-    /// In a new child (on request, or a spare): drop what is the server's and
-    /// give back what is the client's.
+    /// In a new child (on request, or a spare): drop what is the server's.
+    /// The server's raised descriptor limit stands for brood's set-up; the
+    /// request says which one the function gets (see `run_child`).
     fn become_child(&mut self) {
         self.close_in_child();
-        if let Some(soft) = self.client_nofile {
-            let _ = sys::rlimit::restore_nofile(soft);
-        }
     }
 
     /// In a new child, once its request is known: take its name, arm its
@@ -404,6 +401,11 @@ impl Server {
         let server_ignores = SERVER_IGNORES.load(std::sync::atomic::Ordering::Relaxed);
         sys::sigaction::set_ignored_classic(server_ignores, req.ignored);
         sys::sigmask::unblock_all();
+        // The client's descriptor limit, set just before the function runs
+        // (a policy's own limit, applied below, replaces it).
+        if let Some(soft) = req.nofile {
+            crate::fdlimit::hold(soft);
+        }
         // The server itself signals its groups when the client dies.
         let joins = crate::fork::Joins {
             cgroup: fds.cgroup.as_ref().map(AsRawFd::as_raw_fd),
