@@ -1,6 +1,7 @@
-//! The agent: pulls a job's tasks from the server and runs them on a local
-//! brood [`Pool`], one task per free worker, sending a heartbeat for each
-//! while it runs, then its outcome, then the ack.
+//! The agent: pulls a job's chunks of tasks from the server and runs each
+//! on a local brood [`Pool`] as one map (a one-item chunk as a submitted
+//! task, so that several run side by side), sending a heartbeat for each
+//! while it runs, then its outcomes, then the ack.
 //!
 //! A task whose worker dies (segfault, abort, `exit`, timeout) is answered
 //! like any other, with its `TaskError`: the agent goes on, the task is not
@@ -10,9 +11,10 @@
 
 use crate::alive::Drivers;
 use crate::error::ClusterError;
-use crate::job::{AGENTS, Credentials, ITEM, TIMEOUT, Target};
+use crate::job::{AGENTS, COUNT, Credentials, ITEM, SOFT_TIMEOUT, TIMEOUT, Target};
 use async_nats::jetstream::{self, AckKind, consumer};
-use brood::{CallOptions, Pool};
+use brood::remote::{Withdraw, failed_outcomes};
+use brood::{CallOptions, Pool, TaskError};
 use futures_util::StreamExt;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
@@ -82,15 +84,17 @@ impl Agent {
         let workers = self.workers.unwrap_or_else(|| {
             std::thread::available_parallelism().map_or(1, std::num::NonZeroUsize::get)
         });
-        let pool = Pool::new(workers).map_err(|e| ClusterError::Pool(e.to_string()))?;
-        let result = rt.block_on(self.serve(&pool, workers));
+        let pool = Arc::new(Pool::new(workers).map_err(|e| ClusterError::Pool(e.to_string()))?);
+        let result = rt.block_on(self.serve(Arc::clone(&pool), workers));
+        // The chunks still running end with the runtime's tasks.
+        drop(rt);
         let _ = pool.terminate();
         result
     }
 
-    async fn serve(&self, pool: &Pool, workers: usize) -> Result<(), ClusterError> {
+    async fn serve(&self, pool: Arc<Pool>, workers: usize) -> Result<(), ClusterError> {
         let client = self.target.connect().await?;
-        let drivers = Drivers::listen(&client, &self.target).await?;
+        let drivers = Arc::new(Drivers::listen(&client, &self.target).await?);
         let js = jetstream::new(client);
         let (tasks, _) = self.target.streams(&js).await?;
         // The driver makes the consumer with its settings; an agent that
@@ -101,6 +105,8 @@ impl Agent {
                 Err(_) => tokio::time::sleep(Duration::from_secs(1)).await,
             }
         };
+        // One chunk in hand per worker at most: chunks of many items take
+        // the whole local pool in turn, one-item chunks run side by side.
         let free = Arc::new(Semaphore::new(workers));
         let mut ack_wait = consumer
             .info()
@@ -108,7 +114,7 @@ impl Agent {
             .map_or(Duration::from_secs(10), |i| i.config.ack_wait);
         let mut read_at = Instant::now();
         loop {
-            // As many tasks as there are free workers, and no more: a task
+            // As many chunks as there are free slots, and no more: a chunk
             // waiting here is one another agent could be running.
             let first = Arc::clone(&free)
                 .acquire_owned()
@@ -149,87 +155,161 @@ impl Agent {
             let deadline = tokio::time::Instant::now() + PULL * 2;
             while let Ok(Some(msg)) = tokio::time::timeout_at(deadline, batch.next()).await {
                 let Ok(msg) = msg else { break };
-                if self
-                    .target
-                    .map_of(msg.subject.as_str())
-                    .is_some_and(|m| drivers.gone(m))
-                {
+                let Some(map) = self.target.map_of(msg.subject.as_str()).map(str::to_string) else {
+                    // Not a task of ours: never give it out again.
+                    let _ = msg.ack_with(AckKind::Term).await;
+                    continue;
+                };
+                if drivers.gone(&map) {
                     // Nobody will read its result: never give it out again.
                     let _ = msg.ack_with(AckKind::Term).await;
                     continue;
                 }
                 let Some(permit) = permits.pop() else { break };
-                // The driver's timeout for the task, else the agent's.
-                let timeout = msg
-                    .headers
-                    .as_ref()
-                    .and_then(|h| h.get(TIMEOUT))
-                    .and_then(|v| v.as_str().parse().ok())
-                    .map(Duration::from_millis)
-                    .or(self.task_timeout);
-                let call = match timeout {
-                    Some(t) => pool.with(CallOptions::new().timeout(t)),
-                    None => pool.with(CallOptions::new()),
+                let job = Job {
+                    js: js.clone(),
+                    target: self.target.clone(),
+                    pool: Arc::clone(&pool),
+                    drivers: Arc::clone(&drivers),
+                    opts: self.options(&msg),
+                    beat: ack_wait / 3,
+                    map,
                 };
-                let handle = match call.submit_encoded(&msg.payload) {
-                    Ok(h) => h,
-                    Err(e) => return Err(ClusterError::Pool(e.to_string())),
-                };
-                let js = js.clone();
-                let target = self.target.clone();
                 tokio::spawn(async move {
-                    answer(&js, &target, msg, handle, ack_wait / 3).await;
+                    job.answer(msg).await;
                     drop(permit);
                 });
             }
         }
     }
+
+    /// The options of a chunk: the driver's timeouts for it, else the
+    /// agent's.
+    fn options(&self, msg: &jetstream::Message) -> CallOptions {
+        let ms = |name: &str| {
+            msg.headers
+                .as_ref()
+                .and_then(|h| h.get(name))
+                .and_then(|v| v.as_str().parse().ok())
+                .map(Duration::from_millis)
+        };
+        let mut opts = CallOptions::new();
+        if let Some(t) = ms(TIMEOUT).or(self.task_timeout) {
+            opts = opts.timeout(t);
+        }
+        if let Some(t) = ms(SOFT_TIMEOUT) {
+            opts = opts.soft_timeout(t);
+        }
+        opts
+    }
 }
 
-/// Waits for a task's outcome with heartbeats, publishes it, then acks the
-/// task. A step that fails leaves the task unacked: the server gives it out
-/// again after the ack wait.
-async fn answer(
-    js: &jetstream::Context,
-    target: &Target,
-    msg: jetstream::Message,
-    mut handle: brood::remote::EncodedHandle,
+/// What answering one chunk needs.
+struct Job {
+    js: jetstream::Context,
+    target: Target,
+    pool: Arc<Pool>,
+    drivers: Arc<Drivers>,
+    opts: CallOptions,
     beat: Duration,
-) {
-    let beat = beat.max(Duration::from_millis(100));
-    let outcome = loop {
-        tokio::select! {
-            outcome = &mut handle => break outcome,
-            _ = tokio::time::sleep(beat) => {
-                let _ = msg.ack_with(AckKind::Progress).await;
+    map: String,
+}
+
+impl Job {
+    /// Runs a chunk on the local pool with heartbeats, publishes its
+    /// outcomes, then acks it. A chunk whose driver is gone or withdrew it
+    /// is withdrawn (its workers killed) and dropped. A step that fails
+    /// leaves it unacked: the server gives it out again after the ack wait.
+    async fn answer(self, msg: jetstream::Message) {
+        let header = |name: &str| {
+            msg.headers
+                .as_ref()
+                .and_then(|h| h.get(name))
+                .and_then(|v| v.as_str().parse::<usize>().ok())
+        };
+        let (Some(first), Some(count)) = (header(ITEM), header(COUNT)) else {
+            let _ = msg.ack_with(AckKind::Term).await;
+            return;
+        };
+        let Ok(withdraw) = Withdraw::new().map(Arc::new) else {
+            // No descriptor for it: leave the chunk to another agent.
+            return;
+        };
+        let beat = self.beat.max(Duration::from_millis(100));
+        let (pool, opts, payload, w) = (
+            Arc::clone(&self.pool),
+            self.opts.clone(),
+            msg.payload.clone(),
+            Arc::clone(&withdraw),
+        );
+        let mut run =
+            tokio::task::spawn_blocking(move || pool.with(opts).map_encoded(&payload, Some(&w)));
+        let outcomes = loop {
+            tokio::select! {
+                out = &mut run => break out,
+                _ = tokio::time::sleep(beat) => {
+                    if self.drivers.gone(&self.map) {
+                        withdraw.fire();
+                    }
+                    let _ = msg.ack_with(AckKind::Progress).await;
+                }
             }
+        };
+        if withdraw.fired() {
+            let _ = msg.ack_with(AckKind::Term).await;
+            return;
         }
-    };
-    let (Some(map), Some(item)) = (
-        target.map_of(msg.subject.as_str()),
-        msg.headers.as_ref().and_then(|h| h.get(ITEM)),
-    ) else {
-        // Not a task of ours: never give it out again.
-        let _ = msg.ack_with(AckKind::Term).await;
-        return;
-    };
-    let mut headers = async_nats::HeaderMap::new();
-    headers.insert(ITEM, item.as_str());
-    headers.insert(
-        async_nats::header::NATS_MESSAGE_ID,
-        format!("{map}.{}", item.as_str()).as_str(),
-    );
-    let published = match js
-        .publish_with_headers(target.results_subject(map), headers, outcome.into())
-        .await
-    {
-        Ok(ack) => ack.await.is_ok(),
-        Err(_) => false,
-    };
-    if published {
-        // A lost ack makes the task run again, and the driver drops the
-        // repeat: no need to wait for the server's confirmation.
-        let _ = msg.ack().await;
+        let outcomes = match outcomes {
+            Ok(Ok(bytes)) => bytes,
+            Ok(Err(e)) => failed_outcomes(
+                count,
+                &TaskError::Failed {
+                    reason: format!("the agent's pool could not run it: {e}"),
+                },
+            ),
+            // The blocking task panicked: leave the chunk to another agent.
+            Err(_) => return,
+        };
+        let limit = self.js.client().server_info().max_payload;
+        let outcomes = if outcomes.len() > limit {
+            failed_outcomes(
+                count,
+                &TaskError::Failed {
+                    reason: format!(
+                        "the results of its chunk are {} bytes encoded, over the server's \
+                         payload limit of {limit} bytes (nats-server's max_payload): use a \
+                         smaller chunk_size, return less, or raise the limit",
+                        outcomes.len()
+                    ),
+                },
+            )
+        } else {
+            outcomes
+        };
+        let mut headers = async_nats::HeaderMap::new();
+        headers.insert(ITEM, first.to_string().as_str());
+        headers.insert(COUNT, count.to_string().as_str());
+        headers.insert(
+            async_nats::header::NATS_MESSAGE_ID,
+            format!("{}.{first}.{count}", self.map).as_str(),
+        );
+        let published = match self
+            .js
+            .publish_with_headers(
+                self.target.results_subject(&self.map),
+                headers,
+                outcomes.into(),
+            )
+            .await
+        {
+            Ok(ack) => ack.await.is_ok(),
+            Err(_) => false,
+        };
+        if published {
+            // A lost ack makes the chunk run again, and the driver drops the
+            // repeat: no need to wait for the server's confirmation.
+            let _ = msg.ack().await;
+        }
     }
 }
 

@@ -2,7 +2,11 @@
 //! to `brood.J.alive.<map>` every [`BEAT`] (core NATS: not kept); an agent
 //! that has heard nothing of a map for [`GONE`] takes its driver for dead
 //! (SIGKILLed, or cut from the server) and drops that map's tasks unrun, so
-//! no agent burns CPU for a driver that will never read the results.
+//! no agent burns CPU for a driver that will never read the results; the
+//! chunks of that map it is running are withdrawn (their workers killed).
+//!
+//! A driver that ends a call early (Ctrl-C) publishes [`WITHDRAWN`] there
+//! too: the agents withdraw that map's chunks at once.
 
 use crate::error::ClusterError;
 use crate::job::Target;
@@ -16,6 +20,21 @@ pub(crate) const BEAT: Duration = Duration::from_secs(1);
 
 /// How long a driver may be silent before its tasks are dropped.
 pub(crate) const GONE: Duration = Duration::from_secs(5);
+
+/// What a driver publishes on its alive subject when it withdraws a call.
+const WITHDRAWN: &[u8] = b"withdrawn";
+
+/// Tells the agents that the call `map` is withdrawn (a few times: core
+/// NATS keeps nothing for an agent that was reconnecting).
+pub(crate) async fn withdraw(client: async_nats::Client, target: &Target, map: &str) {
+    let subject = target.alive_subject(map);
+    for _ in 0..3 {
+        let _ = client
+            .publish(subject.clone(), bytes::Bytes::from_static(WITHDRAWN))
+            .await;
+    }
+    let _ = client.flush().await;
+}
 
 /// A driver's beat for one map; it stops when this is dropped.
 pub(crate) struct Beat(tokio::task::JoinHandle<()>);
@@ -39,10 +58,17 @@ impl Drop for Beat {
     }
 }
 
-/// What an agent heard of the drivers of its job.
+/// What an agent heard of the drivers of its job: when each map's driver
+/// last beat, and which maps were withdrawn.
 pub(crate) struct Drivers {
-    heard: Arc<Mutex<HashMap<String, Instant>>>,
+    heard: Arc<Mutex<Heard>>,
     since: Instant,
+}
+
+#[derive(Default)]
+struct Heard {
+    beats: HashMap<String, Instant>,
+    withdrawn: HashMap<String, Instant>,
 }
 
 impl Drivers {
@@ -55,7 +81,7 @@ impl Drivers {
             .subscribe(target.alive_subject("*"))
             .await
             .map_err(|e| ClusterError::server("listen to the job's drivers", e))?;
-        let heard: Arc<Mutex<HashMap<String, Instant>>> = Arc::default();
+        let heard: Arc<Mutex<Heard>> = Arc::default();
         let mine = Arc::clone(&heard);
         let prefix = target.alive_subject("");
         tokio::spawn(async move {
@@ -63,8 +89,13 @@ impl Drivers {
                 if let Some(map) = m.subject.as_str().strip_prefix(&prefix) {
                     let mut heard = mine.lock().unwrap_or_else(|e| e.into_inner());
                     // Maps long over are forgotten.
-                    heard.retain(|_, at| at.elapsed() < GONE * 60);
-                    heard.insert(map.to_string(), Instant::now());
+                    heard.beats.retain(|_, at| at.elapsed() < GONE * 60);
+                    heard.withdrawn.retain(|_, at| at.elapsed() < GONE * 60);
+                    if &m.payload[..] == WITHDRAWN {
+                        heard.withdrawn.insert(map.to_string(), Instant::now());
+                    } else {
+                        heard.beats.insert(map.to_string(), Instant::now());
+                    }
                 }
             }
         });
@@ -74,11 +105,15 @@ impl Drivers {
         })
     }
 
-    /// Whether the driver of `map` has been silent for [`GONE`] (an agent
-    /// that has listened for less than that knows nothing yet).
+    /// Whether the driver of `map` withdrew it, or has been silent for
+    /// [`GONE`] (an agent that has listened for less than that knows
+    /// nothing yet).
     pub(crate) fn gone(&self, map: &str) -> bool {
         let heard = self.heard.lock().unwrap_or_else(|e| e.into_inner());
-        match heard.get(map) {
+        if heard.withdrawn.contains_key(map) {
+            return true;
+        }
+        match heard.beats.get(map) {
             Some(at) => at.elapsed() >= GONE,
             None => self.since.elapsed() >= GONE,
         }

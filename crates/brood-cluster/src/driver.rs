@@ -1,24 +1,18 @@
-//! The driver: [`ClusterPool`], whose `map` publishes one task per item to
-//! the job's work queue and collects one outcome per item.
+//! The driver: [`ClusterPool`], the job's connection and settings, and the
+//! server-side steps its calls share (reading results, withdrawing and
+//! forgetting a call). The calls themselves are in `call` and `run`.
 
-use crate::alive::Beat;
+use crate::alive;
+use crate::call::ClusterCall;
 use crate::error::ClusterError;
-use crate::job::{AGENTS, Credentials, ITEM, TIMEOUT, Target};
+use crate::job::{Credentials, Target};
 use async_nats::jetstream::{self, consumer, stream};
-use brood::TaskError;
-use brood::remote::{decode_result, encode_task};
-use futures_util::StreamExt;
-use serde::{Serialize, de::DeserializeOwned};
-use std::collections::HashMap;
+use brood::CallOptions;
 use std::path::PathBuf;
 use std::time::Duration;
 
 /// A map's reader of its results.
-type Results = consumer::pull::Ordered;
-
-/// How long the driver waits for a result before it reads them anew: a
-/// reader whose server restarted may otherwise wait a minute to notice.
-const QUIET: Duration = Duration::from_secs(3);
+pub(crate) type Results = consumer::pull::Ordered;
 
 /// Settings of a [`ClusterPool`], from [`ClusterPool::builder`].
 #[derive(Clone, Debug)]
@@ -90,7 +84,7 @@ impl ClusterBuilder {
             Ok::<_, ClusterError>((js, tasks, results))
         })?;
         Ok(ClusterPool {
-            rt,
+            rt: std::sync::Arc::new(rt),
             js,
             tasks,
             results,
@@ -114,13 +108,13 @@ impl ClusterBuilder {
 /// # Ok::<(), Box<dyn std::error::Error>>(())
 /// ```
 pub struct ClusterPool {
-    rt: tokio::runtime::Runtime,
-    js: jetstream::Context,
-    tasks: stream::Stream,
+    pub(crate) rt: std::sync::Arc<tokio::runtime::Runtime>,
+    pub(crate) js: jetstream::Context,
+    pub(crate) tasks: stream::Stream,
     results: stream::Stream,
-    target: Target,
-    max_deliveries: u32,
-    task_timeout: Option<Duration>,
+    pub(crate) target: Target,
+    pub(crate) max_deliveries: u32,
+    pub(crate) task_timeout: Option<Duration>,
 }
 
 impl std::fmt::Debug for ClusterPool {
@@ -148,153 +142,28 @@ impl ClusterPool {
         ClusterPool::builder(url, job).connect()
     }
 
-    /// `f` over every item, results in input order: [`brood::Pool::map`],
-    /// run by the job's agents. Each item has its own `Result`, with the
-    /// same [`TaskError`]s as on one machine; an item whose agents all died
-    /// (`max_deliveries` times) fails with [`TaskError::Failed`]. The map
-    /// waits for agents if there are none yet.
-    ///
-    /// An item runs at least once: when an agent is lost, the items it was
-    /// running run again elsewhere; the driver keeps the first outcome of
-    /// each. Must not be called from inside an async runtime.
-    ///
-    /// The outer error: `f` cannot cross (not code of the executable), or
-    /// the server could not be used (a `brood::Error::Io` holding a
-    /// [`ClusterError`]).
-    pub fn map<A, R>(
-        &self,
-        f: fn(A) -> R,
-        items: impl IntoIterator<Item = A>,
-    ) -> brood::Result<Vec<Result<R, TaskError>>>
-    where
-        A: Serialize + DeserializeOwned + 'static,
-        R: Serialize + DeserializeOwned + 'static,
-    {
-        let mut out: Vec<Option<Result<R, TaskError>>> = Vec::new();
-        let mut tasks = Vec::new();
-        for (i, item) in items.into_iter().enumerate() {
-            out.push(None);
-            match encode_task(f, &item) {
-                Ok(t) => tasks.push((i, t)),
-                // The function cannot cross: nothing can run.
-                Err(e @ brood::remote::RemoteError::Crossing(_)) => {
-                    return Err(ClusterError::from(e).into());
-                }
-                Err(e) => {
-                    out[i] = Some(Err(TaskError::Failed {
-                        reason: e.to_string(),
-                    }))
-                }
-            }
-        }
-        let outcomes = self.rt.block_on(self.run(tasks))?;
-        for (i, bytes) in outcomes {
-            out[i] = Some(bytes.map_or_else(Err, |b| decode_result::<R>(&b)));
-        }
-        Ok(out
-            .into_iter()
-            .map(|r| {
-                r.unwrap_or_else(|| {
-                    Err(TaskError::Failed {
-                        reason: "no outcome".into(),
-                    })
-                })
-            })
-            .collect())
+    /// One call with these options (a timeout, a soft timeout, a chunk size,
+    /// a progress callback), as [`brood::Pool::with`].
+    pub fn with(&self, opts: CallOptions) -> ClusterCall<'_> {
+        ClusterCall::new(self, opts)
     }
 
-    /// Publishes the tasks of one map and collects an outcome for each.
-    async fn run(
-        &self,
-        tasks: Vec<(usize, Vec<u8>)>,
-    ) -> Result<Vec<(usize, Result<Vec<u8>, TaskError>)>, ClusterError> {
-        let client = self.js.client();
-        // A unique token names the map: an inbox's last one.
-        let inbox = client.new_inbox();
-        let map = inbox.rsplit('.').next().unwrap_or(&inbox).to_string();
-        // Agents drop the tasks of a map whose driver stopped beating.
-        let _beat = Beat::start(client.clone(), &self.target, &map);
-        // Before the first task goes out: the server announces a task given
-        // out `max_deliveries` times (core NATS, not kept).
-        let mut exhausted = client
-            .subscribe(format!(
-                "$JS.EVENT.ADVISORY.CONSUMER.MAX_DELIVERIES.{}.{AGENTS}",
-                self.target.tasks_stream()
-            ))
-            .await
-            .map_err(|e| ClusterError::server("subscribe to the delivery advisories", e))?;
-        let mut from = 1;
-        let mut results = self.open_results(&map, from).await?;
-        let total = tasks.len();
-        let seq_of = self.publish(&map, tasks).await;
-        let mut item_of: HashMap<u64, usize> = HashMap::new();
-        let mut got: HashMap<usize, Result<Vec<u8>, TaskError>> = HashMap::new();
-        for (i, seq) in seq_of {
-            match seq {
-                Ok(seq) => {
-                    item_of.insert(seq, i);
-                }
-                Err(e) => {
-                    got.insert(i, Err(e));
-                }
-            }
+    /// Another handle on the same connection and runtime (for a call on
+    /// another thread).
+    pub(crate) fn share(&self) -> ClusterPool {
+        ClusterPool {
+            rt: std::sync::Arc::clone(&self.rt),
+            js: self.js.clone(),
+            tasks: self.tasks.clone(),
+            results: self.results.clone(),
+            target: self.target.clone(),
+            max_deliveries: self.max_deliveries,
+            task_timeout: self.task_timeout,
         }
-        while got.len() < total {
-            tokio::select! {
-                msg = tokio::time::timeout(QUIET, results.next()) => {
-                    let Ok(Some(Ok(msg))) = msg else {
-                        // An error, the end, or a long quiet: the reader
-                        // may have lost the server (a restart takes its
-                        // consumer). Read again from the first result not
-                        // yet seen; a repeat is dropped below.
-                        results = self.reopen_results(&map, from).await;
-                        continue;
-                    };
-                    if let Ok(info) = msg.info() {
-                        from = info.stream_sequence + 1;
-                    }
-                    let item = msg.headers.as_ref()
-                        .and_then(|h| h.get(ITEM))
-                        .and_then(|v| v.as_str().parse::<usize>().ok());
-                    // The first outcome of an item counts; a repeat (its
-                    // agent was lost after answering) is dropped.
-                    if let Some(i) = item.filter(|i| *i < total) {
-                        got.entry(i).or_insert_with(|| Ok(msg.payload.to_vec()));
-                    }
-                }
-                Some(adv) = exhausted.next() => {
-                    if let Some(seq) = advisory_seq(&adv.payload)
-                        && let Some(&i) = item_of.get(&seq)
-                    {
-                        got.entry(i).or_insert_with(|| Err(TaskError::Failed {
-                            reason: format!(
-                                "the task was given out {} times and never answered: \
-                                 each agent that took it died or lost the server",
-                                self.max_deliveries
-                            ),
-                        }));
-                        let _ = self.tasks.delete_message(seq).await;
-                    }
-                }
-            }
-        }
-        // What is left of this map goes: tasks still queued (none, unless an
-        // item failed by its deliveries) and the results read.
-        let _ = self
-            .tasks
-            .purge()
-            .filter(self.target.tasks_subject(&map))
-            .await;
-        let _ = self
-            .results
-            .purge()
-            .filter(self.target.results_subject(&map))
-            .await;
-        Ok(got.into_iter().collect())
     }
 
     /// A reader of this map's results from stream sequence `from` on.
-    async fn open_results(&self, map: &str, from: u64) -> Result<Results, ClusterError> {
+    pub(crate) async fn open_results(&self, map: &str, from: u64) -> Result<Results, ClusterError> {
         let deliver_policy = if from <= 1 {
             consumer::DeliverPolicy::All
         } else {
@@ -317,7 +186,7 @@ impl ClusterPool {
 
     /// [`ClusterPool::open_results`] until it succeeds (the server may be
     /// restarting; the client reconnects meanwhile).
-    async fn reopen_results(&self, map: &str, from: u64) -> Results {
+    pub(crate) async fn reopen_results(&self, map: &str, from: u64) -> Results {
         loop {
             if let Ok(r) = self.open_results(map, from).await {
                 return r;
@@ -326,102 +195,29 @@ impl ClusterPool {
         }
     }
 
-    /// Publishes every task, each with its item's index and an id; returns
-    /// each item's stream sequence, or why it could not be queued. A publish
-    /// that fails for a while (the server restarting) is tried again with
-    /// the same id, which the server takes only once, for [`REPUBLISH`].
-    async fn publish(
-        &self,
-        map: &str,
-        tasks: Vec<(usize, Vec<u8>)>,
-    ) -> Vec<(usize, Result<u64, TaskError>)> {
-        let subject = self.target.tasks_subject(map);
-        let mut out = Vec::with_capacity(tasks.len());
-        // Shared, not copied, by the tries.
-        let mut todo: Vec<(usize, bytes::Bytes)> =
-            tasks.into_iter().map(|(i, t)| (i, t.into())).collect();
-        let give_up = tokio::time::Instant::now() + REPUBLISH;
-        loop {
-            let mut acks = Vec::with_capacity(todo.len());
-            let mut again = Vec::new();
-            for (i, task) in todo {
-                let mut headers = async_nats::HeaderMap::new();
-                headers.insert(ITEM, i.to_string().as_str());
-                headers.insert(
-                    async_nats::header::NATS_MESSAGE_ID,
-                    format!("{map}.{i}").as_str(),
-                );
-                if let Some(t) = self.task_timeout {
-                    headers.insert(TIMEOUT, t.as_millis().to_string().as_str());
-                }
-                match self
-                    .js
-                    .publish_with_headers(subject.clone(), headers, task.clone())
-                    .await
-                {
-                    Ok(ack) => acks.push((i, task, ack)),
-                    Err(e) if lasting(e.kind()) => out.push((i, Err(not_queued(e)))),
-                    Err(e) => again.push((i, task, e.to_string())),
-                }
-            }
-            for (i, task, ack) in acks {
-                match ack.await {
-                    Ok(a) => out.push((i, Ok(a.sequence))),
-                    Err(e) if lasting(e.kind()) => out.push((i, Err(not_queued(e)))),
-                    Err(e) => again.push((i, task, e.to_string())),
-                }
-            }
-            if again.is_empty() {
-                return out;
-            }
-            if tokio::time::Instant::now() >= give_up {
-                out.extend(again.into_iter().map(|(i, _, e)| (i, Err(not_queued(e)))));
-                return out;
-            }
-            tokio::time::sleep(Duration::from_millis(200)).await;
-            todo = again.into_iter().map(|(i, t, _)| (i, t)).collect();
-        }
+    /// Withdraws a call: its chunks still queued go, and the agents running
+    /// the others are told to kill their workers (see `alive`).
+    pub(crate) async fn withdraw(&self, map: &str) {
+        let _ = self
+            .tasks
+            .purge()
+            .filter(self.target.tasks_subject(map))
+            .await;
+        alive::withdraw(self.js.client(), &self.target, map).await;
     }
-}
 
-/// How long the driver tries again to queue a task the server did not take.
-const REPUBLISH: Duration = Duration::from_secs(30);
-
-/// A publish error that trying again does not mend.
-fn lasting(kind: async_nats::jetstream::context::PublishErrorKind) -> bool {
-    use async_nats::jetstream::context::PublishErrorKind as K;
-    matches!(
-        kind,
-        K::MaxPayloadExceeded | K::WrongLastMessageId | K::WrongLastSequence
-    )
-}
-
-fn not_queued(e: impl std::fmt::Display) -> TaskError {
-    TaskError::Failed {
-        reason: format!("the task could not be queued on the server: {e}"),
-    }
-}
-
-/// The task's stream sequence in a max-deliveries advisory.
-fn advisory_seq(payload: &[u8]) -> Option<u64> {
-    #[derive(serde::Deserialize)]
-    struct Advisory {
-        stream_seq: u64,
-    }
-    serde_json::from_slice::<Advisory>(payload)
-        .ok()
-        .map(|a| a.stream_seq)
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn the_advisory_names_the_task() {
-        let adv = br#"{"type":"io.nats.jetstream.advisory.v1.max_deliver","id":"x","timestamp":"2026-01-01T00:00:00Z","stream":"S","consumer":"agents","stream_seq":42,"deliveries":5}"#;
-        assert_eq!(advisory_seq(adv), Some(42));
-        assert_eq!(advisory_seq(b"{}"), None);
-        assert_eq!(advisory_seq(b"garbage"), None);
+    /// What is left of a call on the server goes: chunks still queued (none,
+    /// unless it ended early) and its results.
+    pub(crate) async fn forget(&self, map: &str) {
+        let _ = self
+            .tasks
+            .purge()
+            .filter(self.target.tasks_subject(map))
+            .await;
+        let _ = self
+            .results
+            .purge()
+            .filter(self.target.results_subject(map))
+            .await;
     }
 }

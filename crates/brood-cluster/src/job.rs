@@ -21,11 +21,17 @@ use async_nats::jetstream::{self, consumer, stream};
 use std::path::PathBuf;
 use std::time::Duration;
 
-/// The header that carries an item's index.
+/// The header that carries the index of a chunk's first item.
 pub(crate) const ITEM: &str = "Brood-Item";
+
+/// The header that carries how many items a chunk (or its outcomes) holds.
+pub(crate) const COUNT: &str = "Brood-Count";
 
 /// The header that carries a task's timeout, in milliseconds.
 pub(crate) const TIMEOUT: &str = "Brood-Timeout-Ms";
+
+/// The header that carries a task's soft timeout, in milliseconds.
+pub(crate) const SOFT_TIMEOUT: &str = "Brood-Soft-Timeout-Ms";
 
 /// The consumer every agent of a job pulls from.
 pub(crate) const AGENTS: &str = "agents";

@@ -48,11 +48,14 @@
 
 mod agent;
 mod alive;
+mod call;
 mod driver;
 mod error;
 mod job;
+mod run;
 
 pub use agent::{Agent, agent_from_env};
+pub use call::{ClusterCall, ClusterImap, ClusterImapUnordered, ClusterTask};
 pub use driver::{ClusterBuilder, ClusterPool};
 pub use error::ClusterError;
 pub use job::Credentials;

@@ -492,6 +492,19 @@ impl<'p> PoolCall<'p> {
         run
     }
 
+    /// A map over arguments encoded already (the remote seam's chunks).
+    pub(super) fn eager_encoded<'b>(
+        &self,
+        func: FnRef,
+        args: impl IntoIterator<Item = &'b [u8]>,
+    ) -> Run<'static> {
+        let mut run = Run::eager_encoded(self.plan(func, 1), args);
+        if self.chunk_asked().is_none() {
+            run.plan.chunk = default_chunk(run.pending.len(), self.pool.core.cfg.size);
+        }
+        run
+    }
+
     fn lazy<A, R, I>(self, func: FnRef, items: I) -> Result<ImapUnordered<'p, R>>
     where
         A: Serialize + 'static,

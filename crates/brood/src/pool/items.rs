@@ -171,6 +171,21 @@ impl<'s> Run<'s> {
         run
     }
 
+    /// [`Run::eager`] over arguments encoded already (the remote seam's
+    /// chunks: each is a value's bytes as `frame::encode_value` made them).
+    pub(super) fn eager_encoded<'b>(
+        plan: Plan,
+        args: impl IntoIterator<Item = &'b [u8]>,
+    ) -> Run<'s> {
+        let mut run = Run::empty(plan, None, true);
+        for arg in args {
+            let start = frame::begin_item(&mut run.args);
+            run.args.extend_from_slice(arg);
+            run.take_item(start, Ok(()), None, Vec::new());
+        }
+        run
+    }
+
     /// A map that pulls from `source` only as workers need items.
     pub(super) fn lazy(plan: Plan, source: Source<'s>) -> Run<'s> {
         Run::empty(plan, Some(source), false)

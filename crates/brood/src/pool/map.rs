@@ -300,6 +300,12 @@ impl<'a, R: DeserializeOwned + 'static> MapUnordered<'a, R> {
         self.wake = Some(fd);
     }
 
+    /// Ends the map now (the remote seam's withdrawn chunk): workers running
+    /// its items are killed, and the items without a result fail.
+    pub(super) fn cancel(&mut self, reason: &str) {
+        self.abandon(reason);
+    }
+
     /// Every item has been yielded.
     pub(super) fn finished(&self) -> bool {
         self.run.done()
@@ -336,6 +342,17 @@ impl<'a, R: DeserializeOwned + 'static> MapUnordered<'a, R> {
         let value = value.map(|bytes| (bytes, inbox.clone()));
         self.run.yielded += 1;
         Some((idx, value))
+    }
+
+    /// Hands every finished result, undecoded, to `take` (the remote seam's
+    /// chunks, which send them on as bytes); how many.
+    pub(super) fn drain_outcomes(
+        &mut self,
+        take: impl FnMut(usize, std::result::Result<&[u8], TaskError>),
+    ) -> usize {
+        let n = self.run.finished.drain(take);
+        self.run.yielded += n;
+        n
     }
 
     /// The next finished result, decoded, if one is waiting.

@@ -104,7 +104,7 @@ pub use calls::PoolCall;
 pub use failure::TaskError;
 pub use imap::{Imap, ImapUnordered};
 pub use map::MapUnordered;
-pub use options::{CallOptions, MapProgress};
+pub use options::{CallOptions, CallSettings, MapProgress};
 pub use shared::SharedSlice;
 pub use submit::TaskHandle;
 pub use worker::task_cancelled;

@@ -17,6 +17,32 @@ pub struct MapProgress {
     pub total: Option<usize>,
 }
 
+impl MapProgress {
+    /// `done` items with a result, `failed` of them failed, of `total` (for
+    /// a pool that runs elsewhere and reports through
+    /// [`CallOptions::report`]).
+    pub fn new(done: usize, failed: usize, total: Option<usize>) -> MapProgress {
+        MapProgress {
+            done,
+            failed,
+            total,
+        }
+    }
+}
+
+/// What a [`CallOptions`] asks, read by a pool that runs elsewhere (the
+/// remote seam).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+#[non_exhaustive]
+pub struct CallSettings {
+    /// [`CallOptions::timeout`].
+    pub timeout: Option<Duration>,
+    /// [`CallOptions::soft_timeout`].
+    pub soft_timeout: Option<Duration>,
+    /// [`CallOptions::chunk_size`].
+    pub chunk: Option<usize>,
+}
+
 type Callback = Arc<dyn Fn(MapProgress) + Send + Sync>;
 
 /// Options of one call, given with [`Pool::with`](super::Pool::with): a
@@ -90,6 +116,30 @@ impl CallOptions {
     pub fn soft_timeout(mut self, soft: Duration) -> CallOptions {
         self.soft_timeout = Some(soft);
         self
+    }
+
+    /// What these options ask (besides the progress callback).
+    ///
+    /// ```
+    /// use std::time::Duration;
+    /// let opts = brood::CallOptions::new().timeout(Duration::from_secs(2)).chunk_size(8);
+    /// let s = opts.settings();
+    /// assert_eq!((s.timeout, s.soft_timeout, s.chunk), (Some(Duration::from_secs(2)), None, Some(8)));
+    /// ```
+    pub fn settings(&self) -> CallSettings {
+        CallSettings {
+            timeout: self.timeout,
+            soft_timeout: self.soft_timeout,
+            chunk: self.chunk,
+        }
+    }
+
+    /// Calls the progress callback, if there is one, with `p` (for a pool
+    /// that runs elsewhere).
+    pub fn report(&self, p: MapProgress) {
+        if let Some(f) = &self.progress {
+            f(p);
+        }
     }
 
     /// Items per chunk for this call (see

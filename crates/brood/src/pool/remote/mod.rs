@@ -57,6 +57,12 @@
 //!
 //! [`SharedSlice`]: crate::SharedSlice
 
+mod chunk;
+
+pub use chunk::{
+    ChunkEncoder, CtrlC, Withdraw, chunk_len, decode_results, failed_outcomes, split_chunk,
+};
+
 use super::calls::PoolCall;
 use super::options::CallOptions;
 use super::{Pool, TaskError, state, worker};
@@ -245,15 +251,16 @@ fn open(task: &[u8]) -> Result<Envelope, RemoteError> {
 /// The function and argument of a task made by this very build, or why not.
 fn receive(task: &[u8]) -> Result<(FnRef, Vec<u8>), RemoteError> {
     let env = open(task)?;
+    Ok((receive_func(env.build, &env.func)?, env.arg))
+}
+
+/// The function a task or chunk of `build` names, if that is this build.
+fn receive_func(build: BuildId, func: &PortableRef) -> Result<FnRef, RemoteError> {
     let here = BuildId::current()?;
-    if env.build != here {
-        return Err(RemoteError::OtherBuild {
-            sent: env.build,
-            here,
-        });
+    if build != here {
+        return Err(RemoteError::OtherBuild { sent: build, here });
     }
-    let func = image::localize(&env.func).map_err(|e| RemoteError::Crossing(e.to_string()))?;
-    Ok((func, env.arg))
+    image::localize(func).map_err(|e| RemoteError::Crossing(e.to_string()))
 }
 
 /// A [`TaskError`] as it crosses.

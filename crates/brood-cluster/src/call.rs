@@ -1,0 +1,364 @@
+//! The calls of a [`ClusterPool`]: `map`, `imap`, `imap_unordered`,
+//! `try_map` and `submit`, with the local pool's signatures and results,
+//! each optionally with [`CallOptions`] through [`ClusterPool::with`].
+
+use crate::driver::ClusterPool;
+use crate::error::ClusterError;
+use crate::run::{MapRun, NewChunk};
+use brood::remote::ChunkEncoder;
+use brood::{CallOptions, TaskError};
+use serde::{Serialize, de::DeserializeOwned};
+use std::collections::BTreeMap;
+
+/// One call of a [`ClusterPool`] with its options, from
+/// [`ClusterPool::with`]: a timeout for each item (its agent kills the
+/// worker past it), a soft timeout, a chunk size, a progress callback.
+#[derive(Debug)]
+pub struct ClusterCall<'p> {
+    pool: &'p ClusterPool,
+    opts: CallOptions,
+}
+
+/// A call's outcomes as they come, whatever its argument type.
+trait Outcomes<R> {
+    fn next_outcome(&mut self) -> Result<Option<(usize, Result<R, TaskError>)>, ClusterError>;
+    fn interrupted(&self) -> bool;
+}
+
+impl<A: Serialize + 'static, R: DeserializeOwned + 'static> Outcomes<R> for MapRun<'_, A, R> {
+    fn next_outcome(&mut self) -> Result<Option<(usize, Result<R, TaskError>)>, ClusterError> {
+        MapRun::next_outcome(self)
+    }
+
+    fn interrupted(&self) -> bool {
+        MapRun::interrupted(self)
+    }
+}
+
+/// The results of [`ClusterPool::imap_unordered`]: `(index, result)` in the
+/// order they finish. Dropping it withdraws the items not yet answered.
+pub struct ClusterImapUnordered<'p, R> {
+    run: Box<dyn Outcomes<R> + 'p>,
+    error: Option<ClusterError>,
+}
+
+impl<R> std::fmt::Debug for ClusterImapUnordered<'_, R> {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("ClusterImapUnordered")
+            .finish_non_exhaustive()
+    }
+}
+
+impl<R> ClusterImapUnordered<'_, R> {
+    /// Whether Ctrl-C ended the call (the iterator then ends early).
+    pub fn interrupted(&self) -> bool {
+        self.run.interrupted()
+    }
+
+    /// Why the iterator ended early, if the server failed it.
+    pub fn error(&self) -> Option<&ClusterError> {
+        self.error.as_ref()
+    }
+}
+
+impl<R> Iterator for ClusterImapUnordered<'_, R> {
+    type Item = (usize, Result<R, TaskError>);
+
+    fn next(&mut self) -> Option<Self::Item> {
+        if self.error.is_some() {
+            return None;
+        }
+        match self.run.next_outcome() {
+            Ok(x) => x,
+            Err(e) => {
+                self.error = Some(e);
+                None
+            }
+        }
+    }
+}
+
+/// The results of [`ClusterPool::imap`], in input order.
+pub struct ClusterImap<'p, R> {
+    inner: ClusterImapUnordered<'p, R>,
+    held: BTreeMap<usize, Result<R, TaskError>>,
+    next: usize,
+}
+
+impl<R> std::fmt::Debug for ClusterImap<'_, R> {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("ClusterImap")
+            .field("next", &self.next)
+            .finish_non_exhaustive()
+    }
+}
+
+impl<R> ClusterImap<'_, R> {
+    /// Whether Ctrl-C ended the call.
+    pub fn interrupted(&self) -> bool {
+        self.inner.interrupted()
+    }
+
+    /// Why the iterator ended early, if the server failed it.
+    pub fn error(&self) -> Option<&ClusterError> {
+        self.inner.error()
+    }
+}
+
+impl<R> Iterator for ClusterImap<'_, R> {
+    type Item = Result<R, TaskError>;
+
+    fn next(&mut self) -> Option<Self::Item> {
+        loop {
+            if let Some(r) = self.held.remove(&self.next) {
+                self.next += 1;
+                return Some(r);
+            }
+            let (i, r) = self.inner.next()?;
+            self.held.insert(i, r);
+        }
+    }
+}
+
+/// A task given with [`ClusterPool::submit`]: its result, once an agent
+/// answered it.
+#[derive(Debug)]
+pub struct ClusterTask<R> {
+    rx: std::sync::mpsc::Receiver<brood::Result<Result<R, TaskError>>>,
+}
+
+impl<R> ClusterTask<R> {
+    /// Waits for the result. The outer error: the server could not be used,
+    /// or Ctrl-C ended the wait.
+    pub fn wait(self) -> brood::Result<Result<R, TaskError>> {
+        self.rx.recv().unwrap_or_else(|_| {
+            Err(ClusterError::Pool("the task's thread ended without a result".into()).into())
+        })
+    }
+}
+
+impl<'p> ClusterCall<'p> {
+    pub(crate) fn new(pool: &'p ClusterPool, opts: CallOptions) -> ClusterCall<'p> {
+        ClusterCall { pool, opts }
+    }
+
+    fn start<A, R>(
+        self,
+        new_chunk: NewChunk<A>,
+        items: Box<dyn Iterator<Item = A> + 'p>,
+    ) -> brood::Result<ClusterImapUnordered<'p, R>>
+    where
+        A: Serialize + 'static,
+        R: DeserializeOwned + 'static,
+    {
+        let run = MapRun::<A, R>::start(self.pool, self.opts, new_chunk, items)?;
+        Ok(ClusterImapUnordered {
+            run: Box::new(run),
+            error: None,
+        })
+    }
+
+    /// [`ClusterPool::imap_unordered`] with this call's options.
+    pub fn imap_unordered<A, R>(
+        self,
+        f: fn(A) -> R,
+        items: impl IntoIterator<Item = A> + 'p,
+    ) -> brood::Result<ClusterImapUnordered<'p, R>>
+    where
+        A: Serialize + DeserializeOwned + 'static,
+        R: Serialize + DeserializeOwned + 'static,
+    {
+        self.start(
+            Box::new(move || ChunkEncoder::new(f)),
+            Box::new(items.into_iter()),
+        )
+    }
+
+    /// [`ClusterPool::imap`] with this call's options.
+    pub fn imap<A, R>(
+        self,
+        f: fn(A) -> R,
+        items: impl IntoIterator<Item = A> + 'p,
+    ) -> brood::Result<ClusterImap<'p, R>>
+    where
+        A: Serialize + DeserializeOwned + 'static,
+        R: Serialize + DeserializeOwned + 'static,
+    {
+        Ok(ClusterImap {
+            inner: self.imap_unordered(f, items)?,
+            held: BTreeMap::new(),
+            next: 0,
+        })
+    }
+
+    /// [`ClusterPool::map`] with this call's options.
+    pub fn map<A, R>(
+        self,
+        f: fn(A) -> R,
+        items: impl IntoIterator<Item = A> + 'p,
+    ) -> brood::Result<Vec<Result<R, TaskError>>>
+    where
+        A: Serialize + DeserializeOwned + 'static,
+        R: Serialize + DeserializeOwned + 'static,
+    {
+        let mut it = self.imap_unordered(f, items)?;
+        let mut out: Vec<Option<Result<R, TaskError>>> = Vec::new();
+        for (i, r) in it.by_ref() {
+            if out.len() <= i {
+                out.resize_with(i + 1, || None);
+            }
+            out[i] = Some(r);
+        }
+        if it.interrupted() {
+            return Err(brood::Error::Interrupted);
+        }
+        if let Some(e) = it.error.take() {
+            return Err(e.into());
+        }
+        Ok(out
+            .into_iter()
+            .map(|r| {
+                r.unwrap_or_else(|| {
+                    Err(TaskError::Failed {
+                        reason: "no outcome".into(),
+                    })
+                })
+            })
+            .collect())
+    }
+
+    /// [`ClusterPool::try_map`] with this call's options.
+    pub fn try_map<A, R>(
+        self,
+        f: fn(A) -> R,
+        items: impl IntoIterator<Item = A> + 'p,
+    ) -> brood::Result<Vec<R>>
+    where
+        A: Serialize + DeserializeOwned + 'static,
+        R: Serialize + DeserializeOwned + 'static,
+    {
+        self.map(f, items)?
+            .into_iter()
+            .enumerate()
+            .map(|(index, r)| r.map_err(|source| brood::Error::TaskFailed { index, source }))
+            .collect()
+    }
+}
+
+impl ClusterPool {
+    /// `f` over every item, results in input order: [`brood::Pool::map`],
+    /// run by the job's agents. Each item has its own `Result`, with the
+    /// same [`TaskError`]s as on one machine; an item whose agents all died
+    /// (`max_deliveries` times) fails with [`TaskError::Failed`]. The items
+    /// go out in chunks (some 64 for the call, at most 4,096 items each,
+    /// or [`CallOptions::chunk_size`]); the map waits for agents if there
+    /// are none yet. Ctrl-C ends it with `brood::Error::Interrupted`, its
+    /// chunks withdrawn from the agents.
+    ///
+    /// An item runs at least once: when an agent is lost, the items it was
+    /// running run again elsewhere; the driver keeps the first outcome of
+    /// each. Must not be called from inside an async runtime.
+    ///
+    /// The outer error: `f` cannot cross (not code of the executable), or
+    /// the server could not be used (a `brood::Error::Io` holding a
+    /// [`ClusterError`]).
+    pub fn map<A, R>(
+        &self,
+        f: fn(A) -> R,
+        items: impl IntoIterator<Item = A>,
+    ) -> brood::Result<Vec<Result<R, TaskError>>>
+    where
+        A: Serialize + DeserializeOwned + 'static,
+        R: Serialize + DeserializeOwned + 'static,
+    {
+        self.with(CallOptions::new()).map(f, items)
+    }
+
+    /// The values of [`ClusterPool::map`], or its first failure
+    /// ([`brood::Pool::try_map`]).
+    pub fn try_map<A, R>(
+        &self,
+        f: fn(A) -> R,
+        items: impl IntoIterator<Item = A>,
+    ) -> brood::Result<Vec<R>>
+    where
+        A: Serialize + DeserializeOwned + 'static,
+        R: Serialize + DeserializeOwned + 'static,
+    {
+        self.with(CallOptions::new()).try_map(f, items)
+    }
+
+    /// Results in input order as they can be given ([`brood::Pool::imap`]):
+    /// the input is pulled only as chunks go out, so it may be endless.
+    ///
+    /// ```no_run
+    /// # brood::init();
+    /// fn double(x: u64) -> u64 { 2 * x }
+    /// let pool = brood_cluster::ClusterPool::connect("nats://127.0.0.1:4222", "doubles")?;
+    /// for r in pool.imap(double, 0..1_000_000)?.take(10) {
+    ///     println!("{}", r?);
+    /// }
+    /// # Ok::<(), Box<dyn std::error::Error>>(())
+    /// ```
+    pub fn imap<'p, A, R>(
+        &'p self,
+        f: fn(A) -> R,
+        items: impl IntoIterator<Item = A> + 'p,
+    ) -> brood::Result<ClusterImap<'p, R>>
+    where
+        A: Serialize + DeserializeOwned + 'static,
+        R: Serialize + DeserializeOwned + 'static,
+    {
+        self.with(CallOptions::new()).imap(f, items)
+    }
+
+    /// `(index, result)` in the order they finish
+    /// ([`brood::Pool::imap_unordered`]).
+    pub fn imap_unordered<'p, A, R>(
+        &'p self,
+        f: fn(A) -> R,
+        items: impl IntoIterator<Item = A> + 'p,
+    ) -> brood::Result<ClusterImapUnordered<'p, R>>
+    where
+        A: Serialize + DeserializeOwned + 'static,
+        R: Serialize + DeserializeOwned + 'static,
+    {
+        self.with(CallOptions::new()).imap_unordered(f, items)
+    }
+
+    /// Runs `f(arg)` on an agent and returns at once with a handle to its
+    /// result ([`brood::Pool::submit`]).
+    ///
+    /// ```no_run
+    /// # brood::init();
+    /// fn square(x: u64) -> u64 { x * x }
+    /// let pool = brood_cluster::ClusterPool::connect("nats://127.0.0.1:4222", "squares")?;
+    /// let task = pool.submit(square, 12)?;
+    /// assert_eq!(task.wait()?, Ok(144));
+    /// # Ok::<(), Box<dyn std::error::Error>>(())
+    /// ```
+    pub fn submit<A, R>(&self, f: fn(A) -> R, arg: A) -> brood::Result<ClusterTask<R>>
+    where
+        A: Serialize + DeserializeOwned + Send + 'static,
+        R: Serialize + DeserializeOwned + Send + 'static,
+    {
+        let (tx, rx) = std::sync::mpsc::channel();
+        // Refused at once if `f` cannot cross.
+        ChunkEncoder::new(f).map_err(ClusterError::from)?;
+        // A one-item call on a thread of its own: the pool's runtime serves
+        // several callers at once.
+        let pool = self.share();
+        std::thread::Builder::new()
+            .name("brood-cluster-submit".into())
+            .spawn(move || {
+                let out = pool.with(CallOptions::new()).map(f, [arg]).map(|mut v| {
+                    v.pop().unwrap_or(Err(TaskError::Failed {
+                        reason: "no outcome".into(),
+                    }))
+                });
+                let _ = tx.send(out);
+            })
+            .map_err(|e| ClusterError::Pool(format!("cannot start the task's thread: {e}")))?;
+        Ok(ClusterTask { rx })
+    }
+}

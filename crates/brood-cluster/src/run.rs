@@ -1,0 +1,553 @@
+//! One call of a [`ClusterPool`](crate::ClusterPool) on the driver's side:
+//! its items, in chunks, published to the job's work queue as the window
+//! allows; their outcomes read back, one per item, in the order they come.
+//!
+//! It runs on the caller's thread (each step is a `block_on` on the pool's
+//! runtime), so that the caller's iterator is pulled only as chunks go out
+//! and needs to be neither `Send` nor `'static`.
+
+use crate::alive::Beat;
+use crate::driver::ClusterPool;
+use crate::error::ClusterError;
+use crate::job::{AGENTS, COUNT, ITEM, SOFT_TIMEOUT, TIMEOUT};
+use async_nats::jetstream::consumer;
+use brood::remote::{ChunkEncoder, CtrlC, RemoteError, decode_results, split_chunk};
+use brood::{CallOptions, MapProgress, TaskError};
+use bytes::Bytes;
+use futures_util::StreamExt;
+use serde::{Serialize, de::DeserializeOwned};
+use std::collections::{HashMap, VecDeque};
+use std::time::Duration;
+
+/// A map's reader of its results.
+type Results = consumer::pull::Ordered;
+
+/// How long the driver waits for a result before it reads them anew: a
+/// reader whose server restarted may otherwise wait a minute to notice.
+const QUIET: Duration = Duration::from_secs(3);
+
+/// How often a waiting driver looks for Ctrl-C.
+const CTRL_C_POLL: Duration = Duration::from_millis(100);
+
+/// Chunks out at once, unanswered.
+const WINDOW: usize = 256;
+
+/// How long the driver tries again to queue a chunk the server did not take.
+const REPUBLISH: Duration = Duration::from_secs(30);
+
+/// The most items in a chunk when the call does not say.
+const MAX_CHUNK: usize = 4096;
+
+/// Items per chunk for `n` items (when known) and no chunk size asked:
+/// some 64 chunks, so that several agents share even a short map.
+pub(crate) fn default_chunk(n: Option<usize>) -> usize {
+    match n {
+        Some(n) => n.div_ceil(64).clamp(1, MAX_CHUNK),
+        None => 64,
+    }
+}
+
+/// Makes an empty chunk of the call's function.
+pub(crate) type NewChunk<A> = Box<dyn Fn() -> Result<ChunkEncoder<A>, RemoteError>>;
+
+/// A chunk out on the server, unanswered.
+struct Out {
+    first: usize,
+    count: usize,
+    bytes: Bytes,
+}
+
+/// One call in progress.
+pub(crate) struct MapRun<'p, A, R> {
+    pool: &'p ClusterPool,
+    opts: CallOptions,
+    new_chunk: NewChunk<A>,
+    items: Option<Box<dyn Iterator<Item = A> + 'p>>,
+    next_index: usize,
+    chunk: usize,
+    max_bytes: usize,
+    map: String,
+    _beat: Beat,
+    results: Results,
+    from: u64,
+    advisories: async_nats::Subscriber,
+    /// Chunks out, by stream sequence; and the sequence of each chunk by its
+    /// first item.
+    out: HashMap<u64, Out>,
+    seq_of: HashMap<usize, u64>,
+    answered: Vec<bool>,
+    done: usize,
+    failed: usize,
+    ready: VecDeque<(usize, Result<R, TaskError>)>,
+    ctrl_c: Option<CtrlC>,
+    interrupted: bool,
+    finished: bool,
+}
+
+impl<'p, A: Serialize + 'static, R: DeserializeOwned + 'static> MapRun<'p, A, R> {
+    /// Starts a call: names it, starts its beat, opens its results.
+    pub(crate) fn start(
+        pool: &'p ClusterPool,
+        opts: CallOptions,
+        new_chunk: NewChunk<A>,
+        items: Box<dyn Iterator<Item = A> + 'p>,
+    ) -> Result<MapRun<'p, A, R>, ClusterError> {
+        // Cannot cross: nothing can run (found before anything is made).
+        new_chunk()?;
+        let known = match items.size_hint() {
+            (lo, Some(hi)) if lo == hi => Some(hi),
+            _ => None,
+        };
+        let chunk = opts
+            .settings()
+            .chunk
+            .unwrap_or_else(|| default_chunk(known));
+        let client = pool.js.client();
+        // A unique token names the map: an inbox's last one.
+        let inbox = client.new_inbox();
+        let map = inbox.rsplit('.').next().unwrap_or(&inbox).to_string();
+        let (beat, results, advisories) = pool.rt.block_on(async {
+            // Agents drop the tasks of a map whose driver stopped beating.
+            let beat = Beat::start(client.clone(), &pool.target, &map);
+            // Before the first chunk goes out: the server announces a chunk
+            // given out `max_deliveries` times (core NATS, not kept).
+            let advisories = client
+                .subscribe(format!(
+                    "$JS.EVENT.ADVISORY.CONSUMER.MAX_DELIVERIES.{}.{AGENTS}",
+                    pool.target.tasks_stream()
+                ))
+                .await
+                .map_err(|e| ClusterError::server("subscribe to the delivery advisories", e))?;
+            let results = pool.open_results(&map, 1).await?;
+            Ok::<_, ClusterError>((beat, results, advisories))
+        })?;
+        // Half the server's payload limit: an item below it always fits in
+        // a chunk that is below it too.
+        let max_bytes = (client.server_info().max_payload / 2).max(1024);
+        Ok(MapRun {
+            pool,
+            opts,
+            new_chunk,
+            items: Some(items),
+            next_index: 0,
+            chunk,
+            max_bytes,
+            map,
+            _beat: beat,
+            results,
+            from: 1,
+            advisories,
+            out: HashMap::new(),
+            seq_of: HashMap::new(),
+            answered: Vec::new(),
+            done: 0,
+            failed: 0,
+            ready: VecDeque::new(),
+            ctrl_c: CtrlC::watch().ok(),
+            interrupted: false,
+            finished: false,
+        })
+    }
+
+    /// Items known so far, and whether that is all of them.
+    fn total(&self) -> Option<usize> {
+        self.items.is_none().then_some(self.next_index)
+    }
+
+    /// Whether Ctrl-C ended the call.
+    pub(crate) fn interrupted(&self) -> bool {
+        self.interrupted
+    }
+
+    /// The next outcome, in the order they come; `None` at the end (or
+    /// after Ctrl-C: see [`MapRun::interrupted`]).
+    pub(crate) fn next_outcome(
+        &mut self,
+    ) -> Result<Option<(usize, Result<R, TaskError>)>, ClusterError> {
+        loop {
+            if let Some(x) = self.ready.pop_front() {
+                self.report(&x.1);
+                return Ok(Some(x));
+            }
+            if self.finished || self.interrupted {
+                return Ok(None);
+            }
+            if self.out.len() < WINDOW && self.items.is_some() {
+                self.top_up()?;
+                continue;
+            }
+            if self.out.is_empty() && self.items.is_none() {
+                self.finish();
+                continue;
+            }
+            let pool = self.pool;
+            pool.rt.block_on(self.wait())?;
+        }
+    }
+
+    fn report(&mut self, outcome: &Result<R, TaskError>) {
+        self.done += 1;
+        if outcome.is_err() {
+            self.failed += 1;
+        }
+        let total = self.total();
+        self.opts
+            .report(MapProgress::new(self.done, self.failed, total));
+    }
+
+    /// Encodes chunks from the items until the window is full or they end,
+    /// and publishes them.
+    fn top_up(&mut self) -> Result<(), ClusterError> {
+        let mut chunks = Vec::new();
+        while self.out.len() + chunks.len() < WINDOW {
+            let Some(items) = self.items.as_mut() else {
+                break;
+            };
+            let mut chunk = (self.new_chunk)()?;
+            let first = self.next_index;
+            let mut count = 0;
+            while count < self.chunk && chunk.size() < self.max_bytes {
+                let Some(item) = items.next() else {
+                    self.items = None;
+                    break;
+                };
+                let index = self.next_index;
+                self.next_index += 1;
+                self.answered.push(false);
+                if let Err(e) = chunk.push(&item) {
+                    // This item alone fails; the chunk goes on without it,
+                    // so the chunk's items are no longer consecutive: send
+                    // what came before it on its own.
+                    self.answer(
+                        index,
+                        Err(TaskError::Failed {
+                            reason: e.to_string(),
+                        }),
+                    );
+                    break;
+                }
+                count += 1;
+            }
+            if count == 0 {
+                continue;
+            }
+            let bytes = chunk.finish();
+            match split_chunk(&bytes) {
+                // Its last item took it over the server's limit: each item
+                // goes alone (one over the limit is refused, naming it).
+                Ok(parts) if count > 1 && bytes.len() > 2 * self.max_bytes => {
+                    chunks.extend(parts.into_iter().enumerate().map(|(k, b)| Out {
+                        first: first + k,
+                        count: 1,
+                        bytes: b.into(),
+                    }))
+                }
+                _ => chunks.push(Out {
+                    first,
+                    count,
+                    bytes: bytes.into(),
+                }),
+            }
+        }
+        if !chunks.is_empty() {
+            let pool = self.pool;
+            let published = pool.rt.block_on(self.publish(chunks));
+            self.took(published);
+        }
+        Ok(())
+    }
+
+    /// Records where each published chunk went, or fails its items.
+    fn took(&mut self, published: Vec<(Out, Result<u64, TaskError>)>) {
+        for (chunk, seq) in published {
+            match seq {
+                Ok(seq) => {
+                    self.seq_of.insert(chunk.first, seq);
+                    self.out.insert(seq, chunk);
+                }
+                Err(e) => {
+                    for i in chunk.first..chunk.first + chunk.count {
+                        self.answer(i, Err(e.clone()));
+                    }
+                }
+            }
+        }
+    }
+
+    /// Keeps the first outcome of item `i`.
+    fn answer(&mut self, i: usize, outcome: Result<R, TaskError>) {
+        if let Some(seen) = self.answered.get_mut(i)
+            && !std::mem::replace(seen, true)
+        {
+            self.ready.push_back((i, outcome));
+        }
+    }
+
+    /// Waits for one thing: results, an advisory, Ctrl-C, or a quiet spell.
+    async fn wait(&mut self) -> Result<(), ClusterError> {
+        let quiet = tokio::time::sleep(QUIET);
+        tokio::pin!(quiet);
+        let mut tick = tokio::time::interval(CTRL_C_POLL);
+        loop {
+            tokio::select! {
+                msg = self.results.next() => {
+                    let Some(Ok(msg)) = msg else {
+                        self.results = self.pool.reopen_results(&self.map, self.from).await;
+                        return Ok(());
+                    };
+                    if let Ok(info) = msg.info() {
+                        self.from = info.stream_sequence + 1;
+                    }
+                    self.received(&msg);
+                    return Ok(());
+                }
+                Some(adv) = self.advisories.next() => {
+                    self.exhausted(&adv.payload).await;
+                    return Ok(());
+                }
+                _ = &mut quiet => {
+                    // An error, the end, or a long quiet: the reader may
+                    // have lost the server (a restart takes its consumer).
+                    // Read again from the first result not yet seen; a
+                    // repeat is dropped.
+                    self.results = self.pool.reopen_results(&self.map, self.from).await;
+                    return Ok(());
+                }
+                _ = tick.tick() => {
+                    if self.ctrl_c.as_ref().is_some_and(CtrlC::fired) {
+                        self.withdraw().await;
+                        return Ok(());
+                    }
+                }
+            }
+        }
+    }
+
+    /// A result message: a chunk's outcomes.
+    fn received(&mut self, msg: &async_nats::jetstream::Message) {
+        let header = |name: &str| {
+            msg.headers
+                .as_ref()
+                .and_then(|h| h.get(name))
+                .and_then(|v| v.as_str().parse::<usize>().ok())
+        };
+        let (Some(first), Some(count)) = (header(ITEM), header(COUNT)) else {
+            return;
+        };
+        if first
+            .checked_add(count)
+            .is_none_or(|end| end > self.answered.len())
+        {
+            return;
+        }
+        let outcomes = decode_results::<R>(&msg.payload, count).unwrap_or_else(|e| {
+            let e = TaskError::Failed {
+                reason: e.to_string(),
+            };
+            (0..count).map(|_| Err(e.clone())).collect()
+        });
+        for (k, outcome) in outcomes.into_iter().enumerate() {
+            self.answer(first + k, outcome);
+        }
+        if let Some(seq) = self.seq_of.get(&first).copied()
+            && self.out.get(&seq).is_some_and(|c| c.count == count)
+        {
+            self.out.remove(&seq);
+            self.seq_of.remove(&first);
+        }
+    }
+
+    /// A chunk was given out `max_deliveries` times and never answered. One
+    /// of several items is split into one-item chunks, so that the item
+    /// that kills its agents fails alone; one item fails.
+    async fn exhausted(&mut self, payload: &[u8]) {
+        let Some(seq) = advisory_seq(payload) else {
+            return;
+        };
+        let Some(chunk) = self.out.remove(&seq) else {
+            return;
+        };
+        self.seq_of.remove(&chunk.first);
+        let _ = self.pool.tasks.delete_message(seq).await;
+        if chunk.count > 1
+            && let Ok(parts) = split_chunk(&chunk.bytes)
+        {
+            let parts = parts
+                .into_iter()
+                .enumerate()
+                .map(|(k, bytes)| Out {
+                    first: chunk.first + k,
+                    count: 1,
+                    bytes: bytes.into(),
+                })
+                .collect();
+            let published = self.publish(parts).await;
+            self.took(published);
+            return;
+        }
+        let e = TaskError::Failed {
+            reason: format!(
+                "the task was given out {} times and never answered: each agent that \
+                 took it died or lost the server",
+                self.pool.max_deliveries
+            ),
+        };
+        for i in chunk.first..chunk.first + chunk.count {
+            self.answer(i, Err(e.clone()));
+        }
+    }
+
+    /// Ctrl-C: the call's chunks still queued go, the agents are told to
+    /// kill the workers running the others, and the call ends.
+    async fn withdraw(&mut self) {
+        self.interrupted = true;
+        self.items = None;
+        self.pool.withdraw(&self.map).await;
+        self.out.clear();
+    }
+
+    /// What is left of this map on the server goes.
+    fn finish(&mut self) {
+        if !self.finished {
+            self.finished = true;
+            let pool = self.pool;
+            pool.rt.block_on(pool.forget(&self.map));
+        }
+    }
+
+    /// Publishes chunks, each with its first item, its count, its timeouts
+    /// and an id; returns each chunk's stream sequence, or why it could not
+    /// be queued. A publish that fails for a while (the server restarting)
+    /// is tried again with the same id, which the server takes only once,
+    /// for [`REPUBLISH`].
+    async fn publish(&self, chunks: Vec<Out>) -> Vec<(Out, Result<u64, TaskError>)> {
+        let subject = self.pool.target.tasks_subject(&self.map);
+        let settings = self.opts.settings();
+        let timeout = settings.timeout.or(self.pool.task_timeout);
+        let limit = self.pool.js.client().server_info().max_payload;
+        let mut out = Vec::with_capacity(chunks.len());
+        let mut todo = chunks;
+        let give_up = tokio::time::Instant::now() + REPUBLISH;
+        loop {
+            let mut acks = Vec::with_capacity(todo.len());
+            let mut again = Vec::new();
+            for chunk in todo {
+                if chunk.bytes.len() > limit {
+                    out.push(refuse_oversized(chunk, limit));
+                    continue;
+                }
+                let mut headers = async_nats::HeaderMap::new();
+                headers.insert(ITEM, chunk.first.to_string().as_str());
+                headers.insert(COUNT, chunk.count.to_string().as_str());
+                headers.insert(
+                    async_nats::header::NATS_MESSAGE_ID,
+                    format!("{}.{}.{}", self.map, chunk.first, chunk.count).as_str(),
+                );
+                if let Some(t) = timeout {
+                    headers.insert(TIMEOUT, t.as_millis().to_string().as_str());
+                }
+                if let Some(t) = settings.soft_timeout {
+                    headers.insert(SOFT_TIMEOUT, t.as_millis().to_string().as_str());
+                }
+                match self
+                    .pool
+                    .js
+                    .publish_with_headers(subject.clone(), headers, chunk.bytes.clone())
+                    .await
+                {
+                    Ok(ack) => acks.push((chunk, ack)),
+                    Err(e) if lasting(e.kind()) => out.push((chunk, Err(not_queued(e)))),
+                    Err(e) => again.push((chunk, e.to_string())),
+                }
+            }
+            for (chunk, ack) in acks {
+                match ack.await {
+                    Ok(a) => out.push((chunk, Ok(a.sequence))),
+                    Err(e) if lasting(e.kind()) => out.push((chunk, Err(not_queued(e)))),
+                    Err(e) => again.push((chunk, e.to_string())),
+                }
+            }
+            if again.is_empty() {
+                return out;
+            }
+            if tokio::time::Instant::now() >= give_up {
+                out.extend(again.into_iter().map(|(c, e)| (c, Err(not_queued(e)))));
+                return out;
+            }
+            tokio::time::sleep(Duration::from_millis(200)).await;
+            todo = again.into_iter().map(|(c, _)| c).collect();
+        }
+    }
+}
+
+impl<A, R> Drop for MapRun<'_, A, R> {
+    fn drop(&mut self) {
+        // Dropped before its end (an iterator let go, Ctrl-C): its chunks
+        // still out are withdrawn.
+        if !self.finished {
+            let pool = self.pool;
+            if !self.out.is_empty() || self.items.is_some() {
+                pool.rt.block_on(pool.withdraw(&self.map));
+            }
+            pool.rt.block_on(pool.forget(&self.map));
+        }
+    }
+}
+
+/// A chunk over the server's payload limit (one item: see `top_up`) fails,
+/// naming the limit.
+fn refuse_oversized(chunk: Out, limit: usize) -> (Out, Result<u64, TaskError>) {
+    let reason = format!(
+        "the argument is {} bytes encoded, over the server's payload limit of {limit} bytes \
+         (nats-server's max_payload): send a path or a key instead, or raise the limit",
+        chunk.bytes.len()
+    );
+    (chunk, Err(TaskError::Failed { reason }))
+}
+
+/// A publish error that trying again does not mend.
+fn lasting(kind: async_nats::jetstream::context::PublishErrorKind) -> bool {
+    use async_nats::jetstream::context::PublishErrorKind as K;
+    matches!(
+        kind,
+        K::MaxPayloadExceeded | K::WrongLastMessageId | K::WrongLastSequence
+    )
+}
+
+fn not_queued(e: impl std::fmt::Display) -> TaskError {
+    TaskError::Failed {
+        reason: format!("the task could not be queued on the server: {e}"),
+    }
+}
+
+/// The task's stream sequence in a max-deliveries advisory.
+fn advisory_seq(payload: &[u8]) -> Option<u64> {
+    #[derive(serde::Deserialize)]
+    struct Advisory {
+        stream_seq: u64,
+    }
+    serde_json::from_slice::<Advisory>(payload)
+        .ok()
+        .map(|a| a.stream_seq)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn the_advisory_names_the_task() {
+        let adv = br#"{"type":"io.nats.jetstream.advisory.v1.max_deliver","id":"x","timestamp":"2026-01-01T00:00:00Z","stream":"S","consumer":"agents","stream_seq":42,"deliveries":5}"#;
+        assert_eq!(advisory_seq(adv), Some(42));
+        assert_eq!(advisory_seq(b"{}"), None);
+        assert_eq!(advisory_seq(b"garbage"), None);
+    }
+
+    #[test]
+    fn default_chunks() {
+        assert_eq!(default_chunk(Some(10)), 1);
+        assert_eq!(default_chunk(Some(100_000)), 1563);
+        assert_eq!(default_chunk(Some(10_000_000)), MAX_CHUNK);
+        assert_eq!(default_chunk(None), 64);
+    }
+}
