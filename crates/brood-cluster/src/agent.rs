@@ -23,6 +23,9 @@ use tokio::sync::Semaphore;
 /// How long one pull for tasks waits for them on the server.
 const PULL: Duration = Duration::from_secs(1);
 
+/// How often a running chunk looks whether its driver withdrew it.
+const WATCH: Duration = Duration::from_millis(100);
+
 /// How often an agent reads the consumer's settings again.
 const REREAD: Duration = Duration::from_secs(30);
 
@@ -244,14 +247,18 @@ impl Job {
         );
         let mut run =
             tokio::task::spawn_blocking(move || pool.with(opts).map_encoded(&payload, Some(&w)));
+        let mut beat_at = Instant::now();
         let outcomes = loop {
             tokio::select! {
                 out = &mut run => break out,
-                _ = tokio::time::sleep(beat) => {
+                _ = tokio::time::sleep(WATCH) => {
                     if self.drivers.gone(&self.map) {
                         withdraw.fire();
                     }
-                    let _ = msg.ack_with(AckKind::Progress).await;
+                    if beat_at.elapsed() >= beat {
+                        let _ = msg.ack_with(AckKind::Progress).await;
+                        beat_at = Instant::now();
+                    }
                 }
             }
         };

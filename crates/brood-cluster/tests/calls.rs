@@ -1,0 +1,271 @@
+//! The calls of a `ClusterPool` beyond `map`, and chunks: `imap`,
+//! `imap_unordered`, `try_map`, `submit`, `CallOptions`, a chunk with an
+//! item that kills its agents, and Ctrl-C in the driver — each against a
+//! real `nats-server` and real agent processes (this binary started again).
+
+mod support;
+
+use brood::{CallOptions, TaskError};
+use brood_cluster::ClusterPool;
+use std::io::Write;
+use std::sync::Arc;
+use std::sync::atomic::{AtomicUsize, Ordering};
+use std::time::{Duration, Instant};
+use support::*;
+
+brood::init_before_main!();
+
+/// The agent, when this binary is started with `BROOD_AGENT` set.
+#[test]
+fn agent_role() {
+    brood_cluster::agent_from_env();
+}
+
+const HOLD: &str = "BROOD_CLUSTER_TEST_HOLD";
+const DRIVER: &str = "BROOD_CLUSTER_TEST_CTRL_C_DRIVER";
+
+fn triple(x: u64) -> u64 {
+    3 * x
+}
+
+fn nap(ms: u64) -> u64 {
+    std::thread::sleep(Duration::from_millis(ms));
+    ms
+}
+
+/// Logs `i pid`; in an agent started with `HOLD` set, says so on the FIFO
+/// and never returns (item 0 of a chunk whose items all hold).
+fn held((i, log, fifo): (u64, String, String)) -> u64 {
+    let mut f = std::fs::OpenOptions::new()
+        .append(true)
+        .create(true)
+        .open(&log)
+        .unwrap();
+    f.write_all(format!("{i} {}\n", std::process::id()).as_bytes())
+        .unwrap();
+    drop(f);
+    if std::env::var_os(HOLD).is_some() {
+        let mut f = std::fs::OpenOptions::new().write(true).open(&fifo).unwrap();
+        f.write_all(format!("{i}\n").as_bytes()).unwrap();
+        drop(f);
+        loop {
+            std::thread::park();
+        }
+    }
+    i
+}
+
+/// Whether process `pid` ends within `d` (watched through its pidfd).
+fn ends_within(pid: u32, d: Duration) -> bool {
+    // SAFETY: pidfd_open takes a pid and flags and returns a new descriptor.
+    let fd = unsafe { libc::syscall(libc::SYS_pidfd_open, pid as libc::c_int, 0) } as i32;
+    if fd < 0 {
+        return true; // gone already
+    }
+    let mut p = libc::pollfd {
+        fd,
+        events: libc::POLLIN,
+        revents: 0,
+    };
+    // SAFETY: one pollfd of ours, then our own descriptor closed.
+    let ready = unsafe { libc::poll(&mut p, 1, d.as_millis() as i32) } == 1;
+    unsafe { libc::close(fd) };
+    ready
+}
+
+fn log_lines(path: &str) -> Vec<String> {
+    std::fs::read_to_string(path)
+        .unwrap_or_default()
+        .lines()
+        .map(str::to_string)
+        .collect()
+}
+
+#[test]
+fn ten_thousand_items_in_chunks_each_get_their_one_right_result() {
+    let Some(scene) = Scene::new() else { return };
+    let _a = AgentProc::start(scene.url(), "chunks", 2, &[]);
+    let _b = AgentProc::start(scene.url(), "chunks", 2, &[]);
+    let pool = ClusterPool::connect(scene.url(), "chunks").unwrap();
+    let out = pool.map(triple, 0..10_000u64).unwrap();
+    assert_eq!(out.len(), 10_000);
+    for (i, r) in out.iter().enumerate() {
+        assert_eq!(r, &Ok(3 * i as u64), "item {i}");
+    }
+    assert_eq!(scene.server.queue_state("chunks"), (0, 0, 0));
+}
+
+#[test]
+fn imap_imap_unordered_try_map_and_submit_answer_like_the_local_pool() {
+    let Some(scene) = Scene::new() else { return };
+    let _a = AgentProc::start(scene.url(), "calls", 2, &[]);
+    let pool = ClusterPool::connect(scene.url(), "calls").unwrap();
+    // In order, from an iterator with no length, small chunks.
+    let lazy = (0..500u64).filter(|_| true);
+    let ordered: Vec<u64> = pool
+        .with(CallOptions::new().chunk_size(7))
+        .imap(triple, lazy)
+        .unwrap()
+        .map(Result::unwrap)
+        .collect();
+    assert_eq!(ordered, (0..500).map(|x| 3 * x).collect::<Vec<_>>());
+    // Every index once, whatever the order.
+    let mut seen: Vec<usize> = pool
+        .imap_unordered(triple, 0..300u64)
+        .unwrap()
+        .map(|(i, r)| {
+            assert_eq!(r, Ok(3 * i as u64));
+            i
+        })
+        .collect();
+    seen.sort_unstable();
+    assert_eq!(seen, (0..300).collect::<Vec<_>>());
+    // An endless input: the first ten, and the rest withdrawn.
+    let first: Vec<u64> = pool
+        .imap(triple, 0u64..)
+        .unwrap()
+        .take(10)
+        .map(Result::unwrap)
+        .collect();
+    assert_eq!(first, (0..10).map(|x| 3 * x).collect::<Vec<_>>());
+    assert_eq!(pool.try_map(triple, [1, 2]).unwrap(), [3, 6]);
+    let task = pool.submit(triple, 14).unwrap();
+    assert_eq!(task.wait().unwrap(), Ok(42));
+    // Nothing left queued for the calls that ended, the endless one too.
+    let deadline = Instant::now() + Duration::from_secs(10);
+    while scene.server.queue_state("calls").0 != 0 {
+        assert!(Instant::now() < deadline, "tasks left queued");
+        // Polls the server: nothing to wait on but its state.
+        std::thread::sleep(Duration::from_millis(50));
+    }
+}
+
+#[test]
+fn call_options_give_the_timeout_and_report_progress() {
+    let Some(scene) = Scene::new() else { return };
+    let _a = AgentProc::start(scene.url(), "options", 2, &[]);
+    let pool = ClusterPool::connect(scene.url(), "options").unwrap();
+    let seen = Arc::new(AtomicUsize::new(0));
+    let counter = Arc::clone(&seen);
+    let opts = CallOptions::new()
+        .timeout(Duration::from_millis(500))
+        .chunk_size(1)
+        .progress(move |p| {
+            counter.store(p.done, Ordering::Relaxed);
+        });
+    let t = Instant::now();
+    let out = pool.with(opts).map(nap, [1, 60_000]).unwrap();
+    assert_eq!(out[0], Ok(1));
+    assert!(matches!(out[1], Err(TaskError::Timeout { .. })), "{out:?}");
+    assert!(t.elapsed() < Duration::from_secs(20), "{:?}", t.elapsed());
+    assert_eq!(seen.load(Ordering::Relaxed), 2);
+}
+
+/// In an agent started with `HOLD` set, item 3 says so on the FIFO and
+/// never returns; the others return themselves.
+fn holds_on_three((i, fifo): (u64, String)) -> u64 {
+    if i == 3 && std::env::var_os(HOLD).is_some() {
+        let mut f = std::fs::OpenOptions::new().write(true).open(&fifo).unwrap();
+        f.write_all(b"3\n").unwrap();
+        drop(f);
+        loop {
+            std::thread::park();
+        }
+    }
+    i
+}
+
+#[test]
+fn a_chunk_whose_agents_keep_dying_is_split_and_only_its_killer_fails() {
+    let Some(scene) = Scene::new() else { return };
+    let (fifo, started) = scene.fifo("started");
+    let pool = ClusterPool::builder(scene.url(), "split")
+        .heartbeat_timeout(Duration::from_secs(1))
+        .max_deliveries(2)
+        .connect()
+        .unwrap();
+    let items: Vec<(u64, String)> = (0..8u64).map(|i| (i, fifo.clone())).collect();
+    let map = std::thread::spawn(move || {
+        pool.with(CallOptions::new().chunk_size(8))
+            .map(holds_on_three, items)
+    });
+    // The chunk of 8, twice, then item 3 alone, twice: each time the agent
+    // holding item 3 is SIGKILLed.
+    let mut r = std::io::BufReader::new(&started);
+    for _ in 0..4 {
+        let mut agent = AgentProc::start(scene.url(), "split", 1, &[(HOLD, "1")]);
+        assert_eq!(read_line(&mut r), "3\n");
+        agent.kill();
+        scene.family.reap_orphans();
+    }
+    // A live agent lets the server see item 3 past its deliveries.
+    let _last = AgentProc::start(scene.url(), "split", 1, &[]);
+    let out = map.join().unwrap().unwrap();
+    for (i, r) in out.iter().enumerate() {
+        if i == 3 {
+            assert!(
+                matches!(r, Err(TaskError::Failed { reason }) if reason.contains("given out 2 times")),
+                "{r:?}"
+            );
+        } else {
+            assert_eq!(r, &Ok(i as u64), "item {i}");
+        }
+    }
+    assert_eq!(scene.server.queue_state("split"), (0, 0, 0));
+}
+
+/// The driver, when this binary is started with `DRIVER` set (the URL, the
+/// log and the FIFO): one chunk of 4 held items; prints how its map ended.
+#[test]
+fn ctrl_c_driver_role() {
+    let Some(args) = std::env::var_os(DRIVER) else {
+        return;
+    };
+    let args = args.to_string_lossy().into_owned();
+    let [url, log, fifo]: [&str; 3] = args.split(' ').collect::<Vec<_>>().try_into().unwrap();
+    let pool = ClusterPool::connect(url, "ctrlc").unwrap();
+    let items = (0..4u64).map(|i| (i, log.to_string(), fifo.to_string()));
+    match pool.with(CallOptions::new().chunk_size(4)).map(held, items) {
+        Err(brood::Error::Interrupted) => println!("interrupted"),
+        other => println!("{other:?}"),
+    }
+}
+
+#[test]
+fn ctrl_c_in_the_driver_ends_its_map_within_a_second_and_kills_the_workers() {
+    let Some(scene) = Scene::new() else { return };
+    let log = scene.file("runs");
+    let (fifo, started) = scene.fifo("started");
+    let _a = AgentProc::start(scene.url(), "ctrlc", 2, &[(HOLD, "1")]);
+    let driver = std::process::Command::new(std::env::current_exe().unwrap())
+        .args(["--exact", "ctrl_c_driver_role", "--nocapture", "--quiet"])
+        .env(DRIVER, format!("{} {log} {fifo}", scene.url()))
+        .stdout(std::process::Stdio::piped())
+        .spawn()
+        .unwrap();
+    // Both workers of the agent hold an item of the chunk.
+    let mut r = std::io::BufReader::new(&started);
+    read_line(&mut r);
+    read_line(&mut r);
+    let workers: Vec<u32> = log_lines(&log)
+        .iter()
+        .map(|l| l.split(' ').nth(1).unwrap().parse().unwrap())
+        .collect();
+    assert_eq!(workers.len(), 2, "{workers:?}");
+    let t = Instant::now();
+    // SAFETY: signalling our own child, which we have not reaped.
+    unsafe { libc::kill(driver.id() as i32, libc::SIGINT) };
+    let out = driver.wait_with_output().unwrap();
+    let took = t.elapsed();
+    let text = String::from_utf8_lossy(&out.stdout);
+    assert!(text.contains("interrupted"), "{text:?} {:?}", out.status);
+    assert!(took < Duration::from_secs(1), "the driver took {took:?}");
+    // The agent kills the workers running the withdrawn chunk.
+    for w in workers {
+        assert!(
+            ends_within(w, Duration::from_secs(5)),
+            "worker {w} still runs"
+        );
+    }
+    eprintln!("Ctrl-C to the driver's exit: {took:?}");
+}
