@@ -109,7 +109,9 @@ impl Agent {
             }
         };
         // One chunk in hand per worker at most: chunks of many items take
-        // the whole local pool in turn, one-item chunks run side by side.
+        // the whole local pool in turn (the next one waits there, ready),
+        // one-item chunks run side by side. No more: a chunk in hand when
+        // the agent dies counts a delivery, run or not.
         let free = Arc::new(Semaphore::new(workers));
         let mut ack_wait = consumer
             .info()
@@ -178,10 +180,7 @@ impl Agent {
                     beat: ack_wait / 3,
                     map,
                 };
-                tokio::spawn(async move {
-                    job.answer(msg).await;
-                    drop(permit);
-                });
+                tokio::spawn(job.answer(msg, permit));
             }
         }
     }
@@ -223,7 +222,7 @@ impl Job {
     /// outcomes, then acks it. A chunk whose driver is gone or withdrew it
     /// is withdrawn (its workers killed) and dropped. A step that fails
     /// leaves it unacked: the server gives it out again after the ack wait.
-    async fn answer(self, msg: jetstream::Message) {
+    async fn answer(self, msg: jetstream::Message, permit: tokio::sync::OwnedSemaphorePermit) {
         let header = |name: &str| {
             msg.headers
                 .as_ref()
@@ -262,6 +261,8 @@ impl Job {
                 }
             }
         };
+        // Run: the next chunk may be pulled while this one's outcomes go.
+        drop(permit);
         if withdraw.fired() {
             let _ = msg.ack_with(AckKind::Term).await;
             return;

@@ -62,13 +62,17 @@ impl Drop for Beat {
 /// last beat, and which maps were withdrawn.
 pub(crate) struct Drivers {
     heard: Arc<Mutex<Heard>>,
-    since: Instant,
 }
 
 #[derive(Default)]
 struct Heard {
     beats: HashMap<String, Instant>,
     withdrawn: HashMap<String, Instant>,
+    /// When this agent first met a chunk of a map it had heard no beat of:
+    /// the beat and the chunk take different paths, so the chunk may come
+    /// first. Only after [`GONE`] of silence from then is the driver gone
+    /// (the agent's own clock: no skew between machines counts).
+    unheard: HashMap<String, Instant>,
 }
 
 impl Drivers {
@@ -91,6 +95,7 @@ impl Drivers {
                     // Maps long over are forgotten.
                     heard.beats.retain(|_, at| at.elapsed() < GONE * 60);
                     heard.withdrawn.retain(|_, at| at.elapsed() < GONE * 60);
+                    heard.unheard.retain(|_, at| at.elapsed() < GONE * 60);
                     if &m.payload[..] == WITHDRAWN {
                         heard.withdrawn.insert(map.to_string(), Instant::now());
                     } else {
@@ -99,23 +104,27 @@ impl Drivers {
                 }
             }
         });
-        Ok(Drivers {
-            heard,
-            since: Instant::now(),
-        })
+        Ok(Drivers { heard })
     }
 
     /// Whether the driver of `map` withdrew it, or has been silent for
-    /// [`GONE`] (an agent that has listened for less than that knows
-    /// nothing yet).
+    /// [`GONE`] (counted, for a map never heard, from the first time this
+    /// is asked about it).
     pub(crate) fn gone(&self, map: &str) -> bool {
-        let heard = self.heard.lock().unwrap_or_else(|e| e.into_inner());
+        let mut heard = self.heard.lock().unwrap_or_else(|e| e.into_inner());
         if heard.withdrawn.contains_key(map) {
             return true;
         }
         match heard.beats.get(map) {
             Some(at) => at.elapsed() >= GONE,
-            None => self.since.elapsed() >= GONE,
+            None => {
+                heard
+                    .unheard
+                    .entry(map.to_string())
+                    .or_insert_with(Instant::now)
+                    .elapsed()
+                    >= GONE
+            }
         }
     }
 }

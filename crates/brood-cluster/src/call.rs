@@ -4,7 +4,7 @@
 
 use crate::driver::ClusterPool;
 use crate::error::ClusterError;
-use crate::run::{MapRun, NewChunk};
+use crate::run::{Indexed, MapRun, NewChunk};
 use brood::remote::ChunkEncoder;
 use brood::{CallOptions, TaskError};
 use serde::{Serialize, de::DeserializeOwned};
@@ -21,12 +21,12 @@ pub struct ClusterCall<'p> {
 
 /// A call's outcomes as they come, whatever its argument type.
 trait Outcomes<R> {
-    fn next_outcome(&mut self) -> Result<Option<(usize, Result<R, TaskError>)>, ClusterError>;
+    fn next_outcome(&mut self) -> Result<Option<Indexed<R>>, ClusterError>;
     fn interrupted(&self) -> bool;
 }
 
 impl<A: Serialize + 'static, R: DeserializeOwned + 'static> Outcomes<R> for MapRun<'_, A, R> {
-    fn next_outcome(&mut self) -> Result<Option<(usize, Result<R, TaskError>)>, ClusterError> {
+    fn next_outcome(&mut self) -> Result<Option<Indexed<R>>, ClusterError> {
         MapRun::next_outcome(self)
     }
 
@@ -250,7 +250,7 @@ impl ClusterPool {
     /// run by the job's agents. Each item has its own `Result`, with the
     /// same [`TaskError`]s as on one machine; an item whose agents all died
     /// (`max_deliveries` times) fails with [`TaskError::Failed`]. The items
-    /// go out in chunks (some 64 for the call, at most 4,096 items each,
+    /// go out in chunks (some 24 for the call, at most 4,096 items each,
     /// or [`CallOptions::chunk_size`]); the map waits for agents if there
     /// are none yet. Ctrl-C ends it with `brood::Error::Interrupted`, its
     /// chunks withdrawn from the agents.

@@ -38,17 +38,26 @@ const REPUBLISH: Duration = Duration::from_secs(30);
 /// The most items in a chunk when the call does not say.
 const MAX_CHUNK: usize = 4096;
 
-/// Items per chunk for `n` items (when known) and no chunk size asked:
-/// some 64 chunks, so that several agents share even a short map.
+/// How many chunks a call of known length is cut into by default: enough
+/// for several agents to share it, few enough that each chunk's trip (a
+/// pull, a publish of its outcomes, an ack: about a millisecond) stays small
+/// beside its work.
+const CHUNKS: usize = 24;
+
+/// Items per chunk for `n` items (when known) and no chunk size asked
+/// (see [`CHUNKS`]).
 pub(crate) fn default_chunk(n: Option<usize>) -> usize {
     match n {
-        Some(n) => n.div_ceil(64).clamp(1, MAX_CHUNK),
+        Some(n) => n.div_ceil(CHUNKS).clamp(1, MAX_CHUNK),
         None => 64,
     }
 }
 
 /// Makes an empty chunk of the call's function.
 pub(crate) type NewChunk<A> = Box<dyn Fn() -> Result<ChunkEncoder<A>, RemoteError>>;
+
+/// One item's outcome, with its index.
+pub(crate) type Indexed<R> = (usize, Result<R, TaskError>);
 
 /// A chunk out on the server, unanswered.
 struct Out {
@@ -78,7 +87,7 @@ pub(crate) struct MapRun<'p, A, R> {
     answered: Vec<bool>,
     done: usize,
     failed: usize,
-    ready: VecDeque<(usize, Result<R, TaskError>)>,
+    ready: VecDeque<Indexed<R>>,
     ctrl_c: Option<CtrlC>,
     interrupted: bool,
     finished: bool,
@@ -161,9 +170,7 @@ impl<'p, A: Serialize + 'static, R: DeserializeOwned + 'static> MapRun<'p, A, R>
 
     /// The next outcome, in the order they come; `None` at the end (or
     /// after Ctrl-C: see [`MapRun::interrupted`]).
-    pub(crate) fn next_outcome(
-        &mut self,
-    ) -> Result<Option<(usize, Result<R, TaskError>)>, ClusterError> {
+    pub(crate) fn next_outcome(&mut self) -> Result<Option<Indexed<R>>, ClusterError> {
         loop {
             if let Some(x) = self.ready.pop_front() {
                 self.report(&x.1);
@@ -546,7 +553,8 @@ mod tests {
     #[test]
     fn default_chunks() {
         assert_eq!(default_chunk(Some(10)), 1);
-        assert_eq!(default_chunk(Some(100_000)), 1563);
+        assert_eq!(default_chunk(Some(100_000)), 4096);
+        assert_eq!(default_chunk(Some(2_400)), 100);
         assert_eq!(default_chunk(Some(10_000_000)), MAX_CHUNK);
         assert_eq!(default_chunk(None), 64);
     }

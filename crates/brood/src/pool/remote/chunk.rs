@@ -227,7 +227,7 @@ pub fn split_chunk(chunk: &[u8]) -> Result<Vec<Vec<u8>>, RemoteError> {
             let mut out = CHUNK_MAGIC.to_vec();
             let one = Head {
                 build: head.build.clone(),
-                func: head.func.clone(),
+                func: head.func,
                 count: 1,
             };
             let _ = postcard::to_io(&one, &mut out);

@@ -1,0 +1,207 @@
+//! The cluster pool against its floors and the local pool, side by side in
+//! one run (`cargo bench -p brood-cluster`; needs `nats-server`). Each
+//! figure is the median of several rounds, the peers measured in the same
+//! rounds, alternating:
+//!
+//! 1. per-item cost with chunks of 1, one agent (2 workers) on loopback,
+//!    against a raw NATS request/reply round trip (the floor), a JetStream
+//!    publish with its ack, and the local pool's `imap` with chunks of 1;
+//! 2. `x + 1` over 100,000 items, default chunks, one agent with 2 workers,
+//!    against the local pool's `map` with 2 workers;
+//! 3. a CPU-bound job (400 items of ~2 ms of CPU each) through one agent,
+//!    against the local pool;
+//! 4. the CPU-bound job with 1, 2 and 3 agents of one worker each.
+//!
+//! Agents are this binary started again with `BROOD_AGENT` set.
+
+#[path = "../tests/support/mod.rs"]
+mod support;
+
+use brood::{CallOptions, Pool};
+use brood_cluster::ClusterPool;
+use futures_util::StreamExt;
+use std::time::{Duration, Instant};
+use support::{AgentProc, Server};
+
+brood::init_before_main!();
+
+const ROUNDS: usize = 5;
+
+fn inc(x: u64) -> u64 {
+    x + 1
+}
+
+/// About 2 ms of CPU: a busy hash chain.
+fn burn(seed: u64) -> u64 {
+    let mut h = seed;
+    for _ in 0..1_500_000 {
+        h = h
+            .wrapping_mul(6_364_136_223_846_793_005)
+            .wrapping_add(1_442_695_040_888_963_407);
+        h ^= h >> 29;
+    }
+    h
+}
+
+fn median(mut v: Vec<Duration>) -> Duration {
+    v.sort();
+    v[v.len() / 2]
+}
+
+fn time<T>(f: impl FnOnce() -> T) -> Duration {
+    let t = Instant::now();
+    std::hint::black_box(f());
+    t.elapsed()
+}
+
+/// Median of `n` sequential request/reply round trips on core NATS.
+fn raw_round_trip(url: &str, n: usize) -> Duration {
+    let rt = tokio::runtime::Runtime::new().unwrap();
+    rt.block_on(async {
+        let client = async_nats::connect(url).await.unwrap();
+        let mut sub = client.subscribe("bench.echo").await.unwrap();
+        let responder = client.clone();
+        tokio::spawn(async move {
+            while let Some(m) = sub.next().await {
+                if let Some(reply) = m.reply {
+                    let _ = responder.publish(reply, m.payload).await;
+                }
+            }
+        });
+        client.flush().await.unwrap();
+        let mut times = Vec::with_capacity(n);
+        for i in 0..n {
+            let t = Instant::now();
+            client
+                .request("bench.echo", i.to_string().into())
+                .await
+                .unwrap();
+            times.push(t.elapsed());
+        }
+        median(times)
+    })
+}
+
+/// Median of `n` sequential JetStream publishes, each with its ack.
+fn jetstream_publish(url: &str, n: usize) -> Duration {
+    let rt = tokio::runtime::Runtime::new().unwrap();
+    rt.block_on(async {
+        let client = async_nats::connect(url).await.unwrap();
+        let js = async_nats::jetstream::new(client);
+        let _ = js
+            .get_or_create_stream(async_nats::jetstream::stream::Config {
+                name: "BENCH".into(),
+                subjects: vec!["bench.js".into()],
+                ..Default::default()
+            })
+            .await
+            .unwrap();
+        let mut times = Vec::with_capacity(n);
+        for i in 0..n {
+            let t = Instant::now();
+            js.publish("bench.js", i.to_string().into())
+                .await
+                .unwrap()
+                .await
+                .unwrap();
+            times.push(t.elapsed());
+        }
+        median(times)
+    })
+}
+
+fn per_item(d: Duration, n: usize) -> Duration {
+    d / n as u32
+}
+
+fn main() {
+    brood_cluster::agent_from_env();
+    let Some(server) = Server::start() else {
+        eprintln!("cluster bench: nats-server is not installed; nothing measured");
+        return;
+    };
+    let url = server.url.clone();
+    let local = Pool::new(2).unwrap();
+
+    // 1. Per-item cost, chunks of 1.
+    let one = {
+        let _agent = AgentProc::start(&url, "bench-one", 2, &[]);
+        let pool = ClusterPool::connect(&url, "bench-one").unwrap();
+        let n = 1000;
+        let opts = || CallOptions::new().chunk_size(1);
+        // Warm: the agent is up and has its pool.
+        pool.with(opts()).map(inc, 0..10u64).unwrap();
+        let (mut cluster, mut imap, mut raw, mut js) = (vec![], vec![], vec![], vec![]);
+        for _ in 0..ROUNDS {
+            cluster.push(per_item(
+                time(|| pool.with(opts()).map(inc, 0..n as u64).unwrap()),
+                n,
+            ));
+            imap.push(per_item(
+                time(|| local.with(opts()).imap(inc, 0..n as u64).unwrap().count()),
+                n,
+            ));
+            raw.push(raw_round_trip(&url, 200));
+            js.push(jetstream_publish(&url, 200));
+        }
+        (median(cluster), median(imap), median(raw), median(js))
+    };
+    println!("1. per item, chunks of 1, one agent (2 workers):");
+    println!(
+        "   cluster map {:?}/item; raw NATS request/reply {:?} ({:.1}x); JetStream publish+ack {:?} ({:.1}x); local imap chunk 1 {:?} ({:.1}x)",
+        one.0,
+        one.2,
+        one.0.as_secs_f64() / one.2.as_secs_f64(),
+        one.3,
+        one.0.as_secs_f64() / one.3.as_secs_f64(),
+        one.1,
+        one.0.as_secs_f64() / one.1.as_secs_f64(),
+    );
+
+    // 2. x + 1 over 100,000 items; 3. the CPU-bound job.
+    let (tiny, cpu) = {
+        let _agent = AgentProc::start(&url, "bench-two", 2, &[]);
+        let pool = ClusterPool::connect(&url, "bench-two").unwrap();
+        pool.map(inc, 0..10u64).unwrap();
+        let (mut c, mut l, mut cc, mut cl) = (vec![], vec![], vec![], vec![]);
+        for _ in 0..ROUNDS {
+            c.push(time(|| pool.map(inc, 0..100_000u64).unwrap()));
+            l.push(time(|| local.map(inc, 0..100_000u64).unwrap()));
+            cc.push(time(|| pool.map(burn, 0..400u64).unwrap()));
+            cl.push(time(|| local.map(burn, 0..400u64).unwrap()));
+        }
+        ((median(c), median(l)), (median(cc), median(cl)))
+    };
+    println!(
+        "2. x + 1 over 100,000 items: cluster {:?}, local pool {:?}: {:.2}x",
+        tiny.0,
+        tiny.1,
+        tiny.0.as_secs_f64() / tiny.1.as_secs_f64()
+    );
+    println!(
+        "3. CPU job (400 x ~2 ms): cluster {:?}, local pool {:?}: {:.2}x",
+        cpu.0,
+        cpu.1,
+        cpu.0.as_secs_f64() / cpu.1.as_secs_f64()
+    );
+
+    // 4. Agents of one worker each, 1 to 3.
+    let mut agents = Vec::new();
+    let pool = ClusterPool::connect(&url, "bench-scale").unwrap();
+    for k in 1..=3 {
+        agents.push(AgentProc::start(&url, "bench-scale", 1, &[]));
+        pool.with(CallOptions::new().chunk_size(1))
+            .map(inc, 0..(4 * k as u64))
+            .unwrap();
+        let times: Vec<Duration> = (0..ROUNDS)
+            .map(|_| time(|| pool.map(burn, 0..400u64).unwrap()))
+            .collect();
+        let t = median(times);
+        println!(
+            "4. CPU job with {k} agent(s) of 1 worker: {t:?} ({:.0} items/s)",
+            400.0 / t.as_secs_f64()
+        );
+    }
+    drop(agents);
+    let _ = local.terminate();
+}
