@@ -77,7 +77,9 @@ pub(crate) struct MapRun<'p, A, R> {
     max_bytes: usize,
     map: String,
     _beat: Beat,
-    results: Results,
+    /// The reader of the call's results: opened while its first chunks are
+    /// published (the results stay in the stream until it reads them).
+    results: Option<Results>,
     from: u64,
     advisories: async_nats::Subscriber,
     /// Chunks out, by stream sequence; and the sequence of each chunk by its
@@ -115,7 +117,7 @@ impl<'p, A: Serialize + 'static, R: DeserializeOwned + 'static> MapRun<'p, A, R>
         // A unique token names the map: an inbox's last one.
         let inbox = client.new_inbox();
         let map = inbox.rsplit('.').next().unwrap_or(&inbox).to_string();
-        let (beat, results, advisories) = pool.rt.block_on(async {
+        let (beat, advisories) = pool.rt.block_on(async {
             // Agents drop the tasks of a map whose driver stopped beating.
             let beat = Beat::start(client.clone(), &pool.target, &map);
             // Before the first chunk goes out: the server announces a chunk
@@ -127,8 +129,7 @@ impl<'p, A: Serialize + 'static, R: DeserializeOwned + 'static> MapRun<'p, A, R>
                 ))
                 .await
                 .map_err(|e| ClusterError::server("subscribe to the delivery advisories", e))?;
-            let results = pool.open_results(&map, 1).await?;
-            Ok::<_, ClusterError>((beat, results, advisories))
+            Ok::<_, ClusterError>((beat, advisories))
         })?;
         // Half the server's payload limit: an item below it always fits in
         // a chunk that is below it too.
@@ -143,7 +144,7 @@ impl<'p, A: Serialize + 'static, R: DeserializeOwned + 'static> MapRun<'p, A, R>
             max_bytes,
             map,
             _beat: beat,
-            results,
+            results: None,
             from: 1,
             advisories,
             out: HashMap::new(),
@@ -205,8 +206,13 @@ impl<'p, A: Serialize + 'static, R: DeserializeOwned + 'static> MapRun<'p, A, R>
     /// Encodes chunks from the items until the window is full or they end,
     /// and publishes them.
     fn top_up(&mut self) -> Result<(), ClusterError> {
-        let mut chunks = Vec::new();
-        while self.out.len() + chunks.len() < WINDOW {
+        let publisher = self.publisher();
+        let pool = self.pool;
+        // Each chunk goes out as soon as it is encoded: the runtime sends
+        // it while this thread encodes the next.
+        let _in_runtime = pool.rt.enter();
+        let mut sent = Vec::new();
+        while self.out.len() + sent.len() < WINDOW {
             let Some(items) = self.items.as_mut() else {
                 break;
             };
@@ -239,28 +245,41 @@ impl<'p, A: Serialize + 'static, R: DeserializeOwned + 'static> MapRun<'p, A, R>
                 continue;
             }
             let bytes = chunk.finish();
-            match split_chunk(&bytes) {
+            let parts = match split_chunk(&bytes) {
                 // Its last item took it over the server's limit: each item
                 // goes alone (one over the limit is refused, naming it).
-                Ok(parts) if count > 1 && bytes.len() > 2 * self.max_bytes => {
-                    chunks.extend(parts.into_iter().enumerate().map(|(k, b)| Out {
+                Ok(parts) if count > 1 && bytes.len() > 2 * self.max_bytes => parts
+                    .into_iter()
+                    .enumerate()
+                    .map(|(k, b)| Out {
                         first: first + k,
                         count: 1,
                         bytes: b.into(),
-                    }))
-                }
-                _ => chunks.push(Out {
+                    })
+                    .collect(),
+                _ => vec![Out {
                     first,
                     count,
                     bytes: bytes.into(),
-                }),
+                }],
+            };
+            for part in parts {
+                sent.push(tokio::spawn(publisher.clone().send(part)));
             }
         }
-        if !chunks.is_empty() {
-            let pool = self.pool;
-            let published = pool.rt.block_on(self.publish(chunks));
-            self.took(published);
+        if self.results.is_none() {
+            self.results = Some(pool.rt.block_on(pool.open_results(&self.map, self.from))?);
         }
+        let published = pool.rt.block_on(async {
+            let mut out = Vec::with_capacity(sent.len());
+            for s in sent {
+                if let Ok(x) = s.await {
+                    out.push(x);
+                }
+            }
+            out
+        });
+        self.took(published);
         Ok(())
     }
 
@@ -294,12 +313,18 @@ impl<'p, A: Serialize + 'static, R: DeserializeOwned + 'static> MapRun<'p, A, R>
     async fn wait(&mut self) -> Result<(), ClusterError> {
         let quiet = tokio::time::sleep(QUIET);
         tokio::pin!(quiet);
+        if self.results.is_none() {
+            self.results = Some(self.pool.reopen_results(&self.map, self.from).await);
+        }
+        let Some(results) = self.results.as_mut() else {
+            return Ok(());
+        };
         let mut tick = tokio::time::interval(CTRL_C_POLL);
         loop {
             tokio::select! {
-                msg = self.results.next() => {
+                msg = results.next() => {
                     let Some(Ok(msg)) = msg else {
-                        self.results = self.pool.reopen_results(&self.map, self.from).await;
+                        self.results = None;
                         return Ok(());
                     };
                     if let Ok(info) = msg.info() {
@@ -317,7 +342,7 @@ impl<'p, A: Serialize + 'static, R: DeserializeOwned + 'static> MapRun<'p, A, R>
                     // have lost the server (a restart takes its consumer).
                     // Read again from the first result not yet seen; a
                     // repeat is dropped.
-                    self.results = self.pool.reopen_results(&self.map, self.from).await;
+                    self.results = None;
                     return Ok(());
                 }
                 _ = tick.tick() => {
@@ -422,67 +447,90 @@ impl<'p, A: Serialize + 'static, R: DeserializeOwned + 'static> MapRun<'p, A, R>
         }
     }
 
-    /// Publishes chunks, each with its first item, its count, its timeouts
-    /// and an id; returns each chunk's stream sequence, or why it could not
-    /// be queued. A publish that fails for a while (the server restarting)
-    /// is tried again with the same id, which the server takes only once,
-    /// for [`REPUBLISH`].
+    /// Publishes chunks (see [`Publisher`]) and waits for the server to
+    /// take each.
     async fn publish(&self, chunks: Vec<Out>) -> Vec<(Out, Result<u64, TaskError>)> {
-        let subject = self.pool.target.tasks_subject(&self.map);
+        let publisher = self.publisher();
+        let sent: Vec<_> = chunks
+            .into_iter()
+            .map(|c| tokio::spawn(publisher.clone().send(c)))
+            .collect();
+        let mut out = Vec::with_capacity(sent.len());
+        for s in sent {
+            if let Ok(x) = s.await {
+                out.push(x);
+            }
+        }
+        out
+    }
+
+    /// What publishing this call's chunks needs, owned (for tasks of the
+    /// runtime that send them while the caller encodes the next).
+    fn publisher(&self) -> Publisher {
         let settings = self.opts.settings();
-        let timeout = settings.timeout.or(self.pool.task_timeout);
-        let limit = self.pool.js.client().server_info().max_payload;
-        let mut out = Vec::with_capacity(chunks.len());
-        let mut todo = chunks;
+        Publisher {
+            js: self.pool.js.clone(),
+            subject: self.pool.target.tasks_subject(&self.map),
+            map: self.map.clone(),
+            timeout: settings.timeout.or(self.pool.task_timeout),
+            soft_timeout: settings.soft_timeout,
+        }
+    }
+}
+
+/// Publishes a call's chunks.
+#[derive(Clone)]
+struct Publisher {
+    js: async_nats::jetstream::Context,
+    subject: String,
+    map: String,
+    timeout: Option<Duration>,
+    soft_timeout: Option<Duration>,
+}
+
+impl Publisher {
+    /// Publishes a chunk with its first item, its count, its timeouts and
+    /// an id; returns its stream sequence, or why it could not be queued.
+    /// A publish that fails for a while (the server restarting) is tried
+    /// again with the same id, which the server takes only once, for
+    /// [`REPUBLISH`].
+    async fn send(self, chunk: Out) -> (Out, Result<u64, TaskError>) {
+        let limit = self.js.client().server_info().max_payload;
+        if chunk.bytes.len() > limit {
+            return refuse_oversized(chunk, limit);
+        }
+        let mut headers = async_nats::HeaderMap::new();
+        headers.insert(ITEM, chunk.first.to_string().as_str());
+        headers.insert(COUNT, chunk.count.to_string().as_str());
+        headers.insert(
+            async_nats::header::NATS_MESSAGE_ID,
+            format!("{}.{}.{}", self.map, chunk.first, chunk.count).as_str(),
+        );
+        if let Some(t) = self.timeout {
+            headers.insert(TIMEOUT, t.as_millis().to_string().as_str());
+        }
+        if let Some(t) = self.soft_timeout {
+            headers.insert(SOFT_TIMEOUT, t.as_millis().to_string().as_str());
+        }
         let give_up = tokio::time::Instant::now() + REPUBLISH;
         loop {
-            let mut acks = Vec::with_capacity(todo.len());
-            let mut again = Vec::new();
-            for chunk in todo {
-                if chunk.bytes.len() > limit {
-                    out.push(refuse_oversized(chunk, limit));
-                    continue;
-                }
-                let mut headers = async_nats::HeaderMap::new();
-                headers.insert(ITEM, chunk.first.to_string().as_str());
-                headers.insert(COUNT, chunk.count.to_string().as_str());
-                headers.insert(
-                    async_nats::header::NATS_MESSAGE_ID,
-                    format!("{}.{}.{}", self.map, chunk.first, chunk.count).as_str(),
-                );
-                if let Some(t) = timeout {
-                    headers.insert(TIMEOUT, t.as_millis().to_string().as_str());
-                }
-                if let Some(t) = settings.soft_timeout {
-                    headers.insert(SOFT_TIMEOUT, t.as_millis().to_string().as_str());
-                }
-                match self
-                    .pool
-                    .js
-                    .publish_with_headers(subject.clone(), headers, chunk.bytes.clone())
-                    .await
-                {
-                    Ok(ack) => acks.push((chunk, ack)),
-                    Err(e) if lasting(e.kind()) => out.push((chunk, Err(not_queued(e)))),
-                    Err(e) => again.push((chunk, e.to_string())),
-                }
-            }
-            for (chunk, ack) in acks {
-                match ack.await {
-                    Ok(a) => out.push((chunk, Ok(a.sequence))),
-                    Err(e) if lasting(e.kind()) => out.push((chunk, Err(not_queued(e)))),
-                    Err(e) => again.push((chunk, e.to_string())),
-                }
-            }
-            if again.is_empty() {
-                return out;
-            }
+            let why = match self
+                .js
+                .publish_with_headers(self.subject.clone(), headers.clone(), chunk.bytes.clone())
+                .await
+            {
+                Ok(ack) => match ack.await {
+                    Ok(a) => return (chunk, Ok(a.sequence)),
+                    Err(e) if lasting(e.kind()) => return (chunk, Err(not_queued(e))),
+                    Err(e) => e.to_string(),
+                },
+                Err(e) if lasting(e.kind()) => return (chunk, Err(not_queued(e))),
+                Err(e) => e.to_string(),
+            };
             if tokio::time::Instant::now() >= give_up {
-                out.extend(again.into_iter().map(|(c, e)| (c, Err(not_queued(e)))));
-                return out;
+                return (chunk, Err(not_queued(why)));
             }
             tokio::time::sleep(Duration::from_millis(200)).await;
-            todo = again.into_iter().map(|(c, _)| c).collect();
         }
     }
 }
