@@ -11,7 +11,8 @@
 
 use crate::alive::Drivers;
 use crate::error::ClusterError;
-use crate::job::{AGENTS, COUNT, Credentials, ITEM, SOFT_TIMEOUT, TIMEOUT, Target};
+use crate::job::{AGENTS, COUNT, Credentials, INIT, ITEM, SOFT_TIMEOUT, TIMEOUT, Target};
+use crate::pools::Pools;
 use async_nats::jetstream::{self, AckKind, consumer};
 use brood::remote::{Withdraw, failed_outcomes};
 use brood::{CallOptions, Pool, TaskError};
@@ -95,11 +96,13 @@ impl Agent {
         result
     }
 
-    async fn serve(&self, pool: Arc<Pool>, workers: usize) -> Result<(), ClusterError> {
+    async fn serve(&self, plain: Arc<Pool>, workers: usize) -> Result<(), ClusterError> {
         let client = self.target.connect().await?;
         let drivers = Arc::new(Drivers::listen(&client, &self.target).await?);
         let js = jetstream::new(client);
         let (tasks, _) = self.target.streams(&js).await?;
+        let inits = self.target.inits(&js).await?;
+        let pools = Arc::new(Pools::new(plain, workers, inits, self.target.clone()));
         // The driver makes the consumer with its settings; an agent that
         // comes first waits for it.
         let mut consumer: consumer::PullConsumer = loop {
@@ -174,7 +177,7 @@ impl Agent {
                 let job = Job {
                     js: js.clone(),
                     target: self.target.clone(),
-                    pool: Arc::clone(&pool),
+                    pools: Arc::clone(&pools),
                     drivers: Arc::clone(&drivers),
                     opts: self.options(&msg),
                     beat: ack_wait / 3,
@@ -210,7 +213,7 @@ impl Agent {
 struct Job {
     js: jetstream::Context,
     target: Target,
-    pool: Arc<Pool>,
+    pools: Arc<Pools>,
     drivers: Arc<Drivers>,
     opts: CallOptions,
     beat: Duration,
@@ -238,14 +241,37 @@ impl Job {
             return;
         };
         let beat = self.beat.max(Duration::from_millis(100));
-        let (pool, opts, payload, w) = (
-            Arc::clone(&self.pool),
+        let init = msg
+            .headers
+            .as_ref()
+            .and_then(|h| h.get(INIT))
+            .map(|v| v.as_str().to_string());
+        // A pool with the chunk's initializer may take a while to make (its
+        // workers run it): the chunk's heartbeats go on meanwhile.
+        let pools = Arc::clone(&self.pools);
+        let (opts, payload, w) = (
             self.opts.clone(),
             msg.payload.clone(),
             Arc::clone(&withdraw),
         );
-        let mut run =
-            tokio::task::spawn_blocking(move || pool.with(opts).map_encoded(&payload, Some(&w)));
+        let mut run = tokio::spawn(async move {
+            let pool = match pools.get(init.as_deref()).await {
+                Ok(pool) => pool,
+                Err(why) => {
+                    return Ok(failed_outcomes(count, &TaskError::Failed { reason: why }));
+                }
+            };
+            tokio::task::spawn_blocking(move || pool.with(opts).map_encoded(&payload, Some(&w)))
+                .await
+                .unwrap_or_else(|e| {
+                    Ok(failed_outcomes(
+                        count,
+                        &TaskError::Failed {
+                            reason: format!("the agent's thread running it failed: {e}"),
+                        },
+                    ))
+                })
+        });
         let mut beat_at = Instant::now();
         let outcomes = loop {
             tokio::select! {

@@ -146,12 +146,13 @@ impl<'p> ClusterCall<'p> {
         self,
         new_chunk: NewChunk<A>,
         items: Box<dyn Iterator<Item = A> + 'p>,
+        stateful: bool,
     ) -> brood::Result<ClusterImapUnordered<'p, R>>
     where
         A: Serialize + 'static,
         R: DeserializeOwned + 'static,
     {
-        let run = MapRun::<A, R>::start(self.pool, self.opts, new_chunk, items)?;
+        let run = MapRun::<A, R>::start(self.pool, self.opts, new_chunk, items, stateful)?;
         Ok(ClusterImapUnordered {
             run: Box::new(run),
             error: None,
@@ -171,7 +172,54 @@ impl<'p> ClusterCall<'p> {
         self.start(
             Box::new(move || ChunkEncoder::new(f)),
             Box::new(items.into_iter()),
+            false,
         )
+    }
+
+    /// [`ClusterPool::imap_unordered_with`] with this call's options.
+    pub fn imap_unordered_with<S, A, R>(
+        self,
+        f: fn(&S, A) -> R,
+        items: impl IntoIterator<Item = A> + 'p,
+    ) -> brood::Result<ClusterImapUnordered<'p, R>>
+    where
+        S: 'static,
+        A: Serialize + DeserializeOwned + 'static,
+        R: Serialize + DeserializeOwned + 'static,
+    {
+        self.start(
+            Box::new(move || ChunkEncoder::new_with(f)),
+            Box::new(items.into_iter()),
+            true,
+        )
+    }
+
+    /// [`ClusterPool::imap_with`] with this call's options.
+    pub fn imap_with<S, A, R>(
+        self,
+        f: fn(&S, A) -> R,
+        items: impl IntoIterator<Item = A> + 'p,
+    ) -> brood::Result<ClusterImap<'p, R>>
+    where
+        S: 'static,
+        A: Serialize + DeserializeOwned + 'static,
+        R: Serialize + DeserializeOwned + 'static,
+    {
+        Ok(ordered(self.imap_unordered_with(f, items)?))
+    }
+
+    /// [`ClusterPool::map_with`] with this call's options.
+    pub fn map_with<S, A, R>(
+        self,
+        f: fn(&S, A) -> R,
+        items: impl IntoIterator<Item = A> + 'p,
+    ) -> brood::Result<Vec<Result<R, TaskError>>>
+    where
+        S: 'static,
+        A: Serialize + DeserializeOwned + 'static,
+        R: Serialize + DeserializeOwned + 'static,
+    {
+        collect(self.imap_unordered_with(f, items)?)
     }
 
     /// [`ClusterPool::imap`] with this call's options.
@@ -184,11 +232,7 @@ impl<'p> ClusterCall<'p> {
         A: Serialize + DeserializeOwned + 'static,
         R: Serialize + DeserializeOwned + 'static,
     {
-        Ok(ClusterImap {
-            inner: self.imap_unordered(f, items)?,
-            held: BTreeMap::new(),
-            next: 0,
-        })
+        Ok(ordered(self.imap_unordered(f, items)?))
     }
 
     /// [`ClusterPool::map`] with this call's options.
@@ -201,30 +245,7 @@ impl<'p> ClusterCall<'p> {
         A: Serialize + DeserializeOwned + 'static,
         R: Serialize + DeserializeOwned + 'static,
     {
-        let mut it = self.imap_unordered(f, items)?;
-        let mut out: Vec<Option<Result<R, TaskError>>> = Vec::new();
-        for (i, r) in it.by_ref() {
-            if out.len() <= i {
-                out.resize_with(i + 1, || None);
-            }
-            out[i] = Some(r);
-        }
-        if it.interrupted() {
-            return Err(brood::Error::Interrupted);
-        }
-        if let Some(e) = it.error.take() {
-            return Err(e.into());
-        }
-        Ok(out
-            .into_iter()
-            .map(|r| {
-                r.unwrap_or_else(|| {
-                    Err(TaskError::Failed {
-                        reason: "no outcome".into(),
-                    })
-                })
-            })
-            .collect())
+        collect(self.imap_unordered(f, items)?)
     }
 
     /// [`ClusterPool::try_map`] with this call's options.
@@ -243,6 +264,43 @@ impl<'p> ClusterCall<'p> {
             .map(|(index, r)| r.map_err(|source| brood::Error::TaskFailed { index, source }))
             .collect()
     }
+}
+
+/// The results of an unordered call, in input order.
+fn ordered<R>(inner: ClusterImapUnordered<'_, R>) -> ClusterImap<'_, R> {
+    ClusterImap {
+        inner,
+        held: BTreeMap::new(),
+        next: 0,
+    }
+}
+
+/// Every result of a call, in input order; Ctrl-C and a failed server are
+/// the outer error.
+fn collect<R>(mut it: ClusterImapUnordered<'_, R>) -> brood::Result<Vec<Result<R, TaskError>>> {
+    let mut out: Vec<Option<Result<R, TaskError>>> = Vec::new();
+    for (i, r) in it.by_ref() {
+        if out.len() <= i {
+            out.resize_with(i + 1, || None);
+        }
+        out[i] = Some(r);
+    }
+    if it.interrupted() {
+        return Err(brood::Error::Interrupted);
+    }
+    if let Some(e) = it.error.take() {
+        return Err(e.into());
+    }
+    Ok(out
+        .into_iter()
+        .map(|r| {
+            r.unwrap_or_else(|| {
+                Err(TaskError::Failed {
+                    reason: "no outcome".into(),
+                })
+            })
+        })
+        .collect())
 }
 
 impl ClusterPool {
@@ -324,6 +382,65 @@ impl ClusterPool {
         R: Serialize + DeserializeOwned + 'static,
     {
         self.with(CallOptions::new()).imap_unordered(f, items)
+    }
+
+    /// [`ClusterPool::map`] for a function of the worker's state, which the
+    /// pool's [initializer](crate::ClusterBuilder::initializer) made on
+    /// every worker of every agent ([`brood::Pool::map_with`]).
+    ///
+    /// ```no_run
+    /// # brood::init();
+    /// use std::collections::HashMap;
+    /// fn load(n: u32) -> HashMap<u32, String> {
+    ///     (0..n).map(|i| (i, format!("item {i}"))).collect()
+    /// }
+    /// fn name(table: &HashMap<u32, String>, i: u32) -> String { table[&i].clone() }
+    /// let pool = brood_cluster::ClusterPool::builder("nats://127.0.0.1:4222", "names")
+    ///     .initializer(load, 100)
+    ///     .connect()?;
+    /// let names = pool.map_with(name, [3, 42])?;
+    /// assert_eq!(names[1].as_deref(), Ok("item 42"));
+    /// # Ok::<(), Box<dyn std::error::Error>>(())
+    /// ```
+    pub fn map_with<S, A, R>(
+        &self,
+        f: fn(&S, A) -> R,
+        items: impl IntoIterator<Item = A>,
+    ) -> brood::Result<Vec<Result<R, TaskError>>>
+    where
+        S: 'static,
+        A: Serialize + DeserializeOwned + 'static,
+        R: Serialize + DeserializeOwned + 'static,
+    {
+        self.with(CallOptions::new()).map_with(f, items)
+    }
+
+    /// [`ClusterPool::imap`] for a function of the worker's state.
+    pub fn imap_with<'p, S, A, R>(
+        &'p self,
+        f: fn(&S, A) -> R,
+        items: impl IntoIterator<Item = A> + 'p,
+    ) -> brood::Result<ClusterImap<'p, R>>
+    where
+        S: 'static,
+        A: Serialize + DeserializeOwned + 'static,
+        R: Serialize + DeserializeOwned + 'static,
+    {
+        self.with(CallOptions::new()).imap_with(f, items)
+    }
+
+    /// [`ClusterPool::imap_unordered`] for a function of the worker's state.
+    pub fn imap_unordered_with<'p, S, A, R>(
+        &'p self,
+        f: fn(&S, A) -> R,
+        items: impl IntoIterator<Item = A> + 'p,
+    ) -> brood::Result<ClusterImapUnordered<'p, R>>
+    where
+        S: 'static,
+        A: Serialize + DeserializeOwned + 'static,
+        R: Serialize + DeserializeOwned + 'static,
+    {
+        self.with(CallOptions::new()).imap_unordered_with(f, items)
     }
 
     /// Runs `f(arg)` on an agent and returns at once with a handle to its

@@ -8,6 +8,8 @@ use crate::error::ClusterError;
 use crate::job::{Credentials, Target};
 use async_nats::jetstream::{self, consumer, stream};
 use brood::CallOptions;
+use brood::remote::{RemoteError, encode_initializer};
+use serde::{Serialize, de::DeserializeOwned};
 use std::path::PathBuf;
 use std::time::Duration;
 
@@ -21,6 +23,7 @@ pub struct ClusterBuilder {
     heartbeat_timeout: Duration,
     max_deliveries: u32,
     task_timeout: Option<Duration>,
+    init: Option<Result<Vec<u8>, RemoteError>>,
 }
 
 impl ClusterBuilder {
@@ -66,6 +69,20 @@ impl ClusterBuilder {
         self
     }
 
+    /// `f(arg)` makes the state of every worker of every agent, for
+    /// [`ClusterPool::map_with`] and the other `_with` calls, as
+    /// [`brood::PoolBuilder::initializer`] does on one machine. It is
+    /// kept on the server; each agent makes a pool with it when a chunk
+    /// needs it (and keeps the last one).
+    pub fn initializer<I, S>(&mut self, f: fn(I) -> S, arg: I) -> &mut Self
+    where
+        I: Serialize + DeserializeOwned + 'static,
+        S: 'static,
+    {
+        self.init = Some(encode_initializer(f, &arg));
+        self
+    }
+
     /// Connects to the server and makes the job's streams and consumer.
     pub fn connect(&self) -> Result<ClusterPool, ClusterError> {
         self.target.check_job()?;
@@ -74,14 +91,19 @@ impl ClusterBuilder {
             .enable_all()
             .build()
             .map_err(|e| ClusterError::Pool(format!("cannot start the driver's runtime: {e}")))?;
-        let (js, tasks, results) = rt.block_on(async {
+        let init = self.init.clone().transpose()?;
+        let (js, tasks, results, init_key) = rt.block_on(async {
             let client = self.target.connect().await?;
             let js = jetstream::new(client);
             let (tasks, results) = self.target.streams(&js).await?;
             self.target
                 .agents_consumer(&tasks, self.heartbeat_timeout, self.max_deliveries)
                 .await?;
-            Ok::<_, ClusterError>((js, tasks, results))
+            let init_key = match init {
+                Some(bytes) => Some(self.target.keep_initializer(&js, bytes).await?),
+                None => None,
+            };
+            Ok::<_, ClusterError>((js, tasks, results, init_key))
         })?;
         Ok(ClusterPool {
             rt: std::sync::Arc::new(rt),
@@ -91,6 +113,7 @@ impl ClusterBuilder {
             target: self.target.clone(),
             max_deliveries: self.max_deliveries,
             task_timeout: self.task_timeout,
+            init_key,
         })
     }
 }
@@ -115,6 +138,8 @@ pub struct ClusterPool {
     pub(crate) target: Target,
     pub(crate) max_deliveries: u32,
     pub(crate) task_timeout: Option<Duration>,
+    /// The key of the initializer kept on the server, if there is one.
+    pub(crate) init_key: Option<String>,
 }
 
 impl std::fmt::Debug for ClusterPool {
@@ -134,6 +159,7 @@ impl ClusterPool {
             heartbeat_timeout: Duration::from_secs(10),
             max_deliveries: 5,
             task_timeout: None,
+            init: None,
         }
     }
 
@@ -159,6 +185,7 @@ impl ClusterPool {
             target: self.target.clone(),
             max_deliveries: self.max_deliveries,
             task_timeout: self.task_timeout,
+            init_key: self.init_key.clone(),
         }
     }
 

@@ -12,6 +12,10 @@
 //!   answered task, with the item's index in a header; the driver reads its
 //!   map's subject from the start.
 //!
+//! - `BROOD_J_INITS`, subjects `brood.J.init.<key>`: the initializers of
+//!   the job's `map_with` calls, keyed by a hash of their bytes, the last
+//!   of each kept; an agent reads one when a chunk names it.
+//!
 //! Both publishers give every message an id (`Nats-Msg-Id`), so that the
 //! server drops a repeat inside its duplicate window; the driver keeps the
 //! first result of each item in any case.
@@ -29,6 +33,10 @@ pub(crate) const COUNT: &str = "Brood-Count";
 
 /// The header that carries a task's timeout, in milliseconds.
 pub(crate) const TIMEOUT: &str = "Brood-Timeout-Ms";
+
+/// The header that names the initializer a chunk's workers need (its key
+/// in the job's initializer stream).
+pub(crate) const INIT: &str = "Brood-Init";
 
 /// The header that carries a task's soft timeout, in milliseconds.
 pub(crate) const SOFT_TIMEOUT: &str = "Brood-Soft-Timeout-Ms";
@@ -128,6 +136,11 @@ impl Target {
         format!("brood.{}.results.{map}", self.job)
     }
 
+    /// Where an initializer is kept, by its key.
+    pub(crate) fn init_subject(&self, key: &str) -> String {
+        format!("brood.{}.init.{key}", self.job)
+    }
+
     /// Where the driver of `map` says it is there.
     pub(crate) fn alive_subject(&self, map: &str) -> String {
         format!("brood.{}.alive.{map}", self.job)
@@ -216,6 +229,39 @@ impl Target {
         Ok((tasks, results))
     }
 
+    /// The job's initializers (the last one of each key kept), made if
+    /// missing.
+    pub(crate) async fn inits(
+        &self,
+        js: &jetstream::Context,
+    ) -> Result<stream::Stream, ClusterError> {
+        js.get_or_create_stream(stream::Config {
+            name: format!("BROOD_{}_INITS", self.job),
+            subjects: vec![format!("brood.{}.init.*", self.job)],
+            storage: stream::StorageType::File,
+            max_messages_per_subject: 1,
+            ..Default::default()
+        })
+        .await
+        .map_err(|e| ClusterError::server("create the job's initializer stream", e))
+    }
+
+    /// Keeps an initializer's bytes on the server; its key.
+    pub(crate) async fn keep_initializer(
+        &self,
+        js: &jetstream::Context,
+        bytes: Vec<u8>,
+    ) -> Result<String, ClusterError> {
+        self.inits(js).await?;
+        let key = init_key(&bytes);
+        js.publish(self.init_subject(&key), bytes.into())
+            .await
+            .map_err(|e| ClusterError::server("keep the initializer", e))?
+            .await
+            .map_err(|e| ClusterError::server("keep the initializer", e))?;
+        Ok(key)
+    }
+
     /// The agents' consumer, made or updated with these settings.
     pub(crate) async fn agents_consumer(
         &self,
@@ -236,6 +282,17 @@ impl Target {
             .map_err(|e| ClusterError::server("create the agents' consumer", e))?;
         Ok(())
     }
+}
+
+/// The key of an initializer's bytes: FNV-1a, 64 bits, in hex (agents keep
+/// one pool per key; a collision would need two initializers of one job).
+pub(crate) fn init_key(bytes: &[u8]) -> String {
+    let mut h: u64 = 0xcbf2_9ce4_8422_2325;
+    for &b in bytes {
+        h ^= u64::from(b);
+        h = h.wrapping_mul(0x0000_0100_0000_01b3);
+    }
+    format!("{h:016x}")
 }
 
 #[cfg(test)]

@@ -52,6 +52,7 @@ mod call;
 mod driver;
 mod error;
 mod job;
+mod pools;
 mod run;
 
 pub use agent::{Agent, agent_from_env};

@@ -9,7 +9,7 @@
 use crate::alive::Beat;
 use crate::driver::ClusterPool;
 use crate::error::ClusterError;
-use crate::job::{AGENTS, COUNT, ITEM, SOFT_TIMEOUT, TIMEOUT};
+use crate::job::{AGENTS, COUNT, INIT, ITEM, SOFT_TIMEOUT, TIMEOUT};
 use async_nats::jetstream::consumer;
 use brood::remote::{ChunkEncoder, CtrlC, RemoteError, decode_results, split_chunk};
 use brood::{CallOptions, MapProgress, TaskError};
@@ -91,6 +91,9 @@ pub(crate) struct MapRun<'p, A, R> {
     failed: usize,
     ready: VecDeque<Indexed<R>>,
     ctrl_c: Option<CtrlC>,
+    /// The initializer its chunks need (a `_with` call on a pool that has
+    /// one).
+    init: Option<String>,
     interrupted: bool,
     finished: bool,
 }
@@ -102,6 +105,7 @@ impl<'p, A: Serialize + 'static, R: DeserializeOwned + 'static> MapRun<'p, A, R>
         opts: CallOptions,
         new_chunk: NewChunk<A>,
         items: Box<dyn Iterator<Item = A> + 'p>,
+        stateful: bool,
     ) -> Result<MapRun<'p, A, R>, ClusterError> {
         // Cannot cross: nothing can run (found before anything is made).
         new_chunk()?;
@@ -154,6 +158,7 @@ impl<'p, A: Serialize + 'static, R: DeserializeOwned + 'static> MapRun<'p, A, R>
             failed: 0,
             ready: VecDeque::new(),
             ctrl_c: CtrlC::watch().ok(),
+            init: stateful.then(|| pool.init_key.clone()).flatten(),
             interrupted: false,
             finished: false,
         })
@@ -474,6 +479,7 @@ impl<'p, A: Serialize + 'static, R: DeserializeOwned + 'static> MapRun<'p, A, R>
             map: self.map.clone(),
             timeout: settings.timeout.or(self.pool.task_timeout),
             soft_timeout: settings.soft_timeout,
+            init: self.init.clone(),
         }
     }
 }
@@ -486,6 +492,7 @@ struct Publisher {
     map: String,
     timeout: Option<Duration>,
     soft_timeout: Option<Duration>,
+    init: Option<String>,
 }
 
 impl Publisher {
@@ -511,6 +518,9 @@ impl Publisher {
         }
         if let Some(t) = self.soft_timeout {
             headers.insert(SOFT_TIMEOUT, t.as_millis().to_string().as_str());
+        }
+        if let Some(key) = &self.init {
+            headers.insert(INIT, key.as_str());
         }
         let give_up = tokio::time::Instant::now() + REPUBLISH;
         loop {

@@ -269,3 +269,80 @@ fn ctrl_c_in_the_driver_ends_its_map_within_a_second_and_kills_the_workers() {
     }
     eprintln!("Ctrl-C to the driver's exit: {took:?}");
 }
+
+/// Each worker's state: a table, and a line per run of the initializer.
+fn load((n, log): (u32, String)) -> Vec<String> {
+    let mut f = std::fs::OpenOptions::new()
+        .append(true)
+        .create(true)
+        .open(&log)
+        .unwrap();
+    f.write_all(format!("{}\n", std::process::id()).as_bytes())
+        .unwrap();
+    (0..n).map(|i| format!("item {i}")).collect()
+}
+
+// The state's type is the initializer's value: `&Vec`, not a slice.
+#[allow(clippy::ptr_arg)]
+fn name(table: &Vec<String>, i: u32) -> String {
+    table[i as usize].clone()
+}
+
+fn refuse(_: u32) -> Vec<String> {
+    panic!("no table today")
+}
+
+#[test]
+fn map_with_runs_the_initializer_once_per_worker_on_every_agent() {
+    let Some(scene) = Scene::new() else { return };
+    let log = scene.file("inits");
+    let _a = AgentProc::start(scene.url(), "tables", 2, &[]);
+    let _b = AgentProc::start(scene.url(), "tables", 2, &[]);
+    let pool = ClusterPool::builder(scene.url(), "tables")
+        .initializer(load, (1000, log.clone()))
+        .connect()
+        .unwrap();
+    let out = pool
+        .with(CallOptions::new().chunk_size(10))
+        .map_with(name, 0..1000u32)
+        .unwrap();
+    for (i, r) in out.iter().enumerate() {
+        assert_eq!(r.as_deref(), Ok(format!("item {i}").as_str()), "item {i}");
+    }
+    // Again: the agents keep their pools, nothing runs the initializer anew.
+    let before = log_lines(&log);
+    let again = pool.map_with(name, [7u32]).unwrap();
+    assert_eq!(again[0].as_deref(), Ok("item 7"));
+    assert_eq!(log_lines(&log), before);
+    // Once per worker: no pid twice, at most 2 agents x 2 workers.
+    let mut pids = before.clone();
+    pids.sort();
+    pids.dedup();
+    assert_eq!(pids.len(), before.len(), "{before:?}");
+    assert!((1..=4).contains(&before.len()), "{before:?}");
+    // A plain map on the same pool still runs on the plain workers.
+    assert_eq!(pool.map(triple, [2u64]).unwrap(), [Ok(6)]);
+}
+
+#[test]
+fn a_failing_initializer_or_none_fails_the_items_saying_why() {
+    let Some(scene) = Scene::new() else { return };
+    let _a = AgentProc::start(scene.url(), "untabled", 1, &[]);
+    let failing = ClusterPool::builder(scene.url(), "untabled")
+        .initializer(refuse, 3)
+        .connect()
+        .unwrap();
+    let out = failing.map_with(name, [1u32, 2]).unwrap();
+    for r in &out {
+        assert!(
+            matches!(r, Err(TaskError::Failed { reason }) if reason.contains("no table today")),
+            "{r:?}"
+        );
+    }
+    let none = ClusterPool::connect(scene.url(), "untabled").unwrap();
+    let out = none.map_with(name, [1u32]).unwrap();
+    assert!(
+        matches!(&out[0], Err(e) if e.to_string().contains("initializer")),
+        "{out:?}"
+    );
+}

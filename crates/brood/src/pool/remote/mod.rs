@@ -58,6 +58,9 @@
 //! [`SharedSlice`]: crate::SharedSlice
 
 mod chunk;
+mod init;
+
+pub use init::encode_initializer;
 
 pub use chunk::{
     ChunkEncoder, CtrlC, Withdraw, chunk_len, decode_results, failed_outcomes, split_chunk,
