@@ -4,7 +4,7 @@
 
 use crate::driver::ClusterPool;
 use crate::error::ClusterError;
-use crate::run::{Indexed, MapRun, NewChunk};
+use crate::run::{Indexed, MapRun, NewChunk, Spec};
 use brood::remote::ChunkEncoder;
 use brood::{CallOptions, TaskError};
 use serde::{Serialize, de::DeserializeOwned};
@@ -17,6 +17,7 @@ use std::collections::BTreeMap;
 pub struct ClusterCall<'p> {
     pool: &'p ClusterPool,
     opts: CallOptions,
+    name: Option<String>,
 }
 
 /// A call's outcomes as they come, whatever its argument type.
@@ -139,7 +140,32 @@ impl<R> ClusterTask<R> {
 
 impl<'p> ClusterCall<'p> {
     pub(crate) fn new(pool: &'p ClusterPool, opts: CallOptions) -> ClusterCall<'p> {
-        ClusterCall { pool, opts }
+        ClusterCall {
+            pool,
+            opts,
+            name: None,
+        }
+    }
+
+    /// Names the call, so that a driver started again with the same job and
+    /// name resumes it: the outcomes the earlier driver's call received
+    /// stay on the server (when it ended early: killed, Ctrl-C, an error),
+    /// and the new call gives them for their items without running them
+    /// again; the other items run. The items must be the same, in the same
+    /// order. A call that ended normally leaves nothing: the same name then
+    /// starts afresh. 1 to 64 letters, digits, `-` and `_`.
+    ///
+    /// ```no_run
+    /// # brood::init();
+    /// fn square(x: u64) -> u64 { x * x }
+    /// let pool = brood_cluster::ClusterPool::connect("nats://127.0.0.1:4222", "nightly")?;
+    /// // Run again after a crash: what was answered is not run again.
+    /// let out = pool.with(brood::CallOptions::new()).named("2026-12-07").map(square, 0..1_000_000)?;
+    /// # Ok::<(), Box<dyn std::error::Error>>(())
+    /// ```
+    pub fn named(mut self, name: &str) -> ClusterCall<'p> {
+        self.name = Some(name.to_string());
+        self
     }
 
     fn start<A, R>(
@@ -152,7 +178,12 @@ impl<'p> ClusterCall<'p> {
         A: Serialize + 'static,
         R: DeserializeOwned + 'static,
     {
-        let run = MapRun::<A, R>::start(self.pool, self.opts, new_chunk, items, stateful)?;
+        let spec = Spec {
+            opts: self.opts,
+            stateful,
+            name: self.name,
+        };
+        let run = MapRun::<A, R>::start(self.pool, spec, new_chunk, items)?;
         Ok(ClusterImapUnordered {
             run: Box::new(run),
             error: None,

@@ -134,7 +134,7 @@ pub struct ClusterPool {
     pub(crate) rt: std::sync::Arc<tokio::runtime::Runtime>,
     pub(crate) js: jetstream::Context,
     pub(crate) tasks: stream::Stream,
-    results: stream::Stream,
+    pub(crate) results: stream::Stream,
     pub(crate) target: Target,
     pub(crate) max_deliveries: u32,
     pub(crate) task_timeout: Option<Duration>,

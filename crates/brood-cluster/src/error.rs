@@ -12,6 +12,10 @@ pub enum ClusterError {
     /// The job name is not letters, digits, `-` and `_` (at most 64).
     #[error("job name {0:?} must be 1 to 64 letters, digits, '-' or '_'")]
     BadJobName(String),
+    /// A call's name (see `ClusterCall::named`) is not letters, digits, `-`
+    /// and `_` (at most 64).
+    #[error("call name {0:?} must be 1 to 64 letters, digits, '-' or '_'")]
+    BadCallName(String),
     /// No server answered at the URL, or it refused us (credentials).
     #[error("cannot connect to the NATS server at {url}: {cause}")]
     Connect {

@@ -111,17 +111,7 @@ impl Target {
     /// The job's name checked: letters, digits, `-` and `_` (it becomes a
     /// subject token and part of stream names).
     pub(crate) fn check_job(&self) -> Result<(), ClusterError> {
-        let ok = !self.job.is_empty()
-            && self.job.len() <= 64
-            && self
-                .job
-                .bytes()
-                .all(|b| b.is_ascii_alphanumeric() || b == b'-' || b == b'_');
-        if ok {
-            Ok(())
-        } else {
-            Err(ClusterError::BadJobName(self.job.clone()))
-        }
+        check_name(&self.job).map_err(|()| ClusterError::BadJobName(self.job.clone()))
     }
 
     pub(crate) fn tasks_stream(&self) -> String {
@@ -282,6 +272,17 @@ impl Target {
             .map_err(|e| ClusterError::server("create the agents' consumer", e))?;
         Ok(())
     }
+}
+
+/// A job's or a call's name: 1 to 64 letters, digits, `-` and `_` (it
+/// becomes a subject token and part of stream names).
+pub(crate) fn check_name(name: &str) -> Result<(), ()> {
+    let ok = !name.is_empty()
+        && name.len() <= 64
+        && name
+            .bytes()
+            .all(|b| b.is_ascii_alphanumeric() || b == b'-' || b == b'_');
+    if ok { Ok(()) } else { Err(()) }
 }
 
 /// The key of an initializer's bytes: FNV-1a, 64 bits, in hex (agents keep

@@ -35,6 +35,10 @@ const WINDOW: usize = 256;
 /// How long the driver tries again to queue a chunk the server did not take.
 const REPUBLISH: Duration = Duration::from_secs(30);
 
+/// The highest item index a resumed call takes an earlier outcome for (a
+/// bound on what a stray message could make it allocate).
+const MAX_RESUMED: usize = 1 << 32;
+
 /// The most items in a chunk when the call does not say.
 const MAX_CHUNK: usize = 4096;
 
@@ -55,6 +59,15 @@ pub(crate) fn default_chunk(n: Option<usize>) -> usize {
 
 /// Makes an empty chunk of the call's function.
 pub(crate) type NewChunk<A> = Box<dyn Fn() -> Result<ChunkEncoder<A>, RemoteError>>;
+
+/// What a call asks besides its function and items.
+pub(crate) struct Spec {
+    pub(crate) opts: CallOptions,
+    /// A `_with` call: its chunks need the pool's initializer.
+    pub(crate) stateful: bool,
+    /// The call's name, for a call that a later driver may resume.
+    pub(crate) name: Option<String>,
+}
 
 /// One item's outcome, with its index.
 pub(crate) type Indexed<R> = (usize, Result<R, TaskError>);
@@ -91,6 +104,10 @@ pub(crate) struct MapRun<'p, A, R> {
     failed: usize,
     ready: VecDeque<Indexed<R>>,
     ctrl_c: Option<CtrlC>,
+    /// A named call: its results stay on the server when it ends early.
+    named: bool,
+    /// This driver's own token (see `Publisher::run`).
+    run: String,
     /// The initializer its chunks need (a `_with` call on a pool that has
     /// one).
     init: Option<String>,
@@ -102,11 +119,15 @@ impl<'p, A: Serialize + 'static, R: DeserializeOwned + 'static> MapRun<'p, A, R>
     /// Starts a call: names it, starts its beat, opens its results.
     pub(crate) fn start(
         pool: &'p ClusterPool,
-        opts: CallOptions,
+        spec: Spec,
         new_chunk: NewChunk<A>,
         items: Box<dyn Iterator<Item = A> + 'p>,
-        stateful: bool,
     ) -> Result<MapRun<'p, A, R>, ClusterError> {
+        let Spec {
+            opts,
+            stateful,
+            name,
+        } = spec;
         // Cannot cross: nothing can run (found before anything is made).
         new_chunk()?;
         let known = match items.size_hint() {
@@ -118,9 +139,18 @@ impl<'p, A: Serialize + 'static, R: DeserializeOwned + 'static> MapRun<'p, A, R>
             .chunk
             .unwrap_or_else(|| default_chunk(known));
         let client = pool.js.client();
-        // A unique token names the map: an inbox's last one.
-        let inbox = client.new_inbox();
-        let map = inbox.rsplit('.').next().unwrap_or(&inbox).to_string();
+        // The call's name, or a unique token: an inbox's last one.
+        let map = match &name {
+            Some(name) => {
+                crate::job::check_name(name)
+                    .map_err(|_| ClusterError::BadCallName(name.clone()))?;
+                name.clone()
+            }
+            None => {
+                let inbox = client.new_inbox();
+                inbox.rsplit('.').next().unwrap_or(&inbox).to_string()
+            }
+        };
         let (beat, advisories) = pool.rt.block_on(async {
             // Agents drop the tasks of a map whose driver stopped beating.
             let beat = Beat::start(client.clone(), &pool.target, &map);
@@ -138,7 +168,7 @@ impl<'p, A: Serialize + 'static, R: DeserializeOwned + 'static> MapRun<'p, A, R>
         // Half the server's payload limit: an item below it always fits in
         // a chunk that is below it too.
         let max_bytes = (client.server_info().max_payload / 2).max(1024);
-        Ok(MapRun {
+        let mut run = MapRun {
             pool,
             opts,
             new_chunk,
@@ -159,9 +189,45 @@ impl<'p, A: Serialize + 'static, R: DeserializeOwned + 'static> MapRun<'p, A, R>
             ready: VecDeque::new(),
             ctrl_c: CtrlC::watch().ok(),
             init: stateful.then(|| pool.init_key.clone()).flatten(),
+            named: name.is_some(),
+            run: {
+                let inbox = client.new_inbox();
+                inbox.rsplit('.').next().unwrap_or(&inbox).to_string()
+            },
             interrupted: false,
             finished: false,
-        })
+        };
+        if run.named {
+            run.catch_up()?;
+        }
+        Ok(run)
+    }
+
+    /// A named call that an earlier driver began: its chunks still queued
+    /// go (those of its items not answered are sent again), and the
+    /// outcomes it left are read, so that answered items are not run again.
+    fn catch_up(&mut self) -> Result<(), ClusterError> {
+        let pool = self.pool;
+        let subject = pool.target.results_subject(&self.map);
+        let last = pool.rt.block_on(async {
+            let _ = pool
+                .tasks
+                .purge()
+                .filter(pool.target.tasks_subject(&self.map))
+                .await;
+            pool.results
+                .get_last_raw_message_by_subject(&subject)
+                .await
+                .map_or(0, |m| m.sequence)
+        });
+        if last == 0 {
+            return Ok(());
+        }
+        self.results = Some(pool.rt.block_on(pool.open_results(&self.map, 1))?);
+        while self.from <= last {
+            pool.rt.block_on(self.wait())?;
+        }
+        Ok(())
     }
 
     /// Items known so far, and whether that is all of them.
@@ -216,8 +282,12 @@ impl<'p, A: Serialize + 'static, R: DeserializeOwned + 'static> MapRun<'p, A, R>
         // Each chunk goes out as soon as it is encoded: the runtime sends
         // it while this thread encodes the next.
         let _in_runtime = pool.rt.enter();
-        let mut sent = Vec::new();
-        while self.out.len() + sent.len() < WINDOW {
+        // In item order, as the agents will take them: one task sends them
+        // all, each as soon as it comes.
+        let (tx, rx) = tokio::sync::mpsc::unbounded_channel();
+        let sending = tokio::spawn(publisher.send_all(rx));
+        let mut sent = 0;
+        while self.out.len() + sent < WINDOW {
             let Some(items) = self.items.as_mut() else {
                 break;
             };
@@ -231,7 +301,16 @@ impl<'p, A: Serialize + 'static, R: DeserializeOwned + 'static> MapRun<'p, A, R>
                 };
                 let index = self.next_index;
                 self.next_index += 1;
-                self.answered.push(false);
+                if index < self.answered.len() {
+                    if self.answered[index] {
+                        // Answered for an earlier driver of this call: not
+                        // run again; the chunk ends here (its items are
+                        // consecutive).
+                        break;
+                    }
+                } else {
+                    self.answered.push(false);
+                }
                 if let Err(e) = chunk.push(&item) {
                     // This item alone fails; the chunk goes on without it,
                     // so the chunk's items are no longer consecutive: send
@@ -269,21 +348,15 @@ impl<'p, A: Serialize + 'static, R: DeserializeOwned + 'static> MapRun<'p, A, R>
                 }],
             };
             for part in parts {
-                sent.push(tokio::spawn(publisher.clone().send(part)));
+                sent += 1;
+                let _ = tx.send(part);
             }
         }
+        drop(tx);
         if self.results.is_none() {
             self.results = Some(pool.rt.block_on(pool.open_results(&self.map, self.from))?);
         }
-        let published = pool.rt.block_on(async {
-            let mut out = Vec::with_capacity(sent.len());
-            for s in sent {
-                if let Ok(x) = s.await {
-                    out.push(x);
-                }
-            }
-            out
-        });
+        let published = pool.rt.block_on(sending).unwrap_or_default();
         self.took(published);
         Ok(())
     }
@@ -307,6 +380,11 @@ impl<'p, A: Serialize + 'static, R: DeserializeOwned + 'static> MapRun<'p, A, R>
 
     /// Keeps the first outcome of item `i`.
     fn answer(&mut self, i: usize, outcome: Result<R, TaskError>) {
+        if self.named && i >= self.answered.len() && i < MAX_RESUMED {
+            // An outcome an earlier driver of this call left, for an item
+            // not pulled yet.
+            self.answered.resize(i + 1, false);
+        }
         if let Some(seen) = self.answered.get_mut(i)
             && !std::mem::replace(seen, true)
         {
@@ -371,10 +449,12 @@ impl<'p, A: Serialize + 'static, R: DeserializeOwned + 'static> MapRun<'p, A, R>
         let (Some(first), Some(count)) = (header(ITEM), header(COUNT)) else {
             return;
         };
-        if first
-            .checked_add(count)
-            .is_none_or(|end| end > self.answered.len())
-        {
+        let known = if self.named {
+            MAX_RESUMED
+        } else {
+            self.answered.len()
+        };
+        if first.checked_add(count).is_none_or(|end| end > known) {
             return;
         }
         let outcomes = decode_results::<R>(&msg.payload, count).unwrap_or_else(|e| {
@@ -455,18 +535,12 @@ impl<'p, A: Serialize + 'static, R: DeserializeOwned + 'static> MapRun<'p, A, R>
     /// Publishes chunks (see [`Publisher`]) and waits for the server to
     /// take each.
     async fn publish(&self, chunks: Vec<Out>) -> Vec<(Out, Result<u64, TaskError>)> {
-        let publisher = self.publisher();
-        let sent: Vec<_> = chunks
-            .into_iter()
-            .map(|c| tokio::spawn(publisher.clone().send(c)))
-            .collect();
-        let mut out = Vec::with_capacity(sent.len());
-        for s in sent {
-            if let Ok(x) = s.await {
-                out.push(x);
-            }
+        let (tx, rx) = tokio::sync::mpsc::unbounded_channel();
+        for c in chunks {
+            let _ = tx.send(c);
         }
-        out
+        drop(tx);
+        self.publisher().send_all(rx).await
     }
 
     /// What publishing this call's chunks needs, owned (for tasks of the
@@ -480,6 +554,7 @@ impl<'p, A: Serialize + 'static, R: DeserializeOwned + 'static> MapRun<'p, A, R>
             timeout: settings.timeout.or(self.pool.task_timeout),
             soft_timeout: settings.soft_timeout,
             init: self.init.clone(),
+            run: self.run.clone(),
         }
     }
 }
@@ -493,25 +568,63 @@ struct Publisher {
     timeout: Option<Duration>,
     soft_timeout: Option<Duration>,
     init: Option<String>,
+    /// This driver's token: a resumed call's chunks are sent again under
+    /// new ids (the server would drop a repeat of an id inside its
+    /// duplicate window as already stored, though it was purged).
+    run: String,
 }
 
 impl Publisher {
-    /// Publishes a chunk with its first item, its count, its timeouts and
-    /// an id; returns its stream sequence, or why it could not be queued.
-    /// A publish that fails for a while (the server restarting) is tried
-    /// again with the same id, which the server takes only once, for
-    /// [`REPUBLISH`].
-    async fn send(self, chunk: Out) -> (Out, Result<u64, TaskError>) {
-        let limit = self.js.client().server_info().max_payload;
-        if chunk.bytes.len() > limit {
-            return refuse_oversized(chunk, limit);
+    /// Publishes the chunks that come, in their order, without waiting for
+    /// one's ack before sending the next; then waits for the acks. A chunk
+    /// the server did not take at once is tried again alone (see
+    /// [`Publisher::send`]).
+    async fn send_all(
+        self,
+        mut chunks: tokio::sync::mpsc::UnboundedReceiver<Out>,
+    ) -> Vec<(Out, Result<u64, TaskError>)> {
+        let mut acks = Vec::new();
+        let mut out = Vec::new();
+        let mut again = Vec::new();
+        while let Some(chunk) = chunks.recv().await {
+            if chunk.bytes.len() > self.js.client().server_info().max_payload {
+                again.push(chunk);
+                continue;
+            }
+            match self
+                .js
+                .publish_with_headers(
+                    self.subject.clone(),
+                    self.headers(&chunk),
+                    chunk.bytes.clone(),
+                )
+                .await
+            {
+                Ok(ack) => acks.push((chunk, ack)),
+                Err(_) => again.push(chunk),
+            }
         }
+        for (chunk, ack) in acks {
+            match ack.await {
+                Ok(a) => out.push((chunk, Ok(a.sequence))),
+                Err(_) => again.push(chunk),
+            }
+        }
+        for chunk in again {
+            out.push(self.clone().send(chunk).await);
+        }
+        out
+    }
+
+    /// A chunk's headers: its first item, its count, its timeouts, its
+    /// initializer, and an id.
+    fn headers(&self, chunk: &Out) -> async_nats::HeaderMap {
         let mut headers = async_nats::HeaderMap::new();
         headers.insert(ITEM, chunk.first.to_string().as_str());
         headers.insert(COUNT, chunk.count.to_string().as_str());
         headers.insert(
             async_nats::header::NATS_MESSAGE_ID,
-            format!("{}.{}.{}", self.map, chunk.first, chunk.count).as_str(),
+            format!("{}.{}.{}.{}", self.map, self.run, chunk.first, chunk.count).as_str(),
         );
         if let Some(t) = self.timeout {
             headers.insert(TIMEOUT, t.as_millis().to_string().as_str());
@@ -522,6 +635,20 @@ impl Publisher {
         if let Some(key) = &self.init {
             headers.insert(INIT, key.as_str());
         }
+        headers
+    }
+
+    /// Publishes a chunk with its first item, its count, its timeouts and
+    /// an id; returns its stream sequence, or why it could not be queued.
+    /// A publish that fails for a while (the server restarting) is tried
+    /// again with the same id, which the server takes only once, for
+    /// [`REPUBLISH`].
+    async fn send(self, chunk: Out) -> (Out, Result<u64, TaskError>) {
+        let limit = self.js.client().server_info().max_payload;
+        if chunk.bytes.len() > limit {
+            return refuse_oversized(chunk, limit);
+        }
+        let headers = self.headers(&chunk);
         let give_up = tokio::time::Instant::now() + REPUBLISH;
         loop {
             let why = match self
@@ -554,7 +681,10 @@ impl<A, R> Drop for MapRun<'_, A, R> {
             if !self.out.is_empty() || self.items.is_some() {
                 pool.rt.block_on(pool.withdraw(&self.map));
             }
-            pool.rt.block_on(pool.forget(&self.map));
+            // A named call's outcomes stay for the driver that resumes it.
+            if !self.named {
+                pool.rt.block_on(pool.forget(&self.map));
+            }
         }
     }
 }

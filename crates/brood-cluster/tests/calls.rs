@@ -346,3 +346,77 @@ fn a_failing_initializer_or_none_fails_the_items_saying_why() {
         "{out:?}"
     );
 }
+
+const RESUME_DRIVER: &str = "BROOD_CLUSTER_TEST_RESUME_DRIVER";
+
+/// Logs `i`; in an agent started with `HOLD` set, item 30 says so on the
+/// FIFO and never returns.
+fn logged((i, log, fifo): (u64, String, String)) -> u64 {
+    let mut f = std::fs::OpenOptions::new()
+        .append(true)
+        .create(true)
+        .open(&log)
+        .unwrap();
+    f.write_all(format!("{i}\n").as_bytes()).unwrap();
+    drop(f);
+    if i == 30 && std::env::var_os(HOLD).is_some() {
+        let mut f = std::fs::OpenOptions::new().write(true).open(&fifo).unwrap();
+        f.write_all(b"30\n").unwrap();
+        drop(f);
+        loop {
+            std::thread::park();
+        }
+    }
+    10 * i
+}
+
+fn nightly(url: &str, log: &str, fifo: &str) -> brood::Result<Vec<Result<u64, TaskError>>> {
+    let pool = ClusterPool::connect(url, "resume").unwrap();
+    let items = (0..40u64).map(|i| (i, log.to_string(), fifo.to_string()));
+    pool.with(CallOptions::new().chunk_size(1))
+        .named("nightly-1")
+        .map(logged, items)
+}
+
+/// The first driver of the named call (killed by the test).
+#[test]
+fn resume_driver_role() {
+    let Some(args) = std::env::var_os(RESUME_DRIVER) else {
+        return;
+    };
+    let args = args.to_string_lossy().into_owned();
+    let [url, log, fifo]: [&str; 3] = args.split(' ').collect::<Vec<_>>().try_into().unwrap();
+    let _ = nightly(url, log, fifo);
+}
+
+#[test]
+fn a_named_call_resumed_by_a_new_driver_runs_only_what_was_not_answered() {
+    let Some(scene) = Scene::new() else { return };
+    let log = scene.file("runs");
+    let (fifo, started) = scene.fifo("started");
+    let mut agent = AgentProc::start(scene.url(), "resume", 1, &[(HOLD, "1")]);
+    let mut driver = std::process::Command::new(std::env::current_exe().unwrap())
+        .args(["--exact", "resume_driver_role", "--nocapture", "--quiet"])
+        .env(RESUME_DRIVER, format!("{} {log} {fifo}", scene.url()))
+        .stdout(std::process::Stdio::null())
+        .spawn()
+        .unwrap();
+    // Items 0..30 answered, item 30 held: the driver dies, and its agent.
+    let mut r = std::io::BufReader::new(&started);
+    assert_eq!(read_line(&mut r), "30\n");
+    driver.kill().unwrap();
+    driver.wait().unwrap();
+    agent.kill();
+    scene.family.reap_orphans();
+    let _b = AgentProc::start(scene.url(), "resume", 1, &[]);
+    let out = nightly(scene.url(), &log, &fifo).unwrap();
+    assert_eq!(out, (0..40).map(|i| Ok(10 * i)).collect::<Vec<_>>());
+    let mut runs = vec![0; 40];
+    for l in log_lines(&log) {
+        runs[l.parse::<usize>().unwrap()] += 1;
+    }
+    let again: Vec<usize> = (0..40).filter(|&i| runs[i] != 1).collect();
+    assert_eq!(again, [30], "runs per item: {runs:?}");
+    // It ended: nothing of it is left on the server.
+    assert_eq!(scene.server.queue_state("resume"), (0, 0, 0));
+}
