@@ -174,8 +174,9 @@ impl<'a, R: DeserializeOwned + 'static> MapUnordered<'a, R> {
             }
             if let Some(front) = w.inflight.front() {
                 let soft = run.soft_timeout_of(front).filter(|_| !w.front_cancelled());
-                let hard = run.deadline_of(front, w.since);
-                for at in [hard, soft.map(|t| w.since + t)].into_iter().flatten() {
+                let hard = run.deadline_of(front, w.since, &inner.board, now);
+                let soft = soft.map(|t| inner.board.due(w.since, t, now));
+                for at in [hard, soft].into_iter().flatten() {
                     wake = Some(wake.map_or(at, |x| x.min(at)));
                 }
             }
@@ -261,12 +262,16 @@ impl<'a, R: DeserializeOwned + 'static> MapUnordered<'a, R> {
             let Some(front) = w.inflight.front() else {
                 continue;
             };
-            if run.deadline_of(front, w.since).is_some_and(|at| now >= at) {
+            let board = &inner.board;
+            if run
+                .deadline_of(front, w.since, board, now)
+                .is_some_and(|at| now >= at)
+            {
                 moved = true;
                 inner.bury(slot, run, Cause::Timeout);
             } else if run
                 .soft_timeout_of(front)
-                .is_some_and(|t| now >= w.since + t)
+                .is_some_and(|t| now >= board.due(w.since, t, now))
             {
                 moved |= w.cancel_front();
             }
