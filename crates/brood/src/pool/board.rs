@@ -1,6 +1,7 @@
 //! [`Board`]: what a pool shows outside the state a map holds — its live
-//! workers, and whether (and since when) they are paused — so that
-//! [`Pool::suspend`](super::Pool::suspend), [`Pool::resume`](super::Pool::resume)
+//! workers, whether (and since when) they are paused, what they used — so
+//! that [`Pool::suspend`](super::Pool::suspend),
+//! [`Pool::resume`](super::Pool::resume), [`Pool::usage`](super::Pool::usage)
 //! and [`Pool::worker_pids`](super::Pool::worker_pids) answer while another
 //! thread runs a map.
 //!
@@ -11,13 +12,14 @@
 //! `suspend` (before the workers stop) to the return of `resume` (after they
 //! run again) errs on the item's side by the few hundred µs a stop takes.
 
+use super::usage::PoolUsage;
 use crate::child::Child;
 use crate::error::Result;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Mutex, MutexGuard};
 use std::time::{Duration, Instant};
 
-/// A pool's live workers and its paused time.
+/// A pool's live workers, its paused time, and what its workers used.
 #[derive(Debug, Default)]
 pub(super) struct Board {
     state: Mutex<State>,
@@ -34,6 +36,8 @@ struct State {
     paused_since: Option<Instant>,
     /// Earlier pauses, oldest first.
     pauses: Vec<(Instant, Instant)>,
+    /// What the workers used, as of their last results.
+    used: PoolUsage,
 }
 
 impl Board {
@@ -62,6 +66,16 @@ impl Board {
             let _ = crate::pause::suspend_all(&new);
         }
         st.workers = workers;
+    }
+
+    /// Counts what a worker used since it was last asked.
+    pub(super) fn add_usage(&self, more: PoolUsage) {
+        self.lock().used.add(more);
+    }
+
+    /// What the workers used, as of their last results.
+    pub(super) fn usage(&self) -> PoolUsage {
+        self.lock().used
     }
 
     /// Pauses every worker's tree (see [`Pool::suspend`](super::Pool::suspend)).

@@ -247,7 +247,10 @@ impl<'a, R: DeserializeOwned + 'static> MapUnordered<'a, R> {
                 inner.bury(slot, run, Cause::Exited);
             } else if readable {
                 let eof = w.read_some();
-                if !parse(w, run) {
+                let parsed = parse(w, run);
+                // The worker wrote what it used before it sent these.
+                inner.board.add_usage(w.take_usage());
+                if !parsed {
                     inner.bury(slot, run, Cause::Broken);
                 } else if eof {
                     inner.bury(slot, run, Cause::Exited);
@@ -447,6 +450,7 @@ impl<R> MapUnordered<'_, R> {
                 .is_some_and(|w| !w.inflight.is_empty() || !w.inbuf.is_empty());
             if busy && let Some(mut w) = self.inner.slots[slot].take() {
                 self.inner.publish();
+                self.inner.board.add_usage(w.take_usage());
                 let _ = w.handle.kill();
                 let _ = w.handle.child().wait_timeout(Duration::from_secs(5));
                 self.run.pending.append(std::mem::take(&mut w.inflight));

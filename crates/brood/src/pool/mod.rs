@@ -90,6 +90,7 @@ mod shared;
 mod state;
 mod steal;
 mod submit;
+mod usage;
 mod worker;
 
 use crate::policy::{Kind, Lifecycle, Policy};
@@ -108,6 +109,7 @@ pub use map::MapUnordered;
 pub use options::{CallOptions, MapProgress};
 pub use shared::SharedSlice;
 pub use submit::TaskHandle;
+pub use usage::PoolUsage;
 pub use worker::task_cancelled;
 
 /// Settings of a [`Pool`], from [`Pool::builder`].
@@ -416,6 +418,31 @@ impl Pool {
     /// workers start, die and are replaced).
     pub fn worker_pids(&self) -> Vec<u32> {
         self.board.pids()
+    }
+
+    /// What the pool's items have used so far: their CPU time and the most
+    /// memory a worker held (see [`PoolUsage`] for how exact each figure
+    /// is). Counted as results come in, so it is current also while another
+    /// thread runs a `map`. For one call, take it before and after:
+    ///
+    /// ```
+    /// # brood::init();
+    /// fn spin(ms: u64) -> u64 {
+    ///     let t = std::time::Instant::now();
+    ///     let mut n = 0u64;
+    ///     while t.elapsed().as_millis() < ms as u128 { n = n.wrapping_add(1); }
+    ///     n
+    /// }
+    /// let pool = brood::Pool::new(2)?;
+    /// let before = pool.usage();
+    /// pool.map(spin, [30, 30])?;
+    /// let call = pool.usage().since(&before);
+    /// assert!(call.cpu() > std::time::Duration::ZERO);
+    /// assert!(call.peak_rss > 0);
+    /// # Ok::<(), brood::Error>(())
+    /// ```
+    pub fn usage(&self) -> PoolUsage {
+        self.board.usage()
     }
 
     /// Pauses every worker, with what its tasks started (its whole tree, as

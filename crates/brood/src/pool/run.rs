@@ -308,6 +308,8 @@ impl Inner {
                 let _ = w.handle.kill();
             }
         }
+        // Up to its last send: what it used after is lost with it.
+        self.board.add_usage(w.take_usage());
         let child = w.handle.child();
         if cause != Cause::Exited {
             let _ = child.kill();
