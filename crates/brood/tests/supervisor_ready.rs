@@ -1,13 +1,15 @@
 //! `ChildSpec::command_ready`: a supervised child counts as started once it
 //! is ready, so the next one starts only then; one that never gets ready
-//! fails the start and leaves nothing running.
+//! fails the start and leaves nothing running. A restart's run counts from
+//! readiness for the back-off, and a restart that does not get ready is a
+//! failed start.
 
 mod support;
 
-use brood::{ChildSpec, Command, Error, NotReady, Ready, Strategy, Supervisor};
+use brood::{Backoff, ChildSpec, Command, Error, NotReady, Ready, Strategy, Supervisor};
 use std::path::PathBuf;
 use std::sync::{Arc, Mutex};
-use std::time::Duration;
+use std::time::{Duration, Instant};
 use support::*;
 
 brood::init_before_main!();
@@ -99,4 +101,102 @@ fn a_child_that_never_gets_ready_fails_the_start_and_stops_the_others() {
         wait_exit(first, Duration::from_secs(10)),
         "first child {first} left running"
     );
+}
+
+fn sigkill(pid: u32) {
+    // SAFETY: kill(2) on the supervisor's child, not yet reaped (the
+    // supervisor reaps it once its pidfd says it ended).
+    assert_eq!(unsafe { libc::kill(pid as i32, libc::SIGKILL) }, 0);
+}
+
+/// Waits (reading the supervisor's published pids) for a restarted `id`.
+fn next_pid(running: &brood::SupervisorHandle, id: &str, old: u32) -> u32 {
+    let deadline = Instant::now() + LONG;
+    loop {
+        match running.pid(id) {
+            Some(pid) if pid != old => return pid,
+            _ if Instant::now() > deadline => panic!("{id} was not restarted"),
+            _ => std::thread::yield_now(),
+        }
+    }
+}
+
+#[test]
+fn a_restart_that_never_gets_ready_is_a_failed_start_and_giving_up_says_so() {
+    let dir = tempfile::tempdir().unwrap();
+    let marker = dir.path().join("started-once");
+    let running = Supervisor::new(Strategy::OneForOne)
+        .backoff(Backoff::NONE)
+        .intensity(2, Duration::from_secs(600))
+        .child(ChildSpec::command_ready(
+            "svc",
+            Ready::Stdout("ready".into()),
+            LONG,
+            move || {
+                // Ready the first time; every later start ends before it is.
+                let mut c = Command::new("sh");
+                c.args([
+                    "-c",
+                    "if [ -e \"$M\" ]; then exit 3; fi; touch \"$M\"; echo ready; exec sleep 30",
+                ])
+                .env("M", &marker);
+                c
+            },
+        ))
+        .start()
+        .unwrap();
+    let first = running.pid("svc").unwrap();
+    sigkill(first);
+    // The restart (1 of 2) ends before it is ready: a failed start (2 of 2),
+    // its retry too: one too many.
+    let err = running.wait().unwrap_err();
+    let Error::RestartIntensity {
+        child, last, max, ..
+    } = &err
+    else {
+        panic!("{err}")
+    };
+    assert_eq!((child.as_str(), *max), ("svc", 2));
+    assert!(last.contains("did not become ready"), "{err}");
+    assert!(last.contains("ended first"), "{err}");
+    assert!(!exists(first));
+}
+
+#[test]
+fn the_backoff_counts_a_restarts_run_from_readiness() {
+    // Each start takes 500 ms to get ready; killed at once after. Counted
+    // from its spawn, each run would be "stable" (over 400 ms) and every
+    // restart would wait the first delay (150-300 ms); counted from
+    // readiness, each ran for nothing and the delays double.
+    let running = Supervisor::new(Strategy::OneForOne)
+        .backoff(
+            Backoff::new(Duration::from_millis(300), Duration::from_secs(10))
+                .reset_after(Duration::from_millis(400)),
+        )
+        .intensity(10, Duration::from_secs(600))
+        .child(ChildSpec::command_ready(
+            "svc",
+            Ready::Stdout("ready".into()),
+            LONG,
+            || {
+                let mut c = Command::new("sh");
+                c.args(["-c", "sleep 0.5; echo ready; exec sleep 30"]);
+                c
+            },
+        ))
+        .start()
+        .unwrap();
+    let mut pid = running.pid("svc").unwrap();
+    let mut gaps = Vec::new();
+    for _ in 0..3 {
+        sigkill(pid);
+        let killed = Instant::now();
+        pid = next_pid(&running, "svc", pid);
+        gaps.push(killed.elapsed());
+    }
+    // The third restart waited 600-1200 ms (the first delay doubled twice),
+    // then 500 ms for readiness.
+    assert!(gaps[2] >= Duration::from_millis(1100), "{gaps:?}");
+    running.stop().unwrap();
+    assert!(!exists(pid));
 }

@@ -13,7 +13,13 @@ impl ChildSpec {
     /// Children start in order, so each child after it starts only once it
     /// is ready: OTP's start order with systemd's meaning of "started". A
     /// restart waits for readiness too (on the supervisor's thread), and
-    /// counts against the intensity whether or not it gets ready.
+    /// counts against the intensity whether or not it gets ready. Its run
+    /// counts from readiness: the [`Backoff`](crate::Backoff) resets only
+    /// after it ran `reset_after` from the moment it was ready. A restart
+    /// that ends (or times out) before it is ready is a failed start: its
+    /// back-off grows, it counts again against the intensity, and a
+    /// supervisor that gives up over it says so in
+    /// [`Error::RestartIntensity`](crate::Error::RestartIntensity)'s `last`.
     ///
     /// ```
     /// # brood::init();
