@@ -1,0 +1,87 @@
+//! [`Process::start_ready`] and [`ready`]: a function child that says when it
+//! is ready, as a [`Command`](crate::Command) does with
+//! [`Ready::NotifyFd`](crate::Ready::NotifyFd) — s6's protocol, over a
+//! pipe that the parent hands down to the child alone (inherited by a
+//! forked child, attached with `SCM_RIGHTS` to a re-executed or fork-server
+//! one's request): no name, so no other process can declare it ready.
+
+use super::{Handle, Process};
+use crate::error::{Error, Result};
+use crate::ready::output::Output;
+use crate::ready::watch::{self, Sign};
+use crate::sys::pipe;
+use serde::{Serialize, de::DeserializeOwned};
+use std::os::fd::AsFd;
+use std::time::Duration;
+
+impl<A, R> Process<A, R>
+where
+    A: Serialize + DeserializeOwned + Send + 'static,
+    R: Serialize + DeserializeOwned + 'static,
+{
+    /// Starts the child and returns its handle once its function called
+    /// [`brood::ready()`](ready). If the function returns first (or the child
+    /// dies), or `timeout` passes, the child is killed (its whole tree with
+    /// [`Tree::Group`](crate::Tree::Group) or
+    /// [`Tree::Cgroup`](crate::Tree::Cgroup)) and reaped, and the start fails
+    /// with [`Error::NotReady`]. Works with every start method.
+    ///
+    /// ```
+    /// # brood::init();
+    /// use brood::Process;
+    /// use std::time::Duration;
+    /// fn serve(port: u16) -> u16 {
+    ///     // ... bind, load, warm up ...
+    ///     brood::ready();
+    ///     std::thread::sleep(Duration::from_secs(30));
+    ///     port
+    /// }
+    /// let server = Process::new(serve, 8080).start_ready(Duration::from_secs(10))?;
+    /// assert!(server.is_alive());
+    /// server.kill()?;
+    /// # let _ = server.join();
+    /// # Ok::<(), brood::Error>(())
+    /// ```
+    pub fn start_ready(&mut self, timeout: Duration) -> Result<Handle<R>> {
+        let (read, write) =
+            pipe::pipe().map_err(|e| Error::io("creating the notification pipe", e))?;
+        pipe::set_nonblocking(read.as_fd(), true)
+            .map_err(|e| Error::io("creating the notification pipe", e))?;
+        let output = Output::new().map_err(|e| Error::io("waiting for readiness", e))?;
+        // Our copy of the write end closes once the child has its own.
+        let handle = self.hand_down(write).start()?;
+        let mut sign = Sign::Fd(Some(read));
+        match watch::wait(handle.child(), &mut sign, &output, timeout) {
+            Ok(()) => Ok(handle),
+            Err(failed) => {
+                let pid = handle.pid();
+                let _ = handle.child().terminate_timeout(Duration::ZERO);
+                let name = self.name.clone().unwrap_or_default();
+                Err(watch::error(name, pid, failed, String::new()))
+            }
+        }
+    }
+}
+
+/// Says that this process is ready, to the parent that started it with
+/// [`Process::start_ready`] (whose start then returns); true if it was told.
+/// Anywhere else — a process started otherwise, a second call — it does
+/// nothing and returns false.
+///
+/// ```
+/// # brood::init();
+/// // Not a child started with `start_ready`: nobody to tell.
+/// assert!(!brood::ready());
+/// ```
+pub fn ready() -> bool {
+    let Some(fd) = super::child::take_handed_down() else {
+        return false;
+    };
+    if !pipe::is_pipe_writer(fd.as_fd()) {
+        // Handed down for something else (a pool worker's channel).
+        super::child::keep_handed_down(Some(fd));
+        return false;
+    }
+    // The pipe closes as `fd` goes: the parent's read sees the newline.
+    pipe::write_all(fd.as_fd(), b"\n").is_ok()
+}
