@@ -200,3 +200,61 @@ fn the_backoff_counts_a_restarts_run_from_readiness() {
     running.stop().unwrap();
     assert!(!exists(pid));
 }
+
+/// Leaves `marker` (after some work), says ready, then serves.
+fn warm_then_ready(marker: PathBuf) {
+    let mut x = 0u64;
+    for i in 0..2_000_000u64 {
+        x = std::hint::black_box(x.wrapping_add(i));
+    }
+    std::fs::write(&marker, x.to_string()).unwrap();
+    brood::ready();
+    std::thread::sleep(LONG);
+}
+
+fn returns_unready(_: ()) {}
+
+#[test]
+fn a_function_child_starts_the_next_once_it_called_ready() {
+    let dir = tempfile::tempdir().unwrap();
+    let marker = dir.path().join("warm");
+    let seen = Arc::new(Mutex::new(Vec::new()));
+    let (seen2, marker2) = (Arc::clone(&seen), marker.clone());
+    let running = Supervisor::new(Strategy::RestForOne)
+        .child(ChildSpec::process_ready(
+            "cache",
+            warm_then_ready,
+            marker,
+            LONG,
+        ))
+        .child(ChildSpec::command("web", move || {
+            seen2.lock().unwrap().push(marker2.exists());
+            let mut c = Command::new("sleep");
+            c.arg("30");
+            c
+        }))
+        .start()
+        .unwrap();
+    assert_eq!(*seen.lock().unwrap(), [true]);
+    let (cache, web) = (running.pid("cache").unwrap(), running.pid("web").unwrap());
+    assert!(alive(cache) && alive(web));
+    running.stop().unwrap();
+    assert!(!exists(cache) && !exists(web));
+}
+
+#[test]
+fn a_function_child_that_returns_unready_fails_the_start() {
+    let err = Supervisor::new(Strategy::OneForOne)
+        .child(ChildSpec::process_ready("f", returns_unready, (), LONG))
+        .start()
+        .unwrap_err();
+    let Error::ChildStart { child, source } = err else {
+        panic!("{err}")
+    };
+    assert_eq!(child, "f");
+    let Error::NotReady { pid, why, .. } = *source else {
+        panic!("{source}")
+    };
+    assert!(matches!(why, NotReady::Exited(_)), "{why}");
+    assert!(!exists(pid));
+}

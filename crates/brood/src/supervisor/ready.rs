@@ -3,7 +3,10 @@
 
 use super::ChildSpec;
 use crate::command::Command;
+#[cfg(doc)]
+use crate::process::Process;
 use crate::ready::Ready;
+use serde::{Serialize, de::DeserializeOwned};
 use std::time::Duration;
 
 impl ChildSpec {
@@ -46,5 +49,39 @@ impl ChildSpec {
         make: impl Fn() -> Command + Send + 'static,
     ) -> ChildSpec {
         ChildSpec::command_with(id, make, move |cmd| cmd.spawn_ready(sign.clone(), timeout))
+    }
+
+    /// A child like [`ChildSpec::process`]'s that is started with
+    /// [`Process::start_ready`]: it counts as started once `f` called
+    /// [`brood::ready()`](crate::ready), as [`command_ready`](ChildSpec::command_ready)'s
+    /// once its sign shows (the same order, restarts and intensity).
+    ///
+    /// ```
+    /// # brood::init();
+    /// use brood::{ChildSpec, Strategy, Supervisor};
+    /// use std::time::Duration;
+    /// fn cache(size: usize) {
+    ///     let _table = vec![0u8; size]; // filled before anyone asks
+    ///     brood::ready();
+    ///     std::thread::sleep(Duration::from_secs(30));
+    /// }
+    /// let running = Supervisor::new(Strategy::RestForOne)
+    ///     .child(ChildSpec::process_ready("cache", cache, 1 << 20, Duration::from_secs(10)))
+    ///     .start()?;
+    /// assert!(running.pid("cache").is_some());
+    /// running.stop()?;
+    /// # Ok::<(), brood::Error>(())
+    /// ```
+    pub fn process_ready<A, R>(
+        id: impl Into<String>,
+        f: fn(A) -> R,
+        arg: A,
+        timeout: Duration,
+    ) -> ChildSpec
+    where
+        A: Serialize + DeserializeOwned + Clone + Send + 'static,
+        R: Serialize + DeserializeOwned + 'static,
+    {
+        ChildSpec::process_with(id, f, arg, move |p| p.start_ready(timeout))
     }
 }
