@@ -30,22 +30,17 @@ fn slow_then_ready(marker: PathBuf) -> impl Fn() -> Command + Send + 'static {
     }
 }
 
-#[test]
-fn each_child_starts_once_the_one_before_is_ready() {
-    let dir = tempfile::tempdir().unwrap();
-    let marker = dir.path().join("db-ready");
-    // What the second child's start saw of the first one's readiness.
+/// Starts `first` (which leaves `marker` before it is ready) and a `web`
+/// child after it under `RestForOne`: `web` starts only once `marker` is
+/// there. Then stops both.
+fn the_next_starts_once_ready(first: ChildSpec, marker: PathBuf) {
+    let id = first.id().to_string();
     let seen = Arc::new(Mutex::new(Vec::new()));
-    let (seen2, marker2) = (Arc::clone(&seen), marker.clone());
+    let seen2 = Arc::clone(&seen);
     let running = Supervisor::new(Strategy::RestForOne)
-        .child(ChildSpec::command_ready(
-            "db",
-            Ready::Stdout("ready".into()),
-            LONG,
-            slow_then_ready(marker),
-        ))
+        .child(first)
         .child(ChildSpec::command("web", move || {
-            seen2.lock().unwrap().push(marker2.exists());
+            seen2.lock().unwrap().push(marker.exists());
             let mut c = Command::new("sleep");
             c.arg("30");
             c
@@ -53,10 +48,23 @@ fn each_child_starts_once_the_one_before_is_ready() {
         .start()
         .unwrap();
     assert_eq!(*seen.lock().unwrap(), [true]);
-    let (db, web) = (running.pid("db").unwrap(), running.pid("web").unwrap());
-    assert!(alive(db) && alive(web));
+    let (first, web) = (running.pid(&id).unwrap(), running.pid("web").unwrap());
+    assert!(alive(first) && alive(web));
     running.stop().unwrap();
-    assert!(!exists(db) && !exists(web));
+    assert!(!exists(first) && !exists(web));
+}
+
+#[test]
+fn each_child_starts_once_the_one_before_is_ready() {
+    let dir = tempfile::tempdir().unwrap();
+    let marker = dir.path().join("db-ready");
+    let db = ChildSpec::command_ready(
+        "db",
+        Ready::Stdout("ready".into()),
+        LONG,
+        slow_then_ready(marker.clone()),
+    );
+    the_next_starts_once_ready(db, marker);
 }
 
 #[test]
@@ -218,28 +226,8 @@ fn returns_unready(_: ()) {}
 fn a_function_child_starts_the_next_once_it_called_ready() {
     let dir = tempfile::tempdir().unwrap();
     let marker = dir.path().join("warm");
-    let seen = Arc::new(Mutex::new(Vec::new()));
-    let (seen2, marker2) = (Arc::clone(&seen), marker.clone());
-    let running = Supervisor::new(Strategy::RestForOne)
-        .child(ChildSpec::process_ready(
-            "cache",
-            warm_then_ready,
-            marker,
-            LONG,
-        ))
-        .child(ChildSpec::command("web", move || {
-            seen2.lock().unwrap().push(marker2.exists());
-            let mut c = Command::new("sleep");
-            c.arg("30");
-            c
-        }))
-        .start()
-        .unwrap();
-    assert_eq!(*seen.lock().unwrap(), [true]);
-    let (cache, web) = (running.pid("cache").unwrap(), running.pid("web").unwrap());
-    assert!(alive(cache) && alive(web));
-    running.stop().unwrap();
-    assert!(!exists(cache) && !exists(web));
+    let cache = ChildSpec::process_ready("cache", warm_then_ready, marker.clone(), LONG);
+    the_next_starts_once_ready(cache, marker);
 }
 
 #[test]
