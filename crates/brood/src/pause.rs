@@ -31,7 +31,12 @@ impl Child {
     ///
     /// [`wait`](Child::wait) and [`kill`](Child::kill) keep working on a
     /// paused child; SIGTERM (so [`terminate`](Child::terminate)) is held
-    /// until [`resume`](Child::resume), as for any stopped process.
+    /// until [`resume`](Child::resume), as for any stopped process. The
+    /// timeouts of waits on it — [`wait_timeout`](Child::wait_timeout),
+    /// [`terminate_timeout`](Child::terminate_timeout)'s grace,
+    /// `Popen::communicate`'s — are the caller's time and run on while it
+    /// is paused; a pool's task timeouts do not (see
+    /// [`Pool::suspend`](crate::Pool::suspend)).
     ///
     /// ```
     /// # brood::init();

@@ -499,8 +499,9 @@ impl Pool {
     /// Lets the workers finish what they were given, then ends them and waits
     /// for them (Python's `close()` + `join()`). Later `map`s are refused.
     pub fn close(&self) -> Result<()> {
-        // Paused workers could not finish anything.
-        self.resume()?;
+        // Paused workers could not finish anything (one that cannot be
+        // resumed is killed after the wait below).
+        let _ = self.resume();
         self.core.submitted.close();
         self.lock().close(&self.core.cfg)
     }

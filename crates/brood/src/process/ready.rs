@@ -48,8 +48,11 @@ where
         pipe::set_nonblocking(read.as_fd(), true)
             .map_err(|e| Error::io("creating the notification pipe", e))?;
         let output = Output::new().map_err(|e| Error::io("waiting for readiness", e))?;
-        // Our copy of the write end closes once the child has its own.
-        let handle = self.hand_down(write).start()?;
+        // Our copy of the write end closes once the child has its own (or
+        // here, if the start failed before taking it).
+        let started = self.hand_down(write).start();
+        self.handed_down = None;
+        let handle = started?;
         let mut sign = Sign::Fd(Some(read));
         match watch::wait(handle.child(), &mut sign, &output, timeout) {
             Ok(()) => Ok(handle),
