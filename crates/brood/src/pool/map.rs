@@ -148,7 +148,7 @@ impl<'a, R: DeserializeOwned + 'static> MapUnordered<'a, R> {
         // Nothing left to hand out and a worker idle: the items queued behind
         // a stuck one go to it (and the others).
         let now = Instant::now();
-        let mut wake = steal::steal(&mut inner.slots, run, now);
+        let mut wake = steal::steal(&mut inner.slots, &inner.board, run, now);
         if !run.pending.is_empty() {
             for w in inner.slots.iter_mut().flatten() {
                 let depth = run.depth_for(w);
