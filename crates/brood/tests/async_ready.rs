@@ -133,3 +133,47 @@ fn a_wait_given_up_ends_the_child_and_its_tree() {
         assert!(wait_exit(pid, LONG), "{pid} left running");
     }
 }
+
+/// Writes its pid to `file`, then says ready only if told to by `ready`.
+fn serve((file, ready): (std::path::PathBuf, bool)) {
+    std::fs::write(&file, std::process::id().to_string()).unwrap();
+    if ready {
+        brood::ready();
+    }
+    std::thread::sleep(LONG);
+}
+
+#[test]
+fn a_function_child_is_awaited_until_it_said_ready_and_given_up_it_ends() {
+    let dir = tempfile::tempdir().unwrap();
+    let file = dir.path().join("pid");
+    current_thread().block_on(async {
+        let h = brood::Process::new(serve, (file.clone(), true))
+            .start_ready_async(LONG)
+            .await
+            .unwrap();
+        assert!(running(h.pid()));
+        h.kill().unwrap();
+        assert!(h.join().is_err());
+    });
+    std::fs::remove_file(&file).unwrap();
+    // Never ready: the future is dropped once the child runs.
+    let pid = current_thread().block_on(async {
+        let mut p = brood::Process::new(serve, (file.clone(), false));
+        let fut = p.start_ready_async(LONG);
+        tokio::pin!(fut);
+        loop {
+            tokio::select! {
+                r = &mut fut => panic!("ended: {:?}", r.map(|h| h.pid())),
+                _ = tokio::time::sleep(Duration::from_millis(1)) => {}
+            }
+            if let Some(pid) = std::fs::read_to_string(&file)
+                .ok()
+                .and_then(|s| s.parse().ok())
+            {
+                break pid;
+            }
+        }
+    });
+    assert!(wait_exit(pid, LONG), "{pid} left running");
+}

@@ -43,6 +43,41 @@ where
     /// # Ok::<(), brood::Error>(())
     /// ```
     pub fn start_ready(&mut self, timeout: Duration) -> Result<Handle<R>> {
+        let (handle, mut sign, output) = self.start_signalling()?;
+        let waited = watch::wait(handle.child(), &mut sign, &output, timeout);
+        self.ready_or_ended(handle, waited)
+    }
+
+    /// [`start_ready`](Process::start_ready) without blocking a thread
+    /// (feature `tokio`): the wait runs on tokio's reactor. Dropping the
+    /// future before it is done kills the child (its tree with a group or
+    /// cgroup), as a failed start does.
+    ///
+    /// ```
+    /// # brood::init();
+    /// # tokio::runtime::Builder::new_current_thread().enable_all().build().unwrap().block_on(async {
+    /// fn serve(_: ()) { brood::ready(); std::thread::sleep(std::time::Duration::from_secs(30)); }
+    /// let server = brood::Process::new(serve, ())
+    ///     .start_ready_async(std::time::Duration::from_secs(10))
+    ///     .await?;
+    /// server.kill()?;
+    /// # let _ = server.join();
+    /// # Ok::<(), brood::Error>(())
+    /// # }).unwrap();
+    /// ```
+    #[cfg(feature = "tokio")]
+    #[cfg_attr(docsrs, doc(cfg(feature = "tokio")))]
+    pub async fn start_ready_async(&mut self, timeout: Duration) -> Result<Handle<R>> {
+        let (handle, mut sign, output) = self.start_signalling()?;
+        let guard = EndOnDrop(Some(handle.child().clone()));
+        let waited = watch::wait_async(handle.child(), &mut sign, &output, timeout).await;
+        guard.disarm();
+        self.ready_or_ended(handle, waited)
+    }
+
+    /// Starts the child with the write end of a fresh pipe handed down:
+    /// the child, the sign to wait for, and the (empty) output a wait needs.
+    fn start_signalling(&mut self) -> Result<(Handle<R>, Sign, Output)> {
         let (read, write) =
             pipe::pipe().map_err(|e| Error::io("creating the notification pipe", e))?;
         pipe::set_nonblocking(read.as_fd(), true)
@@ -52,9 +87,16 @@ where
         // here, if the start failed before taking it).
         let started = self.hand_down(write).start();
         self.handed_down = None;
-        let handle = started?;
-        let mut sign = Sign::Fd(Some(read));
-        match watch::wait(handle.child(), &mut sign, &output, timeout) {
+        Ok((started?, Sign::Fd(Some(read)), output))
+    }
+
+    /// The child once ready; otherwise it is ended and reaped.
+    fn ready_or_ended(
+        &self,
+        handle: Handle<R>,
+        waited: std::result::Result<(), watch::Failed>,
+    ) -> Result<Handle<R>> {
+        match waited {
             Ok(()) => Ok(handle),
             Err(failed) => {
                 let pid = handle.pid();
@@ -62,6 +104,26 @@ where
                 let name = self.name.clone().unwrap_or_default();
                 Err(watch::error(name, pid, failed, String::new()))
             }
+        }
+    }
+}
+
+/// Ends a child still waited for when dropped (an async start given up).
+#[cfg(feature = "tokio")]
+struct EndOnDrop(Option<crate::child::Child>);
+
+#[cfg(feature = "tokio")]
+impl EndOnDrop {
+    fn disarm(mut self) {
+        self.0 = None;
+    }
+}
+
+#[cfg(feature = "tokio")]
+impl Drop for EndOnDrop {
+    fn drop(&mut self) {
+        if let Some(child) = self.0.take() {
+            let _ = child.terminate_timeout(Duration::ZERO);
         }
     }
 }
