@@ -423,7 +423,9 @@ impl Pool {
     /// What the pool's items have used so far: their CPU time and the most
     /// memory a worker held (see [`PoolUsage`] for how exact each figure
     /// is). Counted as results come in, so it is current also while another
-    /// thread runs a `map`. For one call, take it before and after:
+    /// thread runs a `map`. For one call, take it before and after (calls
+    /// run one at a time, but a call made meanwhile from another thread, or
+    /// a [`submit`](Pool::submit)ted task, counts in between too):
     ///
     /// ```
     /// # brood::init();
