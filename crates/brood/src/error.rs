@@ -99,7 +99,9 @@ pub enum Error {
         max: usize,
         /// …within this time.
         within: std::time::Duration,
-        /// How that child ended.
+        /// How that child ended, or why its last restart failed (for a
+        /// child with a readiness sign: it ended, or its time passed,
+        /// before it was ready).
         last: String,
     },
 

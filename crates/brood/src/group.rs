@@ -25,10 +25,16 @@ const BLIND_TICK: Duration = Duration::from_millis(5);
 /// `/proc` cannot be listed. One walk of `/proc` that stops, usage and the
 /// group's end all read.
 pub(crate) fn members(pgid: u32) -> Result<Vec<Result<Stat, ProcfsError>>, ProcfsError> {
+    members_of_any(&[pgid])
+}
+
+/// As [`members`], for the members of any of the groups `pgids` (one walk
+/// for them all: a pool's workers stop together).
+pub(crate) fn members_of_any(pgids: &[u32]) -> Result<Vec<Result<Stat, ProcfsError>>, ProcfsError> {
     let mut found = Vec::new();
     for pid in procfs::pids()? {
         match procfs::stat(pid) {
-            Ok(Some(s)) if s.pgrp == Some(pgid) => found.push(Ok(s)),
+            Ok(Some(s)) if s.pgrp.is_some_and(|g| pgids.contains(&g)) => found.push(Ok(s)),
             Ok(_) => {}
             Err(e) => found.push(Err(e)),
         }

@@ -71,6 +71,12 @@ fn a_line_on_stdout_makes_it_ready_and_no_output_is_lost() {
     assert!(marker.exists());
     assert!(alive(p.pid()));
     let mut out = p.stdout.take().unwrap();
+    // Past its last line once it is `sleep` (killed earlier, the line after
+    // the sign may not have been written yet).
+    let deadline = std::time::Instant::now() + LONG;
+    while !cmdline(p.pid()).starts_with("sleep") && std::time::Instant::now() < deadline {
+        std::thread::yield_now();
+    }
     p.kill().unwrap();
     p.wait().unwrap();
     let mut text = String::new();

@@ -4,6 +4,7 @@
 use super::prepare::display_program;
 use super::stdio::{Kind as StdioKind, Stdio};
 use super::{Command, Popen};
+use crate::child::Child;
 use crate::error::{Error, Result, SpawnError};
 use crate::ready::Ready;
 use crate::ready::notify::NotifySocket;
@@ -67,13 +68,53 @@ impl Command {
     /// # Ok::<(), brood::Error>(())
     /// ```
     pub fn spawn_ready(&mut self, sign: Ready, timeout: Duration) -> Result<Popen> {
+        let mut started = self.start_watched(&sign)?;
+        let (child, sign, output) = started.parts();
+        let waited = watch::wait(child, sign, output, timeout);
+        started.finish(waited)
+    }
+
+    /// [`spawn_ready`](Command::spawn_ready) without blocking a thread
+    /// (feature `tokio`): the wait for the sign runs on tokio's reactor (the
+    /// child's pidfd, the sign's descriptor; a port, a socket or a file is
+    /// looked at every [`Ready::POLL_INTERVAL`]). Must run inside a tokio
+    /// runtime with IO and time enabled. Dropping the future before it is
+    /// done ends the child (its tree with a group or cgroup) as a failed
+    /// start does: nothing half-started is left running.
+    ///
+    /// ```
+    /// # brood::init();
+    /// # tokio::runtime::Builder::new_current_thread().enable_all().build().unwrap().block_on(async {
+    /// use brood::{Command, Ready};
+    /// use std::time::Duration;
+    /// let server = Command::new("sh")
+    ///     .args(["-c", "echo listening; exec sleep 30"])
+    ///     .spawn_ready_async(Ready::Stdout("listening".into()), Duration::from_secs(10))
+    ///     .await?;
+    /// server.kill()?;
+    /// server.wait()?;
+    /// # Ok::<(), brood::Error>(())
+    /// # }).unwrap();
+    /// ```
+    #[cfg(feature = "tokio")]
+    #[cfg_attr(docsrs, doc(cfg(feature = "tokio")))]
+    pub async fn spawn_ready_async(&mut self, sign: Ready, timeout: Duration) -> Result<Popen> {
+        let mut started = self.start_watched(&sign)?;
+        let (child, sign, output) = started.parts();
+        let waited = watch::wait_async(child, sign, output, timeout).await;
+        started.finish(waited)
+    }
+
+    /// Starts the program with the sign's plumbing (for this start only) and
+    /// its watched streams relayed: all that is left is the wait.
+    fn start_watched(&mut self, sign: &Ready) -> Result<Started> {
         let program = display_program(&self.program);
         let refuse = |reason: String| Error::Spawn {
             program: program.clone(),
             cause: SpawnError::ReadySign { reason },
         };
         let (out, err) = (watched(self.stdout.as_ref()), watched(self.stderr.as_ref()));
-        match &sign {
+        match sign {
             Ready::Stdout(_) if out.is_none() => {
                 return Err(refuse("stdout is neither inherited nor piped".into()));
             }
@@ -86,7 +127,7 @@ impl Command {
             _ => {}
         }
         let mut s6: Option<(OwnedFd, OwnedFd)> = None;
-        let mut watch_sign = match &sign {
+        let mut watch_sign = match sign {
             Ready::Stdout(_) | Ready::Stderr(_) => Sign::Line,
             Ready::Tcp(port) => Sign::Tcp(*port),
             Ready::Unix(path) => Sign::Unix(path.clone()),
@@ -114,7 +155,7 @@ impl Command {
             )),
             _ => None,
         };
-        if let (Some((_, write)), Ready::NotifyFd(n)) = (&s6, &sign) {
+        if let (Some((_, write)), Ready::NotifyFd(n)) = (&s6, sign) {
             self.pre_exec
                 .push(std::sync::Arc::new(std::sync::Mutex::new(
                     notify::place_fd(write, *n),
@@ -139,21 +180,64 @@ impl Command {
         }
         let mut popen = spawned?;
 
-        let output = match relay(&mut popen, out, err, &sign) {
+        let output = match relay(&mut popen, out, err, sign) {
             Ok(output) => output,
             Err(e) => {
                 let _ = popen.child().terminate_timeout(Duration::ZERO);
                 return Err(Error::io("relaying the output of a starting program", e));
             }
         };
-        match watch::wait(popen.child(), &mut watch_sign, &output, timeout) {
+        Ok(Started {
+            program,
+            popen: Some(popen),
+            sign: watch_sign,
+            output,
+        })
+    }
+}
+
+/// A program started and not yet ready. Dropped before [`Started::finish`]
+/// (an async wait given up), it ends the program as a failed start does.
+struct Started {
+    program: String,
+    /// Taken by `finish`.
+    popen: Option<Popen>,
+    sign: Sign,
+    output: Output,
+}
+
+impl Started {
+    /// What the wait needs.
+    fn parts(&mut self) -> (&Child, &mut Sign, &Output) {
+        let popen = self.popen.as_ref().expect("taken only by finish");
+        (popen.child(), &mut self.sign, &self.output)
+    }
+
+    /// The running program once ready; otherwise it is ended and reaped,
+    /// and the error carries the tail of its output.
+    fn finish(mut self, waited: std::result::Result<(), watch::Failed>) -> Result<Popen> {
+        let popen = self.popen.take().expect("finished once");
+        match waited {
             Ok(()) => Ok(popen),
             Err(failed) => {
                 let pid = popen.pid();
                 let _ = popen.child().terminate_timeout(Duration::ZERO);
-                let tail = output.tail_by(Instant::now() + TAIL_WAIT);
-                Err(watch::error(program, pid, failed, tail))
+                let tail = self.output.tail_by(Instant::now() + TAIL_WAIT);
+                Err(watch::error(
+                    std::mem::take(&mut self.program),
+                    pid,
+                    failed,
+                    tail,
+                ))
             }
+        }
+    }
+}
+
+impl Drop for Started {
+    fn drop(&mut self) {
+        if let Some(popen) = self.popen.take() {
+            let _ = popen.child().terminate_timeout(Duration::ZERO);
         }
     }
 }

@@ -99,6 +99,7 @@ pub(super) fn run_chunk(
                 let now = crate::sys::clock::coarse_nanos();
                 let old = now.saturating_sub(pace.since) >= pace.flush_after_ns;
                 if pace.prompt || old || batch.len() >= Pace::BIG {
+                    progress.record_usage();
                     if !batch.flush(sock) {
                         return 1;
                     }

@@ -61,6 +61,8 @@ pub(super) struct Worker {
     pub(super) progress: Progress,
     /// The number (in the worker's count) of the last item asked to stop.
     cancelled: u64,
+    /// Its CPU time (user, system, ns) already counted in the pool's usage.
+    pub(super) spent: [u64; 2],
 }
 
 impl Worker {
@@ -84,6 +86,7 @@ impl Worker {
             discard: 0,
             progress,
             cancelled: 0,
+            spent: [0, 0],
         }
     }
 

@@ -11,6 +11,7 @@
 //! item at its front stops the pulling rather than letting the rest pile up).
 
 use super::TaskError;
+use super::board::Board;
 use super::conn::Worker;
 use super::line::Line;
 use super::ready::Finished;
@@ -431,11 +432,18 @@ impl<'s> Run<'s> {
     }
 
     /// When the hard timeout of item `idx`, whose current run began at
-    /// `since`, runs out: counted from its first start (see `reruns.rs`).
+    /// `since`, runs out (`now` once it has): counted from its first start
+    /// (see `reruns.rs`), without the time the pool was paused (`board.rs`).
     #[inline]
-    pub(super) fn deadline_of(&self, idx: usize, since: Instant) -> Option<Instant> {
+    pub(super) fn deadline_of(
+        &self,
+        idx: usize,
+        since: Instant,
+        board: &Board,
+        now: Instant,
+    ) -> Option<Instant> {
         let t = self.timeout_of(idx)?;
-        Some(self.reruns.started_at(idx, since) + t)
+        Some(board.due(self.reruns.started_at(idx, since), t, now))
     }
 
     /// Whether the worker should send each result of the next `n` pending

@@ -148,7 +148,7 @@ impl<'a, R: DeserializeOwned + 'static> MapUnordered<'a, R> {
         // Nothing left to hand out and a worker idle: the items queued behind
         // a stuck one go to it (and the others).
         let now = Instant::now();
-        let mut wake = steal::steal(&mut inner.slots, run, now);
+        let mut wake = steal::steal(&mut inner.slots, &inner.board, run, now);
         if !run.pending.is_empty() {
             for w in inner.slots.iter_mut().flatten() {
                 let depth = run.depth_for(w);
@@ -174,8 +174,9 @@ impl<'a, R: DeserializeOwned + 'static> MapUnordered<'a, R> {
             }
             if let Some(front) = w.inflight.front() {
                 let soft = run.soft_timeout_of(front).filter(|_| !w.front_cancelled());
-                let hard = run.deadline_of(front, w.since);
-                for at in [hard, soft.map(|t| w.since + t)].into_iter().flatten() {
+                let hard = run.deadline_of(front, w.since, &inner.board, now);
+                let soft = soft.map(|t| inner.board.due(w.since, t, now));
+                for at in [hard, soft].into_iter().flatten() {
                     wake = Some(wake.map_or(at, |x| x.min(at)));
                 }
             }
@@ -246,7 +247,10 @@ impl<'a, R: DeserializeOwned + 'static> MapUnordered<'a, R> {
                 inner.bury(slot, run, Cause::Exited);
             } else if readable {
                 let eof = w.read_some();
-                if !parse(w, run) {
+                let parsed = parse(w, run);
+                // The worker wrote what it used before it sent these.
+                inner.board.add_usage(w.take_usage());
+                if !parsed {
                     inner.bury(slot, run, Cause::Broken);
                 } else if eof {
                     inner.bury(slot, run, Cause::Exited);
@@ -261,12 +265,16 @@ impl<'a, R: DeserializeOwned + 'static> MapUnordered<'a, R> {
             let Some(front) = w.inflight.front() else {
                 continue;
             };
-            if run.deadline_of(front, w.since).is_some_and(|at| now >= at) {
+            let board = &inner.board;
+            if run
+                .deadline_of(front, w.since, board, now)
+                .is_some_and(|at| now >= at)
+            {
                 moved = true;
                 inner.bury(slot, run, Cause::Timeout);
             } else if run
                 .soft_timeout_of(front)
-                .is_some_and(|t| now >= w.since + t)
+                .is_some_and(|t| now >= board.due(w.since, t, now))
             {
                 moved |= w.cancel_front();
             }
@@ -459,6 +467,7 @@ impl<R> MapUnordered<'_, R> {
                 .is_some_and(|w| !w.inflight.is_empty() || !w.inbuf.is_empty());
             if busy && let Some(mut w) = self.inner.slots[slot].take() {
                 self.inner.publish();
+                self.inner.board.add_usage(w.take_usage());
                 let _ = w.handle.kill();
                 let _ = w.handle.child().wait_timeout(Duration::from_secs(5));
                 self.run.pending.append(std::mem::take(&mut w.inflight));

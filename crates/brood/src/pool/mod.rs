@@ -69,6 +69,7 @@
 //! and [`StartMethod::ForkServer`] (the default, as for `Process`).
 
 mod batch;
+mod board;
 mod calls;
 mod chunk;
 mod conn;
@@ -89,6 +90,7 @@ mod shared;
 mod state;
 mod steal;
 mod submit;
+mod usage;
 mod worker;
 
 use crate::policy::{Kind, Lifecycle, Policy};
@@ -97,7 +99,7 @@ use crate::policy::{OnExit, Tree};
 use crate::sys::image::FnRef;
 use crate::{Result, StartMethod};
 use serde::{Serialize, de::DeserializeOwned};
-use std::sync::{Arc, Mutex};
+use std::sync::Arc;
 use std::time::Duration;
 
 pub use calls::PoolCall;
@@ -107,6 +109,7 @@ pub use map::MapUnordered;
 pub use options::{CallOptions, CallSettings, MapProgress};
 pub use shared::SharedSlice;
 pub use submit::TaskHandle;
+pub use usage::PoolUsage;
 pub use worker::task_cancelled;
 
 /// Settings of a [`Pool`], from [`Pool::builder`].
@@ -319,7 +322,7 @@ impl PoolBuilder {
         }
         let inner = run::Inner::start(&cfg)?;
         Ok(Pool {
-            pids: Arc::clone(&inner.published),
+            board: Arc::clone(&inner.board),
             core: Arc::new(Core {
                 cfg,
                 inner: lease::Slot::new(inner),
@@ -356,8 +359,9 @@ enum InitError {
 pub struct Pool {
     /// Shared with the thread that runs submitted tasks.
     core: Arc<Core>,
-    /// The workers' pids, kept current by the state: readable while a map runs.
-    pids: Arc<Mutex<Vec<u32>>>,
+    /// The workers, kept current by the state, and the pool's pauses:
+    /// usable while a map runs.
+    board: Arc<board::Board>,
 }
 
 /// What a pool is, behind its handle.
@@ -413,7 +417,80 @@ impl Pool {
     /// another thread runs a `map` (the pool keeps this list current as
     /// workers start, die and are replaced).
     pub fn worker_pids(&self) -> Vec<u32> {
-        self.pids.lock().unwrap_or_else(|e| e.into_inner()).clone()
+        self.board.pids()
+    }
+
+    /// What the pool's items have used so far: their CPU time and the most
+    /// memory a worker held (see [`PoolUsage`] for how exact each figure
+    /// is). Counted as results come in, so it is current also while another
+    /// thread runs a `map`. For one call, take it before and after (calls
+    /// run one at a time, but a call made meanwhile from another thread, or
+    /// a [`submit`](Pool::submit)ted task, counts in between too):
+    ///
+    /// ```
+    /// # brood::init();
+    /// fn spin(ms: u64) -> u64 {
+    ///     let t = std::time::Instant::now();
+    ///     let mut n = 0u64;
+    ///     while t.elapsed().as_millis() < ms as u128 { n = n.wrapping_add(1); }
+    ///     n
+    /// }
+    /// let pool = brood::Pool::new(2)?;
+    /// let before = pool.usage();
+    /// pool.map(spin, [30, 30])?;
+    /// let call = pool.usage().since(&before);
+    /// assert!(call.cpu() > std::time::Duration::ZERO);
+    /// assert!(call.peak_rss > 0);
+    /// # Ok::<(), brood::Error>(())
+    /// ```
+    pub fn usage(&self) -> PoolUsage {
+        self.board.usage()
+    }
+
+    /// Pauses every worker, with what its tasks started (its whole tree, as
+    /// [`Child::suspend`](crate::Child::suspend) pauses a child's: a frozen
+    /// cgroup with [`Tree::Cgroup`], SIGSTOP to its process group with
+    /// [`Tree::Group`], the worker alone with [`Tree::Own`]), and returns
+    /// once every one is paused. Works while another thread runs a `map`:
+    /// its items stop where they are and go on after [`resume`](Pool::resume).
+    /// The stops are sent to all workers first and then waited for, so a
+    /// pool stops in about the time one worker takes.
+    ///
+    /// While the pool is paused its task timeouts do not run: an item's
+    /// [`task_timeout`](PoolBuilder::task_timeout) and its call's
+    /// [`timeout`](CallOptions::timeout) and
+    /// [`soft_timeout`](CallOptions::soft_timeout) count the time it ran,
+    /// from its start less the time from each `suspend()` call to the
+    /// return of its `resume()` (so an item that had less than 10 ms left
+    /// when the pool paused may time out up to 10 ms after the resume). A
+    /// worker that replaces one (after a death) while the pool is paused
+    /// is paused before it gets work. A `map` called while the pool is
+    /// paused waits for the resume; [`close`](Pool::close) and
+    /// [`terminate`](Pool::terminate) resume the workers first. Calling it
+    /// again while paused does nothing.
+    ///
+    /// ```
+    /// # brood::init();
+    /// let pool = brood::Pool::new(2)?;
+    /// pool.suspend()?;
+    /// for pid in pool.worker_pids() {
+    ///     let state = brood::os::procfs::stat(pid)?.unwrap().state;
+    ///     assert_eq!(state.as_char(), 'T');
+    /// }
+    /// pool.resume()?;
+    /// fn inc(x: u8) -> u8 { x + 1 }
+    /// assert_eq!(pool.map(inc, [1])?, [Ok(2)]);
+    /// # Ok::<(), Box<dyn std::error::Error>>(())
+    /// ```
+    pub fn suspend(&self) -> Result<()> {
+        self.board.suspend()
+    }
+
+    /// Resumes the workers paused by [`suspend`](Pool::suspend) (thawing
+    /// their cgroups, or SIGCONT to their groups); their items' timeouts run
+    /// again from where they stood. Does nothing if the pool is not paused.
+    pub fn resume(&self) -> Result<()> {
+        self.board.resume()
     }
 
     /// The pool's state, once no map holds it.
@@ -424,6 +501,9 @@ impl Pool {
     /// Lets the workers finish what they were given, then ends them and waits
     /// for them (Python's `close()` + `join()`). Later `map`s are refused.
     pub fn close(&self) -> Result<()> {
+        // Paused workers could not finish anything (one that cannot be
+        // resumed is killed after the wait below).
+        let _ = self.resume();
         self.core.submitted.close();
         self.lock().close(&self.core.cfg)
     }
@@ -433,6 +513,8 @@ impl Pool {
     /// otherwise), and waits for them (Python's `terminate()` + `join()`, except
     /// that it cannot hang). Later `map`s are refused.
     pub fn terminate(&self) -> Result<()> {
+        // A stopped worker would hold SIGTERM until its grace ran out.
+        let _ = self.resume();
         self.core.submitted.stop();
         self.lock().terminate(&self.core.cfg)
     }
@@ -446,6 +528,8 @@ impl Drop for Pool {
         if self.core.cfg.policy.on_drop == crate::OnDrop::Detach {
             let _ = self.terminate();
         } else {
+            // A stopped worker would hold its SIGTERM.
+            let _ = self.resume();
             // The thread of submitted tasks lets go of the workers too.
             self.core.submitted.stop();
         }

@@ -15,30 +15,80 @@
 //! timeout kills the worker. The last two go that way too: a range of the
 //! worker's item numbers handed to another worker while this one was stuck
 //! (see `steal.rs`), which it answers without running them.
+//!
+//! The last three go from the worker again: the CPU time it has used since
+//! its hello (user and system, in ns: its threads' and the children it
+//! waited for) and its peak resident memory (getrusage(2)), written before
+//! each send of results — so that when the pool has a result, the CPU time
+//! that made it is in the page too (see `usage.rs`).
 
 use crate::sys::shm::SharedCounters;
+use crate::sys::usage;
 use std::io;
 use std::os::fd::{BorrowedFd, OwnedFd};
-use std::sync::atomic::Ordering;
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::time::Duration;
 
-/// `[started, finished, cancelled, handed_after, handed_upto]`: the first
-/// two running totals over the worker's life, the third the number of the
-/// item asked to stop, the last two the items `handed_after + 1 ..=
-/// handed_upto` that were handed away.
+fn nanos(d: Duration) -> u64 {
+    u64::try_from(d.as_nanos()).unwrap_or(u64::MAX)
+}
+
+/// `[started, finished, cancelled, handed_after, handed_upto, user_ns,
+/// system_ns, peak_rss]`: the first two running totals over the worker's
+/// life, the third the number of the item asked to stop, the next two the
+/// items `handed_after + 1 ..= handed_upto` that were handed away, the last
+/// three its CPU time since its hello and its peak memory in bytes.
 pub(super) struct Progress {
     page: SharedCounters,
+    /// In the worker: its CPU time at its hello (user, system, in ns).
+    base: [AtomicU64; 2],
 }
 
 impl Progress {
     /// In the worker: a fresh page, and its descriptor for the pool.
     pub(super) fn create() -> io::Result<(Progress, OwnedFd)> {
         let (page, fd) = SharedCounters::create()?;
-        Ok((Progress { page }, fd))
+        Ok((Progress::on(page), fd))
     }
 
     /// In the pool: the page behind a worker's descriptor.
     pub(super) fn open(fd: BorrowedFd<'_>) -> io::Result<Progress> {
-        SharedCounters::open(fd).map(|page| Progress { page })
+        SharedCounters::open(fd).map(Progress::on)
+    }
+
+    fn on(page: SharedCounters) -> Progress {
+        Progress {
+            page,
+            base: [AtomicU64::new(0), AtomicU64::new(0)],
+        }
+    }
+
+    /// In the worker, at its hello: its CPU time from now on is counted
+    /// (what it took to start and run its initializer is not).
+    pub(super) fn start_counting(&self) {
+        let now = usage::own();
+        self.base[0].store(nanos(now.user), Ordering::Relaxed);
+        self.base[1].store(nanos(now.system), Ordering::Relaxed);
+        self.record_usage();
+    }
+
+    /// In the worker, before it sends results: its CPU time since its hello
+    /// and its peak memory, as they are now.
+    pub(super) fn record_usage(&self) {
+        let now = usage::own();
+        let c = self.page.get();
+        let user = nanos(now.user).saturating_sub(self.base[0].load(Ordering::Relaxed));
+        let system = nanos(now.system).saturating_sub(self.base[1].load(Ordering::Relaxed));
+        c[5].store(user, Ordering::Release);
+        c[6].store(system, Ordering::Release);
+        c[7].store(now.peak_rss, Ordering::Release);
+    }
+
+    /// In the pool: the worker's CPU time since its hello (user, system, in
+    /// ns) and its peak memory, as it last wrote them.
+    pub(super) fn usage(&self) -> [u64; 3] {
+        let c = self.page.get();
+        [5, 6, 7].map(|i| c[i].load(Ordering::Acquire))
     }
 
     /// Items started and items finished, as the worker last wrote them.

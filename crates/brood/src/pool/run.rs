@@ -1,6 +1,7 @@
 //! The pool's side: starting and accepting workers, ending them, burying one
 //! that died, and handing out chunks (the loop itself is in `map.rs`).
 
+use super::board::Board;
 use super::conn::Worker;
 use super::death::{Cause, Counts, after_death};
 use super::items::Run;
@@ -17,7 +18,7 @@ use rustix::event::{PollFd, PollFlags};
 use std::io;
 use std::os::fd::{AsFd, OwnedFd};
 use std::os::unix::net::UnixStream;
-use std::sync::{Arc, Mutex};
+use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 /// How long a worker may hold finished results before sending them, in µs:
@@ -46,9 +47,9 @@ struct Pending {
 pub(crate) struct Inner {
     pub(super) slots: Vec<Option<Worker>>,
     pub(super) closed: bool,
-    /// The workers' pids as of the last change, readable while a map holds
-    /// the state (see `Pool::worker_pids`).
-    pub(super) published: Arc<Mutex<Vec<u32>>>,
+    /// The workers as of the last change, and the pool's pauses: readable
+    /// while a map holds the state (see `board.rs`).
+    pub(super) board: Arc<Board>,
 }
 
 impl std::fmt::Debug for Inner {
@@ -71,7 +72,7 @@ impl Inner {
         let mut inner = Inner {
             slots: (0..cfg.size).map(|_| None).collect(),
             closed: false,
-            published: Arc::new(Mutex::new(Vec::new())),
+            board: Arc::default(),
         };
         if let Err(e) = inner.fill(cfg) {
             let _ = inner.terminate(cfg);
@@ -84,9 +85,12 @@ impl Inner {
         self.slots.iter().flatten().map(Worker::pid).collect()
     }
 
-    /// Makes the current workers' pids readable without the state.
+    /// Makes the current workers known without the state (a replacement
+    /// started while the pool is paused is paused now).
     pub(super) fn publish(&self) {
-        *self.published.lock().unwrap_or_else(|e| e.into_inner()) = self.pids();
+        let workers = self.slots.iter().flatten();
+        self.board
+            .publish(workers.map(|w| w.handle.child().untracked()).collect());
     }
 
     pub(super) fn live(&self) -> usize {
@@ -304,6 +308,8 @@ impl Inner {
                 let _ = w.handle.kill();
             }
         }
+        // Up to its last send: what it used after is lost with it.
+        self.board.add_usage(w.take_usage());
         let child = w.handle.child();
         if cause != Cause::Exited {
             let _ = child.kill();
@@ -337,7 +343,9 @@ impl Inner {
         for idx in w.inflight.split_front(lost).iter() {
             // Bounded, and within the item's timeout from its first start.
             let verdict = run.reruns.lost(idx, w.since);
-            let late = run.deadline_of(idx, w.since).is_some_and(|at| now >= at);
+            let late = run
+                .deadline_of(idx, w.since, &self.board, now)
+                .is_some_and(|at| now >= at);
             let err = match verdict {
                 Verdict::TooMany { runs } => TaskError::ResultLost { runs, pid, status },
                 Verdict::Again if late => TaskError::Timeout {

@@ -21,6 +21,7 @@
 //! forth). A worker that handed items away is given nothing new until it has
 //! answered them all.
 
+use super::board::Board;
 use super::conn::Worker;
 use super::items::Run;
 use super::line::Line;
@@ -37,9 +38,11 @@ fn unbegun(w: &Worker) -> usize {
     (w.inflight.len() as u64).saturating_sub(begun) as usize
 }
 
-/// When the current item of `w`, begun at `begun`, makes it stuck.
-fn stuck_at(w: &Worker, begun: Instant) -> Instant {
-    begun + STUCK_AFTER.max(Duration::from_nanos(w.item_ns.saturating_mul(2)))
+/// When the current item of `w`, begun at `begun`, makes it stuck: its
+/// run time (the pool's paused time not counted: see `board.rs`) passed.
+fn stuck_at(w: &Worker, begun: Instant, board: &Board, now: Instant) -> Instant {
+    let limit = STUCK_AFTER.max(Duration::from_nanos(w.item_ns.saturating_mul(2)));
+    board.due(begun, limit, now)
 }
 
 /// Takes from `w` the items it holds and has not begun: they are fenced off
@@ -67,6 +70,7 @@ fn hand_away(w: &mut Worker) -> Line {
 /// stuck, if any.
 pub(super) fn steal(
     slots: &mut [Option<Worker>],
+    board: &Board,
     run: &mut Run<'_>,
     now: Instant,
 ) -> Option<Instant> {
@@ -81,7 +85,7 @@ pub(super) fn steal(
         let Some(front) = w.inflight.front() else {
             continue;
         };
-        let at = stuck_at(w, run.reruns.started_at(front, w.since));
+        let at = stuck_at(w, run.reruns.started_at(front, w.since), board, now);
         if now < at {
             next = Some(next.map_or(at, |n| n.min(at)));
             continue;

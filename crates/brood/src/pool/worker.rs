@@ -73,6 +73,7 @@ pub(super) fn worker_main(boot: Boot) {
         }
         return;
     }
+    progress.start_counting();
     if send_with_fds(sock.as_fd(), &hello, &[page.as_fd()]).is_err() {
         return;
     }
@@ -102,6 +103,7 @@ pub(super) fn worker_main(boot: Boot) {
         if kind != FrameKind::Task {
             // Quit (or anything else: stop rather than guess), with the
             // results still held sent first.
+            progress.record_usage();
             batch::flush(sock.as_fd());
             return;
         }
@@ -140,6 +142,7 @@ pub(super) fn worker_main(boot: Boot) {
         // pool hears of them, so that it hands out more before this worker
         // runs out (with one-item chunks, half of what it holds).
         if prompt || held >= Pace::ENOUGH || incoming.queued() <= held_chunks {
+            progress.record_usage();
             if !batch::flush(sock.as_fd()) {
                 return;
             }

@@ -23,12 +23,14 @@ mod fork;
 pub(crate) mod forkserver;
 mod handle;
 mod method;
+mod ready;
 mod spawn;
 
 pub use boot::init;
 pub use forkserver::{fork_server_pid, fork_server_spares_ready, set_fork_server_spares};
 pub use handle::{Handle, JoinError};
 pub use method::{StartMethod, set_start_method, start_method};
+pub use ready::ready;
 
 use crate::policy::{Kind, Lifecycle};
 use crate::{Error, Result};

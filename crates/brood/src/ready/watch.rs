@@ -40,42 +40,125 @@ pub(crate) fn wait(
     timeout: Duration,
 ) -> Result<(), Failed> {
     let deadline = Instant::now() + timeout;
+    loop {
+        let nap = match look(child, sign, output, deadline, timeout) {
+            Look::Done(done) => return done,
+            Look::Again(nap) => nap,
+        };
+        block(child.pidfd(), event_fd(sign, output), nap);
+    }
+}
+
+/// What one look found.
+enum Look {
+    /// The wait is over.
+    Done(Result<(), Failed>),
+    /// Nothing yet: wait at most this long for an event before looking again.
+    Again(Duration),
+}
+
+/// One look at the sign, the child and the deadline.
+fn look(
+    child: &Child,
+    sign: &mut Sign,
+    output: &Output,
+    deadline: Instant,
+    timeout: Duration,
+) -> Look {
     let fail = |why, sign: &Sign| {
         let status = match sign {
             Sign::Notify(n) => n.status.clone(),
             _ => None,
         };
-        Err(Failed { why, status })
+        Look::Done(Err(Failed { why, status }))
     };
+    match seen(child, sign, output) {
+        Ok(Some(true)) => return Look::Done(Ok(())),
+        Ok(Some(false)) => return fail(NotReady::Stopping, sign),
+        Ok(None) => {}
+        Err(_) => {}
+    }
+    match child.poll() {
+        Ok(Some(status)) => return fail(NotReady::Exited(status), sign),
+        Ok(None) => {}
+        // Reaped elsewhere, or an OS failure: it cannot be waited for.
+        Err(_) => return fail(NotReady::Timeout(timeout), sign),
+    }
+    let left = deadline.saturating_duration_since(Instant::now());
+    if left.is_zero() {
+        return fail(NotReady::Timeout(timeout), sign);
+    }
+    Look::Again(if event_fd(sign, output).is_some() {
+        left
+    } else {
+        left.min(Ready::POLL_INTERVAL)
+    })
+}
+
+/// The descriptor that turns readable when the sign may have shown, if the
+/// sign has one.
+fn event_fd<'a>(sign: &'a Sign, output: &'a Output) -> Option<BorrowedFd<'a>> {
+    match sign {
+        Sign::Line => Some(output.wake_fd()),
+        Sign::Notify(n) => Some(n.fd()),
+        Sign::Fd(fd) => fd.as_ref().map(|fd| fd.as_fd()),
+        Sign::Tcp(_) | Sign::Unix(_) | Sign::File(_) => None,
+    }
+}
+
+/// [`wait`] on tokio's reactor (feature `tokio`): the child's end through
+/// [`Child::wait_async`], the sign's descriptor (a copy) registered with the
+/// runtime, the naps as tokio sleeps. A port, a socket or a file is looked
+/// at as the blocking wait does (a loopback connect answers at once).
+#[cfg(feature = "tokio")]
+pub(crate) async fn wait_async(
+    child: &Child,
+    sign: &mut Sign,
+    output: &Output,
+    timeout: Duration,
+) -> Result<(), Failed> {
+    use crate::sys::reactor::Registered;
+    use std::task::Poll;
+    let deadline = Instant::now() + timeout;
+    let mut event = event_fd(sign, output)
+        .and_then(|fd| pipe::dup_high(fd).ok())
+        .and_then(|copy| Registered::new(copy, tokio::io::Interest::READABLE).ok());
+    let mut ended = Some(Box::pin(child.wait_async()));
     loop {
-        match seen(child, sign, output) {
-            Ok(Some(true)) => return Ok(()),
-            Ok(Some(false)) => return fail(NotReady::Stopping, sign),
-            Ok(None) => {}
-            Err(_) => {}
-        }
-        match child.poll() {
-            Ok(Some(status)) => return fail(NotReady::Exited(status), sign),
-            Ok(None) => {}
-            // Reaped elsewhere, or an OS failure: it cannot be waited for.
-            Err(_) => return fail(NotReady::Timeout(timeout), sign),
-        }
-        let left = deadline.saturating_duration_since(Instant::now());
-        if left.is_zero() {
-            return fail(NotReady::Timeout(timeout), sign);
-        }
-        let event = match sign {
-            Sign::Line => Some(output.wake_fd()),
-            Sign::Notify(n) => Some(n.fd()),
-            Sign::Fd(fd) => fd.as_ref().map(|fd| fd.as_fd()),
-            Sign::Tcp(_) | Sign::Unix(_) | Sign::File(_) => None,
+        let nap = match look(child, sign, output, deadline, timeout) {
+            Look::Done(done) => return done,
+            Look::Again(nap) => nap,
         };
-        let nap = if event.is_some() {
-            left
-        } else {
-            left.min(Ready::POLL_INTERVAL)
-        };
-        block(child.pidfd(), event, nap);
+        if event_fd(sign, output).is_none() {
+            // s6's pipe closed without a newline: only the end or the
+            // deadline can decide now.
+            event = None;
+        }
+        let mut nap = Box::pin(tokio::time::sleep(nap));
+        let mut lost_event = false;
+        std::future::poll_fn(|cx| {
+            if let Some(ev) = &event
+                && let Poll::Ready(ready) = ev.get().poll_read_ready(cx)
+            {
+                match ready {
+                    Ok(mut guard) => guard.clear_ready(),
+                    // The reactor is going: naps alone from now on.
+                    Err(_) => lost_event = true,
+                }
+                return Poll::Ready(());
+            }
+            if let Some(end) = &mut ended
+                && end.as_mut().poll(cx).is_ready()
+            {
+                ended = None;
+                return Poll::Ready(());
+            }
+            nap.as_mut().poll(cx)
+        })
+        .await;
+        if lost_event {
+            event = None;
+        }
     }
 }
 

@@ -306,16 +306,28 @@ impl ChildSpec {
         A: Serialize + DeserializeOwned + Clone + Send + 'static,
         R: Serialize + DeserializeOwned + 'static,
     {
+        ChildSpec::process_with(id, f, arg, Process::start)
+    }
+
+    /// A process child whose start is `start` (`start`, or `start_ready`).
+    fn process_with<A, R>(
+        id: impl Into<String>,
+        f: fn(A) -> R,
+        arg: A,
+        start: impl Fn(&mut Process<A, R>) -> Result<crate::Handle<R>> + Send + 'static,
+    ) -> ChildSpec
+    where
+        A: Serialize + DeserializeOwned + Clone + Send + 'static,
+        R: Serialize + DeserializeOwned + 'static,
+    {
         let id = id.into();
         let name = id.clone();
         ChildSpec::with_start(
             id,
             Box::new(move |shutdown| {
-                let handle = Process::new(f, arg.clone())
-                    .name(&name)
-                    .set_policy(supervised(shutdown))
-                    .start()?;
-                Ok(handle.child().clone())
+                let mut p = Process::new(f, arg.clone());
+                p.name(&name).set_policy(supervised(shutdown));
+                Ok(start(&mut p)?.child().clone())
             }),
         )
     }

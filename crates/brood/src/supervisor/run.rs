@@ -59,22 +59,16 @@ struct Slot {
     child: Option<Child>,
     /// Ended and not to be restarted (a temporary or finished transient child).
     done: bool,
-    /// When its process started (how long it ran decides the back-off).
+    /// When its start returned: for a child with a readiness sign
+    /// (`command_ready`), the moment it was ready. How long it ran from
+    /// there decides the back-off, so time spent getting ready never counts
+    /// as a stable run.
     started: Instant,
     /// Restarts in a row without a stable run (the back-off's exponent).
     streak: u32,
-    /// A restart waiting for its back-off.
-    pending: Option<Pending>,
-}
-
-/// A restart that was decided (and counted) and waits for its time.
-#[derive(Copy, Clone)]
-struct Pending {
-    at: Instant,
-    /// The child whose end caused it, and how that ended (for the error if
-    /// the supervisor gives up).
-    cause: usize,
-    status: Option<ExitStatus>,
+    /// When a restart that was decided (and counted) is due: it waits for
+    /// its back-off.
+    pending: Option<Instant>,
 }
 
 /// With no child running and no restart waiting, how often the supervisor
@@ -203,19 +197,30 @@ impl Sup {
     fn start_due(&mut self) -> std::result::Result<(), End> {
         let now = Instant::now();
         for j in 0..self.slots.len() {
-            let Some(p) = self.slots[j].pending.filter(|p| p.at <= now) else {
+            if self.slots[j].pending.is_none_or(|at| at > now) {
                 continue;
-            };
+            }
             self.slots[j].pending = None;
             self.published.restarts.fetch_add(1, Ordering::Relaxed);
             match self.start_one(j) {
                 Ok(()) => {}
                 Err(Error::ShuttingDown { .. }) => return Err(End::Stopped),
-                Err(_) => {
+                Err(e) => {
+                    // A failed start (for `command_ready`: it ended, or the
+                    // time passed, before it was ready) ran for nothing: its
+                    // back-off grows, and it counts against the intensity.
                     let delay = self
                         .backoff
                         .next_delay(&mut self.slots[j].streak, Duration::ZERO);
-                    self.schedule(j, p.cause, p.status, Instant::now() + delay)?;
+                    let at = Instant::now() + delay;
+                    if !self.intensity.allow(Instant::now()) {
+                        let why = match e {
+                            Error::ChildStart { source, .. } => source.to_string(),
+                            other => other.to_string(),
+                        };
+                        return Err(self.gave_up(j, format!("its restart failed: {why}")));
+                    }
+                    self.slots[j].pending = Some(at);
                 }
             }
         }
@@ -244,11 +249,7 @@ impl Sup {
             }
         }
         let now = Instant::now();
-        let next = self
-            .slots
-            .iter()
-            .filter_map(|s| s.pending.map(|p| p.at))
-            .min();
+        let next = self.slots.iter().filter_map(|s| s.pending).min();
         if whose.is_empty() && blind.is_empty() && next.is_none() {
             tick = Some(IDLE_TICK);
         }
@@ -337,15 +338,21 @@ impl Sup {
         at: Instant,
     ) -> std::result::Result<(), End> {
         if !self.intensity.allow(Instant::now()) {
-            return Err(End::GaveUp(Error::RestartIntensity {
-                child: self.slots[cause].spec.id.clone(),
-                max: self.intensity.max(),
-                within: self.intensity.within(),
-                last: status.map_or("its status was lost".into(), |s| s.to_string()),
-            }));
+            let last = status.map_or("its status was lost".into(), |s| s.to_string());
+            return Err(self.gave_up(cause, last));
         }
-        self.slots[j].pending = Some(Pending { at, cause, status });
+        self.slots[j].pending = Some(at);
         Ok(())
+    }
+
+    /// Restarting child `i`, which ended as `last` says, was one too many.
+    fn gave_up(&self, i: usize, last: String) -> End {
+        End::GaveUp(Error::RestartIntensity {
+            child: self.slots[i].spec.id.clone(),
+            max: self.intensity.max(),
+            within: self.intensity.within(),
+            last,
+        })
     }
 
     fn start_one(&mut self, i: usize) -> Result<()> {

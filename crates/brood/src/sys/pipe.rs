@@ -229,6 +229,16 @@ pub fn borrow_std(fd: RawFd) -> BorrowedFd<'static> {
     unsafe { BorrowedFd::borrow_raw(fd) }
 }
 
+/// Whether `fd` is the write end of a pipe (a FIFO opened for writing).
+pub fn is_pipe_writer(fd: BorrowedFd<'_>) -> bool {
+    let fifo = rustix::fs::fstat(fd).is_ok_and(|st| {
+        rustix::fs::FileType::from_raw_mode(st.st_mode) == rustix::fs::FileType::Fifo
+    });
+    let writes = rustix::fs::fcntl_getfl(fd)
+        .is_ok_and(|fl| fl.intersects(rustix::fs::OFlags::WRONLY | rustix::fs::OFlags::RDWR));
+    fifo && writes
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

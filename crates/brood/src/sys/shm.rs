@@ -18,10 +18,10 @@ use std::ptr::NonNull;
 use std::sync::atomic::AtomicU64;
 
 /// The counters of one shared page.
-pub type Counters = [AtomicU64; 5];
+pub type Counters = [AtomicU64; 8];
 const SIZE: usize = std::mem::size_of::<Counters>();
 
-/// Five `AtomicU64`s in memory shared with another process.
+/// Eight `AtomicU64`s in memory shared with another process.
 pub struct SharedCounters {
     ptr: NonNull<Counters>,
 }

@@ -126,3 +126,45 @@ pub fn cgroup_pressure(dir: &Path, name: &str) -> Option<(RawStall, Option<RawSt
     };
     Some((line("some ")?, line("full ")))
 }
+
+/// What this process has used, as getrusage(2) counts it.
+#[derive(Debug, Default, Clone, Copy, PartialEq, Eq)]
+pub struct OwnUsage {
+    /// CPU time in user mode: its threads', and that of the children it
+    /// waited for (`RUSAGE_SELF` + `RUSAGE_CHILDREN`).
+    pub user: Duration,
+    /// CPU time in the kernel, counted the same way.
+    pub system: Duration,
+    /// Its resident memory at its peak, in bytes (`ru_maxrss`: the same
+    /// high-water mark as `VmHWM`).
+    pub peak_rss: u64,
+}
+
+/// getrusage(2) for `who`.
+fn rusage(who: libc::c_int) -> Option<libc::rusage> {
+    let mut ru = std::mem::MaybeUninit::<libc::rusage>::zeroed();
+    // SAFETY: `ru` is valid for writes of one `rusage`; `who` is one of the
+    // kernel's constants.
+    let rc = unsafe { libc::getrusage(who, ru.as_mut_ptr()) };
+    // SAFETY: getrusage filled it in (it returned 0); it was zeroed before.
+    (rc == 0).then(|| unsafe { ru.assume_init() })
+}
+
+fn timeval(t: libc::timeval) -> Duration {
+    Duration::new(t.tv_sec.max(0) as u64, 0) + Duration::from_micros(t.tv_usec.max(0) as u64)
+}
+
+/// What this process has used so far (µs precision; two system calls).
+pub fn own() -> OwnUsage {
+    let mut u = OwnUsage::default();
+    if let Some(me) = rusage(libc::RUSAGE_SELF) {
+        u.user += timeval(me.ru_utime);
+        u.system += timeval(me.ru_stime);
+        u.peak_rss = (me.ru_maxrss.max(0) as u64).saturating_mul(1024);
+    }
+    if let Some(kids) = rusage(libc::RUSAGE_CHILDREN) {
+        u.user += timeval(kids.ru_utime);
+        u.system += timeval(kids.ru_stime);
+    }
+    u
+}
