@@ -18,6 +18,25 @@ use std::time::{Duration, Instant};
 /// they are there every second.
 const HEARD: Duration = Duration::from_secs(3);
 
+/// How long the server may take to answer once connected (a server that
+/// went away meanwhile would leave a request waiting for its reconnection).
+const ANSWER: Duration = Duration::from_secs(5);
+
+/// `work`, or an error saying what the server did not answer in time.
+async fn within<T>(
+    what: &'static str,
+    work: impl Future<Output = Result<T, ClusterError>>,
+) -> Result<T, ClusterError> {
+    tokio::time::timeout(ANSWER, work)
+        .await
+        .unwrap_or_else(|_| {
+            Err(ClusterError::server(
+                what,
+                format!("the server did not answer within {ANSWER:?}"),
+            ))
+        })
+}
+
 /// A job on a server, now: its queue, its agents and its live maps.
 ///
 /// `done` and `failed` add up the counters of the agents heard, since each
@@ -130,30 +149,33 @@ impl JobWatch {
         let heard: Arc<Mutex<Heard>> = Arc::default();
         let (tasks, results, listeners) = rt.block_on(async {
             let client = target.connect().await?;
-            let js = jetstream::new(client.clone());
-            let tasks = job_stream(&js, &target, target.tasks_stream()).await?;
-            let results = job_stream(&js, &target, format!("BROOD_{job}_RESULTS")).await?;
-            let listeners = vec![
-                listen(&client, subject(&target, "*"), &heard, |h, at, m| {
-                    if let Ok(r) = serde_json::from_slice::<AgentRecord>(&m.payload) {
-                        h.agents.insert(r.id.clone(), (r, at));
-                    }
-                })
-                .await?,
-                listen(&client, target.alive_subject("*"), &heard, |h, at, m| {
-                    if let Some(map) = m.subject.as_str().rsplit('.').next() {
-                        h.drivers.insert(map.to_string(), at);
-                    }
-                })
-                .await?,
-            ];
-            // The subscriptions are on the server before the listening time
-            // starts.
-            client
-                .flush()
-                .await
-                .map_err(|e| ClusterError::server("listen to the job", e))?;
-            Ok::<_, ClusterError>((tasks, results, listeners))
+            within("read the job", async {
+                let js = jetstream::new(client.clone());
+                let tasks = job_stream(&js, &target, target.tasks_stream()).await?;
+                let results = job_stream(&js, &target, format!("BROOD_{job}_RESULTS")).await?;
+                let listeners = vec![
+                    listen(&client, subject(&target, "*"), &heard, |h, at, m| {
+                        if let Ok(r) = serde_json::from_slice::<AgentRecord>(&m.payload) {
+                            h.agents.insert(r.id.clone(), (r, at));
+                        }
+                    })
+                    .await?,
+                    listen(&client, target.alive_subject("*"), &heard, |h, at, m| {
+                        if let Some(map) = m.subject.as_str().rsplit('.').next() {
+                            h.drivers.insert(map.to_string(), at);
+                        }
+                    })
+                    .await?,
+                ];
+                // The subscriptions are on the server before the listening time
+                // starts.
+                client
+                    .flush()
+                    .await
+                    .map_err(|e| ClusterError::server("listen to the job", e))?;
+                Ok((tasks, results, listeners))
+            })
+            .await
         })?;
         Ok(JobWatch {
             rt,
@@ -168,12 +190,12 @@ impl JobWatch {
     /// The job now: its queue read from the server, the agents and drivers
     /// heard in the last 3 seconds.
     pub fn status(&self) -> Result<JobStatus, ClusterError> {
-        let (tasks, results, consumer) = self.rt.block_on(async {
+        let (tasks, results, consumer) = self.rt.block_on(within("read the job", async {
             let tasks = self.tasks.get_info().await;
             let results = self.results.get_info().await;
             let consumer = self.tasks.consumer_info(AGENTS).await;
-            (tasks, results, consumer)
-        });
+            Ok((tasks, results, consumer))
+        }))?;
         let tasks = tasks.map_err(|e| self.gone_or(e, "read the job's task stream"))?;
         let results = results.map_err(|e| self.gone_or(e, "read the job's result stream"))?;
         let (pending, running, redelivered) = match consumer {
