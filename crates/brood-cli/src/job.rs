@@ -28,7 +28,7 @@ pub struct JobArgs {
     creds: Option<PathBuf>,
     /// The job's name.
     name: String,
-    /// Redraw every second until Ctrl-C.
+    /// Redraw every second until Ctrl-C (through a server restart).
     #[arg(long)]
     watch: bool,
     /// Print one JSON object (with --watch: one a line, every second).
@@ -66,7 +66,13 @@ fn show(a: &JobArgs) -> Result<(), ClusterError> {
     // The first view once every agent had its turn to say it is there.
     std::thread::sleep(JobStatus::LISTEN);
     loop {
-        print(&a.nats, &watch.status()?, a.json, true);
+        match watch.status() {
+            Ok(status) => print(&a.nats, &status, a.json, true),
+            Err(e @ ClusterError::NoSuchJob { .. }) => return Err(e),
+            // The server may be restarting: the client reconnects by
+            // itself, and a later view says how the job is.
+            Err(e) => eprintln!("brood job: {e}; trying again"),
+        }
         std::thread::sleep(Duration::from_secs(1));
     }
 }

@@ -7,7 +7,7 @@ mod support;
 
 use brood::remote::BuildId;
 use brood::{CallOptions, TaskError};
-use brood_cluster::{ClusterError, ClusterPool, Credentials, JobStatus};
+use brood_cluster::{ClusterError, ClusterPool, Credentials, JobStatus, JobWatch};
 use std::io::Write;
 use std::time::Duration;
 use support::*;
@@ -134,6 +134,37 @@ fn a_job_the_server_never_saw_is_an_error_naming_it() {
     let s = JobStatus::read(scene.url(), Credentials::None, "nosuch", Duration::ZERO).unwrap();
     assert_eq!((s.pending, s.running, s.done), (0, 0, 0));
     assert!(s.agents.is_empty() && s.drivers.is_empty(), "{s:?}");
+}
+
+fn triple(x: u64) -> u64 {
+    3 * x
+}
+
+#[test]
+fn a_watch_sees_the_job_again_after_a_server_restart() {
+    let Some(mut scene) = Scene::new() else {
+        return;
+    };
+    let _a = AgentProc::start(scene.url(), "restarts", 1, &[]);
+    let pool = ClusterPool::connect(scene.url(), "restarts").unwrap();
+    let watch = JobWatch::open(scene.url(), Credentials::None, "restarts").unwrap();
+    // Its agent's record, until it has answered `n` tasks (read again as
+    // the records come, every second).
+    let answered = |n: u64| {
+        (0..60).any(|_| {
+            std::thread::sleep(Duration::from_millis(500));
+            watch
+                .status()
+                .is_ok_and(|s| s.agents.len() == 1 && s.agents[0].answered == n)
+        })
+    };
+    assert_eq!(pool.map(triple, [1u64]).unwrap(), [Ok(3)]);
+    assert!(answered(1), "{:?}", watch.status());
+    scene.server.restart();
+    // The same watch hears of a task answered after the restart: its
+    // client reconnected, its listeners with it.
+    assert_eq!(pool.map(triple, [2u64]).unwrap(), [Ok(6)]);
+    assert!(answered(2), "{:?}", watch.status());
 }
 
 #[test]
