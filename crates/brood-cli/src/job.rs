@@ -102,12 +102,16 @@ fn now() -> u64 {
 /// The view: a line of totals, the live maps, a table of agents.
 fn render(url: &str, s: &JobStatus, now: u64) -> String {
     let mut out = format!(
-        "job {} on {url}: {} pending, {} running ({} redelivered), {} done, {} failed\n",
+        "job {} on {url}: chunks {} pending, {} running ({} redelivered); items {} done, {} failed\n",
         s.job, s.pending, s.running, s.redelivered, s.done, s.failed
     );
     out += &match s.drivers.as_slice() {
         [] => "maps: none (no driver is beating)\n".to_string(),
-        maps => format!("maps: {} ({} results stored)\n", maps.join(", "), s.results),
+        maps => format!(
+            "maps: {} ({} chunks' outcomes stored)\n",
+            maps.join(", "),
+            s.results
+        ),
     };
     if s.agents.is_empty() {
         out += "agents: none heard\n";
@@ -123,10 +127,10 @@ fn render(url: &str, s: &JobStatus, now: u64) -> String {
             "build",
             "up",
             "workers",
-            "running",
+            "in hand",
             "answered",
             "failed",
-            "longest running task",
+            "longest running chunk",
         ]);
     for a in &s.agents {
         table.add_row([
@@ -156,9 +160,12 @@ fn short_build(build: &str) -> String {
 fn longest(a: &AgentRecord) -> String {
     a.longest.as_ref().map_or_else(String::new, |l| {
         format!(
-            "map {} item {}: {}",
+            "map {} {}: {}",
             l.map,
-            l.item,
+            match l.items {
+                1 => format!("item {}", l.item),
+                n => format!("items {}-{}", l.item, l.item + n - 1),
+            },
             duration(l.seconds as u64)
         )
     })
@@ -198,16 +205,21 @@ mod tests {
                 "id": "box-7-0a", "host": "box", "pid": 7, "build": "build-id 00ff",
                 "workers": 2, "running": 2, "answered": 40, "failed": 1,
                 "started_at": 1000,
-                "longest": { "map": "Xk3", "item": 12, "items": 1, "seconds": 93.5 }
+                "longest": { "map": "Xk3", "item": 12, "items": 4, "seconds": 93.5 }
             }]
         }))
         .unwrap();
         let text = render("nats://h:4222", &s, 1000 + 3700);
         assert!(text.starts_with(
-            "job etl on nats://h:4222: 5 pending, 2 running (1 redelivered), 40 done, 1 failed\n"
+            "job etl on nats://h:4222: chunks 5 pending, 2 running (1 redelivered); items 40 done, 1 failed\n"
         ));
-        assert!(text.contains("maps: Xk3 (3 results stored)"));
-        for cell in ["box", "build-id 00ff", "1h01m", "map Xk3 item 12: 1m33s"] {
+        assert!(text.contains("maps: Xk3 (3 chunks' outcomes stored)"));
+        for cell in [
+            "box",
+            "build-id 00ff",
+            "1h01m",
+            "map Xk3 items 12-15: 1m33s",
+        ] {
             assert!(text.contains(cell), "{cell} in\n{text}");
         }
     }

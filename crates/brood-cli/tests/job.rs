@@ -136,7 +136,10 @@ fn a_job_shows_as_json_and_as_a_table_with_a_password() {
     assert!(out.status.success(), "{}", stderr(&out));
     let text = String::from_utf8(out.stdout).unwrap();
     assert!(
-        text.starts_with(&format!("job etl on {}: 0 pending, 0 running", server.url)),
+        text.starts_with(&format!(
+            "job etl on {}: chunks 0 pending, 0 running",
+            server.url
+        )),
         "{text}"
     );
     assert!(text.contains("agents: none heard"), "{text}");

@@ -39,14 +39,16 @@ async fn within<T>(
 
 /// A job on a server, now: its queue, its agents and its live maps.
 ///
-/// `done` and `failed` add up the counters of the agents heard, since each
-/// started: an agent gone takes its share with it.
+/// The queue counts chunks (the server's messages: a call's items travel
+/// some 24 chunks to a call); `done` and `failed` count items, adding up
+/// the counters of the agents heard since each started: an agent gone takes
+/// its share with it.
 ///
 /// ```no_run
 /// use brood_cluster::{Credentials, JobStatus};
 /// let s = JobStatus::read("nats://127.0.0.1:4222", Credentials::None, "etl",
 ///                         JobStatus::LISTEN)?;
-/// println!("{} pending, {} running, {} agents", s.pending, s.running, s.agents.len());
+/// println!("{} chunks pending, {} items done by {} agents", s.pending, s.done, s.agents.len());
 /// # Ok::<(), brood_cluster::ClusterError>(())
 /// ```
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
@@ -54,15 +56,15 @@ async fn within<T>(
 pub struct JobStatus {
     /// The job's name.
     pub job: String,
-    /// Tasks queued and not yet given to an agent.
+    /// Chunks of tasks queued and not yet given to an agent.
     pub pending: u64,
-    /// Tasks given to an agent and not yet acked.
+    /// Chunks given to an agent and not yet acked.
     pub running: u64,
     /// Of those, the ones given out more than once (their agent was lost).
     pub redelivered: u64,
-    /// Results stored and not yet collected by their map's end.
+    /// Chunks' outcomes stored, until their call ends.
     pub results: u64,
-    /// Tasks answered by the agents heard.
+    /// Items answered by the agents heard.
     pub done: u64,
     /// Of those, the ones answered with a `TaskError`.
     pub failed: u64,
