@@ -40,8 +40,9 @@ enum Cmd {
         /// The root of the tree.
         pid: Option<u32>,
     },
-    /// Show a cluster job on a NATS server: its agents (and the task each has
-    /// run longest), its tasks pending, running, done and failed, its live maps.
+    /// Show a cluster job on a NATS server: its agents (and the chunk each has
+    /// run longest), its chunks pending and running, items done and failed,
+    /// its live maps.
     Job(job::JobArgs),
     /// Play the parent's role of one lab scenario with the brood library
     /// (used by `brood lab`; prints the lab's line protocol).
