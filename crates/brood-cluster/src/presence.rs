@@ -65,7 +65,7 @@ pub struct LongestTask {
     pub seconds: f64,
 }
 
-/// An agent's counters and running tasks, published while it lives.
+/// An agent's counters and running chunks, published while it lives.
 pub(crate) struct Presence {
     state: Arc<State>,
     publisher: tokio::task::JoinHandle<()>,
