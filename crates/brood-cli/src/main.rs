@@ -1,6 +1,8 @@
 //! `brood`: measure Python's child-process lifecycle claims against CPython and
-//! brood (`lab`), and show process trees with their zombies (`tree`).
+//! brood (`lab`), show process trees with their zombies (`tree`), and watch a
+//! cluster job on a NATS server (`job`).
 
+mod job;
 mod lab;
 mod lab_child;
 mod procfs;
@@ -38,6 +40,10 @@ enum Cmd {
         /// The root of the tree.
         pid: Option<u32>,
     },
+    /// Show a cluster job on a NATS server: its agents (and the chunk each has
+    /// run longest), its chunks pending and running, items done and failed,
+    /// its live maps.
+    Job(job::JobArgs),
     /// Play the parent's role of one lab scenario with the brood library
     /// (used by `brood lab`; prints the lab's line protocol).
     #[command(hide = true)]
@@ -183,6 +189,7 @@ fn main() -> ExitCode {
                 ExitCode::from(1)
             }
         },
+        Cmd::Job(a) => ExitCode::from(job::main(a)),
         Cmd::LabChild { args } => lab_child::main(&args),
     }
 }

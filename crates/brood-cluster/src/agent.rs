@@ -13,6 +13,7 @@ use crate::alive::Drivers;
 use crate::error::ClusterError;
 use crate::job::{AGENTS, COUNT, Credentials, INIT, ITEM, SOFT_TIMEOUT, TIMEOUT, Target};
 use crate::pools::Pools;
+use crate::presence::{Presence, Running};
 use async_nats::jetstream::{self, AckKind, consumer};
 use brood::remote::{Withdraw, failed_outcomes};
 use brood::{CallOptions, Pool, TaskError};
@@ -98,6 +99,7 @@ impl Agent {
 
     async fn serve(&self, plain: Arc<Pool>, workers: usize) -> Result<(), ClusterError> {
         let client = self.target.connect().await?;
+        let presence = Presence::start(&client, &self.target, workers);
         let drivers = Arc::new(Drivers::listen(&client, &self.target).await?);
         let js = jetstream::new(client);
         let (tasks, _) = self.target.streams(&js).await?;
@@ -181,6 +183,7 @@ impl Agent {
                     drivers: Arc::clone(&drivers),
                     opts: self.options(&msg),
                     beat: ack_wait / 3,
+                    running: presence.running(&self.target, &msg),
                     map,
                 };
                 tokio::spawn(job.answer(msg, permit));
@@ -217,6 +220,7 @@ struct Job {
     drivers: Arc<Drivers>,
     opts: CallOptions,
     beat: Duration,
+    running: Running,
     map: String,
 }
 
@@ -320,6 +324,7 @@ impl Job {
         } else {
             outcomes
         };
+        self.running.answered(&outcomes);
         let mut headers = async_nats::HeaderMap::new();
         headers.insert(ITEM, first.to_string().as_str());
         headers.insert(COUNT, count.to_string().as_str());

@@ -40,6 +40,15 @@ pub enum ClusterError {
         /// The server's or client's words.
         cause: String,
     },
+    /// The server has no such job: none of its drivers or agents ever ran
+    /// there (the job's task stream is missing).
+    #[error("no job {job:?} on the NATS server at {url}: no driver or agent of it has been there")]
+    NoSuchJob {
+        /// The job's name.
+        job: String,
+        /// The server's URL.
+        url: String,
+    },
     /// The function or an argument cannot cross (see `brood::remote`).
     #[error("{0}")]
     Remote(#[from] brood::remote::RemoteError),

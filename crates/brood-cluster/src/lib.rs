@@ -13,6 +13,9 @@
 //!   Each runs its tasks on a local brood `Pool`, so a segfault, abort,
 //!   `exit` or timeout fails only that item, exactly as on one machine, and
 //!   the agent carries on.
+//! - **From outside**: every agent publishes an [`AgentRecord`] each
+//!   second; [`JobStatus::read`] (the `brood job` command) shows a job's
+//!   queue, its agents and its live maps, so that a stuck agent shows.
 //! - **Functions** are named by the executable's build (`brood::remote`): an
 //!   agent of another build answers a task with an error naming both
 //!   builds, and never runs it. No code travels.
@@ -53,10 +56,14 @@ mod driver;
 mod error;
 mod job;
 mod pools;
+mod presence;
 mod run;
+mod status;
 
 pub use agent::{Agent, agent_from_env};
 pub use call::{ClusterCall, ClusterImap, ClusterImapUnordered, ClusterTask};
 pub use driver::{ClusterBuilder, ClusterPool};
 pub use error::ClusterError;
 pub use job::Credentials;
+pub use presence::{AgentRecord, LongestTask};
+pub use status::{JobStatus, JobWatch};
