@@ -24,6 +24,7 @@ pub struct ClusterBuilder {
     max_deliveries: u32,
     task_timeout: Option<Duration>,
     init: Option<Result<Vec<u8>, RemoteError>>,
+    quiet: bool,
 }
 
 impl ClusterBuilder {
@@ -83,6 +84,14 @@ impl ClusterBuilder {
         self
     }
 
+    /// Says nothing on stderr. By default a call that has waited 3 s with
+    /// its chunks queued and no agent taking any says so there (naming the
+    /// job, and how to start an agent), and again when agents come.
+    pub fn quiet(&mut self, quiet: bool) -> &mut Self {
+        self.quiet = quiet;
+        self
+    }
+
     /// Connects to the server and makes the job's streams and consumer.
     pub fn connect(&self) -> Result<ClusterPool, ClusterError> {
         self.target.check_job()?;
@@ -114,6 +123,7 @@ impl ClusterBuilder {
             max_deliveries: self.max_deliveries,
             task_timeout: self.task_timeout,
             init_key,
+            quiet: self.quiet,
         })
     }
 }
@@ -140,6 +150,8 @@ pub struct ClusterPool {
     pub(crate) task_timeout: Option<Duration>,
     /// The key of the initializer kept on the server, if there is one.
     pub(crate) init_key: Option<String>,
+    /// Nothing on stderr (see `ClusterBuilder::quiet`).
+    pub(crate) quiet: bool,
 }
 
 impl std::fmt::Debug for ClusterPool {
@@ -160,6 +172,7 @@ impl ClusterPool {
             max_deliveries: 5,
             task_timeout: None,
             init: None,
+            quiet: false,
         }
     }
 
@@ -186,6 +199,7 @@ impl ClusterPool {
             max_deliveries: self.max_deliveries,
             task_timeout: self.task_timeout,
             init_key: self.init_key.clone(),
+            quiet: self.quiet,
         }
     }
 

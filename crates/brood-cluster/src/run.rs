@@ -106,6 +106,8 @@ pub(crate) struct MapRun<'p, A, R> {
     ctrl_c: Option<CtrlC>,
     /// A named call: its results stay on the server when it ends early.
     named: bool,
+    /// It said that no agent takes its chunks (see `look_for_agents`).
+    waiting: bool,
     /// This driver's own token (see `Publisher::run`).
     run: String,
     /// The initializer its chunks need (a `_with` call on a pool that has
@@ -190,6 +192,7 @@ impl<'p, A: Serialize + 'static, R: DeserializeOwned + 'static> MapRun<'p, A, R>
             ctrl_c: CtrlC::watch().ok(),
             init: stateful.then(|| pool.init_key.clone()).flatten(),
             named: name.is_some(),
+            waiting: false,
             run: {
                 let inbox = client.new_inbox();
                 inbox.rsplit('.').next().unwrap_or(&inbox).to_string()
@@ -426,6 +429,7 @@ impl<'p, A: Serialize + 'static, R: DeserializeOwned + 'static> MapRun<'p, A, R>
                     // Read again from the first result not yet seen; a
                     // repeat is dropped.
                     self.results = None;
+                    self.look_for_agents().await;
                     return Ok(());
                 }
                 _ = tick.tick() => {
@@ -436,6 +440,38 @@ impl<'p, A: Serialize + 'static, R: DeserializeOwned + 'static> MapRun<'p, A, R>
                 }
             }
         }
+    }
+
+    /// After a quiet spell: says so on stderr (once, unless the pool is
+    /// quiet) when chunks wait and no agent takes any — none is running one
+    /// or asking for one — and again when agents come.
+    async fn look_for_agents(&mut self) {
+        if self.pool.quiet || self.out.is_empty() {
+            return;
+        }
+        let Ok(mut consumer) = self
+            .pool
+            .tasks
+            .get_consumer::<consumer::pull::Config>(AGENTS)
+            .await
+        else {
+            return;
+        };
+        let Ok(info) = consumer.info().await else {
+            return;
+        };
+        let idle = info.num_pending > 0 && info.num_ack_pending == 0 && info.num_waiting == 0;
+        let job = &self.pool.target.job;
+        if idle && !self.waiting {
+            eprintln!(
+                "brood-cluster: job {job}: waiting for agents: {} chunks queued and no agent \
+                 takes them (start one: BROOD_AGENT={} BROOD_AGENT_JOB={job} <this program>)",
+                info.num_pending, self.pool.target.url
+            );
+        } else if !idle && self.waiting {
+            eprintln!("brood-cluster: job {job}: agents are taking its chunks");
+        }
+        self.waiting = idle;
     }
 
     /// A result message: a chunk's outcomes.

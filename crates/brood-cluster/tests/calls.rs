@@ -420,3 +420,49 @@ fn a_named_call_resumed_by_a_new_driver_runs_only_what_was_not_answered() {
     // It ended: nothing of it is left on the server.
     assert_eq!(scene.server.queue_state("resume"), (0, 0, 0));
 }
+
+const WAITING_DRIVER: &str = "BROOD_CLUSTER_TEST_WAITING_DRIVER";
+
+/// A driver with no agent yet (the URL in `WAITING_DRIVER`): prints how
+/// many items came back right.
+#[test]
+fn waiting_driver_role() {
+    let Some(url) = std::env::var_os(WAITING_DRIVER) else {
+        return;
+    };
+    let pool = ClusterPool::connect(&url.to_string_lossy(), "lonely").unwrap();
+    let out = pool.map(triple, 0..50u64).unwrap();
+    let right = out
+        .iter()
+        .enumerate()
+        .filter(|(i, r)| **r == Ok(3 * *i as u64))
+        .count();
+    println!("right {right}");
+}
+
+#[test]
+fn a_call_with_no_agent_says_it_waits_and_ends_once_one_comes() {
+    use std::io::BufRead;
+    let Some(scene) = Scene::new() else { return };
+    let mut driver = std::process::Command::new(std::env::current_exe().unwrap())
+        .args(["--exact", "waiting_driver_role", "--nocapture", "--quiet"])
+        .env(WAITING_DRIVER, scene.url())
+        .stdout(std::process::Stdio::piped())
+        .stderr(std::process::Stdio::piped())
+        .spawn()
+        .unwrap();
+    let mut err = std::io::BufReader::new(driver.stderr.take().unwrap());
+    let mut line = String::new();
+    while !line.contains("waiting for agents") {
+        line.clear();
+        assert!(err.read_line(&mut line).unwrap() > 0, "stderr ended");
+    }
+    assert!(line.contains("BROOD_AGENT_JOB=lonely"), "{line}");
+    let _a = AgentProc::start(scene.url(), "lonely", 2, &[]);
+    let mut rest = String::new();
+    std::io::Read::read_to_string(&mut err, &mut rest).unwrap();
+    let out = driver.wait_with_output().unwrap();
+    let text = String::from_utf8_lossy(&out.stdout);
+    assert!(text.lines().any(|l| l == "right 50"), "{text}");
+    assert!(rest.contains("agents are taking"), "{rest}");
+}
