@@ -417,6 +417,12 @@ impl<'p, A: Serialize + 'static, R: DeserializeOwned + 'static> MapRun<'p, A, R>
                         self.from = info.stream_sequence + 1;
                     }
                     self.received(&msg);
+                    if std::mem::take(&mut self.waiting) {
+                        eprintln!(
+                            "brood-cluster: job {}: agents are taking its chunks",
+                            self.pool.target.job
+                        );
+                    }
                     return Ok(());
                 }
                 Some(adv) = self.advisories.next() => {
@@ -444,7 +450,7 @@ impl<'p, A: Serialize + 'static, R: DeserializeOwned + 'static> MapRun<'p, A, R>
 
     /// After a quiet spell: says so on stderr (once, unless the pool is
     /// quiet) when chunks wait and no agent takes any — none is running one
-    /// or asking for one — and again when agents come.
+    /// or asking for one. (The first result after it says agents came.)
     async fn look_for_agents(&mut self) {
         if self.pool.quiet || self.out.is_empty() {
             return;
