@@ -15,7 +15,7 @@ use crate::job::{AGENTS, COUNT, Credentials, INIT, ITEM, SOFT_TIMEOUT, TIMEOUT, 
 use crate::pools::Pools;
 use crate::presence::{Presence, Running};
 use async_nats::jetstream::{self, AckKind, consumer};
-use brood::remote::{Withdraw, failed_outcomes};
+use brood::remote::{Withdraw, chunk_shares, failed_outcomes};
 use brood::{CallOptions, Pool, TaskError};
 use futures_util::StreamExt;
 use std::sync::Arc;
@@ -104,7 +104,14 @@ impl Agent {
         let js = jetstream::new(client);
         let (tasks, _) = self.target.streams(&js).await?;
         let inits = self.target.inits(&js).await?;
-        let pools = Arc::new(Pools::new(plain, workers, inits, self.target.clone()));
+        let data_store = self.target.data_store(&js).await?;
+        let pools = Arc::new(Pools::new(
+            plain,
+            workers,
+            inits,
+            data_store,
+            self.target.clone(),
+        ));
         // The driver makes the consumer with its settings; an agent that
         // comes first waits for it.
         let mut consumer: consumer::PullConsumer = loop {
@@ -259,22 +266,29 @@ impl Job {
             Arc::clone(&withdraw),
         );
         let mut run = tokio::spawn(async move {
-            let pool = match pools.get(init.as_deref()).await {
-                Ok(pool) => pool,
+            let ready = async {
+                let ids = chunk_shares(&payload).unwrap_or_default();
+                Ok::<_, String>((pools.get(init.as_deref()).await?, pools.shared(&ids).await?))
+            };
+            let (pool, shared) = match ready.await {
+                Ok(x) => x,
                 Err(why) => {
                     return Ok(failed_outcomes(count, &TaskError::Failed { reason: why }));
                 }
             };
-            tokio::task::spawn_blocking(move || pool.with(opts).map_encoded(&payload, Some(&w)))
-                .await
-                .unwrap_or_else(|e| {
-                    Ok(failed_outcomes(
-                        count,
-                        &TaskError::Failed {
-                            reason: format!("the agent's thread running it failed: {e}"),
-                        },
-                    ))
-                })
+            tokio::task::spawn_blocking(move || {
+                pool.with(opts)
+                    .map_encoded_shared(&payload, Some(&w), &shared)
+            })
+            .await
+            .unwrap_or_else(|e| {
+                Ok(failed_outcomes(
+                    count,
+                    &TaskError::Failed {
+                        reason: format!("the agent's thread running it failed: {e}"),
+                    },
+                ))
+            })
         });
         let mut beat_at = Instant::now();
         let outcomes = loop {

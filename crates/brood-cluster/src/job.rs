@@ -16,6 +16,11 @@
 //!   the job's `map_with` calls, keyed by a hash of their bytes, the last
 //!   of each kept; an agent reads one when a chunk names it.
 //!
+//! - The object store `BROOD_J_DATA`: the bytes of each `SharedSlice` a
+//!   call's items name, by its id in hex, put there once per call before
+//!   the first chunk that names it and deleted when the call ends; an agent
+//!   fetches each once and keeps it (see `pools`).
+//!
 //! Both publishers give every message an id (`Nats-Msg-Id`), so that the
 //! server drops a repeat inside its duplicate window; the driver keeps the
 //! first result of each item in any case.
@@ -236,6 +241,25 @@ impl Target {
         .map_err(|e| ClusterError::server("create the job's initializer stream", e))
     }
 
+    /// The job's shared data (each `SharedSlice` a call's items name, by
+    /// id), made if missing.
+    pub(crate) async fn data_store(
+        &self,
+        js: &jetstream::Context,
+    ) -> Result<async_nats::jetstream::object_store::ObjectStore, ClusterError> {
+        let bucket = format!("BROOD_{}_DATA", self.job);
+        if let Ok(store) = js.get_object_store(&bucket).await {
+            return Ok(store);
+        }
+        js.create_object_store(async_nats::jetstream::object_store::Config {
+            bucket,
+            storage: stream::StorageType::File,
+            ..Default::default()
+        })
+        .await
+        .map_err(|e| ClusterError::server("create the job's shared data store", e))
+    }
+
     /// Keeps an initializer's bytes on the server; its key.
     pub(crate) async fn keep_initializer(
         &self,
@@ -283,6 +307,11 @@ pub(crate) fn check_name(name: &str) -> Result<(), ()> {
             .bytes()
             .all(|b| b.is_ascii_alphanumeric() || b == b'-' || b == b'_');
     if ok { Ok(()) } else { Err(()) }
+}
+
+/// The name of shared data `id` in the job's data store.
+pub(crate) fn data_name(id: u64) -> String {
+    format!("{id:016x}")
 }
 
 /// The key of an initializer's bytes: FNV-1a, 64 bits, in hex (agents keep

@@ -57,6 +57,7 @@ mod error;
 mod job;
 mod pools;
 mod presence;
+mod publish;
 mod run;
 mod status;
 

@@ -1,12 +1,22 @@
 //! An agent's local pools: the plain one, and one made with the initializer
 //! that a job's `map_with` chunks name (the last one kept: a job's calls
-//! use one initializer at a time, and each pool holds a worker per CPU).
+//! use one initializer at a time, and each pool holds a worker per CPU);
+//! and the shared data chunks name, fetched once from the job's store and
+//! kept while chunks use it (dropped after [`DATA_IDLE`] unused).
 
-use crate::job::Target;
+use crate::job::{Target, data_name};
+use async_nats::jetstream::object_store::ObjectStore;
 use async_nats::jetstream::stream;
 use brood::Pool;
+use brood::remote::SharedData;
+use std::collections::HashMap;
 use std::sync::Arc;
+use std::time::{Duration, Instant};
+use tokio::io::AsyncReadExt;
 use tokio::sync::Mutex;
+
+/// Shared data no chunk has used for this long is dropped.
+const DATA_IDLE: Duration = Duration::from_secs(600);
 
 pub(crate) struct Pools {
     plain: Arc<Pool>,
@@ -15,6 +25,9 @@ pub(crate) struct Pools {
     target: Target,
     /// The pool of the last initializer asked for, by its key.
     with_init: Mutex<Option<(String, Arc<Pool>)>>,
+    data_store: ObjectStore,
+    /// Shared data fetched, by id, and when a chunk last used it.
+    data: Mutex<HashMap<u64, (SharedData, Instant)>>,
 }
 
 impl Pools {
@@ -22,6 +35,7 @@ impl Pools {
         plain: Arc<Pool>,
         workers: usize,
         inits: stream::Stream,
+        data_store: ObjectStore,
         target: Target,
     ) -> Pools {
         Pools {
@@ -30,7 +44,45 @@ impl Pools {
             inits,
             target,
             with_init: Mutex::new(None),
+            data_store,
+            data: Mutex::new(HashMap::new()),
         }
+    }
+
+    /// The shared data of these ids, fetched from the job's store the
+    /// first time; or why one cannot be had.
+    pub(crate) async fn shared(&self, ids: &[u64]) -> Result<Vec<SharedData>, String> {
+        let mut data = self.data.lock().await;
+        data.retain(|_, (_, used)| used.elapsed() < DATA_IDLE);
+        let mut out = Vec::with_capacity(ids.len());
+        for &id in ids {
+            if let Some((d, used)) = data.get_mut(&id) {
+                *used = Instant::now();
+                out.push(d.clone());
+                continue;
+            }
+            let missing = |e: &dyn std::fmt::Display| {
+                format!(
+                    "its shared data {} is not on the server: {e}",
+                    data_name(id)
+                )
+            };
+            let mut object = self
+                .data_store
+                .get(data_name(id))
+                .await
+                .map_err(|e| missing(&e))?;
+            let mut bytes = Vec::new();
+            object
+                .read_to_end(&mut bytes)
+                .await
+                .map_err(|e| missing(&e))?;
+            let d = SharedData::new(id, &bytes)
+                .map_err(|e| format!("cannot hold shared data of {} bytes: {e}", bytes.len()))?;
+            data.insert(id, (d.clone(), Instant::now()));
+            out.push(d);
+        }
+        Ok(out)
     }
 
     /// The pool for a chunk that needs the initializer `key` (or none):

@@ -497,8 +497,9 @@ impl<'p> PoolCall<'p> {
         &self,
         func: FnRef,
         args: impl IntoIterator<Item = &'b [u8]>,
+        named: &[super::shared::Sharing],
     ) -> Run<'static> {
-        let mut run = Run::eager_encoded(self.plan(func, 1), args);
+        let mut run = Run::eager_encoded(self.plan(func, 1), args, named);
         if self.chunk_asked().is_none() {
             run.plan.chunk = default_chunk(run.pending.len(), self.pool.core.cfg.size);
         }

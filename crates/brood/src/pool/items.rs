@@ -174,15 +174,18 @@ impl<'s> Run<'s> {
 
     /// [`Run::eager`] over arguments encoded already (the remote seam's
     /// chunks: each is a value's bytes as `frame::encode_value` made them).
+    /// Every item may name any of `named` (the chunk's shared data): each
+    /// worker gets each once, before the first item it runs.
     pub(super) fn eager_encoded<'b>(
         plan: Plan,
         args: impl IntoIterator<Item = &'b [u8]>,
+        named: &[Sharing],
     ) -> Run<'s> {
         let mut run = Run::empty(plan, None, true);
         for arg in args {
             let start = frame::begin_item(&mut run.args);
             run.args.extend_from_slice(arg);
-            run.take_item(start, Ok(()), None, Vec::new());
+            run.take_item(start, Ok(()), None, named.to_vec());
         }
         run
     }

@@ -318,9 +318,14 @@ impl PoolCall<'_> {
 
     /// A task whose function is resolved here and whose argument is encoded
     /// already (the remote seam's `submit_encoded`).
-    pub(super) fn enqueue_encoded(self, func: FnRef, arg: Vec<u8>) -> Result<TaskHandle<()>> {
+    pub(super) fn enqueue_encoded(
+        self,
+        func: FnRef,
+        arg: Vec<u8>,
+        named: Vec<shared::Sharing>,
+    ) -> Result<TaskHandle<()>> {
         let landing = Arc::new(Landing::default());
-        self.push(func, arg, Vec::new(), &landing)?;
+        self.push(func, arg, named, &landing)?;
         Ok(TaskHandle {
             landing,
             _r: PhantomData,

@@ -15,16 +15,17 @@
 //! tag 1, a `WireError` (postcard). One buffer for the whole chunk, no
 //! allocation per item.
 
+use super::SharedData;
+use super::withdraw::Withdraw;
 use super::{BuildId, RemoteError, WireError, receive_func};
 use crate::pool::calls::PoolCall;
 use crate::pool::map::MapUnordered;
+use crate::pool::shared::Sharing;
 use crate::pool::{TaskError, shared, state, worker};
 use crate::sys::image::{FnRef, PortableRef};
 use crate::wire::frame;
 use serde::{Deserialize, Serialize, de::DeserializeOwned};
 use std::marker::PhantomData;
-use std::os::fd::{AsFd, OwnedFd};
-use std::sync::atomic::{AtomicBool, Ordering};
 
 const CHUNK_MAGIC: [u8; 4] = *b"bdC1";
 const RESULTS_MAGIC: [u8; 4] = *b"bdR1";
@@ -40,6 +41,8 @@ struct Head {
     build: BuildId,
     func: PortableRef,
     count: u32,
+    /// The shared data its arguments name, by id (see [`SharedData`]).
+    shares: Vec<u64>,
 }
 
 /// Builds the bytes of a chunk: one function, many arguments, for
@@ -64,6 +67,8 @@ struct Head {
 pub struct ChunkEncoder<A> {
     head: Head,
     args: Vec<u8>,
+    /// The regions behind `head.shares`.
+    named: Vec<Sharing>,
     _a: PhantomData<fn(A)>,
 }
 
@@ -106,14 +111,18 @@ impl<A: Serialize + 'static> ChunkEncoder<A> {
                 build: BuildId::current()?,
                 func: func.portable(),
                 count: 0,
+                shares: Vec::new(),
             },
             args: Vec::new(),
+            named: Vec::new(),
             _a: PhantomData,
         })
     }
 
-    /// Adds an item; one that cannot be encoded (or holds a `SharedSlice`,
-    /// which does not cross machines) is refused and the chunk is unchanged.
+    /// Adds an item; one that cannot be encoded is refused and the chunk
+    /// is unchanged. A [`SharedSlice`](crate::SharedSlice) in it crosses by
+    /// id: its bytes go to the receiver another way, once (see
+    /// [`ChunkEncoder::shared`] and [`SharedData`]).
     pub fn push(&mut self, arg: &A) -> Result<(), RemoteError> {
         let start = frame::begin_item(&mut self.args);
         let (encoded, named) = shared::crossing(|| {
@@ -122,9 +131,6 @@ impl<A: Serialize + 'static> ChunkEncoder<A> {
         });
         let refused = match encoded {
             Err(e) => Some(frame::encode_error(&e)),
-            Ok(()) if !named.is_empty() => {
-                Some("a SharedSlice does not cross machines; send its contents".to_string())
-            }
             Ok(()) => frame::end_item(&mut self.args, start)
                 .is_none()
                 .then(|| "the argument is larger than 4 GiB".to_string()),
@@ -136,9 +142,21 @@ impl<A: Serialize + 'static> ChunkEncoder<A> {
             }
             None => {
                 self.head.count += 1;
+                for s in named {
+                    if !self.head.shares.contains(&s.id) {
+                        self.head.shares.push(s.id);
+                        self.named.push(s);
+                    }
+                }
                 Ok(())
             }
         }
+    }
+
+    /// The shared data the items so far name: each `SharedSlice`'s id and
+    /// bytes, for the receiver's [`SharedData`] of that id.
+    pub fn shared(&self) -> impl Iterator<Item = (u64, &[u8])> {
+        self.named.iter().map(|s| (s.id, s.region.bytes()))
     }
 
     /// Items so far.
@@ -205,6 +223,24 @@ pub fn chunk_len(chunk: &[u8]) -> Result<usize, RemoteError> {
     Ok(open(chunk)?.1.len())
 }
 
+/// The ids of the shared data a chunk's items name: each must be given to
+/// [`PoolCall::map_encoded_shared`] as a [`SharedData`].
+///
+/// ```
+/// # brood::init();
+/// use brood::remote::{ChunkEncoder, chunk_shares};
+/// fn total(v: brood::SharedSlice<u8>) -> u64 { v.iter().map(|&b| u64::from(b)).sum() }
+/// let data = brood::SharedSlice::from_slice(&[1u8, 2, 3])?;
+/// let mut c = ChunkEncoder::new(total)?;
+/// c.push(&data)?;
+/// let ids: Vec<u64> = c.shared().map(|(id, _)| id).collect();
+/// assert_eq!(chunk_shares(&c.finish())?, ids);
+/// # Ok::<(), Box<dyn std::error::Error>>(())
+/// ```
+pub fn chunk_shares(chunk: &[u8]) -> Result<Vec<u64>, RemoteError> {
+    Ok(open(chunk)?.0.shares)
+}
+
 /// Each item of a chunk as a chunk of its own (a chunk whose agents kept
 /// dying is split, so that the item that kills them fails alone).
 ///
@@ -229,6 +265,7 @@ pub fn split_chunk(chunk: &[u8]) -> Result<Vec<Vec<u8>>, RemoteError> {
                 build: head.build.clone(),
                 func: head.func,
                 count: 1,
+                shares: head.shares.clone(),
             };
             let _ = postcard::to_io(&one, &mut out);
             let start = frame::begin_item(&mut out);
@@ -238,75 +275,6 @@ pub fn split_chunk(chunk: &[u8]) -> Result<Vec<Vec<u8>>, RemoteError> {
             out
         })
         .collect())
-}
-
-/// Ctrl-C, watched for as long as this lives, as a local pool call watches
-/// for it: SIGINT with its default disposition is caught meanwhile (and
-/// kills the program again once the last watch is gone); a program that
-/// handles SIGINT itself keeps it, and this never fires.
-///
-/// ```
-/// let watch = brood::remote::CtrlC::watch()?;
-/// assert!(!watch.fired());
-/// # Ok::<(), std::io::Error>(())
-/// ```
-pub struct CtrlC(crate::sys::interrupt::InterruptWatch);
-
-impl std::fmt::Debug for CtrlC {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.debug_struct("CtrlC")
-            .field("fired", &self.fired())
-            .finish()
-    }
-}
-
-impl CtrlC {
-    /// Starts watching.
-    pub fn watch() -> std::io::Result<CtrlC> {
-        crate::sys::interrupt::InterruptWatch::new().map(CtrlC)
-    }
-
-    /// Whether Ctrl-C came since the watch began.
-    pub fn fired(&self) -> bool {
-        self.0.fired()
-    }
-}
-
-/// Withdraws a chunk that [`PoolCall::map_encoded`] is running, from
-/// another thread: the workers running its items are killed, and the items
-/// without a result fail with [`TaskError::Interrupted`].
-///
-/// ```
-/// let stop = brood::remote::Withdraw::new()?;
-/// stop.fire();
-/// assert!(stop.fired());
-/// # Ok::<(), std::io::Error>(())
-/// ```
-#[derive(Debug)]
-pub struct Withdraw {
-    fired: AtomicBool,
-    pipe: (OwnedFd, OwnedFd),
-}
-
-impl Withdraw {
-    /// A withdrawal not fired yet.
-    pub fn new() -> std::io::Result<Withdraw> {
-        Ok(Withdraw {
-            fired: AtomicBool::new(false),
-            pipe: crate::fdlimit::with_room(crate::sys::pipe::wake_pipe)?,
-        })
-    }
-
-    /// Withdraws the chunk (at once if it runs, before it starts if not).
-    pub fn fire(&self) {
-        self.fired.store(true, Ordering::Release);
-        let _ = crate::sys::pipe::write_some(self.pipe.1.as_fd(), &[1]);
-    }
-
-    /// Whether [`Withdraw::fire`] was called.
-    pub fn fired(&self) -> bool {
-        self.fired.load(Ordering::Acquire)
-    }
 }
 
 /// The outcomes of a chunk being written, one buffer for all.
@@ -469,6 +437,43 @@ impl PoolCall<'_> {
     ///
     /// The outer error: the pool is closed, or the bytes are not a chunk.
     pub fn map_encoded(self, chunk: &[u8], withdraw: Option<&Withdraw>) -> crate::Result<Vec<u8>> {
+        self.map_encoded_shared(chunk, withdraw, &[])
+    }
+
+    /// [`PoolCall::map_encoded`] for a chunk whose items name shared data
+    /// ([`chunk_shares`]): `shared` holds it. An item whose data is missing
+    /// fails, saying so.
+    ///
+    /// ```
+    /// # brood::init();
+    /// use brood::SharedSlice;
+    /// use brood::remote::{ChunkEncoder, SharedData, decode_results};
+    /// fn total((v, k): (SharedSlice<u32>, u32)) -> u32 { v.iter().sum::<u32>() * k }
+    ///
+    /// let data = SharedSlice::from_slice(&[1u32, 2, 3])?;
+    /// let mut chunk = ChunkEncoder::new(total)?;
+    /// for k in 1..=3 {
+    ///     chunk.push(&(data.clone(), k))?;
+    /// }
+    /// let sent: Vec<(u64, Vec<u8>)> = chunk.shared().map(|(id, b)| (id, b.to_vec())).collect();
+    /// let bytes = chunk.finish();
+    ///
+    /// // Elsewhere: the data comes its own way, once, then the chunks run.
+    /// let shared = sent
+    ///     .iter()
+    ///     .map(|(id, b)| SharedData::new(*id, b))
+    ///     .collect::<Result<Vec<_>, _>>()?;
+    /// let pool = brood::Pool::new(2)?;
+    /// let out = pool.with(brood::CallOptions::new()).map_encoded_shared(&bytes, None, &shared)?;
+    /// assert_eq!(decode_results::<u32>(&out, 3)?, [Ok(6), Ok(12), Ok(18)]);
+    /// # Ok::<(), Box<dyn std::error::Error>>(())
+    /// ```
+    pub fn map_encoded_shared(
+        self,
+        chunk: &[u8],
+        withdraw: Option<&Withdraw>,
+        shared: &[SharedData],
+    ) -> crate::Result<Vec<u8>> {
         let (head, args) = open(chunk)
             .map_err(|e| crate::Error::io("reading a chunk", std::io::Error::other(e)))?;
         let outcomes = Outcomes::new(args.len());
@@ -483,22 +488,27 @@ impl PoolCall<'_> {
         if withdraw.is_some_and(Withdraw::fired) {
             return Ok(outcomes.fill(&TaskError::Interrupted));
         }
+        let named: Vec<Sharing> = shared
+            .iter()
+            .filter(|d| head.shares.contains(&d.0.id))
+            .map(|d| d.0.clone())
+            .collect();
         if let [arg] = args[..] {
             // One item: a submitted task, so that one-item chunks given from
             // several threads run side by side (a map holds the whole pool).
             let mut outcomes = outcomes;
-            let handle = self.enqueue_encoded(func, arg.to_vec())?;
+            let handle = self.enqueue_encoded(func, arg.to_vec(), named)?;
             match handle.wait_encoded() {
                 Ok(bytes) => outcomes.put(0, Ok(&bytes)),
                 Err(e) => outcomes.put(0, Err(&e)),
             }
             return Ok(outcomes.fill(&TaskError::Interrupted));
         }
-        let run = self.eager_encoded(func, args.iter().copied());
+        let run = self.eager_encoded(func, args.iter().copied(), &named);
         let pool = self.pool();
         let mut map: MapUnordered<'_, ()> = MapUnordered::new(pool.lock(), &pool.core.cfg, run)?;
         if let Some(w) = withdraw {
-            map.wake_on(w.pipe.0.as_fd());
+            map.wake_on(w.fd());
         }
         map.kick();
         let mut outcomes = outcomes;

@@ -59,12 +59,16 @@
 
 mod chunk;
 mod init;
+mod shared_data;
+mod withdraw;
 
 pub use init::encode_initializer;
 
 pub use chunk::{
-    ChunkEncoder, CtrlC, Withdraw, chunk_len, decode_results, failed_outcomes, split_chunk,
+    ChunkEncoder, chunk_len, chunk_shares, decode_results, failed_outcomes, split_chunk,
 };
+pub use shared_data::SharedData;
+pub use withdraw::{CtrlC, Withdraw};
 
 use super::calls::PoolCall;
 use super::options::CallOptions;
@@ -452,9 +456,11 @@ impl PoolCall<'_> {
     /// ```
     pub fn submit_encoded(self, task: &[u8]) -> crate::Result<EncodedHandle> {
         match receive(task) {
-            Ok((func, arg)) => Ok(EncodedHandle(Handle::Running(
-                self.enqueue_encoded(func, arg)?,
-            ))),
+            Ok((func, arg)) => Ok(EncodedHandle(Handle::Running(self.enqueue_encoded(
+                func,
+                arg,
+                Vec::new(),
+            )?))),
             Err(e) => Ok(EncodedHandle(Handle::Answered(encode_outcome(&Err(
                 TaskError::Failed {
                     reason: e.to_string(),

@@ -9,15 +9,16 @@
 use crate::alive::Beat;
 use crate::driver::ClusterPool;
 use crate::error::ClusterError;
-use crate::job::{AGENTS, COUNT, INIT, ITEM, SOFT_TIMEOUT, TIMEOUT};
+use crate::job::{AGENTS, data_name};
+use crate::publish::{Out, Publisher};
 use async_nats::jetstream::consumer;
-use brood::remote::{ChunkEncoder, CtrlC, RemoteError, decode_results, split_chunk};
+use brood::remote::{ChunkEncoder, CtrlC, RemoteError, split_chunk};
 use brood::{CallOptions, MapProgress, TaskError};
-use bytes::Bytes;
-use futures_util::StreamExt;
 use serde::{Serialize, de::DeserializeOwned};
-use std::collections::{HashMap, VecDeque};
+use std::collections::{HashMap, HashSet, VecDeque};
 use std::time::Duration;
+
+mod read;
 
 /// A map's reader of its results.
 type Results = consumer::pull::Ordered;
@@ -31,9 +32,6 @@ const CTRL_C_POLL: Duration = Duration::from_millis(100);
 
 /// Chunks out at once, unanswered.
 const WINDOW: usize = 256;
-
-/// How long the driver tries again to queue a chunk the server did not take.
-const REPUBLISH: Duration = Duration::from_secs(30);
 
 /// The highest item index a resumed call takes an earlier outcome for (a
 /// bound on what a stray message could make it allocate).
@@ -72,13 +70,6 @@ pub(crate) struct Spec {
 /// One item's outcome, with its index.
 pub(crate) type Indexed<R> = (usize, Result<R, TaskError>);
 
-/// A chunk out on the server, unanswered.
-struct Out {
-    first: usize,
-    count: usize,
-    bytes: Bytes,
-}
-
 /// One call in progress.
 pub(crate) struct MapRun<'p, A, R> {
     pool: &'p ClusterPool,
@@ -108,6 +99,10 @@ pub(crate) struct MapRun<'p, A, R> {
     named: bool,
     /// It said that no agent takes its chunks (see `look_for_agents`).
     waiting: bool,
+    /// The job's shared data store, once a chunk named some, and the ids
+    /// this call put there (deleted when it ends).
+    data: Option<async_nats::jetstream::object_store::ObjectStore>,
+    uploaded: HashSet<u64>,
     /// This driver's own token (see `Publisher::run`).
     run: String,
     /// The initializer its chunks need (a `_with` call on a pool that has
@@ -193,6 +188,8 @@ impl<'p, A: Serialize + 'static, R: DeserializeOwned + 'static> MapRun<'p, A, R>
             init: stateful.then(|| pool.init_key.clone()).flatten(),
             named: name.is_some(),
             waiting: false,
+            data: None,
+            uploaded: HashSet::new(),
             run: {
                 let inbox = client.new_inbox();
                 inbox.rsplit('.').next().unwrap_or(&inbox).to_string()
@@ -204,33 +201,6 @@ impl<'p, A: Serialize + 'static, R: DeserializeOwned + 'static> MapRun<'p, A, R>
             run.catch_up()?;
         }
         Ok(run)
-    }
-
-    /// A named call that an earlier driver began: its chunks still queued
-    /// go (those of its items not answered are sent again), and the
-    /// outcomes it left are read, so that answered items are not run again.
-    fn catch_up(&mut self) -> Result<(), ClusterError> {
-        let pool = self.pool;
-        let subject = pool.target.results_subject(&self.map);
-        let last = pool.rt.block_on(async {
-            let _ = pool
-                .tasks
-                .purge()
-                .filter(pool.target.tasks_subject(&self.map))
-                .await;
-            pool.results
-                .get_last_raw_message_by_subject(&subject)
-                .await
-                .map_or(0, |m| m.sequence)
-        });
-        if last == 0 {
-            return Ok(());
-        }
-        self.results = Some(pool.rt.block_on(pool.open_results(&self.map, 1))?);
-        while self.from <= last {
-            pool.rt.block_on(self.wait())?;
-        }
-        Ok(())
     }
 
     /// Items known so far, and whether that is all of them.
@@ -331,6 +301,17 @@ impl<'p, A: Serialize + 'static, R: DeserializeOwned + 'static> MapRun<'p, A, R>
             if count == 0 {
                 continue;
             }
+            if let Err(why) = self.upload(&chunk) {
+                for i in first..first + count {
+                    self.answer(
+                        i,
+                        Err(TaskError::Failed {
+                            reason: why.clone(),
+                        }),
+                    );
+                }
+                continue;
+            }
             let bytes = chunk.finish();
             let parts = match split_chunk(&bytes) {
                 // Its last item took it over the server's limit: each item
@@ -361,6 +342,38 @@ impl<'p, A: Serialize + 'static, R: DeserializeOwned + 'static> MapRun<'p, A, R>
         }
         let published = pool.rt.block_on(sending).unwrap_or_default();
         self.took(published);
+        Ok(())
+    }
+
+    /// Puts the shared data a chunk names on the server (each once a call),
+    /// before the chunk goes out; or why it cannot.
+    fn upload(&mut self, chunk: &ChunkEncoder<A>) -> Result<(), String> {
+        let pool = self.pool;
+        for (id, bytes) in chunk.shared() {
+            if self.uploaded.contains(&id) {
+                continue;
+            }
+            let store = match &self.data {
+                Some(store) => store.clone(),
+                None => {
+                    let store = pool
+                        .rt
+                        .block_on(pool.target.data_store(&pool.js))
+                        .map_err(|e| e.to_string())?;
+                    self.data = Some(store.clone());
+                    store
+                }
+            };
+            pool.rt
+                .block_on(store.put(data_name(id).as_str(), &mut &bytes[..]))
+                .map_err(|e| {
+                    format!(
+                        "cannot put its shared data ({} bytes) on the server: {e}",
+                        bytes.len()
+                    )
+                })?;
+            self.uploaded.insert(id);
+        }
         Ok(())
     }
 
@@ -395,167 +408,6 @@ impl<'p, A: Serialize + 'static, R: DeserializeOwned + 'static> MapRun<'p, A, R>
         }
     }
 
-    /// Waits for one thing: results, an advisory, Ctrl-C, or a quiet spell.
-    async fn wait(&mut self) -> Result<(), ClusterError> {
-        let quiet = tokio::time::sleep(QUIET);
-        tokio::pin!(quiet);
-        if self.results.is_none() {
-            self.results = Some(self.pool.reopen_results(&self.map, self.from).await);
-        }
-        let Some(results) = self.results.as_mut() else {
-            return Ok(());
-        };
-        let mut tick = tokio::time::interval(CTRL_C_POLL);
-        loop {
-            tokio::select! {
-                msg = results.next() => {
-                    let Some(Ok(msg)) = msg else {
-                        self.results = None;
-                        return Ok(());
-                    };
-                    if let Ok(info) = msg.info() {
-                        self.from = info.stream_sequence + 1;
-                    }
-                    self.received(&msg);
-                    if std::mem::take(&mut self.waiting) {
-                        eprintln!(
-                            "brood-cluster: job {}: agents are taking its chunks",
-                            self.pool.target.job
-                        );
-                    }
-                    return Ok(());
-                }
-                Some(adv) = self.advisories.next() => {
-                    self.exhausted(&adv.payload).await;
-                    return Ok(());
-                }
-                _ = &mut quiet => {
-                    // An error, the end, or a long quiet: the reader may
-                    // have lost the server (a restart takes its consumer).
-                    // Read again from the first result not yet seen; a
-                    // repeat is dropped.
-                    self.results = None;
-                    self.look_for_agents().await;
-                    return Ok(());
-                }
-                _ = tick.tick() => {
-                    if self.ctrl_c.as_ref().is_some_and(CtrlC::fired) {
-                        self.withdraw().await;
-                        return Ok(());
-                    }
-                }
-            }
-        }
-    }
-
-    /// After a quiet spell: says so on stderr (once, unless the pool is
-    /// quiet) when chunks wait and no agent takes any — none is running one
-    /// or asking for one. (The first result after it says agents came.)
-    async fn look_for_agents(&mut self) {
-        if self.pool.quiet || self.out.is_empty() {
-            return;
-        }
-        let Ok(mut consumer) = self
-            .pool
-            .tasks
-            .get_consumer::<consumer::pull::Config>(AGENTS)
-            .await
-        else {
-            return;
-        };
-        let Ok(info) = consumer.info().await else {
-            return;
-        };
-        let idle = info.num_pending > 0 && info.num_ack_pending == 0 && info.num_waiting == 0;
-        let job = &self.pool.target.job;
-        if idle && !self.waiting {
-            eprintln!(
-                "brood-cluster: job {job}: waiting for agents: {} chunks queued and no agent \
-                 takes them (start one: BROOD_AGENT={} BROOD_AGENT_JOB={job} <this program>)",
-                info.num_pending, self.pool.target.url
-            );
-        } else if !idle && self.waiting {
-            eprintln!("brood-cluster: job {job}: agents are taking its chunks");
-        }
-        self.waiting = idle;
-    }
-
-    /// A result message: a chunk's outcomes.
-    fn received(&mut self, msg: &async_nats::jetstream::Message) {
-        let header = |name: &str| {
-            msg.headers
-                .as_ref()
-                .and_then(|h| h.get(name))
-                .and_then(|v| v.as_str().parse::<usize>().ok())
-        };
-        let (Some(first), Some(count)) = (header(ITEM), header(COUNT)) else {
-            return;
-        };
-        let known = if self.named {
-            MAX_RESUMED
-        } else {
-            self.answered.len()
-        };
-        if first.checked_add(count).is_none_or(|end| end > known) {
-            return;
-        }
-        let outcomes = decode_results::<R>(&msg.payload, count).unwrap_or_else(|e| {
-            let e = TaskError::Failed {
-                reason: e.to_string(),
-            };
-            (0..count).map(|_| Err(e.clone())).collect()
-        });
-        for (k, outcome) in outcomes.into_iter().enumerate() {
-            self.answer(first + k, outcome);
-        }
-        if let Some(seq) = self.seq_of.get(&first).copied()
-            && self.out.get(&seq).is_some_and(|c| c.count == count)
-        {
-            self.out.remove(&seq);
-            self.seq_of.remove(&first);
-        }
-    }
-
-    /// A chunk was given out `max_deliveries` times and never answered. One
-    /// of several items is split into one-item chunks, so that the item
-    /// that kills its agents fails alone; one item fails.
-    async fn exhausted(&mut self, payload: &[u8]) {
-        let Some(seq) = advisory_seq(payload) else {
-            return;
-        };
-        let Some(chunk) = self.out.remove(&seq) else {
-            return;
-        };
-        self.seq_of.remove(&chunk.first);
-        let _ = self.pool.tasks.delete_message(seq).await;
-        if chunk.count > 1
-            && let Ok(parts) = split_chunk(&chunk.bytes)
-        {
-            let parts = parts
-                .into_iter()
-                .enumerate()
-                .map(|(k, bytes)| Out {
-                    first: chunk.first + k,
-                    count: 1,
-                    bytes: bytes.into(),
-                })
-                .collect();
-            let published = self.publish(parts).await;
-            self.took(published);
-            return;
-        }
-        let e = TaskError::Failed {
-            reason: format!(
-                "the task was given out {} times and never answered: each agent that \
-                 took it died or lost the server",
-                self.pool.max_deliveries
-            ),
-        };
-        for i in chunk.first..chunk.first + chunk.count {
-            self.answer(i, Err(e.clone()));
-        }
-    }
-
     /// Ctrl-C: the call's chunks still queued go, the agents are told to
     /// kill the workers running the others, and the call ends.
     async fn withdraw(&mut self) {
@@ -571,6 +423,7 @@ impl<'p, A: Serialize + 'static, R: DeserializeOwned + 'static> MapRun<'p, A, R>
             self.finished = true;
             let pool = self.pool;
             pool.rt.block_on(pool.forget(&self.map));
+            self.delete_data();
         }
     }
 
@@ -601,115 +454,15 @@ impl<'p, A: Serialize + 'static, R: DeserializeOwned + 'static> MapRun<'p, A, R>
     }
 }
 
-/// Publishes a call's chunks.
-#[derive(Clone)]
-struct Publisher {
-    js: async_nats::jetstream::Context,
-    subject: String,
-    map: String,
-    timeout: Option<Duration>,
-    soft_timeout: Option<Duration>,
-    init: Option<String>,
-    /// This driver's token: a resumed call's chunks are sent again under
-    /// new ids (the server would drop a repeat of an id inside its
-    /// duplicate window as already stored, though it was purged).
-    run: String,
-}
-
-impl Publisher {
-    /// Publishes the chunks that come, in their order, without waiting for
-    /// one's ack before sending the next; then waits for the acks. A chunk
-    /// the server did not take at once is tried again alone (see
-    /// [`Publisher::send`]).
-    async fn send_all(
-        self,
-        mut chunks: tokio::sync::mpsc::UnboundedReceiver<Out>,
-    ) -> Vec<(Out, Result<u64, TaskError>)> {
-        let mut acks = Vec::new();
-        let mut out = Vec::new();
-        let mut again = Vec::new();
-        while let Some(chunk) = chunks.recv().await {
-            if chunk.bytes.len() > self.js.client().server_info().max_payload {
-                again.push(chunk);
-                continue;
+impl<A, R> MapRun<'_, A, R> {
+    /// The shared data this call put on the server goes (agents keep what
+    /// they fetched).
+    fn delete_data(&mut self) {
+        if let Some(store) = &self.data {
+            let pool = self.pool;
+            for id in self.uploaded.drain() {
+                let _ = pool.rt.block_on(store.delete(data_name(id)));
             }
-            match self
-                .js
-                .publish_with_headers(
-                    self.subject.clone(),
-                    self.headers(&chunk),
-                    chunk.bytes.clone(),
-                )
-                .await
-            {
-                Ok(ack) => acks.push((chunk, ack)),
-                Err(_) => again.push(chunk),
-            }
-        }
-        for (chunk, ack) in acks {
-            match ack.await {
-                Ok(a) => out.push((chunk, Ok(a.sequence))),
-                Err(_) => again.push(chunk),
-            }
-        }
-        for chunk in again {
-            out.push(self.clone().send(chunk).await);
-        }
-        out
-    }
-
-    /// A chunk's headers: its first item, its count, its timeouts, its
-    /// initializer, and an id.
-    fn headers(&self, chunk: &Out) -> async_nats::HeaderMap {
-        let mut headers = async_nats::HeaderMap::new();
-        headers.insert(ITEM, chunk.first.to_string().as_str());
-        headers.insert(COUNT, chunk.count.to_string().as_str());
-        headers.insert(
-            async_nats::header::NATS_MESSAGE_ID,
-            format!("{}.{}.{}.{}", self.map, self.run, chunk.first, chunk.count).as_str(),
-        );
-        if let Some(t) = self.timeout {
-            headers.insert(TIMEOUT, t.as_millis().to_string().as_str());
-        }
-        if let Some(t) = self.soft_timeout {
-            headers.insert(SOFT_TIMEOUT, t.as_millis().to_string().as_str());
-        }
-        if let Some(key) = &self.init {
-            headers.insert(INIT, key.as_str());
-        }
-        headers
-    }
-
-    /// Publishes a chunk with its first item, its count, its timeouts and
-    /// an id; returns its stream sequence, or why it could not be queued.
-    /// A publish that fails for a while (the server restarting) is tried
-    /// again with the same id, which the server takes only once, for
-    /// [`REPUBLISH`].
-    async fn send(self, chunk: Out) -> (Out, Result<u64, TaskError>) {
-        let limit = self.js.client().server_info().max_payload;
-        if chunk.bytes.len() > limit {
-            return refuse_oversized(chunk, limit);
-        }
-        let headers = self.headers(&chunk);
-        let give_up = tokio::time::Instant::now() + REPUBLISH;
-        loop {
-            let why = match self
-                .js
-                .publish_with_headers(self.subject.clone(), headers.clone(), chunk.bytes.clone())
-                .await
-            {
-                Ok(ack) => match ack.await {
-                    Ok(a) => return (chunk, Ok(a.sequence)),
-                    Err(e) if lasting(e.kind()) => return (chunk, Err(not_queued(e))),
-                    Err(e) => e.to_string(),
-                },
-                Err(e) if lasting(e.kind()) => return (chunk, Err(not_queued(e))),
-                Err(e) => e.to_string(),
-            };
-            if tokio::time::Instant::now() >= give_up {
-                return (chunk, Err(not_queued(why)));
-            }
-            tokio::time::sleep(Duration::from_millis(200)).await;
         }
     }
 }
@@ -727,58 +480,14 @@ impl<A, R> Drop for MapRun<'_, A, R> {
             if !self.named {
                 pool.rt.block_on(pool.forget(&self.map));
             }
+            self.delete_data();
         }
     }
-}
-
-/// A chunk over the server's payload limit (one item: see `top_up`) fails,
-/// naming the limit.
-fn refuse_oversized(chunk: Out, limit: usize) -> (Out, Result<u64, TaskError>) {
-    let reason = format!(
-        "the argument is {} bytes encoded, over the server's payload limit of {limit} bytes \
-         (nats-server's max_payload): send a path or a key instead, or raise the limit",
-        chunk.bytes.len()
-    );
-    (chunk, Err(TaskError::Failed { reason }))
-}
-
-/// A publish error that trying again does not mend.
-fn lasting(kind: async_nats::jetstream::context::PublishErrorKind) -> bool {
-    use async_nats::jetstream::context::PublishErrorKind as K;
-    matches!(
-        kind,
-        K::MaxPayloadExceeded | K::WrongLastMessageId | K::WrongLastSequence
-    )
-}
-
-fn not_queued(e: impl std::fmt::Display) -> TaskError {
-    TaskError::Failed {
-        reason: format!("the task could not be queued on the server: {e}"),
-    }
-}
-
-/// The task's stream sequence in a max-deliveries advisory.
-fn advisory_seq(payload: &[u8]) -> Option<u64> {
-    #[derive(serde::Deserialize)]
-    struct Advisory {
-        stream_seq: u64,
-    }
-    serde_json::from_slice::<Advisory>(payload)
-        .ok()
-        .map(|a| a.stream_seq)
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
-
-    #[test]
-    fn the_advisory_names_the_task() {
-        let adv = br#"{"type":"io.nats.jetstream.advisory.v1.max_deliver","id":"x","timestamp":"2026-01-01T00:00:00Z","stream":"S","consumer":"agents","stream_seq":42,"deliveries":5}"#;
-        assert_eq!(advisory_seq(adv), Some(42));
-        assert_eq!(advisory_seq(b"{}"), None);
-        assert_eq!(advisory_seq(b"garbage"), None);
-    }
 
     #[test]
     fn default_chunks() {

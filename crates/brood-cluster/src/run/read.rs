@@ -1,0 +1,227 @@
+//! The reading side of a call: its outcomes as they come, the server's
+//! word on chunks given out too often, a call resumed, and a call that
+//! waits for agents.
+
+use super::{CTRL_C_POLL, MAX_RESUMED, MapRun, QUIET};
+use crate::error::ClusterError;
+use crate::job::{AGENTS, COUNT, ITEM};
+use crate::publish::Out;
+use async_nats::jetstream::consumer;
+use brood::TaskError;
+use brood::remote::{CtrlC, decode_results, split_chunk};
+use futures_util::StreamExt;
+use serde::{Serialize, de::DeserializeOwned};
+
+impl<A: Serialize + 'static, R: DeserializeOwned + 'static> MapRun<'_, A, R> {
+    /// A named call that an earlier driver began: its chunks still queued
+    /// go (those of its items not answered are sent again), and the
+    /// outcomes it left are read, so that answered items are not run again.
+    pub(super) fn catch_up(&mut self) -> Result<(), ClusterError> {
+        let pool = self.pool;
+        let subject = pool.target.results_subject(&self.map);
+        let last = pool.rt.block_on(async {
+            let _ = pool
+                .tasks
+                .purge()
+                .filter(pool.target.tasks_subject(&self.map))
+                .await;
+            pool.results
+                .get_last_raw_message_by_subject(&subject)
+                .await
+                .map_or(0, |m| m.sequence)
+        });
+        if last == 0 {
+            return Ok(());
+        }
+        self.results = Some(pool.rt.block_on(pool.open_results(&self.map, 1))?);
+        while self.from <= last {
+            pool.rt.block_on(self.wait())?;
+        }
+        Ok(())
+    }
+
+    /// Waits for one thing: results, an advisory, Ctrl-C, or a quiet spell.
+    pub(super) async fn wait(&mut self) -> Result<(), ClusterError> {
+        let quiet = tokio::time::sleep(QUIET);
+        tokio::pin!(quiet);
+        if self.results.is_none() {
+            self.results = Some(self.pool.reopen_results(&self.map, self.from).await);
+        }
+        let Some(results) = self.results.as_mut() else {
+            return Ok(());
+        };
+        let mut tick = tokio::time::interval(CTRL_C_POLL);
+        loop {
+            tokio::select! {
+                msg = results.next() => {
+                    let Some(Ok(msg)) = msg else {
+                        self.results = None;
+                        return Ok(());
+                    };
+                    if let Ok(info) = msg.info() {
+                        self.from = info.stream_sequence + 1;
+                    }
+                    self.received(&msg);
+                    if std::mem::take(&mut self.waiting) {
+                        eprintln!(
+                            "brood-cluster: job {}: agents are taking its chunks",
+                            self.pool.target.job
+                        );
+                    }
+                    return Ok(());
+                }
+                Some(adv) = self.advisories.next() => {
+                    self.exhausted(&adv.payload).await;
+                    return Ok(());
+                }
+                _ = &mut quiet => {
+                    // An error, the end, or a long quiet: the reader may
+                    // have lost the server (a restart takes its consumer).
+                    // Read again from the first result not yet seen; a
+                    // repeat is dropped.
+                    self.results = None;
+                    self.look_for_agents().await;
+                    return Ok(());
+                }
+                _ = tick.tick() => {
+                    if self.ctrl_c.as_ref().is_some_and(CtrlC::fired) {
+                        self.withdraw().await;
+                        return Ok(());
+                    }
+                }
+            }
+        }
+    }
+
+    /// After a quiet spell: says so on stderr (once, unless the pool is
+    /// quiet) when chunks wait and no agent takes any — none is running one
+    /// or asking for one. (The first result after it says agents came.)
+    async fn look_for_agents(&mut self) {
+        if self.pool.quiet || self.out.is_empty() {
+            return;
+        }
+        let Ok(mut consumer) = self
+            .pool
+            .tasks
+            .get_consumer::<consumer::pull::Config>(AGENTS)
+            .await
+        else {
+            return;
+        };
+        let Ok(info) = consumer.info().await else {
+            return;
+        };
+        let idle = info.num_pending > 0 && info.num_ack_pending == 0 && info.num_waiting == 0;
+        let job = &self.pool.target.job;
+        if idle && !self.waiting {
+            eprintln!(
+                "brood-cluster: job {job}: waiting for agents: {} chunks queued and no agent \
+                 takes them (start one: BROOD_AGENT={} BROOD_AGENT_JOB={job} <this program>)",
+                info.num_pending, self.pool.target.url
+            );
+        } else if !idle && self.waiting {
+            eprintln!("brood-cluster: job {job}: agents are taking its chunks");
+        }
+        self.waiting = idle;
+    }
+
+    /// A result message: a chunk's outcomes.
+    fn received(&mut self, msg: &async_nats::jetstream::Message) {
+        let header = |name: &str| {
+            msg.headers
+                .as_ref()
+                .and_then(|h| h.get(name))
+                .and_then(|v| v.as_str().parse::<usize>().ok())
+        };
+        let (Some(first), Some(count)) = (header(ITEM), header(COUNT)) else {
+            return;
+        };
+        let known = if self.named {
+            MAX_RESUMED
+        } else {
+            self.answered.len()
+        };
+        if first.checked_add(count).is_none_or(|end| end > known) {
+            return;
+        }
+        let outcomes = decode_results::<R>(&msg.payload, count).unwrap_or_else(|e| {
+            let e = TaskError::Failed {
+                reason: e.to_string(),
+            };
+            (0..count).map(|_| Err(e.clone())).collect()
+        });
+        for (k, outcome) in outcomes.into_iter().enumerate() {
+            self.answer(first + k, outcome);
+        }
+        if let Some(seq) = self.seq_of.get(&first).copied()
+            && self.out.get(&seq).is_some_and(|c| c.count == count)
+        {
+            self.out.remove(&seq);
+            self.seq_of.remove(&first);
+        }
+    }
+
+    /// A chunk was given out `max_deliveries` times and never answered. One
+    /// of several items is split into one-item chunks, so that the item
+    /// that kills its agents fails alone; one item fails.
+    async fn exhausted(&mut self, payload: &[u8]) {
+        let Some(seq) = advisory_seq(payload) else {
+            return;
+        };
+        let Some(chunk) = self.out.remove(&seq) else {
+            return;
+        };
+        self.seq_of.remove(&chunk.first);
+        let _ = self.pool.tasks.delete_message(seq).await;
+        if chunk.count > 1
+            && let Ok(parts) = split_chunk(&chunk.bytes)
+        {
+            let parts = parts
+                .into_iter()
+                .enumerate()
+                .map(|(k, bytes)| Out {
+                    first: chunk.first + k,
+                    count: 1,
+                    bytes: bytes.into(),
+                })
+                .collect();
+            let published = self.publish(parts).await;
+            self.took(published);
+            return;
+        }
+        let e = TaskError::Failed {
+            reason: format!(
+                "the task was given out {} times and never answered: each agent that \
+                 took it died or lost the server",
+                self.pool.max_deliveries
+            ),
+        };
+        for i in chunk.first..chunk.first + chunk.count {
+            self.answer(i, Err(e.clone()));
+        }
+    }
+}
+
+/// The task's stream sequence in a max-deliveries advisory.
+fn advisory_seq(payload: &[u8]) -> Option<u64> {
+    #[derive(serde::Deserialize)]
+    struct Advisory {
+        stream_seq: u64,
+    }
+    serde_json::from_slice::<Advisory>(payload)
+        .ok()
+        .map(|a| a.stream_seq)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn the_advisory_names_the_task() {
+        let adv = br#"{"type":"io.nats.jetstream.advisory.v1.max_deliver","id":"x","timestamp":"2026-01-01T00:00:00Z","stream":"S","consumer":"agents","stream_seq":42,"deliveries":5}"#;
+        assert_eq!(advisory_seq(adv), Some(42));
+        assert_eq!(advisory_seq(b"{}"), None);
+        assert_eq!(advisory_seq(b"garbage"), None);
+    }
+}
