@@ -215,17 +215,20 @@ fn a_chunk_whose_agents_keep_dying_is_split_and_only_its_killer_fails() {
 }
 
 /// The driver, when this binary is started with `DRIVER` set (the URL, the
-/// log and the FIFO): one chunk of 4 held items; prints how its map ended.
+/// log, the FIFO and the chunk size): 4 held items; prints how its map
+/// ended.
 #[test]
 fn ctrl_c_driver_role() {
     let Some(args) = std::env::var_os(DRIVER) else {
         return;
     };
     let args = args.to_string_lossy().into_owned();
-    let [url, log, fifo]: [&str; 3] = args.split(' ').collect::<Vec<_>>().try_into().unwrap();
+    let [url, log, fifo, chunk]: [&str; 4] =
+        args.split(' ').collect::<Vec<_>>().try_into().unwrap();
     let pool = ClusterPool::connect(url, "ctrlc").unwrap();
     let items = (0..4u64).map(|i| (i, log.to_string(), fifo.to_string()));
-    match pool.with(CallOptions::new().chunk_size(4)).map(held, items) {
+    let opts = CallOptions::new().chunk_size(chunk.parse().unwrap());
+    match pool.with(opts).map(held, items) {
         Err(brood::Error::Interrupted) => println!("interrupted"),
         other => println!("{other:?}"),
     }
@@ -233,13 +236,20 @@ fn ctrl_c_driver_role() {
 
 #[test]
 fn ctrl_c_in_the_driver_ends_its_map_within_a_second_and_kills_the_workers() {
+    // One chunk of 4 (a map on the agent's pool), and chunks of one (each a
+    // task submitted to it).
+    ctrl_c_with_chunks_of(4);
+    ctrl_c_with_chunks_of(1);
+}
+
+fn ctrl_c_with_chunks_of(chunk: usize) {
     let Some(scene) = Scene::new() else { return };
     let log = scene.file("runs");
     let (fifo, started) = scene.fifo("started");
     let _a = AgentProc::start(scene.url(), "ctrlc", 2, &[(HOLD, "1")]);
     let driver = std::process::Command::new(std::env::current_exe().unwrap())
         .args(["--exact", "ctrl_c_driver_role", "--nocapture", "--quiet"])
-        .env(DRIVER, format!("{} {log} {fifo}", scene.url()))
+        .env(DRIVER, format!("{} {log} {fifo} {chunk}", scene.url()))
         .stdout(std::process::Stdio::piped())
         .spawn()
         .unwrap();
@@ -267,7 +277,7 @@ fn ctrl_c_in_the_driver_ends_its_map_within_a_second_and_kills_the_workers() {
             "worker {w} still runs"
         );
     }
-    eprintln!("Ctrl-C to the driver's exit: {took:?}");
+    eprintln!("chunks of {chunk}: Ctrl-C to the driver's exit: {took:?}");
 }
 
 /// Each worker's state: a table, and a line per run of the initializer.

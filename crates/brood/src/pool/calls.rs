@@ -456,7 +456,7 @@ impl<'p> PoolCall<'p> {
     }
 
     /// The pool this call is of.
-    pub(super) fn pool(&self) -> &Pool {
+    pub(super) fn pool(&self) -> &'p Pool {
         self.pool
     }
 

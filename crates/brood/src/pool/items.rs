@@ -419,6 +419,15 @@ impl<'s> Run<'s> {
     }
 
     /// The hard timeout of item `idx`.
+    /// Item `idx` (a submitted task, with its own settings) is withdrawn:
+    /// its timeout becomes zero, so that the worker running it, or the one
+    /// that takes it next, is killed as for any timeout.
+    pub(super) fn expire(&mut self, idx: usize) {
+        if let Some(own) = self.own.get_mut(&idx) {
+            own.timeout = Some(Duration::ZERO);
+        }
+    }
+
     pub(super) fn timeout_of(&self, idx: usize) -> Option<Duration> {
         self.own
             .get(&idx)

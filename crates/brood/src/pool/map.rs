@@ -314,6 +314,11 @@ impl<'a, R: DeserializeOwned + 'static> MapUnordered<'a, R> {
         self.abandon(reason);
     }
 
+    /// Withdraws submitted task `idx` (see `Run::expire`).
+    pub(super) fn expire(&mut self, idx: usize) {
+        self.run.expire(idx);
+    }
+
     /// Every item has been yielded.
     pub(super) fn finished(&self) -> bool {
         self.run.done()

@@ -32,6 +32,8 @@ use std::time::{Duration, Instant};
 struct Landing {
     state: Mutex<(Option<Raw>, Vec<Waker>)>,
     done: Condvar,
+    /// Its task is withdrawn (the remote seam's chunk): kill its worker.
+    withdrawn: std::sync::atomic::AtomicBool,
 }
 
 impl Landing {
@@ -245,6 +247,14 @@ impl<R> TaskHandle<R> {
         }
     }
 
+    /// [`TaskHandle::wait_encoded`] for at most `timeout`.
+    pub(super) fn wait_encoded_timeout(
+        &self,
+        timeout: Duration,
+    ) -> Option<std::result::Result<Vec<u8>, TaskError>> {
+        self.wait_raw_until(Some(Instant::now() + timeout), encoded)
+    }
+
     /// [`TaskHandle::wait_encoded`], polled.
     pub(super) fn poll_encoded(
         &self,
@@ -365,6 +375,17 @@ impl PoolCall<'_> {
         };
         self.push(func, arg, named, &landing)?;
         Ok(handle)
+    }
+
+    /// Withdraws a submitted task: the worker running it is killed (it ends
+    /// as past a timeout of zero); one not started yet is killed as it
+    /// starts.
+    pub(super) fn withdraw_submitted<R>(&self, handle: &TaskHandle<R>) {
+        handle
+            .landing
+            .withdrawn
+            .store(true, std::sync::atomic::Ordering::Release);
+        self.pool().core.submitted.wake.ring();
     }
 
     /// Queues an encoded task, and starts the thread that runs the queue.
@@ -505,6 +526,16 @@ fn drive(core: &Core) {
         }
         if map.finished() {
             return;
+        }
+        let withdrawn: Vec<usize> = landings
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .iter()
+            .filter(|(_, l)| l.withdrawn.swap(false, std::sync::atomic::Ordering::AcqRel))
+            .map(|(&idx, _)| idx)
+            .collect();
+        for idx in withdrawn {
+            map.expire(idx);
         }
         if q.lock().stop || map.interrupted() {
             break;

@@ -21,13 +21,16 @@ use super::{BuildId, RemoteError, WireError, receive_func};
 use crate::pool::calls::PoolCall;
 use crate::pool::map::MapUnordered;
 use crate::pool::shared::Sharing;
-use crate::pool::{TaskError, shared, state, worker};
+use crate::pool::{CallOptions, TaskError, shared, state, worker};
 use crate::sys::image::{FnRef, PortableRef};
 use crate::wire::frame;
 use serde::{Deserialize, Serialize, de::DeserializeOwned};
 use std::marker::PhantomData;
 
 const CHUNK_MAGIC: [u8; 4] = *b"bdC1";
+
+/// How often a one-item chunk's wait looks whether it was withdrawn.
+const WITHDRAW_POLL: std::time::Duration = std::time::Duration::from_millis(50);
 const RESULTS_MAGIC: [u8; 4] = *b"bdR1";
 
 /// The tag of an outcome whose bytes are the value's.
@@ -497,8 +500,22 @@ impl PoolCall<'_> {
             // One item: a submitted task, so that one-item chunks given from
             // several threads run side by side (a map holds the whole pool).
             let mut outcomes = outcomes;
+            let pool = self.pool();
             let handle = self.enqueue_encoded(func, arg.to_vec(), named)?;
-            match handle.wait_encoded() {
+            let mut asked = false;
+            let outcome = loop {
+                if let Some(o) = handle.wait_encoded_timeout(WITHDRAW_POLL) {
+                    break o;
+                }
+                if !asked && withdraw.is_some_and(Withdraw::fired) {
+                    pool.with(CallOptions::new()).withdraw_submitted(&handle);
+                    asked = true;
+                }
+            };
+            if asked {
+                return Ok(outcomes.fill(&TaskError::Interrupted));
+            }
+            match outcome {
                 Ok(bytes) => outcomes.put(0, Ok(&bytes)),
                 Err(e) => outcomes.put(0, Err(&e)),
             }
