@@ -13,14 +13,15 @@ pub struct Server {
     child: Child,
     pub url: String,
     _store: tempfile::TempDir,
+    addr: String,
     options: Vec<String>,
 }
 
-/// Starts `nats-server -js` on loopback with `store`, and waits until its log
+/// Starts `nats-server -js` on `addr` with `store`, and waits until its log
 /// says it is ready; its URL from the same log.
-fn spawn_server(store: &Path, port: &[&str], options: &[String]) -> (Child, String) {
+fn spawn_server(store: &Path, addr: &str, port: &[&str], options: &[String]) -> (Child, String) {
     let mut child = Command::new("nats-server")
-        .args(["-js", "-a", "127.0.0.1", "-sd"])
+        .args(["-js", "-a", addr, "-sd"])
         .arg(store)
         .args(port)
         .args(options)
@@ -59,6 +60,11 @@ impl Server {
 
     /// With more options (`--user`, say).
     pub fn start_with(options: &[&str]) -> Option<Server> {
+        Server::start_on("127.0.0.1", options)
+    }
+
+    /// Listening on `addr` only (an address of a link the test made).
+    pub fn start_on(addr: &str, options: &[&str]) -> Option<Server> {
         if Command::new("nats-server")
             .arg("--version")
             .output()
@@ -69,11 +75,12 @@ impl Server {
         }
         let store = tempfile::tempdir().unwrap();
         let options: Vec<String> = options.iter().map(|o| o.to_string()).collect();
-        let (child, url) = spawn_server(store.path(), &["-p", "-1"], &options);
+        let (child, url) = spawn_server(store.path(), addr, &["-p", "-1"], &options);
         Some(Server {
             child,
             url,
             _store: store,
+            addr: addr.to_string(),
             options,
         })
     }
@@ -89,7 +96,12 @@ impl Server {
         unsafe { libc::kill(self.child.id() as i32, libc::SIGTERM) };
         self.child.wait().unwrap();
         let port = self.url.rsplit(':').next().unwrap().to_string();
-        let (child, url) = spawn_server(self._store.path(), &["-p", &port], &self.options);
+        let (child, url) = spawn_server(
+            self._store.path(),
+            &self.addr,
+            &["-p", &port],
+            &self.options,
+        );
         assert_eq!(url, self.url);
         self.child = child;
     }
@@ -140,23 +152,63 @@ impl AgentProc {
         workers: usize,
         env: &[(&str, &str)],
     ) -> AgentProc {
-        let child = Command::new(exe)
-            .args([
-                "--exact",
-                "agent_role",
-                "--nocapture",
-                "--test-threads",
-                "1",
-            ])
-            .env("BROOD_AGENT", url)
-            .env("BROOD_AGENT_JOB", job)
-            .env("BROOD_AGENT_WORKERS", workers.to_string())
-            .envs(env.iter().copied())
-            .stdin(Stdio::null())
-            .stdout(Stdio::null())
-            .spawn()
-            .unwrap();
-        AgentProc { child, done: false }
+        AgentProc::spawn(agent_command(exe, url, job, workers, env))
+    }
+
+    /// An agent (this test binary) in the network namespace bound at
+    /// `netns` (`/run/netns/NAME`): it joins it between fork and exec.
+    pub fn start_in_netns(
+        netns: &Path,
+        url: &str,
+        job: &str,
+        workers: usize,
+        env: &[(&str, &str)],
+    ) -> AgentProc {
+        use std::os::fd::AsRawFd;
+        use std::os::unix::process::CommandExt;
+        let ns = std::fs::File::open(netns).unwrap();
+        let mut cmd = agent_command(&std::env::current_exe().unwrap(), url, job, workers, env);
+        // SAFETY: setns(2) is async-signal-safe and only reads the
+        // descriptor, which `ns` keeps open until the spawn returns.
+        unsafe {
+            cmd.pre_exec(move || {
+                if libc::setns(ns.as_raw_fd(), libc::CLONE_NEWNET) == 0 {
+                    Ok(())
+                } else {
+                    Err(std::io::Error::last_os_error())
+                }
+            })
+        };
+        AgentProc::spawn(cmd)
+    }
+
+    /// An agent (this test binary) leading a process group of its own,
+    /// which its workers join: [`AgentProc::kill_group`] ends them all.
+    pub fn start_group(url: &str, job: &str, workers: usize, env: &[(&str, &str)]) -> AgentProc {
+        use std::os::unix::process::CommandExt;
+        let mut cmd = agent_command(&std::env::current_exe().unwrap(), url, job, workers, env);
+        cmd.process_group(0);
+        AgentProc::spawn(cmd)
+    }
+
+    fn spawn(mut cmd: Command) -> AgentProc {
+        AgentProc {
+            child: cmd.spawn().unwrap(),
+            done: false,
+        }
+    }
+
+    /// SIGKILL to the agent's whole process group (one `kill(2)`: the
+    /// agent and its workers at once), and reap the agent. Its workers,
+    /// reparented to this process, are reaped by [`Family::reap_dead`].
+    pub fn kill_group(&mut self) {
+        if !self.done {
+            // SAFETY: kill(2) of the group our own unreaped child leads.
+            let rc = unsafe { libc::kill(-(self.child.id() as i32), libc::SIGKILL) };
+            assert_eq!(rc, 0, "kill(-{}, SIGKILL)", self.child.id());
+            let _ = self.child.wait();
+            self.done = true;
+        }
     }
 
     pub fn pid(&self) -> u32 {
@@ -182,6 +234,32 @@ impl Drop for AgentProc {
     fn drop(&mut self) {
         self.kill();
     }
+}
+
+/// The command of an agent: `exe` running `agent_role` with `BROOD_AGENT`
+/// set.
+fn agent_command(
+    exe: &Path,
+    url: &str,
+    job: &str,
+    workers: usize,
+    env: &[(&str, &str)],
+) -> Command {
+    let mut cmd = Command::new(exe);
+    cmd.args([
+        "--exact",
+        "agent_role",
+        "--nocapture",
+        "--test-threads",
+        "1",
+    ])
+    .env("BROOD_AGENT", url)
+    .env("BROOD_AGENT_JOB", job)
+    .env("BROOD_AGENT_WORKERS", workers.to_string())
+    .envs(env.iter().copied())
+    .stdin(Stdio::null())
+    .stdout(Stdio::null());
+    cmd
 }
 
 /// This test process as the subreaper of everything it starts, so that an
@@ -221,6 +299,21 @@ impl Family {
                 // SAFETY: waitpid on a child of ours, into a local.
                 unsafe { libc::waitpid(pid as i32, &mut status, 0) };
             }
+        }
+    }
+
+    /// Reaps, without waiting, every child of ours that has ended (a
+    /// zombie), but those kept and those in `live` (agents whose `Child`
+    /// reaps them): the orphans of agents killed while others still run.
+    pub fn reap_dead(&self, live: &[u32]) {
+        for pid in children_of(std::process::id()) {
+            if self.keep.contains(&pid) || live.contains(&pid) {
+                continue;
+            }
+            let mut status = 0;
+            // SAFETY: waitpid on a child of ours, into a local; WNOHANG
+            // leaves one still running alone.
+            unsafe { libc::waitpid(pid as i32, &mut status, libc::WNOHANG) };
         }
     }
 }
@@ -265,13 +358,17 @@ pub struct Scene {
 impl Scene {
     /// `None`, with a message, where `nats-server` is not installed.
     pub fn new() -> Option<Scene> {
-        let server = Server::start()?;
+        Some(Scene::of(Server::start()?))
+    }
+
+    /// With a server started otherwise (on another address, say).
+    pub fn of(server: Server) -> Scene {
         let family = Family::adopt(&[server.pid()]);
-        Some(Scene {
+        Scene {
             server,
             family,
             dir: tempfile::tempdir().unwrap(),
-        })
+        }
     }
 
     pub fn url(&self) -> &str {
