@@ -203,9 +203,10 @@ impl AgentProc {
     /// reparented to this process, are reaped by [`Family::reap_dead`].
     pub fn kill_group(&mut self) {
         if !self.done {
-            // SAFETY: kill(2) of the group our own unreaped child leads.
-            let rc = unsafe { libc::kill(-(self.child.id() as i32), libc::SIGKILL) };
-            assert_eq!(rc, 0, "kill(-{}, SIGKILL)", self.child.id());
+            // SAFETY: kill(2) of the group our own unreaped child leads
+            // (its pid cannot be reused before we reap it). ESRCH: none of
+            // the group is left.
+            unsafe { libc::kill(-(self.child.id() as i32), libc::SIGKILL) };
             let _ = self.child.wait();
             self.done = true;
         }
@@ -217,7 +218,10 @@ impl AgentProc {
 
     /// Whether it still runs (not reaped, not a zombie).
     pub fn running(&mut self) -> bool {
-        !self.done && self.child.try_wait().unwrap().is_none()
+        if !self.done && self.child.try_wait().unwrap().is_some() {
+            self.done = true;
+        }
+        !self.done
     }
 
     /// SIGKILL, and reap.
