@@ -6,6 +6,7 @@
 
 mod support;
 
+use brood::CallOptions;
 use brood_cluster::ClusterPool;
 use std::io::Write;
 use std::path::PathBuf;
@@ -161,47 +162,36 @@ fn an_agent_cut_from_the_server_loses_nothing() {
         .unwrap();
     let items: Vec<_> = (0..20u64).map(|i| (i, fifo.clone())).collect();
     // Not scoped: a failed check below must not wait for the map.
-    let map = std::thread::spawn(move || pool.map(held, items));
-    let run = |line: String| -> (u64, u64) {
-        let (i, ns) = line.trim().split_once(' ').unwrap();
-        (i.parse().unwrap(), ns.parse().unwrap())
-    };
+    // One item a task: A's two workers hold two items.
+    let map =
+        std::thread::spawn(move || pool.with(CallOptions::new().chunk_size(1)).map(held, items));
     let here = netns_of("self");
     let theirs = netns_of(&a.pid().to_string());
     assert_ne!(here, theirs);
-    let mut cut_items: Vec<u64> = (0..2)
-        .map(|_| {
-            let (i, ns) = run(read_line(&mut r));
-            assert_eq!(ns, theirs, "item {i} ran outside the namespace");
-            i
-        })
-        .collect();
-    cut_items.sort();
+    // The next `n` items to start, sorted; each must run in namespace `ns`.
+    let mut next_runs = |n: usize, ns: u64| -> Vec<u64> {
+        let mut items: Vec<u64> = (0..n)
+            .map(|_| {
+                let line = read_line(&mut r);
+                let (i, at) = line.trim().split_once(' ').unwrap();
+                assert_eq!(at.parse::<u64>().unwrap(), ns, "item {i} ran elsewhere");
+                i.parse().unwrap()
+            })
+            .collect();
+        items.sort();
+        items
+    };
+    let cut_items = next_runs(2, theirs);
     // Agent B, here, runs the 18 others while A holds its two.
     let _b = AgentProc::start(scene.url(), "netcut", 2, &[]);
-    let mut others: Vec<u64> = (0..18)
-        .map(|_| {
-            let (i, ns) = run(read_line(&mut r));
-            assert_eq!(ns, here, "item {i}");
-            i
-        })
-        .collect();
-    others.sort();
     let rest: Vec<u64> = (0..20).filter(|i| !cut_items.contains(i)).collect();
-    assert_eq!(others, rest);
+    assert_eq!(next_runs(18, here), rest);
     // A's machine vanishes: its heartbeats stop, and the server gives its
     // two tasks to B after the heartbeat timeout (plus B's next pull).
     net.cut();
     let cut = Instant::now();
-    let mut again: Vec<u64> = (0..2)
-        .map(|_| {
-            let (i, ns) = run(read_line(&mut r));
-            assert_eq!(ns, here, "item {i}");
-            i
-        })
-        .collect();
+    let again = next_runs(2, here);
     let took = cut.elapsed();
-    again.sort();
     assert_eq!(again, cut_items);
     eprintln!("the cut agent's tasks ran again on another {took:?} after the cut");
     assert!(took < heartbeat + Duration::from_secs(8), "{took:?}");
