@@ -24,12 +24,25 @@ fn square(x: u64) -> u64 {
     x * x
 }
 
+/// A worker's state: the base its items are added to.
+fn base(b: u64) -> u64 {
+    b
+}
+
+fn shifted(base: &u64, x: u64) -> u64 {
+    base + x
+}
+
 /// The permissions of the user of job `job` (its driver and its agents):
 /// the job's subjects, the JetStream API calls a driver and an agent make
 /// on the job's two streams and nothing else, and the job's inboxes. (The
 /// template of the docs.)
 fn job_user(user: &str, password: &str, job: &str) -> String {
-    let (t, r) = (format!("BROOD_{job}_TASKS"), format!("BROOD_{job}_RESULTS"));
+    let (t, r, i) = (
+        format!("BROOD_{job}_TASKS"),
+        format!("BROOD_{job}_RESULTS"),
+        format!("BROOD_{job}_INITS"),
+    );
     format!(
         r#"{{ user: "{user}", password: "{password}", permissions: {{
     publish: {{ allow: [
@@ -37,6 +50,7 @@ fn job_user(user: &str, password: &str, job: &str) -> String {
       "$JS.API.STREAM.INFO.{t}", "$JS.API.STREAM.CREATE.{t}", "$JS.API.STREAM.PURGE.{t}",
       "$JS.API.STREAM.MSG.DELETE.{t}",
       "$JS.API.STREAM.INFO.{r}", "$JS.API.STREAM.CREATE.{r}", "$JS.API.STREAM.PURGE.{r}",
+      "$JS.API.STREAM.INFO.{i}", "$JS.API.STREAM.CREATE.{i}", "$JS.API.STREAM.MSG.GET.{i}",
       "$JS.API.CONSUMER.CREATE.{t}.agents.>", "$JS.API.CONSUMER.INFO.{t}.agents",
       "$JS.API.CONSUMER.MSG.NEXT.{t}.agents", "$JS.ACK.{t}.agents.>",
       "$JS.API.CONSUMER.CREATE.{r}", "$JS.API.CONSUMER.MSG.NEXT.{r}.*"
@@ -162,10 +176,18 @@ fn each_job_s_user_uses_its_job_only() {
     for (user, job) in [("a", "ja"), ("b", "jb")] {
         let pool = ClusterPool::builder(&url, job)
             .credentials(login(user))
+            .initializer(base, 1000)
             .connect()
             .unwrap();
         let out = pool.map(square, 0..50u64).unwrap();
         assert_eq!(out, (0..50).map(|i| Ok(i * i)).collect::<Vec<_>>(), "{job}");
+        // With an initializer: its bytes go through the job's own stream.
+        let out = pool.map_with(shifted, 0..50u64).unwrap();
+        assert_eq!(
+            out,
+            (0..50).map(|i| Ok(1000 + i)).collect::<Vec<_>>(),
+            "{job}"
+        );
     }
     // `a` cannot be a driver of job `jb`: the streams are not its own.
     let err = ClusterPool::builder(&url, "jb")
