@@ -6,7 +6,8 @@
 mod support;
 
 use async_nats::jetstream;
-use brood_cluster::{ClusterPool, Credentials};
+use brood::CallOptions;
+use brood_cluster::{ClusterPool, Credentials, JobStatus};
 use std::sync::mpsc;
 use std::time::Duration;
 use support::*;
@@ -50,13 +51,14 @@ fn job_user(user: &str, password: &str, job: &str) -> String {
       "$JS.API.STREAM.INFO.{t}", "$JS.API.STREAM.CREATE.{t}", "$JS.API.STREAM.PURGE.{t}",
       "$JS.API.STREAM.MSG.DELETE.{t}",
       "$JS.API.STREAM.INFO.{r}", "$JS.API.STREAM.CREATE.{r}", "$JS.API.STREAM.PURGE.{r}",
+      "$JS.API.STREAM.MSG.GET.{r}",
       "$JS.API.STREAM.INFO.{i}", "$JS.API.STREAM.CREATE.{i}", "$JS.API.STREAM.MSG.GET.{i}",
       "$JS.API.CONSUMER.CREATE.{t}.agents.>", "$JS.API.CONSUMER.INFO.{t}.agents",
       "$JS.API.CONSUMER.MSG.NEXT.{t}.agents", "$JS.ACK.{t}.agents.>",
       "$JS.API.CONSUMER.CREATE.{r}", "$JS.API.CONSUMER.MSG.NEXT.{r}.*"
     ] }}
     subscribe: {{ allow: [
-      "brood.{job}.alive.*", "_INBOX_{job}.>",
+      "brood.{job}.alive.*", "brood.{job}.agents.*", "_INBOX_{job}.>",
       "$JS.EVENT.ADVISORY.CONSUMER.MAX_DELIVERIES.{t}.agents"
     ] }}
   }} }}"#
@@ -159,7 +161,7 @@ fn each_job_s_user_uses_its_job_only() {
     };
     let url = server.url.clone();
     // Made before the agents, so dropped after them.
-    let _scene = Scene::of(server);
+    let scene = Scene::of(server);
     let _agent_a = AgentProc::start(
         &url,
         "ja",
@@ -188,7 +190,21 @@ fn each_job_s_user_uses_its_job_only() {
             (0..50).map(|i| Ok(1000 + i)).collect::<Vec<_>>(),
             "{job}"
         );
+        // A named call (which first reads what an earlier driver of it
+        // left), and what `brood job` shows, read as the job's user.
+        let out = pool
+            .with(CallOptions::new())
+            .named("nightly")
+            .map(square, 0..20u64)
+            .unwrap();
+        assert_eq!(out, (0..20).map(|i| Ok(i * i)).collect::<Vec<_>>(), "{job}");
+        let status = JobStatus::read(&url, login(user), job, JobStatus::LISTEN).unwrap();
+        assert_eq!(status.agents.len(), 1, "{status:?}");
     }
+    // Under its own user, each job's driver, agents and watcher were
+    // refused nothing (a call the template lacks may fail quietly: a
+    // timeout taken for an empty answer).
+    assert_eq!(scene.server.logged("Violation"), Vec::<String>::new());
     // `a` cannot be a driver of job `jb`: the streams are not its own.
     let err = ClusterPool::builder(&url, "jb")
         .credentials(login("a"))

@@ -15,11 +15,21 @@ pub struct Server {
     _store: tempfile::TempDir,
     addr: String,
     options: Vec<String>,
+    log: Log,
 }
+
+/// The lines a server logged after it was ready, kept across its restarts.
+type Log = std::sync::Arc<std::sync::Mutex<Vec<String>>>;
 
 /// Starts `nats-server -js` on `addr` with `store`, and waits until its log
 /// says it is ready; its URL from the same log.
-fn spawn_server(store: &Path, addr: &str, port: &[&str], options: &[String]) -> (Child, String) {
+fn spawn_server(
+    store: &Path,
+    addr: &str,
+    port: &[&str],
+    options: &[String],
+    kept: &Log,
+) -> (Child, String) {
     let mut child = Command::new("nats-server")
         .args(["-js", "-a", addr, "-sd"])
         .arg(store)
@@ -47,8 +57,14 @@ fn spawn_server(store: &Path, addr: &str, port: &[&str], options: &[String]) -> 
             break;
         }
     }
-    // The rest of its log is drained, so that it never blocks writing it.
-    std::thread::spawn(move || std::io::copy(&mut log, &mut std::io::sink()));
+    // The rest of its log is read as it comes, so that it never blocks
+    // writing it, and kept.
+    let kept = std::sync::Arc::clone(kept);
+    std::thread::spawn(move || {
+        for line in log.lines().map_while(Result::ok) {
+            kept.lock().unwrap().push(line);
+        }
+    });
     (child, url.expect("nats-server named no client port"))
 }
 
@@ -75,18 +91,26 @@ impl Server {
         }
         let store = tempfile::tempdir().unwrap();
         let options: Vec<String> = options.iter().map(|o| o.to_string()).collect();
-        let (child, url) = spawn_server(store.path(), addr, &["-p", "-1"], &options);
+        let log = Log::default();
+        let (child, url) = spawn_server(store.path(), addr, &["-p", "-1"], &options, &log);
         Some(Server {
             child,
             url,
             _store: store,
             addr: addr.to_string(),
             options,
+            log,
         })
     }
 
     pub fn pid(&self) -> u32 {
         self.child.id()
+    }
+
+    /// The lines of its log that contain `what`, so far.
+    pub fn logged(&self, what: &str) -> Vec<String> {
+        let log = self.log.lock().unwrap();
+        log.iter().filter(|l| l.contains(what)).cloned().collect()
     }
 
     /// Stops the server (SIGTERM: it shuts down cleanly), waits for it, and
@@ -101,6 +125,7 @@ impl Server {
             &self.addr,
             &["-p", &port],
             &self.options,
+            &self.log,
         );
         assert_eq!(url, self.url);
         self.child = child;
