@@ -123,6 +123,8 @@ fn twenty_thousand_items_through_killed_agents_and_a_server_restart() {
     // Not scoped: a failed check below must not wait for the map.
     let map = std::thread::spawn(move || pool.with(call).map(item, 0..ITEMS));
     let (mut kills, mut exits, mut restarted) = (0usize, 0, None);
+    // The process groups killed: each agent's pid.
+    let mut killed = HashSet::new();
     while !map.is_finished() {
         assert!(
             started.elapsed() < BOUND,
@@ -149,6 +151,7 @@ fn twenty_thousand_items_through_killed_agents_and_a_server_restart() {
             .find(|&k| runs.worked(agents[k].pid()));
         if let Some(k) = victim {
             agents[k].kill_group();
+            killed.insert(agents[k].pid());
             kills += 1;
             let live: Vec<u32> = agents
                 .iter_mut()
@@ -182,5 +185,14 @@ fn twenty_thousand_items_through_killed_agents_and_a_server_restart() {
     // each still has one result.
     assert!(again > 0, "no kill caught an agent running items");
     assert!(runs.items.iter().all(|&n| n > 0));
+    // Every killed agent's workers died with it: nothing of its group runs
+    // (a live agent's group is its own, whatever its pid).
+    let live: Vec<u32> = agents.iter().map(AgentProc::pid).collect();
+    let left: Vec<u32> = processes()
+        .iter()
+        .filter(|p| killed.contains(&p.pgid) && !live.contains(&p.pgid) && p.state != 'Z')
+        .map(|p| p.pid)
+        .collect();
+    assert!(left.is_empty(), "alive in killed agents' groups: {left:?}");
     assert_eq!(scene.server.queue_state("chaos"), (0, 0, 0));
 }

@@ -353,8 +353,17 @@ impl Drop for Family {
     }
 }
 
-/// The pids whose parent is `ppid`, from `/proc/<pid>/stat`.
-pub fn children_of(ppid: u32) -> Vec<u32> {
+/// A process as `/proc/<pid>/stat` shows it.
+pub struct Stat {
+    pub pid: u32,
+    /// `R`, `S`, `Z`…
+    pub state: char,
+    pub ppid: u32,
+    pub pgid: u32,
+}
+
+/// Every process of the machine, from `/proc/<pid>/stat`.
+pub fn processes() -> Vec<Stat> {
     let mut out = Vec::new();
     for entry in std::fs::read_dir("/proc").unwrap().flatten() {
         let Ok(pid) = entry.file_name().to_string_lossy().parse::<u32>() else {
@@ -363,16 +372,34 @@ pub fn children_of(ppid: u32) -> Vec<u32> {
         let Ok(stat) = std::fs::read_to_string(format!("/proc/{pid}/stat")) else {
             continue;
         };
-        // "pid (comm) state ppid …": the name may hold anything but ends at
-        // the last ')'.
+        // "pid (comm) state ppid pgrp …": the name may hold anything but
+        // ends at the last ')'.
         let Some(rest) = stat.rsplit_once(')').map(|(_, r)| r) else {
             continue;
         };
-        if rest.split_whitespace().nth(1).and_then(|p| p.parse().ok()) == Some(ppid) {
-            out.push(pid);
+        let f: Vec<&str> = rest.split_whitespace().take(4).collect();
+        if let [state, ppid, pgid, _] = f[..]
+            && let (Some(state), Ok(ppid), Ok(pgid)) =
+                (state.chars().next(), ppid.parse(), pgid.parse())
+        {
+            out.push(Stat {
+                pid,
+                state,
+                ppid,
+                pgid,
+            });
         }
     }
     out
+}
+
+/// The pids whose parent is `ppid`.
+pub fn children_of(ppid: u32) -> Vec<u32> {
+    processes()
+        .into_iter()
+        .filter(|p| p.ppid == ppid)
+        .map(|p| p.pid)
+        .collect()
 }
 
 /// What a test with agents needs: its server, this process as the reaper
