@@ -16,11 +16,14 @@ fi
 
 # brood run's tests compare it with tini and dumb-init and use util-linux's
 # unshare (pid namespaces); brood-cluster's tests start their own
-# nats-server (Debian's 2.9 has JetStream, all they need). Install what is
-# missing (as root, with apt), or those tests are skipped with a message.
+# nats-server (Debian's 2.9 has JetStream, all they need), and its
+# network-cut test makes a network namespace with iproute2's `ip`. Install
+# what is missing (as root, with apt), or those tests are skipped with a
+# message.
 missing=()
 for tool in tini dumb-init nats-server; do command -v "$tool" >/dev/null || missing+=("$tool"); done
 command -v unshare >/dev/null || missing+=(util-linux)
+command -v ip >/dev/null || missing+=(iproute2)
 if ((${#missing[@]})) && [ "$(id -u)" = 0 ] && command -v apt-get >/dev/null; then
     echo "test.sh: installing ${missing[*]} for brood run's and brood-cluster's tests" >&2
     { apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq "${missing[@]}"; } >/dev/null 2>&1 \

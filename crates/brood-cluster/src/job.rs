@@ -153,7 +153,12 @@ impl Target {
         self.check_job()?;
         let mut opts = async_nats::ConnectOptions::new()
             .connection_timeout(self.connect_timeout)
-            .name(format!("brood job {}", self.job));
+            .name(format!("brood job {}", self.job))
+            // Replies (JetStream's answers, the tasks and results pulled)
+            // come to the job's own inboxes, `_INBOX_<job>.…`, not the
+            // shared `_INBOX.…`: a server can then let each job's user read
+            // its own replies only (see the permissions in the docs).
+            .custom_inbox_prefix(format!("_INBOX_{}", self.job));
         opts = match &self.credentials {
             Credentials::None => opts,
             Credentials::UserPassword { user, password } => {

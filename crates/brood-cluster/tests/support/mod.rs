@@ -13,14 +13,25 @@ pub struct Server {
     child: Child,
     pub url: String,
     _store: tempfile::TempDir,
+    addr: String,
     options: Vec<String>,
+    log: Log,
 }
 
-/// Starts `nats-server -js` on loopback with `store`, and waits until its log
+/// The lines a server logged after it was ready, kept across its restarts.
+type Log = std::sync::Arc<std::sync::Mutex<Vec<String>>>;
+
+/// Starts `nats-server -js` on `addr` with `store`, and waits until its log
 /// says it is ready; its URL from the same log.
-fn spawn_server(store: &Path, port: &[&str], options: &[String]) -> (Child, String) {
+fn spawn_server(
+    store: &Path,
+    addr: &str,
+    port: &[&str],
+    options: &[String],
+    kept: &Log,
+) -> (Child, String) {
     let mut child = Command::new("nats-server")
-        .args(["-js", "-a", "127.0.0.1", "-sd"])
+        .args(["-js", "-a", addr, "-sd"])
         .arg(store)
         .args(port)
         .args(options)
@@ -46,8 +57,14 @@ fn spawn_server(store: &Path, port: &[&str], options: &[String]) -> (Child, Stri
             break;
         }
     }
-    // The rest of its log is drained, so that it never blocks writing it.
-    std::thread::spawn(move || std::io::copy(&mut log, &mut std::io::sink()));
+    // The rest of its log is read as it comes, so that it never blocks
+    // writing it, and kept.
+    let kept = std::sync::Arc::clone(kept);
+    std::thread::spawn(move || {
+        for line in log.lines().map_while(Result::ok) {
+            kept.lock().unwrap().push(line);
+        }
+    });
     (child, url.expect("nats-server named no client port"))
 }
 
@@ -59,6 +76,11 @@ impl Server {
 
     /// With more options (`--user`, say).
     pub fn start_with(options: &[&str]) -> Option<Server> {
+        Server::start_on("127.0.0.1", options)
+    }
+
+    /// Listening on `addr` only (an address of a link the test made).
+    pub fn start_on(addr: &str, options: &[&str]) -> Option<Server> {
         if Command::new("nats-server")
             .arg("--version")
             .output()
@@ -69,17 +91,26 @@ impl Server {
         }
         let store = tempfile::tempdir().unwrap();
         let options: Vec<String> = options.iter().map(|o| o.to_string()).collect();
-        let (child, url) = spawn_server(store.path(), &["-p", "-1"], &options);
+        let log = Log::default();
+        let (child, url) = spawn_server(store.path(), addr, &["-p", "-1"], &options, &log);
         Some(Server {
             child,
             url,
             _store: store,
+            addr: addr.to_string(),
             options,
+            log,
         })
     }
 
     pub fn pid(&self) -> u32 {
         self.child.id()
+    }
+
+    /// The lines of its log that contain `what`, so far.
+    pub fn logged(&self, what: &str) -> Vec<String> {
+        let log = self.log.lock().unwrap();
+        log.iter().filter(|l| l.contains(what)).cloned().collect()
     }
 
     /// Stops the server (SIGTERM: it shuts down cleanly), waits for it, and
@@ -89,7 +120,13 @@ impl Server {
         unsafe { libc::kill(self.child.id() as i32, libc::SIGTERM) };
         self.child.wait().unwrap();
         let port = self.url.rsplit(':').next().unwrap().to_string();
-        let (child, url) = spawn_server(self._store.path(), &["-p", &port], &self.options);
+        let (child, url) = spawn_server(
+            self._store.path(),
+            &self.addr,
+            &["-p", &port],
+            &self.options,
+            &self.log,
+        );
         assert_eq!(url, self.url);
         self.child = child;
     }
@@ -140,23 +177,64 @@ impl AgentProc {
         workers: usize,
         env: &[(&str, &str)],
     ) -> AgentProc {
-        let child = Command::new(exe)
-            .args([
-                "--exact",
-                "agent_role",
-                "--nocapture",
-                "--test-threads",
-                "1",
-            ])
-            .env("BROOD_AGENT", url)
-            .env("BROOD_AGENT_JOB", job)
-            .env("BROOD_AGENT_WORKERS", workers.to_string())
-            .envs(env.iter().copied())
-            .stdin(Stdio::null())
-            .stdout(Stdio::null())
-            .spawn()
-            .unwrap();
-        AgentProc { child, done: false }
+        AgentProc::spawn(agent_command(exe, url, job, workers, env))
+    }
+
+    /// An agent (this test binary) in the network namespace bound at
+    /// `netns` (`/run/netns/NAME`): it joins it between fork and exec.
+    pub fn start_in_netns(
+        netns: &Path,
+        url: &str,
+        job: &str,
+        workers: usize,
+        env: &[(&str, &str)],
+    ) -> AgentProc {
+        use std::os::fd::AsRawFd;
+        use std::os::unix::process::CommandExt;
+        let ns = std::fs::File::open(netns).unwrap();
+        let mut cmd = agent_command(&std::env::current_exe().unwrap(), url, job, workers, env);
+        // SAFETY: setns(2) is async-signal-safe and only reads the
+        // descriptor, which `ns` keeps open until the spawn returns.
+        unsafe {
+            cmd.pre_exec(move || {
+                if libc::setns(ns.as_raw_fd(), libc::CLONE_NEWNET) == 0 {
+                    Ok(())
+                } else {
+                    Err(std::io::Error::last_os_error())
+                }
+            })
+        };
+        AgentProc::spawn(cmd)
+    }
+
+    /// An agent (this test binary) leading a process group of its own,
+    /// which its workers join: [`AgentProc::kill_group`] ends them all.
+    pub fn start_group(url: &str, job: &str, workers: usize, env: &[(&str, &str)]) -> AgentProc {
+        use std::os::unix::process::CommandExt;
+        let mut cmd = agent_command(&std::env::current_exe().unwrap(), url, job, workers, env);
+        cmd.process_group(0);
+        AgentProc::spawn(cmd)
+    }
+
+    fn spawn(mut cmd: Command) -> AgentProc {
+        AgentProc {
+            child: cmd.spawn().unwrap(),
+            done: false,
+        }
+    }
+
+    /// SIGKILL to the agent's whole process group (one `kill(2)`: the
+    /// agent and its workers at once), and reap the agent. Its workers,
+    /// reparented to this process, are reaped by [`Family::reap_dead`].
+    pub fn kill_group(&mut self) {
+        if !self.done {
+            // SAFETY: kill(2) of the group our own unreaped child leads
+            // (its pid cannot be reused before we reap it). ESRCH: none of
+            // the group is left.
+            unsafe { libc::kill(-(self.child.id() as i32), libc::SIGKILL) };
+            let _ = self.child.wait();
+            self.done = true;
+        }
     }
 
     pub fn pid(&self) -> u32 {
@@ -165,7 +243,10 @@ impl AgentProc {
 
     /// Whether it still runs (not reaped, not a zombie).
     pub fn running(&mut self) -> bool {
-        !self.done && self.child.try_wait().unwrap().is_none()
+        if !self.done && self.child.try_wait().unwrap().is_some() {
+            self.done = true;
+        }
+        !self.done
     }
 
     /// SIGKILL, and reap.
@@ -182,6 +263,32 @@ impl Drop for AgentProc {
     fn drop(&mut self) {
         self.kill();
     }
+}
+
+/// The command of an agent: `exe` running `agent_role` with `BROOD_AGENT`
+/// set.
+fn agent_command(
+    exe: &Path,
+    url: &str,
+    job: &str,
+    workers: usize,
+    env: &[(&str, &str)],
+) -> Command {
+    let mut cmd = Command::new(exe);
+    cmd.args([
+        "--exact",
+        "agent_role",
+        "--nocapture",
+        "--test-threads",
+        "1",
+    ])
+    .env("BROOD_AGENT", url)
+    .env("BROOD_AGENT_JOB", job)
+    .env("BROOD_AGENT_WORKERS", workers.to_string())
+    .envs(env.iter().copied())
+    .stdin(Stdio::null())
+    .stdout(Stdio::null());
+    cmd
 }
 
 /// This test process as the subreaper of everything it starts, so that an
@@ -223,6 +330,21 @@ impl Family {
             }
         }
     }
+
+    /// Reaps, without waiting, every child of ours that has ended (a
+    /// zombie), but those kept and those in `live` (agents whose `Child`
+    /// reaps them): the orphans of agents killed while others still run.
+    pub fn reap_dead(&self, live: &[u32]) {
+        for pid in children_of(std::process::id()) {
+            if self.keep.contains(&pid) || live.contains(&pid) {
+                continue;
+            }
+            let mut status = 0;
+            // SAFETY: waitpid on a child of ours, into a local; WNOHANG
+            // leaves one still running alone.
+            unsafe { libc::waitpid(pid as i32, &mut status, libc::WNOHANG) };
+        }
+    }
 }
 
 impl Drop for Family {
@@ -231,8 +353,17 @@ impl Drop for Family {
     }
 }
 
-/// The pids whose parent is `ppid`, from `/proc/<pid>/stat`.
-pub fn children_of(ppid: u32) -> Vec<u32> {
+/// A process as `/proc/<pid>/stat` shows it.
+pub struct Stat {
+    pub pid: u32,
+    /// `R`, `S`, `Z`…
+    pub state: char,
+    pub ppid: u32,
+    pub pgid: u32,
+}
+
+/// Every process of the machine, from `/proc/<pid>/stat`.
+pub fn processes() -> Vec<Stat> {
     let mut out = Vec::new();
     for entry in std::fs::read_dir("/proc").unwrap().flatten() {
         let Ok(pid) = entry.file_name().to_string_lossy().parse::<u32>() else {
@@ -241,16 +372,34 @@ pub fn children_of(ppid: u32) -> Vec<u32> {
         let Ok(stat) = std::fs::read_to_string(format!("/proc/{pid}/stat")) else {
             continue;
         };
-        // "pid (comm) state ppid …": the name may hold anything but ends at
-        // the last ')'.
+        // "pid (comm) state ppid pgrp …": the name may hold anything but
+        // ends at the last ')'.
         let Some(rest) = stat.rsplit_once(')').map(|(_, r)| r) else {
             continue;
         };
-        if rest.split_whitespace().nth(1).and_then(|p| p.parse().ok()) == Some(ppid) {
-            out.push(pid);
+        let f: Vec<&str> = rest.split_whitespace().take(4).collect();
+        if let [state, ppid, pgid, _] = f[..]
+            && let (Some(state), Ok(ppid), Ok(pgid)) =
+                (state.chars().next(), ppid.parse(), pgid.parse())
+        {
+            out.push(Stat {
+                pid,
+                state,
+                ppid,
+                pgid,
+            });
         }
     }
     out
+}
+
+/// The pids whose parent is `ppid`.
+pub fn children_of(ppid: u32) -> Vec<u32> {
+    processes()
+        .into_iter()
+        .filter(|p| p.ppid == ppid)
+        .map(|p| p.pid)
+        .collect()
 }
 
 /// What a test with agents needs: its server, this process as the reaper
@@ -265,13 +414,17 @@ pub struct Scene {
 impl Scene {
     /// `None`, with a message, where `nats-server` is not installed.
     pub fn new() -> Option<Scene> {
-        let server = Server::start()?;
+        Some(Scene::of(Server::start()?))
+    }
+
+    /// With a server started otherwise (on another address, say).
+    pub fn of(server: Server) -> Scene {
         let family = Family::adopt(&[server.pid()]);
-        Some(Scene {
+        Scene {
             server,
             family,
             dir: tempfile::tempdir().unwrap(),
-        })
+        }
     }
 
     pub fn url(&self) -> &str {
