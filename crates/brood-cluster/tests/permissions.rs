@@ -39,10 +39,11 @@ fn shifted(base: &u64, x: u64) -> u64 {
 /// on the job's two streams and nothing else, and the job's inboxes. (The
 /// template of the docs.)
 fn job_user(user: &str, password: &str, job: &str) -> String {
-    let (t, r, i) = (
+    let (t, r, i, d) = (
         format!("BROOD_{job}_TASKS"),
         format!("BROOD_{job}_RESULTS"),
         format!("BROOD_{job}_INITS"),
+        format!("BROOD_{job}_DATA"),
     );
     format!(
         r#"{{ user: "{user}", password: "{password}", permissions: {{
@@ -55,7 +56,12 @@ fn job_user(user: &str, password: &str, job: &str) -> String {
       "$JS.API.STREAM.INFO.{i}", "$JS.API.STREAM.CREATE.{i}", "$JS.API.STREAM.MSG.GET.{i}",
       "$JS.API.CONSUMER.CREATE.{t}.agents.>", "$JS.API.CONSUMER.INFO.{t}.agents",
       "$JS.API.CONSUMER.MSG.NEXT.{t}.agents", "$JS.ACK.{t}.agents.>",
-      "$JS.API.CONSUMER.CREATE.{r}", "$JS.API.CONSUMER.MSG.NEXT.{r}.*"
+      "$JS.API.CONSUMER.CREATE.{r}", "$JS.API.CONSUMER.MSG.NEXT.{r}.*",
+      "$JS.API.STREAM.INFO.OBJ_{d}", "$JS.API.STREAM.CREATE.OBJ_{d}",
+      "$JS.API.STREAM.PURGE.OBJ_{d}", "$JS.API.STREAM.MSG.GET.OBJ_{d}",
+      "$JS.API.DIRECT.GET.OBJ_{d}.>", "$JS.API.CONSUMER.CREATE.OBJ_{d}",
+      "$JS.API.CONSUMER.CREATE.OBJ_{d}.>", "$JS.API.CONSUMER.MSG.NEXT.OBJ_{d}.*",
+      "$JS.FC.OBJ_{d}.>", "$O.{d}.>"
     ] }}
     subscribe: {{ allow: [
       "brood.{job}.alive.*", "brood.{job}.agents.*", "_INBOX_{job}.>",
@@ -119,6 +125,10 @@ fn refused(errors: &mpsc::Receiver<String>, what: &str) {
             return;
         }
     }
+}
+
+fn total(data: brood::SharedSlice<u64>) -> u64 {
+    data.iter().sum()
 }
 
 /// Reads the probe result of job `jb` through JetStream (the stream's
@@ -198,6 +208,10 @@ fn each_job_s_user_uses_its_job_only() {
             .map(square, 0..20u64)
             .unwrap();
         assert_eq!(out, (0..20).map(|i| Ok(i * i)).collect::<Vec<_>>(), "{job}");
+        // Shared data, through the job's own object store.
+        let data = brood::SharedSlice::from_fn(300_000, |i| i as u64).unwrap();
+        let out = pool.map(total, [data]).unwrap();
+        assert_eq!(out, [Ok(299_999 * 300_000 / 2)], "{job}");
         let status = JobStatus::read(&url, login(user), job, JobStatus::LISTEN).unwrap();
         assert_eq!(status.agents.len(), 1, "{status:?}");
     }
