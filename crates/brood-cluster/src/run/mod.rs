@@ -313,10 +313,12 @@ impl<'p, A: Serialize + 'static, R: DeserializeOwned + 'static> MapRun<'p, A, R>
                 continue;
             }
             let bytes = chunk.finish();
-            let parts = match split_chunk(&bytes) {
-                // Its last item took it over the server's limit: each item
-                // goes alone (one over the limit is refused, naming it).
-                Ok(parts) if count > 1 && bytes.len() > 2 * self.max_bytes => parts
+            // Its last item took it over the server's limit: each item goes
+            // alone (one over the limit is refused, naming it). Split only
+            // then: splitting copies every item.
+            let over = count > 1 && bytes.len() > 2 * self.max_bytes;
+            let parts = match over.then(|| split_chunk(&bytes)) {
+                Some(Ok(parts)) => parts
                     .into_iter()
                     .enumerate()
                     .map(|(k, b)| Out {
