@@ -11,7 +11,9 @@
 
 use crate::alive::Drivers;
 use crate::error::ClusterError;
-use crate::job::{AGENTS, COUNT, Credentials, INIT, ITEM, SOFT_TIMEOUT, TIMEOUT, Target};
+use crate::job::{
+    AGENTS, COUNT, Credentials, INIT, ITEM, SOFT_TIMEOUT, TIMEOUT, Target, chunk_range,
+};
 use crate::pools::Pools;
 use crate::presence::{Presence, Running};
 use async_nats::jetstream::{self, AckKind, consumer};
@@ -237,13 +239,7 @@ impl Job {
     /// is withdrawn (its workers killed) and dropped. A step that fails
     /// leaves it unacked: the server gives it out again after the ack wait.
     async fn answer(self, msg: jetstream::Message, permit: tokio::sync::OwnedSemaphorePermit) {
-        let header = |name: &str| {
-            msg.headers
-                .as_ref()
-                .and_then(|h| h.get(name))
-                .and_then(|v| v.as_str().parse::<usize>().ok())
-        };
-        let (Some(first), Some(count)) = (header(ITEM), header(COUNT)) else {
+        let Some((first, count)) = chunk_range(msg.headers.as_ref()) else {
             let _ = msg.ack_with(AckKind::Term).await;
             return;
         };

@@ -303,6 +303,16 @@ impl Target {
     }
 }
 
+/// The first item and the count a chunk's (or its outcomes') headers give.
+pub(crate) fn chunk_range(headers: Option<&async_nats::HeaderMap>) -> Option<(usize, usize)> {
+    let header = |name: &str| {
+        headers
+            .and_then(|h| h.get(name))
+            .and_then(|v| v.as_str().parse::<usize>().ok())
+    };
+    Some((header(ITEM)?, header(COUNT)?))
+}
+
 /// A job's or a call's name: 1 to 64 letters, digits, `-` and `_` (it
 /// becomes a subject token and part of stream names).
 pub(crate) fn check_name(name: &str) -> Result<(), ()> {

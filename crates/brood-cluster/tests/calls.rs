@@ -7,7 +7,6 @@ mod support;
 
 use brood::{CallOptions, TaskError};
 use brood_cluster::ClusterPool;
-use std::io::Write;
 use std::sync::Arc;
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::time::{Duration, Instant};
@@ -36,21 +35,9 @@ fn nap(ms: u64) -> u64 {
 /// Logs `i pid`; in an agent started with `HOLD` set, says so on the FIFO
 /// and never returns (item 0 of a chunk whose items all hold).
 fn held((i, log, fifo): (u64, String, String)) -> u64 {
-    let mut f = std::fs::OpenOptions::new()
-        .append(true)
-        .create(true)
-        .open(&log)
-        .unwrap();
-    f.write_all(format!("{i} {}\n", std::process::id()).as_bytes())
-        .unwrap();
-    drop(f);
+    append(&log, &format!("{i} {}", std::process::id()));
     if std::env::var_os(HOLD).is_some() {
-        let mut f = std::fs::OpenOptions::new().write(true).open(&fifo).unwrap();
-        f.write_all(format!("{i}\n").as_bytes()).unwrap();
-        drop(f);
-        loop {
-            std::thread::park();
-        }
+        announce_and_park(&fifo, &i.to_string());
     }
     i
 }
@@ -71,14 +58,6 @@ fn ends_within(pid: u32, d: Duration) -> bool {
     let ready = unsafe { libc::poll(&mut p, 1, d.as_millis() as i32) } == 1;
     unsafe { libc::close(fd) };
     ready
-}
-
-fn log_lines(path: &str) -> Vec<String> {
-    std::fs::read_to_string(path)
-        .unwrap_or_default()
-        .lines()
-        .map(str::to_string)
-        .collect()
 }
 
 #[test]
@@ -165,12 +144,7 @@ fn call_options_give_the_timeout_and_report_progress() {
 /// never returns; the others return themselves.
 fn holds_on_three((i, fifo): (u64, String)) -> u64 {
     if i == 3 && std::env::var_os(HOLD).is_some() {
-        let mut f = std::fs::OpenOptions::new().write(true).open(&fifo).unwrap();
-        f.write_all(b"3\n").unwrap();
-        drop(f);
-        loop {
-            std::thread::park();
-        }
+        announce_and_park(&fifo, "3");
     }
     i
 }
@@ -257,7 +231,7 @@ fn ctrl_c_with_chunks_of(chunk: usize) {
     let mut r = std::io::BufReader::new(&started);
     read_line(&mut r);
     read_line(&mut r);
-    let workers: Vec<u32> = log_lines(&log)
+    let workers: Vec<u32> = lines(&log)
         .iter()
         .map(|l| l.split(' ').nth(1).unwrap().parse().unwrap())
         .collect();
@@ -282,13 +256,7 @@ fn ctrl_c_with_chunks_of(chunk: usize) {
 
 /// Each worker's state: a table, and a line per run of the initializer.
 fn load((n, log): (u32, String)) -> Vec<String> {
-    let mut f = std::fs::OpenOptions::new()
-        .append(true)
-        .create(true)
-        .open(&log)
-        .unwrap();
-    f.write_all(format!("{}\n", std::process::id()).as_bytes())
-        .unwrap();
+    append(&log, &std::process::id().to_string());
     (0..n).map(|i| format!("item {i}")).collect()
 }
 
@@ -320,10 +288,10 @@ fn map_with_runs_the_initializer_once_per_worker_on_every_agent() {
         assert_eq!(r.as_deref(), Ok(format!("item {i}").as_str()), "item {i}");
     }
     // Again: the agents keep their pools, nothing runs the initializer anew.
-    let before = log_lines(&log);
+    let before = lines(&log);
     let again = pool.map_with(name, [7u32]).unwrap();
     assert_eq!(again[0].as_deref(), Ok("item 7"));
-    assert_eq!(log_lines(&log), before);
+    assert_eq!(lines(&log), before);
     // Once per worker: no pid twice, at most 2 agents x 2 workers.
     let mut pids = before.clone();
     pids.sort();
@@ -362,20 +330,9 @@ const RESUME_DRIVER: &str = "BROOD_CLUSTER_TEST_RESUME_DRIVER";
 /// Logs `i`; in an agent started with `HOLD` set, item 30 says so on the
 /// FIFO and never returns.
 fn logged((i, log, fifo): (u64, String, String)) -> u64 {
-    let mut f = std::fs::OpenOptions::new()
-        .append(true)
-        .create(true)
-        .open(&log)
-        .unwrap();
-    f.write_all(format!("{i}\n").as_bytes()).unwrap();
-    drop(f);
+    append(&log, &i.to_string());
     if i == 30 && std::env::var_os(HOLD).is_some() {
-        let mut f = std::fs::OpenOptions::new().write(true).open(&fifo).unwrap();
-        f.write_all(b"30\n").unwrap();
-        drop(f);
-        loop {
-            std::thread::park();
-        }
+        announce_and_park(&fifo, "30");
     }
     10 * i
 }
@@ -422,7 +379,7 @@ fn a_named_call_resumed_by_a_new_driver_runs_only_what_was_not_answered() {
     let out = nightly(scene.url(), &log, &fifo).unwrap();
     assert_eq!(out, (0..40).map(|i| Ok(10 * i)).collect::<Vec<_>>());
     let mut runs = vec![0; 40];
-    for l in log_lines(&log) {
+    for l in lines(&log) {
         runs[l.parse::<usize>().unwrap()] += 1;
     }
     let again: Vec<usize> = (0..40).filter(|&i| runs[i] != 1).collect();

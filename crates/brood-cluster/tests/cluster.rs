@@ -45,35 +45,12 @@ fn fatal((i, log): (u64, String)) -> u64 {
 fn held((i, log, fifo): (u64, String, String)) -> u64 {
     append(&log, &format!("{i} {}", std::process::id()));
     if std::env::var_os(HOLD).is_some() {
-        let mut f = std::fs::OpenOptions::new().write(true).open(&fifo).unwrap();
-        // One write, so that two tasks' lines cannot interleave.
-        f.write_all(format!("{i}\n").as_bytes()).unwrap();
-        drop(f);
-        loop {
-            std::thread::park();
-        }
+        announce_and_park(&fifo, &i.to_string());
     }
     i * 10
 }
 
 const HOLD: &str = "BROOD_CLUSTER_TEST_HOLD";
-
-fn append(path: &str, line: &str) {
-    let mut f = std::fs::OpenOptions::new()
-        .append(true)
-        .create(true)
-        .open(path)
-        .unwrap();
-    f.write_all(format!("{line}\n").as_bytes()).unwrap();
-}
-
-fn lines(path: &str) -> Vec<String> {
-    std::fs::read_to_string(path)
-        .unwrap_or_default()
-        .lines()
-        .map(str::to_string)
-        .collect()
-}
 
 #[test]
 fn every_item_gets_exactly_one_result_from_two_agents() {

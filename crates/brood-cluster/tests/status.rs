@@ -8,7 +8,6 @@ mod support;
 use brood::remote::BuildId;
 use brood::{CallOptions, TaskError};
 use brood_cluster::{ClusterError, ClusterPool, Credentials, JobStatus, JobWatch};
-use std::io::Write;
 use std::time::Duration;
 use support::*;
 
@@ -27,12 +26,7 @@ const HOLD: &str = "BROOD_CLUSTER_TEST_HOLD";
 /// returns; else item 2 panics and the others give `i * 10`.
 fn held((i, fifo): (u64, String)) -> u64 {
     if std::env::var_os(HOLD).is_some() {
-        let mut f = std::fs::OpenOptions::new().write(true).open(&fifo).unwrap();
-        f.write_all(format!("{i}\n").as_bytes()).unwrap();
-        drop(f);
-        loop {
-            std::thread::park();
-        }
+        announce_and_park(&fifo, &i.to_string());
     }
     assert_ne!(i, 2, "item 2 fails");
     i * 10

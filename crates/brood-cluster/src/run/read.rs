@@ -4,7 +4,7 @@
 
 use super::{CTRL_C_POLL, MAX_RESUMED, MapRun, QUIET};
 use crate::error::ClusterError;
-use crate::job::{AGENTS, COUNT, ITEM};
+use crate::job::{AGENTS, chunk_range};
 use crate::publish::Out;
 use async_nats::jetstream::consumer;
 use brood::TaskError;
@@ -127,13 +127,7 @@ impl<A: Serialize + 'static, R: DeserializeOwned + 'static> MapRun<'_, A, R> {
 
     /// A result message: a chunk's outcomes.
     fn received(&mut self, msg: &async_nats::jetstream::Message) {
-        let header = |name: &str| {
-            msg.headers
-                .as_ref()
-                .and_then(|h| h.get(name))
-                .and_then(|v| v.as_str().parse::<usize>().ok())
-        };
-        let (Some(first), Some(count)) = (header(ITEM), header(COUNT)) else {
+        let Some((first, count)) = chunk_range(msg.headers.as_ref()) else {
             return;
         };
         let known = if self.named {

@@ -478,3 +478,35 @@ pub fn other_build(dir: &Path, build: &str) -> Option<std::path::PathBuf> {
     std::fs::set_permissions(&path, std::fs::Permissions::from_mode(0o755)).unwrap();
     Some(path)
 }
+
+/// In a task: says `line` on the FIFO (one write, so two tasks' lines never
+/// interleave), then never returns (its worker is killed by the test).
+pub fn announce_and_park(fifo: &str, line: &str) -> ! {
+    use std::io::Write;
+    let mut f = std::fs::OpenOptions::new().write(true).open(fifo).unwrap();
+    f.write_all(format!("{line}\n").as_bytes()).unwrap();
+    drop(f);
+    loop {
+        std::thread::park();
+    }
+}
+
+/// The lines of a file (none if it does not exist yet).
+pub fn lines(path: &str) -> Vec<String> {
+    std::fs::read_to_string(path)
+        .unwrap_or_default()
+        .lines()
+        .map(str::to_string)
+        .collect()
+}
+
+/// Appends a line to a file (a task's record of its run).
+pub fn append(path: &str, line: &str) {
+    use std::io::Write;
+    let mut f = std::fs::OpenOptions::new()
+        .append(true)
+        .create(true)
+        .open(path)
+        .unwrap();
+    f.write_all(format!("{line}\n").as_bytes()).unwrap();
+}
