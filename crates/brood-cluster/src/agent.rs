@@ -338,9 +338,20 @@ impl Job {
         let mut headers = async_nats::HeaderMap::new();
         headers.insert(ITEM, first.to_string().as_str());
         headers.insert(COUNT, count.to_string().as_str());
+        // The task's own id names its outcomes: a redelivery of it answers
+        // under the same id (the server keeps one), a task sent again (a
+        // retry, a resumed call) under its new one.
+        let task_id = msg
+            .headers
+            .as_ref()
+            .and_then(|h| h.get(async_nats::header::NATS_MESSAGE_ID))
+            .map_or_else(
+                || format!("{}.{first}.{count}", self.map),
+                |v| v.as_str().to_string(),
+            );
         headers.insert(
             async_nats::header::NATS_MESSAGE_ID,
-            format!("{}.{first}.{count}", self.map).as_str(),
+            format!("{task_id}.out").as_str(),
         );
         let published = match self
             .js

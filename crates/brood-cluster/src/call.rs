@@ -18,6 +18,7 @@ pub struct ClusterCall<'p> {
     pool: &'p ClusterPool,
     opts: CallOptions,
     name: Option<String>,
+    retries: u32,
 }
 
 /// A call's outcomes as they come, whatever its argument type.
@@ -129,12 +130,20 @@ pub struct ClusterTask<R> {
 }
 
 impl<R> ClusterTask<R> {
-    /// Waits for the result. The outer error: the server could not be used,
-    /// or Ctrl-C ended the wait.
-    pub fn wait(self) -> brood::Result<Result<R, TaskError>> {
-        self.rx.recv().unwrap_or_else(|_| {
-            Err(ClusterError::Pool("the task's thread ended without a result".into()).into())
-        })
+    /// Waits for the result, as [`brood::TaskHandle::wait`]: Ctrl-C during
+    /// the task is [`TaskError::Interrupted`], a server that could not be
+    /// used a [`TaskError::Failed`] saying why.
+    pub fn wait(self) -> Result<R, TaskError> {
+        match self.rx.recv() {
+            Ok(Ok(r)) => r,
+            Ok(Err(brood::Error::Interrupted)) => Err(TaskError::Interrupted),
+            Ok(Err(e)) => Err(TaskError::Failed {
+                reason: e.to_string(),
+            }),
+            Err(_) => Err(TaskError::Failed {
+                reason: "the task's thread ended without a result".into(),
+            }),
+        }
     }
 }
 
@@ -144,7 +153,25 @@ impl<'p> ClusterCall<'p> {
             pool,
             opts,
             name: None,
+            retries: 0,
         }
+    }
+
+    /// An item whose worker died (`TaskError::WorkerDied`: a signal, an
+    /// abort, an `exit`, the OOM killer) runs again, alone, on whichever
+    /// agent takes it, up to `n` more times; its last outcome is kept. By
+    /// default it is not run again (it may be what killed the worker).
+    ///
+    /// ```no_run
+    /// # brood::init();
+    /// fn flaky(x: u64) -> u64 { x }
+    /// let pool = brood_cluster::ClusterPool::connect("nats://127.0.0.1:4222", "etl")?;
+    /// let out = pool.with(brood::CallOptions::new()).retries(2).map(flaky, 0..100)?;
+    /// # Ok::<(), Box<dyn std::error::Error>>(())
+    /// ```
+    pub fn retries(mut self, n: u32) -> ClusterCall<'p> {
+        self.retries = n;
+        self
     }
 
     /// Names the call, so that a driver started again with the same job and
@@ -182,6 +209,7 @@ impl<'p> ClusterCall<'p> {
             opts: self.opts,
             stateful,
             name: self.name,
+            retries: self.retries,
         };
         let run = MapRun::<A, R>::start(self.pool, spec, new_chunk, items)?;
         Ok(ClusterImapUnordered {
@@ -482,7 +510,7 @@ impl ClusterPool {
     /// fn square(x: u64) -> u64 { x * x }
     /// let pool = brood_cluster::ClusterPool::connect("nats://127.0.0.1:4222", "squares")?;
     /// let task = pool.submit(square, 12)?;
-    /// assert_eq!(task.wait()?, Ok(144));
+    /// assert_eq!(task.wait(), Ok(144));
     /// # Ok::<(), Box<dyn std::error::Error>>(())
     /// ```
     pub fn submit<A, R>(&self, f: fn(A) -> R, arg: A) -> brood::Result<ClusterTask<R>>

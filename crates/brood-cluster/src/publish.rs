@@ -14,6 +14,9 @@ pub(crate) struct Out {
     pub(crate) first: usize,
     pub(crate) count: usize,
     pub(crate) bytes: Bytes,
+    /// 0, or which retry of its item this is (see `ClusterCall::retries`):
+    /// part of its id, so that the server takes it again.
+    pub(crate) attempt: u32,
 }
 
 /// Publishes a call's chunks.
@@ -81,7 +84,11 @@ impl Publisher {
         headers.insert(COUNT, chunk.count.to_string().as_str());
         headers.insert(
             async_nats::header::NATS_MESSAGE_ID,
-            format!("{}.{}.{}.{}", self.map, self.run, chunk.first, chunk.count).as_str(),
+            format!(
+                "{}.{}.{}.{}.{}",
+                self.map, self.run, chunk.first, chunk.count, chunk.attempt
+            )
+            .as_str(),
         );
         if let Some(t) = self.timeout {
             headers.insert(TIMEOUT, t.as_millis().to_string().as_str());

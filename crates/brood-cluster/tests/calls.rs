@@ -109,7 +109,7 @@ fn imap_imap_unordered_try_map_and_submit_answer_like_the_local_pool() {
     assert_eq!(first, (0..10).map(|x| 3 * x).collect::<Vec<_>>());
     assert_eq!(pool.try_map(triple, [1, 2]).unwrap(), [3, 6]);
     let task = pool.submit(triple, 14).unwrap();
-    assert_eq!(task.wait().unwrap(), Ok(42));
+    assert_eq!(task.wait(), Ok(42));
     // Nothing left queued for the calls that ended, the endless one too.
     let deadline = Instant::now() + Duration::from_secs(10);
     while scene.server.queue_state("calls").0 != 0 {
@@ -432,4 +432,49 @@ fn a_call_with_no_agent_says_it_waits_and_ends_once_one_comes() {
     let text = String::from_utf8_lossy(&out.stdout);
     assert!(text.lines().any(|l| l == "right 50"), "{text}");
     assert!(rest.contains("agents are taking"), "{rest}");
+}
+
+/// Item 3 SIGKILLs its worker the first time it runs (the marker file does
+/// not exist yet), and returns itself after; each run is a line in the log.
+fn dies_once((i, log, marker): (u64, String, String)) -> u64 {
+    append(&log, &i.to_string());
+    if i == 3 && std::fs::File::create_new(&marker).is_ok() {
+        // SAFETY: the worker kills itself, which is the point of the test.
+        unsafe { libc::kill(libc::getpid(), libc::SIGKILL) };
+    }
+    i
+}
+
+#[test]
+fn an_item_whose_worker_died_runs_again_only_when_retries_are_asked_for() {
+    let Some(scene) = Scene::new() else { return };
+    let _a = AgentProc::start(scene.url(), "retries", 2, &[]);
+    let pool = ClusterPool::connect(scene.url(), "retries").unwrap();
+    let items = |log: &str, marker: &str| {
+        (0..8u64)
+            .map(|i| (i, log.to_string(), marker.to_string()))
+            .collect::<Vec<_>>()
+    };
+    // By default: WorkerDied, run once.
+    let (log, marker) = (scene.file("runs-0"), scene.file("marker-0"));
+    let out = pool
+        .with(CallOptions::new().chunk_size(4))
+        .map(dies_once, items(&log, &marker))
+        .unwrap();
+    assert!(
+        matches!(&out[3], Err(TaskError::WorkerDied { signal: Some(s), .. }) if *s == brood::Signal::KILL),
+        "{out:?}"
+    );
+    assert_eq!(lines(&log).iter().filter(|l| *l == "3").count(), 1);
+    // With retries: the second run answers; the others ran once.
+    let (log, marker) = (scene.file("runs-1"), scene.file("marker-1"));
+    let out = pool
+        .with(CallOptions::new().chunk_size(4))
+        .retries(2)
+        .map(dies_once, items(&log, &marker))
+        .unwrap();
+    assert_eq!(out, (0..8).map(Ok).collect::<Vec<_>>());
+    let mut runs = lines(&log);
+    runs.sort();
+    assert_eq!(runs, ["0", "1", "2", "3", "3", "4", "5", "6", "7"]);
 }

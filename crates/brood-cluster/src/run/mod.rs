@@ -65,6 +65,8 @@ pub(crate) struct Spec {
     pub(crate) stateful: bool,
     /// The call's name, for a call that a later driver may resume.
     pub(crate) name: Option<String>,
+    /// How many times an item whose worker died runs again.
+    pub(crate) retries: u32,
 }
 
 /// One item's outcome, with its index.
@@ -103,6 +105,11 @@ pub(crate) struct MapRun<'p, A, R> {
     /// this call put there (deleted when it ends).
     data: Option<async_nats::jetstream::object_store::ObjectStore>,
     uploaded: HashSet<u64>,
+    /// Retries on request: how many each item may have, how many it had,
+    /// and the one-item chunks to send again.
+    retries: u32,
+    tries: HashMap<usize, u32>,
+    resend: Vec<Out>,
     /// This driver's own token (see `Publisher::run`).
     run: String,
     /// The initializer its chunks need (a `_with` call on a pool that has
@@ -124,6 +131,7 @@ impl<'p, A: Serialize + 'static, R: DeserializeOwned + 'static> MapRun<'p, A, R>
             opts,
             stateful,
             name,
+            retries,
         } = spec;
         // Cannot cross: nothing can run (found before anything is made).
         new_chunk()?;
@@ -190,6 +198,9 @@ impl<'p, A: Serialize + 'static, R: DeserializeOwned + 'static> MapRun<'p, A, R>
             waiting: false,
             data: None,
             uploaded: HashSet::new(),
+            retries,
+            tries: HashMap::new(),
+            resend: Vec::new(),
             run: {
                 let inbox = client.new_inbox();
                 inbox.rsplit('.').next().unwrap_or(&inbox).to_string()
@@ -325,12 +336,14 @@ impl<'p, A: Serialize + 'static, R: DeserializeOwned + 'static> MapRun<'p, A, R>
                         first: first + k,
                         count: 1,
                         bytes: b.into(),
+                        attempt: 0,
                     })
                     .collect(),
                 _ => vec![Out {
                     first,
                     count,
                     bytes: bytes.into(),
+                    attempt: 0,
                 }],
             };
             for part in parts {

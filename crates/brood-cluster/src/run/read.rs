@@ -62,6 +62,11 @@ impl<A: Serialize + 'static, R: DeserializeOwned + 'static> MapRun<'_, A, R> {
                         self.from = info.stream_sequence + 1;
                     }
                     self.received(&msg);
+                    if !self.resend.is_empty() {
+                        let again = std::mem::take(&mut self.resend);
+                        let published = self.publish(again).await;
+                        self.took(published);
+                    }
                     if std::mem::take(&mut self.waiting) {
                         eprintln!(
                             "brood-cluster: job {}: agents are taking its chunks",
@@ -144,15 +149,48 @@ impl<A: Serialize + 'static, R: DeserializeOwned + 'static> MapRun<'_, A, R> {
             };
             (0..count).map(|_| Err(e.clone())).collect()
         });
+        let seq = self.seq_of.get(&first).copied();
+        let sent = seq
+            .and_then(|seq| self.out.get(&seq))
+            .filter(|c| c.count == count)
+            .map(|c| c.bytes.clone());
+        let mut parts = None;
         for (k, outcome) in outcomes.into_iter().enumerate() {
-            self.answer(first + k, outcome);
+            let i = first + k;
+            if matches!(outcome, Err(TaskError::WorkerDied { .. }))
+                && let Some(sent) = &sent
+                && let Some(attempt) = self.retry(i)
+            {
+                // Run again, alone, on whatever agent takes it.
+                let parts = parts.get_or_insert_with(|| split_chunk(sent).unwrap_or_default());
+                if let Some(bytes) = parts.get(k) {
+                    self.resend.push(Out {
+                        first: i,
+                        count: 1,
+                        bytes: bytes.clone().into(),
+                        attempt,
+                    });
+                    continue;
+                }
+            }
+            self.answer(i, outcome);
         }
-        if let Some(seq) = self.seq_of.get(&first).copied()
-            && self.out.get(&seq).is_some_and(|c| c.count == count)
+        if sent.is_some()
+            && let Some(seq) = seq
         {
             self.out.remove(&seq);
             self.seq_of.remove(&first);
         }
+    }
+
+    /// Whether item `i`, whose worker died, may run again (the call asked
+    /// for retries and it has some left): the number of this retry.
+    fn retry(&mut self, i: usize) -> Option<u32> {
+        let tries = self.tries.entry(i).or_insert(0);
+        (*tries < self.retries).then(|| {
+            *tries += 1;
+            *tries
+        })
     }
 
     /// A chunk was given out `max_deliveries` times and never answered. One
@@ -177,6 +215,7 @@ impl<A: Serialize + 'static, R: DeserializeOwned + 'static> MapRun<'_, A, R> {
                     first: chunk.first + k,
                     count: 1,
                     bytes: bytes.into(),
+                    attempt: 0,
                 })
                 .collect();
             let published = self.publish(parts).await;
