@@ -106,14 +106,27 @@ fn until_a_child_leads_its_session(parent: u32) {
     }
 }
 
-/// A Process child whose grandchild leaves its session; prints its pid.
+/// A Process child whose grandchild leaves its session; prints its pid,
+/// then closes its stdout (the sign that the line is out: see below).
 fn escaper(_: ()) {
     let c = Command::new("setsid")
         .args(["sleep", "103"])
         .spawn()
         .unwrap();
     println!("{}", c.pid());
+    // SAFETY: closing this process's own stdout, written for the last time
+    // just above (println! flushes the line).
+    unsafe { libc::close(1) };
     std::thread::sleep(Duration::from_secs(100));
+}
+
+/// Until `pid` has closed its stdout (bounded: 10 s).
+fn until_stdout_closed(pid: u32) {
+    let deadline = std::time::Instant::now() + Duration::from_secs(10);
+    let fd1 = format!("/proc/{pid}/fd/1");
+    while std::path::Path::new(&fd1).exists() && std::time::Instant::now() < deadline {
+        std::thread::sleep(Duration::from_millis(2));
+    }
 }
 
 #[test]
@@ -145,6 +158,9 @@ fn a_process_of_every_start_method_is_contained() {
             // session: wait until /proc shows it so (a 300 ms pause stood
             // for that).
             until_a_child_leads_its_session(h.pid());
+            // And until its line is out: killed before its println, it
+            // would leave the test nothing to read.
+            until_stdout_closed(h.pid());
             h.kill().unwrap();
             let _ = h.join();
             0
