@@ -46,8 +46,10 @@ impl Publisher {
         let mut acks = Vec::new();
         let mut out = Vec::new();
         let mut again = Vec::new();
+        // Read once: the server's info is copied at each read.
+        let limit = self.js.client().server_info().max_payload;
         while let Some(chunk) = chunks.recv().await {
-            if chunk.bytes.len() > self.js.client().server_info().max_payload {
+            if chunk.bytes.len() > limit {
                 again.push(chunk);
                 continue;
             }

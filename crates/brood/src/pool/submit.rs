@@ -277,6 +277,17 @@ fn decode<R: DeserializeOwned + 'static>(raw: &Raw) -> std::result::Result<R, Ta
 }
 
 impl Pool {
+    /// Withdraws a submitted task: the worker running it is killed (it ends
+    /// as past a timeout of zero); one not started yet is killed as it
+    /// starts.
+    pub(super) fn withdraw_submitted<R>(&self, handle: &TaskHandle<R>) {
+        handle
+            .landing
+            .withdrawn
+            .store(true, std::sync::atomic::Ordering::Release);
+        self.core.submitted.wake.ring();
+    }
+
     /// Runs `f(arg)` on a worker and returns at once with a handle to its
     /// result (Python's `apply_async`; for `starmap`-style calls, `A` is a
     /// tuple). Tasks submitted together run side by side on the workers; a
@@ -375,17 +386,6 @@ impl PoolCall<'_> {
         };
         self.push(func, arg, named, &landing)?;
         Ok(handle)
-    }
-
-    /// Withdraws a submitted task: the worker running it is killed (it ends
-    /// as past a timeout of zero); one not started yet is killed as it
-    /// starts.
-    pub(super) fn withdraw_submitted<R>(&self, handle: &TaskHandle<R>) {
-        handle
-            .landing
-            .withdrawn
-            .store(true, std::sync::atomic::Ordering::Release);
-        self.pool().core.submitted.wake.ring();
     }
 
     /// Queues an encoded task, and starts the thread that runs the queue.

@@ -21,7 +21,7 @@ use super::{BuildId, RemoteError, WireError, receive_func};
 use crate::pool::calls::PoolCall;
 use crate::pool::map::MapUnordered;
 use crate::pool::shared::Sharing;
-use crate::pool::{CallOptions, TaskError, shared, state, worker};
+use crate::pool::{TaskError, shared, state, worker};
 use crate::sys::image::{FnRef, PortableRef};
 use crate::wire::frame;
 use serde::{Deserialize, Serialize, de::DeserializeOwned};
@@ -508,7 +508,7 @@ impl PoolCall<'_> {
                     break o;
                 }
                 if !asked && withdraw.is_some_and(Withdraw::fired) {
-                    pool.with(CallOptions::new()).withdraw_submitted(&handle);
+                    pool.withdraw_submitted(&handle);
                     asked = true;
                 }
             };
