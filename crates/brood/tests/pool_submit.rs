@@ -228,3 +228,64 @@ fn a_task_submitted_after_the_only_worker_died_runs() {
         pool.terminate().unwrap();
     }
 }
+
+/// The thread ids of this process's threads named `brood-pool-submit` (the
+/// kernel keeps 15 bytes of a name).
+fn submit_threads() -> Vec<u32> {
+    let mut ids: Vec<u32> = std::fs::read_dir("/proc/self/task")
+        .unwrap()
+        .flatten()
+        .filter(|t| {
+            std::fs::read_to_string(t.path().join("comm"))
+                .is_ok_and(|c| c.trim() == "brood-pool-subm")
+        })
+        .filter_map(|t| t.file_name().to_str()?.parse().ok())
+        .collect();
+    ids.sort_unstable();
+    ids
+}
+
+#[test]
+fn tasks_submitted_one_at_a_time_share_one_thread_which_ends_with_the_pool() {
+    let pool = Pool::new(1).unwrap();
+    assert_eq!(pool.submit(square, 3).unwrap().wait().unwrap(), 9);
+    let first = submit_threads();
+    assert_eq!(first.len(), 1, "one thread runs submitted tasks");
+    // Each task waited for before the next: the queue empties between them,
+    // and the same thread takes the next (no thread started per task).
+    for x in 0..20u64 {
+        assert_eq!(pool.submit(square, x).unwrap().wait().unwrap(), x * x);
+        assert_eq!(submit_threads(), first, "task {x} ran on the same thread");
+    }
+    // A map of the pool's own runs while the thread waits for work: it
+    // holds no lease meanwhile.
+    assert_eq!(pool.map(square, 0..4u64).unwrap().len(), 4);
+    // Closing the pool ends the waiting thread at once, not after its wait.
+    let t = Instant::now();
+    pool.close().unwrap();
+    while !submit_threads().is_empty() {
+        assert!(
+            t.elapsed() < Duration::from_millis(150),
+            "the thread outlived close()"
+        );
+        std::thread::sleep(Duration::from_millis(2));
+    }
+}
+
+#[test]
+fn the_submit_thread_ends_on_its_own_when_no_task_comes() {
+    let pool = Pool::new(1).unwrap();
+    assert_eq!(pool.submit(square, 2).unwrap().wait().unwrap(), 4);
+    assert_eq!(submit_threads().len(), 1);
+    let t = Instant::now();
+    while !submit_threads().is_empty() {
+        assert!(
+            t.elapsed() < Duration::from_secs(2),
+            "the idle thread never ended"
+        );
+        std::thread::sleep(Duration::from_millis(10));
+    }
+    // A later task starts a thread again.
+    assert_eq!(pool.submit(square, 5).unwrap().wait().unwrap(), 25);
+    pool.terminate().unwrap();
+}

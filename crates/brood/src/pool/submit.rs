@@ -111,6 +111,8 @@ impl Queue {
     /// Takes no more submissions; those made run to their end.
     pub(super) fn close(&self) {
         self.lock().closed = true;
+        // A thread lingering for the next submission ends now.
+        self.wake.ring();
     }
 
     /// Tells the running thread to abandon its tasks (they fail) and waits
@@ -437,9 +439,59 @@ impl PoolCall<'_> {
     }
 }
 
-/// The thread of submitted tasks: one lazy map over the queue, until it is
-/// empty and every task answered (or the pool is terminated).
+/// How long the thread of submitted tasks waits for another once its queue
+/// is empty, before it ends. Starting a thread costs more than a small task
+/// (tens of microseconds of kernel work), and tasks that come one at a time
+/// (an agent's one-item chunks, a server's requests) would start one each.
+const LINGER: Duration = Duration::from_millis(200);
+
+/// The thread of submitted tasks: a lazy map over the queue until it is
+/// empty and every task answered, again for each submission that comes
+/// within [`LINGER`]; it ends then, or when the pool is closed or
+/// terminated. Between maps it holds no lease: a `map` of the pool's own
+/// runs meanwhile.
 fn drive(core: &Core) {
+    while run_queue(core) && linger(core) {}
+}
+
+/// Waits up to [`LINGER`] for a submission: true if one came. Otherwise the
+/// queue is marked not running (the next submission starts a thread) and
+/// false.
+fn linger(core: &Core) -> bool {
+    let q = &core.submitted;
+    let deadline = Instant::now() + LINGER;
+    loop {
+        let left = {
+            let mut st = q.lock();
+            if st.stop || st.closed && st.waiting.is_empty() {
+                st.running = false;
+                return false;
+            }
+            if !st.waiting.is_empty() {
+                return true;
+            }
+            let left = deadline.saturating_duration_since(Instant::now());
+            if left.is_zero() {
+                st.running = false;
+                return false;
+            }
+            left
+        };
+        let Some((r, _)) = q.wake.get() else {
+            q.lock().running = false;
+            return false;
+        };
+        if crate::sys::pidfd::wait_readable(r.as_fd(), Some(left)).unwrap_or(false) {
+            crate::sys::pipe::drain(r.as_fd());
+        }
+    }
+}
+
+/// One lazy map over the queue, until it is empty and every task answered:
+/// true then (the queue still marked running, for [`linger`]); false if the
+/// pool was terminated or the map could not go on (the queue marked not
+/// running, what it held failed).
+fn run_queue(core: &Core) -> bool {
     let q = &core.submitted;
     // Which landing each item of the map goes to, by index.
     let landings: Mutex<HashMap<usize, Arc<Landing>>> = Mutex::default();
@@ -460,10 +512,12 @@ fn drive(core: &Core) {
                 next += 1;
                 Pulled::Item(Ok(()), Some(w.own), w.named)
             }
-            None if idle || st.stop => {
+            None if st.stop => {
                 st.running = false;
                 Pulled::End
             }
+            // Still running: the thread lingers for the next submission.
+            None if idle => Pulled::End,
             None => Pulled::Wait,
         }
     });
@@ -479,7 +533,7 @@ fn drive(core: &Core) {
     // Every item names its own function; the map's is the first one's.
     let Some(func) = q.lock().waiting.front().and_then(|w| w.own.func) else {
         q.lock().running = false;
-        return;
+        return false;
     };
     // One task per frame, the queue pulled whole (it is in memory already);
     // each task's own timeouts come with it.
@@ -512,9 +566,10 @@ fn drive(core: &Core) {
         Err(e) => {
             // The pool is closed, or no worker starts (after the map took
             // its first tasks from the queue).
-            return fail_the_rest(TaskError::Failed {
+            fail_the_rest(TaskError::Failed {
                 reason: format!("the task could not start: {e}"),
             });
+            return false;
         }
     };
     if let Some((r, _)) = q.wake.get() {
@@ -525,7 +580,7 @@ fn drive(core: &Core) {
             land(idx, raw);
         }
         if map.finished() {
-            return;
+            return true;
         }
         let withdrawn: Vec<usize> = landings
             .lock()
@@ -551,4 +606,5 @@ fn drive(core: &Core) {
     };
     drop(map);
     fail_the_rest(why);
+    false
 }

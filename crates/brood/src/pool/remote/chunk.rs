@@ -7,13 +7,18 @@
 //! the workers in the pool's own chunks), so that a tiny function costs
 //! about what it costs on one machine.
 //!
-//! A chunk: `bdC1`, the postcard head ([`Head`]: build, function, count),
-//! then each argument as `[u32 little-endian length][bytes]`.
+//! A chunk: `bdC2`, the postcard head ([`Head`]: build, function, count),
+//! then each argument as `[varint (length << 1)][bytes]`.
 //!
-//! Its outcomes, in the order the items finished: `bdR1`, then for each
-//! item `[u32 index][u32 length][tag][bytes]`: tag 0, the value's bytes;
-//! tag 1, a `WireError` (postcard). One buffer for the whole chunk, no
-//! allocation per item.
+//! Its outcomes, in the items' order: `bdR2`, then for each item
+//! `[varint (length << 1 | tag)][bytes]`: tag 0, the value's bytes; tag 1,
+//! a `WireError` (postcard). One buffer for the whole chunk, no allocation
+//! per item.
+//!
+//! The lengths are LEB128 varints (one byte below 128), not fixed words:
+//! a broker's cost grows with the bytes it stores and moves, and for small
+//! items the framing was most of them (11 of 14 bytes an item for a map
+//! of `u64`s).
 
 use super::SharedData;
 use super::withdraw::Withdraw;
@@ -27,11 +32,11 @@ use crate::wire::frame;
 use serde::{Deserialize, Serialize, de::DeserializeOwned};
 use std::marker::PhantomData;
 
-const CHUNK_MAGIC: [u8; 4] = *b"bdC1";
+const CHUNK_MAGIC: [u8; 4] = *b"bdC2";
 
 /// How often a one-item chunk's wait looks whether it was withdrawn.
 const WITHDRAW_POLL: std::time::Duration = std::time::Duration::from_millis(50);
-const RESULTS_MAGIC: [u8; 4] = *b"bdR1";
+const RESULTS_MAGIC: [u8; 4] = *b"bdR2";
 
 /// The tag of an outcome whose bytes are the value's.
 const TAG_VALUE: u8 = 0;
@@ -127,23 +132,18 @@ impl<A: Serialize + 'static> ChunkEncoder<A> {
     /// id: its bytes go to the receiver another way, once (see
     /// [`ChunkEncoder::shared`] and [`SharedData`]).
     pub fn push(&mut self, arg: &A) -> Result<(), RemoteError> {
-        let start = frame::begin_item(&mut self.args);
+        let start = varint::begin(&mut self.args);
         let (encoded, named) = shared::crossing(|| {
-            self.args.truncate(start + 4);
+            self.args.truncate(start + 1);
             frame::encode_value(&mut self.args, arg)
         });
-        let refused = match encoded {
-            Err(e) => Some(frame::encode_error(&e)),
-            Ok(()) => frame::end_item(&mut self.args, start)
-                .is_none()
-                .then(|| "the argument is larger than 4 GiB".to_string()),
-        };
-        match refused {
-            Some(why) => {
+        match encoded {
+            Err(e) => {
                 self.args.truncate(start);
-                Err(RemoteError::Encode(why))
+                Err(RemoteError::Encode(frame::encode_error(&e)))
             }
-            None => {
+            Ok(()) => {
+                varint::end(&mut self.args, start, 0);
                 self.head.count += 1;
                 for s in named {
                     if !self.head.shares.contains(&s.id) {
@@ -200,8 +200,9 @@ fn open(chunk: &[u8]) -> Result<(Head, Vec<&[u8]>), RemoteError> {
         postcard::take_from_bytes(body).map_err(|e| malformed(e.to_string()))?;
     let mut args = Vec::with_capacity(head.count as usize);
     for i in 0..head.count {
-        let (arg, more) =
-            frame::split_item(rest).ok_or_else(|| malformed(format!("item {i} is cut short")))?;
+        let (arg, more) = varint::split(rest)
+            .map(|(_, arg, more)| (arg, more))
+            .ok_or_else(|| malformed(format!("item {i} is cut short")))?;
         args.push(arg);
         rest = more;
     }
@@ -271,69 +272,114 @@ pub fn split_chunk(chunk: &[u8]) -> Result<Vec<Vec<u8>>, RemoteError> {
                 shares: head.shares.clone(),
             };
             let _ = postcard::to_io(&one, &mut out);
-            let start = frame::begin_item(&mut out);
+            let start = varint::begin(&mut out);
             out.extend_from_slice(arg);
-            // It fitted in the chunk, so its length does.
-            let _ = frame::end_item(&mut out, start);
+            varint::end(&mut out, start, 0);
             out
         })
         .collect())
 }
 
-/// The outcomes of a chunk being written, one buffer for all.
+/// The outcomes of a chunk being written: each as it comes, into one
+/// buffer; put in the items' order at the end.
 struct Outcomes {
     buf: Vec<u8>,
-    answered: Vec<bool>,
+    /// Where each item's outcome is in `buf`, and its tag.
+    at: Vec<Option<(usize, usize, u8)>>,
 }
 
 impl Outcomes {
     fn new(count: usize) -> Outcomes {
-        let mut buf = RESULTS_MAGIC.to_vec();
-        buf.reserve(12 * count);
         Outcomes {
-            buf,
-            answered: vec![false; count],
+            buf: Vec::with_capacity(4 * count),
+            at: vec![None; count],
         }
     }
 
     fn put(&mut self, index: usize, outcome: Result<&[u8], &TaskError>) {
-        let Some(seen) = self.answered.get_mut(index) else {
+        let Some(slot @ None) = self.at.get_mut(index) else {
             return;
         };
-        if std::mem::replace(seen, true) {
-            return;
-        }
-        self.buf.extend_from_slice(&(index as u32).to_le_bytes());
-        let start = frame::begin_item(&mut self.buf);
-        match outcome {
+        let start = self.buf.len();
+        let tag = match outcome {
             Ok(bytes) => {
-                self.buf.push(TAG_VALUE);
                 self.buf.extend_from_slice(bytes);
+                TAG_VALUE
             }
             Err(e) => {
-                self.buf.push(TAG_ERROR);
                 // A Vec takes any postcard value; a WireError holds strings
                 // and numbers.
                 let _ = postcard::to_io(&WireError::from(e), &mut self.buf);
+                TAG_ERROR
             }
+        };
+        *slot = Some((start, self.buf.len(), tag));
+    }
+
+    /// Every item not answered yet gets `e`; the outcomes' bytes.
+    fn fill(mut self, e: &TaskError) -> Vec<u8> {
+        for i in 0..self.at.len() {
+            self.put(i, Err(e));
         }
-        if frame::end_item(&mut self.buf, start).is_none() {
-            // Over 4 GiB: it goes as an error instead.
-            self.buf.truncate(start - 4);
-            self.answered[index] = false;
-            let e = TaskError::Failed {
-                reason: "the result is larger than 4 GiB".into(),
-            };
-            self.put(index, Err(&e));
+        let mut out = Vec::with_capacity(RESULTS_MAGIC.len() + self.buf.len() + self.at.len());
+        out.extend_from_slice(&RESULTS_MAGIC);
+        for &(start, end, tag) in self.at.iter().flatten() {
+            let item = varint::begin(&mut out);
+            out.extend_from_slice(&self.buf[start..end]);
+            varint::end(&mut out, item, tag);
+        }
+        out
+    }
+}
+
+/// Lengths as LEB128 varints, with room for a one-bit tag below them.
+mod varint {
+    /// Begins an item: one byte for its length, the usual case.
+    pub(super) fn begin(buf: &mut Vec<u8>) -> usize {
+        buf.push(0);
+        buf.len() - 1
+    }
+
+    /// Ends the item begun at `start`: writes `length << 1 | tag`, moving
+    /// the item's bytes only when that needs more than the byte kept.
+    pub(super) fn end(buf: &mut Vec<u8>, start: usize, tag: u8) {
+        let len = (buf.len() - start - 1) as u64;
+        let mut v = len << 1 | u64::from(tag & 1);
+        let mut head = [0u8; 10];
+        let mut n = 0;
+        loop {
+            let byte = (v & 0x7f) as u8;
+            v >>= 7;
+            if v == 0 {
+                head[n] = byte;
+                n += 1;
+                break;
+            }
+            head[n] = byte | 0x80;
+            n += 1;
+        }
+        buf[start] = head[0];
+        if n > 1 {
+            buf.splice(start + 1..start + 1, head[1..n].iter().copied());
         }
     }
 
-    /// Every item not answered yet gets `e`.
-    fn fill(mut self, e: &TaskError) -> Vec<u8> {
-        for i in 0..self.answered.len() {
-            self.put(i, Err(e));
+    /// One item off the front of `buf`: the varint, the item's bytes, the
+    /// rest; `None` if cut short or the varint is not one.
+    pub(super) fn split(buf: &[u8]) -> Option<(u64, &[u8], &[u8])> {
+        let mut v: u64 = 0;
+        for (k, &byte) in buf.iter().enumerate().take(10) {
+            v |= u64::from(byte & 0x7f) << (7 * k);
+            if byte & 0x80 == 0 {
+                let rest = &buf[k + 1..];
+                let len = usize::try_from(v >> 1).ok()?;
+                return (rest.len() >= len).then(|| {
+                    let (item, more) = rest.split_at(len);
+                    (v, item, more)
+                });
+            }
         }
-        self.buf
+        None
     }
 }
 
@@ -369,49 +415,69 @@ pub fn decode_results<R: DeserializeOwned + 'static>(
     let mut rest = outcomes
         .strip_prefix(&RESULTS_MAGIC)
         .ok_or_else(|| malformed("they do not start with the outcomes magic".into()))?;
-    let mut out: Vec<Option<Result<R, TaskError>>> =
-        std::iter::repeat_with(|| None).take(count).collect();
-    while !rest.is_empty() {
-        let (index, more) = rest
-            .split_first_chunk::<4>()
-            .ok_or_else(|| malformed("an index is cut short".into()))?;
-        let index = u32::from_le_bytes(*index) as usize;
-        let (item, more) = frame::split_item(more)
-            .ok_or_else(|| malformed(format!("item {index} is cut short")))?;
+    let mut out = Vec::with_capacity(count);
+    for index in 0..count {
+        if rest.is_empty() {
+            out.push(Err(TaskError::Failed {
+                reason: "the chunk's outcomes do not include it".into(),
+            }));
+            continue;
+        }
+        let (v, bytes, more) =
+            varint::split(rest).ok_or_else(|| malformed(format!("item {index} is cut short")))?;
         rest = more;
-        let Some(slot) = out.get_mut(index) else {
-            return Err(malformed(format!("item {index} of {count}")));
-        };
-        *slot = Some(match item.split_first() {
-            Some((&TAG_VALUE, bytes)) => {
-                frame::decode_value::<R>(bytes).map_err(|e| TaskError::Failed {
-                    reason: format!(
-                        "cannot decode the result as a {}: {e}",
-                        std::any::type_name::<R>()
-                    ),
-                })
-            }
-            Some((&TAG_ERROR, bytes)) => Err(postcard::from_bytes::<WireError>(bytes).map_or_else(
+        out.push(if v & 1 == u64::from(TAG_VALUE) {
+            frame::decode_value::<R>(bytes).map_err(|e| TaskError::Failed {
+                reason: format!(
+                    "cannot decode the result as a {}: {e}",
+                    std::any::type_name::<R>()
+                ),
+            })
+        } else {
+            Err(postcard::from_bytes::<WireError>(bytes).map_or_else(
                 |e| TaskError::Failed {
                     reason: format!("the outcome did not decode: {e}"),
                 },
                 TaskError::from,
-            )),
-            _ => Err(TaskError::Failed {
-                reason: "the outcome has no tag".into(),
-            }),
+            ))
         });
     }
-    Ok(out
-        .into_iter()
-        .map(|o| {
-            o.unwrap_or_else(|| {
-                Err(TaskError::Failed {
-                    reason: "the chunk's outcomes do not include it".into(),
-                })
-            })
+    if !rest.is_empty() {
+        return Err(malformed(format!("more than {count} outcomes")));
+    }
+    Ok(out)
+}
+
+/// How many of a chunk's outcomes are failures, without decoding them (an
+/// agent's count of what it answered).
+///
+/// ```
+/// use brood::TaskError;
+/// use brood::remote::{failed_outcomes, failures};
+/// let why = TaskError::Failed { reason: "no".into() };
+/// assert_eq!(failures(&failed_outcomes(3, &why))?, 3);
+/// # Ok::<(), brood::remote::RemoteError>(())
+/// ```
+pub fn failures(outcomes: &[u8]) -> Result<usize, RemoteError> {
+    let mut rest = outcomes
+        .strip_prefix(&RESULTS_MAGIC)
+        .ok_or_else(|| RemoteError::Malformed {
+            what: "chunk's outcomes",
+            cause: "they do not start with the outcomes magic".into(),
+        })?;
+    let mut failed = 0;
+    while let Some((v, _, more)) = varint::split(rest) {
+        failed += usize::from(v & 1 == u64::from(TAG_ERROR));
+        rest = more;
+    }
+    if rest.is_empty() {
+        Ok(failed)
+    } else {
+        Err(RemoteError::Malformed {
+            what: "chunk's outcomes",
+            cause: "an outcome is cut short".into(),
         })
-        .collect())
+    }
 }
 
 /// The outcomes of a chunk of `count` items that all failed with `e` (what
@@ -541,5 +607,107 @@ impl PoolCall<'_> {
             map.turn();
         }
         Ok(outcomes.fill(&TaskError::Interrupted))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use proptest::prelude::*;
+
+    fn inc(x: u64) -> u64 {
+        x + 1
+    }
+
+    proptest! {
+        /// Any item lengths, any tags: each item reads back whole, and a
+        /// buffer cut anywhere inside an item reads as cut short.
+        #[test]
+        fn varint_items_read_back(items in prop::collection::vec(
+            (prop::collection::vec(any::<u8>(), 0..300), 0u8..2), 0..40)
+        ) {
+            let mut buf = Vec::new();
+            for (bytes, tag) in &items {
+                let start = varint::begin(&mut buf);
+                buf.extend_from_slice(bytes);
+                varint::end(&mut buf, start, *tag);
+            }
+            let mut rest = &buf[..];
+            for (bytes, tag) in &items {
+                let (v, item, more) = varint::split(rest).unwrap();
+                prop_assert_eq!(item, &bytes[..]);
+                prop_assert_eq!((v & 1) as u8, *tag);
+                let cut = &rest[..rest.len() - more.len() - 1];
+                prop_assert!(varint::split(cut).is_none());
+                rest = more;
+            }
+            prop_assert!(rest.is_empty());
+        }
+    }
+
+    #[test]
+    fn lengths_at_the_varint_steps() {
+        for len in [0, 63, 64, 127, 128, 8191, 8192, 1 << 14, 1 << 21] {
+            let mut buf = vec![9];
+            let start = varint::begin(&mut buf);
+            buf.extend(std::iter::repeat_n(7u8, len));
+            varint::end(&mut buf, start, 1);
+            let (v, item, rest) = varint::split(&buf[1..]).unwrap();
+            assert_eq!(
+                (v >> 1, v & 1, item.len(), rest.len()),
+                (len as u64, 1, len, 0)
+            );
+        }
+        // Not a varint: eleven bytes with the high bit set.
+        assert!(varint::split(&[0xff; 11]).is_none());
+    }
+
+    #[test]
+    fn a_chunk_opens_to_its_arguments() {
+        let mut chunk = ChunkEncoder::new(inc).unwrap();
+        let xs = [0u64, 1, 300, u64::MAX];
+        for x in xs {
+            chunk.push(&x).unwrap();
+        }
+        let bytes = chunk.finish();
+        let (head, args) = open(&bytes).unwrap();
+        assert_eq!(head.count, 4);
+        let back: Vec<u64> = args
+            .iter()
+            .map(|a| frame::decode_value(a).unwrap())
+            .collect();
+        assert_eq!(back, xs);
+        assert!(open(&bytes[..bytes.len() - 1]).is_err());
+        let parts = split_chunk(&bytes).unwrap();
+        assert_eq!(parts.len(), 4);
+        assert_eq!(chunk_len(&parts[3]).unwrap(), 1);
+    }
+
+    #[test]
+    fn outcomes_come_back_in_item_order() {
+        let mut o = Outcomes::new(4);
+        let mut three = Vec::new();
+        frame::encode_value(&mut three, &3u64).unwrap();
+        let big = vec![b'x'; 5000];
+        let mut long = Vec::new();
+        frame::encode_value(&mut long, &String::from_utf8(big.clone()).unwrap()).unwrap();
+        o.put(3, Ok(&three));
+        o.put(0, Err(&TaskError::Interrupted));
+        o.put(3, Err(&TaskError::Interrupted)); // a second outcome is dropped
+        let bytes = o.fill(&TaskError::Failed {
+            reason: "gone".into(),
+        });
+        assert_eq!(failures(&bytes).unwrap(), 3);
+        let out = decode_results::<u64>(&bytes, 4).unwrap();
+        assert_eq!(out[0], Err(TaskError::Interrupted));
+        assert!(matches!(&out[1], Err(TaskError::Failed { reason }) if reason == "gone"));
+        assert_eq!(out[3], Ok(3));
+        // Fewer outcomes than items: the rest say so; more: malformed.
+        assert!(decode_results::<u64>(&bytes, 5).unwrap()[4].is_err());
+        assert!(decode_results::<u64>(&bytes, 3).is_err());
+        let mut o = Outcomes::new(1);
+        o.put(0, Ok(&long));
+        let s = decode_results::<String>(&o.fill(&TaskError::Interrupted), 1).unwrap();
+        assert_eq!(s[0].as_deref().unwrap().len(), 5000);
     }
 }

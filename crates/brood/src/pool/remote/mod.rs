@@ -65,7 +65,7 @@ mod withdraw;
 pub use init::encode_initializer;
 
 pub use chunk::{
-    ChunkEncoder, chunk_len, chunk_shares, decode_results, failed_outcomes, split_chunk,
+    ChunkEncoder, chunk_len, chunk_shares, decode_results, failed_outcomes, failures, split_chunk,
 };
 pub use shared_data::SharedData;
 pub use withdraw::{CtrlC, Withdraw};
