@@ -16,13 +16,16 @@ use crate::job::{
 };
 use crate::pools::Pools;
 use crate::presence::{Presence, Running};
+use async_nats::StatusCode;
+use async_nats::jetstream::consumer::pull::BatchConfig;
 use async_nats::jetstream::{self, AckKind, consumer};
 use brood::remote::{Withdraw, chunk_shares, failed_outcomes};
 use brood::{CallOptions, Pool, TaskError};
 use futures_util::StreamExt;
+use std::collections::VecDeque;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
-use tokio::sync::Semaphore;
+use tokio::sync::{OwnedSemaphorePermit, Semaphore};
 
 /// How long one pull for tasks waits for them on the server.
 const PULL: Duration = Duration::from_secs(1);
@@ -127,77 +130,137 @@ impl Agent {
         // one-item chunks run side by side. No more: a chunk in hand when
         // the agent dies counts a delivery, run or not.
         let free = Arc::new(Semaphore::new(workers));
+        // One inbox for every pull, kept: a subscription per pull would
+        // cost the server two more operations per chunk.
+        let inbox: async_nats::Subject = js.client().new_inbox().into();
+        let mut replies = js
+            .client()
+            .subscribe(inbox.clone())
+            .await
+            .map_err(|e| ClusterError::server("subscribe to the agent's inbox", e))?;
+        let taker = Arc::new(Taker {
+            js,
+            target: self.target.clone(),
+            pools,
+            drivers,
+            presence,
+            task_timeout: self.task_timeout,
+        });
         let mut ack_wait = consumer
             .info()
             .await
             .map_or(Duration::from_secs(10), |i| i.config.ack_wait);
         let mut read_at = Instant::now();
+        // The pulls out, oldest first, each with its slot and the time by
+        // which the server answers it (a chunk, or "expired").
+        let mut asked: VecDeque<(tokio::time::Instant, OwnedSemaphorePermit)> = VecDeque::new();
         loop {
-            // As many chunks as there are free slots, and no more: a chunk
-            // waiting here is one another agent could be running.
-            let first = Arc::clone(&free)
-                .acquire_owned()
-                .await
-                .map_err(|e| ClusterError::Pool(e.to_string()))?;
-            let mut permits = vec![first];
-            while let Ok(p) = Arc::clone(&free).try_acquire_owned() {
-                permits.push(p);
-            }
-            // The heartbeat period is a third of the ack wait, read now and
-            // then, so that a driver's new setting reaches running agents
-            // without a request per pull.
-            if read_at.elapsed() >= REREAD
-                && let Ok(info) = consumer.info().await
-            {
-                ack_wait = info.config.ack_wait;
-                read_at = Instant::now();
-            }
-            let batch = consumer
-                .batch()
-                .max_messages(permits.len())
-                .expires(PULL)
-                .messages()
-                .await;
-            let mut batch = match batch {
-                Ok(b) => b,
-                Err(_) => {
-                    // The server is away (restarting, say): the client
-                    // reconnects; try again shortly.
-                    drop(permits);
-                    tokio::time::sleep(Duration::from_millis(200)).await;
-                    continue;
+            let oldest = asked.front().map(|(by, _)| *by);
+            tokio::select! {
+                // Each free slot asks on its own, at once: a pull's round
+                // trip for one slot overlaps another's run.
+                permit = Arc::clone(&free).acquire_owned() => {
+                    let permit = permit.map_err(|e| ClusterError::Pool(e.to_string()))?;
+                    // The heartbeat period is a third of the ack wait, read
+                    // now and then, so that a driver's new setting reaches
+                    // running agents without a request per pull.
+                    if read_at.elapsed() >= REREAD
+                        && let Ok(info) = consumer.info().await
+                    {
+                        ack_wait = info.config.ack_wait;
+                        read_at = Instant::now();
+                    }
+                    let pull = BatchConfig {
+                        batch: 1,
+                        expires: Some(PULL),
+                        ..Default::default()
+                    };
+                    match consumer.request_batch(pull, inbox.clone()).await {
+                        Ok(()) => asked.push_back((tokio::time::Instant::now() + PULL * 2, permit)),
+                        Err(_) => {
+                            // The server is away (restarting, say): the
+                            // client reconnects; try again shortly.
+                            drop(permit);
+                            tokio::time::sleep(Duration::from_millis(200)).await;
+                        }
+                    }
                 }
-            };
-            // The pull ends at its expiry, or if the server never says so
-            // (it restarted meanwhile, say) soon after: a pull left waiting
-            // would keep this agent's free workers from all work.
-            let deadline = tokio::time::Instant::now() + PULL * 2;
-            while let Ok(Some(msg)) = tokio::time::timeout_at(deadline, batch.next()).await {
-                let Ok(msg) = msg else { break };
-                let Some(map) = self.target.map_of(msg.subject.as_str()).map(str::to_string) else {
-                    // Not a task of ours: never give it out again.
-                    let _ = msg.ack_with(AckKind::Term).await;
-                    continue;
-                };
-                if drivers.gone(&map) {
-                    // Nobody will read its result: never give it out again.
-                    let _ = msg.ack_with(AckKind::Term).await;
-                    continue;
+                reply = replies.next() => {
+                    let Some(reply) = reply else {
+                        return Err(ClusterError::Pool("the connection to the server ended".into()));
+                    };
+                    match reply.status {
+                        None | Some(StatusCode::OK) => {
+                            // A chunk: it takes the oldest pull's slot (the
+                            // server answers pulls in order). One that came
+                            // after its pull was given up runs all the same.
+                            let slot = asked.pop_front().map(|(_, p)| p);
+                            let msg = jetstream::Message {
+                                message: reply,
+                                context: taker.js.clone(),
+                            };
+                            Arc::clone(&taker).answer(msg, slot, ack_wait / 3);
+                        }
+                        Some(StatusCode::IDLE_HEARTBEAT) => {}
+                        // Expired, or refused: the slot asks again.
+                        Some(_) => drop(asked.pop_front()),
+                    }
                 }
-                let Some(permit) = permits.pop() else { break };
-                let job = Job {
-                    js: js.clone(),
-                    target: self.target.clone(),
-                    pools: Arc::clone(&pools),
-                    drivers: Arc::clone(&drivers),
-                    opts: self.options(&msg),
-                    beat: ack_wait / 3,
-                    running: presence.running(&self.target, &msg),
-                    map,
-                };
-                tokio::spawn(job.answer(msg, permit));
+                // Unanswered past its expiry: the server lost the pull (it
+                // restarted, say); a pull left waiting would keep its slot
+                // from all work.
+                () = tokio::time::sleep_until(oldest.unwrap_or_else(tokio::time::Instant::now)), if oldest.is_some() => {
+                    drop(asked.pop_front());
+                }
             }
         }
+    }
+}
+
+/// What answering the chunks an agent takes needs.
+struct Taker {
+    js: jetstream::Context,
+    target: Target,
+    pools: Arc<Pools>,
+    drivers: Arc<Drivers>,
+    presence: Presence,
+    task_timeout: Option<Duration>,
+}
+
+impl Taker {
+    /// Answers a chunk taken, in a task of its own; its slot is free again
+    /// once it has run.
+    fn answer(
+        self: Arc<Self>,
+        msg: jetstream::Message,
+        slot: Option<OwnedSemaphorePermit>,
+        beat: Duration,
+    ) {
+        let Some(map) = self.target.map_of(msg.subject.as_str()).map(str::to_string) else {
+            // Not a task of ours: never give it out again.
+            tokio::spawn(async move {
+                let _ = msg.ack_with(AckKind::Term).await;
+            });
+            return;
+        };
+        if self.drivers.gone(&map) {
+            // Nobody will read its result: never give it out again.
+            tokio::spawn(async move {
+                let _ = msg.ack_with(AckKind::Term).await;
+            });
+            return;
+        }
+        let job = Job {
+            js: self.js.clone(),
+            target: self.target.clone(),
+            pools: Arc::clone(&self.pools),
+            drivers: Arc::clone(&self.drivers),
+            opts: self.options(&msg),
+            beat,
+            running: self.presence.running(&self.target, &msg),
+            map,
+        };
+        tokio::spawn(job.answer(msg, slot));
     }
 
     /// The options of a chunk: the driver's timeouts for it, else the
@@ -238,7 +301,7 @@ impl Job {
     /// outcomes, then acks it. A chunk whose driver is gone or withdrew it
     /// is withdrawn (its workers killed) and dropped. A step that fails
     /// leaves it unacked: the server gives it out again after the ack wait.
-    async fn answer(self, msg: jetstream::Message, permit: tokio::sync::OwnedSemaphorePermit) {
+    async fn answer(self, msg: jetstream::Message, permit: Option<OwnedSemaphorePermit>) {
         let Some((first, count)) = chunk_range(msg.headers.as_ref()) else {
             let _ = msg.ack_with(AckKind::Term).await;
             return;

@@ -230,9 +230,7 @@ impl Drop for Running {
 /// the outcomes do not decode). `()` decodes from any value's bytes, so
 /// only an error is an error here.
 fn failed(outcomes: &[u8], items: u64) -> u64 {
-    brood::remote::decode_results::<()>(outcomes, items as usize).map_or(items, |out| {
-        out.iter().filter(|o| o.is_err()).count() as u64
-    })
+    brood::remote::failures(outcomes).map_or(items, |n| n as u64)
 }
 
 /// Where agent `id` of `target`'s job publishes its record (`*`: all of

@@ -4,12 +4,16 @@
 use crate::job::{COUNT, INIT, ITEM, SOFT_TIMEOUT, TIMEOUT};
 use brood::TaskError;
 use bytes::Bytes;
+use futures_util::StreamExt;
+use futures_util::stream::FuturesUnordered;
 use std::time::Duration;
+use tokio::sync::mpsc;
 
 /// How long the driver tries again to queue a chunk the server did not take.
 const REPUBLISH: Duration = Duration::from_secs(30);
 
 /// A chunk out on the server, unanswered.
+#[derive(Clone)]
 pub(crate) struct Out {
     pub(crate) first: usize,
     pub(crate) count: usize,
@@ -34,48 +38,120 @@ pub(crate) struct Publisher {
     pub(crate) run: String,
 }
 
+/// What the server said of a chunk sent: its stream sequence, or why it
+/// is not queued.
+pub(crate) struct Confirmed {
+    pub(crate) first: usize,
+    pub(crate) count: usize,
+    pub(crate) attempt: u32,
+    pub(crate) seq: Result<u64, TaskError>,
+}
+
+/// A call's publisher at work (see [`Publisher::start`]).
+pub(crate) struct Sending {
+    chunks: Option<mpsc::UnboundedSender<Out>>,
+    /// The server's word on each chunk, in the order it comes.
+    pub(crate) confirmed: mpsc::UnboundedReceiver<Confirmed>,
+    /// Until it is stopped.
+    task: Option<tokio::task::JoinHandle<()>>,
+}
+
+impl Sending {
+    /// Sends a chunk, after those sent before it.
+    pub(crate) fn send(&self, chunk: Out) {
+        if let Some(tx) = &self.chunks {
+            let _ = tx.send(chunk);
+        }
+    }
+
+    /// Stops sending: a chunk not yet handed to the client never goes.
+    /// Returns once the publisher has stopped, so that a purge after it
+    /// comes after every chunk it sent (one connection keeps the order).
+    pub(crate) async fn stop(&mut self) {
+        self.chunks = None;
+        if let Some(task) = self.task.take() {
+            task.abort();
+            let _ = task.await;
+        }
+    }
+}
+
+impl Drop for Sending {
+    fn drop(&mut self) {
+        if let Some(task) = &self.task {
+            task.abort();
+        }
+    }
+}
+
 impl Publisher {
-    /// Publishes the chunks that come, in their order, without waiting for
-    /// one's ack before sending the next; then waits for the acks. A chunk
-    /// the server did not take at once is tried again alone (see
-    /// [`Publisher::send`]).
-    pub(crate) async fn send_all(
+    /// Starts publishing the chunks given to the [`Sending`], in their
+    /// order, without waiting for one's ack before sending the next, so
+    /// that a driver reading results never waits on a publish. A chunk the
+    /// server did not take at once is tried again on its own (see
+    /// [`Publisher::send`]) while the others go on. Needs the runtime's
+    /// context.
+    pub(crate) fn start(self) -> Sending {
+        let (chunks, rx) = mpsc::unbounded_channel();
+        let (confirm, confirmed) = mpsc::unbounded_channel();
+        let task = tokio::spawn(self.run(rx, confirm));
+        Sending {
+            chunks: Some(chunks),
+            confirmed,
+            task: Some(task),
+        }
+    }
+
+    async fn run(
         self,
-        mut chunks: tokio::sync::mpsc::UnboundedReceiver<Out>,
-    ) -> Vec<(Out, Result<u64, TaskError>)> {
-        let mut acks = Vec::new();
-        let mut out = Vec::new();
-        let mut again = Vec::new();
+        mut chunks: mpsc::UnboundedReceiver<Out>,
+        confirm: mpsc::UnboundedSender<Confirmed>,
+    ) {
+        let said = |chunk: &Out, seq: Result<u64, TaskError>| {
+            let _ = confirm.send(Confirmed {
+                first: chunk.first,
+                count: chunk.count,
+                attempt: chunk.attempt,
+                seq,
+            });
+        };
+        let mut acks = FuturesUnordered::new();
+        let mut again = FuturesUnordered::new();
         // Read once: the server's info is copied at each read.
         let limit = self.js.client().server_info().max_payload;
-        while let Some(chunk) = chunks.recv().await {
-            if chunk.bytes.len() > limit {
-                again.push(chunk);
-                continue;
-            }
-            match self
-                .js
-                .publish_with_headers(
-                    self.subject.clone(),
-                    self.headers(&chunk),
-                    chunk.bytes.clone(),
-                )
-                .await
-            {
-                Ok(ack) => acks.push((chunk, ack)),
-                Err(_) => again.push(chunk),
+        let mut open = true;
+        loop {
+            tokio::select! {
+                chunk = chunks.recv(), if open => {
+                    let Some(chunk) = chunk else {
+                        open = false;
+                        continue;
+                    };
+                    if chunk.bytes.len() > limit {
+                        again.push(self.clone().send(chunk));
+                        continue;
+                    }
+                    match self
+                        .js
+                        .publish_with_headers(
+                            self.subject.clone(),
+                            self.headers(&chunk),
+                            chunk.bytes.clone(),
+                        )
+                        .await
+                    {
+                        Ok(ack) => acks.push(async move { (chunk, ack.await) }),
+                        Err(_) => again.push(self.clone().send(chunk)),
+                    }
+                }
+                Some((chunk, ack)) = acks.next() => match ack {
+                    Ok(a) => said(&chunk, Ok(a.sequence)),
+                    Err(_) => again.push(self.clone().send(chunk)),
+                },
+                Some((chunk, seq)) = again.next() => said(&chunk, seq),
+                else => break,
             }
         }
-        for (chunk, ack) in acks {
-            match ack.await {
-                Ok(a) => out.push((chunk, Ok(a.sequence))),
-                Err(_) => again.push(chunk),
-            }
-        }
-        for chunk in again {
-            out.push(self.clone().send(chunk).await);
-        }
-        out
     }
 
     /// A chunk's headers: its first item, its count, its timeouts, its

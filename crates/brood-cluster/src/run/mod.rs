@@ -10,7 +10,7 @@ use crate::alive::Beat;
 use crate::driver::ClusterPool;
 use crate::error::ClusterError;
 use crate::job::{AGENTS, data_name};
-use crate::publish::{Out, Publisher};
+use crate::publish::{Confirmed, Out, Publisher, Sending};
 use async_nats::jetstream::consumer;
 use brood::remote::{ChunkEncoder, CtrlC, RemoteError, split_chunk};
 use brood::{CallOptions, MapProgress, TaskError};
@@ -69,6 +69,12 @@ pub(crate) struct Spec {
     pub(crate) retries: u32,
 }
 
+/// A chunk out, and its stream sequence once the server said it.
+struct Pending {
+    chunk: Out,
+    seq: Option<u64>,
+}
+
 /// One item's outcome, with its index.
 pub(crate) type Indexed<R> = (usize, Result<R, TaskError>);
 
@@ -88,10 +94,12 @@ pub(crate) struct MapRun<'p, A, R> {
     results: Option<Results>,
     from: u64,
     advisories: async_nats::Subscriber,
-    /// Chunks out, by stream sequence; and the sequence of each chunk by its
-    /// first item.
-    out: HashMap<u64, Out>,
-    seq_of: HashMap<usize, u64>,
+    /// Chunks out, by first item; and the first item of each chunk the
+    /// server took, by stream sequence.
+    out: HashMap<usize, Pending>,
+    first_of: HashMap<u64, usize>,
+    /// The call's publisher, once a chunk went out.
+    sending: Option<Sending>,
     answered: Vec<bool>,
     done: usize,
     failed: usize,
@@ -187,7 +195,8 @@ impl<'p, A: Serialize + 'static, R: DeserializeOwned + 'static> MapRun<'p, A, R>
             from: 1,
             advisories,
             out: HashMap::new(),
-            seq_of: HashMap::new(),
+            first_of: HashMap::new(),
+            sending: None,
             answered: Vec::new(),
             done: 0,
             failed: 0,
@@ -261,17 +270,8 @@ impl<'p, A: Serialize + 'static, R: DeserializeOwned + 'static> MapRun<'p, A, R>
     /// Encodes chunks from the items until the window is full or they end,
     /// and publishes them.
     fn top_up(&mut self) -> Result<(), ClusterError> {
-        let publisher = self.publisher();
         let pool = self.pool;
-        // Each chunk goes out as soon as it is encoded: the runtime sends
-        // it while this thread encodes the next.
-        let _in_runtime = pool.rt.enter();
-        // In item order, as the agents will take them: one task sends them
-        // all, each as soon as it comes.
-        let (tx, rx) = tokio::sync::mpsc::unbounded_channel();
-        let sending = tokio::spawn(publisher.send_all(rx));
-        let mut sent = 0;
-        while self.out.len() + sent < WINDOW {
+        while self.out.len() < WINDOW {
             let Some(items) = self.items.as_mut() else {
                 break;
             };
@@ -347,17 +347,27 @@ impl<'p, A: Serialize + 'static, R: DeserializeOwned + 'static> MapRun<'p, A, R>
                 }],
             };
             for part in parts {
-                sent += 1;
-                let _ = tx.send(part);
+                self.send(part);
             }
         }
-        drop(tx);
         if self.results.is_none() {
             self.results = Some(pool.rt.block_on(pool.open_results(&self.map, self.from))?);
         }
-        let published = pool.rt.block_on(sending).unwrap_or_default();
-        self.took(published);
         Ok(())
+    }
+
+    /// Sends a chunk: each goes out as soon as it is encoded, in item
+    /// order, and the server's word on it comes to [`MapRun::confirmed`]
+    /// while the caller encodes the next or reads outcomes.
+    fn send(&mut self, chunk: Out) {
+        if self.sending.is_none() {
+            let _in_runtime = self.pool.rt.enter();
+            self.sending = Some(self.publisher().start());
+        }
+        if let Some(sending) = &self.sending {
+            sending.send(chunk.clone());
+        }
+        self.out.insert(chunk.first, Pending { chunk, seq: None });
     }
 
     /// Puts the shared data a chunk names on the server (each once a call),
@@ -392,20 +402,34 @@ impl<'p, A: Serialize + 'static, R: DeserializeOwned + 'static> MapRun<'p, A, R>
         Ok(())
     }
 
-    /// Records where each published chunk went, or fails its items.
-    fn took(&mut self, published: Vec<(Out, Result<u64, TaskError>)>) {
-        for (chunk, seq) in published {
-            match seq {
-                Ok(seq) => {
-                    self.seq_of.insert(chunk.first, seq);
-                    self.out.insert(seq, chunk);
-                }
-                Err(e) => {
-                    for i in chunk.first..chunk.first + chunk.count {
-                        self.answer(i, Err(e.clone()));
-                    }
+    /// Records where a chunk went, or fails its items. A chunk answered
+    /// already (its outcomes can come before the server's ack) is done.
+    fn confirmed(&mut self, c: Confirmed) {
+        let Some(pending) = self.out.get_mut(&c.first).filter(|p| {
+            p.chunk.count == c.count && p.chunk.attempt == c.attempt && p.seq.is_none()
+        }) else {
+            return;
+        };
+        match c.seq {
+            Ok(seq) => {
+                pending.seq = Some(seq);
+                self.first_of.insert(seq, c.first);
+            }
+            Err(e) => {
+                self.out.remove(&c.first);
+                for i in c.first..c.first + c.count {
+                    self.answer(i, Err(e.clone()));
                 }
             }
+        }
+    }
+
+    /// A chunk is answered (or given up): it is no longer out.
+    fn done_with(&mut self, first: usize) {
+        if let Some(p) = self.out.remove(&first)
+            && let Some(seq) = p.seq
+        {
+            self.first_of.remove(&seq);
         }
     }
 
@@ -428,6 +452,9 @@ impl<'p, A: Serialize + 'static, R: DeserializeOwned + 'static> MapRun<'p, A, R>
     async fn withdraw(&mut self) {
         self.interrupted = true;
         self.items = None;
+        if let Some(sending) = self.sending.as_mut() {
+            sending.stop().await;
+        }
         self.pool.withdraw(&self.map).await;
         self.out.clear();
     }
@@ -437,20 +464,12 @@ impl<'p, A: Serialize + 'static, R: DeserializeOwned + 'static> MapRun<'p, A, R>
         if !self.finished {
             self.finished = true;
             let pool = self.pool;
+            if let Some(sending) = self.sending.as_mut() {
+                pool.rt.block_on(sending.stop());
+            }
             pool.rt.block_on(pool.forget(&self.map));
             self.delete_data();
         }
-    }
-
-    /// Publishes chunks (see [`Publisher`]) and waits for the server to
-    /// take each.
-    async fn publish(&self, chunks: Vec<Out>) -> Vec<(Out, Result<u64, TaskError>)> {
-        let (tx, rx) = tokio::sync::mpsc::unbounded_channel();
-        for c in chunks {
-            let _ = tx.send(c);
-        }
-        drop(tx);
-        self.publisher().send_all(rx).await
     }
 
     /// What publishing this call's chunks needs, owned (for tasks of the
@@ -488,6 +507,9 @@ impl<A, R> Drop for MapRun<'_, A, R> {
         // still out are withdrawn.
         if !self.finished {
             let pool = self.pool;
+            if let Some(sending) = self.sending.as_mut() {
+                pool.rt.block_on(sending.stop());
+            }
             if !self.out.is_empty() || self.items.is_some() {
                 pool.rt.block_on(pool.withdraw(&self.map));
             }

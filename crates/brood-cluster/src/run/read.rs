@@ -5,7 +5,7 @@
 use super::{CTRL_C_POLL, MAX_RESUMED, MapRun, QUIET};
 use crate::error::ClusterError;
 use crate::job::{AGENTS, chunk_range};
-use crate::publish::Out;
+use crate::publish::{Confirmed, Out, Sending};
 use async_nats::jetstream::consumer;
 use brood::TaskError;
 use brood::remote::{CtrlC, decode_results, split_chunk};
@@ -47,11 +47,11 @@ impl<A: Serialize + 'static, R: DeserializeOwned + 'static> MapRun<'_, A, R> {
         if self.results.is_none() {
             self.results = Some(self.pool.reopen_results(&self.map, self.from).await);
         }
-        let Some(results) = self.results.as_mut() else {
-            return Ok(());
-        };
         let mut tick = tokio::time::interval(CTRL_C_POLL);
         loop {
+            let Some(results) = self.results.as_mut() else {
+                return Ok(());
+            };
             tokio::select! {
                 msg = results.next() => {
                     let Some(Ok(msg)) = msg else {
@@ -62,10 +62,8 @@ impl<A: Serialize + 'static, R: DeserializeOwned + 'static> MapRun<'_, A, R> {
                         self.from = info.stream_sequence + 1;
                     }
                     self.received(&msg);
-                    if !self.resend.is_empty() {
-                        let again = std::mem::take(&mut self.resend);
-                        let published = self.publish(again).await;
-                        self.took(published);
+                    for chunk in std::mem::take(&mut self.resend) {
+                        self.send(chunk);
                     }
                     if std::mem::take(&mut self.waiting) {
                         eprintln!(
@@ -74,6 +72,12 @@ impl<A: Serialize + 'static, R: DeserializeOwned + 'static> MapRun<'_, A, R> {
                         );
                     }
                     return Ok(());
+                }
+                Some(c) = confirmations(&mut self.sending) => {
+                    self.confirmed(c);
+                    if !self.ready.is_empty() {
+                        return Ok(());
+                    }
                 }
                 Some(adv) = self.advisories.next() => {
                     self.exhausted(&adv.payload).await;
@@ -149,11 +153,11 @@ impl<A: Serialize + 'static, R: DeserializeOwned + 'static> MapRun<'_, A, R> {
             };
             (0..count).map(|_| Err(e.clone())).collect()
         });
-        let seq = self.seq_of.get(&first).copied();
-        let sent = seq
-            .and_then(|seq| self.out.get(&seq))
-            .filter(|c| c.count == count)
-            .map(|c| c.bytes.clone());
+        let sent = self
+            .out
+            .get(&first)
+            .filter(|p| p.chunk.count == count)
+            .map(|p| p.chunk.bytes.clone());
         let mut parts = None;
         for (k, outcome) in outcomes.into_iter().enumerate() {
             let i = first + k;
@@ -175,11 +179,8 @@ impl<A: Serialize + 'static, R: DeserializeOwned + 'static> MapRun<'_, A, R> {
             }
             self.answer(i, outcome);
         }
-        if sent.is_some()
-            && let Some(seq) = seq
-        {
-            self.out.remove(&seq);
-            self.seq_of.remove(&first);
+        if sent.is_some() {
+            self.done_with(first);
         }
     }
 
@@ -200,26 +201,25 @@ impl<A: Serialize + 'static, R: DeserializeOwned + 'static> MapRun<'_, A, R> {
         let Some(seq) = advisory_seq(payload) else {
             return;
         };
-        let Some(chunk) = self.out.remove(&seq) else {
+        let Some(first) = self.first_of.get(&seq).copied() else {
             return;
         };
-        self.seq_of.remove(&chunk.first);
+        let Some(chunk) = self.out.remove(&first).map(|p| p.chunk) else {
+            return;
+        };
+        self.first_of.remove(&seq);
         let _ = self.pool.tasks.delete_message(seq).await;
         if chunk.count > 1
             && let Ok(parts) = split_chunk(&chunk.bytes)
         {
-            let parts = parts
-                .into_iter()
-                .enumerate()
-                .map(|(k, bytes)| Out {
+            for (k, bytes) in parts.into_iter().enumerate() {
+                self.send(Out {
                     first: chunk.first + k,
                     count: 1,
                     bytes: bytes.into(),
                     attempt: 0,
-                })
-                .collect();
-            let published = self.publish(parts).await;
-            self.took(published);
+                });
+            }
             return;
         }
         let e = TaskError::Failed {
@@ -232,6 +232,15 @@ impl<A: Serialize + 'static, R: DeserializeOwned + 'static> MapRun<'_, A, R> {
         for i in chunk.first..chunk.first + chunk.count {
             self.answer(i, Err(e.clone()));
         }
+    }
+}
+
+/// The next word of the server on a chunk sent, when the call has sent
+/// any (else never).
+async fn confirmations(sending: &mut Option<Sending>) -> Option<Confirmed> {
+    match sending {
+        Some(s) => s.confirmed.recv().await,
+        None => std::future::pending().await,
     }
 }
 
