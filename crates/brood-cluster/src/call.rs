@@ -24,12 +24,17 @@ pub struct ClusterCall<'p> {
 /// A call's outcomes as they come, whatever its argument type.
 trait Outcomes<R> {
     fn next_outcome(&mut self) -> Result<Option<Indexed<R>>, ClusterError>;
+    fn collect_all(&mut self) -> Result<Vec<Result<R, TaskError>>, ClusterError>;
     fn interrupted(&self) -> bool;
 }
 
 impl<A: Serialize + 'static, R: DeserializeOwned + 'static> Outcomes<R> for MapRun<'_, A, R> {
     fn next_outcome(&mut self) -> Result<Option<Indexed<R>>, ClusterError> {
         MapRun::next_outcome(self)
+    }
+
+    fn collect_all(&mut self) -> Result<Vec<Result<R, TaskError>>, ClusterError> {
+        MapRun::collect_all(self)
     }
 
     fn interrupted(&self) -> bool {
@@ -337,29 +342,11 @@ fn ordered<R>(inner: ClusterImapUnordered<'_, R>) -> ClusterImap<'_, R> {
 /// Every result of a call, in input order; Ctrl-C and a failed server are
 /// the outer error.
 fn collect<R>(mut it: ClusterImapUnordered<'_, R>) -> brood::Result<Vec<Result<R, TaskError>>> {
-    let mut out: Vec<Option<Result<R, TaskError>>> = Vec::new();
-    for (i, r) in it.by_ref() {
-        if out.len() <= i {
-            out.resize_with(i + 1, || None);
-        }
-        out[i] = Some(r);
-    }
+    let out = it.run.collect_all()?;
     if it.interrupted() {
         return Err(brood::Error::Interrupted);
     }
-    if let Some(e) = it.error.take() {
-        return Err(e.into());
-    }
-    Ok(out
-        .into_iter()
-        .map(|r| {
-            r.unwrap_or_else(|| {
-                Err(TaskError::Failed {
-                    reason: "no outcome".into(),
-                })
-            })
-        })
-        .collect())
+    Ok(out)
 }
 
 impl ClusterPool {

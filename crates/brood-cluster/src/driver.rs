@@ -4,8 +4,10 @@
 
 use crate::alive;
 use crate::call::ClusterCall;
+use crate::cleanup;
 use crate::error::ClusterError;
 use crate::job::{Credentials, Target};
+use crate::presence::Census;
 use async_nats::jetstream::{self, consumer, stream};
 use brood::CallOptions;
 use brood::remote::{RemoteError, encode_initializer};
@@ -101,8 +103,9 @@ impl ClusterBuilder {
             .build()
             .map_err(|e| ClusterError::Pool(format!("cannot start the driver's runtime: {e}")))?;
         let init = self.init.clone().transpose()?;
-        let (js, tasks, results, init_key) = rt.block_on(async {
+        let (js, tasks, results, init_key, census) = rt.block_on(async {
             let client = self.target.connect().await?;
+            let census = Census::start(&client, &self.target).await;
             let js = jetstream::new(client);
             let (tasks, results) = self.target.streams(&js).await?;
             self.target
@@ -112,8 +115,9 @@ impl ClusterBuilder {
                 Some(bytes) => Some(self.target.keep_initializer(&js, bytes).await?),
                 None => None,
             };
-            Ok::<_, ClusterError>((js, tasks, results, init_key))
+            Ok::<_, ClusterError>((js, tasks, results, init_key, census))
         })?;
+        let purge_by_subject = cleanup::purge_by_subject(&js.client().server_info().version);
         Ok(ClusterPool {
             rt: std::sync::Arc::new(rt),
             js,
@@ -124,6 +128,9 @@ impl ClusterBuilder {
             task_timeout: self.task_timeout,
             init_key,
             quiet: self.quiet,
+            census: std::sync::Arc::new(census),
+            purge_by_subject,
+            cleanup: std::sync::Arc::default(),
         })
     }
 }
@@ -152,6 +159,12 @@ pub struct ClusterPool {
     pub(crate) init_key: Option<String>,
     /// Nothing on stderr (see `ClusterBuilder::quiet`).
     pub(crate) quiet: bool,
+    /// The job's agents' workers, for the default chunk size.
+    pub(crate) census: std::sync::Arc<Census>,
+    /// Whether the server purges by subject safely (see `cleanup`).
+    pub(crate) purge_by_subject: bool,
+    /// Purges of ended calls still under way (see `forget_soon`).
+    pub(crate) cleanup: std::sync::Arc<std::sync::Mutex<tokio::task::JoinSet<()>>>,
 }
 
 impl std::fmt::Debug for ClusterPool {
@@ -200,29 +213,29 @@ impl ClusterPool {
             task_timeout: self.task_timeout,
             init_key: self.init_key.clone(),
             quiet: self.quiet,
+            census: std::sync::Arc::clone(&self.census),
+            purge_by_subject: self.purge_by_subject,
+            cleanup: std::sync::Arc::clone(&self.cleanup),
         }
     }
 
     /// A reader of this map's results from stream sequence `from` on.
     pub(crate) async fn open_results(&self, map: &str, from: u64) -> Result<Results, ClusterError> {
-        let deliver_policy = if from <= 1 {
-            consumer::DeliverPolicy::All
-        } else {
-            consumer::DeliverPolicy::ByStartSequence {
-                start_sequence: from,
-            }
-        };
-        self.results
-            .create_consumer(consumer::pull::OrderedConfig {
-                filter_subject: self.target.results_subject(map),
-                deliver_policy,
-                ..Default::default()
-            })
-            .await
-            .map_err(|e| ClusterError::server("read the job's results", e))?
-            .messages()
-            .await
-            .map_err(|e| ClusterError::server("read the job's results", e))
+        open_results(self.results.clone(), self.target.results_subject(map), from).await
+    }
+
+    /// [`ClusterPool::open_results`] from the first result, begun now on
+    /// the runtime: the server makes the reader while the caller encodes
+    /// the call's first chunks.
+    pub(crate) fn open_results_soon(
+        &self,
+        map: &str,
+    ) -> tokio::task::JoinHandle<Result<Results, ClusterError>> {
+        self.rt.spawn(open_results(
+            self.results.clone(),
+            self.target.results_subject(map),
+            1,
+        ))
     }
 
     /// [`ClusterPool::open_results`] until it succeeds (the server may be
@@ -236,29 +249,87 @@ impl ClusterPool {
         }
     }
 
-    /// Withdraws a call: its chunks still queued go, and the agents running
-    /// the others are told to kill their workers (see `alive`).
-    pub(crate) async fn withdraw(&self, map: &str) {
-        let _ = self
-            .tasks
-            .purge()
-            .filter(self.target.tasks_subject(map))
-            .await;
+    /// Withdraws a call: its chunks still queued go (`queued`: the
+    /// sequences of those it knows, see `cleanup`), and the agents running
+    /// the others are told to kill their workers and to drop any of its
+    /// chunks they take (see `alive`).
+    pub(crate) async fn withdraw(&self, map: &str, queued: Vec<u64>) {
+        let subject = self.target.tasks_subject(map);
+        cleanup::remove(&self.tasks, subject, queued, self.purge_by_subject).await;
         alive::withdraw(self.js.client(), &self.target, map).await;
     }
 
-    /// What is left of a call on the server goes: chunks still queued (none,
-    /// unless it ended early) and its results.
-    pub(crate) async fn forget(&self, map: &str) {
-        let _ = self
-            .tasks
-            .purge()
-            .filter(self.target.tasks_subject(map))
-            .await;
-        let _ = self
-            .results
-            .purge()
-            .filter(self.target.results_subject(map))
-            .await;
+    /// What is left of a call on the server goes: its results (`read`: the
+    /// sequences of those it read, see `cleanup`), and its chunks still
+    /// queued (none, unless it ended early: then it was withdrawn).
+    pub(crate) async fn forget(&self, map: &str, read: Vec<u64>) {
+        self.forgetting(map, read).await;
     }
+
+    /// [`ClusterPool::forget`] while the caller goes on: the next call
+    /// need not wait for the server's two purges. The pool waits for them
+    /// when it is dropped. Only for a call whose name no later call takes
+    /// (a purge by name could meet a later call's results).
+    pub(crate) fn forget_soon(&self, map: &str, read: Vec<u64>) {
+        let mut pending = self.cleanup.lock().unwrap_or_else(|e| e.into_inner());
+        while pending.try_join_next().is_some() {}
+        pending.spawn_on(self.forgetting(map, read), self.rt.handle());
+    }
+
+    fn forgetting(&self, map: &str, read: Vec<u64>) -> impl Future<Output = ()> + Send + 'static {
+        let (tasks, results) = (self.tasks.clone(), self.results.clone());
+        let (tasks_subject, results_subject) = (
+            self.target.tasks_subject(map),
+            self.target.results_subject(map),
+        );
+        let by_subject = self.purge_by_subject;
+        async move {
+            if by_subject {
+                let _ = tasks.purge().filter(tasks_subject).await;
+            }
+            cleanup::remove(&results, results_subject, read, by_subject).await;
+        }
+    }
+}
+
+impl Drop for ClusterPool {
+    fn drop(&mut self) {
+        // The purges of calls that ended (see `forget_soon`), so that
+        // nothing of them is left on the server; bounded, should it be away.
+        let mut pending =
+            std::mem::take(&mut *self.cleanup.lock().unwrap_or_else(|e| e.into_inner()));
+        if !pending.is_empty() {
+            // The timer is made inside: it needs the runtime.
+            self.rt.block_on(async move {
+                let all = async { while pending.join_next().await.is_some() {} };
+                let _ = tokio::time::timeout(Duration::from_secs(2), all).await;
+            });
+        }
+    }
+}
+
+/// A reader of the results on `subject` from stream sequence `from` on.
+async fn open_results(
+    results: stream::Stream,
+    subject: String,
+    from: u64,
+) -> Result<Results, ClusterError> {
+    let deliver_policy = if from <= 1 {
+        consumer::DeliverPolicy::All
+    } else {
+        consumer::DeliverPolicy::ByStartSequence {
+            start_sequence: from,
+        }
+    };
+    results
+        .create_consumer(consumer::pull::OrderedConfig {
+            filter_subject: subject,
+            deliver_policy,
+            ..Default::default()
+        })
+        .await
+        .map_err(|e| ClusterError::server("read the job's results", e))?
+        .messages()
+        .await
+        .map_err(|e| ClusterError::server("read the job's results", e))
 }

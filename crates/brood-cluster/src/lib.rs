@@ -52,6 +52,7 @@
 mod agent;
 mod alive;
 mod call;
+mod cleanup;
 mod driver;
 mod error;
 mod job;

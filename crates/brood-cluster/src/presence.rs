@@ -235,6 +235,50 @@ fn failed(outcomes: &[u8], items: u64) -> u64 {
 
 /// Where agent `id` of `target`'s job publishes its record (`*`: all of
 /// them).
+/// What a driver knows of a job's agents from their records: how many
+/// workers they have in all, for the size of a call's chunks. Records come
+/// every [`PERIOD`]; an agent unheard for three of them is not counted.
+pub(crate) struct Census {
+    seen: Arc<Mutex<HashMap<String, (usize, Instant)>>>,
+    listener: tokio::task::JoinHandle<()>,
+}
+
+impl Census {
+    /// Starts listening to the job's agent records (on the runtime).
+    pub(crate) async fn start(client: &async_nats::Client, target: &Target) -> Census {
+        let seen: Arc<Mutex<HashMap<String, (usize, Instant)>>> = Arc::default();
+        let mine = Arc::clone(&seen);
+        let records = client.subscribe(subject(target, "*")).await.ok();
+        let listener = tokio::spawn(async move {
+            let Some(mut records) = records else {
+                return;
+            };
+            use futures_util::StreamExt;
+            while let Some(msg) = records.next().await {
+                if let Ok(r) = serde_json::from_slice::<AgentRecord>(&msg.payload) {
+                    mine.lock()
+                        .unwrap_or_else(|e| e.into_inner())
+                        .insert(r.id, (r.workers, Instant::now()));
+                }
+            }
+        });
+        Census { seen, listener }
+    }
+
+    /// The workers of the agents heard lately (0: none heard).
+    pub(crate) fn workers(&self) -> usize {
+        let mut seen = self.seen.lock().unwrap_or_else(|e| e.into_inner());
+        seen.retain(|_, (_, at)| at.elapsed() < PERIOD * 3);
+        seen.values().map(|(w, _)| w).sum()
+    }
+}
+
+impl Drop for Census {
+    fn drop(&mut self) {
+        self.listener.abort();
+    }
+}
+
 pub(crate) fn subject(target: &Target, id: &str) -> String {
     format!("brood.{}.agents.{id}", target.job)
 }

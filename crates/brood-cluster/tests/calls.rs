@@ -478,3 +478,32 @@ fn an_item_whose_worker_died_runs_again_only_when_retries_are_asked_for() {
     runs.sort();
     assert_eq!(runs, ["0", "1", "2", "3", "3", "4", "5", "6", "7"]);
 }
+
+#[test]
+fn a_call_that_ends_leaves_the_queued_chunks_of_another_call_of_its_job() {
+    let Some(scene) = Scene::new() else { return };
+    let _a = AgentProc::start(scene.url(), "two-calls", 1, &[]);
+    let long = ClusterPool::connect(scene.url(), "two-calls").unwrap();
+    let short = ClusterPool::connect(scene.url(), "two-calls").unwrap();
+    // One driver's call: 40 chunks of a 20 ms nap; with one worker, most of
+    // them wait queued while the other driver's calls begin and end.
+    let (tx, rx) = std::sync::mpsc::channel();
+    std::thread::spawn(move || {
+        let out = long
+            .with(CallOptions::new().chunk_size(1))
+            .map(nap, vec![20u64; 40]);
+        let _ = tx.send(out);
+    });
+    for k in 0..8u64 {
+        let out = short.map(triple, k..k + 3).unwrap();
+        assert_eq!(out, [Ok(3 * k), Ok(3 * k + 3), Ok(3 * k + 6)]);
+    }
+    // Every chunk of the first call is still answered: the calls that ended
+    // took nothing of it with them.
+    let out = rx
+        .recv_timeout(Duration::from_secs(60))
+        .expect("the first call never ended: chunks of it were lost")
+        .unwrap();
+    assert_eq!(out, vec![Ok(20u64); 40]);
+    assert_eq!(scene.server.queue_state("two-calls"), (0, 0, 0));
+}

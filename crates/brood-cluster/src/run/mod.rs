@@ -37,20 +37,23 @@ const WINDOW: usize = 256;
 /// bound on what a stray message could make it allocate).
 const MAX_RESUMED: usize = 1 << 32;
 
-/// The most items in a chunk when the call does not say.
-const MAX_CHUNK: usize = 4096;
+/// The most items in a chunk when the call does not say (its bytes are
+/// bounded too: half the server's payload limit).
+const MAX_CHUNK: usize = 1 << 16;
 
-/// How many chunks a call of known length is cut into by default: enough
-/// for several agents to share it, few enough that each chunk's trip (a
-/// pull, a publish of its outcomes, an ack: about a millisecond) stays small
-/// beside its work.
+/// How many chunks a call of known length is cut into by default when no
+/// agent was heard yet: enough for several agents to share it.
 const CHUNKS: usize = 24;
 
-/// Items per chunk for `n` items (when known) and no chunk size asked
-/// (see [`CHUNKS`]).
-pub(crate) fn default_chunk(n: Option<usize>) -> usize {
+/// Items per chunk for `n` items (when known) and no chunk size asked, with
+/// `workers` in the job's agents (0: none heard yet, see [`CHUNKS`]).
+/// Python's rule for `Pool.map`: four chunks a worker, so that the work
+/// spreads evenly while each chunk's trip (a publish, a pull, the outcomes'
+/// publish, an ack: a millisecond or so) stays small beside its work.
+pub(crate) fn default_chunk(n: Option<usize>, workers: usize) -> usize {
+    let chunks = if workers == 0 { CHUNKS } else { 4 * workers };
     match n {
-        Some(n) => n.div_ceil(CHUNKS).clamp(1, MAX_CHUNK),
+        Some(n) => n.div_ceil(chunks).clamp(1, MAX_CHUNK),
         None => 64,
     }
 }
@@ -92,6 +95,11 @@ pub(crate) struct MapRun<'p, A, R> {
     /// The reader of the call's results: opened while its first chunks are
     /// published (the results stay in the stream until it reads them).
     results: Option<Results>,
+    /// The stream sequences of the results read (what the call's end
+    /// deletes, see `cleanup`).
+    read: Vec<u64>,
+    /// The reader being made (see `ClusterPool::open_results_soon`).
+    opening: Option<tokio::task::JoinHandle<Result<Results, ClusterError>>>,
     from: u64,
     advisories: async_nats::Subscriber,
     /// Chunks out, by first item; and the first item of each chunk the
@@ -104,6 +112,11 @@ pub(crate) struct MapRun<'p, A, R> {
     done: usize,
     failed: usize,
     ready: VecDeque<Indexed<R>>,
+    /// `map`'s outcomes in input order, when it collects them all (see
+    /// [`MapRun::collect_all`]).
+    slots: Option<Vec<Result<R, TaskError>>>,
+    /// How many items there are, when the input says.
+    known: Option<usize>,
     ctrl_c: Option<CtrlC>,
     /// A named call: its results stay on the server when it ends early.
     named: bool,
@@ -150,7 +163,7 @@ impl<'p, A: Serialize + 'static, R: DeserializeOwned + 'static> MapRun<'p, A, R>
         let chunk = opts
             .settings()
             .chunk
-            .unwrap_or_else(|| default_chunk(known));
+            .unwrap_or_else(|| default_chunk(known, pool.census.workers()));
         let client = pool.js.client();
         // The call's name, or a unique token: an inbox's last one.
         let map = match &name {
@@ -192,6 +205,8 @@ impl<'p, A: Serialize + 'static, R: DeserializeOwned + 'static> MapRun<'p, A, R>
             map,
             _beat: beat,
             results: None,
+            read: Vec::new(),
+            opening: None,
             from: 1,
             advisories,
             out: HashMap::new(),
@@ -201,6 +216,8 @@ impl<'p, A: Serialize + 'static, R: DeserializeOwned + 'static> MapRun<'p, A, R>
             done: 0,
             failed: 0,
             ready: VecDeque::new(),
+            slots: None,
+            known,
             ctrl_c: CtrlC::watch().ok(),
             init: stateful.then(|| pool.init_key.clone()).flatten(),
             named: name.is_some(),
@@ -219,6 +236,8 @@ impl<'p, A: Serialize + 'static, R: DeserializeOwned + 'static> MapRun<'p, A, R>
         };
         if run.named {
             run.catch_up()?;
+        } else {
+            run.opening = Some(pool.open_results_soon(&run.map));
         }
         Ok(run)
     }
@@ -241,20 +260,66 @@ impl<'p, A: Serialize + 'static, R: DeserializeOwned + 'static> MapRun<'p, A, R>
                 self.report(&x.1);
                 return Ok(Some(x));
             }
-            if self.finished || self.interrupted {
+            if !self.step()? {
                 return Ok(None);
             }
-            if self.out.len() < WINDOW && self.items.is_some() {
-                self.top_up()?;
-                continue;
+        }
+    }
+
+    /// Every outcome, in input order (`map`): each goes straight to its
+    /// slot as its chunk's outcomes are read, not through the queue of
+    /// [`MapRun::next_outcome`] (for small items, moving each outcome
+    /// through it cost as much as decoding it). Ends early after Ctrl-C
+    /// (see [`MapRun::interrupted`]).
+    pub(crate) fn collect_all(&mut self) -> Result<Vec<Result<R, TaskError>>, ClusterError> {
+        self.slots = Some(Vec::with_capacity(self.known.unwrap_or(0)));
+        // Outcomes an earlier driver of a named call left.
+        for (i, outcome) in std::mem::take(&mut self.ready) {
+            self.put(i, outcome);
+        }
+        while self.step()? {}
+        let mut slots = self.slots.take().unwrap_or_default();
+        if self.done < slots.len() {
+            // Only a call ended early leaves a slot without its outcome.
+            for (slot, seen) in slots.iter_mut().zip(&self.answered) {
+                if !seen {
+                    *slot = Err(TaskError::Failed {
+                        reason: "no outcome".into(),
+                    });
+                }
             }
-            if self.out.is_empty() && self.items.is_none() {
-                self.finish();
-                continue;
-            }
+        }
+        Ok(slots)
+    }
+
+    /// One step of the call: chunks out, its end, or a wait for outcomes;
+    /// false once it is over.
+    fn step(&mut self) -> Result<bool, ClusterError> {
+        if self.finished || self.interrupted {
+            return Ok(false);
+        }
+        if self.out.len() < WINDOW && self.items.is_some() {
+            self.top_up()?;
+        } else if self.out.is_empty() && self.items.is_none() {
+            self.finish();
+        } else {
             let pool = self.pool;
             pool.rt.block_on(self.wait())?;
         }
+        Ok(true)
+    }
+
+    /// An outcome into its slot ([`MapRun::collect_all`]).
+    fn put(&mut self, i: usize, outcome: Result<R, TaskError>) {
+        self.report(&outcome);
+        let Some(slots) = self.slots.as_mut() else {
+            return;
+        };
+        if i >= slots.len() {
+            // A cheap placeholder (no allocation); every slot is put.
+            slots.resize_with(i + 1, || Err(TaskError::Interrupted));
+        }
+        slots[i] = outcome;
     }
 
     fn report(&mut self, outcome: &Result<R, TaskError>) {
@@ -351,7 +416,15 @@ impl<'p, A: Serialize + 'static, R: DeserializeOwned + 'static> MapRun<'p, A, R>
             }
         }
         if self.results.is_none() {
-            self.results = Some(pool.rt.block_on(pool.open_results(&self.map, self.from))?);
+            let results = match self.opening.take() {
+                Some(opening) => pool.rt.block_on(opening).unwrap_or_else(|e| {
+                    Err(ClusterError::Pool(format!(
+                        "the results' reader failed: {e}"
+                    )))
+                }),
+                None => pool.rt.block_on(pool.open_results(&self.map, self.from)),
+            };
+            self.results = Some(results?);
         }
         Ok(())
     }
@@ -443,7 +516,11 @@ impl<'p, A: Serialize + 'static, R: DeserializeOwned + 'static> MapRun<'p, A, R>
         if let Some(seen) = self.answered.get_mut(i)
             && !std::mem::replace(seen, true)
         {
-            self.ready.push_back((i, outcome));
+            if self.slots.is_some() {
+                self.put(i, outcome);
+            } else {
+                self.ready.push_back((i, outcome));
+            }
         }
     }
 
@@ -452,11 +529,22 @@ impl<'p, A: Serialize + 'static, R: DeserializeOwned + 'static> MapRun<'p, A, R>
     async fn withdraw(&mut self) {
         self.interrupted = true;
         self.items = None;
-        if let Some(sending) = self.sending.as_mut() {
-            sending.stop().await;
-        }
-        self.pool.withdraw(&self.map).await;
+        let queued = self.stop_sending().await;
+        self.pool.withdraw(&self.map, queued).await;
         self.out.clear();
+    }
+
+    /// Stops the publisher; the sequences of the chunks still out that the
+    /// server took (what a withdrawal deletes, see `cleanup`).
+    async fn stop_sending(&mut self) -> Vec<u64> {
+        if let Some(mut sending) = self.sending.take() {
+            sending.stop().await;
+            while let Ok(c) = sending.confirmed.try_recv() {
+                self.confirmed(c);
+            }
+            self.sending = Some(sending);
+        }
+        self.out.values().filter_map(|p| p.seq).collect()
     }
 
     /// What is left of this map on the server goes.
@@ -467,7 +555,12 @@ impl<'p, A: Serialize + 'static, R: DeserializeOwned + 'static> MapRun<'p, A, R>
             if let Some(sending) = self.sending.as_mut() {
                 pool.rt.block_on(sending.stop());
             }
-            pool.rt.block_on(pool.forget(&self.map));
+            let read = std::mem::take(&mut self.read);
+            if self.named {
+                pool.rt.block_on(pool.forget(&self.map, read));
+            } else {
+                pool.forget_soon(&self.map, read);
+            }
             self.delete_data();
         }
     }
@@ -503,6 +596,9 @@ impl<A, R> MapRun<'_, A, R> {
 
 impl<A, R> Drop for MapRun<'_, A, R> {
     fn drop(&mut self) {
+        if let Some(opening) = self.opening.take() {
+            opening.abort();
+        }
         // Dropped before its end (an iterator let go, Ctrl-C): its chunks
         // still out are withdrawn.
         if !self.finished {
@@ -511,11 +607,13 @@ impl<A, R> Drop for MapRun<'_, A, R> {
                 pool.rt.block_on(sending.stop());
             }
             if !self.out.is_empty() || self.items.is_some() {
-                pool.rt.block_on(pool.withdraw(&self.map));
+                let queued = self.out.values().filter_map(|p| p.seq).collect();
+                pool.rt.block_on(pool.withdraw(&self.map, queued));
             }
             // A named call's outcomes stay for the driver that resumes it.
             if !self.named {
-                pool.rt.block_on(pool.forget(&self.map));
+                let read = std::mem::take(&mut self.read);
+                pool.rt.block_on(pool.forget(&self.map, read));
             }
             self.delete_data();
         }
@@ -528,10 +626,14 @@ mod tests {
 
     #[test]
     fn default_chunks() {
-        assert_eq!(default_chunk(Some(10)), 1);
-        assert_eq!(default_chunk(Some(100_000)), 4096);
-        assert_eq!(default_chunk(Some(2_400)), 100);
-        assert_eq!(default_chunk(Some(10_000_000)), MAX_CHUNK);
-        assert_eq!(default_chunk(None), 64);
+        // No agent heard: 24 chunks.
+        assert_eq!(default_chunk(Some(10), 0), 1);
+        assert_eq!(default_chunk(Some(2_400), 0), 100);
+        assert_eq!(default_chunk(Some(100_000), 0), 4167);
+        // Python's rule: four chunks a worker.
+        assert_eq!(default_chunk(Some(100_000), 2), 12_500);
+        assert_eq!(default_chunk(Some(400), 3), 34);
+        assert_eq!(default_chunk(Some(10_000_000), 2), MAX_CHUNK);
+        assert_eq!(default_chunk(None, 2), 64);
     }
 }

@@ -20,11 +20,12 @@ impl<A: Serialize + 'static, R: DeserializeOwned + 'static> MapRun<'_, A, R> {
         let pool = self.pool;
         let subject = pool.target.results_subject(&self.map);
         let last = pool.rt.block_on(async {
-            let _ = pool
-                .tasks
-                .purge()
-                .filter(pool.target.tasks_subject(&self.map))
-                .await;
+            crate::cleanup::remove_all(
+                &pool.tasks,
+                pool.target.tasks_subject(&self.map),
+                pool.purge_by_subject,
+            )
+            .await;
             pool.results
                 .get_last_raw_message_by_subject(&subject)
                 .await
@@ -45,7 +46,14 @@ impl<A: Serialize + 'static, R: DeserializeOwned + 'static> MapRun<'_, A, R> {
         let quiet = tokio::time::sleep(QUIET);
         tokio::pin!(quiet);
         if self.results.is_none() {
-            self.results = Some(self.pool.reopen_results(&self.map, self.from).await);
+            let opened = match self.opening.take() {
+                Some(opening) => opening.await.ok().and_then(Result::ok),
+                None => None,
+            };
+            self.results = Some(match opened {
+                Some(results) => results,
+                None => self.pool.reopen_results(&self.map, self.from).await,
+            });
         }
         let mut tick = tokio::time::interval(CTRL_C_POLL);
         loop {
@@ -60,6 +68,7 @@ impl<A: Serialize + 'static, R: DeserializeOwned + 'static> MapRun<'_, A, R> {
                     };
                     if let Ok(info) = msg.info() {
                         self.from = info.stream_sequence + 1;
+                        self.read.push(info.stream_sequence);
                     }
                     self.received(&msg);
                     for chunk in std::mem::take(&mut self.resend) {

@@ -7,6 +7,12 @@ use std::io::{BufRead, BufReader};
 use std::path::Path;
 use std::process::{Child, Command, Stdio};
 
+/// The server the tests run: `BROOD_NATS_SERVER` (test.sh runs the suite
+/// again with a newer server than Debian's, see there), else `nats-server`.
+pub fn server_binary() -> std::ffi::OsString {
+    std::env::var_os("BROOD_NATS_SERVER").unwrap_or_else(|| "nats-server".into())
+}
+
 /// A `nats-server -js` on a free loopback port (the server picks it: `-p -1`)
 /// with a store of its own; killed and reaped on drop.
 pub struct Server {
@@ -30,7 +36,7 @@ fn spawn_server(
     options: &[String],
     kept: &Log,
 ) -> (Child, String) {
-    let mut child = Command::new("nats-server")
+    let mut child = Command::new(server_binary())
         .args(["-js", "-a", addr, "-sd"])
         .arg(store)
         .args(port)
@@ -81,7 +87,7 @@ impl Server {
 
     /// Listening on `addr` only (an address of a link the test made).
     pub fn start_on(addr: &str, options: &[&str]) -> Option<Server> {
-        if Command::new("nats-server")
+        if Command::new(server_binary())
             .arg("--version")
             .output()
             .is_err()
