@@ -7,7 +7,12 @@
 //!    against a raw NATS request/reply round trip (the floor), a JetStream
 //!    publish with its ack, and the local pool's `imap` with chunks of 1;
 //! 2. `x + 1` over 100,000 items, default chunks, one agent with 2 workers,
-//!    against the local pool's `map` with 2 workers;
+//!    against the local pool's `map` with 2 workers, and against the
+//!    JetStream floor of that call: its very chunks and outcomes (the same
+//!    bytes, the same messages) carried through two file-backed streams
+//!    as the cluster carries them — published with acks, pulled a chunk a
+//!    slot by a second connection, outcomes published with acks, chunks
+//!    acked, outcomes read — with nothing run;
 //! 3. a CPU-bound job (400 items of ~2 ms of CPU each) through one agent,
 //!    against the local pool;
 //! 4. the CPU-bound job with 1, 2 and 3 agents of one worker each.
@@ -110,6 +115,153 @@ fn jetstream_publish(url: &str, n: usize) -> Duration {
     })
 }
 
+/// The chunks of `x + 1` over `0..n` as the cluster cuts them for one agent
+/// of 2 workers (four a worker), and their outcomes as an agent sends them.
+fn inc_chunks(n: u64, local: &Pool) -> (Vec<bytes::Bytes>, Vec<bytes::Bytes>) {
+    let per = n.div_ceil(8);
+    let mut chunks = Vec::new();
+    let mut outcomes = Vec::new();
+    let mut start = 0;
+    while start < n {
+        let mut c = brood::remote::ChunkEncoder::new(inc).unwrap();
+        for x in start..(start + per).min(n) {
+            c.push(&x).unwrap();
+        }
+        let bytes = c.finish();
+        let out = local
+            .with(CallOptions::new())
+            .map_encoded(&bytes, None)
+            .unwrap();
+        chunks.push(bytes.into());
+        outcomes.push(out.into());
+        start += per;
+    }
+    (chunks, outcomes)
+}
+
+/// The JetStream floor of a call (see 2. above): `chunks` through a
+/// work-queue stream to a second connection with two pulling slots, which
+/// publishes `outcomes` (by index) to a results stream and acks each chunk;
+/// the first connection reads the outcomes. Median of `rounds`.
+fn jetstream_floor(
+    url: &str,
+    chunks: &[bytes::Bytes],
+    outcomes: &[bytes::Bytes],
+    rounds: usize,
+) -> Duration {
+    use async_nats::jetstream::{self, consumer, stream};
+    let rt = tokio::runtime::Builder::new_multi_thread()
+        .worker_threads(2)
+        .enable_all()
+        .build()
+        .unwrap();
+    rt.block_on(async {
+        let driver = jetstream::new(async_nats::connect(url).await.unwrap());
+        let agent = jetstream::new(async_nats::connect(url).await.unwrap());
+        let tasks = driver
+            .get_or_create_stream(stream::Config {
+                name: "FLOOR_TASKS".into(),
+                subjects: vec!["floor.tasks.>".into()],
+                retention: stream::RetentionPolicy::WorkQueue,
+                storage: stream::StorageType::File,
+                ..Default::default()
+            })
+            .await
+            .unwrap();
+        let results = driver
+            .get_or_create_stream(stream::Config {
+                name: "FLOOR_RESULTS".into(),
+                subjects: vec!["floor.results.>".into()],
+                storage: stream::StorageType::File,
+                ..Default::default()
+            })
+            .await
+            .unwrap();
+        let workers: consumer::PullConsumer = tasks
+            .get_or_create_consumer(
+                "agents",
+                consumer::pull::Config {
+                    durable_name: Some("agents".into()),
+                    ack_policy: consumer::AckPolicy::Explicit,
+                    ..Default::default()
+                },
+            )
+            .await
+            .unwrap();
+        let outcomes: std::sync::Arc<Vec<bytes::Bytes>> = std::sync::Arc::new(outcomes.to_vec());
+        let mut times = Vec::new();
+        for round in 0..rounds {
+            let t = Instant::now();
+            // The agent: two slots, each pulling one chunk at a time.
+            let left = std::sync::Arc::new(std::sync::atomic::AtomicUsize::new(chunks.len()));
+            let mut slots = Vec::new();
+            for _ in 0..2 {
+                let (workers, agent, outcomes, left) = (
+                    workers.clone(),
+                    agent.clone(),
+                    std::sync::Arc::clone(&outcomes),
+                    std::sync::Arc::clone(&left),
+                );
+                slots.push(tokio::spawn(async move {
+                    while left.load(std::sync::atomic::Ordering::SeqCst) > 0 {
+                        let mut batch = workers
+                            .batch()
+                            .max_messages(1)
+                            .expires(Duration::from_millis(200))
+                            .messages()
+                            .await
+                            .unwrap();
+                        let Some(Ok(msg)) = batch.next().await else {
+                            continue;
+                        };
+                        left.fetch_sub(1, std::sync::atomic::Ordering::SeqCst);
+                        let k: usize = msg.subject.rsplit('.').next().unwrap().parse().unwrap();
+                        agent
+                            .publish(format!("floor.results.{round}"), outcomes[k].clone())
+                            .await
+                            .unwrap()
+                            .await
+                            .unwrap();
+                        msg.ack().await.unwrap();
+                    }
+                }));
+            }
+            // The driver: every chunk published, then every outcome read.
+            let mut acks = Vec::new();
+            for (k, c) in chunks.iter().enumerate() {
+                acks.push(
+                    driver
+                        .publish(format!("floor.tasks.{k}"), c.clone())
+                        .await
+                        .unwrap(),
+                );
+            }
+            for a in acks {
+                a.await.unwrap();
+            }
+            let mut read = results
+                .create_consumer(consumer::pull::OrderedConfig {
+                    filter_subject: format!("floor.results.{round}"),
+                    ..Default::default()
+                })
+                .await
+                .unwrap()
+                .messages()
+                .await
+                .unwrap();
+            for _ in 0..chunks.len() {
+                read.next().await.unwrap().unwrap();
+            }
+            times.push(t.elapsed());
+            for s in slots {
+                s.await.unwrap();
+            }
+            results.purge().await.unwrap();
+        }
+        median(times)
+    })
+}
+
 fn per_item(d: Duration, n: usize) -> Duration {
     d / n as u32
 }
@@ -163,20 +315,31 @@ fn main() {
         let _agent = AgentProc::start(&url, "bench-two", 2, &[]);
         let pool = ClusterPool::connect(&url, "bench-two").unwrap();
         pool.map(inc, 0..10u64).unwrap();
-        let (mut c, mut l, mut cc, mut cl) = (vec![], vec![], vec![], vec![]);
+        // The agent's records tell the driver its workers (every second).
+        std::thread::sleep(Duration::from_millis(1500));
+        let (chunks, outcomes) = inc_chunks(100_000, &local);
+        let (mut c, mut l, mut f, mut cc, mut cl) = (vec![], vec![], vec![], vec![], vec![]);
         for _ in 0..ROUNDS {
             c.push(time(|| pool.map(inc, 0..100_000u64).unwrap()));
             l.push(time(|| local.map(inc, 0..100_000u64).unwrap()));
+            f.push(jetstream_floor(&url, &chunks, &outcomes, 3));
             cc.push(time(|| pool.map(burn, 0..400u64).unwrap()));
             cl.push(time(|| local.map(burn, 0..400u64).unwrap()));
         }
-        ((median(c), median(l)), (median(cc), median(cl)))
+        (
+            (median(c), median(l), median(f), chunks.len()),
+            (median(cc), median(cl)),
+        )
     };
     println!(
-        "2. x + 1 over 100,000 items: cluster {:?}, local pool {:?}: {:.2}x",
+        "2. x + 1 over 100,000 items: cluster {:?}, local pool {:?}: {:.2}x; the JetStream floor of its {} chunks {:?} ({:.2}x the local pool; the cluster {:.2}x the floor)",
         tiny.0,
         tiny.1,
-        tiny.0.as_secs_f64() / tiny.1.as_secs_f64()
+        tiny.0.as_secs_f64() / tiny.1.as_secs_f64(),
+        tiny.3,
+        tiny.2,
+        tiny.2.as_secs_f64() / tiny.1.as_secs_f64(),
+        tiny.0.as_secs_f64() / tiny.2.as_secs_f64(),
     );
     println!(
         "3. CPU job (400 x ~2 ms): cluster {:?}, local pool {:?}: {:.2}x",

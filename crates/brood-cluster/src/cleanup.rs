@@ -1,13 +1,14 @@
-//! What a call leaves on the server, and how it goes: its chunks still
-//! queued (when it is withdrawn) and its results (when it ends).
+//! Taking a call's chunks off the server: those still queued when it is
+//! withdrawn, and those an earlier driver of a resumed call left.
 //!
 //! A purge by subject takes a call's messages in one request. But before
 //! nats-server 2.10.11 a filtered purge also moved *every* consumer of the
 //! stream past the purged range, whatever its own filter (nats-server
 //! #3838, #5075): the agents' consumer then skipped the queued chunks of
 //! every other call of the job, and another call's reader skipped its
-//! results, and those calls waited for ever. On such a server each message
-//! is deleted by its sequence instead, which moves no consumer.
+//! results, and those calls waited for ever. On such a server each chunk is
+//! deleted by its sequence instead, which moves no consumer (a call's
+//! results are left to age out there: see `ClusterPool::forget`).
 
 use async_nats::jetstream::stream::Stream;
 use futures_util::StreamExt;

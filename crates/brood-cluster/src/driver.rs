@@ -259,24 +259,29 @@ impl ClusterPool {
         alive::withdraw(self.js.client(), &self.target, map).await;
     }
 
-    /// What is left of a call on the server goes: its results (`read`: the
-    /// sequences of those it read, see `cleanup`), and its chunks still
-    /// queued (none, unless it ended early: then it was withdrawn).
-    pub(crate) async fn forget(&self, map: &str, read: Vec<u64>) {
-        self.forgetting(map, read).await;
+    /// What is left of a call on the server goes: its results, and its
+    /// chunks still queued (none, unless it ended early: then it was
+    /// withdrawn). On a server before 2.10.11 nothing is purged (see
+    /// `cleanup`): the results age out (`RESULTS_KEPT`), and deleting them
+    /// one by one cost more than the calls (a delete request a result).
+    pub(crate) async fn forget(&self, map: &str) {
+        self.forgetting(map).await;
     }
 
     /// [`ClusterPool::forget`] while the caller goes on: the next call
     /// need not wait for the server's two purges. The pool waits for them
     /// when it is dropped. Only for a call whose name no later call takes
     /// (a purge by name could meet a later call's results).
-    pub(crate) fn forget_soon(&self, map: &str, read: Vec<u64>) {
+    pub(crate) fn forget_soon(&self, map: &str) {
+        if !self.purge_by_subject {
+            return;
+        }
         let mut pending = self.cleanup.lock().unwrap_or_else(|e| e.into_inner());
         while pending.try_join_next().is_some() {}
-        pending.spawn_on(self.forgetting(map, read), self.rt.handle());
+        pending.spawn_on(self.forgetting(map), self.rt.handle());
     }
 
-    fn forgetting(&self, map: &str, read: Vec<u64>) -> impl Future<Output = ()> + Send + 'static {
+    fn forgetting(&self, map: &str) -> impl Future<Output = ()> + Send + 'static {
         let (tasks, results) = (self.tasks.clone(), self.results.clone());
         let (tasks_subject, results_subject) = (
             self.target.tasks_subject(map),
@@ -286,8 +291,8 @@ impl ClusterPool {
         async move {
             if by_subject {
                 let _ = tasks.purge().filter(tasks_subject).await;
+                let _ = results.purge().filter(results_subject).await;
             }
-            cleanup::remove(&results, results_subject, read, by_subject).await;
         }
     }
 }

@@ -47,6 +47,12 @@ pub(crate) const INIT: &str = "Brood-Init";
 pub(crate) const SOFT_TIMEOUT: &str = "Brood-Soft-Timeout-Ms";
 
 /// The consumer every agent of a job pulls from.
+/// How long the server keeps a result at most. A call's results go when
+/// it ends (on nats-server 2.10.11 or later; see `cleanup`) or when a
+/// resumed call ends; this bounds what is left otherwise: a named call
+/// whose driver never came back, or every call on an older server.
+pub(crate) const RESULTS_KEPT: Duration = Duration::from_secs(48 * 3600);
+
 pub(crate) const AGENTS: &str = "agents";
 
 /// How a driver or an agent proves who it is to the server.
@@ -202,11 +208,12 @@ impl Target {
         &self,
         js: &jetstream::Context,
     ) -> Result<(stream::Stream, stream::Stream), ClusterError> {
-        let make = |kind: &'static str, retention, what: &'static str| async move {
+        let make = |kind: &'static str, retention, max_age, what: &'static str| async move {
             js.get_or_create_stream(stream::Config {
                 name: format!("BROOD_{}_{}", self.job, kind.to_uppercase()),
                 subjects: vec![format!("brood.{}.{kind}.*", self.job)],
                 retention,
+                max_age,
                 storage: stream::StorageType::File,
                 duplicate_window: Duration::from_secs(120),
                 ..Default::default()
@@ -217,12 +224,14 @@ impl Target {
         let tasks = make(
             "tasks",
             stream::RetentionPolicy::WorkQueue,
+            Duration::ZERO,
             "create the job's task stream",
         )
         .await?;
         let results = make(
             "results",
             stream::RetentionPolicy::Limits,
+            RESULTS_KEPT,
             "create the job's result stream",
         )
         .await?;

@@ -382,8 +382,16 @@ fn a_named_call_resumed_by_a_new_driver_runs_only_what_was_not_answered() {
     for l in lines(&log) {
         runs[l.parse::<usize>().unwrap()] += 1;
     }
-    let again: Vec<usize> = (0..40).filter(|&i| runs[i] != 1).collect();
-    assert_eq!(again, [30], "runs per item: {runs:?}");
+    // Answered before the crash: not run again. The rest run at least once:
+    // an agent that pulls a chunk the dead driver left before the resumed
+    // driver takes them away runs it too (execution is at least once; each
+    // item still has one result, checked above).
+    let again: Vec<usize> = (0..30).filter(|&i| runs[i] != 1).collect();
+    assert!(again.is_empty(), "answered items ran again: {runs:?}");
+    assert!(
+        runs[30..].iter().all(|&n| n >= 1),
+        "runs per item: {runs:?}"
+    );
     // It ended: nothing of it is left on the server.
     assert_eq!(scene.server.queue_state("resume"), (0, 0, 0));
 }

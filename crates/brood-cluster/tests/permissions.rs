@@ -52,7 +52,7 @@ fn job_user(user: &str, password: &str, job: &str) -> String {
       "$JS.API.STREAM.INFO.{t}", "$JS.API.STREAM.CREATE.{t}", "$JS.API.STREAM.PURGE.{t}",
       "$JS.API.STREAM.MSG.DELETE.{t}", "$JS.API.STREAM.MSG.GET.{t}",
       "$JS.API.STREAM.INFO.{r}", "$JS.API.STREAM.CREATE.{r}", "$JS.API.STREAM.PURGE.{r}",
-      "$JS.API.STREAM.MSG.GET.{r}", "$JS.API.STREAM.MSG.DELETE.{r}",
+      "$JS.API.STREAM.MSG.GET.{r}",
       "$JS.API.STREAM.INFO.{i}", "$JS.API.STREAM.CREATE.{i}", "$JS.API.STREAM.MSG.GET.{i}",
       "$JS.API.CONSUMER.CREATE.{t}.agents.>", "$JS.API.CONSUMER.INFO.{t}.agents",
       "$JS.API.CONSUMER.MSG.NEXT.{t}.agents", "$JS.ACK.{t}.agents.>",

@@ -95,9 +95,6 @@ pub(crate) struct MapRun<'p, A, R> {
     /// The reader of the call's results: opened while its first chunks are
     /// published (the results stay in the stream until it reads them).
     results: Option<Results>,
-    /// The stream sequences of the results read (what the call's end
-    /// deletes, see `cleanup`).
-    read: Vec<u64>,
     /// The reader being made (see `ClusterPool::open_results_soon`).
     opening: Option<tokio::task::JoinHandle<Result<Results, ClusterError>>>,
     from: u64,
@@ -205,7 +202,6 @@ impl<'p, A: Serialize + 'static, R: DeserializeOwned + 'static> MapRun<'p, A, R>
             map,
             _beat: beat,
             results: None,
-            read: Vec::new(),
             opening: None,
             from: 1,
             advisories,
@@ -272,13 +268,21 @@ impl<'p, A: Serialize + 'static, R: DeserializeOwned + 'static> MapRun<'p, A, R>
     /// through it cost as much as decoding it). Ends early after Ctrl-C
     /// (see [`MapRun::interrupted`]).
     pub(crate) fn collect_all(&mut self) -> Result<Vec<Result<R, TaskError>>, ClusterError> {
-        self.slots = Some(Vec::with_capacity(self.known.unwrap_or(0)));
+        // Every slot at once when the input says how many (a cheap
+        // placeholder, no allocation; each is put), else as outcomes come.
+        let mut slots = Vec::new();
+        slots.resize_with(self.known.unwrap_or(0), || Err(TaskError::Interrupted));
+        self.slots = Some(slots);
         // Outcomes an earlier driver of a named call left.
         for (i, outcome) in std::mem::take(&mut self.ready) {
             self.put(i, outcome);
         }
         while self.step()? {}
         let mut slots = self.slots.take().unwrap_or_default();
+        if self.items.is_none() {
+            // An input shorter than it said.
+            slots.truncate(self.next_index);
+        }
         if self.done < slots.len() {
             // Only a call ended early leaves a slot without its outcome.
             for (slot, seen) in slots.iter_mut().zip(&self.answered) {
@@ -555,11 +559,10 @@ impl<'p, A: Serialize + 'static, R: DeserializeOwned + 'static> MapRun<'p, A, R>
             if let Some(sending) = self.sending.as_mut() {
                 pool.rt.block_on(sending.stop());
             }
-            let read = std::mem::take(&mut self.read);
             if self.named {
-                pool.rt.block_on(pool.forget(&self.map, read));
+                pool.rt.block_on(pool.forget(&self.map));
             } else {
-                pool.forget_soon(&self.map, read);
+                pool.forget_soon(&self.map);
             }
             self.delete_data();
         }
@@ -612,8 +615,7 @@ impl<A, R> Drop for MapRun<'_, A, R> {
             }
             // A named call's outcomes stay for the driver that resumes it.
             if !self.named {
-                let read = std::mem::take(&mut self.read);
-                pool.rt.block_on(pool.forget(&self.map, read));
+                pool.rt.block_on(pool.forget(&self.map));
             }
             self.delete_data();
         }

@@ -68,7 +68,6 @@ impl<A: Serialize + 'static, R: DeserializeOwned + 'static> MapRun<'_, A, R> {
                     };
                     if let Ok(info) = msg.info() {
                         self.from = info.stream_sequence + 1;
-                        self.read.push(info.stream_sequence);
                     }
                     self.received(&msg);
                     for chunk in std::mem::take(&mut self.resend) {
