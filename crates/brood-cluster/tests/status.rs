@@ -111,8 +111,14 @@ fn a_held_task_shows_its_agent_and_item_and_answered_tasks_count() {
         (s.agents[0].running, s.agents[0].longest.clone()),
         (0, None)
     );
-    // The map is over: nothing queued, nothing stored.
-    assert_eq!((s.pending, s.running, s.results), (0, 0, 0));
+    // The map is over: nothing queued; its three outcomes stored until
+    // they age out on a server before 2.10.11, gone at once on a later one.
+    let stored = if scene.server.drops_results_at_the_end() {
+        0
+    } else {
+        3
+    };
+    assert_eq!((s.pending, s.running, s.results), (0, 0, stored));
 }
 
 #[test]

@@ -139,6 +139,26 @@ impl Server {
 
     /// The job's task queue: tasks not yet given out, given out and not
     /// acked, and messages still in the stream.
+    /// Whether this server takes a finished call's results away at once
+    /// (2.10.11 or later: the driver purges by subject); an older one keeps
+    /// them until they age out (see brood-cluster's `cleanup`).
+    pub fn drops_results_at_the_end(&self) -> bool {
+        let rt = tokio::runtime::Builder::new_current_thread()
+            .enable_all()
+            .build()
+            .unwrap();
+        let version = rt.block_on(async {
+            let client = async_nats::connect(&self.url).await.unwrap();
+            client.server_info().version
+        });
+        let v: Vec<u64> = version
+            .split(|c: char| !c.is_ascii_digit())
+            .take(3)
+            .map(|p| p.parse().unwrap_or(0))
+            .collect();
+        v >= vec![2, 10, 11]
+    }
+
     pub fn queue_state(&self, job: &str) -> (u64, usize, u64) {
         let rt = tokio::runtime::Builder::new_current_thread()
             .enable_all()
