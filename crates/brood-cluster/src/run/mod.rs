@@ -10,14 +10,16 @@ use crate::alive::Beat;
 use crate::driver::ClusterPool;
 use crate::error::ClusterError;
 use crate::job::{AGENTS, data_name};
-use crate::publish::{Confirmed, Out, Publisher, Sending};
+use crate::publish::{Out, Sending};
 use async_nats::jetstream::consumer;
 use brood::remote::{ChunkEncoder, CtrlC, RemoteError, split_chunk};
 use brood::{CallOptions, MapProgress, TaskError};
+use out::Pending;
 use serde::{Serialize, de::DeserializeOwned};
 use std::collections::{HashMap, HashSet, VecDeque};
 use std::time::Duration;
 
+mod out;
 mod read;
 
 /// A map's reader of its results.
@@ -70,12 +72,6 @@ pub(crate) struct Spec {
     pub(crate) name: Option<String>,
     /// How many times an item whose worker died runs again.
     pub(crate) retries: u32,
-}
-
-/// A chunk out, and its stream sequence once the server said it.
-struct Pending {
-    chunk: Out,
-    seq: Option<u64>,
 }
 
 /// One item's outcome, with its index.
@@ -433,20 +429,6 @@ impl<'p, A: Serialize + 'static, R: DeserializeOwned + 'static> MapRun<'p, A, R>
         Ok(())
     }
 
-    /// Sends a chunk: each goes out as soon as it is encoded, in item
-    /// order, and the server's word on it comes to [`MapRun::confirmed`]
-    /// while the caller encodes the next or reads outcomes.
-    fn send(&mut self, chunk: Out) {
-        if self.sending.is_none() {
-            let _in_runtime = self.pool.rt.enter();
-            self.sending = Some(self.publisher().start());
-        }
-        if let Some(sending) = &self.sending {
-            sending.send(chunk.clone());
-        }
-        self.out.insert(chunk.first, Pending { chunk, seq: None });
-    }
-
     /// Puts the shared data a chunk names on the server (each once a call),
     /// before the chunk goes out; or why it cannot.
     fn upload(&mut self, chunk: &ChunkEncoder<A>) -> Result<(), String> {
@@ -479,37 +461,6 @@ impl<'p, A: Serialize + 'static, R: DeserializeOwned + 'static> MapRun<'p, A, R>
         Ok(())
     }
 
-    /// Records where a chunk went, or fails its items. A chunk answered
-    /// already (its outcomes can come before the server's ack) is done.
-    fn confirmed(&mut self, c: Confirmed) {
-        let Some(pending) = self.out.get_mut(&c.first).filter(|p| {
-            p.chunk.count == c.count && p.chunk.attempt == c.attempt && p.seq.is_none()
-        }) else {
-            return;
-        };
-        match c.seq {
-            Ok(seq) => {
-                pending.seq = Some(seq);
-                self.first_of.insert(seq, c.first);
-            }
-            Err(e) => {
-                self.out.remove(&c.first);
-                for i in c.first..c.first + c.count {
-                    self.answer(i, Err(e.clone()));
-                }
-            }
-        }
-    }
-
-    /// A chunk is answered (or given up): it is no longer out.
-    fn done_with(&mut self, first: usize) {
-        if let Some(p) = self.out.remove(&first)
-            && let Some(seq) = p.seq
-        {
-            self.first_of.remove(&seq);
-        }
-    }
-
     /// Keeps the first outcome of item `i`.
     fn answer(&mut self, i: usize, outcome: Result<R, TaskError>) {
         if self.named && i >= self.answered.len() && i < MAX_RESUMED {
@@ -528,29 +479,6 @@ impl<'p, A: Serialize + 'static, R: DeserializeOwned + 'static> MapRun<'p, A, R>
         }
     }
 
-    /// Ctrl-C: the call's chunks still queued go, the agents are told to
-    /// kill the workers running the others, and the call ends.
-    async fn withdraw(&mut self) {
-        self.interrupted = true;
-        self.items = None;
-        let queued = self.stop_sending().await;
-        self.pool.withdraw(&self.map, queued).await;
-        self.out.clear();
-    }
-
-    /// Stops the publisher; the sequences of the chunks still out that the
-    /// server took (what a withdrawal deletes, see `cleanup`).
-    async fn stop_sending(&mut self) -> Vec<u64> {
-        if let Some(mut sending) = self.sending.take() {
-            sending.stop().await;
-            while let Ok(c) = sending.confirmed.try_recv() {
-                self.confirmed(c);
-            }
-            self.sending = Some(sending);
-        }
-        self.out.values().filter_map(|p| p.seq).collect()
-    }
-
     /// What is left of this map on the server goes.
     fn finish(&mut self) {
         if !self.finished {
@@ -565,21 +493,6 @@ impl<'p, A: Serialize + 'static, R: DeserializeOwned + 'static> MapRun<'p, A, R>
                 pool.forget_soon(&self.map);
             }
             self.delete_data();
-        }
-    }
-
-    /// What publishing this call's chunks needs, owned (for tasks of the
-    /// runtime that send them while the caller encodes the next).
-    fn publisher(&self) -> Publisher {
-        let settings = self.opts.settings();
-        Publisher {
-            js: self.pool.js.clone(),
-            subject: self.pool.target.tasks_subject(&self.map),
-            map: self.map.clone(),
-            timeout: settings.timeout.or(self.pool.task_timeout),
-            soft_timeout: settings.soft_timeout,
-            init: self.init.clone(),
-            run: self.run.clone(),
         }
     }
 }

@@ -60,6 +60,7 @@
 mod chunk;
 mod init;
 mod shared_data;
+mod varint;
 mod withdraw;
 
 pub use init::encode_initializer;
