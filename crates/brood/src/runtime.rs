@@ -38,6 +38,25 @@ pub(crate) fn spawn_own_thread(
         })
 }
 
+/// Starts a thread of brood's that ends on its own (the thread of submitted
+/// tasks), counted for the fork warning while it runs.
+pub(crate) fn spawn_own_passing_thread(
+    name: &str,
+    body: impl FnOnce() + Send + 'static,
+) -> std::io::Result<std::thread::JoinHandle<()>> {
+    /// Uncounts the thread as it ends, however it ends.
+    struct Ends;
+    impl Drop for Ends {
+        fn drop(&mut self) {
+            OWN_THREADS.get().fetch_sub(1, Ordering::Relaxed);
+        }
+    }
+    spawn_own_thread(name, move || {
+        let _ends = Ends;
+        body();
+    })
+}
+
 /// A failed thread start, said plainly when the cause is the process's own
 /// `unshare(CLONE_NEWPID)` (clone(2) then answers a bare `EINVAL`).
 fn why_no_thread(e: std::io::Error) -> std::io::Error {

@@ -289,3 +289,41 @@ fn the_submit_thread_ends_on_its_own_when_no_task_comes() {
     assert_eq!(pool.submit(square, 5).unwrap().wait().unwrap(), 25);
     pool.terminate().unwrap();
 }
+
+/// In a process of its own (fresh: brood warns once per process): submits
+/// a task, forks at once while the thread of submitted tasks waits for the
+/// next, and says whether that thread was there and what brood wrote on
+/// stderr meanwhile.
+fn fork_after_a_submission(_: ()) -> (bool, String) {
+    use std::io::Read;
+    use std::os::fd::FromRawFd;
+    let mut fds = [0; 2];
+    // SAFETY: pipe2 fills the two ints; dup2 puts the write end on stderr.
+    unsafe {
+        assert_eq!(
+            libc::pipe2(fds.as_mut_ptr(), libc::O_CLOEXEC | libc::O_NONBLOCK),
+            0
+        );
+        libc::dup2(fds[1], 2);
+    }
+    let pool = Pool::new(1).unwrap();
+    assert_eq!(pool.submit(square, 3).unwrap().wait().unwrap(), 9);
+    let lingering = submit_threads().len() == 1;
+    let child = brood::fork_with(|| 0).unwrap();
+    assert_eq!(child.wait().unwrap().code(), Some(0));
+    pool.terminate().unwrap();
+    // SAFETY: the read end is ours, closed once here.
+    let mut r = unsafe { std::fs::File::from_raw_fd(fds[0]) };
+    let mut said = Vec::new();
+    let _ = r.read_to_end(&mut said);
+    (lingering, String::from_utf8_lossy(&said).into_owned())
+}
+
+#[test]
+fn a_fork_right_after_a_submission_is_not_warned_about_the_submit_thread() {
+    let mut p = brood::Process::new(fork_after_a_submission, ());
+    p.start_method(StartMethod::Spawn);
+    let (lingering, said) = p.start().unwrap().join().unwrap();
+    assert!(lingering, "the thread of submitted tasks was gone already");
+    assert!(!said.contains("other thread"), "warned: {said}");
+}

@@ -420,9 +420,11 @@ impl PoolCall<'_> {
         drop(st);
         if start {
             let core = Arc::clone(&self.pool().core);
-            let spawned = std::thread::Builder::new()
-                .name("brood-pool-submit".into())
-                .spawn(move || drive(&core));
+            // brood's own while it runs: a `Fork` start right after a
+            // submission (the thread waits a while for the next) is not
+            // warned about a thread of the program's.
+            let spawned =
+                crate::runtime::spawn_own_passing_thread("brood-pool-submit", move || drive(&core));
             if let Err(e) = spawned {
                 let mut st = q.lock();
                 st.running = false;
