@@ -498,6 +498,12 @@ impl<'p, A: Serialize + 'static, R: DeserializeOwned + 'static> MapRun<'p, A, R>
 }
 
 impl<A, R> MapRun<'_, A, R> {
+    /// The stream sequences of the chunks still out that the server took
+    /// (what a withdrawal deletes on an older server, see `cleanup`).
+    fn queued(&self) -> Vec<u64> {
+        self.out.values().filter_map(|p| p.seq).collect()
+    }
+
     /// The shared data this call put on the server goes (agents keep what
     /// they fetched).
     fn delete_data(&mut self) {
@@ -523,8 +529,7 @@ impl<A, R> Drop for MapRun<'_, A, R> {
                 pool.rt.block_on(sending.stop());
             }
             if !self.out.is_empty() || self.items.is_some() {
-                let queued = self.out.values().filter_map(|p| p.seq).collect();
-                pool.rt.block_on(pool.withdraw(&self.map, queued));
+                pool.rt.block_on(pool.withdraw(&self.map, self.queued()));
             }
             // A named call's outcomes stay for the driver that resumes it.
             if !self.named {

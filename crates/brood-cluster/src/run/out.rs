@@ -78,7 +78,7 @@ impl<A: Serialize + 'static, R: DeserializeOwned + 'static> MapRun<'_, A, R> {
             }
             self.sending = Some(sending);
         }
-        self.out.values().filter_map(|p| p.seq).collect()
+        self.queued()
     }
 
     /// What publishing this call's chunks needs, owned (for tasks of the
