@@ -496,10 +496,11 @@ impl<'p> PoolCall<'p> {
     pub(super) fn eager_encoded<'b>(
         &self,
         func: FnRef,
-        args: impl IntoIterator<Item = &'b [u8]>,
+        args: impl ExactSizeIterator<Item = &'b [u8]>,
+        bytes: usize,
         named: &[super::shared::Sharing],
     ) -> Run<'static> {
-        let mut run = Run::eager_encoded(self.plan(func, 1), args, named);
+        let mut run = Run::eager_encoded(self.plan(func, 1), args, bytes, named);
         if self.chunk_asked().is_none() {
             run.plan.chunk = default_chunk(run.pending.len(), self.pool.core.cfg.size);
         }

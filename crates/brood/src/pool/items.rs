@@ -178,10 +178,15 @@ impl<'s> Run<'s> {
     /// worker gets each once, before the first item it runs.
     pub(super) fn eager_encoded<'b>(
         plan: Plan,
-        args: impl IntoIterator<Item = &'b [u8]>,
+        args: impl ExactSizeIterator<Item = &'b [u8]>,
+        bytes: usize,
         named: &[Sharing],
     ) -> Run<'s> {
         let mut run = Run::empty(plan, None, true);
+        // Grown once (see `Run::eager`): `bytes` of arguments, and a length
+        // word each.
+        run.starts.reserve(args.len());
+        run.args.reserve(bytes + 4 * args.len());
         for arg in args {
             let start = frame::begin_item(&mut run.args);
             run.args.extend_from_slice(arg);

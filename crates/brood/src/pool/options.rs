@@ -21,6 +21,7 @@ impl MapProgress {
     /// `done` items with a result, `failed` of them failed, of `total` (for
     /// a pool that runs elsewhere and reports through
     /// [`CallOptions::report`]).
+    #[inline]
     pub fn new(done: usize, failed: usize, total: Option<usize>) -> MapProgress {
         MapProgress {
             done,
@@ -136,6 +137,7 @@ impl CallOptions {
 
     /// Calls the progress callback, if there is one, with `p` (for a pool
     /// that runs elsewhere).
+    #[inline]
     pub fn report(&self, p: MapProgress) {
         if let Some(f) = &self.progress {
             f(p);

@@ -10,10 +10,7 @@
 //! A chunk: `bdC2`, the postcard head ([`Head`]: build, function, count),
 //! then each argument as `[varint (length << 1)][bytes]`.
 //!
-//! Its outcomes, in the items' order: `bdR2`, then for each item
-//! `[varint (length << 1 | tag)][bytes]`: tag 0, the value's bytes; tag 1,
-//! a `WireError` (postcard). One buffer for the whole chunk, no allocation
-//! per item.
+//! Its outcomes come back in the items' order (see `outcomes.rs`).
 //!
 //! The lengths are LEB128 varints (one byte below 128), not fixed words:
 //! a broker's cost grows with the bytes it stores and moves, and for small
@@ -21,9 +18,10 @@
 //! of `u64`s).
 
 use super::SharedData;
+use super::outcomes::Outcomes;
 use super::varint;
 use super::withdraw::Withdraw;
-use super::{BuildId, RemoteError, WireError, receive_func};
+use super::{BuildId, RemoteError, receive_func};
 use crate::pool::calls::PoolCall;
 use crate::pool::map::MapUnordered;
 use crate::pool::shared::Sharing;
@@ -37,12 +35,6 @@ const CHUNK_MAGIC: [u8; 4] = *b"bdC2";
 
 /// How often a one-item chunk's wait looks whether it was withdrawn.
 const WITHDRAW_POLL: std::time::Duration = std::time::Duration::from_millis(50);
-const RESULTS_MAGIC: [u8; 4] = *b"bdR2";
-
-/// The tag of an outcome whose bytes are the value's.
-const TAG_VALUE: u8 = 0;
-/// The tag of an outcome whose bytes are a `WireError`.
-const TAG_ERROR: u8 = 1;
 
 /// What comes before a chunk's arguments.
 #[derive(Serialize, Deserialize)]
@@ -146,6 +138,10 @@ impl<A: Serialize + 'static> ChunkEncoder<A> {
             Ok(()) => {
                 varint::end(&mut self.args, start, 0);
                 self.head.count += 1;
+                // (Almost always none: the loop's drop was a call an item.)
+                if named.is_empty() {
+                    return Ok(());
+                }
                 for s in named {
                     if !self.head.shares.contains(&s.id) {
                         self.head.shares.push(s.id);
@@ -203,22 +199,47 @@ fn head(chunk: &[u8]) -> Result<(Head, &[u8]), RemoteError> {
     postcard::take_from_bytes(body).map_err(|e| malformed(e.to_string()))
 }
 
-/// The head and the arguments of a chunk.
-fn open(chunk: &[u8]) -> Result<(Head, Vec<&[u8]>), RemoteError> {
-    let (head, mut rest) = head(chunk)?;
-    let mut args = Vec::with_capacity(head.count as usize);
+/// The head and the arguments of a chunk, checked: every argument is
+/// whole, and nothing follows the last.
+fn open(chunk: &[u8]) -> Result<(Head, Args<'_>), RemoteError> {
+    let (head, args) = head(chunk)?;
+    let mut rest = args;
     for i in 0..head.count {
-        let (arg, more) = varint::split(rest)
-            .map(|(_, arg, more)| (arg, more))
+        rest = varint::split(rest)
+            .map(|(_, _, more)| more)
             .ok_or_else(|| malformed(format!("item {i} is cut short")))?;
-        args.push(arg);
-        rest = more;
     }
     if !rest.is_empty() {
         return Err(malformed("bytes after the last item".into()));
     }
-    Ok((head, args))
+    let count = head.count as usize;
+    Ok((head, Args { rest: args, count }))
 }
+
+/// The arguments of a chunk [`open`] checked, one by one (no list of them
+/// is made: for tiny items that list was a visible share of a chunk's run).
+#[derive(Clone)]
+struct Args<'a> {
+    rest: &'a [u8],
+    count: usize,
+}
+
+impl<'a> Iterator for Args<'a> {
+    type Item = &'a [u8];
+
+    fn next(&mut self) -> Option<&'a [u8]> {
+        let (_, arg, more) = varint::split(self.rest)?;
+        self.rest = more;
+        self.count -= 1;
+        Some(arg)
+    }
+
+    fn size_hint(&self) -> (usize, Option<usize>) {
+        (self.count, Some(self.count))
+    }
+}
+
+impl ExactSizeIterator for Args<'_> {}
 
 /// How many items a chunk holds (also for one of another build).
 ///
@@ -232,7 +253,7 @@ fn open(chunk: &[u8]) -> Result<(Head, Vec<&[u8]>), RemoteError> {
 /// # Ok::<(), brood::remote::RemoteError>(())
 /// ```
 pub fn chunk_len(chunk: &[u8]) -> Result<usize, RemoteError> {
-    Ok(open(chunk)?.1.len())
+    Ok(open(chunk)?.1.count)
 }
 
 /// The ids of the shared data a chunk's items name: each must be given to
@@ -272,7 +293,6 @@ pub fn chunk_shares(chunk: &[u8]) -> Result<Vec<u64>, RemoteError> {
 pub fn split_chunk(chunk: &[u8]) -> Result<Vec<Vec<u8>>, RemoteError> {
     let (head, args) = open(chunk)?;
     Ok(args
-        .into_iter()
         .map(|arg| {
             let mut out = CHUNK_MAGIC.to_vec();
             let one = Head {
@@ -288,170 +308,6 @@ pub fn split_chunk(chunk: &[u8]) -> Result<Vec<Vec<u8>>, RemoteError> {
             out
         })
         .collect())
-}
-
-/// The outcomes of a chunk being written: each as it comes, into one
-/// buffer; put in the items' order at the end.
-struct Outcomes {
-    buf: Vec<u8>,
-    /// Where each item's outcome is in `buf`, and its tag.
-    at: Vec<Option<(usize, usize, u8)>>,
-}
-
-impl Outcomes {
-    fn new(count: usize) -> Outcomes {
-        Outcomes {
-            buf: Vec::with_capacity(4 * count),
-            at: vec![None; count],
-        }
-    }
-
-    fn put(&mut self, index: usize, outcome: Result<&[u8], &TaskError>) {
-        let Some(slot @ None) = self.at.get_mut(index) else {
-            return;
-        };
-        let start = self.buf.len();
-        let tag = match outcome {
-            Ok(bytes) => {
-                self.buf.extend_from_slice(bytes);
-                TAG_VALUE
-            }
-            Err(e) => {
-                // A Vec takes any postcard value; a WireError holds strings
-                // and numbers.
-                let _ = postcard::to_io(&WireError::from(e), &mut self.buf);
-                TAG_ERROR
-            }
-        };
-        *slot = Some((start, self.buf.len(), tag));
-    }
-
-    /// Every item not answered yet gets `e`; the outcomes' bytes.
-    fn fill(mut self, e: &TaskError) -> Vec<u8> {
-        for i in 0..self.at.len() {
-            self.put(i, Err(e));
-        }
-        let mut out = Vec::with_capacity(RESULTS_MAGIC.len() + self.buf.len() + self.at.len());
-        out.extend_from_slice(&RESULTS_MAGIC);
-        for &(start, end, tag) in self.at.iter().flatten() {
-            let item = varint::begin(&mut out);
-            out.extend_from_slice(&self.buf[start..end]);
-            varint::end(&mut out, item, tag);
-        }
-        out
-    }
-}
-
-/// The outcomes of a chunk, from the bytes [`PoolCall::map_encoded`] made of
-/// them: each item's value, or why it has none, in the items' order. An
-/// item whose outcome is missing or does not decode as an `R` is a
-/// [`TaskError::Failed`] saying so.
-///
-/// ```
-/// # brood::init();
-/// use brood::remote::{ChunkEncoder, decode_results};
-/// fn half(x: u32) -> u32 { assert!(x % 2 == 0, "odd"); x / 2 }
-/// let mut chunk = ChunkEncoder::new(half)?;
-/// for x in [2, 3, 4] {
-///     chunk.push(&x)?;
-/// }
-/// let pool = brood::Pool::new(2)?;
-/// let outcomes = pool.with(brood::CallOptions::new()).map_encoded(&chunk.finish(), None)?;
-/// let out = decode_results::<u32>(&outcomes, 3)?;
-/// assert_eq!(out[0], Ok(1));
-/// assert!(matches!(out[1], Err(brood::TaskError::Panicked { .. })));
-/// assert_eq!(out[2], Ok(2));
-/// # Ok::<(), Box<dyn std::error::Error>>(())
-/// ```
-pub fn decode_results<R: DeserializeOwned + 'static>(
-    outcomes: &[u8],
-    count: usize,
-) -> Result<Vec<Result<R, TaskError>>, RemoteError> {
-    let malformed = |cause: String| RemoteError::Malformed {
-        what: "chunk's outcomes",
-        cause,
-    };
-    let mut rest = outcomes
-        .strip_prefix(&RESULTS_MAGIC)
-        .ok_or_else(|| malformed("they do not start with the outcomes magic".into()))?;
-    let mut out = Vec::with_capacity(count);
-    for index in 0..count {
-        if rest.is_empty() {
-            out.push(Err(TaskError::Failed {
-                reason: "the chunk's outcomes do not include it".into(),
-            }));
-            continue;
-        }
-        let (v, bytes, more) =
-            varint::split(rest).ok_or_else(|| malformed(format!("item {index} is cut short")))?;
-        rest = more;
-        out.push(if v & 1 == u64::from(TAG_VALUE) {
-            frame::decode_value::<R>(bytes).map_err(|e| TaskError::Failed {
-                reason: format!(
-                    "cannot decode the result as a {}: {e}",
-                    std::any::type_name::<R>()
-                ),
-            })
-        } else {
-            Err(postcard::from_bytes::<WireError>(bytes).map_or_else(
-                |e| TaskError::Failed {
-                    reason: format!("the outcome did not decode: {e}"),
-                },
-                TaskError::from,
-            ))
-        });
-    }
-    if !rest.is_empty() {
-        return Err(malformed(format!("more than {count} outcomes")));
-    }
-    Ok(out)
-}
-
-/// How many of a chunk's outcomes are failures, without decoding them (an
-/// agent's count of what it answered).
-///
-/// ```
-/// use brood::TaskError;
-/// use brood::remote::{failed_outcomes, failures};
-/// let why = TaskError::Failed { reason: "no".into() };
-/// assert_eq!(failures(&failed_outcomes(3, &why))?, 3);
-/// # Ok::<(), brood::remote::RemoteError>(())
-/// ```
-pub fn failures(outcomes: &[u8]) -> Result<usize, RemoteError> {
-    let mut rest = outcomes
-        .strip_prefix(&RESULTS_MAGIC)
-        .ok_or_else(|| RemoteError::Malformed {
-            what: "chunk's outcomes",
-            cause: "they do not start with the outcomes magic".into(),
-        })?;
-    let mut failed = 0;
-    while let Some((v, _, more)) = varint::split(rest) {
-        failed += usize::from(v & 1 == u64::from(TAG_ERROR));
-        rest = more;
-    }
-    if rest.is_empty() {
-        Ok(failed)
-    } else {
-        Err(RemoteError::Malformed {
-            what: "chunk's outcomes",
-            cause: "an outcome is cut short".into(),
-        })
-    }
-}
-
-/// The outcomes of a chunk of `count` items that all failed with `e` (what
-/// an agent sends back when it cannot run or answer a chunk), for
-/// [`decode_results`].
-///
-/// ```
-/// use brood::TaskError;
-/// use brood::remote::{decode_results, failed_outcomes};
-/// let why = TaskError::Failed { reason: "too big".into() };
-/// assert_eq!(decode_results::<u8>(&failed_outcomes(2, &why), 2)?, [Err(why.clone()), Err(why)]);
-/// # Ok::<(), brood::remote::RemoteError>(())
-/// ```
-pub fn failed_outcomes(count: usize, e: &TaskError) -> Vec<u8> {
-    Outcomes::new(count).fill(e)
 }
 
 impl PoolCall<'_> {
@@ -504,7 +360,7 @@ impl PoolCall<'_> {
     ) -> crate::Result<Vec<u8>> {
         let (head, args) = open(chunk)
             .map_err(|e| crate::Error::io("reading a chunk", std::io::Error::other(e)))?;
-        let outcomes = Outcomes::new(args.len());
+        let outcomes = Outcomes::new(args.count);
         let func = match receive_func(head.build, &head.func) {
             Ok(func) => func,
             Err(e) => {
@@ -521,7 +377,9 @@ impl PoolCall<'_> {
             .filter(|d| head.shares.contains(&d.0.id))
             .map(|d| d.0.clone())
             .collect();
-        if let [arg] = args[..] {
+        if args.count == 1
+            && let Some(arg) = args.clone().next()
+        {
             // One item: a submitted task, so that one-item chunks given from
             // several threads run side by side (a map holds the whole pool).
             let mut outcomes = outcomes;
@@ -546,7 +404,8 @@ impl PoolCall<'_> {
             }
             return Ok(outcomes.fill(&TaskError::Interrupted));
         }
-        let run = self.eager_encoded(func, args.iter().copied(), &named);
+        let bytes = args.rest.len();
+        let run = self.eager_encoded(func, args, bytes, &named);
         let pool = self.pool();
         let mut map: MapUnordered<'_, ()> = MapUnordered::new(pool.lock(), &pool.core.cfg, run)?;
         if let Some(w) = withdraw {
@@ -587,42 +446,16 @@ mod tests {
         let bytes = chunk.finish();
         let (head, args) = open(&bytes).unwrap();
         assert_eq!(head.count, 4);
-        let back: Vec<u64> = args
-            .iter()
-            .map(|a| frame::decode_value(a).unwrap())
-            .collect();
+        assert_eq!(args.len(), 4);
+        let back: Vec<u64> = args.map(|a| frame::decode_value(a).unwrap()).collect();
         assert_eq!(back, xs);
+        // Cut short, or with bytes after the last item: refused whole.
         assert!(open(&bytes[..bytes.len() - 1]).is_err());
+        let mut longer = bytes.clone();
+        longer.push(0);
+        assert!(open(&longer).is_err());
         let parts = split_chunk(&bytes).unwrap();
         assert_eq!(parts.len(), 4);
         assert_eq!(chunk_len(&parts[3]).unwrap(), 1);
-    }
-
-    #[test]
-    fn outcomes_come_back_in_item_order() {
-        let mut o = Outcomes::new(4);
-        let mut three = Vec::new();
-        frame::encode_value(&mut three, &3u64).unwrap();
-        let big = vec![b'x'; 5000];
-        let mut long = Vec::new();
-        frame::encode_value(&mut long, &String::from_utf8(big.clone()).unwrap()).unwrap();
-        o.put(3, Ok(&three));
-        o.put(0, Err(&TaskError::Interrupted));
-        o.put(3, Err(&TaskError::Interrupted)); // a second outcome is dropped
-        let bytes = o.fill(&TaskError::Failed {
-            reason: "gone".into(),
-        });
-        assert_eq!(failures(&bytes).unwrap(), 3);
-        let out = decode_results::<u64>(&bytes, 4).unwrap();
-        assert_eq!(out[0], Err(TaskError::Interrupted));
-        assert!(matches!(&out[1], Err(TaskError::Failed { reason }) if reason == "gone"));
-        assert_eq!(out[3], Ok(3));
-        // Fewer outcomes than items: the rest say so; more: malformed.
-        assert!(decode_results::<u64>(&bytes, 5).unwrap()[4].is_err());
-        assert!(decode_results::<u64>(&bytes, 3).is_err());
-        let mut o = Outcomes::new(1);
-        o.put(0, Ok(&long));
-        let s = decode_results::<String>(&o.fill(&TaskError::Interrupted), 1).unwrap();
-        assert_eq!(s[0].as_deref().unwrap().len(), 5000);
     }
 }

@@ -59,15 +59,15 @@
 
 mod chunk;
 mod init;
+mod outcomes;
 mod shared_data;
 mod varint;
 mod withdraw;
 
 pub use init::encode_initializer;
 
-pub use chunk::{
-    ChunkEncoder, chunk_len, chunk_shares, decode_results, failed_outcomes, failures, split_chunk,
-};
+pub use chunk::{ChunkEncoder, chunk_len, chunk_shares, split_chunk};
+pub use outcomes::{decode_results, failed_outcomes, failures, for_each_result};
 pub use shared_data::SharedData;
 pub use withdraw::{CtrlC, Withdraw};
 

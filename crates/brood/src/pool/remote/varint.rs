@@ -5,6 +5,7 @@
 //! them.
 
 /// Begins an item: one byte for its length, the usual case.
+#[inline]
 pub(crate) fn begin(buf: &mut Vec<u8>) -> usize {
     buf.push(0);
     buf.len() - 1
@@ -12,6 +13,7 @@ pub(crate) fn begin(buf: &mut Vec<u8>) -> usize {
 
 /// Ends the item begun at `start`: writes `length << 1 | tag`, moving
 /// the item's bytes only when that needs more than the byte kept.
+#[inline]
 pub(crate) fn end(buf: &mut Vec<u8>, start: usize, tag: u8) {
     let len = (buf.len() - start - 1) as u64;
     let mut v = len << 1 | u64::from(tag & 1);
@@ -36,6 +38,7 @@ pub(crate) fn end(buf: &mut Vec<u8>, start: usize, tag: u8) {
 
 /// One item off the front of `buf`: the varint, the item's bytes, the
 /// rest; `None` if cut short or the varint is not one.
+#[inline]
 pub(crate) fn split(buf: &[u8]) -> Option<(u64, &[u8], &[u8])> {
     let mut v: u64 = 0;
     for (k, &byte) in buf.iter().enumerate().take(10) {
