@@ -8,7 +8,7 @@ use crate::job::{AGENTS, chunk_range};
 use crate::publish::{Confirmed, Out, Sending};
 use async_nats::jetstream::consumer;
 use brood::TaskError;
-use brood::remote::{CtrlC, decode_results, split_chunk};
+use brood::remote::{CtrlC, for_each_result, split_chunk};
 use futures_util::StreamExt;
 use serde::{Serialize, de::DeserializeOwned};
 
@@ -155,19 +155,15 @@ impl<A: Serialize + 'static, R: DeserializeOwned + 'static> MapRun<'_, A, R> {
         if first.checked_add(count).is_none_or(|end| end > known) {
             return;
         }
-        let outcomes = decode_results::<R>(&msg.payload, count).unwrap_or_else(|e| {
-            let e = TaskError::Failed {
-                reason: e.to_string(),
-            };
-            (0..count).map(|_| Err(e.clone())).collect()
-        });
         let sent = self
             .out
             .get(&first)
             .filter(|p| p.chunk.count == count)
             .map(|p| p.chunk.bytes.clone());
         let mut parts = None;
-        for (k, outcome) in outcomes.into_iter().enumerate() {
+        // Each outcome straight to its slot: a list of a chunk's outcomes
+        // was made, moved and dropped for nothing.
+        let decoded = for_each_result::<R>(&msg.payload, count, |k, outcome| {
             let i = first + k;
             if matches!(outcome, Err(TaskError::WorkerDied { .. }))
                 && let Some(sent) = &sent
@@ -182,10 +178,18 @@ impl<A: Serialize + 'static, R: DeserializeOwned + 'static> MapRun<'_, A, R> {
                         bytes: bytes.clone().into(),
                         attempt,
                     });
-                    continue;
+                    return;
                 }
             }
             self.answer(i, outcome);
+        });
+        if let Err(e) = decoded {
+            let e = TaskError::Failed {
+                reason: e.to_string(),
+            };
+            for i in first..first + count {
+                self.answer(i, Err(e.clone()));
+            }
         }
         if sent.is_some() {
             self.done_with(first);
