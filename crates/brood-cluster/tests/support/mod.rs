@@ -143,20 +143,25 @@ impl Server {
     /// (2.10.11 or later: the driver purges by subject); an older one keeps
     /// them until they age out (see brood-cluster's `cleanup`).
     pub fn drops_results_at_the_end(&self) -> bool {
-        let rt = tokio::runtime::Builder::new_current_thread()
-            .enable_all()
-            .build()
-            .unwrap();
-        let version = rt.block_on(async {
-            let client = async_nats::connect(&self.url).await.unwrap();
-            client.server_info().version
-        });
-        let v: Vec<u64> = version
+        let v: Vec<u64> = self
+            .version()
             .split(|c: char| !c.is_ascii_digit())
             .take(3)
             .map(|p| p.parse().unwrap_or(0))
             .collect();
         v >= vec![2, 10, 11]
+    }
+
+    /// The server's version, as it tells its clients.
+    pub fn version(&self) -> String {
+        let rt = tokio::runtime::Builder::new_current_thread()
+            .enable_all()
+            .build()
+            .unwrap();
+        rt.block_on(async {
+            let client = async_nats::connect(&self.url).await.unwrap();
+            client.server_info().version
+        })
     }
 
     pub fn queue_state(&self, job: &str) -> (u64, usize, u64) {
