@@ -10,6 +10,12 @@ use serde_json::Value;
 use std::io::{BufRead, BufReader};
 use std::process::{Child, Command, Output, Stdio};
 
+/// The server to run: `BROOD_NATS_SERVER` (as brood-cluster's tests), else
+/// `nats-server`.
+fn server_binary() -> std::ffi::OsString {
+    std::env::var_os("BROOD_NATS_SERVER").unwrap_or_else(|| "nats-server".into())
+}
+
 /// A `nats-server -js` of the test's own; killed and reaped on drop.
 struct Server {
     child: Child,
@@ -20,7 +26,7 @@ struct Server {
 impl Server {
     /// `None`, with a message, where `nats-server` is not installed.
     fn start(options: &[&str]) -> Option<Server> {
-        if Command::new("nats-server")
+        if Command::new(server_binary())
             .arg("--version")
             .output()
             .is_err()
@@ -29,7 +35,7 @@ impl Server {
             return None;
         }
         let store = tempfile::tempdir().unwrap();
-        let mut child = Command::new("nats-server")
+        let mut child = Command::new(server_binary())
             .args(["-js", "-a", "127.0.0.1", "-p", "-1", "-sd"])
             .arg(store.path())
             .args(options)
