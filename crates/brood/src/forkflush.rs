@@ -21,10 +21,16 @@
 //!   lock is left to finish when the lock is released, and no second one is
 //!   started meanwhile); the child never flushes. Whatever `f` printed without a
 //!   newline (stdout is line-buffered) is then lost, which the docs of
-//!   `fork_with` say; a hang would be worse.
+//!   `fork_with` say; a hang would be worse. The helper must never hold
+//!   stdout's lock at the fork, or the child's first `println!` waits for a
+//!   thread it does not have, for ever: so it is not started when stdout
+//!   cannot take the buffered text now (a helper blocked in `write` on a full
+//!   pipe held the lock through the fork, and the child hung even after the
+//!   pipe drained), and one that has not begun by the end of the wait is
+//!   called off.
 
 use std::io::Write;
-use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::time::Duration;
 
 /// How long the parent waits for a helper thread's flush.
@@ -34,8 +40,13 @@ const FLUSH_WAIT: Duration = Duration::from_millis(50);
 /// hold the streams' locks at the fork).
 static CHILD_MAY_FLUSH: AtomicBool = AtomicBool::new(false);
 
-/// A helper's flush has not returned yet (it may wait on a lock for good).
-static FLUSHER_BUSY: AtomicBool = AtomicBool::new(false);
+/// The helper of the last flush: 0 when none is pending or running, else
+/// its ticket `t` as `2t` (started, not begun: the parent may call it off)
+/// or `2t + 1` (flushing: it may wait on a lock for good).
+static FLUSHER: AtomicU64 = AtomicU64::new(0);
+
+/// Tickets for helpers, so that one called off never takes a later one's turn.
+static TICKETS: AtomicU64 = AtomicU64::new(1);
 
 /// Flushes Rust's stdout and stderr before a fork; `alone` when no thread but the
 /// caller and brood's own exists. Returns whether the child may flush them.
@@ -50,20 +61,41 @@ pub(super) fn flush_before_fork(alone: bool) -> bool {
         let _ = err.lock().flush();
         return true;
     }
-    if FLUSHER_BUSY.swap(true, Ordering::AcqRel) {
+    if !crate::sys::pipe::writable_now(1) {
+        return false;
+    }
+    let ticket = TICKETS.fetch_add(1, Ordering::Relaxed);
+    let (pending, running) = (2 * ticket, 2 * ticket + 1);
+    if FLUSHER
+        .compare_exchange(0, pending, Ordering::AcqRel, Ordering::Acquire)
+        .is_err()
+    {
+        // The last helper is still at it.
         return false;
     }
     let (done_tx, done_rx) = std::sync::mpsc::sync_channel(1);
     let flusher = std::thread::Builder::new()
         .name("brood-flush".into())
         .spawn(move || {
-            flush_both();
-            FLUSHER_BUSY.store(false, Ordering::Release);
-            let _ = done_tx.send(());
+            let begun = FLUSHER
+                .compare_exchange(pending, running, Ordering::AcqRel, Ordering::Acquire)
+                .is_ok();
+            if begun {
+                flush_both();
+                FLUSHER.store(0, Ordering::Release);
+                let _ = done_tx.send(());
+            }
         });
     match flusher {
-        Ok(_) => drop(done_rx.recv_timeout(FLUSH_WAIT)),
-        Err(_) => FLUSHER_BUSY.store(false, Ordering::Release),
+        Ok(_) => {
+            if done_rx.recv_timeout(FLUSH_WAIT).is_err() {
+                // Not begun yet: called off, so that it cannot take the
+                // lock during the fork. (Begun: it waits on a lock another
+                // thread holds, which is that thread's hold at the fork.)
+                let _ = FLUSHER.compare_exchange(pending, 0, Ordering::AcqRel, Ordering::Acquire);
+            }
+        }
+        Err(_) => FLUSHER.store(0, Ordering::Release),
     }
     false
 }

@@ -293,3 +293,53 @@ fn a_fork_never_blocks_on_a_full_stdout() {
     });
     assert_eq!(code, 0);
 }
+
+/// A threaded parent whose stdout is a pipe full for now (a slow reader),
+/// with a partial line in Rust's buffer: brood's flush before the fork must
+/// not leave stdout's lock held in the child. Once the pipe drains, the
+/// child's `println!` goes through and it exits. Reports 0 when it did, 1
+/// when it hung.
+#[test]
+fn a_child_of_a_threaded_parent_prints_once_a_full_stdout_drains() {
+    let code = in_own_process(|| {
+        // Another thread, which never prints: the parent is not alone.
+        std::thread::spawn(|| {
+            loop {
+                std::thread::park();
+            }
+        });
+        let (r, w) = pipe();
+        // SAFETY: fcntl on our own descriptor.
+        unsafe { libc::fcntl(w.as_raw_fd(), libc::F_SETFL, libc::O_NONBLOCK) };
+        let chunk = [b'x'; 4096];
+        // SAFETY: writing a valid buffer to our own pipe until it is full.
+        while unsafe { libc::write(w.as_raw_fd(), chunk.as_ptr().cast(), chunk.len()) } > 0 {}
+        // SAFETY: as above.
+        unsafe { libc::fcntl(w.as_raw_fd(), libc::F_SETFL, 0) };
+        dup_onto(&w, 1);
+        drop(w);
+        print!("a partial line");
+        let child = match brood::fork_with(|| {
+            println!("the child");
+            0
+        }) {
+            Ok(child) => child,
+            Err(_) => brood::exit_now(2),
+        };
+        // The reader comes: the pipe drains, and keeps draining.
+        std::thread::spawn(move || {
+            let _ = std::io::copy(&mut std::fs::File::from(r), &mut std::io::sink());
+        });
+        let code = match child.wait_timeout(Duration::from_secs(5)) {
+            Ok(Some(status)) if status.code() == Some(0) => 0,
+            Ok(Some(_)) | Err(_) => 3,
+            Ok(None) => {
+                let _ = child.kill();
+                let _ = child.wait();
+                1
+            }
+        };
+        brood::exit_now(code)
+    });
+    assert_eq!(code, 0, "the child hung on stdout's lock");
+}

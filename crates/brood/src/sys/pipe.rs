@@ -187,10 +187,6 @@ pub fn poll(fds: &mut [libc::pollfd], timeout_ms: i32) -> io::Result<usize> {
     Ok(rc as usize)
 }
 
-/// `/dev/null`, opened once (read-write, close-on-exec) for the process's life.
-/// A forked child inherits it, so it only dup2s it instead of allocating a path
-/// and opening a file (each page a fresh child writes is a copy-on-write fault):
-/// call this in the parent before forking.
 /// Would a write of up to `PIPE_BUF` bytes to `fd` go through without
 /// blocking now? (`poll(POLLOUT)` with no wait.) A pipe that is full, or a
 /// terminal that is stopped, says no; a regular file always says yes; a
@@ -209,6 +205,10 @@ pub fn writable_now(fd: RawFd) -> bool {
     }
 }
 
+/// `/dev/null`, opened once (read-write, close-on-exec) for the process's life.
+/// A forked child inherits it, so it only dup2s it instead of allocating a path
+/// and opening a file (each page a fresh child writes is a copy-on-write fault):
+/// call this in the parent before forking.
 pub fn dev_null() -> io::Result<BorrowedFd<'static>> {
     static NULL: std::sync::OnceLock<io::Result<std::fs::File>> = std::sync::OnceLock::new();
     let null = NULL.get_or_init(|| {
