@@ -348,6 +348,20 @@ impl Job {
                     return Ok(failed_outcomes(count, &TaskError::Failed { reason: why }));
                 }
             };
+            if count == 1 {
+                // Awaited here, not waited for on a blocking thread: the hop
+                // there and back was a good part of a one-item chunk's cost.
+                // The tick polls it again, so that a withdrawal is seen.
+                let running = pool.with(opts).submit_chunk(&payload, Some(&w), &shared)?;
+                tokio::pin!(running);
+                let mut tick = tokio::time::interval(WATCH);
+                loop {
+                    tokio::select! {
+                        outcomes = &mut running => return Ok(outcomes),
+                        _ = tick.tick() => {}
+                    }
+                }
+            }
             tokio::task::spawn_blocking(move || {
                 pool.with(opts)
                     .map_encoded_shared(&payload, Some(&w), &shared)

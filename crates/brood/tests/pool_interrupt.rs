@@ -186,3 +186,71 @@ fn submitted_tasks_fail_as_interrupted() {
     assert_eq!(report.line(), "interrupted true");
     ends_with_zero(&child, Duration::from_secs(30), "the forked program");
 }
+
+/// A one-item chunk awaited with `submit_chunk` and withdrawn: the worker
+/// running its item is killed (gone within a second), its outcome is
+/// `Interrupted`, and the pool runs the next chunk on a fresh worker.
+#[test]
+fn a_withdrawn_awaited_chunk_kills_its_worker() {
+    use brood::remote::{ChunkEncoder, Withdraw, decode_results};
+    let dir = tempfile::tempdir().unwrap();
+    let path = fifo(&dir);
+    let pool = Pool::new(1).unwrap();
+    let mut cleanup = Cleanup::default();
+    for w in pool.worker_pids() {
+        cleanup.add(w);
+    }
+    let mut chunk = ChunkEncoder::new(busy).unwrap();
+    chunk.push(&path).unwrap();
+    let bytes = chunk.finish();
+    let withdraw = Withdraw::new().unwrap();
+    let rt = tokio::runtime::Builder::new_current_thread()
+        .enable_time()
+        .build()
+        .unwrap();
+    let running = pool
+        .with(brood::CallOptions::new())
+        .submit_chunk(&bytes, Some(&withdraw), &[])
+        .unwrap();
+    let (outcomes, worker, took) = rt.block_on(async {
+        tokio::pin!(running);
+        // The task was queued as it was submitted: its worker says so.
+        let worker = busy_workers(&path, 1)[0];
+        let t = Instant::now();
+        withdraw.fire();
+        // As an agent does: a tick polls it again, which sees the withdrawal.
+        let mut tick = tokio::time::interval(Duration::from_millis(20));
+        let outcomes = loop {
+            tokio::select! {
+                out = &mut running => break out,
+                _ = tick.tick() => {}
+            }
+        };
+        (outcomes, worker, t.elapsed())
+    });
+    cleanup.add(worker);
+    assert_eq!(
+        decode_results::<u32>(&outcomes, 1).unwrap(),
+        [Err(TaskError::Interrupted)]
+    );
+    assert!(took < Duration::from_secs(1), "{took:?} to end it");
+    let deadline = Instant::now() + Duration::from_secs(5);
+    while exists(worker) && Instant::now() < deadline {
+        std::thread::sleep(Duration::from_millis(10));
+    }
+    assert!(
+        !exists(worker),
+        "worker {worker} still runs the withdrawn item"
+    );
+    let mut next = ChunkEncoder::new(inc).unwrap();
+    next.push(&41).unwrap();
+    let again = rt.block_on(
+        pool.with(brood::CallOptions::new())
+            .submit_chunk(&next.finish(), None, &[])
+            .unwrap(),
+    );
+    assert_eq!(decode_results::<u32>(&again, 1).unwrap(), [Ok(42)]);
+    for w in pool.worker_pids() {
+        cleanup.add(w);
+    }
+}

@@ -179,3 +179,55 @@ fn a_dead_worker_named_by_the_outcome_is_gone_and_the_pool_goes_on() {
     assert_ne!(pool.worker_pids(), before);
     pool.terminate().unwrap();
 }
+
+/// A one-item chunk awaited with `submit_chunk`: its value, or the
+/// `TaskError` of a crash (the pool goes on); a chunk of two items is refused.
+#[test]
+fn a_one_item_chunk_is_awaited_and_a_crash_fails_only_it() {
+    use brood::remote::{ChunkEncoder, decode_results};
+    let pool = Pool::new(1).unwrap();
+    let mut cleanup = Cleanup::default();
+    for w in pool.worker_pids() {
+        cleanup.add(w);
+    }
+    let rt = tokio::runtime::Builder::new_current_thread()
+        .build()
+        .unwrap();
+    let one = |f: fn(u64) -> u64, x: u64| {
+        let mut c = ChunkEncoder::new(f).unwrap();
+        c.push(&x).unwrap();
+        c.finish()
+    };
+    let run = |bytes: Vec<u8>| {
+        let running = pool
+            .with(CallOptions::new())
+            .submit_chunk(&bytes, None, &[])
+            .unwrap();
+        decode_results::<u64>(&rt.block_on(running), 1).unwrap()
+    };
+    assert_eq!(run(one(square, 12)), [Ok(144)]);
+    let died = pool.worker_pids();
+    assert!(matches!(
+        &run(one(abort, 0))[..],
+        [Err(TaskError::WorkerDied { signal: Some(s), .. })] if *s == Signal::ABORT
+    ));
+    for w in &died {
+        assert!(!alive(*w), "worker {w} outlived its abort");
+    }
+    assert_eq!(run(one(square, 3)), [Ok(9)]);
+    let mut two = ChunkEncoder::new(square).unwrap();
+    two.push(&1).unwrap();
+    two.push(&2).unwrap();
+    let refused = pool
+        .with(CallOptions::new())
+        .submit_chunk(&two.finish(), None, &[]);
+    assert!(
+        refused
+            .as_ref()
+            .is_err_and(|e| e.to_string().contains("2 items where one was expected")),
+        "{refused:?}"
+    );
+    for w in pool.worker_pids() {
+        cleanup.add(w);
+    }
+}

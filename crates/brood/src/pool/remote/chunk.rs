@@ -18,18 +18,20 @@
 //! of `u64`s).
 
 use super::SharedData;
-use super::outcomes::Outcomes;
+use super::outcomes::{Outcomes, failed_outcomes};
 use super::varint;
 use super::withdraw::Withdraw;
 use super::{BuildId, RemoteError, receive_func};
 use crate::pool::calls::PoolCall;
 use crate::pool::map::MapUnordered;
 use crate::pool::shared::Sharing;
-use crate::pool::{TaskError, shared, state, worker};
+use crate::pool::{Pool, TaskError, TaskHandle, shared, state, worker};
 use crate::sys::image::{FnRef, PortableRef};
 use crate::wire::frame;
 use serde::{Deserialize, Serialize, de::DeserializeOwned};
 use std::marker::PhantomData;
+use std::pin::Pin;
+use std::task::{Context, Poll};
 
 const CHUNK_MAGIC: [u8; 4] = *b"bdC2";
 
@@ -382,7 +384,6 @@ impl PoolCall<'_> {
         {
             // One item: a submitted task, so that one-item chunks given from
             // several threads run side by side (a map holds the whole pool).
-            let mut outcomes = outcomes;
             let pool = self.pool();
             let handle = self.enqueue_encoded(func, arg.to_vec(), named)?;
             let mut asked = false;
@@ -398,11 +399,7 @@ impl PoolCall<'_> {
             if asked {
                 return Ok(outcomes.fill(&TaskError::Interrupted));
             }
-            match outcome {
-                Ok(bytes) => outcomes.put(0, Ok(&bytes)),
-                Err(e) => outcomes.put(0, Err(&e)),
-            }
-            return Ok(outcomes.fill(&TaskError::Interrupted));
+            return Ok(one_outcome(outcome));
         }
         let bytes = args.rest.len();
         let run = self.eager_encoded(func, args, bytes, &named);
@@ -425,6 +422,144 @@ impl PoolCall<'_> {
             map.turn();
         }
         Ok(outcomes.fill(&TaskError::Interrupted))
+    }
+}
+
+/// The outcomes' bytes of a one-item chunk.
+fn one_outcome(outcome: Result<Vec<u8>, TaskError>) -> Vec<u8> {
+    let mut outcomes = Outcomes::new(1);
+    match outcome {
+        Ok(bytes) => outcomes.put(0, Ok(&bytes)),
+        Err(e) => outcomes.put(0, Err(&e)),
+    }
+    outcomes.fill(&TaskError::Interrupted)
+}
+
+/// A one-item chunk running as a submitted task
+/// ([`PoolCall::submit_chunk`]): its outcomes' bytes, as
+/// [`PoolCall::map_encoded`] makes them, by `.await`. Dropping it does not
+/// cancel the task.
+#[must_use = "a submitted chunk's outcomes come by awaiting it"]
+pub struct SubmittedChunk<'p> {
+    pool: &'p Pool,
+    withdraw: Option<&'p Withdraw>,
+    state: Submitted,
+}
+
+enum Submitted {
+    Running {
+        handle: TaskHandle<()>,
+        asked: bool,
+    },
+    /// Answered before it ran (another build): its outcomes.
+    Answered(Vec<u8>),
+}
+
+impl std::fmt::Debug for SubmittedChunk<'_> {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("SubmittedChunk")
+            .field("answered", &matches!(self.state, Submitted::Answered(_)))
+            .finish()
+    }
+}
+
+impl Future for SubmittedChunk<'_> {
+    type Output = Vec<u8>;
+
+    fn poll(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Vec<u8>> {
+        let (pool, withdraw) = (self.pool, self.withdraw);
+        match &mut self.state {
+            Submitted::Answered(bytes) => Poll::Ready(std::mem::take(bytes)),
+            Submitted::Running { handle, asked } => {
+                // Looked at whenever it is polled: a caller that withdraws
+                // polls it again (its own timer, say) to have the worker
+                // killed.
+                if !*asked && withdraw.is_some_and(Withdraw::fired) {
+                    pool.withdraw_submitted(handle);
+                    *asked = true;
+                }
+                let asked = *asked;
+                handle.poll_encoded(cx).map(|outcome| {
+                    if asked {
+                        failed_outcomes(1, &TaskError::Interrupted)
+                    } else {
+                        one_outcome(outcome)
+                    }
+                })
+            }
+        }
+    }
+}
+
+impl<'p> PoolCall<'p> {
+    /// A one-item chunk as a submitted task, awaited rather than waited
+    /// for: [`PoolCall::map_encoded_shared`]'s one-item case without a
+    /// thread that blocks on it (an agent on an async runtime saves the
+    /// hop to a blocking thread and back, a good part of a one-item
+    /// chunk's cost). A chunk of another build is answered at once, never
+    /// run; `withdraw`, once fired, has its worker killed the next time the
+    /// future is polled, and its item fails with
+    /// [`TaskError::Interrupted`].
+    ///
+    /// The outer error: the pool is closed, the bytes are not a chunk, or
+    /// the chunk has more than one item.
+    ///
+    /// ```
+    /// # brood::init();
+    /// use brood::remote::{ChunkEncoder, decode_results};
+    /// fn square(x: u64) -> u64 { x * x }
+    /// let mut chunk = ChunkEncoder::new(square)?;
+    /// chunk.push(&12)?;
+    /// let bytes = chunk.finish();
+    /// let pool = brood::Pool::new(1)?;
+    /// let running = pool.with(brood::CallOptions::new()).submit_chunk(&bytes, None, &[])?;
+    /// // Any executor: the task's end wakes it.
+    /// let rt = tokio::runtime::Builder::new_current_thread().build()?;
+    /// let outcomes = rt.block_on(running);
+    /// assert_eq!(decode_results::<u64>(&outcomes, 1)?, [Ok(144)]);
+    /// # Ok::<(), Box<dyn std::error::Error>>(())
+    /// ```
+    pub fn submit_chunk(
+        self,
+        chunk: &[u8],
+        withdraw: Option<&'p Withdraw>,
+        shared: &[SharedData],
+    ) -> crate::Result<SubmittedChunk<'p>> {
+        let refuse = |e: RemoteError| crate::Error::io("reading a chunk", std::io::Error::other(e));
+        let (head, mut args) = open(chunk).map_err(refuse)?;
+        let arg = match (args.count, args.next()) {
+            (1, Some(arg)) => arg,
+            (n, _) => {
+                return Err(refuse(malformed(format!(
+                    "it holds {n} items where one was expected"
+                ))));
+            }
+        };
+        let pool = self.pool();
+        let state = match receive_func(head.build, &head.func) {
+            Err(e) => Submitted::Answered(failed_outcomes(
+                1,
+                &TaskError::Failed {
+                    reason: e.to_string(),
+                },
+            )),
+            Ok(func) => {
+                let named: Vec<Sharing> = shared
+                    .iter()
+                    .filter(|d| head.shares.contains(&d.0.id))
+                    .map(|d| d.0.clone())
+                    .collect();
+                Submitted::Running {
+                    handle: self.enqueue_encoded(func, arg.to_vec(), named)?,
+                    asked: false,
+                }
+            }
+        };
+        Ok(SubmittedChunk {
+            pool,
+            withdraw,
+            state,
+        })
     }
 }
 

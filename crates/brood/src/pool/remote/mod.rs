@@ -66,7 +66,7 @@ mod withdraw;
 
 pub use init::encode_initializer;
 
-pub use chunk::{ChunkEncoder, chunk_len, chunk_shares, split_chunk};
+pub use chunk::{ChunkEncoder, SubmittedChunk, chunk_len, chunk_shares, split_chunk};
 pub use outcomes::{decode_results, failed_outcomes, failures, for_each_result};
 pub use shared_data::SharedData;
 pub use withdraw::{CtrlC, Withdraw};
