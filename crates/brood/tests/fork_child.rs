@@ -62,6 +62,19 @@ fn pipe() -> (OwnedFd, OwnedFd) {
     unsafe { (OwnedFd::from_raw_fd(fds[0]), OwnedFd::from_raw_fd(fds[1])) }
 }
 
+/// A pipe whose buffer is full: a blocking write to it waits for a reader.
+fn full_pipe() -> (OwnedFd, OwnedFd) {
+    let (r, w) = pipe();
+    // SAFETY: fcntl on our own descriptor.
+    unsafe { libc::fcntl(w.as_raw_fd(), libc::F_SETFL, libc::O_NONBLOCK) };
+    let chunk = [b'x'; 4096];
+    // SAFETY: writing a valid buffer to our own pipe until it is full.
+    while unsafe { libc::write(w.as_raw_fd(), chunk.as_ptr().cast(), chunk.len()) } > 0 {}
+    // SAFETY: as above.
+    unsafe { libc::fcntl(w.as_raw_fd(), libc::F_SETFL, 0) };
+    (r, w)
+}
+
 fn dup_onto(fd: &OwnedFd, target: i32) {
     // SAFETY: dup2 of an open descriptor onto a standard one.
     assert!(unsafe { libc::dup2(fd.as_raw_fd(), target) } >= 0);
@@ -267,15 +280,8 @@ fn graceful_handles_signal_64_and_forked_children_reset_it() {
 #[test]
 fn a_fork_never_blocks_on_a_full_stdout() {
     let code = in_own_process(|| {
-        let (r, w) = pipe();
-        // Fill the pipe (nobody will read `r`, which stays open).
-        // SAFETY: fcntl on our own descriptor.
-        unsafe { libc::fcntl(w.as_raw_fd(), libc::F_SETFL, libc::O_NONBLOCK) };
-        let chunk = [b'x'; 4096];
-        // SAFETY: writing a valid buffer to our own pipe until it is full.
-        while unsafe { libc::write(w.as_raw_fd(), chunk.as_ptr().cast(), chunk.len()) } > 0 {}
-        // SAFETY: as above.
-        unsafe { libc::fcntl(w.as_raw_fd(), libc::F_SETFL, 0) };
+        // Nobody will read `r`, which stays open.
+        let (r, w) = full_pipe();
         dup_onto(&w, 1);
         drop(w);
         print!("a partial line");
@@ -308,14 +314,7 @@ fn a_child_of_a_threaded_parent_prints_once_a_full_stdout_drains() {
                 std::thread::park();
             }
         });
-        let (r, w) = pipe();
-        // SAFETY: fcntl on our own descriptor.
-        unsafe { libc::fcntl(w.as_raw_fd(), libc::F_SETFL, libc::O_NONBLOCK) };
-        let chunk = [b'x'; 4096];
-        // SAFETY: writing a valid buffer to our own pipe until it is full.
-        while unsafe { libc::write(w.as_raw_fd(), chunk.as_ptr().cast(), chunk.len()) } > 0 {}
-        // SAFETY: as above.
-        unsafe { libc::fcntl(w.as_raw_fd(), libc::F_SETFL, 0) };
+        let (r, w) = full_pipe();
         dup_onto(&w, 1);
         drop(w);
         print!("a partial line");
