@@ -151,7 +151,6 @@ impl Agent {
             drivers,
             presence,
             task_timeout: self.task_timeout,
-            workers,
         });
         let mut ack_wait = consumer
             .info()
@@ -232,8 +231,6 @@ struct Taker {
     drivers: Arc<Drivers>,
     presence: Presence,
     task_timeout: Option<Duration>,
-    /// The local pools' workers.
-    workers: usize,
 }
 
 impl Taker {
@@ -268,7 +265,6 @@ impl Taker {
             beat,
             running: self.presence.running(&self.target, &msg),
             map,
-            workers: self.workers,
         };
         tokio::spawn(job.answer(msg, slot));
     }
@@ -304,7 +300,6 @@ struct Job {
     beat: Duration,
     running: Running,
     map: String,
-    workers: usize,
 }
 
 impl Job {
@@ -333,7 +328,7 @@ impl Job {
         let (opts, payload, w) = (
             self.opts
                 .clone()
-                .chunk_size(count.div_ceil(SHARES_PER_WORKER * self.workers)),
+                .chunk_size(count.div_ceil(SHARES_PER_WORKER * self.pools.workers())),
             msg.payload.clone(),
             Arc::clone(&withdraw),
         );

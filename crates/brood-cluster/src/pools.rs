@@ -31,6 +31,11 @@ pub(crate) struct Pools {
 }
 
 impl Pools {
+    /// Workers in each local pool.
+    pub(crate) fn workers(&self) -> usize {
+        self.workers
+    }
+
     pub(crate) fn new(
         plain: Arc<Pool>,
         workers: usize,

@@ -360,8 +360,14 @@ impl PoolCall<'_> {
         withdraw: Option<&Withdraw>,
         shared: &[SharedData],
     ) -> crate::Result<Vec<u8>> {
-        let (head, args) = open(chunk)
-            .map_err(|e| crate::Error::io("reading a chunk", std::io::Error::other(e)))?;
+        let (head, args) = open(chunk).map_err(unreadable)?;
+        if args.count == 1
+            && let Some(arg) = args.clone().next()
+        {
+            // One item: a submitted task, so that one-item chunks given from
+            // several threads run side by side (a map holds the whole pool).
+            return Ok(self.submit_opened(head, arg, withdraw, shared)?.wait());
+        }
         let outcomes = Outcomes::new(args.count);
         let func = match receive_func(head.build, &head.func) {
             Ok(func) => func,
@@ -374,33 +380,7 @@ impl PoolCall<'_> {
         if withdraw.is_some_and(Withdraw::fired) {
             return Ok(outcomes.fill(&TaskError::Interrupted));
         }
-        let named: Vec<Sharing> = shared
-            .iter()
-            .filter(|d| head.shares.contains(&d.0.id))
-            .map(|d| d.0.clone())
-            .collect();
-        if args.count == 1
-            && let Some(arg) = args.clone().next()
-        {
-            // One item: a submitted task, so that one-item chunks given from
-            // several threads run side by side (a map holds the whole pool).
-            let pool = self.pool();
-            let handle = self.enqueue_encoded(func, arg.to_vec(), named)?;
-            let mut asked = false;
-            let outcome = loop {
-                if let Some(o) = handle.wait_encoded_timeout(WITHDRAW_POLL) {
-                    break o;
-                }
-                if !asked && withdraw.is_some_and(Withdraw::fired) {
-                    pool.withdraw_submitted(&handle);
-                    asked = true;
-                }
-            };
-            if asked {
-                return Ok(outcomes.fill(&TaskError::Interrupted));
-            }
-            return Ok(one_outcome(outcome));
-        }
+        let named = named_in(&head.shares, shared);
         let bytes = args.rest.len();
         let run = self.eager_encoded(func, args, bytes, &named);
         let pool = self.pool();
@@ -463,6 +443,43 @@ impl std::fmt::Debug for SubmittedChunk<'_> {
     }
 }
 
+impl SubmittedChunk<'_> {
+    /// Has the worker killed if the chunk was withdrawn and that was not
+    /// asked yet.
+    fn look(pool: &Pool, withdraw: Option<&Withdraw>, handle: &TaskHandle<()>, asked: &mut bool) {
+        if !*asked && withdraw.is_some_and(Withdraw::fired) {
+            pool.withdraw_submitted(handle);
+            *asked = true;
+        }
+    }
+
+    /// The outcomes' bytes once the task's outcome is in.
+    fn outcomes(asked: bool, outcome: Result<Vec<u8>, TaskError>) -> Vec<u8> {
+        if asked {
+            failed_outcomes(1, &TaskError::Interrupted)
+        } else {
+            one_outcome(outcome)
+        }
+    }
+
+    /// The outcomes, waited for on this thread, which looks for a
+    /// withdrawal every [`WITHDRAW_POLL`].
+    fn wait(self) -> Vec<u8> {
+        match self.state {
+            Submitted::Answered(bytes) => bytes,
+            Submitted::Running { handle, mut asked } => {
+                let outcome = loop {
+                    if let Some(o) = handle.wait_encoded_timeout(WITHDRAW_POLL) {
+                        break o;
+                    }
+                    Self::look(self.pool, self.withdraw, &handle, &mut asked);
+                };
+                Self::outcomes(asked, outcome)
+            }
+        }
+    }
+}
+
 impl Future for SubmittedChunk<'_> {
     type Output = Vec<u8>;
 
@@ -474,18 +491,11 @@ impl Future for SubmittedChunk<'_> {
                 // Looked at whenever it is polled: a caller that withdraws
                 // polls it again (its own timer, say) to have the worker
                 // killed.
-                if !*asked && withdraw.is_some_and(Withdraw::fired) {
-                    pool.withdraw_submitted(handle);
-                    *asked = true;
-                }
+                Self::look(pool, withdraw, handle, asked);
                 let asked = *asked;
-                handle.poll_encoded(cx).map(|outcome| {
-                    if asked {
-                        failed_outcomes(1, &TaskError::Interrupted)
-                    } else {
-                        one_outcome(outcome)
-                    }
-                })
+                handle
+                    .poll_encoded(cx)
+                    .map(|outcome| Self::outcomes(asked, outcome))
             }
         }
     }
@@ -497,9 +507,9 @@ impl<'p> PoolCall<'p> {
     /// thread that blocks on it (an agent on an async runtime saves the
     /// hop to a blocking thread and back, a good part of a one-item
     /// chunk's cost). A chunk of another build is answered at once, never
-    /// run; `withdraw`, once fired, has its worker killed the next time the
-    /// future is polled, and its item fails with
-    /// [`TaskError::Interrupted`].
+    /// run, and so is one whose `withdraw` fired already; `withdraw`, once
+    /// fired, has its worker killed the next time the future is polled, and
+    /// its item fails with [`TaskError::Interrupted`].
     ///
     /// The outer error: the pool is closed, the bytes are not a chunk, or
     /// the chunk has more than one item.
@@ -525,16 +535,27 @@ impl<'p> PoolCall<'p> {
         withdraw: Option<&'p Withdraw>,
         shared: &[SharedData],
     ) -> crate::Result<SubmittedChunk<'p>> {
-        let refuse = |e: RemoteError| crate::Error::io("reading a chunk", std::io::Error::other(e));
-        let (head, mut args) = open(chunk).map_err(refuse)?;
-        let arg = match (args.count, args.next()) {
-            (1, Some(arg)) => arg,
-            (n, _) => {
-                return Err(refuse(malformed(format!(
-                    "it holds {n} items where one was expected"
-                ))));
-            }
-        };
+        let (head, mut args) = open(chunk).map_err(unreadable)?;
+        match (args.count, args.next()) {
+            (1, Some(arg)) => self.submit_opened(head, arg, withdraw, shared),
+            (n, _) => Err(unreadable(malformed(format!(
+                "it holds {n} items where one was expected"
+            )))),
+        }
+    }
+
+    /// The one item `arg` of a chunk with `head`, submitted (or answered
+    /// at once: another build, or withdrawn already).
+    fn submit_opened<'a>(
+        self,
+        head: Head,
+        arg: &[u8],
+        withdraw: Option<&'a Withdraw>,
+        shared: &[SharedData],
+    ) -> crate::Result<SubmittedChunk<'a>>
+    where
+        'p: 'a,
+    {
         let pool = self.pool();
         let state = match receive_func(head.build, &head.func) {
             Err(e) => Submitted::Answered(failed_outcomes(
@@ -543,17 +564,13 @@ impl<'p> PoolCall<'p> {
                     reason: e.to_string(),
                 },
             )),
-            Ok(func) => {
-                let named: Vec<Sharing> = shared
-                    .iter()
-                    .filter(|d| head.shares.contains(&d.0.id))
-                    .map(|d| d.0.clone())
-                    .collect();
-                Submitted::Running {
-                    handle: self.enqueue_encoded(func, arg.to_vec(), named)?,
-                    asked: false,
-                }
+            Ok(_) if withdraw.is_some_and(Withdraw::fired) => {
+                Submitted::Answered(failed_outcomes(1, &TaskError::Interrupted))
             }
+            Ok(func) => Submitted::Running {
+                handle: self.enqueue_encoded(func, arg.to_vec(), named_in(&head.shares, shared))?,
+                asked: false,
+            },
         };
         Ok(SubmittedChunk {
             pool,
@@ -561,6 +578,20 @@ impl<'p> PoolCall<'p> {
             state,
         })
     }
+}
+
+/// A chunk it cannot read, as the outer error of a call.
+fn unreadable(e: RemoteError) -> crate::Error {
+    crate::Error::io("reading a chunk", std::io::Error::other(e))
+}
+
+/// The shared data of `shared` that a chunk whose head names `shares` needs.
+fn named_in(shares: &[u64], shared: &[SharedData]) -> Vec<Sharing> {
+    shared
+        .iter()
+        .filter(|d| shares.contains(&d.0.id))
+        .map(|d| d.0.clone())
+        .collect()
 }
 
 #[cfg(test)]
